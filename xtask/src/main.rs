@@ -1,0 +1,111 @@
+//! Project automation: `cargo xtask setup|test|lth|bench`. Builds without libtorch, on a bare machine.
+
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Set-up, tests, benchmarks and reproductions for lth"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the libtorch that tch expects (cached per user), link it, and fetch Fashion-MNIST.
+    Setup(setup::SetupArgs),
+    /// Set up, then run every test of the workspace (extra arguments go to `cargo test`).
+    Test {
+        #[command(flatten)]
+        setup: setup::SetupArgs,
+        /// Arguments passed on to `cargo test`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build the release binary, and run `lth` with these arguments.
+    Lth {
+        /// Arguments of `lth` (for example `train --model lenet_300_100 --dataset fashion-mnist`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build the release binary, and run the training-loop benchmark.
+    Bench {
+        /// Arguments of `lth bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.cmd {
+        Cmd::Setup(args) => setup::run(&root, &args),
+        Cmd::Test { setup, args } => {
+            setup::run(&root, &setup)?;
+            cargo(
+                &root,
+                &[&["test", "--workspace"][..], &strs(&args)].concat(),
+            )
+        }
+        Cmd::Lth { args } => {
+            setup::run(&root, &setup::SetupArgs::default())?;
+            run_lth(&root, &args)
+        }
+        Cmd::Bench { args } => {
+            setup::run(&root, &setup::SetupArgs::default())?;
+            let mut all = vec!["bench".to_owned()];
+            all.extend(args);
+            run_lth(&root, &all)
+        }
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The workspace root (xtask lives one folder below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_owned()
+}
+
+/// Runs cargo with `args` in the workspace root, failing if it fails.
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds the release `lth` binary and runs it with `args` from the workspace root.
+fn run_lth(root: &Path, args: &[String]) -> Result<()> {
+    cargo(root, &["build", "--release", "--quiet", "--package", "lth"])?;
+    let bin = root.join("target/release/lth");
+    let status = Command::new(&bin)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !status.success() {
+        bail!("`lth {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
