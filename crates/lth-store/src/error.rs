@@ -1,0 +1,44 @@
+//! Errors of the run store; each names the file it concerns.
+
+use std::path::PathBuf;
+
+/// What can go wrong reading or writing the run store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An operating-system error on a file or folder.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file that does not parse as what it should hold.
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A CSV file that does not parse as what it should hold.
+    #[error("{}: {source}", path.display())]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    /// A file that exists but belongs to something else; it is never overwritten.
+    #[error("{}: {reason}", path.display())]
+    Foreign { path: PathBuf, reason: String },
+    /// Another process holds the run folder's lock.
+    #[error("{}: another lth process is working in this run folder (lock held)", path.display())]
+    Locked { path: PathBuf },
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Run folders: binding a folder to its hyperparameters, locking it, and marking work done.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{Result, StoreError, hparams_hash, write_json_atomic};
+
+/// The file that binds a run folder to its hyperparameters.
+pub const HPARAMS_FILE: &str = "hparams.json";
+/// The file whose presence says the folder's work is finished; it holds a summary.
+pub const DONE_FILE: &str = "done.json";
+const LOCK_FILE: &str = "lock";
+
+/// The root of a run store (`runs/` by default).
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// A store rooted at `root`; nothing is created until a run writes.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of the run of `kind` (`train`, `lottery`, …) with these hyperparameters:
+    /// `<root>/<kind>_<hash>`.
+    pub fn run<T: Serialize + Default>(&self, kind: &str, hparams: &T) -> RunDir {
+        RunDir::new(self.root.join(format!("{kind}_{}", hparams_hash(hparams))))
+    }
+}
+
+/// One folder of the run store. Creating the value touches nothing on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// The run folder at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file or folder inside the run folder.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// A nested run folder (`replicate_1`, `level_3`, `branch_random_reinit_<hash>`).
+    pub fn child(&self, name: impl AsRef<Path>) -> RunDir {
+        RunDir::new(self.path.join(name))
+    }
+
+    /// Creates the folder and its parents.
+    pub fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.path).map_err(|e| StoreError::io(&self.path, e))
+    }
+
+    /// Takes the folder's lock for as long as the returned guard lives, so two processes never
+    /// write the same run. The lock is advisory and released by the OS if the process dies.
+    pub fn lock(&self) -> Result<RunLock> {
+        self.create()?;
+        let path = self.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+            Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Writes `hparams.json` if the folder has none, or checks that the one there describes the
+    /// same run. A folder that holds another run's (or a foreign) `hparams.json` is an error, and
+    /// nothing in it is touched.
+    pub fn bind_hparams<T: Serialize + DeserializeOwned>(&self, hparams: &T) -> Result<()> {
+        let path = self.join(HPARAMS_FILE);
+        let wanted = serde_json::to_value(hparams).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        if !path.exists() {
+            return write_json_atomic(&path, &wanted);
+        }
+        let stored: Value = read_json(&path)?;
+        // Parse as `T` too, so that a file of another kind is reported as such.
+        serde_json::from_value::<T>(stored.clone()).map_err(|e| StoreError::Foreign {
+            path: path.clone(),
+            reason: format!(
+                "not the hyperparameters of this kind of run ({e}); refusing to touch this folder"
+            ),
+        })?;
+        if let Some(field) = first_difference(&stored, &wanted, "") {
+            return Err(StoreError::Foreign {
+                path,
+                reason: format!(
+                    "describes a different run ({field}); refusing to touch this folder"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the folder's work is finished.
+    pub fn is_done(&self) -> bool {
+        self.join(DONE_FILE).exists()
+    }
+
+    /// Marks the work finished, with a summary (written last, atomically).
+    pub fn mark_done<S: Serialize>(&self, summary: &S) -> Result<()> {
+        write_json_atomic(&self.join(DONE_FILE), summary)
+    }
+
+    /// The summary written by [`RunDir::mark_done`], if the work is finished.
+    pub fn done_summary<S: DeserializeOwned>(&self) -> Result<Option<S>> {
+        let path = self.join(DONE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+}
+
+/// Holds a run folder's lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: fs::File,
+}
+
+/// Reads and parses a JSON file, naming it in any error.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The first field (as a dotted path) where two JSON values differ, with both values.
+fn first_difference(stored: &Value, wanted: &Value, at: &str) -> Option<String> {
+    match (stored, wanted) {
+        (Value::Object(s), Value::Object(w)) => {
+            let mut keys: Vec<&String> = s.keys().chain(w.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                match (s.get(k), w.get(k)) {
+                    (Some(a), Some(b)) => first_difference(a, b, &path),
+                    (a, b) => Some(format!("{path}: stored {}, asked for {}", show(a), show(b))),
+                }
+            })
+        }
+        _ if stored == wanted => None,
+        _ => Some(format!("{at}: stored {stored}, asked for {wanted}")),
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "nothing".to_owned(), Value::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+    struct Hp {
+        lr: f64,
+        steps: String,
+    }
+
+    #[test]
+    fn binding_is_idempotent_and_refuses_another_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let hp = Hp {
+            lr: 0.1,
+            steps: "2ep".into(),
+        };
+        let run = store.run("train", &hp);
+        assert!(
+            run.path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("train_")
+        );
+        run.bind_hparams(&hp).unwrap();
+        run.bind_hparams(&hp).unwrap();
+        let other = Hp {
+            lr: 0.2,
+            steps: "2ep".into(),
+        };
+        let err = run.bind_hparams(&other).unwrap_err().to_string();
+        assert!(
+            err.contains("lr: stored 0.1, asked for 0.2"),
+            "unexpected message: {err}"
+        );
+    }
+
+    #[test]
+    fn a_foreign_hparams_file_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        fs::write(run.join(HPARAMS_FILE), "{\"something\": \"else\"}").unwrap();
+        #[derive(Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            lr: f64,
+        }
+        let err = run.bind_hparams(&Strict { lr: 1.0 }).unwrap_err();
+        assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+        assert_eq!(
+            fs::read_to_string(run.join(HPARAMS_FILE)).unwrap(),
+            "{\"something\": \"else\"}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_hparams_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        fs::write(run.join(HPARAMS_FILE), "{not json").unwrap();
+        let err = run.bind_hparams(&Hp::default()).unwrap_err().to_string();
+        assert!(err.contains("hparams.json"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_while_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("r"));
+        let held = run.lock().unwrap();
+        assert!(matches!(run.lock(), Err(StoreError::Locked { .. })));
+        drop(held);
+        run.lock().unwrap();
+    }
+
+    #[test]
+    fn done_marks_and_summaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        assert!(!run.is_done());
+        assert!(run.done_summary::<Hp>().unwrap().is_none());
+        run.mark_done(&Hp {
+            lr: 1.0,
+            steps: "1it".into(),
+        })
+        .unwrap();
+        assert!(run.is_done());
+        assert_eq!(run.done_summary::<Hp>().unwrap().unwrap().lr, 1.0);
+    }
+}
