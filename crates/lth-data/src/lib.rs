@@ -1,0 +1,24 @@
+//! Datasets for lottery-ticket experiments: on-disk readers, a registry, and a seeded on-device loader.
+//!
+//! - [`idx`] reads MNIST-format IDX files (raw or gzip) with errors that name the file and the problem.
+//! - [`registry`] knows each dataset: where its files live under the data root, its shape, classes,
+//!   normalisation, and how a user obtains it.
+//! - [`Loader`] keeps a whole split on the training device as `u8` and yields normalised batches in
+//!   an order fixed by a data-order seed: a fresh permutation per epoch, drawn on the host from an
+//!   `lth-rng` stream, so the order is the same on every device and any step can be served without
+//!   replaying the ones before it (which is what resuming and rewinding need).
+
+pub mod error;
+pub mod idx;
+pub mod loader;
+pub mod mnist;
+pub mod registry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testutil;
+
+pub use error::DataError;
+pub use loader::{Batch, DeviceSplit, Loader};
+pub use registry::{Dataset, DatasetInfo, Split, data_root, info, registry};
+
+/// Result alias for this crate.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;
