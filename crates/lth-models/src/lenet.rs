@@ -1,0 +1,61 @@
+//! LeNet-300-100 and its relatives: fully connected networks for 28×28 images.
+//!
+//! LeCun et al. (1998); the network of the Lottery Ticket Hypothesis paper (Frankle & Carbin, ICLR
+//! 2019) and of "Stabilizing the LTH" Figure 3. Parameter names follow OpenLTH's
+//! `mnist_lenet_300_100`: `fc_layers.<i>.{weight,bias}` for the hidden layers, `fc.{weight,bias}`
+//! for the output layer.
+
+use tch::Tensor;
+use tch::nn::{self, Module};
+
+use crate::{Built, Init, ModelError, Result};
+
+#[derive(Debug)]
+struct Lenet {
+    hidden: Vec<nn::Linear>,
+    fc: nn::Linear,
+}
+
+impl nn::ModuleT for Lenet {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let x = self
+            .hidden
+            .iter()
+            .fold(xs.flatten(1, -1), |x, layer| layer.forward(&x).relu());
+        self.fc.forward(&x)
+    }
+}
+
+/// Parses `lenet_<w1>_<w2>…` into its hidden widths.
+pub fn parse(name: &str) -> Option<Vec<i64>> {
+    let widths: Option<Vec<i64>> = name
+        .strip_prefix("lenet_")?
+        .split('_')
+        .map(|w| w.parse().ok().filter(|&w| w > 0))
+        .collect();
+    widths.filter(|w| !w.is_empty())
+}
+
+pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
+    let widths = parse(name).ok_or_else(|| ModelError::BadName {
+        name: name.to_owned(),
+        expected: "lenet_<width>_<width>… with positive widths, e.g. lenet_300_100".into(),
+    })?;
+    let mut fan_in = input.iter().product::<i64>();
+    let mut hidden = Vec::new();
+    let mut prunable = Vec::new();
+    let layers = p / "fc_layers";
+    for (i, &w) in widths.iter().enumerate() {
+        hidden.push(nn::linear(&layers / i, fan_in, w, Default::default()));
+        prunable.push(format!("fc_layers.{i}.weight"));
+        fan_in = w;
+    }
+    let fc = nn::linear(p / "fc", fan_in, classes, Default::default());
+    prunable.push("fc.weight".to_owned());
+    Ok(Built {
+        net: Box::new(Lenet { hidden, fc }),
+        prunable,
+        output: "fc.weight".to_owned(),
+        init: Init::KaimingNormal,
+    })
+}

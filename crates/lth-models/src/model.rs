@@ -1,0 +1,256 @@
+//! A network together with its variable store, its prunable parameters and its output layer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tch::{Device, Tensor, nn};
+
+use lth_rng::Stream;
+
+use crate::{Init, Result, family};
+
+/// What can go wrong building a model or moving weights in and out of it.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A name no family of the registry matches.
+    #[error("unknown model `{name}`; known models: {known}")]
+    Unknown { name: String, known: String },
+    /// A name of a known family with malformed arguments.
+    #[error("bad model name `{name}`: expected {expected}")]
+    BadName { name: String, expected: String },
+    /// Input that the network cannot take (a 3-channel image for LeNet...).
+    #[error("model `{name}` cannot take {what}")]
+    Incompatible { name: String, what: String },
+    /// A set of tensors that does not match the model's variables.
+    #[error("weights do not fit model `{name}`: {problem}")]
+    StateMismatch { name: String, problem: String },
+    /// An error raised by libtorch.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+/// What a model family's builder returns.
+#[derive(Debug)]
+pub struct Built {
+    pub net: Box<dyn nn::ModuleT>,
+    /// Names of the prunable kernels, in the network's order.
+    pub prunable: Vec<String>,
+    /// Name of the output layer's kernel.
+    pub output: String,
+    /// The family's default initialiser of prunable kernels.
+    pub init: Init,
+}
+
+/// A network with its weights. All weights live in one `VarStore`, under PyTorch names.
+#[derive(Debug)]
+pub struct Model {
+    name: String,
+    vs: nn::VarStore,
+    net: Box<dyn nn::ModuleT>,
+    prunable: Vec<String>,
+    output: String,
+    init: Init,
+}
+
+impl Model {
+    /// Builds `name` for images of shape `input` (C, H, W) and `classes` outputs, initialised
+    /// from `seed` (prunable kernels with `init`, or the family's default), on `device`.
+    ///
+    /// Every trainable variable is drawn on the host from its own `lth-rng` stream, named after the
+    /// variable: the result depends only on the seed, the name and the shape, not on the device,
+    /// the thread, libtorch's global generator, or which other layers the network has.
+    pub fn new(
+        name: &str,
+        input: [i64; 3],
+        classes: i64,
+        init: Option<Init>,
+        seed: u64,
+        device: Device,
+    ) -> Result<Model> {
+        let fam = family(name)?;
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let built = (fam.build)(name, &vs.root(), input, classes)?;
+        let init = init.unwrap_or(built.init);
+        let mut vars = vs.variables();
+        let shapes: HashMap<String, Vec<i64>> =
+            vars.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+        let norms: Vec<&str> = vars
+            .iter()
+            .filter(|(n, t)| is_norm_scale(n, &built.prunable, t))
+            .filter_map(|(n, _)| n.strip_suffix(".weight"))
+            .collect();
+        let mut fresh: Vec<(String, Tensor)> = Vec::new();
+        for (name, shape) in &shapes {
+            let numel = shape.iter().product::<i64>() as usize;
+            let mut stream = Stream::named(seed, crate::init::INIT, name);
+            let owner = name.rsplit_once('.').map_or("", |(prefix, _)| prefix);
+            let values = if built.prunable.contains(name) {
+                fresh.push((name.clone(), init.draw(shape, seed, name)));
+                continue;
+            } else if norms.contains(&owner) && name.ends_with(".weight") {
+                stream.uniform(numel, 0.0, 1.0)
+            } else if norms.contains(&owner) && name.ends_with(".bias") {
+                vec![0.0; numel]
+            } else if let Some(kernel) = shapes.get(&format!("{owner}.weight"))
+                && name.ends_with(".bias")
+            {
+                // PyTorch's default bias: U(−1/√fan_in, 1/√fan_in).
+                let fan_in = kernel.iter().skip(1).product::<i64>() as f64;
+                let bound = 1.0 / fan_in.sqrt();
+                stream.uniform(numel, -bound, bound)
+            } else {
+                // Buffers (running statistics) keep their deterministic construction values.
+                continue;
+            };
+            fresh.push((
+                name.clone(),
+                Tensor::from_slice(&values).view(shape.as_slice()),
+            ));
+        }
+        tch::no_grad(|| {
+            for (name, t) in &fresh {
+                vars.get_mut(name).expect("listed above").copy_(t);
+            }
+        });
+        vs.set_device(device);
+        Ok(Model {
+            name: name.to_owned(),
+            vs,
+            net: built.net,
+            prunable: built.prunable,
+            output: built.output,
+            init,
+        })
+    }
+
+    /// The registry name (`lenet_300_100`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The initialiser the prunable kernels were drawn with.
+    pub fn init(&self) -> Init {
+        self.init
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The variable store.
+    pub fn vs(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// Runs the network; `train` selects batch statistics in BatchNorm.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(xs, train)
+    }
+
+    /// Names of the prunable kernels (conv and linear weights), in the network's order.
+    pub fn prunable(&self) -> &[String] {
+        &self.prunable
+    }
+
+    /// Name of the output layer's kernel.
+    pub fn output_layer(&self) -> &str {
+        &self.output
+    }
+
+    /// Every variable (parameters and buffers such as BatchNorm running statistics), sorted by
+    /// name. The tensors share storage with the model.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The trainable parameters, sorted by name, sharing storage with the model.
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.state()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect()
+    }
+
+    /// The prunable kernels in the network's order, sharing storage with the model.
+    pub fn prunable_tensors(&self) -> Vec<(String, Tensor)> {
+        let vars = self.vs.variables();
+        self.prunable
+            .iter()
+            .map(|n| (n.clone(), vars[n].shallow_clone()))
+            .collect()
+    }
+
+    /// Number of trainable parameters.
+    pub fn num_parameters(&self) -> i64 {
+        self.parameters()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
+    }
+
+    /// Number of prunable weights.
+    pub fn num_prunable(&self) -> i64 {
+        self.prunable_tensors()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
+    }
+
+    /// Overwrites every variable with the tensor of the same name (copied to this model's device).
+    /// The names must match exactly: a missing or an unexpected name is an error, and then no
+    /// variable has been changed.
+    pub fn load_state(&mut self, named: &[(String, Tensor)]) -> Result<()> {
+        let given: BTreeMap<&str, &Tensor> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let mut vars: HashMap<String, Tensor> = self.vs.variables();
+        let mismatch = |problem: String| ModelError::StateMismatch {
+            name: self.name.clone(),
+            problem,
+        };
+        let mut missing: Vec<&str> = vars
+            .keys()
+            .map(String::as_str)
+            .filter(|n| !given.contains_key(n))
+            .collect();
+        missing.sort_unstable();
+        if !missing.is_empty() {
+            return Err(mismatch(format!("missing {}", missing.join(", "))));
+        }
+        if let Some(extra) = given.keys().find(|n| !vars.contains_key(**n)) {
+            return Err(mismatch(format!("unexpected tensor {extra}")));
+        }
+        let mut sorted: Vec<(&String, &Tensor)> = vars.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, var) in sorted {
+            let src = given[name.as_str()];
+            if src.size() != var.size() {
+                return Err(mismatch(format!(
+                    "{name} has shape {:?}, the model's is {:?}",
+                    src.size(),
+                    var.size()
+                )));
+            }
+        }
+        tch::no_grad(|| {
+            for (name, var) in vars.iter_mut() {
+                var.copy_(given[name.as_str()]);
+            }
+        });
+        Ok(())
+    }
+
+    /// Copies every variable of `other` (a model of the same architecture) into this one.
+    pub fn copy_from(&mut self, other: &Model) -> Result<()> {
+        self.load_state(&other.state())
+    }
+}
+
+/// A trainable 1-D `*.weight` that is not a prunable kernel is a normalisation scale
+/// (BatchNorm's γ); its sibling `*.bias` is the shift β.
+fn is_norm_scale(name: &str, prunable: &[String], t: &Tensor) -> bool {
+    name.ends_with(".weight")
+        && !prunable.iter().any(|p| p == name)
+        && t.dim() == 1
+        && t.requires_grad()
+}
