@@ -1,0 +1,189 @@
+//! Hyperparameters of a training run, and each model's default recipe.
+//!
+//! Every struct has neutral defaults (`Default`): the run store hashes only the fields that differ
+//! from them, so adding a field with a neutral default renames no stored run. Recipes fill in the
+//! papers' settings per model; the command line overrides single fields.
+
+use serde::{Deserialize, Serialize};
+
+use lth_models::Init;
+
+use crate::{Result, Steps, TrainError};
+
+/// Which dataset, how it is batched and held out, and the seeds of its randomness.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatasetHparams {
+    /// Registry name (`fashion-mnist`).
+    pub dataset: String,
+    pub batch_size: u64,
+    /// Training examples held out as a validation split (a fixed seeded choice).
+    pub validation: u64,
+    /// Train on this many examples only (0: all); a fixed seeded choice, for smoke runs.
+    pub subset: u64,
+    /// Seed of the data order; `None` uses the replicate number.
+    pub data_order_seed: Option<u64>,
+}
+
+/// Which network and how it is initialised.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelHparams {
+    /// Registry name (`lenet_300_100`).
+    pub model: String,
+    /// Initialiser of prunable kernels; `None` uses the model family's default.
+    pub init: Option<Init>,
+    /// Seed of the initial weights; `None` uses the replicate number.
+    pub init_seed: Option<u64>,
+}
+
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent, with optional (Nesterov) momentum, PyTorch's formulation.
+    #[default]
+    Sgd,
+    /// Adam (β = 0.9, 0.999; ε = 1e-8), PyTorch's formulation; weight decay is an L2 term.
+    Adam,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sgd" => Ok(OptimizerKind::Sgd),
+            "adam" => Ok(OptimizerKind::Adam),
+            _ => Err(format!("unknown optimiser `{s}`: expected sgd or adam")),
+        }
+    }
+}
+
+/// The optimisation recipe.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingHparams {
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Linear warmup from 0 to `lr` over this many steps.
+    pub warmup: Steps,
+    /// The learning rate is multiplied by `gamma` at each of these steps.
+    pub milestones: Vec<Steps>,
+    pub gamma: f64,
+    /// Training length.
+    pub steps: Steps,
+    /// Evaluate every this many steps (zero: once per epoch), and at the end.
+    pub eval_every: Steps,
+}
+
+/// Everything that determines one training run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainHparams {
+    pub dataset: DatasetHparams,
+    pub model: ModelHparams,
+    pub training: TrainingHparams,
+}
+
+impl TrainHparams {
+    /// The default recipe of `model` (the papers' settings), or an error naming the known ones.
+    ///
+    /// LeNet: the LTH and "Stabilizing the LTH" papers' MNIST recipe: Adam 1.2e-3, batch 60,
+    /// 50,000 iterations, 5,000 training examples held out for validation.
+    pub fn recipe(model: &str) -> Result<TrainHparams> {
+        lth_models::family(model)?;
+        if model.starts_with("lenet_") {
+            return Ok(TrainHparams {
+                dataset: DatasetHparams {
+                    dataset: "mnist".into(),
+                    batch_size: 60,
+                    validation: 5000,
+                    ..Default::default()
+                },
+                model: ModelHparams {
+                    model: model.into(),
+                    ..Default::default()
+                },
+                training: TrainingHparams {
+                    optimizer: OptimizerKind::Adam,
+                    lr: 1.2e-3,
+                    gamma: 0.1,
+                    steps: Steps::it(50_000),
+                    ..Default::default()
+                },
+            });
+        }
+        Err(TrainError::Invalid(format!(
+            "no default recipe for model `{model}`"
+        )))
+    }
+
+    /// Checks what no training could work with, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        let t = &self.training;
+        if self.dataset.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if !(t.lr.is_finite() && t.lr >= 0.0) {
+            return bad(format!("lr must be a non-negative number, got {}", t.lr));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return bad(format!("momentum must be in [0, 1), got {}", t.momentum));
+        }
+        if t.nesterov && t.momentum == 0.0 {
+            return bad("nesterov needs a momentum above 0".into());
+        }
+        if t.optimizer == OptimizerKind::Adam && (t.momentum != 0.0 || t.nesterov) {
+            return bad("momentum and nesterov apply to sgd, not adam".into());
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad(format!("weight_decay must be ≥ 0, got {}", t.weight_decay));
+        }
+        if t.steps.is_zero() {
+            return bad("steps must be more than zero (for example 2ep or 500it)".into());
+        }
+        Ok(())
+    }
+
+    /// The seed of the initial weights for `replicate`.
+    pub fn init_seed(&self, replicate: u64) -> u64 {
+        self.model.init_seed.unwrap_or(replicate)
+    }
+
+    /// The seed of the data order for `replicate`.
+    pub fn data_order_seed(&self, replicate: u64) -> u64 {
+        self.dataset.data_order_seed.unwrap_or(replicate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenet_recipe_is_the_papers() {
+        let r = TrainHparams::recipe("lenet_300_100").unwrap();
+        assert_eq!(r.training.optimizer, OptimizerKind::Adam);
+        assert_eq!(
+            (r.dataset.batch_size, r.training.steps),
+            (60, Steps::it(50_000))
+        );
+        r.validate().unwrap();
+        assert!(TrainHparams::recipe("nope").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut r = TrainHparams::recipe("lenet_300_100").unwrap();
+        r.training.momentum = 0.9;
+        assert!(r.validate().unwrap_err().to_string().contains("not adam"));
+        r.training.optimizer = OptimizerKind::Sgd;
+        r.validate().unwrap();
+        r.training.steps = Steps::default();
+        assert!(r.validate().unwrap_err().to_string().contains("steps"));
+    }
+}

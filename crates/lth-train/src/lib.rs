@@ -1,0 +1,35 @@
+//! Training: hyperparameters and per-model recipes, learning-rate schedules, optimisers whose state
+//! is saved and restored exactly, the step loop, evaluation, and resumable runs in the run store.
+//!
+//! The loop never synchronises with the device inside a step: the learning rate is computed on the
+//! host from the step number, the loss is accumulated on the device and read only when a row of
+//! metrics is written. Everything a step depends on (weights, optimiser state, step number, and the
+//! data order, which is a pure function of seed and step) is in a checkpoint, so a resumed run ends
+//! with the same numbers as an uninterrupted one.
+
+mod checkpoint;
+mod device;
+mod error;
+pub mod hparams;
+mod masking;
+mod optim;
+mod run;
+mod schedule;
+mod session;
+mod steps;
+
+pub use checkpoint::{load_tensors, save_tensors};
+pub use device::{DeviceChoice, resolve_device};
+pub use error::TrainError;
+pub use hparams::{DatasetHparams, ModelHparams, OptimizerKind, TrainHparams, TrainingHparams};
+pub use masking::Masking;
+pub use optim::Optimizer;
+pub use run::{
+    Data, FINAL, METRICS, Progress, RunPlan, RunSummary, Setup, run_resumable, step_checkpoint,
+};
+pub use schedule::Schedule;
+pub use session::{EvalSets, Evaluation, MetricsRow, Observer, Session, evaluate};
+pub use steps::Steps;
+
+/// Result alias for this crate.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

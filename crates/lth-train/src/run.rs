@@ -1,0 +1,331 @@
+//! Resumable runs: a training run bound to a folder of the run store.
+//!
+//! Files of a run folder: `metrics.csv` (one [`MetricsRow`] per evaluation), `checkpoints/step_<N>.safetensors`
+//! (weights kept at named steps), `checkpoints/resume_<N>.safetensors` (weights and optimiser state
+//! at the last evaluation, replaced as training goes), `final.safetensors` (weights at the end) and
+//! `done.json` (the [`RunSummary`], written last). A killed run resumes from its resume checkpoint
+//! and ends with the same numbers as an uninterrupted run; a finished run is never retrained.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use lth_data::{Dataset, DatasetInfo, DeviceSplit, Loader};
+use lth_models::Model;
+use lth_store::{CsvLog, RunDir};
+
+use crate::{
+    DatasetHparams, EvalSets, Masking, MetricsRow, Observer, Optimizer, Result, Schedule, Session,
+    TrainError, TrainHparams, load_tensors, save_tensors,
+};
+
+/// Weights at the end of a run.
+pub const FINAL: &str = "final.safetensors";
+/// Rows of metrics.
+pub const METRICS: &str = "metrics.csv";
+const CHECKPOINTS: &str = "checkpoints";
+
+/// A dataset prepared on the training device, shared by every run that uses it.
+#[derive(Debug)]
+pub struct Data {
+    pub info: &'static DatasetInfo,
+    pub train: DeviceSplit,
+    pub eval: EvalSets,
+}
+
+impl Data {
+    /// Loads the dataset of `hp` from `root`, holds out the validation split, keeps the subset,
+    /// and moves everything to `device`.
+    pub fn load(hp: &DatasetHparams, root: &Path, device: Device) -> Result<Data> {
+        let info = lth_data::info(&hp.dataset)?;
+        let ds = Dataset::load(info, root)?
+            .hold_out(hp.validation as i64)?
+            .subset(hp.subset as i64)?;
+        let validation = if ds.validation.is_empty() {
+            None
+        } else {
+            Some(DeviceSplit::new(&ds.validation, info, device)?)
+        };
+        Ok(Data {
+            info,
+            train: DeviceSplit::new(&ds.train, info, device)?,
+            eval: EvalSets {
+                test: DeviceSplit::new(&ds.test, info, device)?,
+                validation,
+            },
+        })
+    }
+}
+
+/// A model, its data, optimiser and schedule, ready to train.
+#[derive(Debug)]
+pub struct Setup {
+    pub model: Model,
+    pub loader: Loader,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    pub masking: Option<Masking>,
+    pub eval: EvalSets,
+}
+
+impl Setup {
+    /// Builds replicate `replicate` of the run `hp` on `data` (initial weights W0, a fresh
+    /// optimiser, the data order of the replicate's seed).
+    pub fn new(hp: &TrainHparams, replicate: u64, data: &Data) -> Result<Setup> {
+        hp.validate()?;
+        let model = Model::new(
+            &hp.model.model,
+            data.info.shape,
+            data.info.num_classes,
+            hp.model.init,
+            hp.init_seed(replicate),
+            data.train.device(),
+        )?;
+        let loader = Loader::new(
+            data.train.clone(),
+            hp.dataset.batch_size as i64,
+            hp.data_order_seed(replicate),
+        )?;
+        let schedule = Schedule::new(&hp.training, loader.steps_per_epoch());
+        let optimizer = Optimizer::new(&hp.training, &model);
+        Ok(Setup {
+            model,
+            loader,
+            optimizer,
+            schedule,
+            masking: None,
+            eval: data.eval.clone(),
+        })
+    }
+
+    /// A session borrowing this setup.
+    pub fn session(&mut self) -> Session<'_> {
+        Session {
+            model: &self.model,
+            loader: &mut self.loader,
+            optimizer: &mut self.optimizer,
+            schedule: &self.schedule,
+            masking: self.masking.as_ref(),
+            eval: &self.eval,
+        }
+    }
+
+    /// The plan of a whole run of `hp` from step 0.
+    pub fn plan(&self, hp: &TrainHparams) -> RunPlan {
+        let per_epoch = self.loader.steps_per_epoch();
+        let every = hp.training.eval_every.iterations(per_epoch);
+        RunPlan {
+            from: 0,
+            to: hp.training.steps.iterations(per_epoch),
+            eval_every: if every == 0 { per_epoch } else { every },
+            keep: Vec::new(),
+        }
+    }
+}
+
+/// Which steps a run covers and what it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPlan {
+    /// First step (a rewind point k, or 0); the model holds the weights of this step.
+    pub from: u64,
+    /// Step count at the end.
+    pub to: u64,
+    /// Evaluate when the step count is a multiple of this, and at `to`.
+    pub eval_every: u64,
+    /// Keep the weights at these step counts (`checkpoints/step_<N>.safetensors`).
+    pub keep: Vec<u64>,
+}
+
+/// What a finished run reports (`done.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub steps: u64,
+    pub final_test_accuracy: f64,
+    pub final_test_loss: f64,
+    pub best_test_accuracy: f64,
+    pub best_test_step: u64,
+    /// The early-stopping criterion of the LTH paper: the step of minimum validation loss.
+    pub min_val_loss_step: Option<u64>,
+    pub min_val_loss: Option<f64>,
+    pub test_accuracy_at_min_val_loss: Option<f64>,
+}
+
+impl RunSummary {
+    /// Summarises the rows of a run (at least one).
+    pub fn from_rows(rows: &[MetricsRow]) -> RunSummary {
+        let last = rows.last().expect("a finished run has rows");
+        let best = rows
+            .iter()
+            .max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy))
+            .unwrap_or(last);
+        let min_val = rows.iter().filter(|r| r.val_loss.is_some()).min_by(|a, b| {
+            a.val_loss
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.val_loss.unwrap_or(f64::MAX))
+        });
+        RunSummary {
+            steps: last.step,
+            final_test_accuracy: last.test_accuracy,
+            final_test_loss: last.test_loss,
+            best_test_accuracy: best.test_accuracy,
+            best_test_step: best.step,
+            min_val_loss_step: min_val.map(|r| r.step),
+            min_val_loss: min_val.and_then(|r| r.val_loss),
+            test_accuracy_at_min_val_loss: min_val.map(|r| r.test_accuracy),
+        }
+    }
+}
+
+/// Progress reports for a person watching (a progress bar); all methods default to nothing.
+pub trait Progress {
+    /// Training will run from step `from` to `to` (it may resume partway).
+    fn begin(&mut self, _from: u64, _to: u64) {}
+    fn step(&mut self, _step: u64) {}
+    fn row(&mut self, _row: &MetricsRow) {}
+    fn finish(&mut self) {}
+}
+
+impl Progress for () {}
+
+/// The path of the weights kept at step `step`.
+pub fn step_checkpoint(dir: &RunDir, step: u64) -> PathBuf {
+    dir.join(CHECKPOINTS)
+        .join(format!("step_{step}.safetensors"))
+}
+
+fn resume_checkpoint(dir: &RunDir, step: u64) -> PathBuf {
+    dir.join(CHECKPOINTS)
+        .join(format!("resume_{step}.safetensors"))
+}
+
+/// The resume checkpoints present, by step, oldest first.
+fn resume_checkpoints(dir: &RunDir) -> Result<Vec<(u64, PathBuf)>> {
+    let folder = dir.join(CHECKPOINTS);
+    let Ok(entries) = fs::read_dir(&folder) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let step = name.strip_prefix("resume_")?.strip_suffix(".safetensors")?;
+            Some((step.parse().ok()?, p.clone()))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Trains `setup` through `plan` in the run folder `dir`, resuming if the folder holds an
+/// interrupted run and doing nothing if it holds a finished one. On return the model holds the
+/// weights at `plan.to`.
+pub fn run_resumable(
+    dir: &RunDir,
+    setup: &mut Setup,
+    plan: &RunPlan,
+    progress: &mut dyn Progress,
+) -> Result<RunSummary> {
+    let _lock = dir.lock()?;
+    if let Some(summary) = dir.done_summary::<RunSummary>()? {
+        setup.model.load_state(&load_tensors(&dir.join(FINAL))?)?;
+        return Ok(summary);
+    }
+    let log = CsvLog::<MetricsRow>::new(dir.join(METRICS));
+    let resumable = resume_checkpoints(dir)?;
+    let (start, rows) = match resumable.last() {
+        Some((step, path)) => {
+            let tensors = load_tensors(path)?;
+            let (opt, weights): (Vec<_>, Vec<_>) = tensors
+                .into_iter()
+                .partition(|(n, _)| n.starts_with("optimizer."));
+            setup
+                .model
+                .load_state(&weights)
+                .map_err(|e| checkpoint_error(path, e))?;
+            let opt: HashMap<String, tch::Tensor> = opt.into_iter().collect();
+            setup
+                .optimizer
+                .load_state(&opt)
+                .map_err(|e| checkpoint_error(path, e))?;
+            if let Some(m) = &setup.masking {
+                m.mask_weights();
+            }
+            let mut rows = log.load()?;
+            rows.retain(|r| r.step <= *step);
+            (*step, rows)
+        }
+        None => {
+            if plan.keep.contains(&plan.from) {
+                save_tensors(&step_checkpoint(dir, plan.from), &setup.model.state())?;
+            }
+            let rows = vec![setup.session().measure(plan.from, None)];
+            log.save(&rows)?;
+            (plan.from, rows)
+        }
+    };
+    progress.begin(start, plan.to);
+    let mut observer = StoreObserver {
+        dir,
+        log,
+        rows,
+        progress,
+    };
+    setup
+        .session()
+        .train(start, plan.to, plan.eval_every, &plan.keep, &mut observer)?;
+    let StoreObserver { rows, progress, .. } = observer;
+    progress.finish();
+    save_tensors(&dir.join(FINAL), &setup.model.state())?;
+    let summary = RunSummary::from_rows(&rows);
+    dir.mark_done(&summary)?;
+    for (_, path) in resume_checkpoints(dir)? {
+        let _ = fs::remove_file(path);
+    }
+    Ok(summary)
+}
+
+fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_owned(),
+        problem: format!("does not fit this run: {e}"),
+    }
+}
+
+/// Writes rows and checkpoints as the session reports them.
+struct StoreObserver<'a> {
+    dir: &'a RunDir,
+    log: CsvLog<MetricsRow>,
+    rows: Vec<MetricsRow>,
+    progress: &'a mut dyn Progress,
+}
+
+impl Observer for StoreObserver<'_> {
+    fn on_step(&mut self, step: u64) {
+        self.progress.step(step);
+    }
+
+    fn on_keep(&mut self, step: u64, model: &Model) -> Result<()> {
+        save_tensors(&step_checkpoint(self.dir, step), &model.state())
+    }
+
+    fn on_eval(&mut self, row: &MetricsRow, model: &Model, opt: &Optimizer) -> Result<()> {
+        self.rows.push(row.clone());
+        // Rows first, then the checkpoint: a kill between the two leaves a row newer than the
+        // checkpoint, which the resumed run drops and measures again.
+        self.log.save(&self.rows)?;
+        let old = resume_checkpoints(self.dir)?;
+        let mut state = model.state();
+        state.extend(opt.state());
+        save_tensors(&resume_checkpoint(self.dir, row.step), &state)?;
+        for (step, path) in old {
+            if step != row.step {
+                let _ = fs::remove_file(path);
+            }
+        }
+        self.progress.row(row);
+        Ok(())
+    }
+}

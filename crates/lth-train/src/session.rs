@@ -1,0 +1,169 @@
+//! The step loop: one optimisation step at a time, evaluation at intervals, observers for the rest.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use lth_data::{DeviceSplit, Loader};
+use lth_models::Model;
+
+use crate::{Masking, Optimizer, Result, Schedule};
+
+/// Batch size of evaluation passes (no gradients, so larger than training batches).
+const EVAL_BATCH: i64 = 1000;
+
+/// Loss and accuracy of a model on a split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction correct, in [0, 1].
+    pub accuracy: f64,
+}
+
+/// Evaluates `model` on `data` in evaluation mode, without gradients; reads the device once.
+pub fn evaluate(model: &Model, data: &DeviceSplit) -> Evaluation {
+    tch::no_grad(|| {
+        let device = data.device();
+        let mut loss = Tensor::zeros([], (Kind::Double, device));
+        let mut correct = Tensor::zeros([], (Kind::Int64, device));
+        for b in data.sequential(EVAL_BATCH) {
+            let logits = model.forward_t(&b.x, false);
+            let summed =
+                logits.cross_entropy_loss::<Tensor>(&b.y, None, tch::Reduction::Sum, -100, 0.0);
+            loss += summed.to_kind(Kind::Double);
+            correct += logits.argmax(-1, false).eq_tensor(&b.y).sum(Kind::Int64);
+        }
+        let n = data.len().max(1) as f64;
+        let both = Tensor::stack(&[loss, correct.to_kind(Kind::Double)], 0);
+        let v = Vec::<f64>::try_from(&both).expect("two doubles");
+        Evaluation {
+            loss: v[0] / n,
+            accuracy: v[1] / n,
+        }
+    })
+}
+
+/// The splits a run is evaluated on (clones share device memory).
+#[derive(Debug, Clone)]
+pub struct EvalSets {
+    pub test: DeviceSplit,
+    /// Held-out training examples; `None` when no validation split was asked for.
+    pub validation: Option<DeviceSplit>,
+}
+
+/// One row of a run's `metrics.csv`: the state after `step` steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub step: u64,
+    /// `step` in epochs.
+    pub epoch: f64,
+    /// The learning rate of the last step taken (of the first, for the starting row).
+    pub lr: f64,
+    /// Mean training loss over the steps since the previous row (empty for the starting row).
+    pub train_loss: Option<f64>,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+/// Hears about a session's progress; the run store's bookkeeping and progress bars are observers.
+pub trait Observer {
+    /// Step `step` (the count of steps done) has finished. No device synchronisation happens here.
+    fn on_step(&mut self, _step: u64) {}
+    /// The weights after `step` steps must be kept (a rewind point, a named checkpoint).
+    fn on_keep(&mut self, _step: u64, _model: &Model) -> Result<()> {
+        Ok(())
+    }
+    /// A row of metrics was measured; the session's state is that of the row.
+    fn on_eval(&mut self, _row: &MetricsRow, _model: &Model, _opt: &Optimizer) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Observer for () {}
+
+/// Everything one training step needs.
+#[derive(Debug)]
+pub struct Session<'a> {
+    pub model: &'a Model,
+    pub loader: &'a mut Loader,
+    pub optimizer: &'a mut Optimizer,
+    pub schedule: &'a Schedule,
+    pub masking: Option<&'a Masking>,
+    pub eval: &'a EvalSets,
+}
+
+impl Session<'_> {
+    /// Takes optimisation step `step` (counting from 0) and returns its loss, still on the device.
+    pub fn step(&mut self, step: u64) -> Tensor {
+        let batch = self.loader.batch(step);
+        let logits = self.model.forward_t(&batch.x, true);
+        let loss = logits.cross_entropy_for_logits(&batch.y);
+        self.optimizer.zero_grad();
+        loss.backward();
+        if let Some(m) = self.masking {
+            m.mask_grads();
+        }
+        self.optimizer.step(self.schedule.lr_at(step));
+        if let Some(m) = self.masking {
+            m.mask_weights();
+        }
+        loss.detach()
+    }
+
+    /// Measures a row of metrics after `step` steps.
+    pub fn measure(&self, step: u64, train_loss: Option<f64>) -> MetricsRow {
+        let test = evaluate(self.model, &self.eval.test);
+        let val = self
+            .eval
+            .validation
+            .as_ref()
+            .map(|v| evaluate(self.model, v));
+        MetricsRow {
+            step,
+            epoch: step as f64 / self.loader.steps_per_epoch() as f64,
+            lr: self.schedule.lr_at(step.saturating_sub(1)),
+            train_loss,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            val_loss: val.map(|v| v.loss),
+            val_accuracy: val.map(|v| v.accuracy),
+        }
+    }
+
+    /// Trains steps `from..to`, measuring metrics whenever the step count is a multiple of
+    /// `eval_every` and at `to` (never, if `eval_every` is 0), and asking the observer to keep the
+    /// weights at each step of `keep`.
+    /// The starting row is the caller's business (a resumed run already has it).
+    pub fn train(
+        &mut self,
+        from: u64,
+        to: u64,
+        eval_every: u64,
+        keep: &[u64],
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let device = self.model.device();
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut since = 0u64;
+        for step in from..to {
+            let loss = self.step(step);
+            loss_sum += loss;
+            since += 1;
+            let done = step + 1;
+            observer.on_step(done);
+            if keep.contains(&done) {
+                observer.on_keep(done, self.model)?;
+            }
+            if eval_every > 0 && (done % eval_every == 0 || done == to) {
+                let mean = loss_sum.double_value(&[]) / since as f64;
+                let row = self.measure(done, Some(mean));
+                observer.on_eval(&row, self.model, self.optimizer)?;
+                let _ = loss_sum.zero_();
+                since = 0;
+            }
+        }
+        Ok(())
+    }
+}
