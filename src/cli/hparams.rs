@@ -1,0 +1,92 @@
+//! Hyperparameter flags: each overrides one field of the model's recipe.
+
+use clap::Args;
+
+use lth_models::Init;
+use lth_train::{OptimizerKind, Steps, TrainHparams};
+
+/// Flags for the hyperparameters of a training run; unset flags keep the model's recipe.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HparamArgs {
+    /// Model name from the registry (see `lth models`), e.g. lenet_300_100.
+    #[arg(long)]
+    pub model: String,
+    /// Dataset name (see `lth datasets`); default: the model's.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Training length, e.g. 2ep, 50000it, 2ep100it.
+    #[arg(long)]
+    pub steps: Option<Steps>,
+    #[arg(long)]
+    pub batch_size: Option<u64>,
+    /// sgd or adam.
+    #[arg(long)]
+    pub optimizer: Option<OptimizerKind>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub nesterov: Option<bool>,
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Linear learning-rate warmup length, e.g. 500it.
+    #[arg(long)]
+    pub warmup: Option<Steps>,
+    /// Steps at which the rate is multiplied by --gamma, comma-separated (80ep,120ep).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Option<Vec<Steps>>,
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Evaluate every this many steps (default: every epoch).
+    #[arg(long)]
+    pub eval_every: Option<Steps>,
+    /// Training examples held out for validation.
+    #[arg(long)]
+    pub validation: Option<u64>,
+    /// Train on a fixed subset of this many examples.
+    #[arg(long)]
+    pub subset: Option<u64>,
+    /// kaiming_normal or glorot_normal.
+    #[arg(long)]
+    pub init: Option<Init>,
+    /// Seed of the initial weights (default: the replicate number).
+    #[arg(long)]
+    pub init_seed: Option<u64>,
+    /// Seed of the data order (default: the replicate number).
+    #[arg(long)]
+    pub data_order_seed: Option<u64>,
+}
+
+impl HparamArgs {
+    /// The model's recipe with these flags applied, validated.
+    pub fn resolve(&self) -> anyhow::Result<TrainHparams> {
+        let mut hp = TrainHparams::recipe(&self.model)?;
+        let (d, m, t) = (&mut hp.dataset, &mut hp.model, &mut hp.training);
+        set(&mut d.dataset, self.dataset.clone());
+        set(&mut d.batch_size, self.batch_size);
+        set(&mut d.validation, self.validation);
+        set(&mut d.subset, self.subset);
+        d.data_order_seed = self.data_order_seed.or(d.data_order_seed);
+        m.init = self.init.or(m.init);
+        m.init_seed = self.init_seed.or(m.init_seed);
+        set(&mut t.steps, self.steps);
+        set(&mut t.optimizer, self.optimizer);
+        set(&mut t.lr, self.lr);
+        set(&mut t.momentum, self.momentum);
+        set(&mut t.nesterov, self.nesterov);
+        set(&mut t.weight_decay, self.weight_decay);
+        set(&mut t.warmup, self.warmup);
+        set(&mut t.milestones, self.milestones.clone());
+        set(&mut t.gamma, self.gamma);
+        set(&mut t.eval_every, self.eval_every);
+        hp.validate()?;
+        Ok(hp)
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}

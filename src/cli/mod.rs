@@ -1,0 +1,89 @@
+//! Command-line interface: argument structs shared by the subcommands, and dispatch.
+
+mod bench;
+mod hparams;
+mod info;
+mod progress;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use lth_train::DeviceChoice;
+
+pub use hparams::HparamArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lth",
+    version,
+    about = "Lottery-ticket and sparse-training research on libtorch",
+    long_about = "Lottery-ticket and sparse-training research on libtorch.\n\n\
+        Datasets are looked up under --data-dir, then $LTH_DATA, then data/. Runs are kept in \
+        the run store (--runs-dir, default runs/), keyed by a hash of their non-default \
+        hyperparameters; a finished run is never recomputed and an interrupted one resumes."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a network (one replicate) and keep its metrics and checkpoints in the run store.
+    Train(train::TrainArgs),
+    /// Time the training loop against a bare loop over pre-batched tensors.
+    Bench(bench::BenchArgs),
+    /// List the models of the registry.
+    Models,
+    /// List the datasets and whether their files are present.
+    Datasets(DataArgs),
+    /// Show libtorch's build and the devices it sees.
+    Info,
+}
+
+/// Where datasets are found.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset root (default: $LTH_DATA, else data/).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Options shared by every command that trains.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Root of the run store.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Command::Train(args) => train::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Models => {
+            info::models();
+            Ok(())
+        }
+        Command::Datasets(args) => {
+            info::datasets(&args);
+            Ok(())
+        }
+        Command::Info => {
+            info::info();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! `lth`: lottery-ticket and sparse-training research on libtorch.
+//!
+//! This facade re-exports the workspace's crates, so a project can depend on `lth` alone, or on the
+//! single crates it needs:
+//!
+//! - [`rng`]: seeded, pinned random streams (data orders, initial weights, random masks);
+//! - [`data`]: datasets and the on-device seeded loader;
+//! - [`models`]: the papers' networks with PyTorch parameter names;
+//! - [`train`]: the training loop, optimisers, schedules, resumable runs;
+//! - [`store`]: the run store (hashed run folders, atomic writes).
+
+pub use lth_data as data;
+pub use lth_models as models;
+pub use lth_rng as rng;
+pub use lth_store as store;
+pub use lth_train as train;
