@@ -102,6 +102,6 @@ mod tests {
         std::fs::write(&path, "step,loss\n0,0.5\nten,0.1\n").unwrap();
         let err = CsvLog::<Row>::new(&path).load().unwrap_err().to_string();
         assert!(err.contains("m.csv"), "{err}");
-        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("line: 3"), "{err}");
     }
 }
