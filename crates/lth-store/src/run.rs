@@ -120,6 +120,15 @@ impl RunDir {
         Ok(())
     }
 
+    /// The hyperparameters bound to this folder, if any.
+    pub fn hparams<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.join(HPARAMS_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+
     /// Whether the folder's work is finished.
     pub fn is_done(&self) -> bool {
         self.join(DONE_FILE).exists()
