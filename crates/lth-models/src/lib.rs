@@ -7,11 +7,13 @@
 //! the CPU from an initialisation seed and then moved, so `W0` is the same on every device.
 
 pub mod init;
+mod io;
 pub mod lenet;
 mod model;
 pub mod registry;
 
 pub use init::Init;
+pub use io::{load_tensors, save_tensors};
 pub use model::{Built, Model, ModelError};
 pub use registry::{Family, families, family};
 

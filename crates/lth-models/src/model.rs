@@ -23,6 +23,12 @@ pub enum ModelError {
     /// A set of tensors that does not match the model's variables.
     #[error("weights do not fit model `{name}`: {problem}")]
     StateMismatch { name: String, problem: String },
+    /// A tensor file that cannot be written or read.
+    #[error("{}: {problem}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        problem: String,
+    },
     /// An error raised by libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),

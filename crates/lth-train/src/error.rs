@@ -16,7 +16,7 @@ pub enum TrainError {
     /// A hyperparameter or option that cannot work, with what was expected.
     #[error("{0}")]
     Invalid(String),
-    /// A checkpoint that cannot be read or does not fit.
+    /// A checkpoint that does not fit the run it is loaded into.
     #[error("{}: {problem}", path.display())]
     Checkpoint { path: PathBuf, problem: String },
     /// A device that was asked for but is not there.

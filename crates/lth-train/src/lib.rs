@@ -7,7 +7,6 @@
 //! data order, which is a pure function of seed and step) is in a checkpoint, so a resumed run ends
 //! with the same numbers as an uninterrupted one.
 
-mod checkpoint;
 mod device;
 mod error;
 pub mod hparams;
@@ -18,10 +17,10 @@ mod schedule;
 mod session;
 mod steps;
 
-pub use checkpoint::{load_tensors, save_tensors};
 pub use device::{DeviceChoice, resolve_device};
 pub use error::TrainError;
 pub use hparams::{DatasetHparams, ModelHparams, OptimizerKind, TrainHparams, TrainingHparams};
+pub use lth_models::{load_tensors, save_tensors};
 pub use masking::Masking;
 pub use optim::Optimizer;
 pub use run::{

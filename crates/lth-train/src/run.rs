@@ -181,8 +181,10 @@ impl RunSummary {
 
 /// Progress reports for a person watching (a progress bar); all methods default to nothing.
 pub trait Progress {
-    /// Training will run from step `from` to `to` (it may resume partway).
+    /// Training will run from step `from` to `to`.
     fn begin(&mut self, _from: u64, _to: u64) {}
+    /// An interrupted run resumes at `step` (called before `begin`).
+    fn resumed(&mut self, _step: u64) {}
     fn step(&mut self, _step: u64) {}
     fn row(&mut self, _row: &MetricsRow) {}
     fn finish(&mut self) {}
@@ -255,6 +257,7 @@ pub fn run_resumable(
             }
             let mut rows = log.load()?;
             rows.retain(|r| r.step <= *step);
+            progress.resumed(*step);
             (*step, rows)
         }
         None => {
@@ -308,7 +311,10 @@ impl Observer for StoreObserver<'_> {
     }
 
     fn on_keep(&mut self, step: u64, model: &Model) -> Result<()> {
-        save_tensors(&step_checkpoint(self.dir, step), &model.state())
+        Ok(save_tensors(
+            &step_checkpoint(self.dir, step),
+            &model.state(),
+        )?)
     }
 
     fn on_eval(&mut self, row: &MetricsRow, model: &Model, opt: &Optimizer) -> Result<()> {

@@ -1,19 +1,19 @@
-//! Checkpoints: named tensors in safetensors files, written atomically.
+//! Files of named tensors (weights, optimiser state, masks) in the safetensors format, written
+//! atomically.
 //!
-//! A weights checkpoint holds exactly the model's variables under their PyTorch names, so
-//! `safetensors.torch.load_file` followed by `load_state_dict` works in PyTorch. A resume checkpoint
-//! adds the optimiser's buffers under `optimizer.*`.
+//! A weights file holds exactly the model's variables under their PyTorch names, so
+//! `safetensors.torch.load_file` followed by `load_state_dict` works in PyTorch.
 
 use std::fs;
 use std::path::Path;
 
 use tch::Tensor;
 
-use crate::{Result, TrainError};
+use crate::{ModelError, Result};
 
 /// Writes named tensors to `path` atomically (CPU copies, contiguous).
 pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
-    let fail = |problem: String| TrainError::Checkpoint {
+    let fail = |problem: String| ModelError::File {
         path: path.to_owned(),
         problem,
     };
@@ -43,12 +43,12 @@ pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
 /// Reads the named tensors of a safetensors file (on the CPU), sorted by name.
 pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.is_file() {
-        return Err(TrainError::Checkpoint {
+        return Err(ModelError::File {
             path: path.to_owned(),
-            problem: "no such checkpoint".into(),
+            problem: "no such file".into(),
         });
     }
-    let mut named = Tensor::read_safetensors(path).map_err(|e| TrainError::Checkpoint {
+    let mut named = Tensor::read_safetensors(path).map_err(|e| ModelError::File {
         path: path.to_owned(),
         problem: format!("not a readable safetensors file ({e})"),
     })?;
