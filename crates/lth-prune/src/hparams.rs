@@ -1,0 +1,103 @@
+//! Pruning hyperparameters: strategy, fractions per level, excluded layers.
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::{Mask, PruneError, Result, magnitude_global, magnitude_layerwise};
+
+/// How one level of pruning picks the weights to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each layer loses its own fraction of its remaining weights.
+    #[default]
+    Layerwise,
+    /// One magnitude threshold across all included layers.
+    Global,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "layerwise" => Ok(Strategy::Layerwise),
+            "global" => Ok(Strategy::Global),
+            _ => Err(format!(
+                "unknown strategy `{s}`: expected layerwise or global"
+            )),
+        }
+    }
+}
+
+/// How each level of iterative magnitude pruning prunes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PruningHparams {
+    pub strategy: Strategy,
+    /// Fraction of the remaining weights removed per level (global; layerwise for linear layers).
+    pub rate: f64,
+    /// Layerwise: fraction for convolution kernels (default: `rate`).
+    pub conv_rate: Option<f64>,
+    /// Layerwise: fraction for the output layer (default: `rate`).
+    pub output_rate: Option<f64>,
+    /// Layers never pruned, by parameter name.
+    pub exclude: Vec<String>,
+}
+
+impl PruningHparams {
+    /// Checks fractions and names against the model's prunable layers.
+    pub fn validate(&self, prunable: &[String]) -> Result<()> {
+        for (what, f) in [
+            ("rate", Some(self.rate)),
+            ("conv_rate", self.conv_rate),
+            ("output_rate", self.output_rate),
+        ] {
+            if let Some(f) = f
+                && !(0.0..1.0).contains(&f)
+            {
+                return Err(PruneError::Invalid(format!(
+                    "pruning {what} must be in [0, 1), got {f}"
+                )));
+            }
+        }
+        if let Some(x) = self.exclude.iter().find(|x| !prunable.contains(x)) {
+            return Err(PruneError::Invalid(format!(
+                "cannot exclude `{x}`: not a prunable layer ({})",
+                prunable.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The fraction a layer loses per level under the layerwise strategy.
+    pub fn layer_rate(&self, name: &str, weight: &Tensor, output: &str) -> f64 {
+        if self.exclude.iter().any(|x| x == name) {
+            0.0
+        } else if name == output {
+            self.output_rate.unwrap_or(self.rate)
+        } else if weight.dim() == 4 {
+            self.conv_rate.unwrap_or(self.rate)
+        } else {
+            self.rate
+        }
+    }
+
+    /// One level of pruning: the mask after removing this level's weights from `mask`, judged by
+    /// the magnitudes of `weights` (the trained weights, in network order). `output` names the
+    /// output layer.
+    pub fn prune(&self, weights: &[(String, Tensor)], mask: &Mask, output: &str) -> Result<Mask> {
+        match self.strategy {
+            Strategy::Layerwise => {
+                magnitude_layerwise(weights, mask, |n, w| self.layer_rate(n, w, output))
+            }
+            Strategy::Global => {
+                let included: Vec<String> = weights
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .filter(|n| !self.exclude.contains(n))
+                    .collect();
+                magnitude_global(weights, mask, &included, self.rate)
+            }
+        }
+    }
+}
