@@ -1,0 +1,144 @@
+//! Hyperparameters of a lottery and of the branches run off its levels.
+
+use serde::{Deserialize, Serialize};
+
+use lth_prune::{PruningHparams, Strategy};
+use lth_train::{Steps, TrainHparams};
+
+use crate::{Result, RewindError};
+
+/// How a pruned network is retrained at each level after the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrain {
+    /// Rewind the surviving weights to W_k and train steps k..T (Frankle et al.).
+    #[default]
+    WeightRewinding,
+    /// Keep the trained weights W_T and train steps k..T with the schedule replayed from step k
+    /// (Renda et al., learning-rate rewinding).
+    LrRewinding,
+    /// Keep the trained weights W_T and train T − k steps at the schedule's final rate.
+    FineTuning,
+}
+
+impl std::str::FromStr for Retrain {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.replace('-', "_").as_str() {
+            "weight_rewinding" => Ok(Retrain::WeightRewinding),
+            "lr_rewinding" => Ok(Retrain::LrRewinding),
+            "fine_tuning" => Ok(Retrain::FineTuning),
+            _ => Err(format!(
+                "unknown retraining `{s}`: expected weight-rewinding, lr-rewinding or fine-tuning"
+            )),
+        }
+    }
+}
+
+/// Everything that determines a lottery (the number of levels does not: more levels extend the
+/// same lottery).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LotteryHparams {
+    pub train: TrainHparams,
+    pub pruning: PruningHparams,
+    /// The rewind point k.
+    pub rewind: Steps,
+    pub retrain: Retrain,
+}
+
+impl LotteryHparams {
+    /// The papers' recipe for `model`: its training recipe, and LeNet's layerwise pruning (20% of
+    /// the hidden layers' remaining weights per level, 10% of the output layer's).
+    pub fn recipe(model: &str) -> Result<LotteryHparams> {
+        let train = TrainHparams::recipe(model)?;
+        let pruning = if model.starts_with("lenet_") {
+            PruningHparams {
+                strategy: Strategy::Layerwise,
+                rate: 0.2,
+                output_rate: Some(0.1),
+                ..Default::default()
+            }
+        } else {
+            return Err(RewindError::Invalid(format!(
+                "no pruning recipe for model `{model}`"
+            )));
+        };
+        Ok(LotteryHparams {
+            train,
+            pruning,
+            ..Default::default()
+        })
+    }
+}
+
+/// A baseline trained off a lottery level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BranchKind {
+    /// The level's mask, fresh random weights (a new W0), trained steps k..T.
+    RandomReinit,
+    /// A random mask with the level's per-layer fractions, the rewind weights W_k.
+    RandomPrune,
+    /// The level's mask; kept kernel weights set to sign(W0) × the layer's init std; the other
+    /// parameters from W_k (Zhou et al. 2019).
+    SignPreserving,
+}
+
+impl BranchKind {
+    /// Every kind.
+    pub const ALL: [BranchKind; 3] = [
+        BranchKind::RandomReinit,
+        BranchKind::RandomPrune,
+        BranchKind::SignPreserving,
+    ];
+
+    /// The name used in folders and CSV files (`random_reinit`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BranchKind::RandomReinit => "random_reinit",
+            BranchKind::RandomPrune => "random_prune",
+            BranchKind::SignPreserving => "sign_preserving",
+        }
+    }
+}
+
+impl std::str::FromStr for BranchKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s2 = s.replace('-', "_");
+        BranchKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s2)
+            .ok_or_else(|| {
+                format!(
+                    "unknown branch `{s}`: expected random-reinit, random-prune or sign-preserving"
+                )
+            })
+    }
+}
+
+/// A branch: its kind and the seed of its randomness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchHparams {
+    pub kind: BranchKind,
+    /// Seed of the new weights or mask; `None` uses the replicate number.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+impl Default for BranchHparams {
+    fn default() -> Self {
+        BranchHparams {
+            kind: BranchKind::RandomReinit,
+            seed: None,
+        }
+    }
+}
+
+/// The initialisation seed of a random reinitialisation with branch seed `seed`: separated from
+/// every ordinary initialisation seed, so the reinitialised network never equals W0.
+pub fn reinit_seed(seed: u64) -> u64 {
+    seed ^ lth_rng::fnv1a("random_reinit")
+}

@@ -1,0 +1,30 @@
+//! Iterative magnitude pruning (IMP) with rewinding, and the baselines run off its levels.
+//!
+//! Frankle et al., "Stabilizing the Lottery Ticket Hypothesis" (arXiv 1903.01611), after Frankle &
+//! Carbin (ICLR 2019):
+//!
+//! 1. level 0 trains the dense network from W0 for T steps and keeps the rewind point W_k;
+//! 2. level L prunes a fraction of the remaining weights of level L−1's trained weights W_T (by
+//!    magnitude), rewinds the survivors to W_k and trains steps k..T, with the learning-rate schedule
+//!    and the data order continuing from step k as if training had never stopped.
+//!
+//! Retraining variants ([`Retrain`]): weight rewinding (above), learning-rate rewinding (Renda et
+//! al. 2020: keep W_T, replay the schedule from k), fine-tuning (keep W_T, train at the final rate).
+//! Branches ([`BranchKind`]) share a level's mask (or its per-layer sparsity) and train steps k..T:
+//! random reinitialisation, random pruning, sign-preserving reinitialisation (Zhou et al. 2019).
+//!
+//! Every level and branch is a unit of the run store, resumable and never recomputed once done:
+//! `runs/lottery_<hash>/replicate_<n>/level_<L>/{main,branch_<kind>_<hash>}/`.
+
+mod error;
+mod hparams;
+mod lottery;
+mod results;
+
+pub use error::RewindError;
+pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
+pub use lottery::{Lottery, MASK};
+pub use results::{LayerRow, ResultRow};
+
+/// Result alias for this crate.
+pub type Result<T, E = RewindError> = std::result::Result<T, E>;

@@ -1,0 +1,355 @@
+//! The IMP driver: levels and branches as units of the run store.
+
+use std::path::PathBuf;
+
+use tch::Tensor;
+
+use lth_models::{Model, load_tensors};
+use lth_prune::{Mask, random_like};
+use lth_store::{CsvLog, RunDir, Store};
+use lth_train::{
+    Data, FINAL, Masking, Progress, RunPlan, RunSummary, Schedule, Setup, TrainHparams,
+    run_resumable, step_checkpoint,
+};
+
+use crate::{
+    BranchHparams, BranchKind, LayerRow, LotteryHparams, Result, ResultRow, Retrain, RewindError,
+    reinit_seed,
+};
+
+/// The mask a unit trained with, in its folder.
+pub const MASK: &str = "mask.safetensors";
+const RESULTS: &str = "results.csv";
+const LAYERS: &str = "layers.csv";
+
+/// One replicate of a lottery, on prepared data.
+#[derive(Debug)]
+pub struct Lottery<'a> {
+    hp: LotteryHparams,
+    replicate: u64,
+    data: &'a Data,
+    dir: RunDir,
+    /// Iterations per epoch, total steps T, rewind step k.
+    per_epoch: u64,
+    total: u64,
+    rewind: u64,
+}
+
+impl<'a> Lottery<'a> {
+    /// Binds the lottery's folder in `store` to `hp` and checks that the plan makes sense.
+    pub fn new(store: &Store, hp: LotteryHparams, replicate: u64, data: &'a Data) -> Result<Self> {
+        hp.train.validate()?;
+        let run = store.run("lottery", &hp);
+        run.create()?;
+        run.bind_hparams(&hp)?;
+        let per_epoch = (data.train.len() as u64).div_ceil(hp.train.dataset.batch_size);
+        let total = hp.train.training.steps.iterations(per_epoch);
+        let rewind = hp.rewind.iterations(per_epoch);
+        if rewind >= total {
+            return Err(RewindError::Invalid(format!(
+                "the rewind point {} ({rewind} iterations) must come before the end of training \
+                 {} ({total} iterations)",
+                hp.rewind, hp.train.training.steps
+            )));
+        }
+        Ok(Lottery {
+            dir: run.child(format!("replicate_{replicate}")),
+            hp,
+            replicate,
+            data,
+            per_epoch,
+            total,
+            rewind,
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn hparams(&self) -> &LotteryHparams {
+        &self.hp
+    }
+
+    /// The replicate's folder (`runs/lottery_<hash>/replicate_<n>`).
+    pub fn dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    /// The rewind step k and the final step T, in iterations.
+    pub fn steps(&self) -> (u64, u64) {
+        (self.rewind, self.total)
+    }
+
+    /// The folder of level `level`'s IMP subnetwork.
+    pub fn level_dir(&self, level: u64) -> RunDir {
+        self.dir.child(format!("level_{level}")).child("main")
+    }
+
+    /// The folder of a branch off `level`.
+    pub fn branch_dir(&self, level: u64, branch: &BranchHparams) -> RunDir {
+        self.dir.child(format!("level_{level}")).child(format!(
+            "branch_{}_{}",
+            branch.kind.name(),
+            lth_store::hparams_hash(branch)
+        ))
+    }
+
+    /// Whether level `level` has finished training.
+    pub fn level_done(&self, level: u64) -> bool {
+        self.level_dir(level).is_done()
+    }
+
+    /// The mask of level `level`: all ones at level 0, otherwise the one its folder holds.
+    pub fn mask(&self, level: u64) -> Result<Mask> {
+        let path = self.level_dir(level).join(MASK);
+        if !path.exists() {
+            return Err(RewindError::Invalid(format!(
+                "level {level} has no mask yet ({} is absent); train the levels before it first",
+                path.display()
+            )));
+        }
+        Ok(Mask::load(&path)?)
+    }
+
+    /// The weights of level 0 at step `step` (W0, or the rewind point W_k).
+    pub fn dense_weights_at(&self, step: u64) -> Result<Vec<(String, Tensor)>> {
+        Ok(load_tensors(&step_checkpoint(&self.level_dir(0), step))?)
+    }
+
+    /// The weights a unit ended training with.
+    pub fn final_weights(&self, unit: &RunDir) -> Result<Vec<(String, Tensor)>> {
+        Ok(load_tensors(&unit.join(FINAL))?)
+    }
+
+    /// A setup for this replicate, optionally with another initialisation seed.
+    fn setup(&self, init_seed: Option<u64>) -> Result<Setup> {
+        let mut train: TrainHparams = self.hp.train.clone();
+        if let Some(seed) = init_seed {
+            train.model.init_seed = Some(seed);
+        }
+        Ok(Setup::new(&train, self.replicate, self.data)?)
+    }
+
+    fn plan(&self, from: u64, keep: Vec<u64>) -> RunPlan {
+        let every = self.hp.train.training.eval_every.iterations(self.per_epoch);
+        RunPlan {
+            from,
+            to: self.total,
+            eval_every: if every == 0 { self.per_epoch } else { every },
+            keep,
+        }
+    }
+
+    /// Trains level `level` (level 0: the dense network), unless it is done. The level before
+    /// must be done.
+    pub fn run_level(&self, level: u64, progress: &mut dyn Progress) -> Result<RunSummary> {
+        let dir = self.level_dir(level);
+        if let Some(s) = dir.done_summary::<RunSummary>()? {
+            return Ok(s);
+        }
+        dir.create()?;
+        let mut setup = self.setup(None)?;
+        let model_prunable = setup.model.prunable_tensors();
+        self.hp.pruning.validate(setup.model.prunable())?;
+        let (mask, plan) = if level == 0 {
+            let mask = Mask::ones(&model_prunable);
+            let mut keep = vec![0, self.rewind];
+            keep.dedup();
+            (mask, self.plan(0, keep))
+        } else {
+            let before = self.level_dir(level - 1);
+            if !before.is_done() {
+                return Err(RewindError::Invalid(format!(
+                    "level {} is not finished, so level {level} cannot be pruned from it",
+                    level - 1
+                )));
+            }
+            let trained = self.final_weights(&before)?;
+            let mask = self.level_mask(level, &setup.model, &trained)?;
+            let start = match self.hp.retrain {
+                Retrain::WeightRewinding => self.dense_weights_at(self.rewind)?,
+                Retrain::LrRewinding | Retrain::FineTuning => trained,
+            };
+            setup.model.load_state(&start)?;
+            if self.hp.retrain == Retrain::FineTuning {
+                setup.schedule = Schedule::constant(setup.schedule.lr_at(self.total - 1));
+            }
+            (mask, self.plan(self.rewind, Vec::new()))
+        };
+        if level == 0 && !dir.join(MASK).exists() {
+            mask.save(&dir.join(MASK))?;
+        }
+        let summary = self.train_masked(&dir, &mut setup, &mask, &plan, progress)?;
+        self.write_tables()?;
+        Ok(summary)
+    }
+
+    /// The mask of `level`: read back if it was already computed, else pruned from level − 1's
+    /// mask by the magnitudes of its trained weights, and saved before any training.
+    fn level_mask(&self, level: u64, model: &Model, trained: &[(String, Tensor)]) -> Result<Mask> {
+        let path = self.level_dir(level).join(MASK);
+        if path.exists() {
+            return Ok(Mask::load(&path)?);
+        }
+        let previous = self.mask(level - 1)?;
+        let weights: Vec<(String, Tensor)> = model
+            .prunable()
+            .iter()
+            .map(|name| {
+                trained
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                    .ok_or_else(|| {
+                        RewindError::Invalid(format!(
+                            "trained weights of level {} lack {name}",
+                            level - 1
+                        ))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        let mask = self
+            .hp
+            .pruning
+            .prune(&weights, &previous, model.output_layer())?;
+        mask.save(&path)?;
+        Ok(mask)
+    }
+
+    fn train_masked(
+        &self,
+        dir: &RunDir,
+        setup: &mut Setup,
+        mask: &Mask,
+        plan: &RunPlan,
+        progress: &mut dyn Progress,
+    ) -> Result<RunSummary> {
+        let masking = Masking::new(&setup.model, &mask.to_named())?;
+        masking.mask_weights();
+        setup.masking = Some(masking);
+        Ok(run_resumable(dir, setup, plan, progress)?)
+    }
+
+    /// Trains a branch off `level` (which must be done), unless it is done.
+    pub fn run_branch(
+        &self,
+        level: u64,
+        branch: &BranchHparams,
+        progress: &mut dyn Progress,
+    ) -> Result<RunSummary> {
+        let dir = self.branch_dir(level, branch);
+        if let Some(s) = dir.done_summary::<RunSummary>()? {
+            return Ok(s);
+        }
+        if !self.level_done(level) {
+            return Err(RewindError::Invalid(format!(
+                "level {level} is not finished, so no branch can be run off it"
+            )));
+        }
+        dir.create()?;
+        dir.bind_hparams(branch)?;
+        let seed = branch.seed.unwrap_or(self.replicate);
+        let level_mask = self.mask(level)?;
+        let (mut setup, mask) = match branch.kind {
+            BranchKind::RandomReinit => (self.setup(Some(reinit_seed(seed)))?, level_mask),
+            BranchKind::RandomPrune => {
+                let mut setup = self.setup(None)?;
+                setup
+                    .model
+                    .load_state(&self.dense_weights_at(self.rewind)?)?;
+                (setup, random_like(&level_mask, seed))
+            }
+            BranchKind::SignPreserving => {
+                let mut setup = self.setup(None)?;
+                setup
+                    .model
+                    .load_state(&self.dense_weights_at(self.rewind)?)?;
+                let w0 = self.dense_weights_at(0)?;
+                let init = setup.model.init();
+                for (name, mut kernel) in setup.model.prunable_tensors() {
+                    let (_, original) = w0
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .ok_or_else(|| RewindError::Invalid(format!("W0 lacks {name}")))?;
+                    let value =
+                        original.sign().to_device(kernel.device()) * init.std(&kernel.size());
+                    tch::no_grad(|| kernel.copy_(&value));
+                }
+                (setup, level_mask)
+            }
+        };
+        mask.save(&dir.join(MASK))?;
+        let plan = self.plan(self.rewind, Vec::new());
+        let summary = self.train_masked(&dir, &mut setup, &mask, &plan, progress)?;
+        self.write_tables()?;
+        Ok(summary)
+    }
+
+    /// Every finished unit of this replicate, in order of level, IMP first.
+    pub fn results(&self) -> Result<(Vec<ResultRow>, Vec<LayerRow>)> {
+        let mut rows = Vec::new();
+        let mut layers = Vec::new();
+        for level in 0.. {
+            let level_folder = self.dir.join(format!("level_{level}"));
+            if !level_folder.is_dir() {
+                break;
+            }
+            let mut units: Vec<(String, Option<u64>, RunDir)> =
+                vec![("imp".into(), None, self.level_dir(level))];
+            let mut branches: Vec<PathBuf> = std::fs::read_dir(&level_folder)
+                .map_err(|e| RewindError::Invalid(format!("{}: {e}", level_folder.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("branch_"))
+                })
+                .collect();
+            branches.sort();
+            for b in branches {
+                let unit = RunDir::new(b);
+                if let Some(hp) = unit.hparams::<BranchHparams>()? {
+                    units.push((hp.kind.name().to_owned(), hp.seed, unit));
+                }
+            }
+            for (branch, seed, unit) in units {
+                let Some(s) = unit.done_summary::<RunSummary>()? else {
+                    continue;
+                };
+                let mask = Mask::load(&unit.join(MASK))?;
+                let counts = mask.counts();
+                rows.push(ResultRow {
+                    level,
+                    branch: branch.clone(),
+                    seed,
+                    weights_remaining: mask.density(),
+                    weights_kept: mask.kept(),
+                    steps: s.steps,
+                    final_test_accuracy: s.final_test_accuracy,
+                    best_test_accuracy: s.best_test_accuracy,
+                    best_test_step: s.best_test_step,
+                    min_val_loss_step: s.min_val_loss_step,
+                    test_accuracy_at_min_val_loss: s.test_accuracy_at_min_val_loss,
+                });
+                layers.extend(counts.into_iter().map(|c| LayerRow {
+                    level,
+                    branch: branch.clone(),
+                    seed,
+                    density: c.density(),
+                    layer: c.name,
+                    kept: c.kept,
+                    total: c.total,
+                }));
+            }
+        }
+        Ok((rows, layers))
+    }
+
+    /// Rewrites `results.csv` and `layers.csv` of the replicate from the finished units.
+    pub fn write_tables(&self) -> Result<(PathBuf, PathBuf)> {
+        let (rows, layers) = self.results()?;
+        let results = CsvLog::<ResultRow>::new(self.dir.join(RESULTS));
+        results.save(&rows)?;
+        let per_layer = CsvLog::<LayerRow>::new(self.dir.join(LAYERS));
+        per_layer.save(&layers)?;
+        Ok((results.path().to_owned(), per_layer.path().to_owned()))
+    }
+}

@@ -1,0 +1,202 @@
+//! A small lottery on generated MNIST-format data: levels, rewinding, retraining variants, branches.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use lth_models::load_tensors;
+use lth_prune::{Mask, prune_count};
+use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, MASK, Retrain};
+use lth_store::{CsvLog, Store};
+use lth_train::{Data, MetricsRow, Steps, evaluate};
+use tch::{Device, Kind};
+
+fn hparams() -> LotteryHparams {
+    let mut hp = LotteryHparams::recipe("lenet_300_100").unwrap();
+    hp.train.dataset.validation = 100;
+    hp.train.dataset.batch_size = 50;
+    hp.train.training.steps = Steps::ep(3);
+    hp.train.training.eval_every = Steps::it(5);
+    hp
+}
+
+fn data(root: &Path) -> Data {
+    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
+    Data::load(&hparams().train.dataset, root, Device::Cpu).unwrap()
+}
+
+fn rows(dir: &lth_store::RunDir) -> Vec<MetricsRow> {
+    CsvLog::<MetricsRow>::new(dir.join("metrics.csv"))
+        .load()
+        .unwrap()
+}
+
+fn zeros_where_pruned(weights: &[(String, tch::Tensor)], mask: &Mask) -> bool {
+    mask.iter().all(|(name, m)| {
+        let (_, w) = weights.iter().find(|(n, _)| n == name).unwrap();
+        w.masked_select(&m.logical_not())
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[])
+            == 0.0
+    })
+}
+
+#[test]
+fn imp_levels_prune_the_recipe_fractions_and_rewind_to_k() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let store = Store::new(root.path().join("runs"));
+    let mut hp = hparams();
+    hp.rewind = Steps::it(10);
+    let lottery = Lottery::new(&store, hp, 1, &data).unwrap();
+    assert_eq!(lottery.steps(), (10, 30));
+    for level in 0..=2 {
+        lottery.run_level(level, &mut ()).unwrap();
+    }
+    // Weights remaining follow the recipe: hidden layers lose ⌈20%⌉, the output layer ⌈10%⌉.
+    let m2 = lottery.mask(2).unwrap();
+    for c in m2.counts() {
+        let rate = if c.name == "fc.weight" { 0.1 } else { 0.2 };
+        let after1 = c.total - prune_count(c.total, rate);
+        assert_eq!(c.kept, after1 - prune_count(after1, rate), "{}", c.name);
+    }
+    // Level 1 starts from W_k (the rewind point of level 0) with its mask applied: its first row
+    // is at step k and measures exactly that network.
+    let l1 = lottery.level_dir(1);
+    let first = &rows(&l1)[0];
+    assert_eq!(first.step, 10);
+    let mut probe = lth_train::Setup::new(&lottery.hparams().train, 1, &data).unwrap();
+    probe
+        .model
+        .load_state(&lottery.dense_weights_at(10).unwrap())
+        .unwrap();
+    lottery
+        .mask(1)
+        .unwrap()
+        .apply(&probe.model.prunable_tensors())
+        .unwrap();
+    let e = evaluate(&probe.model, &data.eval.test);
+    assert_eq!((first.test_accuracy, first.test_loss), (e.accuracy, e.loss));
+    // Training continued to T with the pruned weights held at zero.
+    assert_eq!(rows(&l1).last().unwrap().step, 30);
+    let trained = load_tensors(&l1.join("final.safetensors")).unwrap();
+    assert!(zeros_where_pruned(&trained, &lottery.mask(1).unwrap()));
+    // Running a finished level again trains nothing.
+    let before = std::fs::read(l1.join("metrics.csv")).unwrap();
+    let again = lottery.run_level(1, &mut ()).unwrap();
+    assert_eq!(again.steps, 30);
+    assert_eq!(before, std::fs::read(l1.join("metrics.csv")).unwrap());
+    // The tidy tables list every level.
+    let (results, layers) = lottery.results().unwrap();
+    assert_eq!(
+        results.iter().map(|r| r.level).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_eq!(layers.len(), 3 * 3);
+    assert!(lottery.dir().join("results.csv").is_file());
+}
+
+#[test]
+fn branches_share_the_level_mask_or_its_fractions() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let store = Store::new(root.path().join("runs"));
+    let lottery = Lottery::new(&store, hparams(), 1, &data).unwrap();
+    let reinit = BranchHparams {
+        kind: BranchKind::RandomReinit,
+        seed: None,
+    };
+    let err = lottery
+        .run_branch(1, &reinit, &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("level 1 is not finished"), "{err}");
+    lottery.run_level(0, &mut ()).unwrap();
+    lottery.run_level(1, &mut ()).unwrap();
+    let level_mask = lottery.mask(1).unwrap();
+    for kind in BranchKind::ALL {
+        let b = BranchHparams { kind, seed: None };
+        lottery.run_branch(1, &b, &mut ()).unwrap();
+        let dir = lottery.branch_dir(1, &b);
+        let mask = Mask::load(&dir.join(MASK)).unwrap();
+        assert_eq!(mask.counts(), level_mask.counts(), "{kind:?}");
+        let same_positions = mask
+            .iter()
+            .all(|(n, m)| m.equal(level_mask.get(n).unwrap()));
+        assert_eq!(same_positions, kind != BranchKind::RandomPrune, "{kind:?}");
+        let trained = load_tensors(&dir.join("final.safetensors")).unwrap();
+        assert!(zeros_where_pruned(&trained, &mask), "{kind:?}");
+    }
+    let (results, _) = lottery.results().unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r.branch.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "imp",
+            "imp",
+            "random_prune",
+            "random_reinit",
+            "sign_preserving"
+        ]
+    );
+}
+
+#[test]
+fn retraining_variants_start_where_they_should() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let store = Store::new(root.path().join("runs"));
+    for retrain in [Retrain::LrRewinding, Retrain::FineTuning] {
+        let mut hp = hparams();
+        hp.retrain = retrain;
+        hp.train.training.milestones = vec![Steps::it(20)];
+        let lottery = Lottery::new(&store, hp, 1, &data).unwrap();
+        lottery.run_level(0, &mut ()).unwrap();
+        lottery.run_level(1, &mut ()).unwrap();
+        // Both keep level 0's trained weights (masked) rather than rewinding them.
+        let mut probe = lth_train::Setup::new(&lottery.hparams().train, 1, &data).unwrap();
+        let trained = load_tensors(&lottery.level_dir(0).join("final.safetensors")).unwrap();
+        probe.model.load_state(&trained).unwrap();
+        lottery
+            .mask(1)
+            .unwrap()
+            .apply(&probe.model.prunable_tensors())
+            .unwrap();
+        let first = &rows(&lottery.level_dir(1))[0];
+        assert_eq!(
+            first.test_loss,
+            evaluate(&probe.model, &data.eval.test).loss,
+            "{retrain:?}"
+        );
+        let lrs: Vec<f64> = rows(&lottery.level_dir(1))
+            .iter()
+            .skip(1)
+            .map(|r| r.lr)
+            .collect();
+        let near = |lr: f64, want: f64| (lr - want).abs() < 1e-12;
+        match retrain {
+            // The schedule replays: the decay at step 20 happens again.
+            Retrain::LrRewinding => assert!(
+                lrs.iter().any(|&l| near(l, 1.2e-3)) && lrs.iter().any(|&l| near(l, 1.2e-4)),
+                "{lrs:?}"
+            ),
+            // Fine-tuning runs at the schedule's final rate throughout.
+            _ => assert!(lrs.iter().all(|&l| near(l, 1.2e-4)), "{lrs:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_rewind_point_at_or_after_the_end_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let mut hp = hparams();
+    hp.rewind = Steps::ep(3);
+    let err = Lottery::new(&Store::new(root.path().join("runs")), hp, 1, &data)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("must come before the end of training"),
+        "{err}"
+    );
+}
