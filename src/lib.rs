@@ -7,10 +7,14 @@
 //! - [`data`]: datasets and the on-device seeded loader;
 //! - [`models`]: the papers' networks with PyTorch parameter names;
 //! - [`train`]: the training loop, optimisers, schedules, resumable runs;
+//! - [`prune`]: masks and pruning criteria;
+//! - [`rewind`]: iterative magnitude pruning with rewinding, and its baseline branches;
 //! - [`store`]: the run store (hashed run folders, atomic writes).
 
 pub use lth_data as data;
 pub use lth_models as models;
+pub use lth_prune as prune;
+pub use lth_rewind as rewind;
 pub use lth_rng as rng;
 pub use lth_store as store;
 pub use lth_train as train;

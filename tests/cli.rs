@@ -30,9 +30,46 @@ fn err(out: &Output) -> String {
 
 /// A temporary folder holding generated MNIST-format data under `data/mnist`.
 fn workspace() -> tempfile::TempDir {
+    workspace_of(300)
+}
+
+fn workspace_of(train: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    lth_data::testutil::write_mnist_like(&dir.path().join("data/mnist"), 300, 100, true).unwrap();
+    lth_data::testutil::write_mnist_like(&dir.path().join("data/mnist"), train, 100, true).unwrap();
     dir
+}
+
+/// Every file under `dir` whose path ends with `suffix`, relative to `dir`, sorted. Tolerates
+/// files that vanish while it looks (a running process renames its temporary files).
+fn paths_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p.strip_prefix(dir).unwrap().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// [`paths_ending`] with each file's contents (for folders no process is writing).
+fn files_ending(dir: &Path, suffix: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    paths_ending(dir, suffix)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(dir.join(&p))
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.join(&p).display()));
+            (p, bytes)
+        })
+        .collect()
 }
 
 const SMALL: &[&str] = &[
@@ -244,4 +281,98 @@ fn lenet_reaches_85_percent_on_fashion_mnist_in_two_epochs() {
 fn help_lists_the_commands() {
     let w = tempfile::tempdir().unwrap();
     insta::assert_snapshot!(ok(&lth(&["--help"], w.path())));
+}
+
+const LOTTERY: &[&str] = &[
+    "lottery",
+    "--model",
+    "lenet_300_100",
+    "--dataset",
+    "mnist",
+    "--levels",
+    "2",
+    "--steps",
+    "4ep",
+    "--batch-size",
+    "10",
+    "--validation",
+    "100",
+    "--eval-every",
+    "20it",
+    "--rewind",
+    "30it",
+    "--branch",
+    "random-reinit",
+    "--device",
+    "cpu",
+    "--quiet",
+];
+
+/// The foundation of every later experiment: a lottery killed with SIGKILL at an arbitrary moment
+/// of level 1's training, run again, ends with exactly the numbers of an uninterrupted one.
+#[test]
+fn a_lottery_killed_during_training_resumes_to_the_same_results() {
+    let (whole, cut) = (workspace_of(1000), workspace_of(1000));
+    let out = ok(&lth(LOTTERY, whole.path()));
+    assert!(out.contains("random_reinit"), "{out}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lth"))
+        .args(LOTTERY)
+        .current_dir(cut.path())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        // Names only: the child is writing and renaming files under this folder.
+        let resumable = paths_ending(&cut.path().join("runs"), ".safetensors")
+            .iter()
+            .any(|p| {
+                p.to_string_lossy()
+                    .contains("level_1/main/checkpoints/resume_")
+            });
+        if resumable {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the lottery finished before it could be killed"
+        );
+        assert!(started.elapsed().as_secs() < 120, "level 1 never started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let level1 = paths_ending(&cut.path().join("runs"), "level_1/main/done.json");
+    assert!(level1.is_empty(), "killed too late: level 1 had finished");
+
+    let again = lth(LOTTERY, cut.path());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming an interrupted run"));
+    ok(&again);
+    for suffix in [
+        "results.csv",
+        "layers.csv",
+        "metrics.csv",
+        "mask.safetensors",
+        "final.safetensors",
+    ] {
+        let (a, b) = (
+            files_ending(&whole.path().join("runs"), suffix),
+            files_ending(&cut.path().join("runs"), suffix),
+        );
+        assert!(!a.is_empty());
+        assert_eq!(a.len(), b.len(), "{suffix}");
+        for ((pa, ca), (pb, cb)) in a.iter().zip(&b) {
+            assert_eq!(pa, pb);
+            assert!(
+                ca == cb,
+                "{} differs after the kill and resume",
+                pa.display()
+            );
+        }
+    }
+    // A finished lottery run again trains nothing.
+    let done = ok(&lth(LOTTERY, cut.path()));
+    assert!(done.contains("already finished"), "{done}");
 }

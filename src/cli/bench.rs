@@ -60,7 +60,7 @@ impl lth_train::Observer for Counter {
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
     let mut hp = HparamArgs {
-        model: args.model.clone(),
+        model: Some(args.model.clone()),
         dataset: Some(args.dataset.clone()),
         batch_size: Some(args.batch_size),
         validation: Some(0),

@@ -9,8 +9,9 @@ use lth_train::{OptimizerKind, Steps, TrainHparams};
 #[derive(Args, Debug, Clone, Default)]
 pub struct HparamArgs {
     /// Model name from the registry (see `lth models`), e.g. lenet_300_100.
-    #[arg(long)]
-    pub model: String,
+    // An `Option` that clap requires: `lth lottery branch` negates the parent's requirements.
+    #[arg(long, required = true)]
+    pub model: Option<String>,
     /// Dataset name (see `lth datasets`); default: the model's.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -59,9 +60,16 @@ pub struct HparamArgs {
 }
 
 impl HparamArgs {
+    /// The `--model` given.
+    pub fn model_name(&self) -> anyhow::Result<&str> {
+        self.model
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--model is required"))
+    }
+
     /// The model's recipe with these flags applied, validated.
     pub fn resolve(&self) -> anyhow::Result<TrainHparams> {
-        let mut hp = TrainHparams::recipe(&self.model)?;
+        let mut hp = TrainHparams::recipe(self.model_name()?)?;
         let (d, m, t) = (&mut hp.dataset, &mut hp.model, &mut hp.training);
         set(&mut d.dataset, self.dataset.clone());
         set(&mut d.batch_size, self.batch_size);

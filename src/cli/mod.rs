@@ -3,6 +3,7 @@
 mod bench;
 mod hparams;
 mod info;
+mod lottery;
 mod progress;
 mod train;
 
@@ -35,6 +36,8 @@ pub struct Cli {
 enum Command {
     /// Train a network (one replicate) and keep its metrics and checkpoints in the run store.
     Train(train::TrainArgs),
+    /// Find lottery tickets: iterative magnitude pruning with rewinding (and baseline branches).
+    Lottery(lottery::LotteryCmd),
     /// Time the training loop against a bare loop over pre-batched tensors.
     Bench(bench::BenchArgs),
     /// List the models of the registry.
@@ -72,6 +75,7 @@ pub struct CommonArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Command::Train(args) => train::run(&args),
+        Command::Lottery(cmd) => lottery::run(&cmd),
         Command::Bench(args) => bench::run(&args),
         Command::Models => {
             info::models();

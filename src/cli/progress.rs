@@ -12,11 +12,16 @@ use lth_train::{MetricsRow, Progress};
 pub struct Bar {
     quiet: bool,
     bar: Option<ProgressBar>,
+    resumed: Option<u64>,
 }
 
 impl Bar {
     pub fn new(quiet: bool) -> Bar {
-        Bar { quiet, bar: None }
+        Bar {
+            quiet,
+            bar: None,
+            resumed: None,
+        }
     }
 
     fn line(&self, text: String) {
@@ -29,10 +34,16 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn resumed(&mut self, step: u64) {
+        self.resumed = Some(step);
+    }
+
     fn begin(&mut self, from: u64, to: u64) {
+        let resumed = self.resumed.take();
         if self.quiet || !std::io::stderr().is_terminal() {
-            if !self.quiet && from > 0 {
-                eprintln!("resuming at step {from} of {to}");
+            // Said even when quiet: a resume is an event worth a line in any log.
+            if let Some(step) = resumed {
+                eprintln!("resuming an interrupted run at step {step} of {to}");
             }
             return;
         }
@@ -43,8 +54,10 @@ impl Progress for Bar {
             )
             .expect("a valid template"),
         );
-        if from > 0 {
-            bar.println(format!("resuming at step {from} of {to}"));
+        if let Some(step) = resumed {
+            bar.println(format!(
+                "resuming an interrupted run at step {step} of {to}"
+            ));
         }
         self.bar = Some(bar);
     }

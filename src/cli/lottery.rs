@@ -1,0 +1,235 @@
+//! `lth lottery` and `lth lottery branch`: IMP levels and the baselines run off them.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use lth_data::data_root;
+use lth_prune::Strategy;
+use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, ResultRow, Retrain};
+use lth_store::Store;
+use lth_train::{Data, Steps, resolve_device};
+
+use super::progress::Bar;
+use super::{CommonArgs, HparamArgs};
+
+/// Flags that determine a lottery; unset flags keep the model's recipe.
+#[derive(Args, Debug, Clone)]
+pub struct LotteryArgs {
+    #[command(flatten)]
+    pub hp: HparamArgs,
+    /// layerwise (each layer loses its own fraction) or global (one threshold).
+    #[arg(long)]
+    pub strategy: Option<Strategy>,
+    /// Fraction of the remaining weights pruned per level.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Layerwise: fraction for convolution kernels.
+    #[arg(long)]
+    pub conv_rate: Option<f64>,
+    /// Layerwise: fraction for the output layer.
+    #[arg(long)]
+    pub output_rate: Option<f64>,
+    /// Layers never pruned (parameter names, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Option<Vec<String>>,
+    /// Rewind point k: 0 (the original LTH), 500it, 2ep.
+    #[arg(long)]
+    pub rewind: Option<Steps>,
+    /// weight-rewinding, lr-rewinding or fine-tuning.
+    #[arg(long)]
+    pub retrain: Option<Retrain>,
+    /// Replicate number; seeds that are not given default to it.
+    #[arg(long, default_value_t = 1)]
+    pub replicate: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl LotteryArgs {
+    /// The model's lottery recipe with these flags applied.
+    pub fn resolve(&self) -> anyhow::Result<LotteryHparams> {
+        let mut hp = LotteryHparams::recipe(self.hp.model_name()?)?;
+        hp.train = self.hp.resolve()?;
+        let p = &mut hp.pruning;
+        if let Some(s) = self.strategy {
+            p.strategy = s;
+            if s == Strategy::Global {
+                // The layerwise output rate means nothing to a global threshold.
+                p.output_rate = None;
+            }
+        }
+        p.rate = self.rate.unwrap_or(p.rate);
+        p.conv_rate = self.conv_rate.or(p.conv_rate);
+        p.output_rate = self.output_rate.or(p.output_rate);
+        if let Some(x) = &self.exclude {
+            p.exclude.clone_from(x);
+        }
+        hp.rewind = self.rewind.unwrap_or(hp.rewind);
+        hp.retrain = self.retrain.unwrap_or(hp.retrain);
+        Ok(hp)
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LotteryCmd {
+    #[command(subcommand)]
+    sub: Option<LotterySub>,
+    #[command(flatten)]
+    args: LotteryRun,
+}
+
+#[derive(Args, Debug)]
+struct LotteryRun {
+    #[command(flatten)]
+    lottery: LotteryArgs,
+    /// Pruning levels after the dense level 0 (levels 0..=N are trained).
+    #[arg(long, required = true)]
+    levels: Option<u64>,
+    /// Also train these branches off every level from 1 (comma-separated:
+    /// random-reinit, random-prune, sign-preserving).
+    #[arg(long, value_delimiter = ',')]
+    branch: Vec<BranchKind>,
+    /// Seed of the branches' randomness (default: the replicate number).
+    #[arg(long)]
+    branch_seed: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum LotterySub {
+    /// Train a baseline off finished levels of a lottery (the same lottery flags select it).
+    Branch(BranchRun),
+}
+
+#[derive(Args, Debug)]
+struct BranchRun {
+    #[command(flatten)]
+    lottery: LotteryArgs,
+    /// random-reinit, random-prune or sign-preserving.
+    #[arg(long)]
+    kind: BranchKind,
+    /// Run the branch off levels 1..=N.
+    #[arg(long, conflicts_with = "level")]
+    levels: Option<u64>,
+    /// Run the branch off this level (repeatable).
+    #[arg(long)]
+    level: Vec<u64>,
+    /// Seed of the branch's randomness (default: the replicate number).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+pub fn run(cmd: &LotteryCmd) -> anyhow::Result<()> {
+    match (&cmd.sub, &cmd.args) {
+        (Some(LotterySub::Branch(b)), _) => {
+            let levels: Vec<u64> = match b.levels {
+                Some(n) => (1..=n).collect(),
+                None if b.level.is_empty() => anyhow::bail!("give --levels N or --level L"),
+                None => b.level.clone(),
+            };
+            let branch = BranchHparams {
+                kind: b.kind,
+                seed: b.seed,
+            };
+            drive(&b.lottery, &[], &levels, &[branch])
+        }
+        (None, r) => {
+            let n = r
+                .levels
+                .ok_or_else(|| anyhow::anyhow!("--levels is required"))?;
+            let levels: Vec<u64> = (0..=n).collect();
+            let branches: Vec<BranchHparams> = r
+                .branch
+                .iter()
+                .map(|&kind| BranchHparams {
+                    kind,
+                    seed: r.branch_seed,
+                })
+                .collect();
+            let branch_levels: Vec<u64> = (1..=n).collect();
+            drive(&r.lottery, &levels, &branch_levels, &branches)
+        }
+    }
+}
+
+/// Trains `levels` in order, then each branch off each of `branch_levels`, skipping what is done.
+fn drive(
+    args: &LotteryArgs,
+    levels: &[u64],
+    branch_levels: &[u64],
+    branches: &[BranchHparams],
+) -> anyhow::Result<()> {
+    let hp = args.resolve()?;
+    let store = Store::new(&args.common.runs_dir);
+    let device = resolve_device(args.common.device)?;
+    let data = Data::load(
+        &hp.train.dataset,
+        &data_root(args.common.data.data_dir.as_deref()),
+        device,
+    )?;
+    let lottery = Lottery::new(&store, hp, args.replicate, &data)?;
+    let (k, t) = lottery.steps();
+    eprintln!(
+        "lottery: {} on {}, {:?} pruning, rewind to step {k} of {t}, {:?}; folder {}",
+        lottery.hparams().train.model.model,
+        lottery.hparams().train.dataset.dataset,
+        lottery.hparams().pruning.strategy,
+        lottery.hparams().retrain,
+        lottery.dir().path().display()
+    );
+    let mut bar = Bar::new(args.common.quiet);
+    let mut trained = 0;
+    for &level in levels {
+        if lottery.level_done(level) {
+            continue;
+        }
+        eprintln!("level {level}: training");
+        lottery
+            .run_level(level, &mut bar)
+            .with_context(|| format!("level {level}"))?;
+        trained += 1;
+    }
+    for &level in branch_levels {
+        for b in branches {
+            if lottery.branch_dir(level, b).is_done() {
+                continue;
+            }
+            eprintln!("level {level}: branch {}", b.kind.name());
+            lottery
+                .run_branch(level, b, &mut bar)
+                .with_context(|| format!("branch {} off level {level}", b.kind.name()))?;
+            trained += 1;
+        }
+    }
+    let (results, layers) = lottery.write_tables()?;
+    if trained == 0 {
+        println!("already finished; nothing to train.");
+    }
+    let (rows, _) = lottery.results()?;
+    print!("{}", table(&rows));
+    println!("results: {}", results.display());
+    println!("per layer: {}", layers.display());
+    Ok(())
+}
+
+/// The results as an aligned text table.
+fn table(rows: &[ResultRow]) -> String {
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    let mut out = format!(
+        "{:>5}  {:<16} {:>10} {:>10} {:>10} {:>14} {:>14}\n",
+        "level", "branch", "remaining", "final acc", "best acc", "min val step", "acc there"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>5}  {:<16} {:>10} {:>10} {:>10} {:>14} {:>14}\n",
+            r.level,
+            r.branch,
+            pct(r.weights_remaining),
+            pct(r.final_test_accuracy),
+            pct(r.best_test_accuracy),
+            r.min_val_loss_step.map_or("-".into(), |s| s.to_string()),
+            r.test_accuracy_at_min_val_loss.map_or("-".into(), pct),
+        ));
+    }
+    out
+}
