@@ -57,5 +57,6 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
         prunable,
         output: "fc.weight".to_owned(),
         init: Init::KaimingNormal,
+        batchnorm: None,
     })
 }

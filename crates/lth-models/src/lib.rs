@@ -10,11 +10,13 @@ pub mod init;
 mod io;
 pub mod lenet;
 mod model;
+pub mod norm;
 pub mod registry;
 
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
 pub use model::{Built, Model, ModelError};
+pub use norm::{BatchNorm, BnControl, batch_norm};
 pub use registry::{Family, families, family};
 
 /// Result alias for this crate.

@@ -6,7 +6,7 @@ use tch::{Device, Tensor, nn};
 
 use lth_rng::Stream;
 
-use crate::{Init, Result, family};
+use crate::{BnControl, Init, Result, family};
 
 /// What can go wrong building a model or moving weights in and out of it.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,8 @@ pub struct Built {
     pub output: String,
     /// The family's default initialiser of prunable kernels.
     pub init: Init,
+    /// The momentum control shared by the network's BatchNorm layers (`None`: it has none).
+    pub batchnorm: Option<BnControl>,
 }
 
 /// A network with its weights. All weights live in one `VarStore`, under PyTorch names.
@@ -55,7 +57,12 @@ pub struct Model {
     prunable: Vec<String>,
     output: String,
     init: Init,
+    batchnorm: Option<BnControl>,
 }
+
+/// Examples used to re-estimate BatchNorm statistics, and the batch size of that pass.
+const BN_EXAMPLES: i64 = 10_000;
+const BN_BATCH: i64 = 500;
 
 impl Model {
     /// Builds `name` for images of shape `input` (C, H, W) and `classes` outputs, initialised
@@ -125,7 +132,41 @@ impl Model {
             prunable: built.prunable,
             output: built.output,
             init,
+            batchnorm: built.batchnorm,
         })
+    }
+
+    /// Whether the network has BatchNorm layers.
+    pub fn has_batchnorm(&self) -> bool {
+        self.batchnorm.is_some()
+    }
+
+    /// Re-estimates every BatchNorm layer's running statistics from the first 10,000 examples of
+    /// `data` (in order, batches of 500), as an exact average over those batches (PyTorch's
+    /// `momentum=None`), without touching any parameter. Does nothing for networks without
+    /// BatchNorm.
+    pub fn recompute_batchnorm(&mut self, data: &lth_data::DeviceSplit) -> Result<()> {
+        let Some(control) = &self.batchnorm else {
+            return Ok(());
+        };
+        let mut vars = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, t) in vars.iter_mut() {
+                if name.ends_with(".running_mean") {
+                    let _ = t.zero_();
+                } else if name.ends_with(".running_var") {
+                    let _ = t.fill_(1.0);
+                }
+            }
+            let batches = (BN_EXAMPLES.min(data.len()) + BN_BATCH - 1) / BN_BATCH;
+            for (i, b) in data.sequential(BN_BATCH).take(batches as usize).enumerate() {
+                // With momentum 1/(i+1), the running value after batch i is the mean of batches 0..=i.
+                control.set_momentum(1.0 / (i as f64 + 1.0));
+                let _ = self.net.forward_t(&b.x, true);
+            }
+        });
+        control.set_momentum(crate::norm::MOMENTUM);
+        Ok(())
     }
 
     /// The registry name (`lenet_300_100`).
