@@ -73,6 +73,21 @@ impl<'a> Lottery<'a> {
         &self.dir
     }
 
+    /// The replicate number.
+    pub fn replicate(&self) -> u64 {
+        self.replicate
+    }
+
+    /// The data the lottery trains and evaluates on.
+    pub fn data(&self) -> &Data {
+        self.data
+    }
+
+    /// The data-order seed of the lottery's own levels.
+    pub fn data_order_seed(&self) -> u64 {
+        self.hp.train.data_order_seed(self.replicate)
+    }
+
     /// The rewind step k and the final step T, in iterations.
     pub fn steps(&self) -> (u64, u64) {
         (self.rewind, self.total)
@@ -126,6 +141,47 @@ impl<'a> Lottery<'a> {
             train.model.init_seed = Some(seed);
         }
         Ok(Setup::new(&train, self.replicate, self.data)?)
+    }
+
+    /// A setup holding the rewind weights W_k, with data-order seed `data_order_seed`.
+    fn rewind_setup(&self, data_order_seed: u64) -> Result<Setup> {
+        let mut train: TrainHparams = self.hp.train.clone();
+        train.dataset.data_order_seed = Some(data_order_seed);
+        let mut setup = Setup::new(&train, self.replicate, self.data)?;
+        setup
+            .model
+            .load_state(&self.dense_weights_at(self.rewind)?)?;
+        Ok(setup)
+    }
+
+    /// Trains a copy of the rewind point W_k, masked by `mask` (`None`: the full network), over
+    /// steps k..T with data-order seed `data_order_seed`, as the unit `dir` of the store, unless it
+    /// is done. Level 0 must be done. Stability analysis trains its copies with this.
+    pub fn train_rewind_copy(
+        &self,
+        dir: &RunDir,
+        mask: Option<&Mask>,
+        data_order_seed: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<RunSummary> {
+        if let Some(s) = dir.done_summary::<RunSummary>()? {
+            return Ok(s);
+        }
+        if !self.level_done(0) {
+            return Err(RewindError::Invalid(
+                "level 0 is not finished, so its rewind point cannot be copied".into(),
+            ));
+        }
+        dir.create()?;
+        let mut setup = self.rewind_setup(data_order_seed)?;
+        let plan = self.plan(self.rewind, Vec::new());
+        match mask {
+            Some(m) => {
+                m.save(&dir.join(MASK))?;
+                self.train_masked(dir, &mut setup, m, &plan, progress)
+            }
+            None => Ok(run_resumable(dir, &mut setup, &plan, progress)?),
+        }
     }
 
     fn plan(&self, from: u64, keep: Vec<u64>) -> RunPlan {
