@@ -1,0 +1,44 @@
+//! Stability of lottery tickets, as "Stabilizing the Lottery Ticket Hypothesis" (Frankle et al.,
+//! arXiv 1903.01611) and "Linear Mode Connectivity and the LTH" (Frankle et al., ICML 2020) define it.
+//!
+//! - [`metrics`]: pure functions over named tensors and masks: the L2 distance and the angle
+//!   between two networks' masked prunable weights, linear interpolation and its error barrier,
+//!   the normalised Hamming distance between masks.
+//! - [`experiment`]: the measurements. Data-order stability of a ticket (W_k, m) trains copies of
+//!   m⊙W_k with different data orders and measures their distance; pruning stability trains the
+//!   full network from W_k and the subnetwork from m⊙W_k with the same data order. Both run for IMP
+//!   subnetworks and for random subnetworks with the same per-layer sparsity, so the paper's "Comp"
+//!   ratio (random distance / IMP distance) comes out directly. Copies are units of the run store.
+
+pub mod experiment;
+pub mod metrics;
+
+pub use experiment::{
+    CopySpec, CurvePoint, InterpolationSummary, Split, StabilityRow, StabilitySummary, Subnetwork,
+    interpolation, stability, summarize, train_copies,
+};
+pub use metrics::{
+    BnStats, angle, barrier, hamming, hamming_tensors, interpolate, interpolation_curve,
+    l2_distance,
+};
+
+/// What can go wrong measuring stability.
+#[derive(Debug, thiserror::Error)]
+pub enum StabilityError {
+    #[error(transparent)]
+    Rewind(#[from] lth_rewind::RewindError),
+    #[error(transparent)]
+    Prune(#[from] lth_prune::PruneError),
+    #[error(transparent)]
+    Model(#[from] lth_models::ModelError),
+    #[error(transparent)]
+    Store(#[from] lth_store::StoreError),
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    /// Networks or masks that cannot be compared, or an impossible request.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StabilityError> = std::result::Result<T, E>;

@@ -1,0 +1,208 @@
+//! The laws of stability metrics, and stability experiments on a small lottery of generated data.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use lth_models::Model;
+use lth_prune::{Mask, magnitude_layerwise};
+use lth_rewind::{Lottery, LotteryHparams};
+use lth_stability::{
+    BnStats, Split, Subnetwork, angle, barrier, hamming, interpolate, interpolation,
+    interpolation_curve, l2_distance, stability, summarize,
+};
+use lth_store::{RunDir, Store};
+use lth_train::{Data, Steps};
+use proptest::prelude::*;
+use tch::{Device, Tensor};
+
+fn net(seed: u64) -> Vec<(String, Tensor)> {
+    Model::new("lenet_20_10", [1, 28, 28], 10, None, seed, Device::Cpu)
+        .unwrap()
+        .state()
+}
+
+fn half_mask(w: &[(String, Tensor)]) -> Mask {
+    let kernels: Vec<(String, Tensor)> = w
+        .iter()
+        .filter(|(n, _)| n.ends_with("weight"))
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    magnitude_layerwise(&kernels, &Mask::ones(&kernels), |_, _| 0.5).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// d(W, W) = 0 and the angle of W with itself is 0; d is symmetric and positive otherwise.
+    #[test]
+    fn distances_of_a_network_to_itself_vanish(a in 0u64..1000, b in 1000u64..2000) {
+        let (wa, wb) = (net(a), net(b));
+        let m = half_mask(&wa);
+        prop_assert_eq!(l2_distance(&wa, &wa, &m).unwrap(), 0.0);
+        prop_assert!(angle(&wa, &wa, &m).unwrap().abs() < 1e-5);
+        let d = l2_distance(&wa, &wb, &m).unwrap();
+        prop_assert!(d > 0.0);
+        prop_assert_eq!(d, l2_distance(&wb, &wa, &m).unwrap());
+        // Interpolation at α = 1 and α = 0 gives the end points exactly.
+        let at1 = interpolate(&wa, &wb, 1.0).unwrap();
+        let at0 = interpolate(&wa, &wb, 0.0).unwrap();
+        prop_assert_eq!(l2_distance(&at1, &wa, &m).unwrap(), 0.0);
+        prop_assert_eq!(l2_distance(&at0, &wb, &m).unwrap(), 0.0);
+    }
+}
+
+#[test]
+fn hamming_distance_of_a_mask_to_itself_is_0_and_to_its_complement_1() {
+    let m = half_mask(&net(1));
+    assert_eq!(hamming(&m, &m).unwrap(), 0.0);
+    assert_eq!(hamming(&m, &m.complement()).unwrap(), 1.0);
+    let other = half_mask(&net(2));
+    let h = hamming(&m, &other).unwrap();
+    assert!(h > 0.0 && h < 1.0, "{h}");
+}
+
+#[test]
+fn barrier_is_the_bump_above_the_mean_of_the_ends() {
+    assert_eq!(barrier(&[0.1, 0.1, 0.1]), 0.0);
+    assert!((barrier(&[0.1, 0.5, 0.3]) - 0.3).abs() < 1e-12);
+    assert!((barrier(&[0.2, 0.1, 0.2]) - 0.0).abs() < 1e-12);
+}
+
+fn data(root: &Path) -> Data {
+    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
+    Data::load(&hparams().train.dataset, root, Device::Cpu).unwrap()
+}
+
+fn hparams() -> LotteryHparams {
+    let mut hp = LotteryHparams::recipe("lenet_300_100").unwrap();
+    hp.train.dataset.validation = 100;
+    hp.train.dataset.batch_size = 50;
+    hp.train.training.steps = Steps::ep(2);
+    hp.train.training.eval_every = Steps::ep(1);
+    hp.rewind = Steps::it(4);
+    hp
+}
+
+#[test]
+fn the_barrier_of_a_network_with_itself_is_zero_and_the_ends_are_the_endpoint_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let mut vessel = Model::new("lenet_300_100", [1, 28, 28], 10, None, 0, Device::Cpu).unwrap();
+    let (a, b) = (
+        Model::new("lenet_300_100", [1, 28, 28], 10, None, 1, Device::Cpu).unwrap(),
+        Model::new("lenet_300_100", [1, 28, 28], 10, None, 2, Device::Cpu).unwrap(),
+    );
+    let same = interpolation_curve(
+        &mut vessel,
+        &a.state(),
+        &a.state(),
+        5,
+        &data.eval.test,
+        BnStats::Recompute,
+        &data.train,
+    )
+    .unwrap();
+    let errors: Vec<f64> = same.iter().map(|p| p.1).collect();
+    assert_eq!(barrier(&errors), 0.0, "{errors:?}");
+    let curve = interpolation_curve(
+        &mut vessel,
+        &a.state(),
+        &b.state(),
+        4,
+        &data.eval.test,
+        BnStats::Interpolate,
+        &data.train,
+    )
+    .unwrap();
+    let ends = |m: &Model| 1.0 - lth_train::evaluate(m, &data.eval.test).accuracy;
+    assert_eq!((curve[0].0, curve[0].1), (0.0, ends(&b)));
+    assert_eq!((curve[3].0, curve[3].1), (1.0, ends(&a)));
+}
+
+#[test]
+fn copies_trained_with_the_same_seeds_are_at_distance_zero() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let lottery = Lottery::new(&Store::new(root.path().join("runs")), hparams(), 1, &data).unwrap();
+    lottery.run_level(0, &mut ()).unwrap();
+    lottery.run_level(1, &mut ()).unwrap();
+    let mask = lottery.mask(1).unwrap();
+    let (a, b) = (
+        RunDir::new(root.path().join("a")),
+        RunDir::new(root.path().join("b")),
+    );
+    for d in [&a, &b] {
+        lottery
+            .train_rewind_copy(d, Some(&mask), 42, &mut ())
+            .unwrap();
+    }
+    let (wa, wb) = (
+        lottery.final_weights(&a).unwrap(),
+        lottery.final_weights(&b).unwrap(),
+    );
+    assert_eq!(l2_distance(&wa, &wb, &mask).unwrap(), 0.0);
+    let c = RunDir::new(root.path().join("c"));
+    lottery
+        .train_rewind_copy(&c, Some(&mask), 43, &mut ())
+        .unwrap();
+    assert!(l2_distance(&wa, &lottery.final_weights(&c).unwrap(), &mask).unwrap() > 0.0);
+}
+
+#[test]
+fn stability_measures_both_analyses_for_imp_and_random_and_reuses_copies() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let lottery = Lottery::new(&Store::new(root.path().join("runs")), hparams(), 1, &data).unwrap();
+    for level in 0..=1 {
+        lottery.run_level(level, &mut ()).unwrap();
+    }
+    let rows = stability(&lottery, 1, 2, &mut ()).unwrap();
+    assert_eq!(rows.len(), 2 * 4);
+    assert!(rows.iter().all(|r| r.l2 > 0.0 && r.angle > 0.0), "{rows:?}");
+    let summary = summarize(&rows);
+    assert_eq!(summary.len(), 4);
+    let imp_data_order = summary
+        .iter()
+        .find(|s| s.analysis == "data_order" && s.subnetwork == "imp")
+        .unwrap();
+    assert_eq!(imp_data_order.n, 2);
+    assert!(imp_data_order.comp.unwrap() > 0.0);
+    let csv = lottery.dir().child("level_1").join("stability.csv");
+    let written = std::fs::read(&csv).unwrap();
+    // A second measurement trains nothing new and gives the same numbers.
+    let again = stability(&lottery, 1, 2, &mut ()).unwrap();
+    assert_eq!(again, rows);
+    assert_eq!(std::fs::read(&csv).unwrap(), written);
+    // The interpolation of the IMP pair reuses sample 0's copies.
+    let curve = interpolation(
+        &lottery,
+        1,
+        Subnetwork::Imp,
+        5,
+        Split::Test,
+        BnStats::Recompute,
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(curve.points.len(), 5);
+    // The max over α includes both ends, so the barrier is never negative.
+    assert!(curve.barrier >= 0.0, "{curve:?}");
+    assert!(
+        lottery
+            .dir()
+            .child("level_1")
+            .join("interpolation_imp_test.csv")
+            .is_file()
+    );
+    // Full-network copies are shared by every level: level 0's dense pair reuses sample 0's.
+    let dense = interpolation(
+        &lottery,
+        0,
+        Subnetwork::Dense,
+        3,
+        Split::Test,
+        BnStats::Recompute,
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(dense.points.len(), 3);
+}
