@@ -9,6 +9,8 @@
 //! - [`train`]: the training loop, optimisers, schedules, resumable runs;
 //! - [`prune`]: masks and pruning criteria;
 //! - [`rewind`]: iterative magnitude pruning with rewinding, and its baseline branches;
+//! - [`stability`]: distances, angles, interpolation barriers, mask distances, and the
+//!   stability experiments;
 //! - [`store`]: the run store (hashed run folders, atomic writes).
 
 pub use lth_data as data;
@@ -16,5 +18,6 @@ pub use lth_models as models;
 pub use lth_prune as prune;
 pub use lth_rewind as rewind;
 pub use lth_rng as rng;
+pub use lth_stability as stability;
 pub use lth_store as store;
 pub use lth_train as train;

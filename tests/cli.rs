@@ -376,3 +376,59 @@ fn a_lottery_killed_during_training_resumes_to_the_same_results() {
     let done = ok(&lth(LOTTERY, cut.path()));
     assert!(done.contains("already finished"), "{done}");
 }
+
+#[test]
+fn stability_and_interpolate_train_what_is_missing_and_write_csvs() {
+    let w = workspace();
+    let lottery = [
+        "--model",
+        "lenet_300_100",
+        "--dataset",
+        "mnist",
+        "--steps",
+        "2ep",
+        "--validation",
+        "50",
+        "--batch-size",
+        "25",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
+    let mut args = vec!["stability", "--level", "1", "--samples", "2"];
+    args.extend_from_slice(&lottery);
+    let out = ok(&lth(&args, w.path()));
+    assert!(
+        out.contains("data_order") && out.contains("pruning"),
+        "{out}"
+    );
+    let csv = paths_ending(&w.path().join("runs"), "level_1/stability.csv");
+    assert_eq!(csv.len(), 1);
+    let rows = std::fs::read_to_string(w.path().join("runs").join(&csv[0])).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 2 * 4, "{rows}");
+
+    let mut args = vec![
+        "interpolate",
+        "--level",
+        "0",
+        "--subnetwork",
+        "dense",
+        "--points",
+        "4",
+    ];
+    args.extend_from_slice(&lottery);
+    let out = ok(&lth(&args, w.path()));
+    assert!(out.contains("error barrier"), "{out}");
+    assert_eq!(
+        paths_ending(
+            &w.path().join("runs"),
+            "level_0/interpolation_dense_test.csv"
+        )
+        .len(),
+        1
+    );
+    let mut bad = args.clone();
+    bad[6] = "1";
+    let e = err(&lth(&bad, w.path()));
+    assert!(e.contains("at least 2 points"), "{e}");
+}

@@ -152,22 +152,25 @@ pub fn run(cmd: &LotteryCmd) -> anyhow::Result<()> {
     }
 }
 
-/// Trains `levels` in order, then each branch off each of `branch_levels`, skipping what is done.
-fn drive(
-    args: &LotteryArgs,
-    levels: &[u64],
-    branch_levels: &[u64],
-    branches: &[BranchHparams],
-) -> anyhow::Result<()> {
+/// Loads the data of the lottery `args` selects (on the chosen device).
+pub fn load(args: &LotteryArgs) -> anyhow::Result<(LotteryHparams, Data)> {
     let hp = args.resolve()?;
-    let store = Store::new(&args.common.runs_dir);
     let device = resolve_device(args.common.device)?;
     let data = Data::load(
         &hp.train.dataset,
         &data_root(args.common.data.data_dir.as_deref()),
         device,
     )?;
-    let lottery = Lottery::new(&store, hp, args.replicate, &data)?;
+    Ok((hp, data))
+}
+
+/// The lottery of `hp` on `data`, announced on standard error.
+pub fn open<'a>(
+    args: &LotteryArgs,
+    hp: LotteryHparams,
+    data: &'a Data,
+) -> anyhow::Result<Lottery<'a>> {
+    let lottery = Lottery::new(&Store::new(&args.common.runs_dir), hp, args.replicate, data)?;
     let (k, t) = lottery.steps();
     eprintln!(
         "lottery: {} on {}, {:?} pruning, rewind to step {k} of {t}, {:?}; folder {}",
@@ -177,7 +180,11 @@ fn drive(
         lottery.hparams().retrain,
         lottery.dir().path().display()
     );
-    let mut bar = Bar::new(args.common.quiet);
+    Ok(lottery)
+}
+
+/// Trains the levels of `levels` that are not done, in order; returns how many it trained.
+pub fn train_levels(lottery: &Lottery, levels: &[u64], bar: &mut Bar) -> anyhow::Result<usize> {
     let mut trained = 0;
     for &level in levels {
         if lottery.level_done(level) {
@@ -185,10 +192,24 @@ fn drive(
         }
         eprintln!("level {level}: training");
         lottery
-            .run_level(level, &mut bar)
+            .run_level(level, bar)
             .with_context(|| format!("level {level}"))?;
         trained += 1;
     }
+    Ok(trained)
+}
+
+/// Trains `levels` in order, then each branch off each of `branch_levels`, skipping what is done.
+fn drive(
+    args: &LotteryArgs,
+    levels: &[u64],
+    branch_levels: &[u64],
+    branches: &[BranchHparams],
+) -> anyhow::Result<()> {
+    let (hp, data) = load(args)?;
+    let lottery = open(args, hp, &data)?;
+    let mut bar = Bar::new(args.common.quiet);
+    let mut trained = train_levels(&lottery, levels, &mut bar)?;
     for &level in branch_levels {
         for b in branches {
             if lottery.branch_dir(level, b).is_done() {

@@ -5,6 +5,7 @@ mod hparams;
 mod info;
 mod lottery;
 mod progress;
+mod stability;
 mod train;
 
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Find lottery tickets: iterative magnitude pruning with rewinding (and baseline branches).
     Lottery(lottery::LotteryCmd),
+    /// Data-order and pruning stability of a lottery level, for IMP and random subnetworks.
+    Stability(stability::StabilityArgs),
+    /// The error along the line between two copies of a lottery level, and its barrier.
+    Interpolate(stability::InterpolateArgs),
     /// Time the training loop against a bare loop over pre-batched tensors.
     Bench(bench::BenchArgs),
     /// List the models of the registry.
@@ -76,6 +81,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Command::Train(args) => train::run(&args),
         Command::Lottery(cmd) => lottery::run(&cmd),
+        Command::Stability(args) => stability::run_stability(&args),
+        Command::Interpolate(args) => stability::run_interpolate(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Models => {
             info::models();

@@ -1,0 +1,134 @@
+//! `lth stability` and `lth interpolate`: measurements on a lottery level, training what is missing.
+
+use clap::Args;
+
+use lth_stability::{BnStats, Split, Subnetwork, interpolation, stability, summarize};
+
+use super::lottery::{LotteryArgs, load, open, train_levels};
+use super::progress::Bar;
+
+#[derive(Args, Debug)]
+pub struct StabilityArgs {
+    #[command(flatten)]
+    lottery: LotteryArgs,
+    /// The lottery level whose subnetworks are measured (levels up to it are trained if missing).
+    #[arg(long)]
+    level: u64,
+    /// Samples per measurement: each trains two IMP copies, two random copies and one full copy.
+    #[arg(long, default_value_t = 3)]
+    samples: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct InterpolateArgs {
+    #[command(flatten)]
+    lottery: LotteryArgs,
+    /// The lottery level (level 0 with --subnetwork imp or dense: the dense network).
+    #[arg(long)]
+    level: u64,
+    /// imp, random, or dense (the full network from the rewind point).
+    #[arg(long, default_value = "imp")]
+    subnetwork: Subnetwork,
+    /// Evenly spaced values of α from 0 to 1.
+    #[arg(long, default_value_t = 30)]
+    points: usize,
+    /// Evaluate on the test or the training split.
+    #[arg(long, default_value = "test")]
+    split: Split,
+    /// BatchNorm statistics of interpolated networks: recompute (from training data) or
+    /// interpolate. Networks without BatchNorm are unaffected.
+    #[arg(long, default_value = "recompute", value_parser = parse_bn)]
+    bn: BnStats,
+}
+
+fn parse_bn(s: &str) -> Result<BnStats, String> {
+    match s {
+        "recompute" => Ok(BnStats::Recompute),
+        "interpolate" => Ok(BnStats::Interpolate),
+        _ => Err(format!(
+            "unknown BatchNorm policy `{s}`: expected recompute or interpolate"
+        )),
+    }
+}
+
+pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
+    let (hp, data) = load(&args.lottery)?;
+    let lottery = open(&args.lottery, hp, &data)?;
+    let mut bar = Bar::new(args.lottery.common.quiet);
+    train_levels(&lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
+    eprintln!(
+        "level {}: stability copies ({} samples)",
+        args.level, args.samples
+    );
+    let rows = stability(&lottery, args.level, args.samples, &mut bar)?;
+    let remaining = rows.first().map_or(1.0, |r| r.weights_remaining);
+    println!(
+        "level {} ({:.2}% of weights remaining), {} samples",
+        args.level,
+        100.0 * remaining,
+        args.samples
+    );
+    println!(
+        "{:<11} {:<10} {:>20} {:>22} {:>9} {:>9} {:>6}",
+        "analysis", "subnetwork", "L2 distance", "[min, max]", "angle", "accuracy", "comp"
+    );
+    for s in summarize(&rows) {
+        println!(
+            "{:<11} {:<10} {:>20} {:>22} {:>8.2}° {:>8.2}% {:>6}",
+            s.analysis,
+            s.subnetwork,
+            format!("{:.3} ± {:.3}", s.mean_l2, s.std_l2),
+            format!("[{:.3}, {:.3}]", s.min_l2, s.max_l2),
+            s.mean_angle,
+            100.0 * s.mean_accuracy,
+            s.comp.map_or(String::new(), |c| format!("{c:.2}x"))
+        );
+    }
+    println!(
+        "rows: {}",
+        lottery
+            .dir()
+            .child(format!("level_{}", args.level))
+            .join("stability.csv")
+            .display()
+    );
+    Ok(())
+}
+
+pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
+    let (hp, data) = load(&args.lottery)?;
+    let lottery = open(&args.lottery, hp, &data)?;
+    let mut bar = Bar::new(args.lottery.common.quiet);
+    train_levels(&lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
+    let curve = interpolation(
+        &lottery,
+        args.level,
+        args.subnetwork,
+        args.points,
+        args.split,
+        args.bn,
+        &mut bar,
+    )?;
+    println!(
+        "level {}, {} subnetwork, {:?} split: {:>6} {:>8} {:>8}",
+        args.level, curve.subnetwork, args.split, "alpha", "error", "loss"
+    );
+    for p in &curve.points {
+        println!(
+            "{:>44.3} {:>7.2}% {:>8.4}",
+            p.alpha,
+            100.0 * p.error,
+            p.loss
+        );
+    }
+    let verdict = if curve.barrier < 0.02 {
+        "stable (< 2 points)"
+    } else {
+        "unstable (≥ 2 points)"
+    };
+    println!(
+        "error barrier: {:.2} percentage points: {verdict}",
+        100.0 * curve.barrier
+    );
+    Ok(())
+}
