@@ -61,6 +61,26 @@ package where apt is available; otherwise download the files of the Fashion-MNIS
     },
 ];
 
+impl DatasetInfo {
+    /// Why the dataset cannot be loaded from `root` (which files are missing, and how to get
+    /// them), or `None` when its files are there. Cheap: nothing is read.
+    pub fn absent(&self, root: &Path) -> Option<String> {
+        let dir = root.join(self.dir);
+        match self.format {
+            Format::Idx => {
+                let absent = mnist::missing(&dir);
+                (!absent.is_empty()).then(|| {
+                    format!(
+                        "{} lacks {} (each may end in .gz). {MNIST_LIKE_HELP}",
+                        dir.display(),
+                        absent.join(", ")
+                    )
+                })
+            }
+        }
+    }
+}
+
 /// Every dataset the registry knows.
 pub fn registry() -> &'static [DatasetInfo] {
     &REGISTRY
@@ -136,22 +156,16 @@ impl Dataset {
     /// Loads `info` from its folder under `root`.
     pub fn load(info: &'static DatasetInfo, root: &Path) -> Result<Dataset> {
         let dir = root.join(info.dir);
-        let missing = |problem: String| DataError::Missing {
-            name: info.name.to_owned(),
-            root: root.to_owned(),
-            problem,
-            how_to_get: info.how_to_get.to_owned(),
-        };
+        if let Some(problem) = info.absent(root) {
+            return Err(DataError::Missing {
+                name: info.name.to_owned(),
+                root: root.to_owned(),
+                problem,
+                how_to_get: info.how_to_get.to_owned(),
+            });
+        }
         match info.format {
             Format::Idx => {
-                let absent = mnist::missing(&dir);
-                if !absent.is_empty() {
-                    return Err(missing(format!(
-                        "{} lacks {} (each may end in .gz). {MNIST_LIKE_HELP}",
-                        dir.display(),
-                        absent.join(", ")
-                    )));
-                }
                 let (train, test) = mnist::load(&dir, info.num_classes as u8)?;
                 let shape = train.images.size();
                 if shape[1..] != info.shape {
