@@ -1,0 +1,56 @@
+//! Reproduction reports: what a figure is (a spec), what it should show (a snapshot table), and
+//! whether a run shows it (statistical checks), rendered as Markdown tables and SVG plots.
+//!
+//! - [`spec`]: `repro/<target>/spec.toml`: the rows of a figure or table (network, dataset,
+//!   sparsity, the `lth lottery` flags of the paper's settings), and the scales `smoke`, `quick`,
+//!   `paper` with their overrides. Errors name the file and line.
+//! - [`expected`]: `repro/<target>/expected.csv`: one cell per row, dataset, metric and source —
+//!   the paper's numbers, measured snapshots (with the scale, device and command that produced
+//!   them), and claims between cells — each with the check that judges it.
+//! - [`stats`]: sample summaries and Welch's t-test (two-sided and one-sided), via statrs.
+//! - [`verdict`]: PASS, FAIL (with the statistic) or SKIPPED per cell.
+//! - [`render`]: the table in the paper's layout, with the paper's numbers beside ours, and the
+//!   verdict lines; [`plot`]: an SVG bar chart.
+//!
+//! This crate knows nothing of tensors or training: the `lth` binary runs the experiments and hands
+//! their measurements here.
+
+pub mod expected;
+pub mod plot;
+pub mod render;
+pub mod spec;
+pub mod stats;
+pub mod verdict;
+
+pub use expected::{Cell, Check, Source, load_cells, record_measured, save_cells};
+pub use plot::plot_svg;
+pub use render::{RowResult, RowStatus, render_table, render_verdicts};
+pub use spec::{Spec, targets};
+pub use stats::{Summary, TTest, welch};
+pub use verdict::{Outcome, Verdict, judge, skipped};
+
+use std::path::PathBuf;
+
+/// What can go wrong reading specs and snapshot tables or writing reports.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that does not parse or says something impossible, with the line when known.
+    #[error("{}{}: {problem}", path.display(), line.map_or(String::new(), |l| format!(", line {l}")))]
+    Malformed {
+        path: PathBuf,
+        line: Option<u64>,
+        problem: String,
+    },
+    /// The plot could not be drawn.
+    #[error("drawing {}: {problem}", path.display())]
+    Plot { path: PathBuf, problem: String },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;

@@ -1,0 +1,200 @@
+//! The table in the paper's layout, with the paper's numbers beside ours, and the verdict lines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::spec::{Format, Spec};
+use crate::{Cell, Outcome, Source, Summary, Verdict};
+
+/// What happened to one row of a spec in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowStatus {
+    /// Measured: summaries by metric.
+    Ran { metrics: BTreeMap<String, Summary> },
+    /// Not run, and why (with how to get what is missing).
+    Skipped { reason: String },
+}
+
+/// One row of a run: the spec row, the dataset it ran on (or would have), and what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowResult {
+    pub row: String,
+    pub label: String,
+    pub dataset: String,
+    /// Why the paper's dataset was not used, when `dataset` is a labelled variant.
+    pub variant_of: Option<String>,
+    pub status: RowStatus,
+}
+
+impl RowResult {
+    /// Whether the row ran on a labelled variant rather than the paper's dataset.
+    pub fn is_variant(&self) -> bool {
+        self.variant_of.is_some()
+    }
+}
+
+fn number(format: Format, mean: f64, sd: Option<f64>) -> String {
+    match (format, sd) {
+        (Format::Percent, Some(sd)) => format!("{:.2}% ± {:.2}", 100.0 * mean, 100.0 * sd),
+        (Format::Percent, None) => format!("{:.2}%", 100.0 * mean),
+        (Format::Ratio, _) => format!("{mean:.2}×"),
+        (Format::Number, Some(sd)) => format!("{mean:.3} ± {sd:.3}"),
+        (Format::Number, None) => format!("{mean:.3}"),
+    }
+}
+
+fn ours(format: Format, s: &Summary) -> String {
+    number(format, s.mean, (s.n > 1).then_some(s.sd))
+}
+
+/// The reference beside our number: the paper's cell on the paper's dataset, the measured
+/// snapshot at this scale on a variant.
+fn reference(
+    cells: &[Cell],
+    row: &str,
+    dataset: &str,
+    scale: &str,
+    metric: &str,
+    format: Format,
+    variant: bool,
+) -> Option<String> {
+    let (source, scale) = if variant {
+        (Source::Measured, scale)
+    } else {
+        (Source::Paper, "paper")
+    };
+    cells
+        .iter()
+        .find(|c| c.source == source && c.applies(row, dataset, scale) && c.metric == metric)
+        .and_then(|c| {
+            let spread = c
+                .spread
+                .filter(|_| format != Format::Ratio && c.n.unwrap_or(0) > 1);
+            let text = number(format, c.mean?, spread);
+            Some(if variant {
+                format!("snapshot {text}")
+            } else {
+                format!("paper {text}")
+            })
+        })
+}
+
+/// The Markdown table of a run: one line per spec row as the paper has it (the paper's numbers
+/// beside ours), and one more per labelled variant that ran, beside its measured snapshot.
+pub fn render_table(
+    spec: &Spec,
+    scale: &str,
+    device: &str,
+    results: &[RowResult],
+    cells: &[Cell],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} — `{scale}` scale on {device}\n", spec.title);
+    let _ = writeln!(out, "{}\n", spec.paper);
+    let mut header = "| Network | Dataset |".to_owned();
+    let mut rule = "|---|---|".to_owned();
+    for c in &spec.columns {
+        let _ = write!(header, " {} |", c.header);
+        rule.push_str("---|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    let mut notes = Vec::new();
+    for row in &spec.rows {
+        let result = results.iter().find(|r| r.row == row.id);
+        let lines: Vec<(&str, &str, bool, Option<&RowResult>)> = match result {
+            Some(r) if r.is_variant() => vec![
+                (row.label.as_str(), row.dataset.as_str(), false, None),
+                (r.label.as_str(), r.dataset.as_str(), true, Some(r)),
+            ],
+            Some(r) => vec![(row.label.as_str(), row.dataset.as_str(), false, Some(r))],
+            None => vec![(row.label.as_str(), row.dataset.as_str(), false, None)],
+        };
+        for (label, dataset, variant, r) in lines {
+            let mut line = format!("| {label} | {dataset} |");
+            for col in &spec.columns {
+                let mine = match r.map(|r| &r.status) {
+                    Some(RowStatus::Ran { metrics }) => {
+                        metrics.get(&col.metric).map(|s| ours(col.format, s))
+                    }
+                    _ => None,
+                };
+                let theirs = if col.metric == "weights_remaining" && !variant {
+                    // The paper's sparsity is part of the row's definition, in the spec.
+                    Some(format!(
+                        "paper {}",
+                        number(col.format, row.weights_remaining, None)
+                    ))
+                } else {
+                    reference(
+                        cells,
+                        &row.id,
+                        dataset,
+                        scale,
+                        &col.metric,
+                        col.format,
+                        variant,
+                    )
+                };
+                let text = match (mine, theirs) {
+                    (Some(m), Some(t)) => format!("{m} ({t})"),
+                    (Some(m), None) => m,
+                    (None, Some(t)) => format!("— ({t})"),
+                    (None, None) => "—".to_owned(),
+                };
+                let _ = write!(line, " {text} |");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(RowResult {
+            status: RowStatus::Skipped { reason },
+            ..
+        }) = result
+        {
+            notes.push(format!("- {}: not run at this scale: {reason}", row.label));
+        } else if let Some(r) = result.filter(|r| r.is_variant()) {
+            notes.push(format!(
+                "- {}: ran on {} as a labelled variant, compared with its own measured snapshot and \
+                 the paper's claims, never with the paper's {} numbers. Why: {}",
+                row.label,
+                r.dataset,
+                row.dataset,
+                r.variant_of.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n{}", notes.join("\n"));
+    }
+    out
+}
+
+/// The verdicts as lines (`PASS  row · dataset · metric [check]: detail`) and a closing count.
+pub fn render_verdicts(verdicts: &[Verdict]) -> String {
+    let mut out = String::new();
+    for v in verdicts {
+        let _ = writeln!(
+            out,
+            "{:<7} {} · {} · {} [{} {}]: {}",
+            v.outcome.to_string(),
+            v.cell.row,
+            v.cell.dataset,
+            v.cell.metric,
+            match v.cell.source {
+                Source::Paper => "paper",
+                Source::Measured => "snapshot",
+                Source::Claim => "claim",
+            },
+            v.cell.check,
+            v.detail
+        );
+    }
+    let count = |o: Outcome| verdicts.iter().filter(|v| v.outcome == o).count();
+    let _ = writeln!(
+        out,
+        "{} passed, {} failed, {} skipped",
+        count(Outcome::Pass),
+        count(Outcome::Fail),
+        count(Outcome::Skipped)
+    );
+    out
+}

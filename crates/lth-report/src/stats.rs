@@ -1,0 +1,159 @@
+//! Sample summaries and Welch's t-test.
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// Mean, sample standard deviation, extremes and size of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator; 0 for n = 1).
+    pub sd: f64,
+    pub n: u64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    /// The summary of `values` (at least one).
+    pub fn of(values: &[f64]) -> Summary {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 {
+            values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Summary {
+            mean,
+            sd: var.sqrt(),
+            n: values.len() as u64,
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
+    /// A summary known only by its moments (a snapshot cell).
+    pub fn from_moments(mean: f64, sd: f64, n: u64) -> Summary {
+        Summary {
+            mean,
+            sd,
+            n,
+            min: mean,
+            max: mean,
+        }
+    }
+
+    /// The half-width of the two-sided (1 − α) confidence interval of the mean.
+    pub fn ci_half_width(&self, alpha: f64) -> f64 {
+        if self.n < 2 {
+            return f64::INFINITY;
+        }
+        let df = (self.n - 1) as f64;
+        t_quantile(1.0 - alpha / 2.0, df) * self.sd / (self.n as f64).sqrt()
+    }
+}
+
+/// The t statistic and degrees of freedom of a test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TTest {
+    pub t: f64,
+    pub df: f64,
+}
+
+/// Welch's unequal-variance t-test of a against b: t = (m_a − m_b) / √(s_a²/n_a + s_b²/n_b), with
+/// Welch–Satterthwaite degrees of freedom. `None` when either sample has fewer than 2 values.
+/// Two samples without spread give t = 0 for equal means and ±∞ otherwise.
+pub fn welch(a: &Summary, b: &Summary) -> Option<TTest> {
+    if a.n < 2 || b.n < 2 {
+        return None;
+    }
+    let (va, vb) = (a.sd.powi(2) / a.n as f64, b.sd.powi(2) / b.n as f64);
+    let se2 = va + vb;
+    let diff = a.mean - b.mean;
+    if se2 == 0.0 {
+        let t = if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::INFINITY
+        };
+        return Some(TTest {
+            t,
+            df: (a.n + b.n - 2) as f64,
+        });
+    }
+    let df = se2.powi(2) / (va.powi(2) / (a.n - 1) as f64 + vb.powi(2) / (b.n - 1) as f64);
+    Some(TTest {
+        t: diff / se2.sqrt(),
+        df,
+    })
+}
+
+fn cdf(t: f64, df: f64) -> f64 {
+    if t.is_infinite() {
+        return if t > 0.0 { 1.0 } else { 0.0 };
+    }
+    StudentsT::new(0.0, 1.0, df)
+        .map(|d| d.cdf(t))
+        .unwrap_or(f64::NAN)
+}
+
+/// The t quantile of probability `p` with `df` degrees of freedom.
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    StudentsT::new(0.0, 1.0, df)
+        .map(|d| d.inverse_cdf(p))
+        .unwrap_or(f64::NAN)
+}
+
+impl TTest {
+    /// p-value of H1: the means differ.
+    pub fn p_two_sided(&self) -> f64 {
+        (2.0 * cdf(-self.t.abs(), self.df)).min(1.0)
+    }
+
+    /// p-value of H1: mean(a) > mean(b).
+    pub fn p_greater(&self) -> f64 {
+        1.0 - cdf(self.t, self.df)
+    }
+
+    /// p-value of H1: mean(a) < mean(b).
+    pub fn p_less(&self) -> f64 {
+        cdf(self.t, self.df)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welch_matches_a_textbook_case() {
+        // scipy.stats.ttest_ind(a, b, equal_var=False) on these samples (scipy 1.17.1):
+        // t = −3.6595635072083517, df = 7.959646181706763, p = 0.006461263160328216;
+        // alternative='less': p = 0.003230631580164108. stats.t.ppf(0.975, 4) = 2.7764451051977934.
+        let a = Summary::of(&[19.1, 20.3, 20.0, 21.2, 19.8]);
+        let b = Summary::of(&[21.9, 22.4, 20.9, 23.0, 21.4]);
+        let t = welch(&a, &b).unwrap();
+        assert!((t.t + 3.659_563_507_208_351_7).abs() < 1e-12, "{t:?}");
+        assert!((t.df - 7.959_646_181_706_763).abs() < 1e-9, "{t:?}");
+        assert!(
+            (t.p_two_sided() - 0.006_461_263_160_328_216).abs() < 1e-9,
+            "{}",
+            t.p_two_sided()
+        );
+        assert!((t.p_less() - 0.003_230_631_580_164_108).abs() < 1e-9);
+        assert!((t.p_greater() + t.p_less() - 1.0).abs() < 1e-12);
+        assert!((t_quantile(0.975, 4.0) - 2.776_445_105_197_793_4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn degenerate_samples() {
+        let one = Summary::of(&[1.0]);
+        assert!(welch(&one, &Summary::of(&[1.0, 2.0])).is_none());
+        let flat = Summary::of(&[2.0, 2.0, 2.0]);
+        assert_eq!(welch(&flat, &flat).unwrap().p_two_sided(), 1.0);
+        let higher = Summary::of(&[3.0, 3.0]);
+        assert_eq!(welch(&higher, &flat).unwrap().p_greater(), 0.0);
+        assert_eq!(flat.ci_half_width(0.05), 0.0);
+    }
+}

@@ -1,0 +1,288 @@
+//! Judging snapshot cells against a run's measurements.
+
+use std::collections::BTreeMap;
+
+use crate::{Cell, Check, Source, Summary, welch};
+
+/// The result of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// Not judged: the data, the model or the scale was not there, or the cell is shown only.
+    Skipped,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "PASS",
+            Outcome::Fail => "FAIL",
+            Outcome::Skipped => "SKIPPED",
+        })
+    }
+}
+
+/// A judged cell: the outcome and what it rests on (the statistic, or why it was skipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub cell: Cell,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+fn show(s: &Summary) -> String {
+    format!("{:.4} ± {:.4} (n={})", s.mean, s.sd, s.n)
+}
+
+/// A verdict of SKIPPED with a reason.
+pub fn skipped(cell: &Cell, reason: impl Into<String>) -> Verdict {
+    Verdict {
+        cell: cell.clone(),
+        outcome: Outcome::Skipped,
+        detail: reason.into(),
+    }
+}
+
+/// Judges `cell` against `ours` (the run's summaries by metric).
+pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
+    let verdict = |outcome, detail: String| Verdict {
+        cell: cell.clone(),
+        outcome,
+        detail,
+    };
+    if cell.check == Check::None {
+        return skipped(cell, "shown, not checked");
+    }
+    let Some(mine) = ours.get(&cell.metric) else {
+        return verdict(
+            Outcome::Fail,
+            format!("the run measured no `{}`", cell.metric),
+        );
+    };
+    let a = cell.alpha;
+    match &cell.check {
+        Check::None => unreachable!("handled above"),
+        Check::Welch => {
+            let theirs = cell.summary().expect("load_cells checked it");
+            let label = match cell.source {
+                Source::Paper => "paper".to_owned(),
+                _ => format!("measured {} {}", cell.scale, cell.device),
+            };
+            match welch(mine, &theirs) {
+                None => verdict(
+                    Outcome::Fail,
+                    format!(
+                        "ours {} vs {label} {}: a Welch test needs n ≥ 2 on both sides",
+                        show(mine),
+                        show(&theirs)
+                    ),
+                ),
+                Some(t) => {
+                    let p = t.p_two_sided();
+                    let ok = p >= a;
+                    verdict(
+                        if ok { Outcome::Pass } else { Outcome::Fail },
+                        format!(
+                            "ours {} vs {label} {}: Welch t = {:.2}, df = {:.1}, p = {:.3} {} {a}",
+                            show(mine),
+                            show(&theirs),
+                            t.t,
+                            t.df,
+                            p,
+                            if ok { "≥" } else { "<" }
+                        ),
+                    )
+                }
+            }
+        }
+        Check::Range => {
+            let (m, spread) = (
+                cell.mean.unwrap_or(f64::NAN),
+                cell.spread.unwrap_or(f64::NAN),
+            );
+            let ci = mine.ci_half_width(a);
+            let gap = (mine.mean - m).abs();
+            let ok = gap <= spread + ci;
+            verdict(
+                if ok { Outcome::Pass } else { Outcome::Fail },
+                format!(
+                    "ours {} vs {} {m} ± {spread}: |Δ| = {gap:.4} {} {spread} + {ci:.4} (our {:.0}% CI)",
+                    show(mine),
+                    if cell.source == Source::Paper {
+                        "paper"
+                    } else {
+                        "snapshot"
+                    },
+                    if ok { "≤" } else { ">" },
+                    100.0 * (1.0 - a)
+                ),
+            )
+        }
+        Check::Greater(other) | Check::NotLess(other) => {
+            let Some(theirs) = ours.get(other) else {
+                return verdict(Outcome::Fail, format!("the run measured no `{other}`"));
+            };
+            let Some(t) = welch(mine, theirs) else {
+                return verdict(
+                    Outcome::Fail,
+                    "a Welch test needs n ≥ 2 on both sides".into(),
+                );
+            };
+            let (ok, p, relation) = match &cell.check {
+                Check::Greater(_) => {
+                    let p = t.p_greater();
+                    (p < a, p, if p < a { "<" } else { "≥" })
+                }
+                _ => {
+                    let p = t.p_less();
+                    (p >= a, p, if p >= a { "≥" } else { "<" })
+                }
+            };
+            let claim = match &cell.check {
+                Check::Greater(_) => format!("{} > {other}", cell.metric),
+                _ => format!("{} not below {other}", cell.metric),
+            };
+            verdict(
+                if ok { Outcome::Pass } else { Outcome::Fail },
+                format!(
+                    "{claim}: {} vs {}: one-sided Welch t = {:.2}, df = {:.1}, p = {:.2e} {relation} {a}",
+                    show(mine),
+                    show(theirs),
+                    t.t,
+                    t.df,
+                    p
+                ),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(metric: &str, source: Source, check: &str, numbers: Option<(f64, f64, u64)>) -> Cell {
+        Cell {
+            row: "lenet".into(),
+            dataset: "fashion-mnist".into(),
+            metric: metric.into(),
+            source,
+            scale: "quick".into(),
+            device: "cpu".into(),
+            command: String::new(),
+            mean: numbers.map(|n| n.0),
+            spread: numbers.map(|n| n.1),
+            n: numbers.map(|n| n.2),
+            check: check.parse().unwrap(),
+            alpha: 0.01,
+        }
+    }
+
+    fn ours() -> BTreeMap<String, Summary> {
+        [
+            ("data_order_imp", vec![3.3, 3.4, 3.35, 3.42, 3.38]),
+            ("data_order_random", vec![8.1, 7.1, 8.7, 8.4, 8.2]),
+            ("accuracy_imp", vec![0.883, 0.884, 0.882, 0.885, 0.884]),
+            ("accuracy_random", vec![0.854, 0.856, 0.853, 0.857, 0.855]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Summary::of(&v)))
+        .collect()
+    }
+
+    #[test]
+    fn each_check_passes_and_fails_where_it_should() {
+        let o = ours();
+        let judge_ = |c: Cell| judge(&c, &o).outcome;
+        assert_eq!(
+            judge_(cell(
+                "data_order_imp",
+                Source::Measured,
+                "welch",
+                Some((3.37, 0.04, 5))
+            )),
+            Outcome::Pass
+        );
+        assert_eq!(
+            judge_(cell(
+                "data_order_imp",
+                Source::Measured,
+                "welch",
+                Some((4.0, 0.04, 5))
+            )),
+            Outcome::Fail
+        );
+        assert_eq!(
+            judge_(cell(
+                "data_order_imp",
+                Source::Paper,
+                "range",
+                Some((3.0, 0.3, 18))
+            )),
+            Outcome::Pass
+        );
+        assert_eq!(
+            judge_(cell(
+                "data_order_imp",
+                Source::Paper,
+                "range",
+                Some((20.7, 0.6, 18))
+            )),
+            Outcome::Fail
+        );
+        assert_eq!(
+            judge_(cell(
+                "data_order_random",
+                Source::Claim,
+                "greater:data_order_imp",
+                None
+            )),
+            Outcome::Pass
+        );
+        assert_eq!(
+            judge_(cell(
+                "data_order_imp",
+                Source::Claim,
+                "greater:data_order_random",
+                None
+            )),
+            Outcome::Fail
+        );
+        assert_eq!(
+            judge_(cell(
+                "accuracy_imp",
+                Source::Claim,
+                "not_less:accuracy_random",
+                None
+            )),
+            Outcome::Pass
+        );
+        assert_eq!(
+            judge_(cell(
+                "accuracy_random",
+                Source::Claim,
+                "not_less:accuracy_imp",
+                None
+            )),
+            Outcome::Fail
+        );
+        assert_eq!(
+            judge_(cell("comp_data_order", Source::Paper, "none", None)),
+            Outcome::Skipped
+        );
+        assert_eq!(
+            judge_(cell(
+                "pruning_imp",
+                Source::Measured,
+                "welch",
+                Some((1.0, 0.1, 5))
+            )),
+            Outcome::Fail
+        );
+        assert_eq!(
+            judge_(cell("data_order_imp", Source::Paper, "none", None)),
+            Outcome::Skipped
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Snapshot tests of what a reproduction prints and writes.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lth_report::{
+    Cell, Check, RowResult, RowStatus, Source, Spec, Summary, judge, plot_svg, render_table,
+    render_verdicts, skipped,
+};
+
+const SPEC: &str = r#"
+title = "Figure 3: stability"
+paper = "Frankle et al., Stabilizing the Lottery Ticket Hypothesis"
+experiment = "stability"
+columns = [
+  { header = "Weights remaining", metric = "weights_remaining", format = "percent" },
+  { header = "Data-order IMP", metric = "data_order_imp" },
+  { header = "Data-order random", metric = "data_order_random" },
+  { header = "Comp", metric = "comp_data_order", format = "ratio" },
+  { header = "Acc IMP", metric = "accuracy_imp", format = "percent" },
+]
+plot = [{ title = "Data-order stability", metrics = ["data_order_imp", "data_order_random"], y_label = "L2 distance" }]
+[scales.smoke]
+description = "s"
+samples = 2
+[scales.quick]
+description = "q"
+samples = 5
+[scales.paper]
+description = "p"
+samples = 5
+[[rows]]
+id = "lenet"
+label = "LeNet (MNIST)"
+model = "lenet_300_100"
+dataset = "mnist"
+variants = ["fashion-mnist"]
+level = 10
+weights_remaining = 0.107
+flags = { steps = "50000it" }
+[[rows]]
+id = "resnet20_low"
+label = "ResNet-20 low"
+model = "cifar_resnet_20"
+dataset = "cifar10"
+level = 8
+weights_remaining = 0.167
+flags = { steps = "30000it", lr = 0.01 }
+"#;
+
+fn cell(
+    row: &str,
+    dataset: &str,
+    metric: &str,
+    source: Source,
+    scale: &str,
+    check: &str,
+    numbers: Option<(f64, f64, u64)>,
+) -> Cell {
+    Cell {
+        row: row.into(),
+        dataset: dataset.into(),
+        metric: metric.into(),
+        source,
+        scale: scale.into(),
+        device: if source == Source::Measured {
+            "cpu".into()
+        } else {
+            String::new()
+        },
+        command: String::new(),
+        mean: numbers.map(|n| n.0),
+        spread: numbers.map(|n| n.1),
+        n: numbers.map(|n| n.2),
+        check: check.parse::<Check>().unwrap(),
+        alpha: 0.01,
+    }
+}
+
+fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
+    let spec = Spec::parse(SPEC, Path::new("repro/fig3/spec.toml")).unwrap();
+    let metrics: BTreeMap<String, Summary> = [
+        ("weights_remaining", vec![0.1083]),
+        ("data_order_imp", vec![3.32, 3.43, 3.37, 3.35, 3.40]),
+        ("data_order_random", vec![7.1, 8.8, 8.1, 8.2, 8.3]),
+        ("comp_data_order", vec![2.40]),
+        ("accuracy_imp", vec![0.8835, 0.884, 0.883, 0.8838, 0.8832]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), Summary::of(&v)))
+    .collect();
+    let results = vec![
+        RowResult {
+            row: "lenet".into(),
+            label: "LeNet (MNIST) · fashion-mnist variant".into(),
+            dataset: "fashion-mnist".into(),
+            variant_of: Some("mnist is absent: data/mnist lacks train-images-idx3-ubyte".into()),
+            status: RowStatus::Ran { metrics },
+        },
+        RowResult {
+            row: "resnet20_low".into(),
+            label: "ResNet-20 low".into(),
+            dataset: "cifar10".into(),
+            variant_of: None,
+            status: RowStatus::Skipped {
+                reason: "dataset cifar10 is absent from data/cifar10 (see data/README.md)".into(),
+            },
+        },
+    ];
+    let cells = vec![
+        cell(
+            "lenet",
+            "mnist",
+            "data_order_imp",
+            Source::Paper,
+            "paper",
+            "range",
+            Some((20.7, 0.6, 18)),
+        ),
+        cell(
+            "lenet",
+            "mnist",
+            "data_order_random",
+            Source::Paper,
+            "paper",
+            "range",
+            Some((58.6, 4.0, 18)),
+        ),
+        cell(
+            "lenet",
+            "mnist",
+            "comp_data_order",
+            Source::Paper,
+            "paper",
+            "none",
+            Some((2.8, 0.0, 18)),
+        ),
+        cell(
+            "lenet",
+            "mnist",
+            "accuracy_imp",
+            Source::Paper,
+            "paper",
+            "range",
+            Some((0.983, 0.001, 18)),
+        ),
+        cell(
+            "lenet",
+            "fashion-mnist",
+            "data_order_imp",
+            Source::Measured,
+            "quick",
+            "welch",
+            Some((3.373, 0.044, 5)),
+        ),
+        cell(
+            "lenet",
+            "fashion-mnist",
+            "data_order_random",
+            Source::Measured,
+            "quick",
+            "welch",
+            Some((8.101, 0.681, 5)),
+        ),
+        cell(
+            "lenet",
+            "fashion-mnist",
+            "data_order_random",
+            Source::Claim,
+            "quick",
+            "greater:data_order_imp",
+            None,
+        ),
+        cell(
+            "resnet20_low",
+            "cifar10",
+            "data_order_imp",
+            Source::Paper,
+            "paper",
+            "range",
+            Some((7.1, 1.2, 18)),
+        ),
+    ];
+    (spec, results, cells)
+}
+
+#[test]
+fn table_in_the_papers_layout() {
+    let (spec, results, cells) = fixture();
+    insta::assert_snapshot!(render_table(&spec, "quick", "cpu", &results, &cells));
+}
+
+#[test]
+fn verdict_lines() {
+    let (_, results, cells) = fixture();
+    let RowStatus::Ran { metrics } = &results[0].status else {
+        unreachable!()
+    };
+    let verdicts: Vec<_> = cells
+        .iter()
+        .map(|c| {
+            if c.row == "lenet" && c.dataset == "fashion-mnist" {
+                judge(c, metrics)
+            } else if c.row == "lenet" {
+                skipped(
+                    c,
+                    "ran on fashion-mnist, a labelled variant; these are the paper's MNIST numbers",
+                )
+            } else {
+                skipped(c, "dataset cifar10 is absent")
+            }
+        })
+        .collect();
+    insta::assert_snapshot!(render_verdicts(&verdicts));
+}
+
+#[test]
+fn the_plot_is_an_svg_with_a_bar_per_measured_metric() {
+    let (spec, results, _) = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fig3.svg");
+    plot_svg(&spec, &results, &path).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+    assert!(svg.contains("Data-order stability"));
+    assert!(svg.contains("lenet (fashion-mnist)"));
+    assert!(svg.contains("data_order_random"));
+}
