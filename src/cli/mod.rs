@@ -5,6 +5,7 @@ mod hparams;
 mod info;
 mod lottery;
 mod progress;
+mod repro;
 mod stability;
 mod train;
 
@@ -43,6 +44,8 @@ enum Command {
     Stability(stability::StabilityArgs),
     /// The error along the line between two copies of a lottery level, and its barrier.
     Interpolate(stability::InterpolateArgs),
+    /// Reproduce a figure or table of a paper (a folder of repro/) and judge it cell by cell.
+    Repro(repro::ReproArgs),
     /// Time the training loop against a bare loop over pre-batched tensors.
     Bench(bench::BenchArgs),
     /// List the models of the registry.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lottery(cmd) => lottery::run(&cmd),
         Command::Stability(args) => stability::run_stability(&args),
         Command::Interpolate(args) => stability::run_interpolate(&args),
+        Command::Repro(args) => repro::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Models => {
             info::models();
