@@ -36,6 +36,17 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Reproduce a paper's figure: set up, build the release binary, run `lth repro <target>`
+    /// (e.g. `cargo xtask repro fig3 --scale quick --check`); `--list` lists the targets.
+    Repro {
+        /// List the targets with what each needs, without building anything.
+        #[arg(long)]
+        list: bool,
+        /// The target and the arguments of `lth repro` (--scale, --device, --data-dir, --check,
+        /// --samples, --record).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Set up, build the release binary, and run the training-loop benchmark.
     Bench {
         /// Arguments of `lth bench`.
@@ -59,6 +70,18 @@ fn main() -> Result<()> {
         Cmd::Lth { args } => {
             setup::run(&root, &setup::SetupArgs::default())?;
             run_lth(&root, &args)
+        }
+        Cmd::Repro { list: true, .. } => list_targets(&root),
+        Cmd::Repro { list: false, args } => {
+            if args.is_empty() {
+                bail!(
+                    "name a target (see `cargo xtask repro --list`), e.g. `cargo xtask repro fig3`"
+                );
+            }
+            setup::run(&root, &setup::SetupArgs::default())?;
+            let mut all = vec!["repro".to_owned()];
+            all.extend(args);
+            run_lth(&root, &all)
         }
         Cmd::Bench { args } => {
             setup::run(&root, &setup::SetupArgs::default())?;
@@ -91,6 +114,53 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
         .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Prints every reproduction target with its rows' needs and its scales.
+fn list_targets(root: &Path) -> Result<()> {
+    let data = std::env::var_os("LTH_DATA").map_or_else(|| root.join("data"), PathBuf::from);
+    for path in lth_report::targets(&root.join("repro"))? {
+        let spec = lth_report::Spec::load(&path)?;
+        println!("{}: {}", spec.target(), spec.title);
+        let mut datasets: Vec<&str> = spec
+            .rows
+            .iter()
+            .flat_map(|r| {
+                std::iter::once(r.dataset.as_str()).chain(r.variants.iter().map(String::as_str))
+            })
+            .collect();
+        datasets.sort_unstable();
+        datasets.dedup();
+        let present: Vec<String> = datasets
+            .iter()
+            .map(|d| {
+                let here = data.join(d).is_dir();
+                format!("{d} ({})", if here { "present" } else { "absent" })
+            })
+            .collect();
+        let mut models: Vec<&str> = spec.rows.iter().map(|r| r.model.as_str()).collect();
+        models.dedup();
+        println!(
+            "  rows: {}",
+            spec.rows
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!("  models: {}", models.join(", "));
+        println!("  data: {}", present.join(", "));
+        for (name, s) in &spec.scales {
+            let time = s.cpu_minutes.map_or(String::new(), |m| {
+                format!(", about {m} min on a 2-core CPU for the rows that run here")
+            });
+            println!(
+                "  --scale {name}: {} samples per cell, meant for {}{time}: {}",
+                s.samples, s.device, s.description
+            );
+        }
     }
     Ok(())
 }
