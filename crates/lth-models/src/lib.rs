@@ -6,16 +6,19 @@
 //! kernels; never biases or BatchNorm) and which one is the output layer. Models are initialised on
 //! the CPU from an initialisation seed and then moved, so `W0` is the same on every device.
 
+pub mod conv;
 pub mod init;
 mod io;
 pub mod lenet;
 mod model;
 pub mod norm;
 pub mod registry;
+pub mod resnet;
+pub mod vgg;
 
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
-pub use model::{Built, Model, ModelError};
+pub use model::{Built, Model, ModelError, channels_last};
 pub use norm::{BatchNorm, BnControl, batch_norm};
 pub use registry::{Family, families, family};
 

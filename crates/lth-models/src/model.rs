@@ -23,6 +23,9 @@ pub enum ModelError {
     /// A set of tensors that does not match the model's variables.
     #[error("weights do not fit model `{name}`: {problem}")]
     StateMismatch { name: String, problem: String },
+    /// Data that could not be read while re-estimating statistics.
+    #[error("{0}")]
+    Data(String),
     /// A tensor file that cannot be written or read.
     #[error("{}: {problem}", path.display())]
     File {
@@ -58,6 +61,13 @@ pub struct Model {
     output: String,
     init: Init,
     batchnorm: Option<BnControl>,
+    channels_last: bool,
+}
+
+/// `t` (N×C×H×W) with channels-last strides (NHWC in memory), as PyTorch's
+/// `t.contiguous(memory_format=torch.channels_last)`.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// Examples used to re-estimate BatchNorm statistics, and the batch size of that pass.
@@ -133,7 +143,21 @@ impl Model {
             output: built.output,
             init,
             batchnorm: built.batchnorm,
+            channels_last: false,
         })
+    }
+
+    /// Lays out every 4-D variable (convolution kernels) channels-last, and from now on hands
+    /// 4-D inputs to the network channels-last too. Values, names and checkpoints are unchanged.
+    pub fn use_channels_last(&mut self) {
+        tch::no_grad(|| {
+            for (_, mut t) in self.vs.variables() {
+                if t.dim() == 4 {
+                    t.set_data(&channels_last(&t));
+                }
+            }
+        });
+        self.channels_last = true;
     }
 
     /// Whether the network has BatchNorm layers.
@@ -145,12 +169,12 @@ impl Model {
     /// `data` (in order, batches of 500), as an exact average over those batches (PyTorch's
     /// `momentum=None`), without touching any parameter. Does nothing for networks without
     /// BatchNorm.
-    pub fn recompute_batchnorm(&mut self, data: &lth_data::DeviceSplit) -> Result<()> {
+    pub fn recompute_batchnorm(&mut self, data: &lth_data::Source) -> Result<()> {
         let Some(control) = &self.batchnorm else {
             return Ok(());
         };
         let mut vars = self.vs.variables();
-        tch::no_grad(|| {
+        let result = tch::no_grad(|| -> Result<()> {
             for (name, t) in vars.iter_mut() {
                 if name.ends_with(".running_mean") {
                     let _ = t.zero_();
@@ -160,13 +184,15 @@ impl Model {
             }
             let batches = (BN_EXAMPLES.min(data.len()) + BN_BATCH - 1) / BN_BATCH;
             for (i, b) in data.sequential(BN_BATCH).take(batches as usize).enumerate() {
+                let b = b.map_err(|e| ModelError::Data(e.to_string()))?;
                 // With momentum 1/(i+1), the running value after batch i is the mean of batches 0..=i.
                 control.set_momentum(1.0 / (i as f64 + 1.0));
                 let _ = self.net.forward_t(&b.x, true);
             }
+            Ok(())
         });
         control.set_momentum(crate::norm::MOMENTUM);
-        Ok(())
+        result
     }
 
     /// The registry name (`lenet_300_100`).
@@ -191,7 +217,11 @@ impl Model {
 
     /// Runs the network; `train` selects batch statistics in BatchNorm.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.net.forward_t(xs, train)
+        if self.channels_last && xs.dim() == 4 {
+            self.net.forward_t(&channels_last(xs), train)
+        } else {
+            self.net.forward_t(xs, train)
+        }
     }
 
     /// Names of the prunable kernels (conv and linear weights), in the network's order.

@@ -80,3 +80,160 @@ fn bad_names_are_explained() {
     let err = Model::new("resnet_9000", [1, 28, 28], 10, None, 0, Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("known models: lenet_"), "{err}");
 }
+
+fn count(name: &str, input: [i64; 3], classes: i64) -> (i64, i64, Model) {
+    let m = Model::new(name, input, classes, None, 0, Device::Cpu).unwrap();
+    (m.num_parameters(), m.num_prunable(), m)
+}
+
+/// Parameter counts (total / prunable) of ../shared/PAPERS.md section 9 and the LTH paper.
+#[test]
+fn the_zoo_has_the_papers_parameter_counts() {
+    let cifar = [3, 32, 32];
+    for (name, total, prunable) in [
+        ("cifar_resnet_20", Some(272_474), Some(270_896)),
+        ("cifar_resnet_56", Some(855_770), Some(851_504)),
+        ("cifar_resnet_110", Some(1_730_714), Some(1_722_416)),
+        ("cifar_vgg_11", Some(9_231_114), None),
+        ("cifar_vgg_16", Some(14_728_266), None),
+        ("cifar_vgg_19", Some(20_040_522), Some(20_024_000)),
+        // The LTH paper's weight counts (4.3M, 2.4M; its 1.7M for Conv-6 matches no reading of
+        // the architecture: see conv.rs).
+        ("conv_2", None, Some(4_300_992)),
+        ("conv_4", None, Some(2_425_024)),
+        ("conv_6", None, Some(2_261_184)),
+    ] {
+        let (t, p, _) = count(name, cifar, 10);
+        if let Some(total) = total {
+            assert_eq!(t, total, "{name} parameters");
+        }
+        if let Some(prunable) = prunable {
+            assert_eq!(p, prunable, "{name} prunable");
+        }
+    }
+    let (t, _, _) = count("imagenet_resnet_18", [3, 224, 224], 1000);
+    assert_eq!(t, 11_689_512);
+    let (t, p, _) = count("imagenet_resnet_50", [3, 224, 224], 1000);
+    assert_eq!((t, p), (25_557_032, 25_502_912));
+}
+
+#[test]
+fn zoo_names_follow_pytorch_and_forward_shapes_are_right() {
+    let x = |c, s| tch::Tensor::zeros([2, c, s, s], tch::kind::FLOAT_CPU);
+    let (_, _, r20) = count("cifar_resnet_20", [3, 32, 32], 10);
+    let names: Vec<String> = r20.state().into_iter().map(|(n, _)| n).collect();
+    for n in [
+        "conv.weight",
+        "bn.running_var",
+        "blocks.3.shortcut.0.weight",
+        "blocks.3.shortcut.1.weight",
+        "blocks.8.conv2.weight",
+        "fc.bias",
+    ] {
+        assert!(names.iter().any(|m| m == n), "{n} missing from {names:?}");
+    }
+    assert!(
+        !names.iter().any(|m| m == "blocks.1.shortcut.0.weight"),
+        "identity shortcuts have no parameters"
+    );
+    assert_eq!(r20.forward_t(&x(3, 32), true).size(), [2, 10]);
+    assert!(r20.has_batchnorm());
+    let (_, _, vgg) = count("cifar_vgg_11", [3, 32, 32], 100);
+    assert_eq!(
+        vgg.prunable()[..2],
+        ["layers.0.conv.weight", "layers.2.conv.weight"]
+    );
+    assert_eq!(vgg.forward_t(&x(3, 32), false).size(), [2, 100]);
+    let (_, _, r18) = count("imagenet_resnet_18", [3, 224, 224], 1000);
+    let names: Vec<String> = r18.state().into_iter().map(|(n, _)| n).collect();
+    for n in [
+        "conv1.weight",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer4.1.bn2.bias",
+    ] {
+        assert!(names.iter().any(|m| m == n), "{n} missing");
+    }
+    assert_eq!(r18.forward_t(&x(3, 64), false).size(), [2, 1000]);
+    let (_, _, c6) = count("conv_6", [3, 32, 32], 10);
+    assert_eq!(c6.init(), Init::GlorotNormal);
+    assert_eq!(c6.forward_t(&x(3, 32), false).size(), [2, 10]);
+    // BatchNorm starts as OpenLTH's: γ ~ U(0, 1), β = 0.
+    let gamma = r20
+        .state()
+        .into_iter()
+        .find(|(n, _)| n == "bn.weight")
+        .unwrap()
+        .1;
+    assert!(gamma.min().double_value(&[]) >= 0.0 && gamma.max().double_value(&[]) < 1.0);
+    let bad = Model::new("cifar_resnet_21", [3, 32, 32], 10, None, 0, Device::Cpu).unwrap_err();
+    assert!(bad.to_string().contains("D = 6n + 2"), "{bad}");
+}
+
+#[test]
+fn recomputed_batchnorm_statistics_are_the_average_over_batches() {
+    let (_, _, mut m) = count("cifar_resnet_20", [3, 32, 32], 10);
+    let split = lth_data::Split {
+        images: tch::Tensor::randint(256, [1000, 3, 32, 32], (tch::Kind::Uint8, Device::Cpu)),
+        labels: tch::Tensor::zeros([1000], (tch::Kind::Int64, Device::Cpu)),
+    };
+    let info = lth_data::info("mnist").unwrap();
+    let mut info3 = info.clone();
+    info3.shape = [3, 32, 32];
+    info3.mean = &[0.5, 0.5, 0.5];
+    info3.std = &[0.25, 0.25, 0.25];
+    let info3: &'static lth_data::DatasetInfo = Box::leak(Box::new(info3));
+    let data = lth_data::DeviceSplit::new(&split, info3, Device::Cpu).unwrap();
+    let source = lth_data::Source::Device(data.clone());
+    m.recompute_batchnorm(&source).unwrap();
+    // The stem's BatchNorm sees the stem convolution's output; its running mean must be the mean
+    // over the 1,000 examples (two batches of 500, averaged with equal weights).
+    let conv = m
+        .state()
+        .into_iter()
+        .find(|(n, _)| n == "conv.weight")
+        .unwrap()
+        .1;
+    let x = data.sequential(1000).next().unwrap().x;
+    let want = x
+        .conv2d(&conv, None::<tch::Tensor>, [1, 1], [1, 1], [1, 1], 1)
+        .mean_dim(&[0i64, 2, 3][..], false, tch::Kind::Float);
+    let got = m
+        .state()
+        .into_iter()
+        .find(|(n, _)| n == "bn.running_mean")
+        .unwrap()
+        .1;
+    let gap = (&got - &want).abs().max().double_value(&[]);
+    assert!(gap < 1e-4, "running mean off by {gap}");
+}
+
+#[test]
+fn channels_last_changes_the_layout_not_the_numbers() {
+    let (_, _, a) = count("cifar_resnet_20", [3, 32, 32], 10);
+    let (_, _, mut b) = count("cifar_resnet_20", [3, 32, 32], 10);
+    b.use_channels_last();
+    let w = b
+        .state()
+        .into_iter()
+        .find(|(n, _)| n == "conv.weight")
+        .unwrap()
+        .1;
+    assert_eq!(w.stride()[1], 1, "channels are innermost in memory");
+    let x = tch::Tensor::randn([4, 3, 32, 32], tch::kind::FLOAT_CPU);
+    let gap = (a.forward_t(&x, false) - b.forward_t(&x, false))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(gap < 1e-4, "{gap}");
+    // Checkpoints are written contiguous, with the same values.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.safetensors");
+    lth_models::save_tensors(&p, &b.state()).unwrap();
+    let back = lth_models::load_tensors(&p).unwrap();
+    assert!(
+        back.iter()
+            .zip(a.state())
+            .all(|((n1, t1), (n2, t2))| n1 == &n2 && t1.equal(&t2))
+    );
+}

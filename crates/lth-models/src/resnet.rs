@@ -1,0 +1,249 @@
+//! Residual networks: the CIFAR ResNet-D of He et al. (2016) as OpenLTH's `cifar_resnet_D[_W]`, and
+//! the ImageNet ResNet-18/34/50 as torchvision's `resnet18/34/50`.
+//!
+//! CIFAR: a 3×3 convolution of W filters, three stages of n = (D − 2)/6 basic blocks with W, 2W and
+//! 4W filters (the first block of stages 2 and 3 downsamples by 2, with a 1×1 convolution + BatchNorm
+//! shortcut), global average pooling, one linear layer. Names: `conv`, `bn`,
+//! `blocks.<i>.{conv1,bn1,conv2,bn2}`, `blocks.<i>.shortcut.{0,1}`, `fc`. ResNet-20 (W = 16) has
+//! 272,474 parameters, 270,896 prunable.
+//!
+//! ImageNet: torchvision's layout (ResNet v1.5: the stride of a bottleneck sits on its 3×3
+//! convolution). Names: `conv1`, `bn1`, `layer<s>.<b>.{conv1,bn1,conv2,bn2[,conv3,bn3]}`,
+//! `layer<s>.<b>.downsample.{0,1}`, `fc`. ResNet-18 has 11,689,512 parameters, ResNet-50
+//! 25,557,032 (25,502,912 prunable).
+
+use tch::Tensor;
+use tch::nn::{self, Module, ModuleT};
+
+use crate::norm::{BatchNorm, BnControl, batch_norm};
+use crate::{Built, Init, ModelError, Result};
+
+fn conv(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    prunable: &mut Vec<String>,
+) -> nn::Conv2D {
+    let name = format!("{}.weight", p.components().collect::<Vec<_>>().join("."));
+    prunable.push(name);
+    nn::conv2d(
+        p,
+        c_in,
+        c_out,
+        k,
+        nn::ConvConfig {
+            stride,
+            padding: k / 2,
+            bias: false,
+            ..Default::default()
+        },
+    )
+}
+
+/// A convolution followed by BatchNorm (the unit every residual block is made of).
+#[derive(Debug)]
+struct ConvBn {
+    conv: nn::Conv2D,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&self.conv.forward(x), train)
+    }
+}
+
+/// Two or three conv-BN units with a shortcut: basic blocks (3×3, 3×3) and bottlenecks (1×1, 3×3,
+/// 1×1); the shortcut is the identity or a 1×1 conv-BN.
+#[derive(Debug)]
+struct Block {
+    units: Vec<ConvBn>,
+    shortcut: Option<ConvBn>,
+}
+
+impl Block {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self.units.len() - 1;
+        let mut out = x.shallow_clone();
+        for (i, u) in self.units.iter().enumerate() {
+            out = u.forward_t(&out, train);
+            if i < last {
+                out = out.relu();
+            }
+        }
+        let skip = match &self.shortcut {
+            Some(s) => s.forward_t(x, train),
+            None => x.shallow_clone(),
+        };
+        (out + skip).relu()
+    }
+}
+
+#[derive(Debug)]
+struct ResNet {
+    stem: ConvBn,
+    /// ImageNet stems add a 3×3 max pool of stride 2.
+    stem_pool: bool,
+    blocks: Vec<Block>,
+    fc: nn::Linear,
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = self.stem.forward_t(xs, train).relu();
+        if self.stem_pool {
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for b in &self.blocks {
+            x = b.forward_t(&x, train);
+        }
+        let x = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        self.fc.forward(&x)
+    }
+}
+
+/// Parses `cifar_resnet_D[_W]` into (blocks per stage, width).
+pub fn parse_cifar(name: &str) -> Option<(i64, i64)> {
+    let mut parts = name.strip_prefix("cifar_resnet_")?.split('_');
+    let depth: i64 = parts.next()?.parse().ok()?;
+    let width: i64 = match parts.next() {
+        Some(w) => w.parse().ok().filter(|&w| w > 0)?,
+        None => 16,
+    };
+    if parts.next().is_some() || depth <= 2 || (depth - 2) % 6 != 0 {
+        return None;
+    }
+    Some(((depth - 2) / 6, width))
+}
+
+pub(crate) fn build_cifar(
+    name: &str,
+    p: &nn::Path,
+    input: [i64; 3],
+    classes: i64,
+) -> Result<Built> {
+    let (n, w) = parse_cifar(name).ok_or_else(|| ModelError::BadName {
+        name: name.into(),
+        expected:
+            "cifar_resnet_D or cifar_resnet_D_W with D = 6n + 2 (20, 32, 44, 56, 110) and W > 0"
+                .into(),
+    })?;
+    let control = BnControl::default();
+    let mut prunable = Vec::new();
+    let stem = ConvBn {
+        conv: conv(p / "conv", input[0], w, 3, 1, &mut prunable),
+        bn: batch_norm(p / "bn", w, &control),
+    };
+    let mut blocks = Vec::new();
+    let mut c = w;
+    for (stage, filters) in [w, 2 * w, 4 * w].into_iter().enumerate() {
+        for i in 0..n {
+            let at = p / "blocks" / blocks.len();
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            let units = vec![
+                ConvBn {
+                    conv: conv(&at / "conv1", c, filters, 3, stride, &mut prunable),
+                    bn: batch_norm(&at / "bn1", filters, &control),
+                },
+                ConvBn {
+                    conv: conv(&at / "conv2", filters, filters, 3, 1, &mut prunable),
+                    bn: batch_norm(&at / "bn2", filters, &control),
+                },
+            ];
+            let shortcut = (stride != 1 || c != filters).then(|| ConvBn {
+                conv: conv(&at / "shortcut" / 0, c, filters, 1, 2, &mut prunable),
+                bn: batch_norm(&at / "shortcut" / 1, filters, &control),
+            });
+            blocks.push(Block { units, shortcut });
+            c = filters;
+        }
+    }
+    let fc = nn::linear(p / "fc", c, classes, Default::default());
+    prunable.push("fc.weight".into());
+    Ok(Built {
+        net: Box::new(ResNet {
+            stem,
+            stem_pool: false,
+            blocks,
+            fc,
+        }),
+        prunable,
+        output: "fc.weight".into(),
+        init: Init::KaimingNormal,
+        batchnorm: Some(control),
+    })
+}
+
+pub(crate) fn build_imagenet(
+    name: &str,
+    p: &nn::Path,
+    input: [i64; 3],
+    classes: i64,
+) -> Result<Built> {
+    let (stages, bottleneck): (&[i64], bool) = match name {
+        "imagenet_resnet_18" => (&[2, 2, 2, 2], false),
+        "imagenet_resnet_34" => (&[3, 4, 6, 3], false),
+        "imagenet_resnet_50" => (&[3, 4, 6, 3], true),
+        _ => {
+            return Err(ModelError::BadName {
+                name: name.into(),
+                expected: "imagenet_resnet_18, imagenet_resnet_34 or imagenet_resnet_50".into(),
+            });
+        }
+    };
+    let expansion = if bottleneck { 4 } else { 1 };
+    let control = BnControl::default();
+    let mut prunable = Vec::new();
+    let stem = ConvBn {
+        conv: conv(p / "conv1", input[0], 64, 7, 2, &mut prunable),
+        bn: batch_norm(p / "bn1", 64, &control),
+    };
+    let mut blocks = Vec::new();
+    let mut c = 64;
+    for (s, &count) in stages.iter().enumerate() {
+        let width = 64 << s;
+        for b in 0..count {
+            let at = p / format!("layer{}", s + 1) / b;
+            let stride = if s > 0 && b == 0 { 2 } else { 1 };
+            let out = width * expansion;
+            let mut unit = |name: &str, bn: &str, c_in, c_out, k, stride| ConvBn {
+                conv: conv(&at / name, c_in, c_out, k, stride, &mut prunable),
+                bn: batch_norm(&at / bn, c_out, &control),
+            };
+            let units = if bottleneck {
+                vec![
+                    unit("conv1", "bn1", c, width, 1, 1),
+                    unit("conv2", "bn2", width, width, 3, stride),
+                    unit("conv3", "bn3", width, out, 1, 1),
+                ]
+            } else {
+                vec![
+                    unit("conv1", "bn1", c, width, 3, stride),
+                    unit("conv2", "bn2", width, width, 3, 1),
+                ]
+            };
+            let shortcut = (stride != 1 || c != out).then(|| ConvBn {
+                conv: conv(&at / "downsample" / 0, c, out, 1, stride, &mut prunable),
+                bn: batch_norm(&at / "downsample" / 1, out, &control),
+            });
+            blocks.push(Block { units, shortcut });
+            c = out;
+        }
+    }
+    let fc = nn::linear(p / "fc", c, classes, Default::default());
+    prunable.push("fc.weight".into());
+    Ok(Built {
+        net: Box::new(ResNet {
+            stem,
+            stem_pool: true,
+            blocks,
+            fc,
+        }),
+        prunable,
+        output: "fc.weight".into(),
+        init: Init::KaimingNormal,
+        batchnorm: Some(control),
+    })
+}

@@ -1,0 +1,97 @@
+//! VGG-11/13/16/19 with BatchNorm for CIFAR, as OpenLTH's `cifar_vgg_<n>` (after Simonyan &
+//! Zisserman 2015): 3×3 convolutions with bias, BatchNorm and ReLU, 2×2 max pooling between stages,
+//! 2×2 average pooling at the end, one linear output layer of 512 inputs. Names:
+//! `layers.<i>.conv.{weight,bias}`, `layers.<i>.bn.*` (i counts pooling layers too, as PyTorch's
+//! `Sequential` does), `fc.{weight,bias}`. VGG-19 has 20,040,522 parameters, 20,024,000 prunable.
+
+use tch::Tensor;
+use tch::nn::{self, Module, ModuleT};
+
+use crate::norm::{BatchNorm, BnControl, batch_norm};
+use crate::{Built, Init, ModelError, Result};
+
+#[derive(Debug)]
+enum Layer {
+    Conv(nn::Conv2D, BatchNorm),
+    Pool,
+}
+
+#[derive(Debug)]
+struct Vgg {
+    layers: Vec<Layer>,
+    fc: nn::Linear,
+}
+
+impl ModuleT for Vgg {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv(conv, bn) => bn.forward_t(&conv.forward(&x), train).relu(),
+                Layer::Pool => x.max_pool2d_default(2),
+            };
+        }
+        let x = x.avg_pool2d_default(2).flatten(1, -1);
+        self.fc.forward(&x)
+    }
+}
+
+/// The layer plan of VGG-`depth` (`0` marks a max-pooling layer).
+fn plan(depth: u32) -> Option<&'static [i64]> {
+    Some(match depth {
+        11 => &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512],
+        13 => &[64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512],
+        16 => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512,
+        ],
+        19 => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512,
+            512,
+        ],
+        _ => return None,
+    })
+}
+
+pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
+    let depth = name.strip_prefix("cifar_vgg_").and_then(|d| d.parse().ok());
+    let plan = depth.and_then(plan).ok_or_else(|| ModelError::BadName {
+        name: name.into(),
+        expected: "cifar_vgg_11, cifar_vgg_13, cifar_vgg_16 or cifar_vgg_19".into(),
+    })?;
+    if input[1] != 32 || input[2] != 32 {
+        return Err(ModelError::Incompatible {
+            name: name.into(),
+            what: format!("{}×{} images (CIFAR VGG expects 32×32)", input[1], input[2]),
+        });
+    }
+    let control = BnControl::default();
+    let cfg = nn::ConvConfig {
+        padding: 1,
+        ..Default::default()
+    };
+    let mut prunable = Vec::new();
+    let mut c = input[0];
+    let layers = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &f)| {
+            if f == 0 {
+                return Layer::Pool;
+            }
+            let at = p / "layers" / i;
+            let conv = nn::conv2d(&at / "conv", c, f, 3, cfg);
+            prunable.push(format!("layers.{i}.conv.weight"));
+            c = f;
+            Layer::Conv(conv, batch_norm(&at / "bn", f, &control))
+        })
+        .collect();
+    let fc = nn::linear(p / "fc", 512, classes, Default::default());
+    prunable.push("fc.weight".into());
+    Ok(Built {
+        net: Box::new(Vgg { layers, fc }),
+        prunable,
+        output: "fc.weight".into(),
+        init: Init::KaimingNormal,
+        batchnorm: Some(control),
+    })
+}
