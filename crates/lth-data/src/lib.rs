@@ -8,7 +8,10 @@
 //!   `lth-rng` stream, so the order is the same on every device and any step can be served without
 //!   replaying the ones before it (which is what resuming and rewinding need).
 
+pub mod augment;
+pub mod cifar;
 pub mod error;
+pub mod folder;
 pub mod idx;
 pub mod loader;
 pub mod mnist;
@@ -16,9 +19,12 @@ pub mod registry;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testutil;
 
+pub use augment::Augment;
 pub use error::DataError;
-pub use loader::{Batch, DeviceSplit, Loader};
-pub use registry::{Dataset, DatasetInfo, Split, data_root, info, registry};
+pub use loader::{Batch, DeviceSplit, FolderSplit, Loader, Source};
+pub use registry::{
+    Dataset, DatasetInfo, Format, Prepared, Split, data_root, info, prepare, registry,
+};
 
 /// Result alias for this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -2,15 +2,22 @@
 
 use std::path::{Path, PathBuf};
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
-use crate::{DataError, Result, mnist};
+use crate::augment::Augment;
+use crate::cifar::{self, Variant};
+use crate::folder::{Files, ImageFolder};
+use crate::{DataError, DeviceSplit, FolderSplit, Result, Source, mnist};
 
 /// How a dataset is stored on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Four MNIST-format IDX files (raw or gzip).
     Idx,
+    /// CIFAR binary batches.
+    Cifar(Variant),
+    /// `train/<class>/*.JPEG` and `val/<class>/*.JPEG`, streamed from disk.
+    Folder,
 }
 
 /// A dataset the registry knows.
@@ -28,6 +35,8 @@ pub struct DatasetInfo {
     /// implementations normalise them.
     pub mean: &'static [f64],
     pub std: &'static [f64],
+    /// The standard training augmentation of this dataset (applied when asked for).
+    pub augment: Option<Augment>,
     /// Where the data comes from and how to put it in place.
     pub how_to_get: &'static str,
 }
@@ -35,7 +44,11 @@ pub struct DatasetInfo {
 const MNIST_LIKE_HELP: &str = "Put the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, \
 t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may end in .gz) in that folder.";
 
-static REGISTRY: [DatasetInfo; 2] = [
+const CIFAR_HELP: &str = "CIFAR is not fetched by lth; download the binary version of the \
+dataset (cifar-10-binary.tar.gz or cifar-100-binary.tar.gz from the CIFAR page of the University \
+of Toronto) and unpack it into <data root>/cifar10/ or <data root>/cifar100/. See data/README.md.";
+
+static REGISTRY: [DatasetInfo; 5] = [
     DatasetInfo {
         name: "mnist",
         dir: "mnist",
@@ -44,6 +57,7 @@ static REGISTRY: [DatasetInfo; 2] = [
         num_classes: 10,
         mean: &[0.1307],
         std: &[0.3081],
+        augment: None,
         how_to_get: "MNIST (LeCun, Cortes, Burges) is not fetched by lth; download it from a mirror \
 you trust into <data root>/mnist/. See data/README.md.",
     },
@@ -55,9 +69,51 @@ you trust into <data root>/mnist/. See data/README.md.",
         num_classes: 10,
         mean: &[0.2860],
         std: &[0.3530],
+        augment: None,
         how_to_get: "`cargo xtask setup` fetches Fashion-MNIST from Debian's dataset-fashion-mnist \
 package where apt is available; otherwise download the files of the Fashion-MNIST project \
 (zalandoresearch/fashion-mnist, folder data/fashion) into <data root>/fashion-mnist/. See data/README.md.",
+    },
+    DatasetInfo {
+        name: "cifar10",
+        dir: "cifar10",
+        format: Format::Cifar(Variant::Cifar10),
+        shape: [3, 32, 32],
+        num_classes: 10,
+        // OpenLTH normalises CIFAR-10 with ImageNet's statistics; so do we.
+        mean: &[0.485, 0.456, 0.406],
+        std: &[0.229, 0.224, 0.225],
+        augment: Some(Augment::CropFlip { pad: 4 }),
+        how_to_get: CIFAR_HELP,
+    },
+    DatasetInfo {
+        name: "cifar100",
+        dir: "cifar100",
+        format: Format::Cifar(Variant::Cifar100),
+        shape: [3, 32, 32],
+        num_classes: 100,
+        // The CIFAR-100 training set's own statistics, as most reference implementations use.
+        mean: &[0.5071, 0.4865, 0.4409],
+        std: &[0.2673, 0.2564, 0.2762],
+        augment: Some(Augment::CropFlip { pad: 4 }),
+        how_to_get: CIFAR_HELP,
+    },
+    DatasetInfo {
+        name: "imagenet",
+        dir: "imagenet",
+        format: Format::Folder,
+        shape: [3, 224, 224],
+        num_classes: 1000,
+        mean: &[0.485, 0.456, 0.406],
+        std: &[0.229, 0.224, 0.225],
+        augment: Some(Augment::ResizedCropFlip {
+            size: 224,
+            scale: (0.1, 1.0),
+            ratio: (0.8, 1.25),
+        }),
+        how_to_get: "ImageNet (ILSVRC 2012) is not fetched by lth; after accepting its terms, put the \
+training images in <data root>/imagenet/train/<wnid>/*.JPEG and the validation images, sorted into \
+class folders, in <data root>/imagenet/val/<wnid>/*.JPEG. See data/README.md.",
     },
 ];
 
@@ -72,6 +128,29 @@ impl DatasetInfo {
                 (!absent.is_empty()).then(|| {
                     format!(
                         "{} lacks {} (each may end in .gz). {MNIST_LIKE_HELP}",
+                        dir.display(),
+                        absent.join(", ")
+                    )
+                })
+            }
+            Format::Folder => {
+                let absent: Vec<&str> = ["train", "val"]
+                    .into_iter()
+                    .filter(|s| !dir.join(s).is_dir())
+                    .collect();
+                (!absent.is_empty()).then(|| {
+                    format!(
+                        "{} lacks the folder(s) {} (each holding one folder of .JPEG files per class)",
+                        dir.display(),
+                        absent.join(" and ")
+                    )
+                })
+            }
+            Format::Cifar(v) => {
+                let absent = cifar::missing(&dir, v);
+                (!absent.is_empty()).then(|| {
+                    format!(
+                        "{} lacks {} (directly or in the folder the archive unpacks to)",
                         dir.display(),
                         absent.join(", ")
                     )
@@ -164,29 +243,34 @@ impl Dataset {
                 how_to_get: info.how_to_get.to_owned(),
             });
         }
-        match info.format {
-            Format::Idx => {
-                let (train, test) = mnist::load(&dir, info.num_classes as u8)?;
-                let shape = train.images.size();
-                if shape[1..] != info.shape {
-                    return Err(DataError::malformed(
-                        &dir,
-                        format!(
-                            "images of shape {:?} expected for {}, found {:?}",
-                            info.shape,
-                            info.name,
-                            &shape[1..]
-                        ),
-                    ));
-                }
-                Ok(Dataset {
-                    info,
-                    train,
-                    test,
-                    validation: empty_like(&shape),
-                })
+        let (train, test) = match info.format {
+            Format::Idx => mnist::load(&dir, info.num_classes as u8)?,
+            Format::Cifar(v) => cifar::load(&dir, v)?,
+            Format::Folder => {
+                return Err(DataError::Invalid(format!(
+                    "{} is streamed from files and never loaded into memory; use lth_data::prepare",
+                    info.name
+                )));
             }
+        };
+        let shape = train.images.size();
+        if shape[1..] != info.shape {
+            return Err(DataError::malformed(
+                &dir,
+                format!(
+                    "images of shape {:?} expected for {}, found {:?}",
+                    info.shape,
+                    info.name,
+                    &shape[1..]
+                ),
+            ));
         }
+        Ok(Dataset {
+            info,
+            train,
+            test,
+            validation: empty_like(&shape),
+        })
     }
 
     /// Moves `n` examples, chosen by a fixed seeded permutation, from `train` to `validation`.
@@ -201,11 +285,10 @@ impl Dataset {
                 self.info.name
             )));
         }
-        let p = lth_rng::permutation(total as usize, VALIDATION_SEED, "validation", 0);
-        let (val, train) = p.split_at(n as usize);
+        let (val, train) = validation_indices(total, n);
         Ok(Dataset {
-            validation: self.train.select(val),
-            train: self.train.select(train),
+            validation: self.train.select(&val),
+            train: self.train.select(&train),
             ..self
         })
     }
@@ -222,13 +305,120 @@ impl Dataset {
                 self.info.name
             )));
         }
-        let mut p = lth_rng::permutation(total as usize, SUBSET_SEED, "subset", 0);
-        p.truncate(n as usize);
         Ok(Dataset {
-            train: self.train.select(&p),
+            train: self.train.select(&subset_indices(total, n)),
             ..self
         })
     }
+}
+
+/// The fixed seeded choice of `n` validation examples out of `total` training examples:
+/// (validation positions, remaining training positions).
+fn validation_indices(total: i64, n: i64) -> (Vec<i64>, Vec<i64>) {
+    let mut p = lth_rng::permutation(total as usize, VALIDATION_SEED, "validation", 0);
+    let train = p.split_off(n as usize);
+    (p, train)
+}
+
+/// The fixed seeded choice of a training subset of `n` out of `total` examples.
+fn subset_indices(total: i64, n: i64) -> Vec<i64> {
+    let mut p = lth_rng::permutation(total as usize, SUBSET_SEED, "subset", 0);
+    p.truncate(n as usize);
+    p
+}
+
+/// A dataset ready for training on a device: every split in device memory, or streamed from files.
+#[derive(Debug)]
+pub struct Prepared {
+    pub info: &'static DatasetInfo,
+    pub train: Source,
+    pub test: Source,
+    /// Training examples held out for validation (`None` when none were asked for).
+    pub validation: Option<Source>,
+}
+
+/// Opens `info` under `root`, holds out `validation` training examples, keeps a training subset of
+/// `subset` (0: all), and puts each split on `device` (or streams it from files to `device`).
+pub fn prepare(
+    info: &'static DatasetInfo,
+    root: &Path,
+    validation: i64,
+    subset: i64,
+    device: Device,
+) -> Result<Prepared> {
+    if info.format != Format::Folder {
+        let ds = Dataset::load(info, root)?
+            .hold_out(validation)?
+            .subset(subset)?;
+        let validation = if ds.validation.is_empty() {
+            None
+        } else {
+            Some(DeviceSplit::new(&ds.validation, info, device)?.into())
+        };
+        return Ok(Prepared {
+            info,
+            train: DeviceSplit::new(&ds.train, info, device)?.into(),
+            test: DeviceSplit::new(&ds.test, info, device)?.into(),
+            validation,
+        });
+    }
+    if let Some(problem) = info.absent(root) {
+        return Err(DataError::Missing {
+            name: info.name.to_owned(),
+            root: root.to_owned(),
+            problem,
+            how_to_get: info.how_to_get.to_owned(),
+        });
+    }
+    let size = info.shape[1] as u32;
+    let resize = (size as f64 * 256.0 / 224.0).round() as u32;
+    let open = |split: &str| -> Result<FolderSplit> {
+        let dir = root.join(info.dir).join(split);
+        let folder = ImageFolder::scan(&dir)?;
+        if folder.classes.len() as i64 > info.num_classes {
+            return Err(DataError::malformed(
+                &dir,
+                format!(
+                    "{} class folders, but {} has {} classes",
+                    folder.classes.len(),
+                    info.name,
+                    info.num_classes
+                ),
+            ));
+        }
+        Ok(FolderSplit::new(
+            Files::new(folder, size),
+            info,
+            device,
+            resize,
+        ))
+    };
+    let (train, test) = (open("train")?, open("val")?);
+    let total = train.len();
+    if validation >= total {
+        return Err(DataError::Invalid(format!(
+            "a validation split of {validation} examples leaves none of the {total} training examples of {}",
+            info.name
+        )));
+    }
+    let (val_idx, train_idx) = validation_indices(total, validation);
+    let validation = (!val_idx.is_empty()).then(|| train.select(&val_idx).into());
+    let mut train = train.select(&train_idx);
+    if subset > 0 && subset < train.len() {
+        train = train.select(&subset_indices(train.len(), subset));
+    } else if subset > train.len() {
+        return Err(DataError::Invalid(format!(
+            "a training subset of {subset} examples asked for, but {} has {}",
+            info.name,
+            train.len()
+        )));
+    }
+    Ok(Prepared {
+        info,
+        train: train.into(),
+        test: test.into(),
+        validation,
+    })
 }
 
 fn empty_like(shape: &[i64]) -> Split {
@@ -295,6 +485,91 @@ mod tests {
             .to_string();
         assert!(
             err.contains("label 12 at index 2 is outside 0..10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn loads_cifar_in_both_layouts_and_names_broken_files() {
+        use crate::cifar::Variant;
+        let root = tempfile::tempdir().unwrap();
+        testutil::write_cifar_like(&root.path().join("cifar10"), Variant::Cifar10, 23, 7).unwrap();
+        let nested = root.path().join("cifar100/cifar-100-binary");
+        testutil::write_cifar_like(&nested, Variant::Cifar100, 11, 5).unwrap();
+        let c10 = Dataset::load(info("cifar10").unwrap(), root.path()).unwrap();
+        assert_eq!(c10.train.images.size(), [23, 3, 32, 32]);
+        assert_eq!(c10.test.len(), 7);
+        let c100 = Dataset::load(info("cifar100").unwrap(), root.path()).unwrap();
+        assert_eq!(c100.train.len(), 11);
+        assert!(c100.train.labels.max().int64_value(&[]) < 100);
+        let batch = root.path().join("cifar10/data_batch_3.bin");
+        let bytes = std::fs::read(&batch).unwrap();
+        std::fs::write(&batch, &bytes[..bytes.len() - 10]).unwrap();
+        let err = Dataset::load(info("cifar10").unwrap(), root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data_batch_3.bin: truncated"), "{err}");
+        let mut bad = bytes.clone();
+        bad[0] = 10;
+        std::fs::write(&batch, &bad).unwrap();
+        let err = Dataset::load(info("cifar10").unwrap(), root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("label 10 of record 0 is outside 0..10"),
+            "{err}"
+        );
+        std::fs::remove_file(root.path().join("cifar10/test_batch.bin")).unwrap();
+        let err = Dataset::load(info("cifar10").unwrap(), root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lacks test_batch.bin") && err.contains("binary version"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn streams_an_image_folder_with_both_transforms() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("imagenet");
+        testutil::write_image_folder(&dir.join("train"), 3, 4, (80, 60)).unwrap();
+        testutil::write_image_folder(&dir.join("val"), 3, 2, (64, 96)).unwrap();
+        let p = prepare(info("imagenet").unwrap(), root.path(), 2, 0, Device::Cpu).unwrap();
+        assert_eq!((p.train.len(), p.test.len()), (10, 6));
+        assert_eq!(p.validation.as_ref().unwrap().len(), 2);
+        let b: Vec<_> = p.test.sequential(4).collect::<Result<_>>().unwrap();
+        assert_eq!(b[0].x.size(), [4, 3, 224, 224]);
+        assert_eq!(Vec::<i64>::try_from(&b[0].y).unwrap(), [0, 0, 1, 1]);
+        let augment = info("imagenet").unwrap().augment.unwrap();
+        let mk = || {
+            crate::Loader::new(p.train.clone(), 4, 1)
+                .unwrap()
+                .with_augmentation(augment, 5)
+                .unwrap()
+        };
+        let mut a = mk();
+        let xs: Vec<_> = (0..6).map(|s| a.batch(s).unwrap()).collect();
+        assert_eq!(
+            xs[2].x.size(),
+            [2, 3, 224, 224],
+            "10 examples: the third batch has 2"
+        );
+        // A step served directly equals the same step served in sequence (with prefetching).
+        assert!(mk().batch(4).unwrap().x.equal(&xs[4].x));
+        assert!(!xs[0].x.equal(&xs[3].x));
+        // A corrupt file is named.
+        let victim = dir.join("val/class_001/image_000.JPEG");
+        std::fs::write(&victim, b"not a jpeg").unwrap();
+        let p = prepare(info("imagenet").unwrap(), root.path(), 0, 0, Device::Cpu).unwrap();
+        let err = p
+            .test
+            .sequential(6)
+            .find_map(|b| b.err())
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("class_001/image_000.JPEG: not a decodable JPEG"),
             "{err}"
         );
     }
