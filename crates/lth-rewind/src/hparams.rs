@@ -48,17 +48,33 @@ pub struct LotteryHparams {
 }
 
 impl LotteryHparams {
-    /// The papers' recipe for `model`: its training recipe, and LeNet's layerwise pruning (20% of
-    /// the hidden layers' remaining weights per level, 10% of the output layer's).
+    /// The papers' recipe for `model`: its training recipe, and its pruning: layerwise for LeNet
+    /// (20% of the hidden layers' remaining weights per level, 10% of the output layer's) and
+    /// Conv-2/4/6 (convolutions 10%, or 15% for Conv-6; linear layers 20%; output 10%); global 20%
+    /// for ResNets and VGGs (VGG's output layer is not pruned, as in OpenLTH).
     pub fn recipe(model: &str) -> Result<LotteryHparams> {
         let train = TrainHparams::recipe(model)?;
+        let layerwise = |rate, conv_rate, output_rate| PruningHparams {
+            strategy: Strategy::Layerwise,
+            rate,
+            conv_rate,
+            output_rate: Some(output_rate),
+            ..Default::default()
+        };
+        let global = |exclude: &[&str]| PruningHparams {
+            strategy: Strategy::Global,
+            rate: 0.2,
+            exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        };
         let pruning = if model.starts_with("lenet_") {
-            PruningHparams {
-                strategy: Strategy::Layerwise,
-                rate: 0.2,
-                output_rate: Some(0.1),
-                ..Default::default()
-            }
+            layerwise(0.2, None, 0.1)
+        } else if model.starts_with("conv_") {
+            layerwise(0.2, Some(if model == "conv_6" { 0.15 } else { 0.1 }), 0.1)
+        } else if model.starts_with("cifar_vgg_") {
+            global(&["fc.weight"])
+        } else if model.starts_with("cifar_resnet_") || model.starts_with("imagenet_resnet_") {
+            global(&[])
         } else {
             return Err(RewindError::Invalid(format!(
                 "no pruning recipe for model `{model}`"

@@ -75,7 +75,7 @@ fn imp_levels_prune_the_recipe_fractions_and_rewind_to_k() {
         .unwrap()
         .apply(&probe.model.prunable_tensors())
         .unwrap();
-    let e = evaluate(&probe.model, &data.eval.test);
+    let e = evaluate(&probe.model, &data.eval.test).unwrap();
     assert_eq!((first.test_accuracy, first.test_loss), (e.accuracy, e.loss));
     // Training continued to T with the pruned weights held at zero.
     assert_eq!(rows(&l1).last().unwrap().step, 30);
@@ -165,7 +165,7 @@ fn retraining_variants_start_where_they_should() {
         let first = &rows(&lottery.level_dir(1))[0];
         assert_eq!(
             first.test_loss,
-            evaluate(&probe.model, &data.eval.test).loss,
+            evaluate(&probe.model, &data.eval.test).unwrap().loss,
             "{retrain:?}"
         );
         let lrs: Vec<f64> = rows(&lottery.level_dir(1))

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use lth_data::DeviceSplit;
+use lth_data::Source;
 use lth_prune::{Mask, random_like};
 use lth_rewind::Lottery;
 use lth_store::{CsvLog, RunDir};
@@ -375,7 +375,7 @@ pub fn interpolation(
     };
     let copies = train_copies(lottery, &[spec(copy_seed(0)), spec(copy_seed(1))], progress)?;
     let data = lottery.data();
-    let eval: &DeviceSplit = match split {
+    let eval: &Source = match split {
         Split::Test => &data.eval.test,
         Split::Train => &data.train,
     };

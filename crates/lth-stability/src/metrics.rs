@@ -5,7 +5,7 @@
 
 use tch::{Kind, Tensor};
 
-use lth_data::DeviceSplit;
+use lth_data::Source;
 use lth_models::Model;
 use lth_prune::Mask;
 
@@ -152,9 +152,9 @@ pub fn interpolation_curve(
     a: &[(String, Tensor)],
     b: &[(String, Tensor)],
     points: usize,
-    eval: &DeviceSplit,
+    eval: &Source,
     bn: BnStats,
-    train: &DeviceSplit,
+    train: &Source,
 ) -> Result<Vec<(f64, f64, f64)>> {
     if points < 2 {
         return Err(StabilityError::Invalid(format!(
@@ -168,7 +168,8 @@ pub fn interpolation_curve(
         if bn == BnStats::Recompute {
             model.recompute_batchnorm(train)?;
         }
-        let e = lth_train::evaluate(model, eval);
+        let e =
+            lth_train::evaluate(model, eval).map_err(|e| StabilityError::Invalid(e.to_string()))?;
         out.push((alpha, 1.0 - e.accuracy, e.loss));
     }
     Ok(out)

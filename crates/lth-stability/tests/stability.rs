@@ -113,7 +113,7 @@ fn the_barrier_of_a_network_with_itself_is_zero_and_the_ends_are_the_endpoint_er
         &data.train,
     )
     .unwrap();
-    let ends = |m: &Model| 1.0 - lth_train::evaluate(m, &data.eval.test).accuracy;
+    let ends = |m: &Model| 1.0 - lth_train::evaluate(m, &data.eval.test).unwrap().accuracy;
     assert_eq!((curve[0].0, curve[0].1), (0.0, ends(&b)));
     assert_eq!((curve[3].0, curve[3].1), (1.0, ends(&a)));
 }

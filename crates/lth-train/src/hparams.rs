@@ -23,6 +23,10 @@ pub struct DatasetHparams {
     pub subset: u64,
     /// Seed of the data order; `None` uses the replicate number.
     pub data_order_seed: Option<u64>,
+    /// Apply the dataset's standard training augmentation (CIFAR: pad 4, random crop, flip).
+    pub augment: bool,
+    /// Seed of the augmentation draws; `None` uses the replicate number.
+    pub augment_seed: Option<u64>,
 }
 
 /// Which network and how it is initialised.
@@ -59,6 +63,30 @@ impl std::str::FromStr for OptimizerKind {
     }
 }
 
+/// The arithmetic of the training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Single precision throughout (the default, and what reproductions use).
+    #[default]
+    Fp32,
+    /// The forward pass under bfloat16 autocast (matrix products and convolutions in bf16;
+    /// weights, gradients and optimiser state in f32). Faster on GPUs with bf16 units; results
+    /// differ from f32 runs, so it is part of the run's identity.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!("unknown precision `{s}`: expected fp32 or bf16")),
+        }
+    }
+}
+
 /// The optimisation recipe.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +105,8 @@ pub struct TrainingHparams {
     pub steps: Steps,
     /// Evaluate every this many steps (zero: once per epoch), and at the end.
     pub eval_every: Steps,
+    /// f32, or bf16 autocast (an explicit choice, never a recipe's default).
+    pub precision: Precision,
 }
 
 /// Everything that determines one training run.
@@ -91,34 +121,79 @@ pub struct TrainHparams {
 impl TrainHparams {
     /// The default recipe of `model` (the papers' settings), or an error naming the known ones.
     ///
-    /// LeNet: the LTH and "Stabilizing the LTH" papers' MNIST recipe: Adam 1.2e-3, batch 60,
-    /// 50,000 iterations, 5,000 training examples held out for validation.
+    /// - LeNet: the LTH and "Stabilizing the LTH" papers' MNIST recipe: Adam 1.2e-3, batch 60,
+    ///   50,000 iterations, 5,000 training examples held out for validation.
+    /// - Conv-2/4/6: the LTH paper: Adam 2e-4 / 3e-4 / 3e-4, batch 60, 20K / 25K / 30K iterations,
+    ///   CIFAR-10, 5,000 validation examples.
+    /// - CIFAR ResNets and VGGs: OpenLTH's: SGD with momentum 0.9, lr 0.1, ×0.1 at epochs 80 and
+    ///   120, weight decay 1e-4, 160 epochs, batch 128, CIFAR-10 with augmentation.
+    /// - ImageNet ResNets: batch 1024, lr 0.4 with 5 warmup epochs, ×0.1 at epochs 30, 60, 80,
+    ///   weight decay 1e-4, 90 epochs, with augmentation.
     pub fn recipe(model: &str) -> Result<TrainHparams> {
         lth_models::family(model)?;
-        if model.starts_with("lenet_") {
-            return Ok(TrainHparams {
-                dataset: DatasetHparams {
-                    dataset: "mnist".into(),
-                    batch_size: 60,
-                    validation: 5000,
-                    ..Default::default()
-                },
-                model: ModelHparams {
-                    model: model.into(),
-                    ..Default::default()
-                },
-                training: TrainingHparams {
-                    optimizer: OptimizerKind::Adam,
-                    lr: 1.2e-3,
-                    gamma: 0.1,
-                    steps: Steps::it(50_000),
-                    ..Default::default()
-                },
-            });
-        }
-        Err(TrainError::Invalid(format!(
-            "no default recipe for model `{model}`"
-        )))
+        let model_hp = ModelHparams {
+            model: model.into(),
+            ..Default::default()
+        };
+        let dataset = |name: &str, batch_size, validation, augment| DatasetHparams {
+            dataset: name.into(),
+            batch_size,
+            validation,
+            augment,
+            ..Default::default()
+        };
+        let adam = |lr, iterations| TrainingHparams {
+            optimizer: OptimizerKind::Adam,
+            lr,
+            gamma: 0.1,
+            steps: Steps::it(iterations),
+            ..Default::default()
+        };
+        let sgd = |lr, milestones: &[u64], epochs, warmup| TrainingHparams {
+            optimizer: OptimizerKind::Sgd,
+            lr,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            warmup: Steps::ep(warmup),
+            milestones: milestones.iter().map(|&m| Steps::ep(m)).collect(),
+            gamma: 0.1,
+            steps: Steps::ep(epochs),
+            ..Default::default()
+        };
+        let (dataset, training) = if model.starts_with("lenet_") {
+            (dataset("mnist", 60, 5000, false), adam(1.2e-3, 50_000))
+        } else if model.starts_with("conv_") {
+            let (lr, its) = match model {
+                "conv_2" => (2e-4, 20_000),
+                "conv_4" => (3e-4, 25_000),
+                _ => (3e-4, 30_000),
+            };
+            (dataset("cifar10", 60, 5000, false), adam(lr, its))
+        } else if model.starts_with("cifar_resnet_") || model.starts_with("cifar_vgg_") {
+            (
+                dataset("cifar10", 128, 0, true),
+                sgd(0.1, &[80, 120], 160, 0),
+            )
+        } else if model.starts_with("imagenet_resnet_") {
+            (
+                dataset("imagenet", 1024, 0, true),
+                sgd(0.4, &[30, 60, 80], 90, 5),
+            )
+        } else {
+            return Err(TrainError::Invalid(format!(
+                "no default recipe for model `{model}`"
+            )));
+        };
+        Ok(TrainHparams {
+            dataset,
+            model: model_hp,
+            training,
+        })
+    }
+
+    /// The seed of the augmentation draws for `replicate`.
+    pub fn augment_seed(&self, replicate: u64) -> u64 {
+        self.dataset.augment_seed.unwrap_or(replicate)
     }
 
     /// Checks what no training could work with, naming the field.
@@ -174,6 +249,13 @@ mod tests {
         );
         r.validate().unwrap();
         assert!(TrainHparams::recipe("nope").is_err());
+        let r = TrainHparams::recipe("cifar_resnet_20").unwrap();
+        assert_eq!(r.training.milestones, [Steps::ep(80), Steps::ep(120)]);
+        assert!(r.dataset.augment);
+        r.validate().unwrap();
+        for m in ["conv_6", "cifar_vgg_16", "imagenet_resnet_50"] {
+            TrainHparams::recipe(m).unwrap().validate().unwrap();
+        }
     }
 
     #[test]

@@ -19,7 +19,9 @@ mod steps;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use error::TrainError;
-pub use hparams::{DatasetHparams, ModelHparams, OptimizerKind, TrainHparams, TrainingHparams};
+pub use hparams::{
+    DatasetHparams, ModelHparams, OptimizerKind, Precision, TrainHparams, TrainingHparams,
+};
 pub use lth_models::{load_tensors, save_tensors};
 pub use masking::Masking;
 pub use optim::Optimizer;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use lth_data::{Dataset, DatasetInfo, DeviceSplit, Loader};
+use lth_data::{DatasetInfo, Loader, Source};
 use lth_models::Model;
 use lth_store::{CsvLog, RunDir};
 
@@ -28,34 +28,31 @@ pub const FINAL: &str = "final.safetensors";
 pub const METRICS: &str = "metrics.csv";
 const CHECKPOINTS: &str = "checkpoints";
 
-/// A dataset prepared on the training device, shared by every run that uses it.
+/// A dataset prepared for the training device, shared by every run that uses it.
 #[derive(Debug)]
 pub struct Data {
     pub info: &'static DatasetInfo,
-    pub train: DeviceSplit,
+    pub train: Source,
     pub eval: EvalSets,
+    /// Lay out convolution weights and inputs channels-last (NHWC in memory), which cuDNN runs
+    /// faster on tensor cores. A layout, not a hyperparameter: the arithmetic is the same.
+    pub channels_last: bool,
 }
 
 impl Data {
-    /// Loads the dataset of `hp` from `root`, holds out the validation split, keeps the subset,
-    /// and moves everything to `device`.
+    /// Opens the dataset of `hp` under `root`, holds out the validation split, keeps the subset,
+    /// and puts it on `device` (or streams it there from files).
     pub fn load(hp: &DatasetHparams, root: &Path, device: Device) -> Result<Data> {
         let info = lth_data::info(&hp.dataset)?;
-        let ds = Dataset::load(info, root)?
-            .hold_out(hp.validation as i64)?
-            .subset(hp.subset as i64)?;
-        let validation = if ds.validation.is_empty() {
-            None
-        } else {
-            Some(DeviceSplit::new(&ds.validation, info, device)?)
-        };
+        let p = lth_data::prepare(info, root, hp.validation as i64, hp.subset as i64, device)?;
         Ok(Data {
             info,
-            train: DeviceSplit::new(&ds.train, info, device)?,
+            train: p.train,
             eval: EvalSets {
-                test: DeviceSplit::new(&ds.test, info, device)?,
-                validation,
+                test: p.test,
+                validation: p.validation,
             },
+            channels_last: false,
         })
     }
 }
@@ -69,6 +66,7 @@ pub struct Setup {
     pub schedule: Schedule,
     pub masking: Option<Masking>,
     pub eval: EvalSets,
+    pub bf16: bool,
 }
 
 impl Setup {
@@ -76,7 +74,7 @@ impl Setup {
     /// optimiser, the data order of the replicate's seed).
     pub fn new(hp: &TrainHparams, replicate: u64, data: &Data) -> Result<Setup> {
         hp.validate()?;
-        let model = Model::new(
+        let mut model = Model::new(
             &hp.model.model,
             data.info.shape,
             data.info.num_classes,
@@ -84,11 +82,23 @@ impl Setup {
             hp.init_seed(replicate),
             data.train.device(),
         )?;
-        let loader = Loader::new(
+        let mut loader = Loader::new(
             data.train.clone(),
             hp.dataset.batch_size as i64,
             hp.data_order_seed(replicate),
         )?;
+        if hp.dataset.augment {
+            let augment = data.info.augment.ok_or_else(|| {
+                TrainError::Invalid(format!(
+                    "augment was asked for, but {} has no standard augmentation",
+                    data.info.name
+                ))
+            })?;
+            loader = loader.with_augmentation(augment, hp.augment_seed(replicate))?;
+        }
+        if data.channels_last {
+            model.use_channels_last();
+        }
         let schedule = Schedule::new(&hp.training, loader.steps_per_epoch());
         let optimizer = Optimizer::new(&hp.training, &model);
         Ok(Setup {
@@ -98,6 +108,7 @@ impl Setup {
             schedule,
             masking: None,
             eval: data.eval.clone(),
+            bf16: hp.training.precision == crate::Precision::Bf16,
         })
     }
 
@@ -110,6 +121,7 @@ impl Setup {
             schedule: &self.schedule,
             masking: self.masking.as_ref(),
             eval: &self.eval,
+            bf16: self.bf16,
         }
     }
 
@@ -264,7 +276,7 @@ pub fn run_resumable(
             if plan.keep.contains(&plan.from) {
                 save_tensors(&step_checkpoint(dir, plan.from), &setup.model.state())?;
             }
-            let rows = vec![setup.session().measure(plan.from, None)];
+            let rows = vec![setup.session().measure(plan.from, None)?];
             log.save(&rows)?;
             (plan.from, rows)
         }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use lth_data::{DeviceSplit, Loader};
+use lth_data::{Loader, Source};
 use lth_models::Model;
 
 use crate::{Masking, Optimizer, Result, Schedule};
@@ -21,12 +21,13 @@ pub struct Evaluation {
 }
 
 /// Evaluates `model` on `data` in evaluation mode, without gradients; reads the device once.
-pub fn evaluate(model: &Model, data: &DeviceSplit) -> Evaluation {
+pub fn evaluate(model: &Model, data: &Source) -> Result<Evaluation> {
     tch::no_grad(|| {
         let device = data.device();
         let mut loss = Tensor::zeros([], (Kind::Double, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         for b in data.sequential(EVAL_BATCH) {
+            let b = b?;
             let logits = model.forward_t(&b.x, false);
             let summed =
                 logits.cross_entropy_loss::<Tensor>(&b.y, None, tch::Reduction::Sum, -100, 0.0);
@@ -36,19 +37,19 @@ pub fn evaluate(model: &Model, data: &DeviceSplit) -> Evaluation {
         let n = data.len().max(1) as f64;
         let both = Tensor::stack(&[loss, correct.to_kind(Kind::Double)], 0);
         let v = Vec::<f64>::try_from(&both).expect("two doubles");
-        Evaluation {
+        Ok(Evaluation {
             loss: v[0] / n,
             accuracy: v[1] / n,
-        }
+        })
     })
 }
 
 /// The splits a run is evaluated on (clones share device memory).
 #[derive(Debug, Clone)]
 pub struct EvalSets {
-    pub test: DeviceSplit,
+    pub test: Source,
     /// Held-out training examples; `None` when no validation split was asked for.
-    pub validation: Option<DeviceSplit>,
+    pub validation: Option<Source>,
 }
 
 /// One row of a run's `metrics.csv`: the state after `step` steps.
@@ -92,14 +93,23 @@ pub struct Session<'a> {
     pub schedule: &'a Schedule,
     pub masking: Option<&'a Masking>,
     pub eval: &'a EvalSets,
+    /// Run the forward pass under bfloat16 autocast.
+    pub bf16: bool,
 }
 
 impl Session<'_> {
     /// Takes optimisation step `step` (counting from 0) and returns its loss, still on the device.
-    pub fn step(&mut self, step: u64) -> Tensor {
-        let batch = self.loader.batch(step);
-        let logits = self.model.forward_t(&batch.x, true);
-        let loss = logits.cross_entropy_for_logits(&batch.y);
+    pub fn step(&mut self, step: u64) -> Result<Tensor> {
+        let batch = self.loader.batch(step)?;
+        let forward = || {
+            let logits = self.model.forward_t(&batch.x, true);
+            logits.cross_entropy_for_logits(&batch.y)
+        };
+        let loss = if self.bf16 {
+            lth_amp::autocast_bf16(self.model.device(), forward)
+        } else {
+            forward()
+        };
         self.optimizer.zero_grad();
         loss.backward();
         if let Some(m) = self.masking {
@@ -109,18 +119,17 @@ impl Session<'_> {
         if let Some(m) = self.masking {
             m.mask_weights();
         }
-        loss.detach()
+        Ok(loss.detach())
     }
 
     /// Measures a row of metrics after `step` steps.
-    pub fn measure(&self, step: u64, train_loss: Option<f64>) -> MetricsRow {
-        let test = evaluate(self.model, &self.eval.test);
-        let val = self
-            .eval
-            .validation
-            .as_ref()
-            .map(|v| evaluate(self.model, v));
-        MetricsRow {
+    pub fn measure(&self, step: u64, train_loss: Option<f64>) -> Result<MetricsRow> {
+        let test = evaluate(self.model, &self.eval.test)?;
+        let val = match &self.eval.validation {
+            Some(v) => Some(evaluate(self.model, v)?),
+            None => None,
+        };
+        Ok(MetricsRow {
             step,
             epoch: step as f64 / self.loader.steps_per_epoch() as f64,
             lr: self.schedule.lr_at(step.saturating_sub(1)),
@@ -129,7 +138,7 @@ impl Session<'_> {
             test_accuracy: test.accuracy,
             val_loss: val.map(|v| v.loss),
             val_accuracy: val.map(|v| v.accuracy),
-        }
+        })
     }
 
     /// Trains steps `from..to`, measuring metrics whenever the step count is a multiple of
@@ -148,7 +157,7 @@ impl Session<'_> {
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut since = 0u64;
         for step in from..to {
-            let loss = self.step(step);
+            let loss = self.step(step)?;
             loss_sum += loss;
             since += 1;
             let done = step + 1;
@@ -158,7 +167,7 @@ impl Session<'_> {
             }
             if eval_every > 0 && (done % eval_every == 0 || done == to) {
                 let mean = loss_sum.double_value(&[]) / since as f64;
-                let row = self.measure(done, Some(mean));
+                let row = self.measure(done, Some(mean))?;
                 observer.on_eval(&row, self.model, self.optimizer)?;
                 let _ = loss_sum.zero_();
                 since = 0;
