@@ -540,3 +540,90 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         "{e}"
     );
 }
+
+/// A CIFAR ResNet trains for an epoch on generated CIFAR-10 binary batches, with the standard
+/// augmentation, on the CPU, and keeps its BatchNorm statistics in its checkpoint.
+#[test]
+fn resnet20_trains_one_epoch_on_generated_cifar10() {
+    let w = tempfile::tempdir().unwrap();
+    lth_data::testutil::write_cifar_like(
+        &w.path().join("data/cifar10"),
+        lth_data::cifar::Variant::Cifar10,
+        500,
+        100,
+    )
+    .unwrap();
+    let out = ok(&lth(
+        &[
+            "train",
+            "--model",
+            "cifar_resnet_20",
+            "--dataset",
+            "cifar10",
+            "--steps",
+            "1ep",
+            "--batch-size",
+            "50",
+            "--eval-every",
+            "5it",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        w.path(),
+    ));
+    assert!(out.contains("10 steps (1ep)"), "{out}");
+    let run = run_folder(w.path());
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 1 + 3, "{metrics}");
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    let loss: f64 = last[4].parse().unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{metrics}");
+    let hp = std::fs::read_to_string(run.parent().unwrap().join("hparams.json")).unwrap();
+    assert!(hp.contains("\"augment\": true"), "{hp}");
+    let weights = lth_models::load_tensors(&run.join("final.safetensors")).unwrap();
+    let var = weights
+        .iter()
+        .find(|(n, _)| n == "blocks.0.bn1.running_var")
+        .unwrap();
+    assert!(
+        var.1.ne(1.0).any().int64_value(&[]) == 1,
+        "BatchNorm statistics moved"
+    );
+}
+
+/// ImageNet's layout, streamed: an ImageNet ResNet-18 trains two steps on generated JPEG class
+/// folders with random resized crops, and is evaluated on the resized, centre-cropped val split.
+#[test]
+fn imagenet_resnet18_trains_from_generated_jpeg_folders() {
+    let w = tempfile::tempdir().unwrap();
+    let dir = w.path().join("data/imagenet");
+    lth_data::testutil::write_image_folder(&dir.join("train"), 3, 3, (120, 90)).unwrap();
+    lth_data::testutil::write_image_folder(&dir.join("val"), 3, 1, (90, 120)).unwrap();
+    let out = ok(&lth(
+        &[
+            "train",
+            "--model",
+            "imagenet_resnet_18",
+            "--dataset",
+            "imagenet",
+            "--steps",
+            "2it",
+            "--batch-size",
+            "4",
+            "--warmup",
+            "0",
+            "--milestones",
+            "1ep",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        w.path(),
+    ));
+    assert!(out.contains("2 steps (2it)"), "{out}");
+    let metrics = std::fs::read_to_string(run_folder(w.path()).join("metrics.csv")).unwrap();
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    assert_eq!(last[0], "2");
+    assert!(last[4].parse::<f64>().unwrap().is_finite(), "{metrics}");
+}

@@ -16,8 +16,46 @@ use lth_train::{Data, Masking, MetricsRow, Progress, Setup, Steps, resolve_devic
 use super::DataArgs;
 use super::hparams::HparamArgs;
 
+/// Which benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// The training loop against a bare loop over pre-batched tensors (loop overhead).
+    Loop,
+    /// Training throughput of LeNet, ResNet-20 and VGG-16 on synthetic data, next to a PyTorch
+    /// eager loop of the same networks and recipes run by `--python` in the same command.
+    Models,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// loop (default) or models.
+    #[arg(long, value_enum, default_value = "loop")]
+    pub suite: Suite,
+    /// Models suite: the models to time.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "lenet_300_100,cifar_resnet_20,cifar_vgg_16"
+    )]
+    pub models: Vec<String>,
+    /// Models suite: timed steps per model (after --warmup untimed ones).
+    #[arg(long, default_value_t = 200)]
+    pub steps: u64,
+    #[arg(long, default_value_t = 20)]
+    pub warmup: u64,
+    /// Models suite: the Python that runs the PyTorch reference (needs torch).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Models suite: the reference script (default: pytorch_eager.py beside the binary, else
+    /// bench/pytorch_eager.py).
+    #[arg(long)]
+    pub pytorch_script: Option<std::path::PathBuf>,
+    /// Models suite: channels-last layout, in both implementations.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Models suite: bfloat16 autocast, in both implementations.
+    #[arg(long)]
+    pub bf16: bool,
     #[arg(long, default_value = "lenet_300_100")]
     pub model: String,
     #[arg(long, default_value = "fashion-mnist")]
@@ -58,6 +96,13 @@ impl lth_train::Observer for Counter {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    match args.suite {
+        Suite::Loop => loop_suite(args),
+        Suite::Models => models_suite(args),
+    }
+}
+
+fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
     let mut hp = HparamArgs {
         model: Some(args.model.clone()),
@@ -101,7 +146,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .collect();
             setup.masking = Some(Masking::new(&setup.model, &masks)?);
         }
-        let batches: Vec<_> = (0..spe).map(|s| setup.loader.batch(s)).collect();
+        let batches: Vec<_> = (0..spe)
+            .map(|s| setup.loader.batch(s))
+            .collect::<Result<_, _>>()?;
         let sync = || {
             if let tch::Device::Cuda(i) = device {
                 tch::Cuda::synchronize(i as i64);
@@ -165,4 +212,147 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// Synthetic training data of `info`'s shape on `device`: 50,000 uniform `u8` images, random labels.
+fn synthetic(
+    info: &'static lth_data::DatasetInfo,
+    device: tch::Device,
+    channels_last: bool,
+) -> anyhow::Result<Data> {
+    let n = 50_000;
+    let [c, h, w] = info.shape;
+    tch::manual_seed(0);
+    let split = lth_data::Split {
+        images: tch::Tensor::randint(256, [n, c, h, w], (tch::Kind::Uint8, tch::Device::Cpu)),
+        labels: tch::Tensor::randint(info.num_classes, [n], (tch::Kind::Int64, tch::Device::Cpu)),
+    };
+    let test = lth_data::Split {
+        images: split.images.narrow(0, 0, 1000),
+        labels: split.labels.narrow(0, 0, 1000),
+    };
+    Ok(Data {
+        info,
+        train: lth_data::DeviceSplit::new(&split, info, device)?.into(),
+        eval: lth_train::EvalSets {
+            test: lth_data::DeviceSplit::new(&test, info, device)?.into(),
+            validation: None,
+        },
+        channels_last,
+    })
+}
+
+/// Runs the PyTorch reference for `model` and returns its images per second, or why it could not.
+fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, String> {
+    let script = match &args.pytorch_script {
+        Some(p) => p.clone(),
+        None => {
+            let beside = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join("pytorch_eager.py")));
+            beside
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| "bench/pytorch_eager.py".into())
+        }
+    };
+    let dev = if device.is_cuda() { "cuda" } else { "cpu" };
+    let mut cmd = std::process::Command::new(&args.python);
+    cmd.arg(&script)
+        .args(["--model", model, "--device", dev])
+        .args([
+            "--steps",
+            &args.steps.to_string(),
+            "--warmup",
+            &args.warmup.to_string(),
+        ])
+        .args(["--batch-size", &args.batch_size.to_string()]);
+    if args.channels_last {
+        cmd.arg("--channels-last");
+    }
+    if args.bf16 {
+        cmd.arg("--bf16");
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {} {}: {e}", args.python, script.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            err.lines().last().unwrap_or_default()
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or("no JSON line")?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    v["images_per_second"]
+        .as_f64()
+        .ok_or_else(|| "no images_per_second".into())
+}
+
+fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    let device = resolve_device(args.device)?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    println!(
+        "lth bench --suite models: batch {}, {} timed steps after {} warm-up steps, {device:?}{}{}",
+        args.batch_size,
+        args.steps,
+        args.warmup,
+        if args.channels_last {
+            ", channels-last"
+        } else {
+            ""
+        },
+        if args.bf16 { ", bf16 autocast" } else { "" },
+    );
+    println!(
+        "{:<18} {:>14} {:>16} {:>8}",
+        "model", "lth img/s", "PyTorch img/s", "ratio"
+    );
+    for model in &args.models {
+        let mut hp = lth_train::TrainHparams::recipe(model)?;
+        let info = lth_data::info(if model.starts_with("lenet_") {
+            "mnist"
+        } else {
+            "cifar10"
+        })?;
+        hp.dataset.batch_size = args.batch_size;
+        hp.dataset.validation = 0;
+        hp.training.steps = Steps::it(args.warmup + args.steps);
+        if args.bf16 {
+            hp.training.precision = lth_train::Precision::Bf16;
+        }
+        let data = synthetic(info, device, args.channels_last)?;
+        let mut setup = Setup::new(&hp, 1, &data)?;
+        let sync = || {
+            if let tch::Device::Cuda(i) = device {
+                tch::Cuda::synchronize(i as i64);
+            }
+        };
+        let mut session = setup.session();
+        session.train(0, args.warmup, 0, &[], &mut ())?;
+        sync();
+        let t = Instant::now();
+        session.train(args.warmup, args.warmup + args.steps, 0, &[], &mut ())?;
+        sync();
+        let ours = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
+        match pytorch(args, model, device) {
+            Ok(theirs) => println!(
+                "{model:<18} {ours:>14.0} {theirs:>16.0} {:>7.2}×",
+                ours / theirs
+            ),
+            Err(why) => println!(
+                "{model:<18} {ours:>14.0} {:>16} {:>8}   (PyTorch reference unavailable: {why})",
+                "-", "-"
+            ),
+        }
+    }
+    Ok(())
 }

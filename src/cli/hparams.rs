@@ -3,7 +3,7 @@
 use clap::Args;
 
 use lth_models::Init;
-use lth_train::{OptimizerKind, Steps, TrainHparams};
+use lth_train::{OptimizerKind, Precision, Steps, TrainHparams};
 
 /// Flags for the hyperparameters of a training run; unset flags keep the model's recipe.
 #[derive(Args, Debug, Clone, Default)]
@@ -57,6 +57,15 @@ pub struct HparamArgs {
     /// Seed of the data order (default: the replicate number).
     #[arg(long)]
     pub data_order_seed: Option<u64>,
+    /// Apply the dataset's standard training augmentation (true/false; default: the recipe's).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub augment: Option<bool>,
+    /// Seed of the augmentation draws (default: the replicate number).
+    #[arg(long)]
+    pub augment_seed: Option<u64>,
+    /// fp32, or bf16 (the forward pass under bfloat16 autocast; never a recipe's default).
+    #[arg(long)]
+    pub precision: Option<Precision>,
 }
 
 impl HparamArgs {
@@ -76,6 +85,8 @@ impl HparamArgs {
         set(&mut d.validation, self.validation);
         set(&mut d.subset, self.subset);
         d.data_order_seed = self.data_order_seed.or(d.data_order_seed);
+        set(&mut d.augment, self.augment);
+        d.augment_seed = self.augment_seed.or(d.augment_seed);
         m.init = self.init.or(m.init);
         m.init_seed = self.init_seed.or(m.init_seed);
         set(&mut t.steps, self.steps);
@@ -88,6 +99,7 @@ impl HparamArgs {
         set(&mut t.milestones, self.milestones.clone());
         set(&mut t.gamma, self.gamma);
         set(&mut t.eval_every, self.eval_every);
+        set(&mut t.precision, self.precision);
         hp.validate()?;
         Ok(hp)
     }

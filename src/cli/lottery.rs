@@ -3,11 +3,10 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use lth_data::data_root;
 use lth_prune::Strategy;
 use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, ResultRow, Retrain};
 use lth_store::Store;
-use lth_train::{Data, Steps, resolve_device};
+use lth_train::{Data, Steps};
 
 use super::progress::Bar;
 use super::{CommonArgs, HparamArgs};
@@ -155,12 +154,7 @@ pub fn run(cmd: &LotteryCmd) -> anyhow::Result<()> {
 /// Loads the data of the lottery `args` selects (on the chosen device).
 pub fn load(args: &LotteryArgs) -> anyhow::Result<(LotteryHparams, Data)> {
     let hp = args.resolve()?;
-    let device = resolve_device(args.common.device)?;
-    let data = Data::load(
-        &hp.train.dataset,
-        &data_root(args.common.data.data_dir.as_deref()),
-        device,
-    )?;
+    let data = args.common.data(&hp.train.dataset)?;
     Ok((hp, data))
 }
 

@@ -75,9 +75,35 @@ pub struct CommonArgs {
     /// auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// Hide the progress bar.
+    /// Hide the progress bar and the per-evaluation lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Lay out convolutions channels-last (NHWC in memory): faster with cuDNN on tensor cores.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// On CUDA, let cuDNN time its algorithms and keep the fastest (true by default; its choice
+    /// may vary between runs, so results on a GPU are reproducible only up to it).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub cudnn_benchmark: bool,
+}
+
+impl CommonArgs {
+    /// The device asked for, with cuDNN configured when it is a GPU.
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        let device = lth_train::resolve_device(self.device)?;
+        if device.is_cuda() {
+            tch::Cuda::cudnn_set_benchmark(self.cudnn_benchmark);
+        }
+        Ok(device)
+    }
+
+    /// Loads the dataset of `hp` for this command's device and layout.
+    pub fn data(&self, hp: &lth_train::DatasetHparams) -> anyhow::Result<lth_train::Data> {
+        let root = lth_data::data_root(self.data.data_dir.as_deref());
+        let mut data = lth_train::Data::load(hp, &root, self.device()?)?;
+        data.channels_last = self.channels_last;
+        Ok(data)
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

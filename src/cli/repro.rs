@@ -232,7 +232,7 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
     }
     let expected_path = folder.join("expected.csv");
     let cells = load_cells(&expected_path)?;
-    let device = lth_train::resolve_device(args.common.device)?;
+    let device = args.common.device()?;
     let device_label = if device.is_cuda() { "cuda" } else { "cpu" };
     let root = data_root(args.common.data.data_dir.as_deref());
     // Every row's flags are checked before anything trains.
@@ -288,6 +288,13 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
         if args.common.quiet {
             v.push("--quiet".into());
         }
+        if args.common.channels_last {
+            v.push("--channels-last".into());
+        }
+        v.extend([
+            "--cudnn-benchmark".into(),
+            args.common.cudnn_benchmark.to_string(),
+        ]);
         let lottery_args = Flags::try_parse_from(&v)
             .with_context(|| format!("row `{}`", row.id))?
             .lottery;

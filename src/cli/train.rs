@@ -2,9 +2,8 @@
 
 use clap::Args;
 
-use lth_data::data_root;
 use lth_store::{RunDir, Store};
-use lth_train::{Data, RunSummary, Setup, TrainHparams, resolve_device, run_resumable};
+use lth_train::{RunSummary, Setup, TrainHparams, run_resumable};
 
 use super::progress::Bar;
 use super::{CommonArgs, HparamArgs};
@@ -32,12 +31,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         report(&dir, &hp, &summary);
         return Ok(());
     }
-    let device = resolve_device(args.common.device)?;
-    let data = Data::load(
-        &hp.dataset,
-        &data_root(args.common.data.data_dir.as_deref()),
-        device,
-    )?;
+    let data = args.common.data(&hp.dataset)?;
+    let device = data.train.device();
     let mut setup = Setup::new(&hp, args.replicate, &data)?;
     let plan = setup.plan(&hp);
     eprintln!(
