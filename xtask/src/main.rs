@@ -47,6 +47,10 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the release binary and pack it for a GPU machine without Rust: the binary, a
+    /// launcher that finds the machine's libtorch (PyTorch 2.11), and the PyTorch reference of the
+    /// benchmark, in target/bundle/lth-<version>-<arch>-linux.tar.gz.
+    Bundle,
     /// Set up, build the release binary, and run the training-loop benchmark.
     Bench {
         /// Arguments of `lth bench`.
@@ -83,6 +87,16 @@ fn main() -> Result<()> {
             all.extend(args);
             run_lth(&root, &all)
         }
+        Cmd::Bundle => {
+            setup::run(
+                &root,
+                &setup::SetupArgs {
+                    no_data: true,
+                    data_dir: None,
+                },
+            )?;
+            bundle(&root)
+        }
         Cmd::Bench { args } => {
             setup::run(&root, &setup::SetupArgs::default())?;
             let mut all = vec!["bench".to_owned()];
@@ -115,6 +129,43 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     if !status.success() {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
+    Ok(())
+}
+
+/// Packs the release binary with its launcher and the PyTorch reference script.
+fn bundle(root: &Path) -> Result<()> {
+    cargo(root, &["build", "--release", "--quiet", "--package", "lth"])?;
+    let name = format!(
+        "lth-{}-{}-linux",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    );
+    let out = root.join("target/bundle");
+    let dir = out.join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for (from, to) in [
+        ("target/release/lth", "lth"),
+        ("bundle/lth.sh", "lth.sh"),
+        ("bench/pytorch_eager.py", "pytorch_eager.py"),
+        ("bundle/README.md", "README.md"),
+    ] {
+        std::fs::copy(root.join(from), dir.join(to)).with_context(|| format!("copying {from}"))?;
+    }
+    let archive = out.join(format!("{name}.tar.gz"));
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out)
+        .arg(&name)
+        .status()
+        .context("running tar")?;
+    if !status.success() {
+        bail!("tar could not write {}", archive.display());
+    }
+    println!("{}", archive.display());
+    println!("on the GPU machine: tar xzf {name}.tar.gz && {name}/lth.sh info");
     Ok(())
 }
 
