@@ -144,7 +144,9 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(n, t)| (n, t.rand_like().ge(0.8)))
                 .collect();
-            setup.masking = Some(Masking::new(&setup.model, &masks)?);
+            setup
+                .optimizer
+                .set_masking(&Masking::new(&setup.model, &masks)?)?;
         }
         let batches: Vec<_> = (0..spe)
             .map(|s| setup.loader.batch(s))
@@ -171,13 +173,7 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
                 let loss = logits.cross_entropy_for_logits(&b.y);
                 setup.optimizer.zero_grad();
                 loss.backward();
-                if let Some(m) = &setup.masking {
-                    m.mask_grads();
-                }
                 setup.optimizer.step(setup.schedule.lr_at(step as u64));
-                if let Some(m) = &setup.masking {
-                    m.mask_weights();
-                }
                 last = Some(loss);
             }
             if let Some(l) = last {

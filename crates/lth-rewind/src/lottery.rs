@@ -279,8 +279,7 @@ impl<'a> Lottery<'a> {
         progress: &mut dyn Progress,
     ) -> Result<RunSummary> {
         let masking = Masking::new(&setup.model, &mask.to_named())?;
-        masking.mask_weights();
-        setup.masking = Some(masking);
+        setup.optimizer.set_masking(&masking)?;
         Ok(run_resumable(dir, setup, plan, progress)?)
     }
 

@@ -1,8 +1,9 @@
-//! The hook that keeps pruned weights at exactly zero through training.
+//! Masks for training: which weights of which parameters are pruned.
 //!
-//! Gradients are masked before the optimiser step, so neither the update nor the optimiser's buffers
+//! The optimiser keeps pruned weights at exactly zero ([`crate::Optimizer::set_masking`]):
+//! gradients are masked before the update, so neither the update nor the optimiser's buffers
 //! (momentum, Adam's moments) ever see a pruned weight's gradient; the weights are masked again
-//! after the step, so nothing (weight decay on a −0.0, a loaded checkpoint) can revive them.
+//! after it, so nothing (weight decay on a −0.0, a loaded checkpoint) can revive them.
 
 use tch::{Kind, Tensor};
 
@@ -10,17 +11,17 @@ use lth_models::Model;
 
 use crate::{Result, TrainError};
 
-/// Float masks paired with the parameters they mask, on the model's device.
+/// Named float (0/1) masks, checked against a model's parameters.
 #[derive(Debug)]
 pub struct Masking {
-    pairs: Vec<(String, Tensor, Tensor)>,
+    masks: Vec<(String, Tensor)>,
 }
 
 impl Masking {
-    /// Pairs named boolean (or 0/1) masks with the parameters of `model` of the same names.
+    /// Checks named boolean (or 0/1) masks against the parameters of `model` of the same names.
     pub fn new(model: &Model, masks: &[(String, Tensor)]) -> Result<Masking> {
         let params = model.parameters();
-        let pairs = masks
+        let masks = masks
             .iter()
             .map(|(name, mask)| {
                 let (_, p) = params.iter().find(|(n, _)| n == name).ok_or_else(|| {
@@ -36,29 +37,17 @@ impl Masking {
                         p.size()
                     )));
                 }
-                let m = mask.to_device(p.device()).to_kind(Kind::Float);
-                Ok((name.clone(), p.shallow_clone(), m))
+                Ok((
+                    name.clone(),
+                    mask.to_device(p.device()).to_kind(Kind::Float),
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Masking { pairs })
+        Ok(Masking { masks })
     }
 
-    /// Zeroes the gradients of pruned weights.
-    pub fn mask_grads(&self) {
-        for (_, p, m) in &self.pairs {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.g_mul_(m);
-            }
-        }
-    }
-
-    /// Zeroes pruned weights.
-    pub fn mask_weights(&self) {
-        tch::no_grad(|| {
-            for (_, p, m) in &self.pairs {
-                let _ = p.shallow_clone().g_mul_(m);
-            }
-        });
+    /// The masks as float tensors on the model's device.
+    pub fn masks(&self) -> &[(String, Tensor)] {
+        &self.masks
     }
 }

@@ -1,8 +1,16 @@
-//! SGD and Adam over a model's parameters, with state that can be saved and restored exactly.
+//! SGD and Adam over a model's parameters held in one flat buffer, with state that is saved and
+//! restored exactly.
 //!
 //! libtorch's C++ optimisers keep their state out of reach of the Rust API, so a run could not
 //! resume bit-for-bit; these follow PyTorch's formulations (`torch.optim.SGD` with dampening 0,
-//! `torch.optim.Adam` without amsgrad) and expose every buffer by name.
+//! `torch.optim.Adam` without amsgrad) and expose every buffer under a per-parameter name.
+//!
+//! Every trainable parameter is re-pointed to a view of one flat buffer (with its own strides, so
+//! channels-last kernels stay channels-last), and after the first backward pass every gradient to a
+//! view of a second one, into which autograd then accumulates in place. An update is then a
+//! handful of element-wise operations over the whole model, whatever its number of parameters (as
+//! PyTorch's multi-tensor `foreach` optimisers do), which matters on a GPU where each operation is
+//! a kernel launch. The arithmetic per element is the same as parameter by parameter.
 
 use std::collections::HashMap;
 
@@ -10,19 +18,25 @@ use tch::{Kind, Tensor};
 
 use lth_models::Model;
 
-use crate::{OptimizerKind, Result, TrainError, TrainingHparams};
+use crate::{Masking, OptimizerKind, Result, TrainError, TrainingHparams};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
-/// One parameter and its optimiser buffers.
+/// One parameter: its variable (a view of the flat buffer) and where it sits there.
 #[derive(Debug)]
-struct Slot {
+struct Param {
     name: String,
-    param: Tensor,
-    /// SGD: `momentum_buffer` (when momentum > 0). Adam: `exp_avg`, `exp_avg_sq`.
-    buffers: Vec<(&'static str, Tensor)>,
+    tensor: Tensor,
+    offset: i64,
+}
+
+impl Param {
+    /// The view of a flat buffer that has this parameter's shape and layout.
+    fn view(&self, flat: &Tensor) -> Tensor {
+        flat.as_strided(self.tensor.size(), self.tensor.stride(), self.offset)
+    }
 }
 
 /// An optimiser bound to a model's trainable parameters.
@@ -34,87 +48,188 @@ pub struct Optimizer {
     weight_decay: f64,
     /// Optimiser steps taken since creation (Adam's bias correction counts them).
     steps: i64,
-    slots: Vec<Slot>,
+    params: Vec<Param>,
+    /// The parameters' values; the model's variables are views of it.
+    flat: Tensor,
+    /// The gradients, once bound after the first backward pass.
+    grads: Option<Tensor>,
+    /// SGD: `momentum_buffer` (when momentum > 0). Adam: `exp_avg`, `exp_avg_sq`. Flat.
+    buffers: Vec<(&'static str, Tensor)>,
+    /// 1 where a weight is kept (or not prunable), 0 where pruned; flat. `None` without pruning.
+    mask: Option<Tensor>,
+}
+
+/// Whether `t` covers exactly `numel` consecutive elements of its storage (contiguous, or
+/// contiguous in another dimension order such as channels-last).
+fn dense(t: &Tensor) -> bool {
+    let mut dims: Vec<(i64, i64)> = t.size().into_iter().zip(t.stride()).collect();
+    dims.sort_by_key(|&(_, stride)| stride);
+    let mut expected = 1;
+    for (size, stride) in dims {
+        if size != 1 && stride != expected {
+            return false;
+        }
+        expected *= size;
+    }
+    true
 }
 
 impl Optimizer {
-    /// A fresh optimiser (zero buffers) for the trainable parameters of `model`.
+    /// A fresh optimiser (zero buffers) for the trainable parameters of `model`, which it
+    /// re-points to views of its flat buffer (values unchanged).
     pub fn new(hp: &TrainingHparams, model: &Model) -> Optimizer {
         let names: &[&'static str] = match (hp.optimizer, hp.momentum > 0.0) {
             (OptimizerKind::Sgd, false) => &[],
             (OptimizerKind::Sgd, true) => &["momentum_buffer"],
             (OptimizerKind::Adam, _) => &["exp_avg", "exp_avg_sq"],
         };
-        let slots = model
-            .parameters()
-            .into_iter()
-            .map(|(name, param)| Slot {
-                buffers: names.iter().map(|b| (*b, param.zeros_like())).collect(),
+        let mut offset = 0;
+        let mut params = Vec::new();
+        for (name, tensor) in model.parameters() {
+            assert!(dense(&tensor), "parameter {name} is not densely laid out");
+            let n = tensor.numel() as i64;
+            params.push(Param {
                 name,
-                param,
-            })
-            .collect();
+                tensor,
+                offset,
+            });
+            offset += n;
+        }
+        let device = model.device();
+        let flat = Tensor::zeros([offset], (Kind::Float, device));
+        tch::no_grad(|| {
+            for p in &mut params {
+                let view = p.view(&flat);
+                let mut view_mut = view.shallow_clone();
+                view_mut.copy_(&p.tensor);
+                p.tensor.set_data(&view);
+            }
+        });
         Optimizer {
             kind: hp.optimizer,
             momentum: hp.momentum,
             nesterov: hp.nesterov,
             weight_decay: hp.weight_decay,
             steps: 0,
-            slots,
+            buffers: names.iter().map(|b| (*b, flat.zeros_like())).collect(),
+            params,
+            flat,
+            grads: None,
+            mask: None,
+        }
+    }
+
+    /// Keeps the pruned weights of `masking` at zero from now on: their gradients are zeroed before
+    /// every update (so the update and the buffers never see them) and the weights after it.
+    /// Zeroes them now.
+    pub fn set_masking(&mut self, masking: &Masking) -> Result<()> {
+        let mask = self.flat.ones_like();
+        tch::no_grad(|| -> Result<()> {
+            for (name, m) in masking.masks() {
+                let p = self
+                    .params
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .ok_or_else(|| {
+                        TrainError::Invalid(format!(
+                            "mask for `{name}`, which is not a trainable parameter"
+                        ))
+                    })?;
+                p.view(&mask).copy_(m);
+            }
+            Ok(())
+        })?;
+        self.mask = Some(mask);
+        self.mask_weights();
+        Ok(())
+    }
+
+    /// Zeroes the pruned weights (nothing without a mask).
+    pub fn mask_weights(&self) {
+        if let Some(m) = &self.mask {
+            tch::no_grad(|| {
+                let _ = self.flat.shallow_clone().g_mul_(m);
+            });
         }
     }
 
     /// Clears the gradients of every parameter.
     pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            s.param.zero_grad();
+        match &self.grads {
+            Some(g) => {
+                let _ = g.shallow_clone().zero_();
+            }
+            None => {
+                for p in &mut self.params {
+                    p.tensor.zero_grad();
+                }
+            }
         }
+    }
+
+    /// Moves every defined gradient into a view of one flat buffer; autograd accumulates into the
+    /// same tensors from then on. Parameters without a gradient keep a zero segment.
+    fn bind_grads(&mut self) -> Tensor {
+        let grads = self.flat.zeros_like();
+        tch::no_grad(|| {
+            for p in &self.params {
+                let mut g = p.tensor.grad();
+                if g.defined() {
+                    let view = p.view(&grads);
+                    view.shallow_clone().copy_(&g);
+                    g.set_data(&view);
+                }
+            }
+        });
+        grads
     }
 
     /// Updates every parameter from its gradient with learning rate `lr`.
     pub fn step(&mut self, lr: f64) {
+        if self.grads.is_none() {
+            self.grads = Some(self.bind_grads());
+        }
         self.steps += 1;
         let t = self.steps as i32;
+        let grads = self.grads.as_ref().expect("bound above").shallow_clone();
+        let mut p = self.flat.shallow_clone();
         tch::no_grad(|| {
-            for s in &mut self.slots {
-                let grad = s.param.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let grad = if self.weight_decay != 0.0 {
-                    grad + &s.param * self.weight_decay
-                } else {
-                    grad
-                };
-                match self.kind {
-                    OptimizerKind::Sgd => {
-                        let update = match s.buffers.first_mut() {
-                            Some((_, buf)) => {
-                                let _ = buf.g_mul_scalar_(self.momentum).g_add_(&grad);
-                                if self.nesterov {
-                                    grad + &*buf * self.momentum
-                                } else {
-                                    buf.shallow_clone()
-                                }
+            let mut g = grads;
+            if let Some(m) = &self.mask {
+                let _ = g.g_mul_(m);
+            }
+            if self.weight_decay != 0.0 {
+                let _ = g.g_add_(&(&p * self.weight_decay));
+            }
+            match self.kind {
+                OptimizerKind::Sgd => {
+                    let update = match self.buffers.first_mut() {
+                        Some((_, buf)) => {
+                            let _ = buf.g_mul_scalar_(self.momentum).g_add_(&g);
+                            if self.nesterov {
+                                &g + &*buf * self.momentum
+                            } else {
+                                buf.shallow_clone()
                             }
-                            None => grad,
-                        };
-                        let _ = s.param.g_sub_(&(update * lr));
-                    }
-                    OptimizerKind::Adam => {
-                        let [(_, m), (_, v)] = &mut s.buffers[..] else {
-                            unreachable!("Adam slots hold two buffers")
-                        };
-                        let _ = m.lerp_(&grad, 1.0 - BETA1);
-                        let _ = v
-                            .g_mul_scalar_(BETA2)
-                            .g_add_(&(&grad * &grad * (1.0 - BETA2)));
-                        let bias1 = 1.0 - BETA1.powi(t);
-                        let bias2 = 1.0 - BETA2.powi(t);
-                        let denom = v.sqrt() / bias2.sqrt() + EPS;
-                        let _ = s.param.g_sub_(&(&*m / denom * (lr / bias1)));
-                    }
+                        }
+                        None => g.shallow_clone(),
+                    };
+                    let _ = p.g_sub_(&(update * lr));
                 }
+                OptimizerKind::Adam => {
+                    let [(_, m), (_, v)] = &mut self.buffers[..] else {
+                        unreachable!("Adam holds two buffers")
+                    };
+                    let _ = m.lerp_(&g, 1.0 - BETA1);
+                    let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
+                    let bias1 = 1.0 - BETA1.powi(t);
+                    let bias2 = 1.0 - BETA2.powi(t);
+                    let denom = v.sqrt() / bias2.sqrt() + EPS;
+                    let _ = p.g_sub_(&(&*m / denom * (lr / bias1)));
+                }
+            }
+            if let Some(m) = &self.mask {
+                let _ = p.g_mul_(m);
             }
         });
     }
@@ -125,9 +240,9 @@ impl Optimizer {
             "optimizer.steps".to_owned(),
             Tensor::from_slice(&[self.steps]),
         )];
-        for s in &self.slots {
-            for (b, t) in &s.buffers {
-                out.push((format!("optimizer.{}.{b}", s.name), t.shallow_clone()));
+        for p in &self.params {
+            for (b, t) in &self.buffers {
+                out.push((format!("optimizer.{}.{b}", p.name), p.view(t)));
             }
         }
         out
@@ -140,24 +255,23 @@ impl Optimizer {
             .get("optimizer.steps")
             .ok_or_else(|| missing("optimizer.steps"))?;
         self.steps = steps.to_kind(Kind::Int64).int64_value(&[0]);
-        for s in &mut self.slots {
-            for (b, t) in &mut s.buffers {
-                let key = format!("optimizer.{}.{b}", s.name);
+        for p in &self.params {
+            for (b, t) in &self.buffers {
+                let key = format!("optimizer.{}.{b}", p.name);
                 let src = named.get(&key).ok_or_else(|| missing(&key))?;
-                if src.size() != t.size() {
+                if src.size() != p.tensor.size() {
                     return Err(TrainError::Invalid(format!(
                         "optimizer state {key} has shape {:?}, expected {:?}",
                         src.size(),
-                        t.size()
+                        p.tensor.size()
                     )));
                 }
-                tch::no_grad(|| t.copy_(src));
+                tch::no_grad(|| p.view(t).copy_(src));
             }
         }
         Ok(())
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +305,36 @@ mod tests {
             );
             prev = got;
         }
+    }
+
+    #[test]
+    fn parameters_and_gradients_live_in_the_flat_buffers() {
+        let m = model();
+        let mut opt = Optimizer::new(&TrainingHparams::default(), &m);
+        let x = Tensor::ones([3, 1, 1, 2], (Kind::Float, Device::Cpu));
+        for _ in 0..3 {
+            opt.zero_grad();
+            m.forward_t(&x, true).sum(Kind::Float).backward();
+            opt.step(0.1);
+        }
+        let grads = opt.grads.as_ref().unwrap();
+        for p in &opt.params {
+            assert_eq!(
+                p.tensor.data_ptr(),
+                p.view(&opt.flat).data_ptr(),
+                "{} moved",
+                p.name
+            );
+            // Autograd accumulated this step's gradient in place, into the flat buffer.
+            assert_eq!(
+                p.tensor.grad().data_ptr(),
+                p.view(grads).data_ptr(),
+                "{}",
+                p.name
+            );
+            assert!(p.view(grads).equal(&p.tensor.grad()));
+        }
+        assert!(grads.abs().sum(Kind::Float).double_value(&[]) > 0.0);
     }
 
     #[test]

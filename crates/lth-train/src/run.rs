@@ -18,7 +18,7 @@ use lth_models::Model;
 use lth_store::{CsvLog, RunDir};
 
 use crate::{
-    DatasetHparams, EvalSets, Masking, MetricsRow, Observer, Optimizer, Result, Schedule, Session,
+    DatasetHparams, EvalSets, MetricsRow, Observer, Optimizer, Result, Schedule, Session,
     TrainError, TrainHparams, load_tensors, save_tensors,
 };
 
@@ -64,7 +64,6 @@ pub struct Setup {
     pub loader: Loader,
     pub optimizer: Optimizer,
     pub schedule: Schedule,
-    pub masking: Option<Masking>,
     pub eval: EvalSets,
     pub bf16: bool,
 }
@@ -106,7 +105,6 @@ impl Setup {
             loader,
             optimizer,
             schedule,
-            masking: None,
             eval: data.eval.clone(),
             bf16: hp.training.precision == crate::Precision::Bf16,
         })
@@ -119,7 +117,6 @@ impl Setup {
             loader: &mut self.loader,
             optimizer: &mut self.optimizer,
             schedule: &self.schedule,
-            masking: self.masking.as_ref(),
             eval: &self.eval,
             bf16: self.bf16,
         }
@@ -264,9 +261,7 @@ pub fn run_resumable(
                 .optimizer
                 .load_state(&opt)
                 .map_err(|e| checkpoint_error(path, e))?;
-            if let Some(m) = &setup.masking {
-                m.mask_weights();
-            }
+            setup.optimizer.mask_weights();
             let mut rows = log.load()?;
             rows.retain(|r| r.step <= *step);
             progress.resumed(*step);

@@ -6,7 +6,7 @@ use tch::{Kind, Tensor};
 use lth_data::{Loader, Source};
 use lth_models::Model;
 
-use crate::{Masking, Optimizer, Result, Schedule};
+use crate::{Optimizer, Result, Schedule};
 
 /// Batch size of evaluation passes (no gradients, so larger than training batches).
 const EVAL_BATCH: i64 = 1000;
@@ -91,7 +91,6 @@ pub struct Session<'a> {
     pub loader: &'a mut Loader,
     pub optimizer: &'a mut Optimizer,
     pub schedule: &'a Schedule,
-    pub masking: Option<&'a Masking>,
     pub eval: &'a EvalSets,
     /// Run the forward pass under bfloat16 autocast.
     pub bf16: bool,
@@ -112,13 +111,7 @@ impl Session<'_> {
         };
         self.optimizer.zero_grad();
         loss.backward();
-        if let Some(m) = self.masking {
-            m.mask_grads();
-        }
         self.optimizer.step(self.schedule.lr_at(step));
-        if let Some(m) = self.masking {
-            m.mask_weights();
-        }
         Ok(loss.detach())
     }
 

@@ -114,11 +114,10 @@ fn pruned_weights_and_their_optimizer_state_stay_zero() {
             .map(|(n, t)| (n, t.rand_like().ge(0.5)))
             .collect();
         let masking = Masking::new(&setup.model, &masks).unwrap();
-        masking.mask_weights();
-        setup.masking = Some(masking);
+        setup.optimizer.set_masking(&masking).unwrap();
         let mut session = setup.session();
         for step in 0..20 {
-            let _ = session.step(step);
+            let _ = session.step(step).unwrap();
         }
         let params = setup.model.state();
         let state = setup.optimizer.state();
