@@ -102,12 +102,18 @@ impl RunDir {
             return write_json_atomic(&path, &wanted);
         }
         let stored: Value = read_json(&path)?;
-        // Parse as `T` too, so that a file of another kind is reported as such.
-        serde_json::from_value::<T>(stored.clone()).map_err(|e| StoreError::Foreign {
+        // Parse as `T`, so that a file of another kind is reported as such, and compare what it
+        // parses to: a field added to `T` after the folder was written takes its default there,
+        // exactly as it does in the run's hash, so upgrading `lth` does not orphan finished runs.
+        let parsed = serde_json::from_value::<T>(stored).map_err(|e| StoreError::Foreign {
             path: path.clone(),
             reason: format!(
                 "not the hyperparameters of this kind of run ({e}); refusing to touch this folder"
             ),
+        })?;
+        let stored = serde_json::to_value(&parsed).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
         })?;
         if let Some(field) = first_difference(&stored, &wanted, "") {
             return Err(StoreError::Foreign {
@@ -230,6 +236,45 @@ mod tests {
         assert!(
             err.contains("lr: stored 0.1, asked for 0.2"),
             "unexpected message: {err}"
+        );
+    }
+
+    #[test]
+    fn a_field_added_later_with_its_default_matches_a_folder_written_before() {
+        #[derive(Serialize, Deserialize, Default)]
+        struct Newer {
+            lr: f64,
+            steps: String,
+            #[serde(default)]
+            augment: bool,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let old = Hp {
+            lr: 0.1,
+            steps: "2ep".into(),
+        };
+        let new = Newer {
+            lr: 0.1,
+            steps: "2ep".into(),
+            augment: false,
+        };
+        let run = store.run("train", &old);
+        assert_eq!(run, store.run("train", &new), "defaults are not hashed");
+        run.bind_hparams(&old).unwrap();
+        let before = fs::read_to_string(run.join(HPARAMS_FILE)).unwrap();
+        run.bind_hparams(&new).unwrap();
+        assert_eq!(fs::read_to_string(run.join(HPARAMS_FILE)).unwrap(), before);
+        let err = run
+            .bind_hparams(&Newer {
+                augment: true,
+                ..new
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("augment: stored false, asked for true"),
+            "{err}"
         );
     }
 
