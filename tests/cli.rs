@@ -370,21 +370,13 @@ fn a_lottery_killed_during_training_resumes_to_the_same_results() {
 #[test]
 fn stability_and_interpolate_train_what_is_missing_and_write_csvs() {
     let w = workspace();
-    let lottery = [
-        "--model",
-        "lenet_300_100",
-        "--dataset",
-        "mnist",
-        "--steps",
-        "2ep",
-        "--validation",
-        "50",
-        "--batch-size",
-        "25",
-        "--device",
-        "cpu",
-        "--quiet",
-    ];
+    // SMALL's lottery flags, without the command and the evaluation interval.
+    let lottery: Vec<&str> = SMALL[1..11]
+        .iter()
+        .chain(&SMALL[13..])
+        .copied()
+        .chain(["--quiet"])
+        .collect();
     let mut args = vec!["stability", "--level", "1", "--samples", "2"];
     args.extend_from_slice(&lottery);
     let out = ok(&lth(&args, w.path()));

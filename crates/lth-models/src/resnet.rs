@@ -104,6 +104,34 @@ impl ModuleT for ResNet {
     }
 }
 
+/// The output layer and the network around the stem and blocks.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    p: &nn::Path,
+    stem: ConvBn,
+    stem_pool: bool,
+    blocks: Vec<Block>,
+    channels: i64,
+    classes: i64,
+    mut prunable: Vec<String>,
+    control: BnControl,
+) -> Built {
+    let fc = nn::linear(p / "fc", channels, classes, Default::default());
+    prunable.push("fc.weight".into());
+    Built {
+        net: Box::new(ResNet {
+            stem,
+            stem_pool,
+            blocks,
+            fc,
+        }),
+        prunable,
+        output: "fc.weight".into(),
+        init: Init::KaimingNormal,
+        batchnorm: Some(control),
+    }
+}
+
 /// Parses `cifar_resnet_D[_W]` into (blocks per stage, width).
 pub fn parse_cifar(name: &str) -> Option<(i64, i64)> {
     let mut parts = name.strip_prefix("cifar_resnet_")?.split('_');
@@ -160,20 +188,9 @@ pub(crate) fn build_cifar(
             c = filters;
         }
     }
-    let fc = nn::linear(p / "fc", c, classes, Default::default());
-    prunable.push("fc.weight".into());
-    Ok(Built {
-        net: Box::new(ResNet {
-            stem,
-            stem_pool: false,
-            blocks,
-            fc,
-        }),
-        prunable,
-        output: "fc.weight".into(),
-        init: Init::KaimingNormal,
-        batchnorm: Some(control),
-    })
+    Ok(finish(
+        p, stem, false, blocks, c, classes, prunable, control,
+    ))
 }
 
 pub(crate) fn build_imagenet(
@@ -232,18 +249,5 @@ pub(crate) fn build_imagenet(
             c = out;
         }
     }
-    let fc = nn::linear(p / "fc", c, classes, Default::default());
-    prunable.push("fc.weight".into());
-    Ok(Built {
-        net: Box::new(ResNet {
-            stem,
-            stem_pool: true,
-            blocks,
-            fc,
-        }),
-        prunable,
-        output: "fc.weight".into(),
-        init: Init::KaimingNormal,
-        batchnorm: Some(control),
-    })
+    Ok(finish(p, stem, true, blocks, c, classes, prunable, control))
 }

@@ -24,6 +24,17 @@ fn hparams() -> TrainHparams {
     hp
 }
 
+/// The test recipe with `optimizer`; SGD with Nesterov momentum and weight decay.
+fn with_optimizer(optimizer: OptimizerKind) -> TrainHparams {
+    let mut hp = hparams();
+    hp.training.optimizer = optimizer;
+    if optimizer == OptimizerKind::Sgd {
+        (hp.training.lr, hp.training.momentum, hp.training.nesterov) = (0.05, 0.9, true);
+        hp.training.weight_decay = 1e-4;
+    }
+    hp
+}
+
 fn train(dir: &RunDir, data: &Data, hp: &TrainHparams, progress: &mut dyn Progress) -> RunSummary {
     let mut setup = Setup::new(hp, 1, data).unwrap();
     let plan = setup.plan(hp);
@@ -66,12 +77,7 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
     for optimizer in [OptimizerKind::Adam, OptimizerKind::Sgd] {
-        let mut hp = hparams();
-        hp.training.optimizer = optimizer;
-        if optimizer == OptimizerKind::Sgd {
-            (hp.training.lr, hp.training.momentum, hp.training.nesterov) = (0.05, 0.9, true);
-            hp.training.weight_decay = 1e-4;
-        }
+        let hp = with_optimizer(optimizer);
         let whole = RunDir::new(root.path().join(format!("whole-{optimizer:?}")));
         let cut = RunDir::new(root.path().join(format!("cut-{optimizer:?}")));
         let expected = train(&whole, &data, &hp, &mut ());
@@ -97,15 +103,7 @@ fn pruned_weights_and_their_optimizer_state_stay_zero() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
     for optimizer in [OptimizerKind::Adam, OptimizerKind::Sgd] {
-        let mut hp = hparams();
-        hp.training.optimizer = optimizer;
-        if optimizer == OptimizerKind::Sgd {
-            (
-                hp.training.lr,
-                hp.training.momentum,
-                hp.training.weight_decay,
-            ) = (0.1, 0.9, 1e-3);
-        }
+        let hp = with_optimizer(optimizer);
         let mut setup = Setup::new(&hp, 1, &data).unwrap();
         let masks: Vec<(String, Tensor)> = setup
             .model
