@@ -14,7 +14,7 @@ use lth_data::data_root;
 use lth_train::{Data, Masking, MetricsRow, Progress, Setup, Steps, resolve_device};
 
 use super::DataArgs;
-use super::hparams::HparamArgs;
+use super::TrainFlags;
 
 /// Which benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,7 +104,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
-    let mut hp = HparamArgs {
+    let mut hp = TrainFlags {
         model: Some(args.model.clone()),
         dataset: Some(args.dataset.clone()),
         batch_size: Some(args.batch_size),

@@ -3,43 +3,19 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use lth_prune::Strategy;
-use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, ResultRow, Retrain};
+use lth_rewind::flags::LotteryFlags;
+use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, ResultRow};
 use lth_store::Store;
-use lth_train::{Data, Steps};
+use lth_train::Data;
 
+use super::CommonArgs;
 use super::progress::Bar;
-use super::{CommonArgs, HparamArgs};
 
-/// Flags that determine a lottery; unset flags keep the model's recipe.
+/// Flags that determine a lottery (unset flags keep the model's recipe), and where it runs.
 #[derive(Args, Debug, Clone)]
 pub struct LotteryArgs {
     #[command(flatten)]
-    pub hp: HparamArgs,
-    /// layerwise (each layer loses its own fraction) or global (one threshold).
-    #[arg(long)]
-    pub strategy: Option<Strategy>,
-    /// Fraction of the remaining weights pruned per level.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Layerwise: fraction for convolution kernels.
-    #[arg(long)]
-    pub conv_rate: Option<f64>,
-    /// Layerwise: fraction for the output layer.
-    #[arg(long)]
-    pub output_rate: Option<f64>,
-    /// Layers never pruned (parameter names, comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub exclude: Option<Vec<String>>,
-    /// Rewind point k: 0 (the original LTH), 500it, 2ep.
-    #[arg(long)]
-    pub rewind: Option<Steps>,
-    /// weight-rewinding, lr-rewinding or fine-tuning.
-    #[arg(long)]
-    pub retrain: Option<Retrain>,
-    /// Replicate number; seeds that are not given default to it.
-    #[arg(long, default_value_t = 1)]
-    pub replicate: u64,
+    pub flags: LotteryFlags,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -47,25 +23,7 @@ pub struct LotteryArgs {
 impl LotteryArgs {
     /// The model's lottery recipe with these flags applied.
     pub fn resolve(&self) -> anyhow::Result<LotteryHparams> {
-        let mut hp = LotteryHparams::recipe(self.hp.model_name()?)?;
-        hp.train = self.hp.resolve()?;
-        let p = &mut hp.pruning;
-        if let Some(s) = self.strategy {
-            p.strategy = s;
-            if s == Strategy::Global {
-                // The layerwise output rate means nothing to a global threshold.
-                p.output_rate = None;
-            }
-        }
-        p.rate = self.rate.unwrap_or(p.rate);
-        p.conv_rate = self.conv_rate.or(p.conv_rate);
-        p.output_rate = self.output_rate.or(p.output_rate);
-        if let Some(x) = &self.exclude {
-            p.exclude.clone_from(x);
-        }
-        hp.rewind = self.rewind.unwrap_or(hp.rewind);
-        hp.retrain = self.retrain.unwrap_or(hp.retrain);
-        Ok(hp)
+        Ok(self.flags.resolve()?)
     }
 }
 
@@ -164,7 +122,12 @@ pub fn open<'a>(
     hp: LotteryHparams,
     data: &'a Data,
 ) -> anyhow::Result<Lottery<'a>> {
-    let lottery = Lottery::new(&Store::new(&args.common.runs_dir), hp, args.replicate, data)?;
+    let lottery = Lottery::new(
+        &Store::new(&args.common.runs_dir),
+        hp,
+        args.flags.replicate,
+        data,
+    )?;
     let (k, t) = lottery.steps();
     eprintln!(
         "lottery: {} on {}, {:?} pruning, rewind to step {k} of {t}, {:?}; folder {}",

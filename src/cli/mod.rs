@@ -1,7 +1,6 @@
 //! Command-line interface: argument structs shared by the subcommands, and dispatch.
 
 mod bench;
-mod hparams;
 mod info;
 mod lottery;
 mod progress;
@@ -15,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use lth_train::DeviceChoice;
 
-pub use hparams::HparamArgs;
+pub use lth_train::flags::TrainFlags;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -85,11 +84,18 @@ pub struct CommonArgs {
     /// may vary between runs, so results on a GPU are reproducible only up to it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cudnn_benchmark: bool,
+    /// libtorch's intra-op threads (default: libtorch's choice). Results are the same science on
+    /// any count, but may differ in the last bits between counts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub threads: Option<i32>,
 }
 
 impl CommonArgs {
     /// The device asked for, with cuDNN configured when it is a GPU.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
+        if let Some(n) = self.threads {
+            tch::set_num_threads(n);
+        }
         let device = lth_train::resolve_device(self.device)?;
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(self.cudnn_benchmark);

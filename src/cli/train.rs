@@ -6,12 +6,12 @@ use lth_store::{RunDir, Store};
 use lth_train::{RunSummary, Setup, TrainHparams, run_resumable};
 
 use super::progress::Bar;
-use super::{CommonArgs, HparamArgs};
+use super::{CommonArgs, TrainFlags};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub hp: HparamArgs,
+    pub hp: TrainFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,

@@ -17,6 +17,8 @@
 //! `runs/lottery_<hash>/replicate_<n>/level_<L>/{main,branch_<kind>_<hash>}/`.
 
 mod error;
+#[cfg(feature = "clap")]
+pub mod flags;
 mod hparams;
 mod lottery;
 mod results;

@@ -9,6 +9,8 @@
 
 mod device;
 mod error;
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod hparams;
 mod masking;
 mod optim;

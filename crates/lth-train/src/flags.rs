@@ -1,13 +1,16 @@
-//! Hyperparameter flags: each overrides one field of the model's recipe.
+//! Command-line flags of [`TrainHparams`] (feature `clap`): each overrides one field of the model's
+//! recipe. The `lth` binary and the reproduction harness parse the same flags, so a spec row's
+//! flags mean exactly what they mean on the command line.
 
 use clap::Args;
 
 use lth_models::Init;
-use lth_train::{OptimizerKind, Precision, Steps, TrainHparams};
+
+use crate::{OptimizerKind, Precision, Result, Steps, TrainError, TrainHparams};
 
 /// Flags for the hyperparameters of a training run; unset flags keep the model's recipe.
 #[derive(Args, Debug, Clone, Default)]
-pub struct HparamArgs {
+pub struct TrainFlags {
     /// Model name from the registry (see `lth models`), e.g. lenet_300_100.
     // An `Option` that clap requires: `lth lottery branch` negates the parent's requirements.
     #[arg(long, required = true)]
@@ -68,16 +71,16 @@ pub struct HparamArgs {
     pub precision: Option<Precision>,
 }
 
-impl HparamArgs {
+impl TrainFlags {
     /// The `--model` given.
-    pub fn model_name(&self) -> anyhow::Result<&str> {
+    pub fn model_name(&self) -> Result<&str> {
         self.model
             .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("--model is required"))
+            .ok_or_else(|| TrainError::Invalid("--model is required".into()))
     }
 
     /// The model's recipe with these flags applied, validated.
-    pub fn resolve(&self) -> anyhow::Result<TrainHparams> {
+    pub fn resolve(&self) -> Result<TrainHparams> {
         let mut hp = TrainHparams::recipe(self.model_name()?)?;
         let (d, m, t) = (&mut hp.dataset, &mut hp.model, &mut hp.training);
         set(&mut d.dataset, self.dataset.clone());

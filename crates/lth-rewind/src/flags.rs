@@ -1,0 +1,67 @@
+//! Command-line flags of a lottery (feature `clap`): the training flags, the pruning and rewinding
+//! flags, and the replicate. `lth lottery`, `lth stability` and the rows of a reproduction spec all
+//! parse these, so one name means one hyperparameter everywhere.
+
+use clap::Args;
+
+use lth_prune::Strategy;
+use lth_train::Steps;
+use lth_train::flags::TrainFlags;
+
+use crate::{LotteryHparams, Result, Retrain};
+
+/// Flags that determine a lottery; unset flags keep the model's recipe.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LotteryFlags {
+    #[command(flatten)]
+    pub train: TrainFlags,
+    /// layerwise (each layer loses its own fraction) or global (one threshold).
+    #[arg(long)]
+    pub strategy: Option<Strategy>,
+    /// Fraction of the remaining weights pruned per level.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Layerwise: fraction for convolution kernels.
+    #[arg(long)]
+    pub conv_rate: Option<f64>,
+    /// Layerwise: fraction for the output layer.
+    #[arg(long)]
+    pub output_rate: Option<f64>,
+    /// Layers never pruned (parameter names, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude: Option<Vec<String>>,
+    /// Rewind point k: 0 (the original LTH), 500it, 2ep.
+    #[arg(long)]
+    pub rewind: Option<Steps>,
+    /// weight-rewinding, lr-rewinding or fine-tuning.
+    #[arg(long)]
+    pub retrain: Option<Retrain>,
+    /// Replicate number; seeds that are not given default to it.
+    #[arg(long, default_value_t = 1)]
+    pub replicate: u64,
+}
+
+impl LotteryFlags {
+    /// The model's lottery recipe with these flags applied.
+    pub fn resolve(&self) -> Result<LotteryHparams> {
+        let mut hp = LotteryHparams::recipe(self.train.model_name()?)?;
+        hp.train = self.train.resolve()?;
+        let p = &mut hp.pruning;
+        if let Some(s) = self.strategy {
+            p.strategy = s;
+            if s == Strategy::Global {
+                // The layerwise output rate means nothing to a global threshold.
+                p.output_rate = None;
+            }
+        }
+        p.rate = self.rate.unwrap_or(p.rate);
+        p.conv_rate = self.conv_rate.or(p.conv_rate);
+        p.output_rate = self.output_rate.or(p.output_rate);
+        if let Some(x) = &self.exclude {
+            p.exclude.clone_from(x);
+        }
+        hp.rewind = self.rewind.unwrap_or(hp.rewind);
+        hp.retrain = self.retrain.unwrap_or(hp.retrain);
+        Ok(hp)
+    }
+}
