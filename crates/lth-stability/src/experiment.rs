@@ -1,8 +1,10 @@
 //! Stability experiments on a lottery level: copies of the rewind point trained with chosen masks
 //! and data orders (units of the run store), and the distances and curves measured between them.
 //!
-//! Sample i of a level uses two data orders, u = copy_seed(2i) and u' = copy_seed(2i+1), and one
-//! random mask (seed i) with the level's per-layer fractions. It trains:
+//! Sample i of a level of replicate r uses two data orders, u = copy_seed(r, 2i) and
+//! u' = copy_seed(r, 2i+1), and one random mask (seed random_mask_seed(r, i)) with the level's
+//! per-layer fractions. Every seed is drawn from the replicate's own stream, so two replicates
+//! share no data order and no random mask: replicates are independent experiments. It trains:
 //! - the IMP subnetwork m⊙W_k with u and with u' (data-order stability of the ticket),
 //! - the random subnetwork r_i⊙W_k with u and with u' (data-order stability of a random one),
 //! - the full network W_k with u (pruning stability: against the two subnetworks trained with u).
@@ -68,15 +70,16 @@ pub struct CopySpec {
     pub data_order_seed: u64,
 }
 
-/// The data-order seed of copy number `j` of any stability measurement; apart from every
-/// replicate's own seed.
-pub fn copy_seed(j: u64) -> u64 {
-    j ^ lth_rng::fnv1a("stability_copy")
+/// The data-order seed of copy number `j` of a stability measurement of replicate `replicate`:
+/// drawn from the replicate's own stream, so replicates share no data order (and none equals a
+/// replicate's own data-order seed, which is small).
+pub fn copy_seed(replicate: u64, j: u64) -> u64 {
+    lth_rng::Stream::new(replicate, "stability_copy", j).next_u64()
 }
 
-/// The seed of sample `i`'s random mask.
-fn random_mask_seed(i: u64) -> u64 {
-    i ^ lth_rng::fnv1a("stability_random_mask")
+/// The seed of sample `i`'s random mask in replicate `replicate`.
+fn random_mask_seed(replicate: u64, i: u64) -> u64 {
+    lth_rng::Stream::new(replicate, "stability_random_mask", i).next_u64()
 }
 
 impl CopySpec {
@@ -189,8 +192,9 @@ pub fn stability(
     let density = lottery.mask(level)?.density();
     let mut rows = Vec::new();
     for i in 0..samples {
-        let (u, u2) = (copy_seed(2 * i), copy_seed(2 * i + 1));
-        let random = Subnetwork::Random(random_mask_seed(i));
+        let r = lottery.replicate();
+        let (u, u2) = (copy_seed(r, 2 * i), copy_seed(r, 2 * i + 1));
+        let random = Subnetwork::Random(random_mask_seed(r, i));
         let spec = |subnetwork, data_order_seed| CopySpec {
             level,
             subnetwork,
@@ -365,7 +369,7 @@ pub fn interpolation(
     progress: &mut dyn Progress,
 ) -> Result<InterpolationSummary> {
     let subnetwork = match subnetwork {
-        Subnetwork::Random(_) => Subnetwork::Random(random_mask_seed(0)),
+        Subnetwork::Random(_) => Subnetwork::Random(random_mask_seed(lottery.replicate(), 0)),
         s => s,
     };
     let spec = |u| CopySpec {
@@ -373,7 +377,12 @@ pub fn interpolation(
         subnetwork,
         data_order_seed: u,
     };
-    let copies = train_copies(lottery, &[spec(copy_seed(0)), spec(copy_seed(1))], progress)?;
+    let r = lottery.replicate();
+    let copies = train_copies(
+        lottery,
+        &[spec(copy_seed(r, 0)), spec(copy_seed(r, 1))],
+        progress,
+    )?;
     let data = lottery.data();
     let eval: &Source = match split {
         Split::Test => &data.eval.test,
