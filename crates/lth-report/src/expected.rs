@@ -3,10 +3,14 @@
 //! Columns: `row` (the spec row's id), `dataset` (the data the numbers are on), `metric`, `source`
 //! (`paper`, `measured` or `claim`), `scale` (`paper` for the paper's cells; the scale a snapshot
 //! was measured at, or a claim applies at), `device` and `command` (for measured cells: where and
-//! how they were produced), `mean`, `spread` (the paper's ± for paper cells; the sample standard
-//! deviation for measured cells), `n`, `check` and `alpha` (the significance level).
+//! how they were produced), `mean`, `spread` (the paper's ± for paper cells; for measured cells the
+//! standard deviation over independent replicates), `n` (replicates, for measured cells), `check`,
+//! `alpha` (the significance level), `margin` and `rationale` (for `equivalent` checks: how far our
+//! mean may lie from the snapshot's, and why that far).
 //!
-//! Checks: `welch` (our sample against the cell's, two-sided Welch test; PASS when p ≥ α), `range`
+//! Checks: `equivalent` (a measured snapshot: our mean and the snapshot's agree within ±margin,
+//! shown by two one-sided tests at α: the (1 − 2α) interval of the difference lies inside
+//! ±margin; a margin is absolute, `0.01`, or relative to the snapshot's mean, `5%`), `range`
 //! (our mean within the cell's mean ± spread, widened by our (1 − α) confidence interval: for the
 //! paper's min/max ranges), `greater:<metric>` (claim: our `metric` exceeds our `<metric>`,
 //! one-sided Welch; PASS when p < α), `not_less:<metric>` (claim: our `metric` is not below
@@ -30,7 +34,7 @@ pub enum Source {
 /// How a cell is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
-    Welch,
+    Equivalent,
     Range,
     Greater(String),
     NotLess(String),
@@ -40,7 +44,7 @@ pub enum Check {
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Check::Welch => f.write_str("welch"),
+            Check::Equivalent => f.write_str("equivalent"),
             Check::Range => f.write_str("range"),
             Check::Greater(m) => write!(f, "greater:{m}"),
             Check::NotLess(m) => write!(f, "not_less:{m}"),
@@ -53,13 +57,13 @@ impl std::str::FromStr for Check {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Check, String> {
         match s.split_once(':') {
-            None if s == "welch" => Ok(Check::Welch),
+            None if s == "equivalent" => Ok(Check::Equivalent),
             None if s == "range" => Ok(Check::Range),
             None if s == "none" => Ok(Check::None),
             Some(("greater", m)) if !m.is_empty() => Ok(Check::Greater(m.into())),
             Some(("not_less", m)) if !m.is_empty() => Ok(Check::NotLess(m.into())),
             _ => Err(format!(
-                "unknown check `{s}`: expected welch, range, none, greater:<metric> or not_less:<metric>"
+                "unknown check `{s}`: expected equivalent, range, none, greater:<metric> or not_less:<metric>"
             )),
         }
     }
@@ -79,6 +83,69 @@ impl<'de> Deserialize<'de> for Check {
     }
 }
 
+/// How far a measured mean may lie from its snapshot: absolute (in the metric's units) or
+/// relative to the snapshot's mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Margin {
+    Absolute(f64),
+    /// A fraction of the snapshot's mean (`5%` is 0.05).
+    Relative(f64),
+}
+
+impl Margin {
+    /// The margin in the metric's units, around a snapshot mean of `reference`.
+    pub fn width(self, reference: f64) -> f64 {
+        match self {
+            Margin::Absolute(m) => m,
+            Margin::Relative(r) => r * reference.abs(),
+        }
+    }
+}
+
+impl std::fmt::Display for Margin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Margin::Absolute(m) => write!(f, "{m}"),
+            Margin::Relative(r) => write!(f, "{}%", r * 100.0),
+        }
+    }
+}
+
+impl std::str::FromStr for Margin {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Margin, String> {
+        let bad = || format!("margin `{s}`: expected a positive number (0.01) or percentage (5%)");
+        let (number, relative) = match s.strip_suffix('%') {
+            Some(p) => (p, true),
+            None => (s, false),
+        };
+        let v: f64 = number.trim().parse().map_err(|_| bad())?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(bad());
+        }
+        Ok(if relative {
+            Margin::Relative(v / 100.0)
+        } else {
+            Margin::Absolute(v)
+        })
+    }
+}
+
+fn margin_de<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Margin>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn margin_ser<S: Serializer>(m: &Option<Margin>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.collect_str(m),
+        None => s.serialize_str(""),
+    }
+}
+
 /// One cell of the snapshot table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
@@ -94,6 +161,12 @@ pub struct Cell {
     pub n: Option<u64>,
     pub check: Check,
     pub alpha: f64,
+    /// For `equivalent` checks: how far our mean may lie from the snapshot's.
+    #[serde(default, deserialize_with = "margin_de", serialize_with = "margin_ser")]
+    pub margin: Option<Margin>,
+    /// Why the margin is that wide (or why a cell is shown and not checked), in one line.
+    #[serde(default)]
+    pub rationale: String,
 }
 
 impl Cell {
@@ -135,7 +208,16 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
                 "a claim needs a greater:<metric> or not_less:<metric> check".into(),
             ));
         }
-        let needs_numbers = matches!(cell.check, Check::Welch | Check::Range);
+        if cell.check == Check::Equivalent && cell.margin.is_none() {
+            return Err(bad(line, "an `equivalent` check needs a margin".into()));
+        }
+        if cell.check == Check::Equivalent && cell.n.unwrap_or(0) < 2 {
+            return Err(bad(
+                line,
+                "an `equivalent` check needs a snapshot of n ≥ 2 replicates".into(),
+            ));
+        }
+        let needs_numbers = matches!(cell.check, Check::Equivalent | Check::Range);
         if needs_numbers && cell.summary().is_none() {
             return Err(bad(
                 line,
@@ -171,9 +253,10 @@ pub fn save_cells(path: &Path, cells: &[Cell]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Replaces the measured cells of (`row`, `dataset`, `scale`) with `measured` (metric, summary),
-/// keeping each cell's check and level; new cells are checked with `welch` at α = 0.01, or shown
-/// only (`none`) when they hold a single value.
+/// Replaces the measured cells of (`row`, `dataset`, `scale`) with `measured` (metric, summary
+/// over replicates). A replaced cell keeps its check, α, margin and rationale; a new cell takes
+/// them from the same metric's measured cell at another scale, and is otherwise shown only
+/// (`none`) until someone declares its margin.
 pub fn record_measured(
     cells: &mut Vec<Cell>,
     row: &str,
@@ -184,13 +267,31 @@ pub fn record_measured(
     measured: &[(String, Summary)],
 ) {
     for (metric, s) in measured {
-        let existing = cells.iter_mut().find(|c| {
-            c.source == Source::Measured && c.applies(row, dataset, scale) && &c.metric == metric
-        });
-        let fresh = if s.n > 1 { Check::Welch } else { Check::None };
-        let (check, alpha) = existing
-            .as_ref()
-            .map_or((fresh, 0.01), |c| (c.check.clone(), c.alpha));
+        let same_metric = |c: &Cell| {
+            c.source == Source::Measured
+                && c.row == row
+                && c.dataset == dataset
+                && &c.metric == metric
+        };
+        let template = cells
+            .iter()
+            .find(|c| same_metric(c) && c.scale == scale)
+            .or_else(|| cells.iter().find(|c| same_metric(c)))
+            .cloned();
+        let (mut check, alpha, margin, rationale) = template.map_or_else(
+            || {
+                (
+                    Check::None,
+                    0.05,
+                    None,
+                    "no margin declared yet: shown, not checked".to_owned(),
+                )
+            },
+            |c| (c.check, c.alpha, c.margin, c.rationale),
+        );
+        if check == Check::Equivalent && s.n < 2 {
+            check = Check::None;
+        }
         let cell = Cell {
             row: row.into(),
             dataset: dataset.into(),
@@ -204,8 +305,13 @@ pub fn record_measured(
             n: Some(s.n),
             check,
             alpha,
+            margin,
+            rationale,
         };
-        match existing {
+        match cells
+            .iter_mut()
+            .find(|c| same_metric(c) && c.scale == scale)
+        {
             Some(c) => *c = cell,
             None => cells.push(cell),
         }
@@ -216,8 +322,7 @@ pub fn record_measured(
 mod tests {
     use super::*;
 
-    const HEADER: &str =
-        "row,dataset,metric,source,scale,device,command,mean,spread,n,check,alpha\n";
+    const HEADER: &str = "row,dataset,metric,source,scale,device,command,mean,spread,n,check,alpha,margin,rationale\n";
 
     fn load(body: &str) -> Result<Vec<Cell>> {
         let dir = tempfile::tempdir().unwrap();
@@ -229,58 +334,92 @@ mod tests {
     #[test]
     fn reads_cells_and_rejects_malformed_ones_by_line() {
         let cells = load(
-            "lenet,mnist,data_order_imp,paper,paper,,,20.7,0.6,18,range,0.05\n\
-             lenet,mnist,data_order_random,claim,paper,,,,,,greater:data_order_imp,0.01\n",
+            "lenet,mnist,data_order_imp,paper,paper,,,20.7,0.6,18,range,0.05,,\n\
+             lenet,mnist,data_order_random,claim,paper,,,,,,greater:data_order_imp,0.01,,\n\
+             lenet,f,accuracy_imp,measured,quick,cpu,c,0.88,0.002,5,equivalent,0.05,0.01,why\n\
+             lenet,f,data_order_imp,measured,quick,cpu,c,4.4,0.1,5,equivalent,0.05,5%,why\n",
         )
         .unwrap();
         assert_eq!(cells[1].check, Check::Greater("data_order_imp".into()));
-        let err = load("lenet,mnist,x,paper,paper,,,1,1,1,range,0.05\nlenet,mnist,x,paper,paper,,,1,1,1,wlch,0.05\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("expected.csv, line 3: unknown check `wlch`"),
-            "{err}"
+        assert_eq!(cells[2].margin, Some(Margin::Absolute(0.01)));
+        assert_eq!(cells[3].margin, Some(Margin::Relative(0.05)));
+        assert!((cells[3].margin.unwrap().width(4.4) - 0.22).abs() < 1e-12);
+        let check = |body: &str, fragment: &str| {
+            let err = load(body).unwrap_err().to_string();
+            assert!(err.contains(fragment), "{err:?} lacks {fragment:?}");
+        };
+        check(
+            "lenet,mnist,x,paper,paper,,,1,1,1,range,0.05,,\nlenet,mnist,x,paper,paper,,,1,1,1,wlch,0.05,,\n",
+            "expected.csv, line 3: unknown check `wlch`",
         );
-        let err = load("lenet,mnist,x,paper,paper,,,,,,welch,0.05\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("line 2: a `welch` check needs mean, spread and n"),
-            "{err}"
+        check(
+            "lenet,mnist,x,paper,paper,,,,,,range,0.05,,\n",
+            "line 2: a `range` check needs mean, spread and n",
         );
-        let err = load("lenet,mnist,x,claim,quick,,,,,,welch,0.05\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("a claim needs"), "{err}");
-        let err = load("lenet,mnist,x,measured,quick,cpu,c,1,1,5,welch,0.7\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("alpha must be in (0, 0.5)"), "{err}");
+        check(
+            "lenet,mnist,x,claim,quick,,,,,,range,0.05,,\n",
+            "a claim needs",
+        );
+        check(
+            "lenet,f,x,measured,quick,cpu,c,1,1,5,equivalent,0.7,0.1,\n",
+            "alpha must be in (0, 0.5)",
+        );
+        check(
+            "lenet,f,x,measured,quick,cpu,c,1,1,5,equivalent,0.05,,\n",
+            "line 2: an `equivalent` check needs a margin",
+        );
+        check(
+            "lenet,f,x,measured,quick,cpu,c,1,1,5,equivalent,0.05,-3%,\n",
+            "margin `-3%`: expected a positive number",
+        );
+        check(
+            "lenet,f,x,measured,quick,cpu,c,1,0,1,equivalent,0.05,0.1,\n",
+            "needs a snapshot of n ≥ 2 replicates",
+        );
     }
 
     #[test]
-    fn recording_replaces_measured_cells_and_keeps_their_checks() {
-        let mut cells =
-            load("lenet,fashion-mnist,data_order_imp,measured,quick,cpu,old,1,1,5,welch,0.05\n")
-                .unwrap();
+    fn recording_replaces_measured_cells_and_keeps_their_checks_and_margins() {
+        let mut cells = load(
+            "lenet,f,data_order_imp,measured,quick,cpu,old,1,1,5,equivalent,0.05,5%,rounding\n",
+        )
+        .unwrap();
         let s = Summary::of(&[3.0, 4.0]);
         record_measured(
             &mut cells,
             "lenet",
-            "fashion-mnist",
+            "f",
             "quick",
             "cpu",
             "new",
             &[("data_order_imp".into(), s), ("pruning_imp".into(), s)],
         );
-        assert_eq!(cells.len(), 2);
+        record_measured(
+            &mut cells,
+            "lenet",
+            "f",
+            "smoke",
+            "cpu",
+            "new",
+            &[("data_order_imp".into(), s)],
+        );
+        assert_eq!(cells.len(), 3);
         assert_eq!(
-            (cells[0].command.as_str(), cells[0].mean, cells[0].alpha),
-            ("new", Some(3.5), 0.05)
+            (cells[0].command.as_str(), cells[0].mean, cells[0].margin),
+            ("new", Some(3.5), Some(Margin::Relative(0.05)))
+        );
+        // A metric without a declared margin is shown only; another scale inherits the margin.
+        assert_eq!(
+            (cells[1].metric.as_str(), &cells[1].check),
+            ("pruning_imp", &Check::None)
         );
         assert_eq!(
-            (cells[1].metric.as_str(), cells[1].alpha),
-            ("pruning_imp", 0.01)
+            (
+                cells[2].scale.as_str(),
+                &cells[2].check,
+                cells[2].rationale.as_str()
+            ),
+            ("smoke", &Check::Equivalent, "rounding")
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("expected.csv");

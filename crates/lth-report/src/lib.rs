@@ -7,12 +7,13 @@
 //! - [`expected`]: `repro/<target>/expected.csv`: one cell per row, dataset, metric and source —
 //!   the paper's numbers, measured snapshots (with the scale, device and command that produced
 //!   them), and claims between cells — each with the check that judges it.
-//! - [`stats`]: sample summaries and Welch's t-test (two-sided and one-sided), via statrs.
+//! - [`stats`]: sample summaries, Welch's t-test (one-sided, for claims) and the equivalence test
+//!   (two one-sided tests, for measured snapshots), via statrs.
 //! - [`verdict`]: PASS, FAIL (with the statistic) or SKIPPED per cell.
 //! - [`render`]: the table in the paper's layout, with the paper's numbers beside ours, and the
 //!   verdict lines; [`plot`]: an SVG bar chart.
 //!
-//! This crate knows nothing of tensors or training: the `lth` binary runs the experiments and hands
+//! This crate knows nothing of tensors or training: `lth-repro` runs the experiments and hands
 //! their measurements here.
 
 pub mod expected;
@@ -22,11 +23,13 @@ pub mod spec;
 pub mod stats;
 pub mod verdict;
 
-pub use expected::{Cell, Check, Source, load_cells, record_measured, save_cells};
+pub use expected::{Cell, Check, Margin, Source, load_cells, record_measured, save_cells};
 pub use plot::plot_svg;
-pub use render::{RowResult, RowStatus, render_table, render_verdicts};
+pub use render::{
+    RowResult, RowStatus, render_skipped, render_table, render_verdicts, summary_line,
+};
 pub use spec::{Spec, targets};
-pub use stats::{Summary, TTest, welch};
+pub use stats::{Equivalence, Summary, TTest, equivalence, welch};
 pub use verdict::{Outcome, Verdict, judge, skipped};
 
 use std::path::PathBuf;

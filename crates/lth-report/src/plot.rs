@@ -1,12 +1,17 @@
-//! An SVG bar chart of a run: one panel per group of metrics, one bar per row and metric, with
-//! ± one standard deviation.
+//! An SVG figure of a run: one panel per group of metrics. A bar panel draws one bar per row and
+//! metric with ± one standard deviation over replicates; a line panel draws one line per metric
+//! through the rows, placed at their value of the panel's `x` metric. Series are labelled with the
+//! table's column headers. Where a row ran on the paper's own dataset, the paper's value of a
+//! metric is marked (a black diamond) beside ours.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::spec::Spec;
-use crate::{ReportError, Result, RowResult, RowStatus};
+use crate::spec::{Panel, PanelKind, Spec};
+use crate::{Cell, ReportError, Result, RowResult, RowStatus, Source, Summary};
 
 const PALETTE: [RGBColor; 4] = [
     RGBColor(31, 119, 180),
@@ -15,16 +20,35 @@ const PALETTE: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
 ];
 
+type Ran<'a> = (&'a RowResult, &'a BTreeMap<String, Summary>);
+
+/// One line of a line panel: its metric, our points (x, mean, sd) by increasing x, and the
+/// paper's points (x, value).
+type Line<'a> = (&'a String, Vec<(f64, f64, f64)>, Vec<(f64, f64)>);
+
+/// The paper's value of `metric` for a row that ran on the paper's dataset.
+fn paper_value(cells: &[Cell], r: &RowResult, metric: &str) -> Option<f64> {
+    if r.is_variant() {
+        return None;
+    }
+    cells
+        .iter()
+        .find(|c| {
+            c.source == Source::Paper
+                && c.row == r.row
+                && c.dataset == r.dataset
+                && c.metric == metric
+        })
+        .and_then(|c| c.mean)
+}
+
 /// Draws the spec's panels for the rows that ran into an SVG file at `path`.
-pub fn plot_svg(spec: &Spec, results: &[RowResult], path: &Path) -> Result<()> {
+pub fn plot_svg(spec: &Spec, results: &[RowResult], cells: &[Cell], path: &Path) -> Result<()> {
     let fail = |e: String| ReportError::Plot {
         path: path.to_owned(),
         problem: e,
     };
-    let ran: Vec<(
-        &RowResult,
-        &std::collections::BTreeMap<String, crate::Summary>,
-    )> = results
+    let ran: Vec<Ran> = results
         .iter()
         .filter_map(|r| match &r.status {
             RowStatus::Ran { metrics } => Some((r, metrics)),
@@ -32,84 +56,252 @@ pub fn plot_svg(spec: &Spec, results: &[RowResult], path: &Path) -> Result<()> {
         })
         .collect();
     let panels = spec.plot.len().max(1);
-    let root = SVGBackend::new(path, (480 * panels as u32, 400)).into_drawing_area();
+    let root = SVGBackend::new(path, (520 * panels as u32, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
     for (panel, area) in spec.plot.iter().zip(root.split_evenly((1, panels))) {
-        let bars: Vec<(String, usize, f64, f64)> = ran
-            .iter()
-            .flat_map(|(r, m)| {
-                panel
-                    .metrics
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(i, metric)| {
-                        m.get(metric)
-                            .map(|s| (format!("{} ({})", r.row, r.dataset), i, s.mean, s.sd))
-                    })
-            })
-            .collect();
-        let top = bars
-            .iter()
-            .map(|b| b.2 + b.3)
-            .fold(0.0f64, f64::max)
-            .max(1e-9)
-            * 1.15;
-        let groups = ran.len().max(1);
-        let per = panel.metrics.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&panel.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..groups as f64, 0f64..top)
-            .map_err(|e| fail(e.to_string()))?;
-        let names: Vec<String> = ran
-            .iter()
-            .map(|(r, _)| format!("{} ({})", r.row, r.dataset))
-            .collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(groups)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                names.get(i).cloned().unwrap_or_default()
-            })
-            .y_desc(panel.y_label.as_str())
-            .draw()
-            .map_err(|e| fail(e.to_string()))?;
-        for (i, metric) in panel.metrics.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let mine: Vec<(usize, f64, f64)> = bars
-                .iter()
-                .filter(|b| b.1 == i)
-                .map(|b| (names.iter().position(|n| *n == b.0).unwrap_or(0), b.2, b.3))
-                .collect();
-            let x0 = |g: usize| g as f64 + 0.1 + 0.8 * i as f64 / per;
-            let w = 0.8 / per;
-            chart
-                .draw_series(mine.iter().map(|&(g, mean, _)| {
-                    Rectangle::new([(x0(g), 0.0), (x0(g) + w * 0.9, mean)], color.filled())
-                }))
-                .map_err(|e| fail(e.to_string()))?
-                .label(metric.as_str())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                });
-            chart
-                .draw_series(mine.iter().map(|&(g, mean, sd)| {
-                    let x = x0(g) + w * 0.45;
-                    PathElement::new(vec![(x, (mean - sd).max(0.0)), (x, mean + sd)], BLACK)
-                }))
-                .map_err(|e| fail(e.to_string()))?;
+        match panel.kind {
+            PanelKind::Bars => bars(spec, panel, &ran, cells, &area),
+            PanelKind::Lines => lines(spec, panel, &ran, cells, &area),
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail)?;
     }
     root.present().map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+fn bars(
+    spec: &Spec,
+    panel: &Panel,
+    ran: &[Ran],
+    cells: &[Cell],
+    area: &DrawingArea<SVGBackend, Shift>,
+) -> std::result::Result<(), String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    let top = ran
+        .iter()
+        .flat_map(|(r, m)| {
+            panel.metrics.iter().flat_map(move |metric| {
+                let ours = m.get(metric).map(|s| s.mean + s.sd);
+                ours.into_iter().chain(paper_value(cells, r, metric))
+            })
+        })
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let groups = ran.len().max(1);
+    let per = panel.metrics.len().max(1) as f64;
+    let names: Vec<String> = ran
+        .iter()
+        .map(|(r, _)| format!("{} ({})", r.row, r.dataset))
+        .collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..groups as f64, 0f64..top)
+        .map_err(|e| s(&e))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups)
+        .x_label_formatter(&|x| names.get(x.floor() as usize).cloned().unwrap_or_default())
+        .y_desc(panel.y_label.as_str())
+        .draw()
+        .map_err(|e| s(&e))?;
+    let w = 0.8 / per;
+    let x0 = |g: usize, i: usize| g as f64 + 0.1 + 0.8 * i as f64 / per;
+    let mut marked = false;
+    for (i, metric) in panel.metrics.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mine: Vec<(usize, Summary)> = ran
+            .iter()
+            .enumerate()
+            .filter_map(|(g, (_, m))| m.get(metric).map(|s| (g, *s)))
+            .collect();
+        chart
+            .draw_series(mine.iter().map(|&(g, sm)| {
+                Rectangle::new(
+                    [(x0(g, i), 0.0), (x0(g, i) + w * 0.9, sm.mean)],
+                    color.filled(),
+                )
+            }))
+            .map_err(|e| s(&e))?
+            .label(spec.header_of(metric))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+        chart
+            .draw_series(mine.iter().map(|&(g, sm)| {
+                let x = x0(g, i) + w * 0.45;
+                PathElement::new(
+                    vec![(x, (sm.mean - sm.sd).max(0.0)), (x, sm.mean + sm.sd)],
+                    BLACK,
+                )
+            }))
+            .map_err(|e| s(&e))?;
+        let papers: Vec<(f64, f64)> = ran
+            .iter()
+            .enumerate()
+            .filter_map(|(g, (r, _))| {
+                paper_value(cells, r, metric).map(|v| (x0(g, i) + w * 0.45, v))
+            })
+            .collect();
+        if !papers.is_empty() {
+            let series = chart
+                .draw_series(
+                    papers
+                        .iter()
+                        .map(|&p| Cross::new(p, 5, BLACK.stroke_width(2))),
+                )
+                .map_err(|e| s(&e))?;
+            if !marked {
+                series
+                    .label("the paper")
+                    .legend(|(x, y)| Cross::new((x + 5, y), 5, BLACK.stroke_width(2)));
+                marked = true;
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| s(&e))?;
+    Ok(())
+}
+
+fn lines(
+    spec: &Spec,
+    panel: &Panel,
+    ran: &[Ran],
+    cells: &[Cell],
+    area: &DrawingArea<SVGBackend, Shift>,
+) -> std::result::Result<(), String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    let x_metric = panel.x.as_deref().unwrap_or("weights_remaining");
+    // Points of each metric: (x, mean, sd) by increasing x, and the paper's (x, value).
+    let series: Vec<Line> = panel
+        .metrics
+        .iter()
+        .map(|metric| {
+            let mut pts: Vec<(f64, f64, f64)> = ran
+                .iter()
+                .filter_map(|(_, m)| {
+                    let x = m.get(x_metric)?.mean;
+                    let y = m.get(metric)?;
+                    Some((x, y.mean, y.sd))
+                })
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let papers = ran
+                .iter()
+                .filter_map(|(r, m)| Some((m.get(x_metric)?.mean, paper_value(cells, r, metric)?)))
+                .collect();
+            (metric, pts, papers)
+        })
+        .collect();
+    let all = || series.iter().flat_map(|(_, p, _)| p.iter());
+    let (mut x_lo, mut x_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
+    });
+    let (mut y_lo, mut y_hi) = all()
+        .map(|p| (p.1 - p.2, p.1 + p.2))
+        .chain(
+            series
+                .iter()
+                .flat_map(|(_, _, q)| q.iter().map(|q| (q.1, q.1))),
+        )
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+            (lo.min(a), hi.max(b))
+        });
+    if !x_lo.is_finite() || x_lo <= 0.0 || x_hi <= x_lo {
+        (x_lo, x_hi) = (0.01, 1.0);
+    }
+    if !y_lo.is_finite() || y_hi <= y_lo {
+        (y_lo, y_hi) = (0.0, 1.0);
+    }
+    let pad = (y_hi - y_lo) * 0.1;
+    let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
+    let (x_lo, x_hi) = (x_lo * 0.8, x_hi * 1.25);
+    let x_desc = if panel.x_label.is_empty() {
+        spec.header_of(x_metric).to_owned()
+    } else {
+        panel.x_label.clone()
+    };
+    macro_rules! draw {
+        ($chart:ident) => {{
+            $chart
+                .configure_mesh()
+                .x_desc(x_desc.as_str())
+                .y_desc(panel.y_label.as_str())
+                .draw()
+                .map_err(|e| s(&e))?;
+            let mut marked = false;
+            for (i, (metric, pts, papers)) in series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                $chart
+                    .draw_series(LineSeries::new(
+                        pts.iter().map(|p| (p.0, p.1)),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| s(&e))?
+                    .label(spec.header_of(metric))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                    });
+                $chart
+                    .draw_series(
+                        pts.iter().map(|p| {
+                            PathElement::new(vec![(p.0, p.1 - p.2), (p.0, p.1 + p.2)], color)
+                        }),
+                    )
+                    .map_err(|e| s(&e))?;
+                $chart
+                    .draw_series(
+                        pts.iter()
+                            .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+                    )
+                    .map_err(|e| s(&e))?;
+                if !papers.is_empty() {
+                    let ann = $chart
+                        .draw_series(
+                            papers
+                                .iter()
+                                .map(|&p| Cross::new(p, 5, BLACK.stroke_width(2))),
+                        )
+                        .map_err(|e| s(&e))?;
+                    if !marked {
+                        ann.label("the paper")
+                            .legend(|(x, y)| Cross::new((x + 5, y), 5, BLACK.stroke_width(2)));
+                        marked = true;
+                    }
+                }
+            }
+            $chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| s(&e))?;
+        }};
+    }
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(&panel.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    if panel.x_log {
+        let mut chart = builder
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), y_lo..y_hi)
+            .map_err(|e| s(&e))?;
+        draw!(chart);
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(|e| s(&e))?;
+        draw!(chart);
+    }
     Ok(())
 }

@@ -80,13 +80,15 @@ fn reference(
 }
 
 /// The Markdown table of a run: one line per spec row as the paper has it (the paper's numbers
-/// beside ours), and one more per labelled variant that ran, beside its measured snapshot.
+/// beside ours), and one more per labelled variant that ran, beside its measured snapshot; with
+/// `notes`, a line under the table per row that was skipped or ran on a variant.
 pub fn render_table(
     spec: &Spec,
     scale: &str,
     device: &str,
     results: &[RowResult],
     cells: &[Cell],
+    show_notes: bool,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {} — `{scale}` scale on {device}\n", spec.title);
@@ -162,16 +164,18 @@ pub fn render_table(
             ));
         }
     }
-    if !notes.is_empty() {
+    if show_notes && !notes.is_empty() {
         let _ = writeln!(out, "\n{}", notes.join("\n"));
     }
     out
 }
 
-/// The verdicts as lines (`PASS  row · dataset · metric [check]: detail`) and a closing count.
+/// The judged verdicts (PASS and FAIL) as lines (`PASS    row · dataset · metric [check]: detail`).
+/// Skipped cells are not listed: [`render_skipped`] gives one line per row that did not run, and
+/// `results.csv` has every cell.
 pub fn render_verdicts(verdicts: &[Verdict]) -> String {
     let mut out = String::new();
-    for v in verdicts {
+    for v in verdicts.iter().filter(|v| v.outcome != Outcome::Skipped) {
         let _ = writeln!(
             out,
             "{:<7} {} · {} · {} [{} {}]: {}",
@@ -188,13 +192,44 @@ pub fn render_verdicts(verdicts: &[Verdict]) -> String {
             v.detail
         );
     }
+    out
+}
+
+/// One line per reason rows did not run (rows skipped for the same reason share it), with the
+/// reason (and how to get what is missing) and how many cells were skipped with them.
+pub fn render_skipped(results: &[RowResult], verdicts: &[Verdict]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in results {
+        if let RowStatus::Skipped { reason } = &r.status {
+            match groups.iter_mut().find(|(why, _)| *why == reason.as_str()) {
+                Some((_, rows)) => rows.push(&r.row),
+                None => groups.push((reason, vec![&r.row])),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (reason, rows) in groups {
+        let n = verdicts
+            .iter()
+            .filter(|v| rows.contains(&v.cell.row.as_str()))
+            .count();
+        let _ = writeln!(out, "SKIPPED {} ({n} cells): {reason}", rows.join(", "));
+    }
+    out
+}
+
+/// The closing line of a run: `fig3 quick: 9 PASS, 0 FAIL, 78 SKIPPED (absent: cifar10, mnist)`,
+/// where `absent` are the datasets that kept rows or cells from running.
+pub fn summary_line(target: &str, scale: &str, verdicts: &[Verdict], absent: &[String]) -> String {
     let count = |o: Outcome| verdicts.iter().filter(|v| v.outcome == o).count();
-    let _ = writeln!(
-        out,
-        "{} passed, {} failed, {} skipped",
+    let mut line = format!(
+        "{target} {scale}: {} PASS, {} FAIL, {} SKIPPED",
         count(Outcome::Pass),
         count(Outcome::Fail),
         count(Outcome::Skipped)
     );
-    out
+    if !absent.is_empty() {
+        let _ = write!(line, " (absent: {})", absent.join(", "));
+    }
+    line
 }

@@ -8,50 +8,33 @@ use toml::Spanned;
 
 use crate::{ReportError, Result};
 
-/// The kind of measurement a target's rows make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Experiment {
-    /// Data-order and pruning stability of IMP and random subnetworks at one lottery level
-    /// (Stabilizing the LTH, Figure 3).
-    Stability,
-}
-
-impl Experiment {
-    /// The metrics a row of this experiment measures.
-    pub fn metrics(self) -> &'static [&'static str] {
-        match self {
-            Experiment::Stability => &[
-                "weights_remaining",
-                "data_order_imp",
-                "data_order_random",
-                "comp_data_order",
-                "pruning_imp",
-                "pruning_random",
-                "comp_pruning",
-                "accuracy_imp",
-                "accuracy_random",
-            ],
-        }
-    }
-}
-
 /// A scale: how big the runs are.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scale {
     pub description: String,
-    /// Samples per cell.
+    /// Independent replicates per row: each its own lottery (W0, data order, IMP run, mask). The
+    /// unit of replication of every summary and test.
+    pub replicates: u64,
+    /// Samples per replicate (stability: pairs of copies; curves: 1). Averaged within a replicate.
+    #[serde(default = "one")]
     pub samples: u64,
     /// Rough wall-clock minutes on a 2-core CPU, when that is a sensible place to run it.
     pub cpu_minutes: Option<f64>,
     /// The device the scale is meant for (`cpu`, `cuda`).
     #[serde(default = "cpu")]
     pub device: String,
+    /// Flags of every row at this scale (a row's own flags and overrides win).
+    #[serde(default)]
+    pub flags: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 fn cpu() -> String {
     "cpu".into()
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// A column of the rendered table.
@@ -75,13 +58,33 @@ pub enum Format {
     Ratio,
 }
 
-/// A panel of the plot: bars for these metrics, per row.
+/// A panel of the plot: bars for these metrics, per row; or lines, one per metric, through the
+/// rows placed at their value of the `x` metric.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Panel {
     pub title: String,
     pub metrics: Vec<String>,
     pub y_label: String,
+    #[serde(default)]
+    pub kind: PanelKind,
+    /// Lines: the metric on the horizontal axis (e.g. `weights_remaining`).
+    pub x: Option<String>,
+    /// Lines: a logarithmic horizontal axis.
+    #[serde(default)]
+    pub x_log: bool,
+    /// Lines: the label of the horizontal axis.
+    #[serde(default)]
+    pub x_label: String,
+}
+
+/// How a panel draws its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelKind {
+    #[default]
+    Bars,
+    Lines,
 }
 
 /// Per-scale overrides of a row.
@@ -114,7 +117,8 @@ pub struct Row {
     pub level: u64,
     /// The paper's weights remaining at that level (a fraction), for the table.
     pub weights_remaining: f64,
-    /// `lth lottery` flags at the paper's settings.
+    /// `lth lottery` flags at the paper's settings (added to the spec's).
+    #[serde(default)]
     pub flags: BTreeMap<String, Spanned<toml::Value>>,
     /// Overrides per scale (`smoke`, `quick`); the `paper` scale uses the row as it is.
     #[serde(default)]
@@ -127,7 +131,12 @@ pub struct Row {
 pub struct Spec {
     pub title: String,
     pub paper: String,
-    pub experiment: Experiment,
+    /// The kind of experiment every row runs (`stability`, `lottery_curve`); the harness that runs
+    /// the spec knows what each measures.
+    pub experiment: String,
+    /// Flags of every row at every scale (rows and scales override them).
+    #[serde(default)]
+    pub flags: BTreeMap<String, Spanned<toml::Value>>,
     pub scales: BTreeMap<String, Scale>,
     pub columns: Vec<Column>,
     #[serde(default)]
@@ -194,25 +203,24 @@ impl Spec {
             }
         }
         for (name, s) in &self.scales {
-            if s.samples < 2 {
+            if s.replicates < 2 {
                 return Err(whole(format!(
-                    "[scales.{name}] samples = {}: at least 2 are needed for a t-test",
-                    s.samples
+                    "[scales.{name}] replicates = {}: at least 2 independent replicates are \
+                     needed for a test over replicates",
+                    s.replicates
+                )));
+            }
+            if s.samples < 1 {
+                return Err(whole(format!(
+                    "[scales.{name}] samples = 0: at least one sample per replicate"
                 )));
             }
         }
-        let metrics = self.experiment.metrics();
-        for m in self
-            .columns
-            .iter()
-            .map(|c| &c.metric)
-            .chain(self.plot.iter().flat_map(|p| &p.metrics))
-        {
-            if !metrics.contains(&m.as_str()) {
+        for p in &self.plot {
+            if p.kind == PanelKind::Lines && p.x.is_none() {
                 return Err(whole(format!(
-                    "unknown metric `{m}` for a {:?} experiment; expected one of {}",
-                    self.experiment,
-                    metrics.join(", ")
+                    "plot panel `{}` draws lines and needs `x`, the metric of its horizontal axis",
+                    p.title
                 )));
             }
         }
@@ -233,14 +241,51 @@ impl Spec {
         Ok(())
     }
 
-    /// The row's level and `lth lottery` flags at `scale` (the row's own, with the scale's
-    /// overrides), each flag with the byte offset it was written at.
-    pub fn resolve(&self, row: &Row, scale: &str) -> (u64, Vec<(String, String, usize)>) {
-        let mut flags: BTreeMap<String, (String, usize)> = row
-            .flags
+    /// Every metric the columns and the plot name, for the harness to check against what its
+    /// experiment measures.
+    pub fn named_metrics(&self) -> impl Iterator<Item = &str> {
+        self.columns
             .iter()
-            .map(|(k, v)| (k.clone(), (flag_value(v.get_ref()), v.span().start)))
-            .collect();
+            .map(|c| &c.metric)
+            .chain(
+                self.plot
+                    .iter()
+                    .flat_map(|p| p.metrics.iter().chain(p.x.as_ref())),
+            )
+            .map(String::as_str)
+    }
+
+    /// An error about the whole spec (no line).
+    pub fn error(&self, problem: impl Into<String>) -> ReportError {
+        ReportError::Malformed {
+            path: self.path.clone(),
+            line: None,
+            problem: problem.into(),
+        }
+    }
+
+    /// The header of the column showing `metric` (the metric's id when no column shows it).
+    pub fn header_of<'a>(&'a self, metric: &'a str) -> &'a str {
+        self.columns
+            .iter()
+            .find(|c| c.metric == metric)
+            .map_or(metric, |c| c.header.as_str())
+    }
+
+    /// The row's level and flags at `scale`: the spec's flags, then the scale's, the row's, and
+    /// the row's overrides at the scale (the most specific wins), each flag with the byte offset
+    /// it was written at.
+    pub fn resolve(&self, row: &Row, scale: &str) -> (u64, Vec<(String, String, usize)>) {
+        let mut flags: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        let scale_flags = self.scales.get(scale).map(|s| &s.flags);
+        for layer in [Some(&self.flags), scale_flags, Some(&row.flags)]
+            .into_iter()
+            .flatten()
+        {
+            for (k, v) in layer {
+                flags.insert(k.clone(), (flag_value(v.get_ref()), v.span().start));
+            }
+        }
         let mut level = row.level;
         if let Some(o) = row.scales.get(scale) {
             let o = o.get_ref();
@@ -295,13 +340,15 @@ experiment = "stability"
 columns = [{ header = "Data-order IMP", metric = "data_order_imp" }]
 [scales.smoke]
 description = "s"
-samples = 2
+replicates = 2
 [scales.quick]
 description = "q"
+replicates = 3
 samples = 3
+flags = { validation = 100 }
 [scales.paper]
 description = "p"
-samples = 5
+replicates = 5
 device = "cuda"
 [[rows]]
 id = "lenet"
@@ -341,6 +388,14 @@ flags = { steps = "200it", subset = 3000 }
             ]
         );
         assert_eq!(spec.resolve(&spec.rows[0], "paper").0, 10);
+        let quick = spec.resolve(&spec.rows[0], "quick").1;
+        assert!(
+            quick
+                .iter()
+                .any(|(k, v, _)| k == "validation" && v == "100")
+        );
+        assert_eq!(spec.header_of("data_order_imp"), "Data-order IMP");
+        assert_eq!(spec.header_of("barrier"), "barrier");
     }
 
     fn check(text: &str, fragment: &str) {
@@ -353,31 +408,30 @@ flags = { steps = "200it", subset = 3000 }
         check("title = ", "repro/fig3/spec.toml, line 1");
         check(
             &GOOD.replace("level = 10", "levle = 10"),
-            "line 22: unknown field `levle`",
+            "line 24: unknown field `levle`",
         );
         check(
             &GOOD.replace("samples = 3", "samples = \"3\""),
-            "line 11: invalid type: string \"3\", expected u64",
+            "line 12: invalid type: string \"3\", expected u64",
         );
         check(
             &GOOD.replace("[rows.scales.smoke]", "[rows.scales.smok]"),
-            "line 25: row `lenet` overrides unknown scale `smok`",
-        );
-        check(
-            &GOOD.replace("metric = \"data_order_imp\"", "metric = \"barrier\""),
-            "unknown metric `barrier`",
+            "line 27: row `lenet` overrides unknown scale `smok`",
         );
         check(
             &GOOD.replace("[scales.quick]", "[scales.quik]"),
             "no [scales.quick]",
         );
         check(
-            &GOOD.replace("samples = 2", "samples = 1"),
-            "at least 2 are needed",
+            &GOOD.replace("replicates = 2", "replicates = 1"),
+            "at least 2 independent replicates",
         );
         check(
-            &GOOD.replace("experiment = \"stability\"", "experiment = \"curves\""),
-            "unknown variant `curves`",
+            &GOOD.replace(
+                "columns = [",
+                "plot = [{ title = \"t\", metrics = [], y_label = \"y\", kind = \"lines\" }]\ncolumns = [",
+            ),
+            "needs `x`",
         );
     }
 }

@@ -1,4 +1,4 @@
-//! Sample summaries and Welch's t-test.
+//! Sample summaries, Welch's t-test, and the equivalence test (two one-sided tests) built on it.
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
@@ -89,6 +89,49 @@ pub fn welch(a: &Summary, b: &Summary) -> Option<TTest> {
     })
 }
 
+/// The outcome of an equivalence test of two means within ±`margin`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Equivalence {
+    /// mean(a) − mean(b).
+    pub diff: f64,
+    /// The (1 − 2α) confidence interval of the difference (Welch's standard error and degrees of
+    /// freedom).
+    pub lo: f64,
+    pub hi: f64,
+    pub df: f64,
+    /// The margin, in the units of the means.
+    pub margin: f64,
+}
+
+impl Equivalence {
+    /// Whether the interval lies inside (−margin, margin): both one-sided tests reject at α.
+    pub fn equivalent(&self) -> bool {
+        self.lo > -self.margin && self.hi < self.margin
+    }
+}
+
+/// Schuirmann's two one-sided tests (TOST) of |mean(a) − mean(b)| < `margin` at level `alpha`,
+/// in its confidence-interval form: equivalence is shown when the (1 − 2α) interval of the
+/// difference lies inside ±margin. `None` when either sample has fewer than 2 values. Two samples
+/// without spread give the degenerate interval [diff, diff].
+pub fn equivalence(a: &Summary, b: &Summary, margin: f64, alpha: f64) -> Option<Equivalence> {
+    let t = welch(a, b)?;
+    let diff = a.mean - b.mean;
+    let se = (a.sd.powi(2) / a.n as f64 + b.sd.powi(2) / b.n as f64).sqrt();
+    let half = if se == 0.0 {
+        0.0
+    } else {
+        t_quantile(1.0 - alpha, t.df) * se
+    };
+    Some(Equivalence {
+        diff,
+        lo: diff - half,
+        hi: diff + half,
+        df: t.df,
+        margin,
+    })
+}
+
 fn cdf(t: f64, df: f64) -> f64 {
     if t.is_infinite() {
         return if t > 0.0 { 1.0 } else { 0.0 };
@@ -144,6 +187,31 @@ mod tests {
         assert!((t.p_less() - 0.003_230_631_580_164_108).abs() < 1e-9);
         assert!((t.p_greater() + t.p_less() - 1.0).abs() < 1e-12);
         assert!((t_quantile(0.975, 4.0) - 2.776_445_105_197_793_4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn equivalence_matches_the_interval_form_of_tost() {
+        // The textbook pair above: diff = −1.84, se = √(0.587/5 + 0.677/5) = 0.50279, df = 7.96;
+        // t(0.95, 7.96) = 1.8604 (between 1.8595 at df 8 and 1.8946 at df 7): 90% CI
+        // [−2.7754, −0.9046].
+        let a = Summary::of(&[19.1, 20.3, 20.0, 21.2, 19.8]);
+        let b = Summary::of(&[21.9, 22.4, 20.9, 23.0, 21.4]);
+        let e = equivalence(&a, &b, 3.0, 0.05).unwrap();
+        assert!((e.diff + 1.84).abs() < 1e-12, "{e:?}");
+        assert!(
+            (e.lo + 2.7754).abs() < 2e-3 && (e.hi + 0.9046).abs() < 2e-3,
+            "{e:?}"
+        );
+        assert!(e.equivalent());
+        // A margin the interval crosses is not shown, however small the difference of means.
+        assert!(!equivalence(&a, &b, 2.0, 0.05).unwrap().equivalent());
+        // Equal means with a large spread: not shown at a small margin (no power), shown at a
+        // wide one: equivalence is never "no significant difference".
+        let wide = Summary::from_moments(20.0, 5.0, 3);
+        let same = Summary::from_moments(20.0, 5.0, 3);
+        assert!(!equivalence(&wide, &same, 1.0, 0.05).unwrap().equivalent());
+        assert!(equivalence(&wide, &same, 20.0, 0.05).unwrap().equivalent());
+        assert!(equivalence(&Summary::of(&[1.0]), &same, 1.0, 0.05).is_none());
     }
 
     #[test]

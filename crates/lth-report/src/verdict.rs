@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Cell, Check, Source, Summary, welch};
+use crate::{Cell, Check, Source, Summary, equivalence, welch};
 
 /// The result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,14 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
         detail,
     };
     if cell.check == Check::None {
-        return skipped(cell, "shown, not checked");
+        return skipped(
+            cell,
+            if cell.rationale.is_empty() {
+                "shown, not checked".to_owned()
+            } else {
+                format!("shown, not checked: {}", cell.rationale)
+            },
+        );
     }
     let Some(mine) = ours.get(&cell.metric) else {
         return verdict(
@@ -63,34 +70,36 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
     let a = cell.alpha;
     match &cell.check {
         Check::None => unreachable!("handled above"),
-        Check::Welch => {
+        Check::Equivalent => {
             let theirs = cell.summary().expect("load_cells checked it");
-            let label = match cell.source {
-                Source::Paper => "paper".to_owned(),
-                _ => format!("measured {} {}", cell.scale, cell.device),
-            };
-            match welch(mine, &theirs) {
+            let margin = cell
+                .margin
+                .expect("load_cells checked it")
+                .width(theirs.mean);
+            let label = format!("snapshot {} {}", cell.scale, cell.device);
+            match equivalence(mine, &theirs, margin, a) {
                 None => verdict(
                     Outcome::Fail,
                     format!(
-                        "ours {} vs {label} {}: a Welch test needs n ≥ 2 on both sides",
+                        "ours {} vs {label} {}: equivalence needs n ≥ 2 replicates on both sides",
                         show(mine),
                         show(&theirs)
                     ),
                 ),
-                Some(t) => {
-                    let p = t.p_two_sided();
-                    let ok = p >= a;
+                Some(e) => {
+                    let ok = e.equivalent();
                     verdict(
                         if ok { Outcome::Pass } else { Outcome::Fail },
                         format!(
-                            "ours {} vs {label} {}: Welch t = {:.2}, df = {:.1}, p = {:.3} {} {a}",
+                            "ours {} vs {label} {}: difference {:+.4}, {:.0}% CI [{:+.4}, {:+.4}] {} ±{margin:.4} (margin {})",
                             show(mine),
                             show(&theirs),
-                            t.t,
-                            t.df,
-                            p,
-                            if ok { "≥" } else { "<" }
+                            e.diff,
+                            100.0 * (1.0 - 2.0 * a),
+                            e.lo,
+                            e.hi,
+                            if ok { "inside" } else { "not inside" },
+                            cell.margin.map_or(String::new(), |m| m.to_string()),
                         ),
                     )
                 }
@@ -163,6 +172,7 @@ mod tests {
     use super::*;
 
     fn cell(metric: &str, source: Source, check: &str, numbers: Option<(f64, f64, u64)>) -> Cell {
+        let margin = (check == "equivalent").then_some(crate::Margin::Absolute(0.1));
         Cell {
             row: "lenet".into(),
             dataset: "fashion-mnist".into(),
@@ -176,6 +186,8 @@ mod tests {
             n: numbers.map(|n| n.2),
             check: check.parse().unwrap(),
             alpha: 0.01,
+            margin,
+            rationale: String::new(),
         }
     }
 
@@ -199,7 +211,7 @@ mod tests {
             judge_(cell(
                 "data_order_imp",
                 Source::Measured,
-                "welch",
+                "equivalent",
                 Some((3.37, 0.04, 5))
             )),
             Outcome::Pass
@@ -208,7 +220,7 @@ mod tests {
             judge_(cell(
                 "data_order_imp",
                 Source::Measured,
-                "welch",
+                "equivalent",
                 Some((4.0, 0.04, 5))
             )),
             Outcome::Fail
@@ -275,7 +287,7 @@ mod tests {
             judge_(cell(
                 "pruning_imp",
                 Source::Measured,
-                "welch",
+                "equivalent",
                 Some((1.0, 0.1, 5))
             )),
             Outcome::Fail
@@ -283,6 +295,16 @@ mod tests {
         assert_eq!(
             judge_(cell("data_order_imp", Source::Paper, "none", None)),
             Outcome::Skipped
+        );
+        // Within the margin but too noisy to show it: equivalence is not shown.
+        assert_eq!(
+            judge_(cell(
+                "data_order_random",
+                Source::Measured,
+                "equivalent",
+                Some((8.1, 0.6, 5))
+            )),
+            Outcome::Fail
         );
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lth_report::{
-    Cell, Check, RowResult, RowStatus, Source, Spec, Summary, judge, plot_svg, render_table,
-    render_verdicts, skipped,
+    Cell, Check, Margin, RowResult, RowStatus, Source, Spec, Summary, judge, plot_svg,
+    render_skipped, render_table, render_verdicts, skipped, summary_line,
 };
 
 const SPEC: &str = r#"
@@ -23,13 +23,14 @@ columns = [
 plot = [{ title = "Data-order stability", metrics = ["data_order_imp", "data_order_random"], y_label = "L2 distance" }]
 [scales.smoke]
 description = "s"
-samples = 2
+replicates = 2
 [scales.quick]
 description = "q"
-samples = 5
+replicates = 5
+samples = 2
 [scales.paper]
 description = "p"
-samples = 5
+replicates = 5
 [[rows]]
 id = "lenet"
 label = "LeNet (MNIST)"
@@ -74,7 +75,9 @@ fn cell(
         spread: numbers.map(|n| n.1),
         n: numbers.map(|n| n.2),
         check: check.parse::<Check>().unwrap(),
-        alpha: 0.01,
+        alpha: 0.05,
+        margin: (check == "equivalent").then_some(Margin::Relative(0.1)),
+        rationale: String::new(),
     }
 }
 
@@ -151,7 +154,7 @@ fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
             "data_order_imp",
             Source::Measured,
             "quick",
-            "welch",
+            "equivalent",
             Some((3.373, 0.044, 5)),
         ),
         cell(
@@ -160,7 +163,7 @@ fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
             "data_order_random",
             Source::Measured,
             "quick",
-            "welch",
+            "equivalent",
             Some((8.101, 0.681, 5)),
         ),
         cell(
@@ -188,7 +191,7 @@ fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
 #[test]
 fn table_in_the_papers_layout() {
     let (spec, results, cells) = fixture();
-    insta::assert_snapshot!(render_table(&spec, "quick", "cpu", &results, &cells));
+    insta::assert_snapshot!(render_table(&spec, "quick", "cpu", &results, &cells, true));
 }
 
 #[test]
@@ -212,18 +215,75 @@ fn verdict_lines() {
             }
         })
         .collect();
-    insta::assert_snapshot!(render_verdicts(&verdicts));
+    insta::assert_snapshot!(format!(
+        "{}{}{}",
+        render_verdicts(&verdicts),
+        render_skipped(&results, &verdicts),
+        summary_line(
+            "fig3",
+            "quick",
+            &verdicts,
+            &["cifar10".into(), "mnist".into()]
+        )
+    ));
 }
 
 #[test]
 fn the_plot_is_an_svg_with_a_bar_per_measured_metric() {
-    let (spec, results, _) = fixture();
+    let (spec, mut results, mut cells) = fixture();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fig3.svg");
-    plot_svg(&spec, &results, &path).unwrap();
+    plot_svg(&spec, &results, &cells, &path).unwrap();
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
     assert!(svg.contains("Data-order stability"));
     assert!(svg.contains("lenet (fashion-mnist)"));
-    assert!(svg.contains("data_order_random"));
+    // Series are labelled with the table's headers, not metric ids.
+    assert!(svg.contains("Data-order random"), "{svg}");
+    assert!(!svg.contains("data_order_random"));
+    // A variant is never marked with the paper's numbers; a row on the paper's dataset is.
+    assert!(!svg.contains("the paper"));
+    results[0].variant_of = None;
+    results[0].dataset = "mnist".into();
+    cells.retain(|c| c.dataset == "mnist");
+    plot_svg(&spec, &results, &cells, &path).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.contains("the paper"), "{svg}");
+}
+
+#[test]
+fn a_line_panel_draws_a_curve_against_weights_remaining() {
+    let text = SPEC.replace(
+        "plot = [{ title = \"Data-order stability\", metrics = [\"data_order_imp\", \"data_order_random\"], y_label = \"L2 distance\" }]",
+        "plot = [{ title = \"Accuracy\", metrics = [\"accuracy_imp\"], y_label = \"Test accuracy\", kind = \"lines\", x = \"weights_remaining\", x_log = true }]",
+    );
+    let spec = Spec::parse(&text, Path::new("repro/curve/spec.toml")).unwrap();
+    let point = |row: &str, w: f64, acc: f64| RowResult {
+        row: row.into(),
+        label: row.into(),
+        dataset: "fashion-mnist".into(),
+        variant_of: Some("mnist is absent".into()),
+        status: RowStatus::Ran {
+            metrics: [
+                ("weights_remaining".to_owned(), Summary::of(&[w, w])),
+                ("accuracy_imp".to_owned(), Summary::of(&[acc, acc + 0.002])),
+            ]
+            .into_iter()
+            .collect(),
+        },
+    };
+    let results = vec![
+        point("l0", 1.0, 0.88),
+        point("l7", 0.21, 0.89),
+        point("l15", 0.036, 0.87),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("curve.svg");
+    plot_svg(&spec, &results, &[], &path).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        svg.contains("Weights remaining") && svg.contains("Acc IMP"),
+        "{svg}"
+    );
+    assert!(svg.contains("<polyline"), "{svg}");
 }
