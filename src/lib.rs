@@ -9,6 +9,7 @@
 //! - [`train`]: the training loop, optimisers, schedules, resumable runs;
 //! - [`prune`]: masks and pruning criteria;
 //! - [`report`]: reproduction specs, snapshot tables, statistical checks, tables and plots;
+//! - [`repro`]: the reproduction harness (targets, experiments, replicates, verdicts);
 //! - [`rewind`]: iterative magnitude pruning with rewinding, and its baseline branches;
 //! - [`stability`]: distances, angles, interpolation barriers, mask distances, and the
 //!   stability experiments;
@@ -18,6 +19,7 @@ pub use lth_data as data;
 pub use lth_models as models;
 pub use lth_prune as prune;
 pub use lth_report as report;
+pub use lth_repro as repro;
 pub use lth_rewind as rewind;
 pub use lth_rng as rng;
 pub use lth_stability as stability;

@@ -42,8 +42,8 @@ enum Cmd {
         /// List the targets with what each needs, without building anything.
         #[arg(long)]
         list: bool,
-        /// The target and the arguments of `lth repro` (--scale, --device, --data-dir, --check,
-        /// --samples, --record).
+        /// The target (a folder of repro/, or the path of your own) and the arguments of
+        /// `lth repro` (--scale, --device, --data-dir, --check, --replicates, --samples, --record).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -59,7 +59,34 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
+/// A command that failed after printing its own error: xtask exits with its code and adds
+/// nothing (its message already said what was wrong).
+#[derive(Debug)]
+struct Exited(i32);
+
+impl std::fmt::Display for Exited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exited with code {}", self.0)
+    }
+}
+
+impl std::error::Error for Exited {}
+
+/// Errors are one line (`error: what: why`), never a backtrace, whatever `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(Exited(code)) = e.downcast_ref::<Exited>() {
+                return std::process::ExitCode::from(u8::try_from(*code).unwrap_or(1));
+            }
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root();
     match cli.cmd {
@@ -126,10 +153,12 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
         .current_dir(root)
         .status()
         .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", args.join(" "));
+    match status.code() {
+        Some(0) => Ok(()),
+        // cargo printed what failed.
+        Some(code) => Err(Exited(code).into()),
+        None => bail!("`cargo {}` was killed ({status})", args.join(" ")),
     }
-    Ok(())
 }
 
 /// Packs the release binary with its launcher and the PyTorch reference script.
@@ -208,8 +237,8 @@ fn list_targets(root: &Path) -> Result<()> {
                 format!(", about {m} min on a 2-core CPU for the rows that run here")
             });
             println!(
-                "  --scale {name}: {} samples per cell, meant for {}{time}: {}",
-                s.samples, s.device, s.description
+                "  --scale {name}: {} replicates × {} samples, meant for {}{time}: {}",
+                s.replicates, s.samples, s.device, s.description
             );
         }
     }
@@ -225,8 +254,10 @@ fn run_lth(root: &Path, args: &[String]) -> Result<()> {
         .current_dir(root)
         .status()
         .with_context(|| format!("running {}", bin.display()))?;
-    if !status.success() {
-        bail!("`lth {}` failed ({status})", args.join(" "));
+    match status.code() {
+        Some(0) => Ok(()),
+        // lth printed its own one-line error.
+        Some(code) => Err(Exited(code).into()),
+        None => bail!("`lth {}` was killed ({status})", args.join(" ")),
     }
-    Ok(())
 }

@@ -1,0 +1,82 @@
+//! `experiment = "lottery_curve"`: one point of the lottery ticket hypothesis's curve, test accuracy
+//! against weights remaining, for the IMP ticket and its random reinitialisation (Frankle & Carbin,
+//! ICLR 2019, Figures 1 and 3).
+
+use lth_rewind::{BranchHparams, BranchKind};
+use lth_store::RunDir;
+use lth_train::{Progress, RunSummary};
+
+use crate::{Experiment, Measured, ReproError, Result, Unit};
+
+/// A row is a level L of the lottery. Per replicate it measures the IMP subnetwork of level L, the
+/// same mask with fresh random weights (the `random-reinit` branch, from level 1) and the dense
+/// network (level 0): test accuracy at the end of training (`*_final`) and at the step of minimum
+/// validation loss (`*_early_stop`, the paper's early-stopping criterion), and that step
+/// (`*_stop_iteration`). Claims such as "the ticket is at least as accurate as the dense network"
+/// compare metrics of one row, so each replicate contributes a matched pair.
+#[derive(Debug, Clone, Copy)]
+pub struct LotteryCurve;
+
+fn summary(dir: &RunDir) -> Result<RunSummary> {
+    dir.done_summary::<RunSummary>()?.ok_or_else(|| {
+        ReproError::Invalid(format!(
+            "{}: expected a finished run (done.json)",
+            dir.path().display()
+        ))
+    })
+}
+
+fn record(m: &mut Measured, prefix: &str, s: &RunSummary) {
+    m.insert(format!("{prefix}_final"), vec![s.final_test_accuracy]);
+    if let (Some(acc), Some(step)) = (s.test_accuracy_at_min_val_loss, s.min_val_loss_step) {
+        m.insert(format!("{prefix}_early_stop"), vec![acc]);
+        m.insert(format!("{prefix}_stop_iteration"), vec![step as f64]);
+    }
+}
+
+impl Experiment for LotteryCurve {
+    fn kind(&self) -> &'static str {
+        "lottery_curve"
+    }
+
+    fn metrics(&self) -> &'static [&'static str] {
+        &[
+            "weights_remaining",
+            "imp_final",
+            "imp_early_stop",
+            "imp_stop_iteration",
+            "reinit_final",
+            "reinit_early_stop",
+            "reinit_stop_iteration",
+            "dense_final",
+            "dense_early_stop",
+            "dense_stop_iteration",
+        ]
+    }
+
+    fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
+        let lottery = unit.lottery;
+        let mut m = Measured::new();
+        m.insert(
+            "weights_remaining".into(),
+            vec![lottery.mask(unit.level)?.density()],
+        );
+        record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
+        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        if unit.level >= 1 {
+            let branch = BranchHparams {
+                kind: BranchKind::RandomReinit,
+                seed: None,
+            };
+            if !lottery.branch_dir(unit.level, &branch).is_done() {
+                lottery.run_branch(unit.level, &branch, progress)?;
+            }
+            record(
+                &mut m,
+                "reinit",
+                &summary(&lottery.branch_dir(unit.level, &branch))?,
+            );
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,723 @@
+//! Running a target at a scale: check every input, run each row's replicates through the run
+//! store, summarise over replicates, judge the cells, write the reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use lth_report::spec::Row;
+use lth_report::{
+    Cell, Outcome, RowResult, RowStatus, Source, Spec, Summary, Verdict, judge, load_cells,
+    plot_svg, record_measured, render_skipped, render_table, render_verdicts, save_cells, skipped,
+    summary_line,
+};
+use lth_rewind::Lottery;
+use lth_rewind::flags::LotteryFlags;
+use lth_store::{CsvLog, Store};
+use lth_train::{Data, Progress};
+
+use crate::experiment::replicate_means;
+use crate::{Experiment, Provenance, ReproError, Result, Unit, cpu_description, experiment};
+
+/// What to run and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The target's folder (holding `spec.toml` and `expected.csv`).
+    pub target: PathBuf,
+    /// `smoke`, `quick`, `paper`, or another scale the spec declares.
+    pub scale: String,
+    /// Replicates per row (default: the scale's).
+    pub replicates: Option<u64>,
+    /// Samples per replicate (default: the scale's).
+    pub samples: Option<u64>,
+    /// Train only these replicates and stop without judging: several processes (or machines
+    /// sharing the run store) can each take some, and a last run without it judges them all.
+    pub only_replicates: Option<Vec<u64>>,
+    pub device: Device,
+    /// Root of the run store.
+    pub runs_dir: PathBuf,
+    /// Dataset root (default: `$LTH_DATA`, else `data/`).
+    pub data_dir: Option<PathBuf>,
+    /// Reports go to `<out>/<target>/<scale>/`.
+    pub out: PathBuf,
+    /// Write the measurements into `expected.csv` as the scale's snapshot.
+    pub record: bool,
+    /// No status lines on standard error.
+    pub quiet: bool,
+    /// Lay convolutions out channels-last.
+    pub channels_last: bool,
+}
+
+impl Options {
+    /// A target folder at a scale, on the CPU, with the default store and report folders.
+    pub fn new(target: impl Into<PathBuf>, scale: &str) -> Options {
+        Options {
+            target: target.into(),
+            scale: scale.to_owned(),
+            replicates: None,
+            samples: None,
+            only_replicates: None,
+            device: Device::Cpu,
+            runs_dir: "runs".into(),
+            data_dir: None,
+            out: "target/repro".into(),
+            record: false,
+            quiet: true,
+            channels_last: false,
+        }
+    }
+}
+
+/// What a run found.
+#[derive(Debug)]
+pub struct Report {
+    /// The table (Markdown, without the notes under it; `table.md` has them).
+    pub table: String,
+    /// One line per judged cell (PASS or FAIL).
+    pub verdict_lines: String,
+    /// One line per reason rows did not run, and one per reason a ran row's snapshot cells are
+    /// shown but not checked.
+    pub skipped_lines: String,
+    /// `fig3 quick: 9 PASS, 0 FAIL, 78 SKIPPED (absent: cifar10, mnist)`.
+    pub summary: String,
+    /// Every cell's verdict.
+    pub verdicts: Vec<Verdict>,
+    /// Where the reports are.
+    pub out: PathBuf,
+    /// The provenance of the snapshot this run was compared with, when there is one.
+    pub snapshot: Option<Provenance>,
+}
+
+impl Report {
+    /// The number of failed cells.
+    pub fn failed(&self) -> usize {
+        self.verdicts
+            .iter()
+            .filter(|v| v.outcome == Outcome::Fail)
+            .count()
+    }
+
+    /// `Err(Failed)` when any checked cell failed.
+    pub fn check(&self) -> Result<()> {
+        match self.failed() {
+            0 => Ok(()),
+            failed => Err(ReproError::Failed {
+                failed,
+                results: self.out.join("results.csv"),
+            }),
+        }
+    }
+}
+
+/// A spec row's flags, parsed as `lth lottery` flags.
+#[derive(Parser, Debug)]
+#[command(no_binary_name = true)]
+struct RowFlags {
+    #[command(flatten)]
+    lottery: LotteryFlags,
+}
+
+/// The argument vector of a row's flags.
+fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
+    let mut v = vec!["--model".to_owned(), row.model.clone()];
+    for (k, value, _) in flags {
+        v.push(format!("--{}", k.replace('_', "-")));
+        v.push(value.clone());
+    }
+    v
+}
+
+/// Parses a row's flags at a scale on `dataset`. Each flag is tried on its own first, so an error
+/// points at its line of the spec; then the whole set is resolved into hyperparameters, which
+/// checks values that only make sense together.
+fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<LotteryFlags> {
+    let (_, flags) = spec.resolve(row, scale);
+    for flag in &flags {
+        if let Err(e) = RowFlags::try_parse_from(argv(row, std::slice::from_ref(flag))) {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            return Err(spec
+                .error_at(
+                    flag.2,
+                    format!("row `{}`: flag `{}`: {first}", row.id, flag.0),
+                )
+                .into());
+        }
+    }
+    let mut v = argv(row, &flags);
+    v.extend(["--dataset".into(), dataset.to_owned()]);
+    let parsed = RowFlags::try_parse_from(&v)
+        .map_err(|e| spec.error(format!("row `{}` at scale `{scale}`: {e}", row.id)))?
+        .lottery;
+    parsed.resolve().map_err(|e| {
+        spec.error(format!(
+            "row `{}` at scale `{scale}`: {}",
+            row.id,
+            e.to_string().trim_start_matches("error: ")
+        ))
+    })?;
+    Ok(parsed)
+}
+
+/// The dataset a row runs on here (and, for a labelled variant, why the paper's dataset was not
+/// used), or why it cannot run; `absent` collects the datasets that were not found.
+fn choose(
+    row: &Row,
+    root: &Path,
+    absent: &mut BTreeSet<String>,
+) -> Result<(String, Option<String>), String> {
+    if let Err(e) = lth_models::family(&row.model) {
+        return Err(format!("{e}"));
+    }
+    let mut reasons = Vec::new();
+    for (i, name) in std::iter::once(&row.dataset)
+        .chain(&row.variants)
+        .enumerate()
+    {
+        match lth_data::info(name) {
+            Err(_) => reasons.push(format!("dataset `{name}` is not supported by lth yet")),
+            Ok(info) => match info.absent(root) {
+                None => return Ok((name.clone(), (i > 0).then(|| reasons.join("; ")))),
+                Some(problem) => {
+                    absent.insert(name.clone());
+                    reasons.push(format!("{name} is absent: {problem} {}", info.how_to_get));
+                }
+            },
+        }
+    }
+    Err(reasons.join("; "))
+}
+
+/// Checks the snapshot table against the spec and the experiment, so a typo in a row id or a
+/// metric is an error, not a cell that silently never runs.
+fn check_cells(path: &Path, spec: &Spec, exp: &dyn Experiment, cells: &[Cell]) -> Result<()> {
+    let bad = |i: usize, problem: String| {
+        ReproError::Report(lth_report::ReportError::Malformed {
+            path: path.to_owned(),
+            line: Some(i as u64 + 2),
+            problem,
+        })
+    };
+    if cells.is_empty() {
+        return Err(ReproError::Report(lth_report::ReportError::Malformed {
+            path: path.to_owned(),
+            line: None,
+            problem: "no cells: a target needs at least its claims or a snapshot".into(),
+        }));
+    }
+    let metrics = exp.metrics();
+    for (i, c) in cells.iter().enumerate() {
+        if !spec.rows.iter().any(|r| r.id == c.row) {
+            return Err(bad(
+                i,
+                format!(
+                    "row `{}` is not a row of {} (rows: {})",
+                    c.row,
+                    spec.path.display(),
+                    spec.rows
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let other = match &c.check {
+            lth_report::Check::Greater(m) | lth_report::Check::NotLess(m) => Some(m),
+            _ => None,
+        };
+        for m in std::iter::once(&c.metric).chain(other) {
+            if !metrics.contains(&m.as_str()) {
+                return Err(bad(
+                    i,
+                    format!(
+                        "metric `{m}` is not measured by a `{}` experiment (metrics: {})",
+                        exp.kind(),
+                        metrics.join(", ")
+                    ),
+                ));
+            }
+        }
+        if c.source != Source::Paper && !spec.scales.contains_key(&c.scale) {
+            return Err(bad(
+                i,
+                format!(
+                    "scale `{}` is not a scale of {}",
+                    c.scale,
+                    spec.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One line per reason the measured cells of this scale are shown and not checked, naming the
+/// rows and counting the cells.
+fn unchecked_lines(verdicts: &[Verdict]) -> String {
+    let mut groups: Vec<(&str, Vec<&str>, usize)> = Vec::new();
+    for v in verdicts {
+        if v.cell.source == Source::Measured
+            && v.cell.check == lth_report::Check::None
+            && v.outcome == Outcome::Skipped
+        {
+            let row = v.cell.row.as_str();
+            match groups.iter_mut().find(|g| g.0 == v.detail) {
+                Some(g) => {
+                    g.2 += 1;
+                    if !g.1.contains(&row) {
+                        g.1.push(row);
+                    }
+                }
+                None => groups.push((&v.detail, vec![row], 1)),
+            }
+        }
+    }
+    groups
+        .iter()
+        .map(|(why, rows, n)| {
+            format!(
+                "NOT CHECKED {} ({n} snapshot cells): {why}\n",
+                rows.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// A line of `samples.csv`: one value of one sample of one replicate.
+#[derive(Debug, Serialize, Deserialize)]
+struct SampleLine {
+    row: String,
+    dataset: String,
+    scale: String,
+    replicate: u64,
+    sample: usize,
+    metric: String,
+    value: f64,
+}
+
+/// A line of `replicates.csv`: a replicate's mean of a metric (the unit of every test).
+#[derive(Debug, Serialize, Deserialize)]
+struct ReplicateLine {
+    row: String,
+    dataset: String,
+    scale: String,
+    replicate: u64,
+    metric: String,
+    value: f64,
+}
+
+/// A line of `results.csv`: a cell's verdict with the numbers it rests on.
+#[derive(Debug, Serialize, Deserialize)]
+struct ResultLine {
+    row: String,
+    dataset: String,
+    metric: String,
+    source: Source,
+    scale: String,
+    check: String,
+    outcome: String,
+    ours_mean: Option<f64>,
+    ours_sd: Option<f64>,
+    ours_n: Option<u64>,
+    reference_mean: Option<f64>,
+    reference_spread: Option<f64>,
+    reference_n: Option<u64>,
+    margin: String,
+    detail: String,
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    lth_store::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// The measurements of one row that ran: per replicate, values by metric.
+struct RowRun {
+    dataset: String,
+    replicates: Vec<(u64, BTreeMap<String, Vec<f64>>)>,
+}
+
+/// Runs a target at a scale. Every input is checked first (the spec, every row's flags at every
+/// scale, the snapshot table); then each row runs on its dataset, or on a labelled variant, or is
+/// skipped with the reason. Returns the report; [`Report::check`] turns failed cells into an error.
+pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
+    let spec_path = o.target.join("spec.toml");
+    if !spec_path.is_file() {
+        let parent = o.target.parent().unwrap_or(Path::new("."));
+        let known: Vec<String> = lth_report::targets(parent)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| {
+                p.parent()?
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .collect();
+        return Err(ReproError::Invalid(format!(
+            "no reproduction target at {}: {} does not exist (targets in {}: {})",
+            o.target.display(),
+            spec_path.display(),
+            parent.display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    let spec = Spec::load(&spec_path)?;
+    let target = spec.target();
+    let exp = experiment(&spec.experiment).ok_or_else(|| {
+        spec.error(format!(
+            "experiment `{}` is not known; expected one of {}",
+            spec.experiment,
+            crate::kinds().join(", ")
+        ))
+    })?;
+    for m in spec.named_metrics() {
+        if !exp.metrics().contains(&m) {
+            return Err(spec
+                .error(format!(
+                    "metric `{m}` is not measured by a `{}` experiment; expected one of {}",
+                    exp.kind(),
+                    exp.metrics().join(", ")
+                ))
+                .into());
+        }
+    }
+    let Some(scale) = spec.scales.get(&o.scale) else {
+        return Err(ReproError::Invalid(format!(
+            "--scale {}: not a scale of {target}; expected one of {}",
+            o.scale,
+            spec.scales.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let replicates = o.replicates.unwrap_or(scale.replicates);
+    if replicates < 2 {
+        return Err(ReproError::Invalid(format!(
+            "--replicates {replicates}: at least 2 independent replicates are needed for the tests"
+        )));
+    }
+    if o.record && o.only_replicates.is_some() {
+        return Err(ReproError::Invalid(
+            "--record with --only-replicates: a snapshot is recorded from every replicate".into(),
+        ));
+    }
+    if let Some(bad) = o
+        .only_replicates
+        .iter()
+        .flatten()
+        .find(|&&r| r == 0 || r > replicates)
+    {
+        return Err(ReproError::Invalid(format!(
+            "--only-replicates {bad}: replicates are numbered 1 to {replicates}"
+        )));
+    }
+    let samples = o.samples.unwrap_or(scale.samples);
+    if samples < 1 {
+        return Err(ReproError::Invalid(
+            "--samples 0: at least one sample per replicate".into(),
+        ));
+    }
+    let expected_path = o.target.join("expected.csv");
+    let cells = load_cells(&expected_path)?;
+    check_cells(&expected_path, &spec, exp.as_ref(), &cells)?;
+    // Every row's flags at every scale, so a bad flag of the paper scale is found by a smoke run.
+    for row in &spec.rows {
+        for s in spec.scales.keys() {
+            parse(&spec, row, s, &row.dataset)?;
+        }
+    }
+    let device_label = if o.device.is_cuda() { "cuda" } else { "cpu" };
+    let root = lth_data::data_root(o.data_dir.as_deref());
+    let store = Store::new(&o.runs_dir);
+    let say = |line: String| {
+        if !o.quiet {
+            eprintln!("{line}");
+        }
+    };
+    say(format!(
+        "{target}: {} ({} scale: {}; {replicates} replicates × {samples} samples per row; {device_label})",
+        spec.title, o.scale, scale.description
+    ));
+
+    let mut absent = BTreeSet::new();
+    let mut results: Vec<RowResult> = Vec::new();
+    let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
+    let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
+    for row in &spec.rows {
+        let (dataset, variant) = match choose(row, &root, &mut absent) {
+            Ok(choice) => choice,
+            Err(reason) => {
+                results.push(RowResult {
+                    row: row.id.clone(),
+                    label: row.label.clone(),
+                    dataset: row.dataset.clone(),
+                    variant_of: None,
+                    status: RowStatus::Skipped { reason },
+                });
+                continue;
+            }
+        };
+        let (level, _) = spec.resolve(row, &o.scale);
+        let flags = parse(&spec, row, &o.scale, &dataset)?;
+        let hp = flags.resolve()?;
+        let d = &hp.train.dataset;
+        let key = format!("{}|{}|{}", d.dataset, d.validation, d.subset);
+        if !datasets.contains_key(&key) {
+            let mut data = Data::load(d, &root, o.device)?;
+            data.channels_last = o.channels_last;
+            datasets.insert(key.clone(), data);
+        }
+        let data = &datasets[&key];
+        say(format!(
+            "{}: {} on {dataset}{} at level {level}",
+            row.id,
+            row.model,
+            if variant.is_some() {
+                " (a labelled variant: the paper's dataset is absent)"
+            } else {
+                ""
+            }
+        ));
+        let mut run = RowRun {
+            dataset: dataset.clone(),
+            replicates: Vec::new(),
+        };
+        for r in 1..=replicates {
+            if o.only_replicates
+                .as_ref()
+                .is_some_and(|only| !only.contains(&r))
+            {
+                continue;
+            }
+            let mut f = flags.clone();
+            f.replicate = r;
+            let lottery = Lottery::new(&store, f.resolve()?, r, data)?;
+            for l in 0..=level {
+                if !lottery.level_done(l) {
+                    say(format!("{}: replicate {r}/{replicates}: level {l}", row.id));
+                    lottery.run_level(l, progress)?;
+                }
+            }
+            let unit = Unit {
+                lottery: &lottery,
+                level,
+                samples,
+            };
+            let measured = exp.measure(&unit, progress)?;
+            run.replicates.push((r, measured));
+        }
+        let mut per_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (_, m) in &run.replicates {
+            for (k, v) in replicate_means(m) {
+                per_metric.entry(k).or_default().push(v);
+            }
+        }
+        let mut metrics: BTreeMap<String, Summary> = per_metric
+            .iter()
+            .map(|(k, v)| (k.clone(), Summary::of(v)))
+            .collect();
+        for (k, v) in exp.derived(&metrics) {
+            metrics.insert(k, Summary::of(&[v]));
+        }
+        results.push(RowResult {
+            row: row.id.clone(),
+            label: if variant.is_some() {
+                format!("{} · {dataset} variant", row.label)
+            } else {
+                row.label.clone()
+            },
+            dataset,
+            variant_of: variant,
+            status: RowStatus::Ran { metrics },
+        });
+        runs.insert(row.id.clone(), run);
+    }
+
+    if let Some(only) = &o.only_replicates {
+        let list: Vec<String> = only.iter().map(u64::to_string).collect();
+        return Ok(Report {
+            table: String::new(),
+            verdict_lines: String::new(),
+            skipped_lines: render_skipped(&results, &[]),
+            summary: format!(
+                "{target} {}: trained replicate(s) {} of {replicates}; nothing judged (run again without --only-replicates to judge every replicate)",
+                o.scale,
+                list.join(", ")
+            ),
+            verdicts: Vec::new(),
+            out: o.out.join(&target).join(&o.scale),
+            snapshot: None,
+        });
+    }
+
+    // Judge every cell of the scale (and every paper cell) of every row.
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    for r in &results {
+        for cell in cells.iter().filter(|c| c.row == r.row) {
+            if !(cell.scale == o.scale || cell.source == Source::Paper) {
+                continue;
+            }
+            verdicts.push(match &r.status {
+                RowStatus::Skipped { reason } => skipped(cell, reason.clone()),
+                RowStatus::Ran { metrics }
+                    if cell.dataset == r.dataset && cell.scale == o.scale =>
+                {
+                    judge(cell, metrics)
+                }
+                RowStatus::Ran { .. } if cell.dataset != r.dataset => skipped(
+                    cell,
+                    match &r.variant_of {
+                        Some(why) => format!("ran on {}, a labelled variant ({why})", r.dataset),
+                        None => format!(
+                            "this run is on {}; the cell is for {}",
+                            r.dataset, cell.dataset
+                        ),
+                    },
+                ),
+                RowStatus::Ran { .. } => skipped(
+                    cell,
+                    format!(
+                        "the paper's numbers are checked at the paper scale, not {}",
+                        o.scale
+                    ),
+                ),
+            });
+        }
+    }
+
+    let out = o.out.join(&target).join(&o.scale);
+    std::fs::create_dir_all(&out).map_err(|e| ReproError::Io {
+        path: out.clone(),
+        source: e,
+    })?;
+    write_text(
+        &out.join("table.md"),
+        &render_table(&spec, &o.scale, device_label, &results, &cells, true),
+    )?;
+    let mut sample_lines = Vec::new();
+    let mut replicate_lines = Vec::new();
+    for (row, run) in &runs {
+        for (r, m) in &run.replicates {
+            for (metric, values) in m {
+                sample_lines.extend(values.iter().enumerate().map(|(i, &value)| SampleLine {
+                    row: row.clone(),
+                    dataset: run.dataset.clone(),
+                    scale: o.scale.clone(),
+                    replicate: *r,
+                    sample: i,
+                    metric: metric.clone(),
+                    value,
+                }));
+            }
+            replicate_lines.extend(replicate_means(m).into_iter().map(|(metric, value)| {
+                ReplicateLine {
+                    row: row.clone(),
+                    dataset: run.dataset.clone(),
+                    scale: o.scale.clone(),
+                    replicate: *r,
+                    metric,
+                    value,
+                }
+            }));
+        }
+    }
+    CsvLog::new(out.join("samples.csv")).save(&sample_lines)?;
+    CsvLog::new(out.join("replicates.csv")).save(&replicate_lines)?;
+    let lines: Vec<ResultLine> = verdicts
+        .iter()
+        .map(|v| {
+            let ours = results.iter().find_map(|r| match &r.status {
+                RowStatus::Ran { metrics }
+                    if r.row == v.cell.row && r.dataset == v.cell.dataset =>
+                {
+                    metrics.get(&v.cell.metric).copied()
+                }
+                _ => None,
+            });
+            ResultLine {
+                row: v.cell.row.clone(),
+                dataset: v.cell.dataset.clone(),
+                metric: v.cell.metric.clone(),
+                source: v.cell.source,
+                scale: v.cell.scale.clone(),
+                check: v.cell.check.to_string(),
+                outcome: v.outcome.to_string(),
+                ours_mean: ours.map(|s| s.mean),
+                ours_sd: ours.map(|s| s.sd),
+                ours_n: ours.map(|s| s.n),
+                reference_mean: v.cell.mean,
+                reference_spread: v.cell.spread,
+                reference_n: v.cell.n,
+                margin: v.cell.margin.map_or(String::new(), |m| m.to_string()),
+                detail: v.detail.clone(),
+            }
+        })
+        .collect();
+    CsvLog::new(out.join("results.csv")).save(&lines)?;
+    plot_svg(&spec, &results, &cells, &out.join(format!("{target}.svg")))?;
+
+    let provenance_path = o.target.join("provenance.csv");
+    if o.record {
+        let command = format!(
+            "cargo xtask repro {target} --scale {} --replicates {replicates} --samples {samples} --device {device_label} --record",
+            o.scale
+        );
+        // Read the table again: another run may have recorded another scale meanwhile.
+        let mut latest = load_cells(&expected_path)?;
+        for r in &results {
+            if let RowStatus::Ran { metrics } = &r.status {
+                let measured: Vec<(String, Summary)> =
+                    metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                record_measured(
+                    &mut latest,
+                    &r.row,
+                    &r.dataset,
+                    &o.scale,
+                    device_label,
+                    &command,
+                    &measured,
+                );
+            }
+        }
+        save_cells(&expected_path, &latest)?;
+        let (cpu, simd) = cpu_description();
+        Provenance {
+            scale: o.scale.clone(),
+            device: device_label.into(),
+            replicates,
+            samples,
+            command,
+            cpu,
+            simd,
+            threads: tch::get_num_threads(),
+        }
+        .record(&provenance_path)?;
+        say(format!(
+            "recorded the measured cells of this run in {}",
+            expected_path.display()
+        ));
+    }
+    let snapshot = Provenance::load(&provenance_path)?
+        .into_iter()
+        .find(|p| p.scale == o.scale);
+    let absent: Vec<String> = absent.into_iter().collect();
+    Ok(Report {
+        table: render_table(&spec, &o.scale, device_label, &results, &cells, false),
+        verdict_lines: render_verdicts(&verdicts),
+        skipped_lines: render_skipped(&results, &verdicts) + &unchecked_lines(&verdicts),
+        summary: summary_line(&target, &o.scale, &verdicts, &absent),
+        verdicts,
+        out,
+        snapshot,
+    })
+}

@@ -1,0 +1,67 @@
+//! The reproduction harness: a figure or table of a paper as a *target* (a folder holding
+//! `spec.toml` and `expected.csv`, read by `lth-report`) plus an [`Experiment`] that measures one
+//! row in one independent replicate. [`run_target`] plans every row at a scale, checks every input
+//! before anything trains, runs the replicates through the run store (so they resume, and several
+//! processes may share the work), summarises over replicates, judges the snapshot cells, and writes
+//! the reports.
+//!
+//! Statistics: the unit of replication is the replicate, an independent experiment with its own
+//! initial weights, data order, IMP run and mask. Samples inside a replicate (e.g. the pairs of
+//! copies of a stability measurement) are averaged into one value per replicate, so a summary's
+//! `n` is the number of replicates. Measured snapshots are checked for equivalence within a
+//! declared margin (two one-sided tests), the paper's numbers with a range check, and the paper's
+//! claims with one-sided Welch tests over replicates.
+//!
+//! ```no_run
+//! use lth_repro::{Options, run_target};
+//!
+//! let options = Options::new("repro/fig3", "smoke");
+//! let report = run_target(&options, &mut ())?;
+//! println!("{}", report.summary);
+//! # Ok::<(), lth_repro::ReproError>(())
+//! ```
+
+mod curve;
+mod experiment;
+mod harness;
+mod provenance;
+mod stability;
+
+pub use curve::LotteryCurve;
+pub use experiment::{Experiment, Measured, Unit, experiment, kinds};
+pub use harness::{Options, Report, run_target};
+pub use provenance::{Provenance, cpu_description};
+pub use stability::Stability;
+
+/// What can go wrong running a reproduction.
+#[derive(Debug, thiserror::Error)]
+pub enum ReproError {
+    #[error(transparent)]
+    Report(#[from] lth_report::ReportError),
+    #[error(transparent)]
+    Rewind(#[from] lth_rewind::RewindError),
+    #[error(transparent)]
+    Stability(#[from] lth_stability::StabilityError),
+    #[error(transparent)]
+    Train(#[from] lth_train::TrainError),
+    #[error(transparent)]
+    Store(#[from] lth_store::StoreError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input that cannot work (a flag, a scale, a target), with what was expected.
+    #[error("{0}")]
+    Invalid(String),
+    /// The run finished and some checked cells failed.
+    #[error("{failed} checked cell(s) failed (see {})", results.display())]
+    Failed {
+        failed: usize,
+        results: std::path::PathBuf,
+    },
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = ReproError> = std::result::Result<T, E>;
