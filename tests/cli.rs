@@ -2,31 +2,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn lth(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lth"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LTH_DATA")
-        .output()
-        .expect("the lth binary runs")
-}
+mod common;
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "lth failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn err(out: &Output) -> String {
-    assert!(!out.status.success(), "lth should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{err, fashion_root, lth, ok};
 
 /// A temporary folder holding generated MNIST-format data under `data/mnist`.
 fn workspace() -> tempfile::TempDir {
@@ -413,124 +393,6 @@ fn stability_and_interpolate_train_what_is_missing_and_write_csvs() {
     bad[6] = "1";
     let e = err(&lth(&bad, w.path()));
     assert!(e.contains("at least 2 points"), "{e}");
-}
-
-/// Real Fashion-MNIST, which `cargo xtask setup` fetches; fails (rather than passing quietly) when
-/// it is absent, unless LTH_ALLOW_MISSING_DATA says a missing dataset may skip.
-fn fashion_root() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = std::env::var_os("LTH_DATA").map_or_else(|| root.join("data"), PathBuf::from);
-    if !data.join("fashion-mnist").is_dir() && std::env::var_os("LTH_ALLOW_MISSING_DATA").is_some()
-    {
-        eprintln!("SKIPPED: Fashion-MNIST absent and LTH_ALLOW_MISSING_DATA set");
-        return None;
-    }
-    assert!(
-        data.join("fashion-mnist").is_dir(),
-        "Fashion-MNIST is not in {}: run `cargo xtask setup` (or set LTH_ALLOW_MISSING_DATA=1 to skip this test)",
-        data.display()
-    );
-    Some(data)
-}
-
-/// The reproduction harness end to end at the smoke scale, as CI runs it: the LeNet row on the
-/// Fashion-MNIST variant, checked against its recorded smoke snapshot; the CIFAR rows skipped with
-/// their reasons; every report file written.
-#[test]
-fn repro_fig3_smoke_checks_the_harness_end_to_end() {
-    let Some(data) = fashion_root() else { return };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().unwrap();
-    let (runs, out) = (tmp.path().join("runs"), tmp.path().join("out"));
-    let args = [
-        "repro",
-        "fig3",
-        "--scale",
-        "smoke",
-        "--check",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--runs-dir",
-        runs.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let stdout = ok(&lth(&args, root));
-    assert!(
-        stdout.contains("PASS    lenet · fashion-mnist · data_order_imp [snapshot welch]"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("0 failed"), "{stdout}");
-    assert!(
-        stdout.contains("SKIPPED resnet20_standard (8 cells)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("| LeNet (MNIST) · fashion-mnist variant | fashion-mnist |"),
-        "{stdout}"
-    );
-    for f in ["table.md", "results.csv", "samples.csv", "fig3.svg"] {
-        assert!(out.join("fig3/smoke").join(f).is_file(), "{f} missing");
-    }
-    let results = std::fs::read_to_string(out.join("fig3/smoke/results.csv")).unwrap();
-    assert!(
-        results
-            .lines()
-            .any(|l| l.starts_with("lenet,mnist,data_order_imp,paper,paper,range,SKIPPED")),
-        "{results}"
-    );
-    // A second run reuses every finished unit of the run store: nothing trains.
-    let again = lth(&args, root);
-    ok(&again);
-    assert!(!String::from_utf8_lossy(&again.stderr).contains(": training"));
-}
-
-#[test]
-fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().unwrap();
-    let target = tmp.path().join("fig3");
-    std::fs::create_dir_all(&target).unwrap();
-    let spec = std::fs::read_to_string(root.join("repro/fig3/spec.toml")).unwrap();
-    let bad = spec.replacen("lr = 0.0012", "lrr = 0.0012", 1);
-    let line = bad
-        .lines()
-        .position(|l| l.contains("lrr = 0.0012"))
-        .unwrap()
-        + 1;
-    std::fs::write(target.join("spec.toml"), bad).unwrap();
-    std::fs::copy(
-        root.join("repro/fig3/expected.csv"),
-        target.join("expected.csv"),
-    )
-    .unwrap();
-    let dir = tmp.path().to_str().unwrap();
-    let e = err(&lth(
-        &["repro", "fig3", "--repro-dir", dir, "--device", "cpu"],
-        root,
-    ));
-    assert!(
-        e.contains(&format!(
-            "fig3/spec.toml, line {line}: row `lenet`: flag `lrr`: unexpected argument '--lrr'"
-        )),
-        "{e}"
-    );
-    let e = err(&lth(&["repro", "fig9", "--device", "cpu"], root));
-    assert!(
-        e.contains("no reproduction target `fig9`") && e.contains("targets: fig3"),
-        "{e}"
-    );
-    let e = err(&lth(
-        &["repro", "fig3", "--scale", "huge", "--device", "cpu"],
-        root,
-    ));
-    assert!(
-        e.contains("unknown scale `huge` for fig3: expected one of paper, quick, smoke"),
-        "{e}"
-    );
 }
 
 /// A CIFAR ResNet trains for an epoch on generated CIFAR-10 binary batches, with the standard

@@ -1,0 +1,60 @@
+//! Helpers shared by the end-to-end tests: running the `lth` binary, and finding Fashion-MNIST.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the `lth` binary with `args` in `cwd`.
+pub fn lth(args: &[&str], cwd: &Path) -> Output {
+    lth_env(args, cwd, &[])
+}
+
+/// Runs the `lth` binary with `args` in `cwd` and extra environment variables.
+pub fn lth_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lth"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("LTH_DATA")
+        .envs(env.iter().copied())
+        .output()
+        .expect("the lth binary runs")
+}
+
+/// Standard output of a run that must succeed.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "lth failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Standard error of a run that must fail.
+pub fn err(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "lth should have failed:\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Real Fashion-MNIST, which `cargo xtask setup` fetches; fails (rather than passing quietly) when
+/// it is absent, unless LTH_ALLOW_MISSING_DATA says a missing dataset may skip.
+pub fn fashion_root() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = std::env::var_os("LTH_DATA").map_or_else(|| root.join("data"), PathBuf::from);
+    if !data.join("fashion-mnist").is_dir() && std::env::var_os("LTH_ALLOW_MISSING_DATA").is_some()
+    {
+        eprintln!("SKIPPED: Fashion-MNIST absent and LTH_ALLOW_MISSING_DATA set");
+        return None;
+    }
+    assert!(
+        data.join("fashion-mnist").is_dir(),
+        "Fashion-MNIST is not in {}: run `cargo xtask setup` (or set LTH_ALLOW_MISSING_DATA=1 to skip this test)",
+        data.display()
+    );
+    Some(data)
+}

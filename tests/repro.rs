@@ -1,0 +1,359 @@
+//! The reproduction harness end to end at the smoke scale, as CI runs it: verdicts that hold under
+//! a change of floating-point rounding, that fail under a real regression, and that read well.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use common::{err, fashion_root, lth, lth_env, ok};
+
+/// The trainings of these tests run one at a time: two libtorch processes with a thread per core
+/// each on a small machine oversubscribe it, and OpenMP's waiting threads make both several times
+/// slower.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `lth repro <target> --scale smoke --check` with its own run store and report folder, and any
+/// extra flags.
+fn smoke_args(target: &str, data: &Path, tmp: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "repro",
+        target,
+        "--scale",
+        "smoke",
+        "--check",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--runs-dir",
+        tmp.join("runs").to_str().unwrap(),
+        "--out",
+        tmp.join("out").to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    v.extend(extra.iter().map(|s| (*s).to_owned()));
+    v
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The lines of a CSV report, header first.
+fn csv(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every `done.json` under `dir` with its modification time: what a run finished.
+fn finished(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "done.json") {
+                out.push((p.clone(), e.metadata().unwrap().modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A copy of a target folder to edit.
+fn copy_target(name: &str, into: &Path) -> PathBuf {
+    let to = into.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for f in ["spec.toml", "expected.csv"] {
+        std::fs::copy(root().join("repro").join(name).join(f), to.join(f)).unwrap();
+    }
+    to
+}
+
+/// fig3 at the smoke scale passes its checks against the recorded snapshot, prints one line per
+/// skipped reason and a closing summary, writes every report, and trains nothing the second time.
+/// The same run under a different number of intra-op threads, which changes the floating-point
+/// results (as another CPU would) but not the science, passes too.
+#[test]
+fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let args = smoke_args("fig3", &data, &plain, &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.contains("PASS    lenet · fashion-mnist · data_order_imp [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "PASS    lenet · fashion-mnist · data_order_random [claim greater:data_order_imp]"
+        ),
+        "{stdout}"
+    );
+    // One line for the six CIFAR rows (one reason), then the summary line, last.
+    let skipped: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("SKIPPED"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{stdout}");
+    assert!(
+        skipped[0].starts_with("SKIPPED resnet20_standard, resnet20_low, resnet20_warmup, vgg19_standard, vgg19_low, vgg19_warmup (48 cells): cifar10 is absent"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("fig3 smoke: ")
+            && last.contains(" 0 FAIL, ")
+            && last.ends_with("(absent: cifar10, mnist)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| LeNet (MNIST) · fashion-mnist variant | fashion-mnist |"),
+        "{stdout}"
+    );
+    let out = plain.join("out/fig3/smoke");
+    for f in [
+        "table.md",
+        "results.csv",
+        "replicates.csv",
+        "samples.csv",
+        "fig3.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let results = csv(&out.join("results.csv"));
+    assert!(
+        results
+            .iter()
+            .any(|l| l.starts_with("lenet,mnist,data_order_imp,paper,paper,range,SKIPPED")),
+        "{results:?}"
+    );
+    // Three independent replicates: the summaries' n is the number of replicates.
+    assert!(
+        results.iter().any(|l| l
+            .starts_with("lenet,fashion-mnist,data_order_imp,measured,smoke,equivalent,PASS,")
+            && l.contains(",3,")),
+        "{results:?}"
+    );
+    let replicates = csv(&out.join("replicates.csv"));
+    for r in 1..=3 {
+        assert!(
+            replicates
+                .iter()
+                .any(|l| l.starts_with(&format!("lenet,fashion-mnist,smoke,{r},data_order_imp,"))),
+            "{replicates:?}"
+        );
+    }
+    // A second run reuses every finished unit of the run store: nothing trains.
+    let before = finished(&plain.join("runs"));
+    assert!(!before.is_empty());
+    ok(&lth(&strs(&smoke_args("fig3", &data, &plain, &[])), root()));
+    assert_eq!(finished(&plain.join("runs")), before);
+
+    // The perturbation: one intra-op thread instead of libtorch's default, in a new store.
+    let perturbed = tmp.path().join("perturbed");
+    let args = smoke_args("fig3", &data, &perturbed, &["--threads", "1"]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.lines().last().unwrap().contains(" 0 FAIL, "),
+        "{stdout}"
+    );
+    // It did change the numbers: a check that passes on identical numbers proves nothing.
+    let a = csv(&plain.join("out/fig3/smoke/samples.csv"));
+    let b = csv(&perturbed.join("out/fig3/smoke/samples.csv"));
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b, "one thread gave bit-identical results");
+}
+
+/// A real regression (the learning rate 5 times the paper's) fails the check: the run exits
+/// non-zero with FAIL lines and a one-line error, and no backtrace even with RUST_BACKTRACE=1.
+#[test]
+fn fig3_smoke_fails_under_a_real_regression() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = copy_target("fig3", tmp.path());
+    let spec = std::fs::read_to_string(target.join("spec.toml")).unwrap();
+    let smoke = "flags = { steps = \"300it\", subset = 3000, validation = 500";
+    assert!(spec.contains(smoke), "the spec's smoke flags moved");
+    std::fs::write(
+        target.join("spec.toml"),
+        spec.replacen(smoke, &format!("{smoke}, lr = 0.006"), 1),
+    )
+    .unwrap();
+    let args = smoke_args(target.to_str().unwrap(), &data, tmp.path(), &[]);
+    let out = lth_env(&strs(&args), root(), &[("RUST_BACKTRACE", "1")]);
+    let stderr = err(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAIL    lenet · fashion-mnist"), "{stdout}");
+    assert!(
+        !stdout.lines().last().unwrap().contains(" 0 FAIL, "),
+        "{stdout}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("checked cell(s) failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}
+
+/// The second kind of target: the LTH paper's LeNet curve, a line plot against weights
+/// remaining, with its claims and its Fashion-MNIST snapshot, run from a folder given by path.
+#[test]
+fn lth_lenet_smoke_runs_the_curve_target() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // Replicates 2 and 3 first, as another process sharing the store would; nothing is judged.
+    let args = smoke_args(
+        "lth-lenet",
+        &data,
+        tmp.path(),
+        &["--only-replicates", "2,3"],
+    );
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.trim_end().ends_with("trained replicate(s) 2, 3 of 3; nothing judged (run again without --only-replicates to judge every replicate)"),
+        "{stdout}"
+    );
+    let runs = tmp.path().join("runs");
+    let two = finished(&runs);
+    assert!(
+        two.iter()
+            .all(|(p, _)| !p.to_string_lossy().contains("replicate_1"))
+    );
+    // The full run trains replicate 1 only, and judges all three.
+    let args = smoke_args("lth-lenet", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    let all = finished(&runs);
+    assert_eq!(all.len(), two.len() * 3 / 2, "{all:?}");
+    assert!(
+        two.iter().all(|t| all.contains(t)),
+        "a finished unit was redone"
+    );
+    assert!(
+        stdout.contains("PASS    lenet_21 · fashion-mnist · imp_early_stop [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("lth-lenet smoke: "),
+        "{stdout}"
+    );
+    let svg =
+        std::fs::read_to_string(tmp.path().join("out/lth-lenet/smoke/lth-lenet.svg")).unwrap();
+    assert!(
+        svg.contains("<polyline") && svg.contains("IMP (early stop)"),
+        "{svg}"
+    );
+    // The same target given as a folder path (a user's own target) reuses the same runs.
+    let own = copy_target("lth-lenet", tmp.path());
+    let args = smoke_args(own.to_str().unwrap(), &data, tmp.path(), &[]);
+    ok(&lth(&strs(&args), root()));
+    assert_eq!(finished(&runs), all);
+}
+
+#[test]
+fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = copy_target("fig3", tmp.path());
+    let spec = std::fs::read_to_string(target.join("spec.toml")).unwrap();
+    let bad = spec.replacen("lr = 0.0012", "lrr = 0.0012", 1);
+    let line = bad
+        .lines()
+        .position(|l| l.contains("lrr = 0.0012"))
+        .unwrap()
+        + 1;
+    std::fs::write(target.join("spec.toml"), &bad).unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let e = err(&lth(
+        &["repro", "fig3", "--repro-dir", dir, "--device", "cpu"],
+        root(),
+    ));
+    assert!(
+        e.contains(&format!(
+            "fig3/spec.toml, line {line}: row `lenet`: flag `lrr`: unexpected argument '--lrr'"
+        )),
+        "{e}"
+    );
+    // A bad value of another scale is found before anything trains at this one.
+    let paper_steps = "flags = { steps = \"50000it\"";
+    std::fs::write(
+        target.join("spec.toml"),
+        spec.replacen(paper_steps, "flags = { steps = \"50000xx\"", 1),
+    )
+    .unwrap();
+    let e = err(&lth(
+        &[
+            "repro",
+            "fig3",
+            "--repro-dir",
+            dir,
+            "--scale",
+            "smoke",
+            "--device",
+            "cpu",
+        ],
+        root(),
+    ));
+    assert!(e.contains("row `lenet`: flag `steps`"), "{e}");
+    std::fs::write(target.join("spec.toml"), &spec).unwrap();
+    // A snapshot cell of a row the spec does not have.
+    let cells = std::fs::read_to_string(target.join("expected.csv")).unwrap();
+    std::fs::write(
+        target.join("expected.csv"),
+        cells.replacen("\nlenet,mnist,", "\nlenett,mnist,", 1),
+    )
+    .unwrap();
+    let e = err(&lth(
+        &["repro", "fig3", "--repro-dir", dir, "--device", "cpu"],
+        root(),
+    ));
+    assert!(
+        e.contains("expected.csv, line 2: row `lenett` is not a row of"),
+        "{e}"
+    );
+    let e = err(&lth(&["repro", "fig9", "--device", "cpu"], root()));
+    assert!(
+        e.contains("no reproduction target at repro/fig9") && e.contains("fig3"),
+        "{e}"
+    );
+    let e = err(&lth(
+        &["repro", "fig3", "--scale", "huge", "--device", "cpu"],
+        root(),
+    ));
+    assert!(
+        e.contains("--scale huge: not a scale of fig3; expected one of paper, quick, smoke"),
+        "{e}"
+    );
+    let e = err(&lth(
+        &["repro", "fig3", "--replicates", "1", "--device", "cpu"],
+        root(),
+    ));
+    assert!(e.contains("--replicates 1: at least 2"), "{e}");
+}
