@@ -170,6 +170,23 @@ fn bars(
     Ok(())
 }
 
+/// A tick label with at most three significant digits and no trailing zeros.
+fn short(v: f64) -> String {
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
 fn lines(
     spec: &Spec,
     panel: &Panel,
@@ -222,7 +239,13 @@ fn lines(
     }
     let pad = (y_hi - y_lo) * 0.1;
     let (y_lo, y_hi) = (y_lo - pad, y_hi + pad);
-    let (x_lo, x_hi) = (x_lo * 0.8, x_hi * 1.25);
+    let x_percent = x_hi <= 1.0 && x_lo >= 0.0;
+    let (x_lo, x_hi) = if panel.x_log {
+        (x_lo * 0.8, x_hi * 1.25)
+    } else {
+        let pad = (x_hi - x_lo) * 0.05;
+        (x_lo - pad, x_hi + pad)
+    };
     let x_desc = if panel.x_label.is_empty() {
         spec.header_of(x_metric).to_owned()
     } else {
@@ -232,6 +255,16 @@ fn lines(
         ($chart:ident) => {{
             $chart
                 .configure_mesh()
+                .light_line_style(WHITE)
+                .x_labels(8)
+                .x_label_formatter(&|x: &f64| {
+                    // Fractions such as weights remaining read best as short percentages.
+                    if x_percent {
+                        format!("{}%", short(100.0 * x))
+                    } else {
+                        short(*x)
+                    }
+                })
                 .x_desc(x_desc.as_str())
                 .y_desc(panel.y_label.as_str())
                 .draw()
@@ -279,7 +312,7 @@ fn lines(
             }
             $chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::LowerLeft)
+                .position(SeriesLabelPosition::LowerRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
