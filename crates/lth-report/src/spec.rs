@@ -190,35 +190,30 @@ impl Spec {
     }
 
     fn check(&self) -> Result<()> {
-        let whole = |problem: String| ReportError::Malformed {
-            path: self.path.clone(),
-            line: None,
-            problem,
-        };
         for needed in ["smoke", "quick", "paper"] {
             if !self.scales.contains_key(needed) {
-                return Err(whole(format!(
+                return Err(self.error(format!(
                     "no [scales.{needed}]; every target has smoke, quick and paper"
                 )));
             }
         }
         for (name, s) in &self.scales {
             if s.replicates < 2 {
-                return Err(whole(format!(
+                return Err(self.error(format!(
                     "[scales.{name}] replicates = {}: at least 2 independent replicates are \
                      needed for a test over replicates",
                     s.replicates
                 )));
             }
             if s.samples < 1 {
-                return Err(whole(format!(
+                return Err(self.error(format!(
                     "[scales.{name}] samples = 0: at least one sample per replicate"
                 )));
             }
         }
         for p in &self.plot {
             if p.kind == PanelKind::Lines && p.x.is_none() {
-                return Err(whole(format!(
+                return Err(self.error(format!(
                     "plot panel `{}` draws lines and needs `x`, the metric of its horizontal axis",
                     p.title
                 )));
@@ -227,7 +222,7 @@ impl Spec {
         let mut ids = std::collections::BTreeSet::new();
         for row in &self.rows {
             if !ids.insert(&row.id) {
-                return Err(whole(format!("two rows have the id `{}`", row.id)));
+                return Err(self.error(format!("two rows have the id `{}`", row.id)));
             }
             for (scale, overrides) in &row.scales {
                 if !self.scales.contains_key(scale) {

@@ -36,18 +36,19 @@ pub trait Experiment {
     }
 }
 
+/// Every kind of experiment: the one list a spec's `experiment` is looked up in.
+fn all() -> Vec<Box<dyn Experiment>> {
+    vec![Box::new(Stability), Box::new(LotteryCurve)]
+}
+
 /// The names of every kind.
-pub fn kinds() -> [&'static str; 2] {
-    [Stability.kind(), LotteryCurve.kind()]
+pub fn kinds() -> Vec<&'static str> {
+    all().iter().map(|e| e.kind()).collect()
 }
 
 /// The experiment of a kind.
 pub fn experiment(kind: &str) -> Option<Box<dyn Experiment>> {
-    match kind {
-        "stability" => Some(Box::new(Stability)),
-        "lottery_curve" => Some(Box::new(LotteryCurve)),
-        _ => None,
-    }
+    all().into_iter().find(|e| e.kind() == kind)
 }
 
 /// The mean of each metric's samples: one value per metric for the replicate.
