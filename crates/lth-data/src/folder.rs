@@ -122,6 +122,11 @@ impl Files {
         self.samples.is_empty()
     }
 
+    /// The label of every example, in order.
+    pub fn labels(&self) -> Vec<i64> {
+        self.samples.iter().map(|(_, l)| *l).collect()
+    }
+
     /// The examples at `indices`, in that order.
     pub fn select(&self, indices: &[i64]) -> Files {
         Files {

@@ -235,6 +235,33 @@ impl Source {
         }
     }
 
+    /// The label of every example, in order (read from the device once).
+    pub fn labels(&self) -> Vec<i64> {
+        match self {
+            Source::Device(d) => Vec::<i64>::try_from(&d.labels.to_device(Device::Cpu))
+                .expect("labels are a vector of i64"),
+            Source::Folder(f) => f.files.labels(),
+        }
+    }
+
+    /// The examples at `indices` (positions), in that order, without augmentation: for one-off
+    /// batches such as the one pruning at initialisation scores with.
+    pub fn examples(&self, indices: &[i64]) -> Result<Batch> {
+        if let Some(bad) = indices.iter().find(|&&i| i < 0 || i >= self.len()) {
+            return Err(DataError::Invalid(format!(
+                "example {bad} asked for, but the split has {}",
+                self.len()
+            )));
+        }
+        match self {
+            Source::Device(d) => Ok(d.gather(&Tensor::from_slice(indices).to_device(d.device()))),
+            Source::Folder(f) => {
+                let t = Transform::Eval { resize: f.resize };
+                Ok(f.upload(f.files.batch(indices, t)?))
+            }
+        }
+    }
+
     /// Every example once, in order, without augmentation, in batches of `batch_size`.
     pub fn sequential(&self, batch_size: i64) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
         match self {

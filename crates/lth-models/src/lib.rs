@@ -11,6 +11,7 @@ pub mod init;
 mod io;
 pub mod lenet;
 mod model;
+mod named;
 pub mod norm;
 pub mod registry;
 pub mod resnet;
@@ -19,6 +20,7 @@ pub mod vgg;
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
 pub use model::{Built, Model, ModelError, channels_last};
+pub use named::Named;
 pub use norm::{BatchNorm, BnControl, batch_norm};
 pub use registry::{Family, families, family};
 

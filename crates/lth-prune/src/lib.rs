@@ -1,28 +1,49 @@
-//! Masks and the criteria that make them.
+//! Masks, scores and selections: everything that decides which weights a sparse network keeps.
 //!
-//! A [`Mask`] is one boolean tensor per prunable parameter, keyed by the parameter's PyTorch name.
-//! Criteria are pure functions: they take weights (named tensors) and the current mask and return a
-//! new mask; nothing here trains or touches a model's variables except [`Mask::apply`].
+//! Three things are kept apart, as in ../METHODS (jaxpruner and sparsimony do the same):
+//! - a **score** per weight ([`score`]: magnitude, random, SNIP, GraSP, SynFlow), as named tensors;
+//! - a **selection** ([`select_global`], [`select_layerwise`]): keep the highest (or lowest)
+//!   scores among the weights the current mask keeps, with each method's counting rule
+//!   ([`Count`]) and one tie rule: among equal scores the earlier position goes first (earlier
+//!   layer, then lower flat index);
+//! - the [`Mask`]: one boolean tensor per prunable parameter, the one mask type of lth.
 //!
-//! - [`magnitude_layerwise`]: each layer loses its own fraction of its *remaining* weights, those
-//!   of smallest magnitude (the LeNet and Conv-2/4/6 recipes of the LTH paper);
-//! - [`magnitude_global`]: one magnitude threshold across the included layers (ResNets, VGG);
-//! - [`random_like`]: a random mask with the same number of weights kept in each layer as a given
-//!   mask (the random-pruning baseline).
+//! IMP is magnitude + selection ([`magnitude_layerwise`], [`magnitude_global`],
+//! [`PruningHparams`]); pruning at initialisation is a [`Method`]. Scorers take any [`Network`]:
+//! lth's models, or a plain `tch::nn` network through [`Plain`].
 //!
-//! Pruning `p` of `r` remaining weights removes exactly ⌈p·r⌉ of them (OpenLTH's rule); ties in
-//! magnitude are broken by position (earlier layers, then lower flat indices, go first), so the
-//! result is deterministic.
+//! ```
+//! use lth_prune::{Keep, Mask, Count, score, select_global};
+//! use tch::Tensor;
+//! let w = vec![
+//!     ("fc1.weight".to_owned(), Tensor::from_slice(&[0.5f32, -0.1, 0.3, -0.9]).view([2, 2])),
+//!     ("fc2.weight".to_owned(), Tensor::from_slice(&[0.2f32, 0.05]).view([1, 2])),
+//! ];
+//! let mask = Mask::ones(&w);
+//! let names: Vec<String> = w.iter().map(|(n, _)| n.clone()).collect();
+//! // Keep the 3 largest magnitudes of 6 (sparsity 0.5, RigL's counting rule).
+//! let kept = select_global(&score::magnitude(&w), &mask, &names, Keep::Largest,
+//!                          Count::SparsityFloor(0.5)).unwrap();
+//! assert_eq!(kept.kept(), 3);
+//! assert_eq!(kept.counts()[1].kept, 0); // fc2's weights were all smaller
+//! ```
 
 mod criteria;
 mod error;
 mod hparams;
 mod mask;
+mod network;
+mod pai;
+pub mod score;
+mod select;
 
-pub use criteria::{magnitude_global, magnitude_layerwise, prune_count, random_like};
+pub use criteria::{magnitude_global, magnitude_layerwise, random_like};
 pub use error::PruneError;
 pub use hparams::{PruningHparams, Strategy};
 pub use mask::{LayerCount, Mask};
+pub use network::{Network, Plain};
+pub use pai::{METHODS, Method, PaiOptions};
+pub use select::{Count, Keep, prune_count, select_global, select_layerwise};
 
 /// Result alias for this crate.
 pub type Result<T, E = PruneError> = std::result::Result<T, E>;
