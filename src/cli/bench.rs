@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use lth_data::data_root;
-use lth_train::{Data, Masking, MetricsRow, Progress, Setup, Steps, resolve_device};
+use lth_train::{Data, Hooks, MetricsRow, Progress, Setup, Steps, resolve_device};
 
 use super::DataArgs;
 use super::TrainFlags;
@@ -146,7 +146,7 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
                 .collect();
             setup
                 .optimizer
-                .set_masking(&Masking::new(&setup.model, &masks)?)?;
+                .set_mask(&lth_prune::Mask::from_named(masks)?)?;
         }
         let batches: Vec<_> = (0..spe)
             .map(|s| setup.loader.batch(s))
@@ -162,7 +162,7 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
         for round in 0..=args.repeats {
             let mut session = setup.session();
             let t = Instant::now();
-            session.train(0, spe, 0, &[], &mut Counter(0))?;
+            session.train(0, spe, 0, &[], &mut Hooks::none(), &mut Counter(0))?;
             sync();
             let f = t.elapsed().as_secs_f64();
 
@@ -333,10 +333,17 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
             }
         };
         let mut session = setup.session();
-        session.train(0, args.warmup, 0, &[], &mut ())?;
+        session.train(0, args.warmup, 0, &[], &mut Hooks::none(), &mut ())?;
         sync();
         let t = Instant::now();
-        session.train(args.warmup, args.warmup + args.steps, 0, &[], &mut ())?;
+        session.train(
+            args.warmup,
+            args.warmup + args.steps,
+            0,
+            &[],
+            &mut Hooks::none(),
+            &mut (),
+        )?;
         sync();
         let ours = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
         match pytorch(args, model, device) {

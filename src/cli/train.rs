@@ -3,7 +3,8 @@
 use clap::Args;
 
 use lth_store::{RunDir, Store};
-use lth_train::{RunSummary, Setup, TrainHparams, run_resumable};
+use lth_train::flags::PaiFlags;
+use lth_train::{PrunedRun, RunSummary, TrainHparams, train_pruned};
 
 use super::progress::Bar;
 use super::{CommonArgs, TrainFlags};
@@ -12,6 +13,8 @@ use super::{CommonArgs, TrainFlags};
 pub struct TrainArgs {
     #[command(flatten)]
     pub hp: TrainFlags,
+    #[command(flatten)]
+    pub pai: PaiFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,
@@ -21,10 +24,22 @@ pub struct TrainArgs {
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let hp = args.hp.resolve()?;
+    let pai = args.pai.resolve(&hp)?;
     let store = Store::new(&args.common.runs_dir);
-    let run = store.run("train", &hp);
+    // Dense runs keep the folders they always had; pruned ones are a kind of their own.
+    let pruned = PrunedRun {
+        train: hp.clone(),
+        prune_at_init: pai.clone(),
+    };
+    let run = match &pai {
+        None => store.run("train", &hp),
+        Some(_) => store.run("pai", &pruned),
+    };
     run.create()?;
-    run.bind_hparams(&hp)?;
+    match &pai {
+        None => run.bind_hparams(&hp)?,
+        Some(_) => run.bind_hparams(&pruned)?,
+    }
     let dir = run.child(format!("replicate_{}", args.replicate));
     if let Some(summary) = dir.done_summary::<RunSummary>()? {
         println!("already finished; nothing to train.");
@@ -33,20 +48,23 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let data = args.common.data(&hp.dataset)?;
     let device = data.train.device();
-    let mut setup = Setup::new(&hp, args.replicate, &data)?;
-    let plan = setup.plan(&hp);
+    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
     eprintln!(
-        "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {device:?}",
+        "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {device:?}{}",
         hp.model.model,
         hp.dataset.dataset,
         data.train.len(),
-        plan.to,
+        hp.training.steps.iterations(per_epoch),
         hp.dataset.batch_size,
-        setup.loader.steps_per_epoch(),
+        per_epoch,
+        pai.as_ref().map_or(String::new(), |p| format!(
+            ", pruned at initialisation by {} to sparsity {}",
+            p.method, p.sparsity
+        )),
     );
     eprintln!("run folder: {}", dir.path().display());
     let mut bar = Bar::new(args.common.quiet);
-    let summary = run_resumable(&dir, &mut setup, &plan, &mut bar)?;
+    let (summary, _) = train_pruned(&dir, &pruned, args.replicate, &data, &mut bar)?;
     report(&dir, &hp, &summary);
     Ok(())
 }
@@ -72,6 +90,27 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
             "  validation loss: minimum {loss:.4} at step {step} (test accuracy there {:.2}%)",
             100.0 * acc
         );
+    }
+    if let Ok(counts) =
+        lth_store::CsvLog::<lth_prune::LayerCount>::new(dir.join(lth_prune::LAYERS_FILE)).load()
+    {
+        let (kept, total) = counts
+            .iter()
+            .fold((0, 0), |(k, t), c| (k + c.kept, t + c.total));
+        println!(
+            "  pruned at initialisation: {kept} of {total} prunable weights kept ({:.2}%)",
+            100.0 * kept as f64 / total.max(1) as f64
+        );
+        for c in &counts {
+            println!(
+                "    {:<28} {:>9} of {:>9} ({:6.2}%)",
+                c.name,
+                c.kept,
+                c.total,
+                100.0 * c.density()
+            );
+        }
+        println!("  files: mask.safetensors, layers.csv (kept per layer)");
     }
     println!("  files: hparams.json (one folder up), metrics.csv, final.safetensors, done.json");
 }

@@ -40,7 +40,7 @@ mod select;
 pub use criteria::{magnitude_global, magnitude_layerwise, random_like};
 pub use error::PruneError;
 pub use hparams::{PruningHparams, Strategy};
-pub use mask::{LayerCount, Mask};
+pub use mask::{LAYERS_FILE, LayerCount, MASK_FILE, Mask};
 pub use network::{Network, Plain};
 pub use pai::{METHODS, Method, PaiOptions};
 pub use select::{Count, Keep, prune_count, select_global, select_layerwise};

@@ -8,6 +8,11 @@ use tch::{Device, Kind, Tensor};
 
 use crate::{PruneError, Result};
 
+/// The file name of the mask a unit of the run store trained with.
+pub const MASK_FILE: &str = "mask.safetensors";
+/// The file name of a unit's per-layer kept counts ([`LayerCount`] rows).
+pub const LAYERS_FILE: &str = "layers.csv";
+
 /// Kept and total weights of one layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerCount {
@@ -80,7 +85,7 @@ impl Mask {
         self.layers.iter().map(|(n, t)| (n.as_str(), t))
     }
 
-    /// Named tensors sharing storage with this mask (what `lth_train::Masking` takes).
+    /// Named tensors sharing storage with this mask .
     pub fn to_named(&self) -> Vec<(String, Tensor)> {
         self.layers
             .iter()

@@ -364,7 +364,8 @@ fn methods_that_need_data_say_so_and_sparsity_is_checked() {
 
 #[test]
 fn synflow_on_a_batchnorm_vgg_leaves_the_model_untouched() {
-    let model = lth_models::Model::new("cifar_vgg_16", [3, 32, 32], 100, None, 3, Device::Cpu).unwrap();
+    let model =
+        lth_models::Model::new("cifar_vgg_16", [3, 32, 32], 100, None, 3, Device::Cpu).unwrap();
     let before: Vec<(String, Tensor)> = model
         .state()
         .into_iter()

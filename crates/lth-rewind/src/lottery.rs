@@ -8,7 +8,7 @@ use lth_models::{Model, load_tensors};
 use lth_prune::{Mask, random_like};
 use lth_store::{CsvLog, RunDir, Store};
 use lth_train::{
-    Data, FINAL, Masking, Progress, RunPlan, RunSummary, Schedule, Setup, TrainHparams,
+    Data, FINAL, Hooks, Progress, RunPlan, RunSummary, Schedule, Setup, TrainHparams,
     run_resumable, step_checkpoint,
 };
 
@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The mask a unit trained with, in its folder.
-pub const MASK: &str = "mask.safetensors";
+pub const MASK: &str = lth_prune::MASK_FILE;
 const RESULTS: &str = "results.csv";
 const LAYERS: &str = "layers.csv";
 
@@ -180,7 +180,13 @@ impl<'a> Lottery<'a> {
                 m.save(&dir.join(MASK))?;
                 self.train_masked(dir, &mut setup, m, &plan, progress)
             }
-            None => Ok(run_resumable(dir, &mut setup, &plan, progress)?),
+            None => Ok(run_resumable(
+                dir,
+                &mut setup,
+                &plan,
+                &mut Hooks::none(),
+                progress,
+            )?),
         }
     }
 
@@ -278,9 +284,14 @@ impl<'a> Lottery<'a> {
         plan: &RunPlan,
         progress: &mut dyn Progress,
     ) -> Result<RunSummary> {
-        let masking = Masking::new(&setup.model, &mask.to_named())?;
-        setup.optimizer.set_masking(&masking)?;
-        Ok(run_resumable(dir, setup, plan, progress)?)
+        setup.optimizer.set_mask(mask)?;
+        Ok(run_resumable(
+            dir,
+            setup,
+            plan,
+            &mut Hooks::none(),
+            progress,
+        )?)
     }
 
     /// Trains a branch off `level` (which must be done), unless it is done.

@@ -10,6 +10,8 @@ pub enum TrainError {
     #[error(transparent)]
     Model(#[from] lth_models::ModelError),
     #[error(transparent)]
+    Prune(#[from] lth_prune::PruneError),
+    #[error(transparent)]
     Store(#[from] lth_store::StoreError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),

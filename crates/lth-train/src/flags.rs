@@ -113,3 +113,42 @@ fn set<T>(field: &mut T, value: Option<T>) {
         *field = v;
     }
 }
+
+/// Flags of pruning at initialisation (`lth train`, and `lth lottery` for its level 1).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PaiFlags {
+    /// Prune once at initialisation: snip, grasp, synflow, magnitude or random.
+    #[arg(long)]
+    pub prune_at_init: Option<lth_prune::Method>,
+    /// Fraction of the prunable weights --prune-at-init removes, in [0, 1).
+    #[arg(long)]
+    pub sparsity: Option<f64>,
+    /// Examples in the scoring batch of snip (default: the batch size) and grasp (default: 10 per
+    /// class; class-balanced).
+    #[arg(long)]
+    pub prune_batch: Option<u64>,
+}
+
+impl PaiFlags {
+    /// The pruning these flags ask for (`None`: no pruning at initialisation), checked against
+    /// the run.
+    pub fn resolve(&self, hp: &TrainHparams) -> Result<Option<crate::PaiHparams>> {
+        match (self.prune_at_init, self.sparsity) {
+            (None, None) if self.prune_batch.is_none() => Ok(None),
+            (None, _) => Err(TrainError::Invalid(
+                "--sparsity and --prune-batch need --prune-at-init".into(),
+            )),
+            (Some(m), None) => Err(TrainError::Invalid(format!(
+                "--prune-at-init {m} needs --sparsity (the fraction of weights removed)"
+            ))),
+            (Some(m), Some(s)) => {
+                let pai = crate::PaiHparams {
+                    batch: self.prune_batch,
+                    ..crate::PaiHparams::new(m, s)
+                };
+                pai.validate(hp)?;
+                Ok(Some(pai))
+            }
+        }
+    }
+}

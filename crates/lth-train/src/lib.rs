@@ -11,9 +11,10 @@ mod device;
 mod error;
 #[cfg(feature = "clap")]
 pub mod flags;
+mod hooks;
 pub mod hparams;
-mod masking;
 mod optim;
+mod pai;
 mod run;
 mod schedule;
 mod session;
@@ -21,17 +22,18 @@ mod steps;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use error::TrainError;
+pub use hooks::{Control, Hook, Hooks, StepContext};
 pub use hparams::{
     DatasetHparams, ModelHparams, OptimizerKind, Precision, TrainHparams, TrainingHparams,
 };
 pub use lth_models::{load_tensors, save_tensors};
-pub use masking::Masking;
 pub use optim::Optimizer;
+pub use pai::{PaiHparams, PrunedRun, train_pruned};
 pub use run::{
     Data, FINAL, METRICS, Progress, RunPlan, RunSummary, Setup, run_resumable, step_checkpoint,
 };
 pub use schedule::Schedule;
-pub use session::{EvalSets, Evaluation, MetricsRow, Observer, Session, evaluate};
+pub use session::{EvalSets, Evaluation, MetricsRow, Observer, STOPPED, Session, evaluate};
 pub use steps::Steps;
 
 /// Result alias for this crate.

@@ -16,9 +16,10 @@ use std::collections::HashMap;
 
 use tch::{Kind, Tensor};
 
-use lth_models::Model;
+use lth_models::{Model, Named};
+use lth_prune::Mask;
 
-use crate::{Masking, OptimizerKind, Result, TrainError, TrainingHparams};
+use crate::{OptimizerKind, Result, TrainError, TrainingHparams};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
@@ -55,9 +56,13 @@ pub struct Optimizer {
     grads: Option<Tensor>,
     /// SGD: `momentum_buffer` (when momentum > 0). Adam: `exp_avg`, `exp_avg_sq`. Flat.
     buffers: Vec<(&'static str, Tensor)>,
-    /// 1 where a weight is kept (or not prunable), 0 where pruned; flat. `None` without pruning.
-    mask: Option<Tensor>,
+    /// The mask, and its flat float form (1 where a weight is kept or not masked, 0 where
+    /// pruned). `None` without pruning.
+    mask: Option<(Mask, Tensor)>,
 }
+
+/// Prefix of the mask's entries in [`Optimizer::state`].
+const MASK_PREFIX: &str = "optimizer.mask.";
 
 /// Whether `t` covers exactly `numel` consecutive elements of its storage (contiguous, or
 /// contiguous in another dimension order such as channels-last).
@@ -119,38 +124,100 @@ impl Optimizer {
         }
     }
 
-    /// Keeps the pruned weights of `masking` at zero from now on: their gradients are zeroed before
+    /// Keeps the pruned weights of `mask` at zero from now on: their gradients are zeroed before
     /// every update (so the update and the buffers never see them) and the weights after it.
-    /// Zeroes them now.
-    pub fn set_masking(&mut self, masking: &Masking) -> Result<()> {
-        let mask = self.flat.ones_like();
+    /// Zeroes them now. Every masked name must be a trainable parameter of the same shape. A hook
+    /// may call this between steps to change the mask (weights it newly keeps start from their
+    /// current value, zero if they were pruned).
+    pub fn set_mask(&mut self, mask: &Mask) -> Result<()> {
+        let flat = self.flat.ones_like();
+        let device = self.flat.device();
         tch::no_grad(|| -> Result<()> {
-            for (name, m) in masking.masks() {
-                let p = self
-                    .params
-                    .iter()
-                    .find(|p| &p.name == name)
-                    .ok_or_else(|| {
-                        TrainError::Invalid(format!(
-                            "mask for `{name}`, which is not a trainable parameter"
-                        ))
-                    })?;
-                p.view(&mask).copy_(m);
+            for (name, m) in mask.iter() {
+                let p = self.params.iter().find(|p| p.name == name).ok_or_else(|| {
+                    TrainError::Invalid(format!(
+                        "mask for `{name}`, which is not a trainable parameter"
+                    ))
+                })?;
+                if m.size() != p.tensor.size() {
+                    return Err(TrainError::Invalid(format!(
+                        "mask for `{name}` has shape {:?}, the parameter {:?}",
+                        m.size(),
+                        p.tensor.size()
+                    )));
+                }
+                p.view(&flat).copy_(m);
             }
             Ok(())
         })?;
-        self.mask = Some(mask);
+        self.mask = Some((mask.to_device(device), flat));
         self.mask_weights();
         Ok(())
     }
 
+    /// The mask in force, on the training device.
+    pub fn mask(&self) -> Option<&Mask> {
+        self.mask.as_ref().map(|(m, _)| m)
+    }
+
     /// Zeroes the pruned weights (nothing without a mask).
     pub fn mask_weights(&self) {
-        if let Some(m) = &self.mask {
+        if let Some((_, m)) = &self.mask {
             tch::no_grad(|| {
                 let _ = self.flat.shallow_clone().g_mul_(m);
             });
         }
+    }
+
+    /// The parameters by name (views of the flat buffer: writing them writes the model).
+    pub fn weights(&self) -> Named {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.view(&self.flat)))
+            .collect()
+    }
+
+    /// The dense gradient of `name` from the last backward pass, before masking (during
+    /// [`crate::Hook::after_backward`]; the update masks it in place afterwards). `None` before
+    /// the first backward pass or for an unknown name.
+    pub fn grad(&self, name: &str) -> Option<Tensor> {
+        let g = self.grads.as_ref()?;
+        self.params
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.view(g))
+    }
+
+    /// Every gradient by name, as [`Optimizer::grad`].
+    pub fn grads(&self) -> Named {
+        match &self.grads {
+            Some(g) => self
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), p.view(g)))
+                .collect(),
+            None => Named::new(),
+        }
+    }
+
+    /// Zeroes every state buffer (momentum, Adam's moments) at the entries `entries` keeps, for
+    /// the parameters it names: what a method does to weights it has just regrown.
+    pub fn reset_state(&mut self, entries: &Mask) -> Result<()> {
+        for (name, e) in entries.iter() {
+            let p = self.params.iter().find(|p| p.name == name).ok_or_else(|| {
+                TrainError::Invalid(format!("cannot reset state of unknown parameter `{name}`"))
+            })?;
+            let keep = e
+                .logical_not()
+                .to_device(self.flat.device())
+                .to_kind(Kind::Float);
+            for (_, buf) in &self.buffers {
+                tch::no_grad(|| {
+                    let _ = p.view(buf).g_mul_(&keep);
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Clears the gradients of every parameter.
@@ -167,9 +234,17 @@ impl Optimizer {
         }
     }
 
+    /// After the first backward pass, moves the gradients into the flat buffer (see
+    /// [`Optimizer::grad`]); does nothing afterwards.
+    pub fn bind_grads(&mut self) {
+        if self.grads.is_none() {
+            self.grads = Some(self.flat_grads());
+        }
+    }
+
     /// Moves every defined gradient into a view of one flat buffer; autograd accumulates into the
     /// same tensors from then on. Parameters without a gradient keep a zero segment.
-    fn bind_grads(&mut self) -> Tensor {
+    fn flat_grads(&mut self) -> Tensor {
         let grads = self.flat.zeros_like();
         tch::no_grad(|| {
             for p in &self.params {
@@ -186,16 +261,14 @@ impl Optimizer {
 
     /// Updates every parameter from its gradient with learning rate `lr`.
     pub fn step(&mut self, lr: f64) {
-        if self.grads.is_none() {
-            self.grads = Some(self.bind_grads());
-        }
+        self.bind_grads();
         self.steps += 1;
         let t = self.steps as i32;
         let grads = self.grads.as_ref().expect("bound above").shallow_clone();
         let mut p = self.flat.shallow_clone();
         tch::no_grad(|| {
             let mut g = grads;
-            if let Some(m) = &self.mask {
+            if let Some((_, m)) = &self.mask {
                 let _ = g.g_mul_(m);
             }
             if self.weight_decay != 0.0 {
@@ -228,13 +301,15 @@ impl Optimizer {
                     let _ = p.g_sub_(&(&*m / denom * (lr / bias1)));
                 }
             }
-            if let Some(m) = &self.mask {
+            if let Some((_, m)) = &self.mask {
                 let _ = p.g_mul_(m);
             }
         });
     }
 
-    /// The optimiser's state as named tensors: `optimizer.<param>.<buffer>` and `optimizer.steps`.
+    /// The optimiser's state as named tensors: `optimizer.<param>.<buffer>`, `optimizer.steps`,
+    /// and the mask in force as `optimizer.mask.<param>` (so a run whose mask changes resumes
+    /// with the mask it had).
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![(
             "optimizer.steps".to_owned(),
@@ -245,11 +320,28 @@ impl Optimizer {
                 out.push((format!("optimizer.{}.{b}", p.name), p.view(t)));
             }
         }
+        if let Some((m, _)) = &self.mask {
+            out.extend(
+                m.iter()
+                    .map(|(n, t)| (format!("{MASK_PREFIX}{n}"), t.shallow_clone())),
+            );
+        }
         out
     }
 
-    /// Restores state written by [`Optimizer::state`]; every buffer must be present.
+    /// Restores state written by [`Optimizer::state`]; every buffer must be present. A saved mask
+    /// replaces the one in force (checkpoints written before masks were saved keep it).
     pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> Result<()> {
+        let mut saved: Vec<(String, Tensor)> = named
+            .iter()
+            .filter_map(|(n, t)| Some((n.strip_prefix(MASK_PREFIX)?.to_owned(), t.shallow_clone())))
+            .collect();
+        if !saved.is_empty() {
+            saved.sort_by(|a, b| a.0.cmp(&b.0));
+            let mask = Mask::from_named(saved)
+                .map_err(|e| TrainError::Invalid(format!("optimizer state: {e}")))?;
+            self.set_mask(&mask)?;
+        }
         let missing = |n: &str| TrainError::Invalid(format!("optimizer state lacks {n}"));
         let steps = named
             .get("optimizer.steps")

@@ -18,9 +18,10 @@ use lth_models::Model;
 use lth_store::{CsvLog, RunDir};
 
 use crate::{
-    DatasetHparams, EvalSets, MetricsRow, Observer, Optimizer, Result, Schedule, Session,
-    TrainError, TrainHparams, load_tensors, save_tensors,
+    DatasetHparams, EvalSets, Hooks, MetricsRow, Observer, Optimizer, Result, STOPPED, Schedule,
+    Session, TrainError, TrainHparams, load_tensors, save_tensors,
 };
+use lth_models::Named;
 
 /// Weights at the end of a run.
 pub const FINAL: &str = "final.safetensors";
@@ -230,13 +231,15 @@ fn resume_checkpoints(dir: &RunDir) -> Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
-/// Trains `setup` through `plan` in the run folder `dir`, resuming if the folder holds an
-/// interrupted run and doing nothing if it holds a finished one. On return the model holds the
-/// weights at `plan.to`.
+/// Trains `setup` through `plan` in the run folder `dir`, calling `hooks`, resuming if the folder
+/// holds an interrupted run (weights, optimiser state, mask and the hooks' states) and doing
+/// nothing if it holds a finished one. On return the model holds the final weights (at
+/// `plan.to`, or where a hook stopped the run).
 pub fn run_resumable(
     dir: &RunDir,
     setup: &mut Setup,
     plan: &RunPlan,
+    hooks: &mut Hooks<'_>,
     progress: &mut dyn Progress,
 ) -> Result<RunSummary> {
     let _lock = dir.lock()?;
@@ -246,12 +249,19 @@ pub fn run_resumable(
     }
     let log = CsvLog::<MetricsRow>::new(dir.join(METRICS));
     let resumable = resume_checkpoints(dir)?;
-    let (start, rows) = match resumable.last() {
+    let (start, rows, stopped) = match resumable.last() {
         Some((step, path)) => {
             let tensors = load_tensors(path)?;
-            let (opt, weights): (Vec<_>, Vec<_>) = tensors
-                .into_iter()
-                .partition(|(n, _)| n.starts_with("optimizer."));
+            let (rest, weights): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(n, _)| {
+                n.starts_with("optimizer.") || n.starts_with("hook.") || n == STOPPED
+            });
+            let rest = Named::from(rest);
+            let stopped = rest.contains(STOPPED);
+            let opt: Vec<(String, tch::Tensor)> = rest
+                .iter()
+                .filter(|(n, _)| n.starts_with("optimizer."))
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect();
             setup
                 .model
                 .load_state(&weights)
@@ -262,10 +272,13 @@ pub fn run_resumable(
                 .load_state(&opt)
                 .map_err(|e| checkpoint_error(path, e))?;
             setup.optimizer.mask_weights();
+            hooks
+                .load_state(&rest)
+                .map_err(|e| checkpoint_error(path, e))?;
             let mut rows = log.load()?;
             rows.retain(|r| r.step <= *step);
             progress.resumed(*step);
-            (*step, rows)
+            (*step, rows, stopped)
         }
         None => {
             if plan.keep.contains(&plan.from) {
@@ -273,7 +286,7 @@ pub fn run_resumable(
             }
             let rows = vec![setup.session().measure(plan.from, None)?];
             log.save(&rows)?;
-            (plan.from, rows)
+            (plan.from, rows, false)
         }
     };
     progress.begin(start, plan.to);
@@ -283,9 +296,16 @@ pub fn run_resumable(
         rows,
         progress,
     };
-    setup
-        .session()
-        .train(start, plan.to, plan.eval_every, &plan.keep, &mut observer)?;
+    if !stopped {
+        setup.session().train(
+            start,
+            plan.to,
+            plan.eval_every,
+            &plan.keep,
+            hooks,
+            &mut observer,
+        )?;
+    }
     let StoreObserver { rows, progress, .. } = observer;
     progress.finish();
     save_tensors(&dir.join(FINAL), &setup.model.state())?;
@@ -324,7 +344,13 @@ impl Observer for StoreObserver<'_> {
         )?)
     }
 
-    fn on_eval(&mut self, row: &MetricsRow, model: &Model, opt: &Optimizer) -> Result<()> {
+    fn on_eval(
+        &mut self,
+        row: &MetricsRow,
+        model: &Model,
+        opt: &Optimizer,
+        extra: &Named,
+    ) -> Result<()> {
         self.rows.push(row.clone());
         // Rows first, then the checkpoint: a kill between the two leaves a row newer than the
         // checkpoint, which the resumed run drops and measures again.
@@ -332,6 +358,7 @@ impl Observer for StoreObserver<'_> {
         let old = resume_checkpoints(self.dir)?;
         let mut state = model.state();
         state.extend(opt.state());
+        state.extend(extra.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
         save_tensors(&resume_checkpoint(self.dir, row.step), &state)?;
         for (step, path) in old {
             if step != row.step {

@@ -4,9 +4,12 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use lth_data::{Loader, Source};
-use lth_models::Model;
+use lth_models::{Model, Named};
 
-use crate::{Optimizer, Result, Schedule};
+use crate::{Control, Hooks, Optimizer, Result, Schedule, StepContext};
+
+/// The entry of a resume checkpoint that says a hook stopped the run at its step.
+pub const STOPPED: &str = "session.stopped";
 
 /// Batch size of evaluation passes (no gradients, so larger than training batches).
 const EVAL_BATCH: i64 = 1000;
@@ -76,8 +79,15 @@ pub trait Observer {
     fn on_keep(&mut self, _step: u64, _model: &Model) -> Result<()> {
         Ok(())
     }
-    /// A row of metrics was measured; the session's state is that of the row.
-    fn on_eval(&mut self, _row: &MetricsRow, _model: &Model, _opt: &Optimizer) -> Result<()> {
+    /// A row of metrics was measured; the session's state is that of the row. `extra` is the
+    /// rest of what resuming needs: the hooks' states, and [`STOPPED`] if a hook stopped the run.
+    fn on_eval(
+        &mut self,
+        _row: &MetricsRow,
+        _model: &Model,
+        _opt: &Optimizer,
+        _extra: &Named,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -99,6 +109,11 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// Takes optimisation step `step` (counting from 0) and returns its loss, still on the device.
     pub fn step(&mut self, step: u64) -> Result<Tensor> {
+        self.step_with(step, &mut Hooks::none())
+    }
+
+    /// [`Session::step`], calling `hooks` after backward and after the update.
+    pub fn step_with(&mut self, step: u64, hooks: &mut Hooks<'_>) -> Result<Tensor> {
         let batch = self.loader.batch(step)?;
         let forward = || {
             let logits = self.model.forward_t(&batch.x, true);
@@ -111,8 +126,22 @@ impl Session<'_> {
         };
         self.optimizer.zero_grad();
         loss.backward();
+        if !hooks.is_empty() {
+            self.optimizer.bind_grads();
+            hooks.after_backward(step, self.optimizer)?;
+        }
         self.optimizer.step(self.schedule.lr_at(step));
+        if !hooks.is_empty() {
+            hooks.after_step(step, &mut self.context())?;
+        }
         Ok(loss.detach())
+    }
+
+    fn context(&mut self) -> StepContext<'_> {
+        StepContext {
+            model: self.model,
+            optimizer: self.optimizer,
+        }
     }
 
     /// Measures a row of metrics after `step` steps.
@@ -136,7 +165,8 @@ impl Session<'_> {
 
     /// Trains steps `from..to`, measuring metrics whenever the step count is a multiple of
     /// `eval_every` and at `to` (never, if `eval_every` is 0), and asking the observer to keep the
-    /// weights at each step of `keep`.
+    /// weights at each step of `keep`. Returns the step count reached: `to`, or the step of the
+    /// evaluation at which a hook stopped training.
     /// The starting row is the caller's business (a resumed run already has it).
     pub fn train(
         &mut self,
@@ -144,13 +174,14 @@ impl Session<'_> {
         to: u64,
         eval_every: u64,
         keep: &[u64],
+        hooks: &mut Hooks<'_>,
         observer: &mut dyn Observer,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let device = self.model.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut since = 0u64;
         for step in from..to {
-            let loss = self.step(step)?;
+            let loss = self.step_with(step, hooks)?;
             loss_sum += loss;
             since += 1;
             let done = step + 1;
@@ -161,11 +192,23 @@ impl Session<'_> {
             if eval_every > 0 && (done % eval_every == 0 || done == to) {
                 let mean = loss_sum.double_value(&[]) / since as f64;
                 let row = self.measure(done, Some(mean))?;
-                observer.on_eval(&row, self.model, self.optimizer)?;
+                let control = if hooks.is_empty() {
+                    Control::Continue
+                } else {
+                    hooks.on_eval(&row, &mut self.context())?
+                };
+                let mut extra = hooks.state();
+                if control == Control::Stop {
+                    extra.insert(STOPPED, Tensor::from_slice(&[done as i64]));
+                }
+                observer.on_eval(&row, self.model, self.optimizer, &extra)?;
                 let _ = loss_sum.zero_();
                 since = 0;
+                if control == Control::Stop {
+                    return Ok(done);
+                }
             }
         }
-        Ok(())
+        Ok(to)
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use lth_store::RunDir;
 use lth_train::{
-    Data, DeviceChoice, Masking, OptimizerKind, Progress, RunSummary, Setup, Steps, TrainHparams,
+    Data, DeviceChoice, Hooks, OptimizerKind, Progress, RunSummary, Setup, Steps, TrainHparams,
     load_tensors, resolve_device, run_resumable,
 };
 use tch::{Device, Kind, Tensor};
@@ -38,7 +38,7 @@ fn with_optimizer(optimizer: OptimizerKind) -> TrainHparams {
 fn train(dir: &RunDir, data: &Data, hp: &TrainHparams, progress: &mut dyn Progress) -> RunSummary {
     let mut setup = Setup::new(hp, 1, data).unwrap();
     let plan = setup.plan(hp);
-    run_resumable(dir, &mut setup, &plan, progress).unwrap()
+    run_resumable(dir, &mut setup, &plan, &mut Hooks::none(), progress).unwrap()
 }
 
 #[test]
@@ -111,8 +111,14 @@ fn pruned_weights_and_their_optimizer_state_stay_zero() {
             .into_iter()
             .map(|(n, t)| (n, t.rand_like().ge(0.5)))
             .collect();
-        let masking = Masking::new(&setup.model, &masks).unwrap();
-        setup.optimizer.set_masking(&masking).unwrap();
+        let mask = lth_prune::Mask::from_named(
+            masks
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        )
+        .unwrap();
+        setup.optimizer.set_mask(&mask).unwrap();
         let mut session = setup.session();
         for step in 0..20 {
             let _ = session.step(step).unwrap();
@@ -129,7 +135,10 @@ fn pruned_weights_and_their_optimizer_state_stay_zero() {
                     .double_value(&[]),
                 0.0
             );
-            for (key, buf) in state.iter().filter(|(k, _)| k.contains(name.as_str())) {
+            let buffers = state
+                .iter()
+                .filter(|(k, _)| k.contains(name.as_str()) && !k.starts_with("optimizer.mask."));
+            for (key, buf) in buffers {
                 let revived = buf
                     .masked_select(&pruned)
                     .abs()
@@ -150,4 +159,177 @@ fn pruned_weights_and_their_optimizer_state_stay_zero() {
 #[test]
 fn cpu_device_resolves() {
     assert_eq!(resolve_device(DeviceChoice::Cpu).unwrap(), Device::Cpu);
+}
+
+/// A hook that rewires the mask during training, RigL-like: every `every` steps each layer drops
+/// its 10% smallest kept weights and regrows as many pruned ones, those of largest gradient
+/// magnitude accumulated since the start (state that must survive a resume). It stops training
+/// at `stop_at` steps.
+struct Rewire {
+    every: u64,
+    stop_at: u64,
+    acc: lth_models::Named,
+    updates: i64,
+}
+
+impl Rewire {
+    fn new() -> Rewire {
+        Rewire {
+            every: 7,
+            stop_at: 25,
+            acc: lth_models::Named::new(),
+            updates: 0,
+        }
+    }
+}
+
+impl lth_train::Hook for Rewire {
+    fn name(&self) -> &str {
+        "rewire"
+    }
+
+    fn after_backward(&mut self, _step: u64, opt: &lth_train::Optimizer) -> lth_train::Result<()> {
+        let names: Vec<String> = opt.mask().unwrap().names().map(str::to_owned).collect();
+        for name in names {
+            let g = opt.grad(&name).unwrap().abs();
+            let sum = match self.acc.get(&name) {
+                Some(a) => a + g,
+                None => g,
+            };
+            self.acc.insert(name, sum);
+        }
+        Ok(())
+    }
+
+    fn after_step(
+        &mut self,
+        step: u64,
+        ctx: &mut lth_train::StepContext<'_>,
+    ) -> lth_train::Result<()> {
+        if !(step + 1).is_multiple_of(self.every) {
+            return Ok(());
+        }
+        let mask = ctx.optimizer.mask().unwrap().clone();
+        let weights = ctx.optimizer.weights();
+        let dropped = lth_prune::magnitude_layerwise(&weights, &mask, |_, _| 0.1).unwrap();
+        let mut grown = Vec::new();
+        let mut next = Vec::new();
+        for (name, m) in dropped.iter() {
+            let k = mask.get(name).unwrap().sum(Kind::Int64).int64_value(&[])
+                - m.sum(Kind::Int64).int64_value(&[]);
+            let cand = self
+                .acc
+                .get(name)
+                .unwrap()
+                .masked_fill(m, f64::NEG_INFINITY);
+            let (_, idx) = cand.flatten(0, -1).topk(k, 0, true, true);
+            let mut g = Tensor::zeros([m.numel() as i64], (Kind::Bool, m.device()));
+            let _ = g.index_fill_(0, &idx, 1);
+            let g = g.view(m.size().as_slice());
+            next.push((name.to_owned(), m.logical_or(&g)));
+            grown.push((name.to_owned(), g));
+        }
+        let next = lth_prune::Mask::from_named(next).unwrap();
+        ctx.optimizer.set_mask(&next)?;
+        ctx.optimizer
+            .reset_state(&lth_prune::Mask::from_named(grown).unwrap())?;
+        self.updates += 1;
+        Ok(())
+    }
+
+    fn on_eval(
+        &mut self,
+        row: &lth_train::MetricsRow,
+        _ctx: &mut lth_train::StepContext<'_>,
+    ) -> lth_train::Result<lth_train::Control> {
+        Ok(if row.step >= self.stop_at {
+            lth_train::Control::Stop
+        } else {
+            lth_train::Control::Continue
+        })
+    }
+
+    fn state(&self) -> lth_models::Named {
+        let mut s = self.acc.prefixed("acc.");
+        s.insert("updates", Tensor::from_slice(&[self.updates]));
+        s
+    }
+
+    fn load_state(&mut self, state: &lth_models::Named) -> lth_train::Result<()> {
+        self.acc = state.strip_prefix("acc.").copy();
+        self.updates = state.get("updates").unwrap().int64_value(&[0]);
+        Ok(())
+    }
+}
+
+/// A random half of every layer.
+fn start_mask(setup: &Setup) -> lth_prune::Mask {
+    let w = setup.model.prunable_tensors();
+    let half = lth_prune::magnitude_layerwise(&w, &lth_prune::Mask::ones(&w), |_, _| 0.5).unwrap();
+    lth_prune::random_like(&half, 9)
+}
+
+/// Trains with the rewiring hook from a fixed random half mask; returns the summary, the final
+/// mask and the number of rewirings.
+fn train_rewired(
+    dir: &RunDir,
+    data: &Data,
+    hp: &TrainHparams,
+    progress: &mut dyn Progress,
+) -> (RunSummary, lth_prune::Mask, i64) {
+    let mut setup = Setup::new(hp, 1, data).unwrap();
+    setup.optimizer.set_mask(&start_mask(&setup)).unwrap();
+    let plan = setup.plan(hp);
+    let mut hook = Rewire::new();
+    let mut hooks = Hooks::new(vec![&mut hook]).unwrap();
+    let summary = run_resumable(dir, &mut setup, &plan, &mut hooks, progress).unwrap();
+    drop(hooks);
+    (
+        summary,
+        setup.optimizer.mask().unwrap().clone(),
+        hook.updates,
+    )
+}
+
+#[test]
+fn a_run_whose_mask_changes_resumes_bit_identically() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let hp = with_optimizer(OptimizerKind::Sgd);
+    let whole = RunDir::new(root.path().join("whole"));
+    let cut = RunDir::new(root.path().join("cut"));
+    let (expected, mask, updates) = train_rewired(&whole, &data, &hp, &mut ());
+    // The hook stopped the run at 25 of 30 steps, after rewiring at steps 7, 14 and 21.
+    assert_eq!(expected.steps, 25);
+    assert_eq!(updates, 3);
+    assert_eq!(mask.kept(), mask.total() / 2, "rewiring keeps the count");
+    let start = start_mask(&Setup::new(&hp, 1, &data).unwrap());
+    let moved: i64 = mask
+        .iter()
+        .map(|(n, m)| {
+            m.logical_xor(start.get(n).unwrap())
+                .sum(Kind::Int64)
+                .int64_value(&[])
+        })
+        .sum();
+    assert!(moved > 0, "the hook rewired nothing");
+    // Killed after step 19: the checkpoint of step 15 holds the mask of step 14's rewiring and
+    // the accumulated gradients.
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train_rewired(&cut, &data, &hp, &mut Crash(19));
+    }));
+    assert!(crashed.is_err());
+    assert!(!cut.is_done());
+    let (resumed, resumed_mask, _) = train_rewired(&cut, &data, &hp, &mut ());
+    assert_eq!(resumed, expected);
+    for ((n, a), (_, b)) in mask.iter().zip(resumed_mask.iter()) {
+        assert!(a.equal(b), "mask of {n} differs after resuming");
+    }
+    let read = |d: &RunDir| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+    assert_eq!(read(&cut), read(&whole));
+    let w = |d: &RunDir| load_tensors(&d.join("final.safetensors")).unwrap();
+    for ((n1, t1), (n2, t2)) in w(&whole).iter().zip(w(&cut).iter()) {
+        assert_eq!(n1, n2);
+        assert!(t1.equal(t2), "{n1} differs after resuming");
+    }
 }

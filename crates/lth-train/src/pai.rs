@@ -1,0 +1,181 @@
+//! Pruning at initialisation of a training run: score the initial weights W0 once, keep the mask,
+//! train the subnetwork.
+
+use serde::{Deserialize, Serialize};
+
+use lth_prune::{LAYERS_FILE, LayerCount, MASK_FILE, Mask, Method, PaiOptions};
+use lth_store::{CsvLog, RunDir};
+
+use crate::{
+    Data, Hooks, Progress, Result, RunSummary, Setup, TrainError, TrainHparams, run_resumable,
+};
+
+/// A training run pruned at initialisation: what `lth train --prune-at-init` stores (folder
+/// `pai_<hash>`), and the unit the pruning-at-initialisation reproductions train.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrunedRun {
+    pub train: TrainHparams,
+    pub prune_at_init: Option<PaiHparams>,
+}
+
+/// Trains replicate `replicate` of `run` in `dir`: the mask is computed from W0 and saved
+/// (`mask.safetensors`, with the per-layer kept counts in `layers.csv`) before the first step, and
+/// read back when an interrupted run resumes. Without pruning, trains the dense network.
+pub fn train_pruned(
+    dir: &RunDir,
+    run: &PrunedRun,
+    replicate: u64,
+    data: &Data,
+    progress: &mut dyn Progress,
+) -> Result<(RunSummary, Option<Mask>)> {
+    let hp = &run.train;
+    let mut setup = Setup::new(hp, replicate, data)?;
+    let mask = match &run.prune_at_init {
+        None => None,
+        Some(pai) => {
+            let path = dir.join(MASK_FILE);
+            let mask = if path.exists() {
+                Mask::load(&path)?
+            } else {
+                let mask = pai.prune(&setup, data, hp, replicate)?;
+                std::fs::create_dir_all(dir.path())
+                    .map_err(|e| TrainError::Invalid(format!("{}: {e}", dir.path().display())))?;
+                CsvLog::<LayerCount>::new(dir.join(LAYERS_FILE)).save(&mask.counts())?;
+                mask.save(&path)?;
+                mask
+            };
+            setup.optimizer.set_mask(&mask)?;
+            Some(mask)
+        }
+    };
+    let plan = setup.plan(hp);
+    let summary = run_resumable(dir, &mut setup, &plan, &mut Hooks::none(), progress)?;
+    Ok((summary, mask))
+}
+
+/// How a run is pruned before its first step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaiHparams {
+    pub method: Method,
+    /// Fraction of the prunable weights removed, in [0, 1).
+    pub sparsity: f64,
+    /// Examples in the scoring batch of SNIP and GraSP (default: SNIP the run's batch size,
+    /// GraSP 10 per class). GraSP's batch is class-balanced: this many divided by the classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
+    /// SynFlow's rounds.
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+}
+
+fn default_rounds() -> u32 {
+    100
+}
+
+impl PaiHparams {
+    /// `method` to `sparsity` with the papers' settings.
+    pub fn new(method: Method, sparsity: f64) -> PaiHparams {
+        PaiHparams {
+            method,
+            sparsity,
+            batch: None,
+            rounds: default_rounds(),
+        }
+    }
+
+    /// Checks the settings against the run, naming the flag.
+    pub fn validate(&self, hp: &TrainHparams) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        if !(0.0..1.0).contains(&self.sparsity) {
+            return bad(format!(
+                "--sparsity must be in [0, 1) (the fraction of prunable weights removed), got {}",
+                self.sparsity
+            ));
+        }
+        if self.batch == Some(0) {
+            return bad("--prune-batch must be at least 1".into());
+        }
+        if self.batch.is_some() && !self.method.needs_data() {
+            return bad(format!(
+                "--prune-batch was given, but {} scores without data",
+                self.method
+            ));
+        }
+        if self.rounds == 0 {
+            return bad("SynFlow's rounds must be at least 1".into());
+        }
+        if self.method.needs_data() && hp.dataset.dataset.is_empty() {
+            return bad(format!("{} needs a dataset to score with", self.method));
+        }
+        Ok(())
+    }
+
+    /// The mask of `setup`'s model at its current weights (W0 for a fresh setup of replicate
+    /// `replicate` of `hp`), scored on the training split of `data` in the run's epoch-0 data
+    /// order: SNIP takes the first examples, GraSP the first of each class. Random scores use the
+    /// replicate's initialisation seed. The model is left as it was.
+    pub fn prune(
+        &self,
+        setup: &Setup,
+        data: &Data,
+        hp: &TrainHparams,
+        replicate: u64,
+    ) -> Result<Mask> {
+        let (data_order_seed, seed) = (hp.data_order_seed(replicate), hp.init_seed(replicate));
+        let model = &setup.model;
+        let mask = Mask::ones(&model.prunable_tensors());
+        let batch = if self.method.needs_data() {
+            Some(self.scoring_batch(data, hp.dataset.batch_size, data_order_seed)?)
+        } else {
+            None
+        };
+        let opts = PaiOptions {
+            rounds: self.rounds,
+            ..PaiOptions::new(&data.info.shape, seed)
+        };
+        let batch = batch.as_ref().map(|b| (&b.x, &b.y));
+        Ok(self
+            .method
+            .prune(model, &mask, self.sparsity, batch, &opts)?)
+    }
+
+    fn scoring_batch(
+        &self,
+        data: &Data,
+        batch_size: u64,
+        data_order_seed: u64,
+    ) -> Result<lth_data::Batch> {
+        let n = data.train.len() as usize;
+        let order = lth_rng::permutation(n, data_order_seed, lth_data::loader::DATA_ORDER, 0);
+        let classes = data.info.num_classes;
+        let chosen: Vec<i64> = match self.method {
+            Method::Grasp => {
+                let per_class = self.batch.map_or(10, |b| (b as i64 / classes).max(1));
+                let labels = data.train.labels();
+                let mut taken = vec![0i64; classes as usize];
+                let mut out = Vec::new();
+                for &i in &order {
+                    let c = labels[i as usize] as usize;
+                    if taken[c] < per_class {
+                        taken[c] += 1;
+                        out.push(i);
+                    }
+                }
+                if let Some(c) = taken.iter().position(|&t| t < per_class) {
+                    return Err(TrainError::Invalid(format!(
+                        "GraSP needs {per_class} training examples of every class; class {c} has {}",
+                        taken[c]
+                    )));
+                }
+                out
+            }
+            _ => {
+                let b = self.batch.unwrap_or(batch_size).min(n as u64) as usize;
+                order[..b].to_vec()
+            }
+        };
+        Ok(data.train.examples(&chosen)?)
+    }
+}
