@@ -6,7 +6,7 @@ use clap::Args;
 
 use lth_prune::Strategy;
 use lth_train::Steps;
-use lth_train::flags::TrainFlags;
+use lth_train::flags::{PaiFlags, TrainFlags};
 
 use crate::{LotteryHparams, Result, Retrain};
 
@@ -36,6 +36,9 @@ pub struct LotteryFlags {
     /// weight-rewinding, lr-rewinding or fine-tuning.
     #[arg(long)]
     pub retrain: Option<Retrain>,
+    /// Level 1 pruned at initialisation instead of by IMP.
+    #[command(flatten)]
+    pub level1: PaiFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,
@@ -62,6 +65,7 @@ impl LotteryFlags {
         }
         hp.rewind = self.rewind.unwrap_or(hp.rewind);
         hp.retrain = self.retrain.unwrap_or(hp.retrain);
+        hp.level1 = self.level1.resolve(&hp.train)?;
         Ok(hp)
     }
 }

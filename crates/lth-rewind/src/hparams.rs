@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use lth_prune::{PruningHparams, Strategy};
-use lth_train::{Steps, TrainHparams};
+use lth_train::{PaiHparams, Steps, TrainHparams};
 
 use crate::{Result, RewindError};
 
@@ -45,6 +45,10 @@ pub struct LotteryHparams {
     /// The rewind point k.
     pub rewind: Steps,
     pub retrain: Retrain,
+    /// Level 1 pruned at initialisation by this method (from W0, every prunable layer) instead
+    /// of by the magnitudes of level 0's trained weights; later levels are IMP as usual. Lets IMP
+    /// and one-shot pruning at initialisation be compared on the same seeds.
+    pub level1: Option<PaiHparams>,
 }
 
 impl LotteryHparams {

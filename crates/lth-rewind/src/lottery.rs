@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use tch::Tensor;
 
-use lth_models::{Model, load_tensors};
+use lth_models::load_tensors;
 use lth_prune::{Mask, random_like};
 use lth_store::{CsvLog, RunDir, Store};
 use lth_train::{
@@ -225,7 +225,7 @@ impl<'a> Lottery<'a> {
                 )));
             }
             let trained = self.final_weights(&before)?;
-            let mask = self.level_mask(level, &setup.model, &trained)?;
+            let mask = self.level_mask(level, &setup, &trained)?;
             let start = match self.hp.retrain {
                 Retrain::WeightRewinding => self.dense_weights_at(self.rewind)?,
                 Retrain::LrRewinding | Retrain::FineTuning => trained,
@@ -245,12 +245,19 @@ impl<'a> Lottery<'a> {
     }
 
     /// The mask of `level`: read back if it was already computed, else pruned from level − 1's
-    /// mask by the magnitudes of its trained weights, and saved before any training.
-    fn level_mask(&self, level: u64, model: &Model, trained: &[(String, Tensor)]) -> Result<Mask> {
+    /// mask by the magnitudes of its trained weights (or, for level 1 with `level1`, pruned at
+    /// initialisation from `setup`'s W0), and saved before any training.
+    fn level_mask(&self, level: u64, setup: &Setup, trained: &[(String, Tensor)]) -> Result<Mask> {
         let path = self.level_dir(level).join(MASK);
         if path.exists() {
             return Ok(Mask::load(&path)?);
         }
+        if let (1, Some(pai)) = (level, &self.hp.level1) {
+            let mask = pai.prune(setup, self.data, &self.hp.train, self.replicate)?;
+            mask.save(&path)?;
+            return Ok(mask);
+        }
+        let model = &setup.model;
         let previous = self.mask(level - 1)?;
         let weights: Vec<(String, Tensor)> = model
             .prunable()

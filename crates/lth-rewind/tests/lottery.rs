@@ -200,3 +200,38 @@ fn a_rewind_point_at_or_after_the_end_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn level_one_can_be_pruned_at_initialisation_on_the_same_seeds() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let store = Store::new(root.path().join("runs"));
+    let mut hp = hparams();
+    hp.level1 = Some(lth_train::PaiHparams::new(lth_prune::Method::Snip, 0.9));
+    let pai = Lottery::new(&store, hp.clone(), 1, &data).unwrap();
+    let imp = Lottery::new(&store, hparams(), 1, &data).unwrap();
+    assert_ne!(
+        pai.dir().path(),
+        imp.dir().path(),
+        "the method is a hyperparameter"
+    );
+    for level in 0..=2 {
+        pai.run_level(level, &mut ()).unwrap();
+    }
+    imp.run_level(0, &mut ()).unwrap();
+    // The same dense network (same seeds), then one-shot SNIP: SNIP's count, round(N·0.1).
+    let dense = |l: &Lottery| load_tensors(&l.level_dir(0).join("final.safetensors")).unwrap();
+    for ((n, a), (_, b)) in dense(&pai).iter().zip(dense(&imp).iter()) {
+        assert!(a.equal(b), "{n}: level 0 differs");
+    }
+    let m1 = pai.mask(1).unwrap();
+    assert_eq!(m1.kept(), (m1.total() as f64 * 0.1).round() as i64);
+    // Level 1 trained from W0 (k = 0) under that mask; level 2 is IMP from level 1.
+    let w1 = load_tensors(&pai.level_dir(1).join("final.safetensors")).unwrap();
+    assert!(zeros_where_pruned(&w1, &m1));
+    let m2 = pai.mask(2).unwrap();
+    for (c1, c2) in m1.counts().iter().zip(m2.counts()) {
+        let rate = if c1.name == "fc.weight" { 0.1 } else { 0.2 };
+        assert_eq!(c2.kept, c1.kept - prune_count(c1.kept, rate), "{}", c1.name);
+    }
+}
