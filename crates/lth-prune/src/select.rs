@@ -27,6 +27,8 @@ pub enum Count {
     SparsityRound(f64),
     /// Keep N − ⌊S·N⌋ of all N weights in scope (RigL's, GraSP's and Synaptic-Flow's rule).
     SparsityFloor(f64),
+    /// Keep exactly this many (at most the remaining): to match another mask's count.
+    Keep(i64),
 }
 
 /// `x` with floating-point noise of the last bits removed before rounding, so that 0.95 · 1000
@@ -51,7 +53,15 @@ impl Count {
     /// Checks the fraction: in [0, 1] (a sparsity of 1 empties the layers, which a caller may
     /// forbid earlier with a better message).
     pub fn check(&self, what: &str) -> Result<()> {
-        let (Count::PruneFraction(f) | Count::SparsityRound(f) | Count::SparsityFloor(f)) = *self;
+        let f = match *self {
+            Count::PruneFraction(f) | Count::SparsityRound(f) | Count::SparsityFloor(f) => f,
+            Count::Keep(k) if k >= 0 => return Ok(()),
+            Count::Keep(k) => {
+                return Err(PruneError::Invalid(format!(
+                    "{what}: cannot keep {k} weights"
+                )));
+            }
+        };
         if (0.0..=1.0).contains(&f) {
             Ok(())
         } else {
@@ -72,12 +82,13 @@ impl Count {
             Count::SparsityFloor(s) => {
                 (total - denoise(s * total as f64).floor() as i64).clamp(0, remaining)
             }
+            Count::Keep(k) => k.clamp(0, remaining),
         }
     }
 }
 
-/// The positions a layer's mask keeps (flat, ascending) and their scores there (as f64).
-fn kept_scores(name: &str, score: &Tensor, keep: &Tensor) -> Result<(Tensor, Tensor)> {
+/// A layer's scores as f64 on the mask's device, flat, checked to fit the mask and be finite.
+fn layer_scores(name: &str, score: &Tensor, keep: &Tensor) -> Result<Tensor> {
     if score.size() != keep.size() {
         return Err(PruneError::Mismatch(format!(
             "mask of `{name}` has shape {:?}, its scores {:?}",
@@ -88,27 +99,42 @@ fn kept_scores(name: &str, score: &Tensor, keep: &Tensor) -> Result<(Tensor, Ten
     let s = score
         .detach()
         .to_device(keep.device())
-        .to_kind(Kind::Double);
+        .to_kind(Kind::Double)
+        .flatten(0, -1);
     if s.isfinite().all().int64_value(&[]) != 1 {
         return Err(PruneError::Invalid(format!(
             "scores of `{name}` are not all finite (weights or gradients that diverged?)"
         )));
     }
-    let idx = keep.flatten(0, -1).nonzero().squeeze_dim(1);
-    Ok((idx.shallow_clone(), s.flatten(0, -1).index_select(0, &idx)))
+    Ok(s)
 }
 
-/// `keep` with the given flat positions cleared.
-fn clear(keep: &Tensor, positions: &Tensor) -> Tensor {
-    let mut flat = keep.flatten(0, -1).copy();
-    let _ = flat.index_fill_(0, positions, 0);
-    flat.view(keep.size().as_slice())
-}
-
-/// The order in which candidates leave: worst first, ties by position.
-fn leaving_order(scores: &Tensor, keep: Keep) -> Tensor {
-    let descending = keep == Keep::Smallest;
-    scores.sort_stable(true, 0, descending).1
+/// Which of the flat candidates leave: the `drop` worst scores among those `kept` (a flat bool
+/// tensor), and among equal scores at the threshold the earliest positions. The same set as the
+/// first `drop` kept entries of a stable sort, found in linear time (a k-th value and a cumulative
+/// sum rather than a sort of every score), which matters for SynFlow's hundred rounds.
+fn leaving(scores: &Tensor, kept: &Tensor, keep: Keep, drop: i64) -> Tensor {
+    if drop <= 0 {
+        return kept.zeros_like();
+    }
+    // Worst first; weights already pruned go last and are never chosen.
+    let worst_first = match keep {
+        Keep::Largest => scores.shallow_clone(),
+        Keep::Smallest => -scores,
+    }
+    .masked_fill(&kept.logical_not(), f64::INFINITY);
+    // The threshold from the kept candidates only: after a few rounds of iterative pruning they
+    // are a small part of the layer.
+    let (threshold, _) = worst_first.masked_select(kept).kthvalue(drop, 0, false);
+    let below = worst_first.lt_tensor(&threshold);
+    let at = worst_first.eq_tensor(&threshold);
+    let need = drop - below.sum(Kind::Int64).int64_value(&[]);
+    if at.sum(Kind::Int64).int64_value(&[]) == need {
+        // No tie straddles the threshold: every entry at it leaves.
+        return below.logical_or(&at);
+    }
+    let first_ties = at.logical_and(&at.cumsum(0, Kind::Int64).le(need));
+    below.logical_or(&first_ties)
 }
 
 fn score_of<'a>(scores: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
@@ -117,6 +143,11 @@ fn score_of<'a>(scores: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor
         .find(|(n, _)| n == name)
         .map(|(_, t)| t)
         .ok_or_else(|| PruneError::Mismatch(format!("no scores for masked layer `{name}`")))
+}
+
+/// `keep` without the flat positions where `gone` is true.
+fn without(keep: &Tensor, gone: &Tensor) -> Tensor {
+    keep.logical_and(&gone.logical_not().view(keep.size().as_slice()))
 }
 
 /// Selects within each layer of `mask` separately: `count(name)` says how many of that layer's
@@ -131,14 +162,11 @@ pub fn select_layerwise(
     for (name, m) in mask.iter() {
         let c = count(name);
         c.check(&format!("pruning fraction for `{name}`"))?;
-        let (idx, s) = kept_scores(name, score_of(scores, name)?, m)?;
-        let remaining = idx.size()[0];
+        let s = layer_scores(name, score_of(scores, name)?, m)?;
+        let kept = m.flatten(0, -1);
+        let remaining = kept.sum(Kind::Int64).int64_value(&[]);
         let drop = remaining - c.kept(m.numel() as i64, remaining);
-        let order = leaving_order(&s, keep);
-        out.push((
-            name.to_owned(),
-            clear(m, &idx.index_select(0, &order.narrow(0, 0, drop))),
-        ));
+        out.push((name.to_owned(), without(m, &leaving(&s, &kept, keep, drop))));
     }
     Mask::from_named(out)
 }
@@ -161,37 +189,55 @@ pub fn select_global(
     if included.is_empty() {
         return Mask::from_named(out);
     }
-    let (mut positions, mut all, mut owners, mut total) = (Vec::new(), Vec::new(), Vec::new(), 0);
-    for (layer, name) in included.iter().enumerate() {
+    let (mut all, mut kept, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    for name in included {
         let m = mask
             .get(name)
             .ok_or_else(|| PruneError::Mismatch(format!("no mask for included layer `{name}`")))?;
-        let (idx, s) = kept_scores(name, score_of(scores, name)?, m)?;
-        owners.push(Tensor::full(
-            [idx.size()[0]],
-            layer as i64,
-            (Kind::Int64, idx.device()),
-        ));
-        positions.push(idx);
-        all.push(s);
-        total += m.numel() as i64;
+        all.push(layer_scores(name, score_of(scores, name)?, m)?);
+        kept.push(m.flatten(0, -1));
+        sizes.push(m.numel() as i64);
     }
-    let (positions, all, owners) = (
-        Tensor::cat(&positions, 0),
-        Tensor::cat(&all, 0),
-        Tensor::cat(&owners, 0),
-    );
-    let remaining = all.size()[0];
-    let drop = remaining - count.kept(total, remaining);
-    let chosen = leaving_order(&all, keep).narrow(0, 0, drop);
-    let (drop, drop_owner) = (
-        positions.index_select(0, &chosen),
-        owners.index_select(0, &chosen),
-    );
-    for (layer, name) in included.iter().enumerate() {
-        let mine = drop.masked_select(&drop_owner.eq(layer as i64));
+    let (all, kept) = (Tensor::cat(&all, 0), Tensor::cat(&kept, 0));
+    let total: i64 = sizes.iter().sum();
+    let remaining = kept.sum(Kind::Int64).int64_value(&[]);
+    let gone = leaving(&all, &kept, keep, remaining - count.kept(total, remaining));
+    let mut offset = 0;
+    for (name, size) in included.iter().zip(sizes) {
         let m = mask.get(name).expect("checked above");
-        out.push((name.clone(), clear(m, &mine)));
+        out.push((name.clone(), without(m, &gone.narrow(0, offset, size))));
+        offset += size;
     }
     Mask::from_named(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The linear-time selection leaves exactly the first `drop` entries of a stable sort,
+        /// ties included (scores drawn from a handful of values, so ties are common).
+        #[test]
+        fn leaving_matches_a_stable_sort(
+            values in prop::collection::vec(0i32..5, 1..60),
+            frac in 0.0f64..=1.0,
+            smallest in any::<bool>(),
+        ) {
+            let s = Tensor::from_slice(&values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+            let drop = (frac * values.len() as f64).floor() as i64;
+            let keep = if smallest { Keep::Smallest } else { Keep::Largest };
+            let mut by_sort = Vec::<i64>::try_from(
+                &s.sort_stable(true, 0, smallest).1.narrow(0, 0, drop),
+            ).unwrap();
+            by_sort.sort_unstable();
+            let all = s.ones_like().to_kind(Kind::Bool);
+            let fast = Vec::<i64>::try_from(
+                &leaving(&s, &all, keep, drop).nonzero().squeeze_dim(1),
+            ).unwrap();
+            prop_assert_eq!(fast, by_sort);
+        }
+    }
 }
