@@ -38,7 +38,25 @@ pub enum Check {
     Range,
     Greater(String),
     NotLess(String),
+    /// Two metrics of the same row equivalent within the cell's margin (two one-sided Welch
+    /// tests at α: the 1 − 2α interval of the difference inside ±margin).
+    Within(String),
     None,
+}
+
+impl Check {
+    /// The metric a claim compares with.
+    pub fn other(&self) -> Option<&str> {
+        match self {
+            Check::Greater(m) | Check::NotLess(m) | Check::Within(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether the check needs a margin.
+    pub fn needs_margin(&self) -> bool {
+        matches!(self, Check::Equivalent | Check::Within(_))
+    }
 }
 
 impl std::fmt::Display for Check {
@@ -48,6 +66,7 @@ impl std::fmt::Display for Check {
             Check::Range => f.write_str("range"),
             Check::Greater(m) => write!(f, "greater:{m}"),
             Check::NotLess(m) => write!(f, "not_less:{m}"),
+            Check::Within(m) => write!(f, "within:{m}"),
             Check::None => f.write_str("none"),
         }
     }
@@ -62,8 +81,9 @@ impl std::str::FromStr for Check {
             None if s == "none" => Ok(Check::None),
             Some(("greater", m)) if !m.is_empty() => Ok(Check::Greater(m.into())),
             Some(("not_less", m)) if !m.is_empty() => Ok(Check::NotLess(m.into())),
+            Some(("within", m)) if !m.is_empty() => Ok(Check::Within(m.into())),
             _ => Err(format!(
-                "unknown check `{s}`: expected equivalent, range, none, greater:<metric> or not_less:<metric>"
+                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric> or within:<metric>"
             )),
         }
     }
@@ -200,16 +220,18 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
             bad(line, problem)
         })?;
         let line = Some(cells.len() as u64 + 2);
-        if cell.source == Source::Claim
-            && !matches!(cell.check, Check::Greater(_) | Check::NotLess(_))
-        {
+        if cell.source == Source::Claim && cell.check.other().is_none() {
             return Err(bad(
                 line,
-                "a claim needs a greater:<metric> or not_less:<metric> check".into(),
+                "a claim needs a greater:<metric>, not_less:<metric> or within:<metric> check"
+                    .into(),
             ));
         }
-        if cell.check == Check::Equivalent && cell.margin.is_none() {
-            return Err(bad(line, "an `equivalent` check needs a margin".into()));
+        if cell.check.needs_margin() && cell.margin.is_none() {
+            return Err(bad(
+                line,
+                format!("a `{}` check needs a margin", cell.check),
+            ));
         }
         if cell.check == Check::Equivalent && cell.n.unwrap_or(0) < 2 {
             return Err(bad(

@@ -15,6 +15,17 @@
 //!
 //! This crate knows nothing of tensors or training: `lth-repro` runs the experiments and hands
 //! their measurements here.
+//!
+//! ```
+//! use lth_report::{Summary, equivalence, welch};
+//! // Replicate means of two metrics, and the paper's claim that the first is larger.
+//! let imp = Summary::of(&[3.30, 3.40, 3.35, 3.42, 3.38]);
+//! let random = Summary::of(&[8.1, 7.1, 8.7, 8.4, 8.2]);
+//! assert!(welch(&random, &imp).unwrap().p_greater() < 0.01);
+//! // A snapshot is matched by equivalence within a margin, not by "no difference".
+//! let snapshot = Summary::of(&[3.36, 3.41, 3.33, 3.40, 3.39]);
+//! assert!(equivalence(&imp, &snapshot, 0.1, 0.05).unwrap().equivalent());
+//! ```
 
 pub mod expected;
 pub mod plot;

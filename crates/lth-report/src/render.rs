@@ -120,12 +120,13 @@ pub fn render_table(
                     }
                     _ => None,
                 };
-                let theirs = if col.metric == "weights_remaining" && !variant {
+                let theirs = if let (true, false, Some(w)) = (
+                    col.metric == "weights_remaining",
+                    variant,
+                    row.weights_remaining,
+                ) {
                     // The paper's sparsity is part of the row's definition, in the spec.
-                    Some(format!(
-                        "paper {}",
-                        number(col.format, row.weights_remaining, None)
-                    ))
+                    Some(format!("paper {}", number(col.format, w, None)))
                 } else {
                     reference(
                         cells,

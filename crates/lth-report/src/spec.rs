@@ -115,8 +115,10 @@ pub struct Row {
     pub variants: Vec<String>,
     /// The lottery level whose subnetworks are measured at the paper's scale.
     pub level: u64,
-    /// The paper's weights remaining at that level (a fraction), for the table.
-    pub weights_remaining: f64,
+    /// The paper's weights remaining at that level (a fraction), for the table; absent for
+    /// experiments whose rows are not a sparsity.
+    #[serde(default)]
+    pub weights_remaining: Option<f64>,
     /// `lth lottery` flags at the paper's settings (added to the spec's).
     #[serde(default)]
     pub flags: BTreeMap<String, Spanned<toml::Value>>,

@@ -128,6 +128,38 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
                 ),
             )
         }
+        Check::Within(other) => {
+            let Some(theirs) = ours.get(other) else {
+                return verdict(Outcome::Fail, format!("the run measured no `{other}`"));
+            };
+            let margin = cell
+                .margin
+                .expect("load_cells checked it")
+                .width(theirs.mean);
+            match equivalence(mine, theirs, margin, a) {
+                None => verdict(
+                    Outcome::Fail,
+                    "equivalence needs n ≥ 2 replicates on both sides".into(),
+                ),
+                Some(e) => {
+                    let ok = e.equivalent();
+                    verdict(
+                        if ok { Outcome::Pass } else { Outcome::Fail },
+                        format!(
+                            "{} within ±{margin:.4} of {other}: {} vs {}: difference {:+.4}, {:.0}% CI [{:+.4}, {:+.4}] {}",
+                            cell.metric,
+                            show(mine),
+                            show(theirs),
+                            e.diff,
+                            100.0 * (1.0 - 2.0 * a),
+                            e.lo,
+                            e.hi,
+                            if ok { "inside" } else { "not inside" },
+                        ),
+                    )
+                }
+            }
+        }
         Check::Greater(other) | Check::NotLess(other) => {
             let Some(theirs) = ours.get(other) else {
                 return verdict(Outcome::Fail, format!("the run measured no `{other}`"));
@@ -201,6 +233,35 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), Summary::of(&v)))
         .collect()
+    }
+
+    #[test]
+    fn within_is_an_equivalence_of_two_metrics() {
+        let o = ours();
+        let within = |margin: f64| {
+            let mut c = cell(
+                "accuracy_imp",
+                Source::Claim,
+                "within:accuracy_random",
+                None,
+            );
+            c.margin = Some(crate::Margin::Absolute(margin));
+            judge(&c, &o)
+        };
+        // The difference is 0.029 ± about 0.0015: inside ±0.04, not inside ±0.02.
+        assert_eq!(
+            within(0.04).outcome,
+            Outcome::Pass,
+            "{}",
+            within(0.04).detail
+        );
+        assert_eq!(
+            within(0.02).outcome,
+            Outcome::Fail,
+            "{}",
+            within(0.02).detail
+        );
+        assert!(within(0.02).detail.contains("not inside"));
     }
 
     #[test]
