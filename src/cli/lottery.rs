@@ -62,7 +62,7 @@ enum LotterySub {
 struct BranchRun {
     #[command(flatten)]
     lottery: LotteryArgs,
-    /// random-reinit, random-prune or sign-preserving.
+    /// random-reinit, random-prune, sign-preserving or random-uniform.
     #[arg(long)]
     kind: BranchKind,
     /// Run the branch off levels 1..=N.

@@ -103,14 +103,19 @@ pub enum BranchKind {
     /// The level's mask; kept kernel weights set to sign(W0) × the layer's init std; the other
     /// parameters from W_k (Zhou et al. 2019).
     SignPreserving,
+    /// A random mask keeping as many weights as the level's, spread uniformly over every
+    /// prunable weight (global random pruning, no per-layer matching), the rewind weights W_k:
+    /// the random-pruning baseline of the pruning-at-initialisation papers.
+    RandomUniform,
 }
 
 impl BranchKind {
     /// Every kind.
-    pub const ALL: [BranchKind; 3] = [
+    pub const ALL: [BranchKind; 4] = [
         BranchKind::RandomReinit,
         BranchKind::RandomPrune,
         BranchKind::SignPreserving,
+        BranchKind::RandomUniform,
     ];
 
     /// The name used in folders and CSV files (`random_reinit`).
@@ -119,6 +124,7 @@ impl BranchKind {
             BranchKind::RandomReinit => "random_reinit",
             BranchKind::RandomPrune => "random_prune",
             BranchKind::SignPreserving => "sign_preserving",
+            BranchKind::RandomUniform => "random_uniform",
         }
     }
 }
@@ -132,7 +138,7 @@ impl std::str::FromStr for BranchKind {
             .find(|k| k.name() == s2)
             .ok_or_else(|| {
                 format!(
-                    "unknown branch `{s}`: expected random-reinit, random-prune or sign-preserving"
+                    "unknown branch `{s}`: expected random-reinit, random-prune, sign-preserving or random-uniform"
                 )
             })
     }

@@ -15,6 +15,17 @@
 //!
 //! Every level and branch is a unit of the run store, resumable and never recomputed once done:
 //! `runs/lottery_<hash>/replicate_<n>/level_<L>/{main,branch_<kind>_<hash>}/`.
+//!
+//! ```
+//! use lth_rewind::{LotteryHparams, Retrain};
+//! // The LTH paper's LeNet recipe: layerwise IMP, 20% of the hidden layers' remaining weights per
+//! // level and 10% of the output layer's, rewinding to initialisation.
+//! let hp = LotteryHparams::recipe("lenet_300_100")?;
+//! assert_eq!((hp.pruning.rate, hp.pruning.output_rate), (0.2, Some(0.1)));
+//! assert!(hp.rewind.is_zero());
+//! assert_eq!(hp.retrain, Retrain::WeightRewinding);
+//! # Ok::<(), lth_rewind::RewindError>(())
+//! ```
 
 mod error;
 #[cfg(feature = "clap")]

@@ -330,6 +330,22 @@ impl<'a> Lottery<'a> {
                     .load_state(&self.dense_weights_at(self.rewind)?)?;
                 (setup, random_like(&level_mask, seed))
             }
+            BranchKind::RandomUniform => {
+                let mut setup = self.setup(None)?;
+                setup
+                    .model
+                    .load_state(&self.dense_weights_at(self.rewind)?)?;
+                let kernels = setup.model.prunable_tensors();
+                let all: Vec<String> = kernels.iter().map(|(n, _)| n.clone()).collect();
+                let mask = lth_prune::select_global(
+                    &lth_prune::score::random(&kernels, seed),
+                    &Mask::ones(&kernels),
+                    &all,
+                    lth_prune::Keep::Largest,
+                    lth_prune::Count::Keep(level_mask.kept()),
+                )?;
+                (setup, mask)
+            }
             BranchKind::SignPreserving => {
                 let mut setup = self.setup(None)?;
                 setup
