@@ -481,3 +481,81 @@ fn imagenet_resnet18_trains_from_generated_jpeg_folders() {
     assert_eq!(last[0], "2");
     assert!(last[4].parse::<f64>().unwrap().is_finite(), "{metrics}");
 }
+
+#[test]
+fn pruning_at_initialisation_checks_its_flags_then_saves_the_mask_and_counts() {
+    let w = workspace();
+    let with = |extra: &[&'static str]| {
+        let mut v = SMALL.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    for (extra, expected) in [
+        (
+            &["--prune-at-init", "snip"][..],
+            "--prune-at-init snip needs --sparsity",
+        ),
+        (
+            &["--prune-at-init", "snip", "--sparsity", "1"][..],
+            "--sparsity must be in [0, 1)",
+        ),
+        (
+            &["--sparsity", "0.5"][..],
+            "--sparsity, --prune-batch and --prune-rounds need --prune-at-init",
+        ),
+        (
+            &[
+                "--prune-at-init",
+                "synflow",
+                "--sparsity",
+                "0.5",
+                "--prune-batch",
+                "10",
+            ][..],
+            "--prune-batch was given, but synflow scores without data",
+        ),
+        (
+            &["--prune-at-init", "snipp", "--sparsity", "0.5"][..],
+            "unknown pruning method `snipp`",
+        ),
+    ] {
+        let e = err(&lth(&with(extra), w.path()));
+        assert!(e.contains(expected), "{extra:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+        assert!(
+            !w.path().join("runs").exists(),
+            "{extra:?} trained or wrote something"
+        );
+    }
+    let out = ok(&lth(
+        &with(&["--prune-at-init", "snip", "--sparsity", "0.9"]),
+        w.path(),
+    ));
+    assert!(
+        out.contains("pruned at initialisation: 26620 of 266200"),
+        "{out}"
+    );
+    let folder = paths_ending(&w.path().join("runs"), "mask.safetensors");
+    assert_eq!(folder.len(), 1, "{folder:?}");
+    let dir = w.path().join("runs").join(folder[0].parent().unwrap());
+    assert!(
+        folder[0].to_string_lossy().starts_with("pai_"),
+        "{folder:?}"
+    );
+    let layers = std::fs::read_to_string(dir.join("layers.csv")).unwrap();
+    assert_eq!(layers.lines().count(), 1 + 3, "{layers}");
+    let kept: i64 = layers
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(kept, 26_620);
+    // The dense run of the same flags is another folder.
+    ok(&lth(SMALL, w.path()));
+    let finals = paths_ending(&w.path().join("runs"), "final.safetensors");
+    assert_eq!(finals.len(), 2, "{finals:?}");
+    assert!(
+        finals[1].to_string_lossy().starts_with("train_"),
+        "{finals:?}"
+    );
+}

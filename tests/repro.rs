@@ -357,3 +357,67 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
     ));
     assert!(e.contains("--replicates 1: at least 2"), "{e}");
 }
+
+#[test]
+fn snip_smoke_prunes_at_initialisation_against_dense_and_random() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("snip", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.contains("PASS    snip_95 · fashion-mnist · pruned_final [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().last().unwrap().starts_with("snip smoke: ") && stdout.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    // Level 1 of every replicate is SNIP's count of weights, round(N · 0.05) of 266,200; the
+    // random branch keeps as many.
+    let results = csv(&tmp.path().join("out/snip/smoke/replicates.csv"));
+    let remaining: Vec<&String> = results
+        .iter()
+        .filter(|l| l.starts_with("snip_95,") && l.contains(",weights_remaining,"))
+        .collect();
+    assert_eq!(remaining.len(), 3, "{results:?}");
+    for l in remaining {
+        let v: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((v - 13_310.0 / 266_200.0).abs() < 1e-12, "{l}");
+    }
+}
+
+#[test]
+fn synflow_collapse_smoke_needs_no_data_and_skips_the_rows_that_do() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("synflow-collapse", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    // The data-free row ran on CIFAR-100's shapes without its files; SNIP and GraSP were skipped
+    // once, with the reason.
+    let table =
+        std::fs::read_to_string(tmp.path().join("out/synflow-collapse/smoke/table.md")).unwrap();
+    let row = table.lines().find(|l| l.starts_with("| SynFlow")).unwrap();
+    // VGG-16 keeps a weight in every layer at 10^2 under every method (the first collapses, of
+    // magnitude pruning, come near 10^2.75).
+    assert_eq!(row.matches("2.000 ± 0.000").count(), 4, "{row}");
+    assert_eq!(stdout.matches("SKIPPED snip, grasp").count(), 1, "{stdout}");
+    assert!(stdout.contains("cifar100 is absent"), "{stdout}");
+    // Nothing was trained.
+    assert!(finished(&tmp.path().join("runs")).is_empty());
+    let values = csv(&tmp.path().join("out/synflow-collapse/smoke/replicates.csv"));
+    for metric in ["method_cc", "random_cc", "magnitude_cc", "synflow_cc"] {
+        let got: Vec<f64> = values
+            .iter()
+            .filter(|l| l.contains(&format!(",{metric},")))
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(got.len(), 2, "{metric}: {values:?}");
+        // On the 0.25 grid, up to the smoke scale's top of 10^2.
+        assert!(
+            got.iter().all(|x| (x * 4.0).fract() == 0.0 && *x <= 2.0),
+            "{metric}: {got:?}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use crate::{Experiment, Measured, ReproError, Result, Unit};
 #[derive(Debug, Clone, Copy)]
 pub struct LotteryCurve;
 
-fn summary(dir: &RunDir) -> Result<RunSummary> {
+pub(crate) fn summary(dir: &RunDir) -> Result<RunSummary> {
     dir.done_summary::<RunSummary>()?.ok_or_else(|| {
         ReproError::Invalid(format!(
             "{}: expected a finished run (done.json)",
@@ -26,7 +26,7 @@ fn summary(dir: &RunDir) -> Result<RunSummary> {
     })
 }
 
-fn record(m: &mut Measured, prefix: &str, s: &RunSummary) {
+pub(crate) fn record(m: &mut Measured, prefix: &str, s: &RunSummary) {
     m.insert(format!("{prefix}_final"), vec![s.final_test_accuracy]);
     if let (Some(acc), Some(step)) = (s.test_accuracy_at_min_val_loss, s.min_val_loss_step) {
         m.insert(format!("{prefix}_early_stop"), vec![acc]);
@@ -55,7 +55,7 @@ impl Experiment for LotteryCurve {
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
-        let lottery = unit.lottery;
+        let lottery = unit.lottery()?;
         let mut m = Measured::new();
         m.insert(
             "weights_remaining".into(),

@@ -2,22 +2,41 @@
 
 use std::collections::BTreeMap;
 
+use lth_data::DatasetInfo;
 use lth_report::Summary;
-use lth_rewind::Lottery;
-use lth_train::Progress;
+use lth_rewind::{Lottery, LotteryHparams};
+use lth_train::{Data, Progress};
 
-use crate::{LotteryCurve, Result, Stability};
+use crate::{LayerCollapse, LotteryCurve, PruneAtInit, Result, Stability};
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
 pub type Measured = BTreeMap<String, Vec<f64>>;
 
-/// One replicate of a row: its lottery (levels `0..=level` are trained before `measure` is
-/// called), the level the row reports, and the samples to take in it.
+/// One replicate of a row: its hyperparameters and lottery (levels `0..=level` are trained
+/// before `measure` is called, for experiments that train), the level the row reports, and the
+/// samples to take in it.
 #[derive(Debug)]
 pub struct Unit<'a, 'd> {
-    pub lottery: &'a Lottery<'d>,
+    /// `None` for experiments that do not train ([`Experiment::trains`]).
+    pub lottery: Option<&'a Lottery<'d>>,
+    pub hp: &'a LotteryHparams,
+    pub replicate: u64,
+    /// The row's data; `None` when the experiment said the row needs none
+    /// ([`Experiment::needs_data`]).
+    pub data: Option<&'d Data>,
+    /// The row's dataset (shapes and classes, also without its files).
+    pub info: &'static DatasetInfo,
     pub level: u64,
     pub samples: u64,
+}
+
+impl Unit<'_, '_> {
+    /// The lottery of an experiment that trains.
+    pub fn lottery(&self) -> Result<&Lottery<'_>> {
+        self.lottery.ok_or_else(|| {
+            crate::ReproError::Invalid("this experiment was given no lottery".into())
+        })
+    }
 }
 
 /// A kind of measurement (`experiment = "..."` in a spec). Rows are lotteries: a row's flags are
@@ -27,6 +46,20 @@ pub trait Experiment {
     fn kind(&self) -> &'static str;
     /// Every metric it measures or derives, for checking specs and snapshot tables.
     fn metrics(&self) -> &'static [&'static str];
+    /// Whether rows are lotteries whose levels `0..=level` the harness trains first (default);
+    /// `false` for measurements at initialisation.
+    fn trains(&self) -> bool {
+        true
+    }
+    /// Whether a row needs its dataset's files (default); a row that does not runs without them.
+    fn needs_data(&self, _hp: &LotteryHparams) -> bool {
+        true
+    }
+    /// Whether a row's hyperparameters and level make sense for this kind (checked for every row
+    /// at every scale before anything trains); the reason if not.
+    fn check_row(&self, _hp: &LotteryHparams, _level: u64) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
     /// Metrics computed from the row's summaries over replicates (ratios of means), shown with
@@ -38,7 +71,12 @@ pub trait Experiment {
 
 /// Every kind of experiment: the one list a spec's `experiment` is looked up in.
 fn all() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(Stability), Box::new(LotteryCurve)]
+    vec![
+        Box::new(Stability),
+        Box::new(LotteryCurve),
+        Box::new(PruneAtInit),
+        Box::new(LayerCollapse),
+    ]
 }
 
 /// The names of every kind.

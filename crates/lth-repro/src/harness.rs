@@ -229,12 +229,8 @@ fn check_cells(path: &Path, spec: &Spec, exp: &dyn Experiment, cells: &[Cell]) -
                 ),
             ));
         }
-        let other = match &c.check {
-            lth_report::Check::Greater(m) | lth_report::Check::NotLess(m) => Some(m),
-            _ => None,
-        };
-        for m in std::iter::once(&c.metric).chain(other) {
-            if !metrics.contains(&m.as_str()) {
+        for m in std::iter::once(c.metric.as_str()).chain(c.check.other()) {
+            if !metrics.contains(&m) {
                 return Err(bad(
                     i,
                     format!(
@@ -433,7 +429,10 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     // Every row's flags at every scale, so a bad flag of the paper scale is found by a smoke run.
     for row in &spec.rows {
         for s in spec.scales.keys() {
-            parse(&spec, row, s, &row.dataset)?;
+            let hp = parse(&spec, row, s, &row.dataset)?.resolve()?;
+            let (level, _) = spec.resolve(row, s);
+            exp.check_row(&hp, level)
+                .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
     let device_label = if o.device.is_cuda() { "cuda" } else { "cpu" };
@@ -454,7 +453,14 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
     let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
     for row in &spec.rows {
-        let (dataset, variant) = match choose(row, &root, &mut absent) {
+        let needs_data = exp.needs_data(&parse(&spec, row, &o.scale, &row.dataset)?.resolve()?);
+        let chosen = if needs_data {
+            choose(row, &root, &mut absent)
+        } else {
+            // The dataset only gives shapes and classes; its files are not read.
+            Ok((row.dataset.clone(), None))
+        };
+        let (dataset, variant) = match chosen {
             Ok(choice) => choice,
             Err(reason) => {
                 results.push(RowResult {
@@ -471,13 +477,14 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         let flags = parse(&spec, row, &o.scale, &dataset)?;
         let hp = flags.resolve()?;
         let d = &hp.train.dataset;
+        let info = lth_data::info(&d.dataset).map_err(lth_train::TrainError::from)?;
         let key = format!("{}|{}|{}", d.dataset, d.validation, d.subset);
-        if !datasets.contains_key(&key) {
+        if needs_data && !datasets.contains_key(&key) {
             let mut data = Data::load(d, &root, o.device)?;
             data.channels_last = o.channels_last;
             datasets.insert(key.clone(), data);
         }
-        let data = &datasets[&key];
+        let data = datasets.get(&key).filter(|_| needs_data);
         say(format!(
             "{}: {} on {dataset}{} at level {level}",
             row.id,
@@ -501,15 +508,29 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             }
             let mut f = flags.clone();
             f.replicate = r;
-            let lottery = Lottery::new(&store, f.resolve()?, r, data)?;
-            for l in 0..=level {
-                if !lottery.level_done(l) {
-                    say(format!("{}: replicate {r}/{replicates}: level {l}", row.id));
-                    lottery.run_level(l, progress)?;
+            let hp = f.resolve()?;
+            let lottery = match data {
+                Some(data) if exp.trains() => {
+                    let lottery = Lottery::new(&store, hp.clone(), r, data)?;
+                    for l in 0..=level {
+                        if !lottery.level_done(l) {
+                            say(format!("{}: replicate {r}/{replicates}: level {l}", row.id));
+                            lottery.run_level(l, progress)?;
+                        }
+                    }
+                    Some(lottery)
                 }
-            }
+                _ => {
+                    say(format!("{}: replicate {r}/{replicates}", row.id));
+                    None
+                }
+            };
             let unit = Unit {
-                lottery: &lottery,
+                lottery: lottery.as_ref(),
+                hp: &hp,
+                replicate: r,
+                data,
+                info,
                 level,
                 samples,
             };

@@ -21,15 +21,19 @@
 //! # Ok::<(), lth_repro::ReproError>(())
 //! ```
 
+mod collapse;
 mod curve;
 mod experiment;
 mod harness;
+mod pai;
 mod provenance;
 mod stability;
 
+pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
 pub use experiment::{Experiment, Measured, Unit, experiment, kinds};
 pub use harness::{Options, Report, run_target};
+pub use pai::PruneAtInit;
 pub use provenance::{Provenance, cpu_description};
 pub use stability::Stability;
 

@@ -44,7 +44,7 @@ impl Experiment for Stability {
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
-        let rows = lth_stability::stability(unit.lottery, unit.level, unit.samples, progress)?;
+        let rows = lth_stability::stability(unit.lottery()?, unit.level, unit.samples, progress)?;
         let mut m = Measured::new();
         for (metric, analysis, sub) in MEASURED {
             let values = rows

@@ -127,6 +127,10 @@ pub struct PaiFlags {
     /// class; class-balanced).
     #[arg(long)]
     pub prune_batch: Option<u64>,
+    /// Rounds of iterative pruning at initialisation (synflow; default 100; one-shot methods
+    /// ignore it).
+    #[arg(long)]
+    pub prune_rounds: Option<u32>,
 }
 
 impl PaiFlags {
@@ -134,18 +138,21 @@ impl PaiFlags {
     /// the run.
     pub fn resolve(&self, hp: &TrainHparams) -> Result<Option<crate::PaiHparams>> {
         match (self.prune_at_init, self.sparsity) {
-            (None, None) if self.prune_batch.is_none() => Ok(None),
+            (None, None) if self.prune_batch.is_none() && self.prune_rounds.is_none() => Ok(None),
             (None, _) => Err(TrainError::Invalid(
-                "--sparsity and --prune-batch need --prune-at-init".into(),
+                "--sparsity, --prune-batch and --prune-rounds need --prune-at-init".into(),
             )),
             (Some(m), None) => Err(TrainError::Invalid(format!(
                 "--prune-at-init {m} needs --sparsity (the fraction of weights removed)"
             ))),
             (Some(m), Some(s)) => {
-                let pai = crate::PaiHparams {
+                let mut pai = crate::PaiHparams {
                     batch: self.prune_batch,
                     ..crate::PaiHparams::new(m, s)
                 };
+                if let Some(r) = self.prune_rounds {
+                    pai.rounds = r;
+                }
                 pai.validate(hp)?;
                 Ok(Some(pai))
             }

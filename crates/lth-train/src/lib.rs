@@ -6,6 +6,28 @@
 //! metrics is written. Everything a step depends on (weights, optimiser state, step number, and the
 //! data order, which is a pure function of seed and step) is in a checkpoint, so a resumed run ends
 //! with the same numbers as an uninterrupted one.
+//!
+//! ```
+//! use lth_models::Model;
+//! use lth_prune::{Mask, magnitude_global};
+//! use lth_train::{Optimizer, TrainingHparams};
+//! use tch::{Device, Kind, Tensor};
+//! // An optimiser over a model, keeping 10% of the weights (global magnitude) at zero elsewhere.
+//! let model = Model::new("lenet_300_100", [1, 28, 28], 10, None, 1, Device::Cpu)?;
+//! let mut opt = Optimizer::new(&TrainingHparams::default(), &model);
+//! let kernels = model.prunable_tensors();
+//! let mask = magnitude_global(&kernels, &Mask::ones(&kernels), model.prunable(), 0.9)?;
+//! opt.set_mask(&mask)?;
+//! let x = Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu));
+//! let y = Tensor::zeros([8], (Kind::Int64, Device::Cpu));
+//! opt.zero_grad();
+//! model.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+//! opt.step(0.1);
+//! let w = &model.prunable_tensors()[0].1;
+//! let pruned = mask.get("fc_layers.0.weight").unwrap().logical_not();
+//! assert_eq!(w.masked_select(&pruned).abs().sum(Kind::Float).double_value(&[]), 0.0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod device;
 mod error;

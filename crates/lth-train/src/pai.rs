@@ -113,9 +113,7 @@ impl PaiHparams {
     }
 
     /// The mask of `setup`'s model at its current weights (W0 for a fresh setup of replicate
-    /// `replicate` of `hp`), scored on the training split of `data` in the run's epoch-0 data
-    /// order: SNIP takes the first examples, GraSP the first of each class. Random scores use the
-    /// replicate's initialisation seed. The model is left as it was.
+    /// `replicate` of `hp`): see [`PaiHparams::prune_model`].
     pub fn prune(
         &self,
         setup: &Setup,
@@ -123,17 +121,39 @@ impl PaiHparams {
         hp: &TrainHparams,
         replicate: u64,
     ) -> Result<Mask> {
+        self.prune_model(&setup.model, data.info, Some(data), hp, replicate)
+    }
+
+    /// The mask of `model` (inputs as `info` describes them) at its current weights, scored on
+    /// the training split of `data` in the epoch-0 data order of replicate `replicate` of `hp`:
+    /// SNIP takes the first examples, GraSP the first of each class (`data` may be `None` for
+    /// the data-free methods). Random scores use the replicate's initialisation seed. The model
+    /// is left as it was.
+    pub fn prune_model(
+        &self,
+        model: &lth_models::Model,
+        info: &lth_data::DatasetInfo,
+        data: Option<&Data>,
+        hp: &TrainHparams,
+        replicate: u64,
+    ) -> Result<Mask> {
         let (data_order_seed, seed) = (hp.data_order_seed(replicate), hp.init_seed(replicate));
-        let model = &setup.model;
         let mask = Mask::ones(&model.prunable_tensors());
-        let batch = if self.method.needs_data() {
-            Some(self.scoring_batch(data, hp.dataset.batch_size, data_order_seed)?)
-        } else {
-            None
+        let batch = match (self.method.needs_data(), data) {
+            (false, _) => None,
+            (true, Some(data)) => {
+                Some(self.scoring_batch(data, hp.dataset.batch_size, data_order_seed)?)
+            }
+            (true, None) => {
+                return Err(TrainError::Invalid(format!(
+                    "{} needs a dataset to score with",
+                    self.method
+                )));
+            }
         };
         let opts = PaiOptions {
             rounds: self.rounds,
-            ..PaiOptions::new(&data.info.shape, seed)
+            ..PaiOptions::new(&info.shape, seed)
         };
         let batch = batch.as_ref().map(|b| (&b.x, &b.y));
         Ok(self
