@@ -95,6 +95,15 @@ impl lth_train::Observer for Counter {
     }
 }
 
+/// A hook that does nothing: what the loop costs a method on the steps where it does nothing.
+struct Idle;
+
+impl lth_train::Hook for Idle {
+    fn name(&self) -> &str {
+        "idle"
+    }
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.suite {
         Suite::Loop => loop_suite(args),
@@ -157,6 +166,7 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
             }
         };
         let mut full = Vec::new();
+        let mut hooked = Vec::new();
         let mut bare = Vec::new();
         // One untimed epoch of each warms caches and allocators.
         for round in 0..=args.repeats {
@@ -165,6 +175,14 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
             session.train(0, spe, 0, &[], &mut Hooks::none(), &mut Counter(0))?;
             sync();
             let f = t.elapsed().as_secs_f64();
+
+            let mut idle = Idle;
+            let mut hooks = Hooks::new(vec![&mut idle])?;
+            let mut session = setup.session();
+            let t = Instant::now();
+            session.train(0, spe, 0, &[], &mut hooks, &mut Counter(0))?;
+            sync();
+            let h = t.elapsed().as_secs_f64();
 
             let t = Instant::now();
             let mut last = None;
@@ -183,17 +201,23 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
             let b = t.elapsed().as_secs_f64();
             if round > 0 {
                 full.push(f);
+                hooked.push(h);
                 bare.push(b);
             }
         }
-        let (mf, mb) = (median(&mut full), median(&mut bare));
+        let (mf, mh, mb) = (median(&mut full), median(&mut hooked), median(&mut bare));
         let label = if masked { "masked 80%" } else { "dense" };
         println!("  {label}:");
         println!("    bare loop (pre-batched tensors)  {mb:8.3} s/epoch   runs {bare:.3?}");
         println!("    full loop (loader, reporting)    {mf:8.3} s/epoch   runs {full:.3?}");
+        println!("    full loop with an idle hook      {mh:8.3} s/epoch   runs {hooked:.3?}");
         println!(
             "    ratio full / bare                {:8.3}   (target ≤ 1.10)",
             mf / mb
+        );
+        println!(
+            "    ratio idle hook / no hook        {:8.3}   (target within 0.98-1.02)",
+            mh / mf
         );
         worst = worst.max(mf / mb);
     }

@@ -6,6 +6,15 @@
 //! tch's own `tch::autocast` only switches CUDA autocast on, in its default float16; this crate
 //! binds the rest of `at::autocast` through a small C++ shim (`src/amp.cpp`). It is the only crate
 //! of the workspace with `unsafe` code: two foreign calls whose arguments are plain integers.
+//!
+//! ```
+//! use tch::{Device, Kind, Tensor};
+//! let a = Tensor::randn([4, 4], (Kind::Float, Device::Cpu));
+//! // Inside, matrix products run in bfloat16; outside, nothing changes.
+//! let c = lth_amp::autocast_bf16(Device::Cpu, || a.matmul(&a));
+//! assert_eq!(c.kind(), Kind::BFloat16);
+//! assert_eq!(a.matmul(&a).kind(), Kind::Float);
+//! ```
 #![allow(unsafe_code)]
 
 use std::os::raw::c_int;

@@ -6,6 +6,12 @@
 //! exporting `LD_LIBRARY_PATH`, depends on `torch-sys` and calls [`rpath_libtorch`] from its
 //! `build.rs`. The search path becomes a `RUNPATH`, which `LD_LIBRARY_PATH` still overrides: that is
 //! how one binary finds another machine's libtorch.
+//!
+//! In the `build.rs` of a crate whose tests or binary link libtorch through tch:
+//!
+//! ```no_run
+//! lth_build::rpath_libtorch();
+//! ```
 
 use std::env;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,16 @@
 //!   an order fixed by a data-order seed: a fresh permutation per epoch, drawn on the host from an
 //!   `lth-rng` stream, so the order is the same on every device and any step can be served without
 //!   replaying the ones before it (which is what resuming and rewinding need).
+//!
+//! ```
+//! // What a dataset is, where its files go, and what is missing (with how to get it).
+//! let info = lth_data::info("fashion-mnist")?;
+//! assert_eq!((info.shape, info.num_classes), ([1, 28, 28], 10));
+//! let missing = info.absent(std::path::Path::new("/nonexistent"));
+//! assert!(missing.is_some_and(|why| why.contains("train-images")));
+//! assert!(lth_data::info("imagenet-22k").is_err());
+//! # Ok::<(), lth_data::DataError>(())
+//! ```
 
 pub mod augment;
 pub mod cifar;

@@ -5,6 +5,19 @@
 //! A [`Model`] owns its variable store and knows which parameters are prunable (conv and linear
 //! kernels; never biases or BatchNorm) and which one is the output layer. Models are initialised on
 //! the CPU from an initialisation seed and then moved, so `W0` is the same on every device.
+//!
+//! ```
+//! use lth_models::Model;
+//! use tch::{Device, Kind, Tensor};
+//! let m = Model::new("lenet_300_100", [1, 28, 28], 10, None, 1, Device::Cpu)?;
+//! assert_eq!(m.prunable(), ["fc_layers.0.weight", "fc_layers.1.weight", "fc.weight"]);
+//! let logits = m.forward_t(&Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu)), false);
+//! assert_eq!(logits.size(), [2, 10]);
+//! // The same seed gives the same W0 (on every device: it is drawn on the host).
+//! let again = Model::new("lenet_300_100", [1, 28, 28], 10, None, 1, Device::Cpu)?;
+//! assert!(m.state().iter().zip(again.state()).all(|((_, a), (_, b))| a.equal(&b)));
+//! # Ok::<(), lth_models::ModelError>(())
+//! ```
 
 pub mod conv;
 pub mod init;

@@ -7,6 +7,20 @@
 //! shuffle and the distributions are written out here rather than taken from a general-purpose
 //! library, so that a dependency upgrade can never change a stored run's data order or weights.
 //! Tests pin their outputs.
+//!
+//! ```
+//! use lth_rng::{Stream, permutation};
+//! // The data order of epoch 3 under seed 7, computed directly (epochs 0-2 are not replayed).
+//! let order = permutation(10, 7, "data_order", 3);
+//! assert_eq!(order, permutation(10, 7, "data_order", 3));
+//! let mut sorted = order.clone();
+//! sorted.sort_unstable();
+//! assert_eq!(sorted, (0..10).collect::<Vec<i64>>());
+//! // A parameter's initial values depend on the seed and its name only.
+//! let w = Stream::named(1, "init", "fc.weight").normal(4, 0.1);
+//! assert_eq!(w, Stream::named(1, "init", "fc.weight").normal(4, 0.1));
+//! assert_ne!(w, Stream::named(1, "init", "fc.bias").normal(4, 0.1));
+//! ```
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};

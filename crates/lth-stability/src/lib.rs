@@ -9,6 +9,20 @@
 //!   full network from W_k and the subnetwork from m⊙W_k with the same data order. Both run for IMP
 //!   subnetworks and for random subnetworks with the same per-layer sparsity, so the paper's "Comp"
 //!   ratio (random distance / IMP distance) comes out directly. Copies are units of the run store.
+//!
+//! ```
+//! use lth_prune::Mask;
+//! use lth_stability::{barrier, l2_distance};
+//! use tch::Tensor;
+//! // Two networks' weights (from any source: a VarStore, a checkpoint) and a mask.
+//! let a = vec![("fc.weight".to_owned(), Tensor::from_slice(&[1.0f32, 2.0, 3.0]))];
+//! let b = vec![("fc.weight".to_owned(), Tensor::from_slice(&[1.0f32, 2.0, 7.0]))];
+//! let keep_all = Mask::ones(&a);
+//! assert_eq!(l2_distance(&a, &b, &keep_all)?, 4.0);
+//! // The error barrier of an interpolation: the worst error minus the mean of the ends.
+//! assert!((barrier(&[0.10, 0.30, 0.12]) - 0.19).abs() < 1e-12);
+//! # Ok::<(), lth_stability::StabilityError>(())
+//! ```
 
 pub mod experiment;
 pub mod metrics;
@@ -19,7 +33,7 @@ pub use experiment::{
 };
 pub use metrics::{
     BnStats, angle, barrier, hamming, hamming_tensors, interpolate, interpolation_curve,
-    l2_distance,
+    interpolation_curve_with, l2_distance,
 };
 
 /// What can go wrong measuring stability.

@@ -156,6 +156,27 @@ pub fn interpolation_curve(
     bn: BnStats,
     train: &Source,
 ) -> Result<Vec<(f64, f64, f64)>> {
+    interpolation_curve_with(a, b, points, |weights| {
+        model.load_state(weights)?;
+        if bn == BnStats::Recompute {
+            model.recompute_batchnorm(train)?;
+        }
+        let e =
+            lth_train::evaluate(model, eval).map_err(|e| StabilityError::Invalid(e.to_string()))?;
+        Ok((1.0 - e.accuracy, e.loss))
+    })
+}
+
+/// The interpolation curve of any network: `evaluate` receives α·W1 + (1−α)·W2 (named tensors)
+/// at `points` evenly spaced α from 0 to 1 and returns its (error, loss), however the caller
+/// evaluates it (a plain `tch` network: copy the tensors into its `VarStore`). Returns
+/// (α, error, loss) per point.
+pub fn interpolation_curve_with(
+    a: &[(String, Tensor)],
+    b: &[(String, Tensor)],
+    points: usize,
+    mut evaluate: impl FnMut(&[(String, Tensor)]) -> Result<(f64, f64)>,
+) -> Result<Vec<(f64, f64, f64)>> {
     if points < 2 {
         return Err(StabilityError::Invalid(format!(
             "an interpolation needs at least 2 points (the two ends), got {points}"
@@ -164,13 +185,8 @@ pub fn interpolation_curve(
     let mut out = Vec::with_capacity(points);
     for i in 0..points {
         let alpha = i as f64 / (points - 1) as f64;
-        model.load_state(&interpolate(a, b, alpha)?)?;
-        if bn == BnStats::Recompute {
-            model.recompute_batchnorm(train)?;
-        }
-        let e =
-            lth_train::evaluate(model, eval).map_err(|e| StabilityError::Invalid(e.to_string()))?;
-        out.push((alpha, 1.0 - e.accuracy, e.loss));
+        let (error, loss) = evaluate(&interpolate(a, b, alpha)?)?;
+        out.push((alpha, error, loss));
     }
     Ok(out)
 }

@@ -7,6 +7,26 @@
 //!
 //! This crate knows nothing of tensors: it hands out paths, and the crates that own a format (masks,
 //! checkpoints) write their files there through [`write_atomic`] or their own atomic rename.
+//!
+//! ```
+//! use lth_store::Store;
+//! #[derive(serde::Serialize, serde::Deserialize, Default)]
+//! struct Hparams { lr: f64, steps: u64 }
+//! let root = std::env::temp_dir().join(format!("lth-store-doc-{}", std::process::id()));
+//! let store = Store::new(&root);
+//! // The folder is named by a hash of the fields that differ from their defaults.
+//! let hp = Hparams { lr: 0.1, steps: 10 };
+//! let run = store.run("train", &hp);
+//! run.create()?;
+//! run.bind_hparams(&hp)?;
+//! // Another set of hyperparameters never takes over a bound folder.
+//! assert!(run.bind_hparams(&Hparams { lr: 0.2, steps: 10 }).is_err());
+//! assert!(!run.is_done());
+//! run.mark_done(&"finished")?;
+//! assert_eq!(run.done_summary::<String>()?, Some("finished".to_owned()));
+//! std::fs::remove_dir_all(&root).ok();
+//! # Ok::<(), lth_store::StoreError>(())
+//! ```
 
 mod atomic;
 mod error;
