@@ -228,9 +228,14 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
             ));
         }
         if cell.check.needs_margin() && cell.margin.is_none() {
+            let article = if cell.check == Check::Equivalent {
+                "an"
+            } else {
+                "a"
+            };
             return Err(bad(
                 line,
-                format!("a `{}` check needs a margin", cell.check),
+                format!("{article} `{}` check needs a margin", cell.check),
             ));
         }
         if cell.check == Check::Equivalent && cell.n.unwrap_or(0) < 2 {
