@@ -123,9 +123,10 @@ fn leaving(scores: &Tensor, kept: &Tensor, keep: Keep, drop: i64) -> Tensor {
         Keep::Smallest => -scores,
     }
     .masked_fill(&kept.logical_not(), f64::INFINITY);
-    // The threshold from the kept candidates only: after a few rounds of iterative pruning they
-    // are a small part of the layer.
-    let (threshold, _) = worst_first.masked_select(kept).kthvalue(drop, 0, false);
+    // Pruned entries are +inf and rank last, so the `drop`-th smallest of all is that of the kept
+    // (`kthvalue` over everything: on the CPU, `masked_select` of the kept first costs as much as
+    // the selection itself).
+    let (threshold, _) = worst_first.kthvalue(drop, 0, false);
     let below = worst_first.lt_tensor(&threshold);
     let at = worst_first.eq_tensor(&threshold);
     let need = drop - below.sum(Kind::Int64).int64_value(&[]);
