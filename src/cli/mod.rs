@@ -5,6 +5,7 @@ mod info;
 mod lottery;
 mod progress;
 mod repro;
+mod sparsity;
 mod stability;
 mod train;
 
@@ -47,6 +48,8 @@ enum Command {
     Repro(repro::ReproArgs),
     /// Time the training loop against a bare loop over pre-batched tensors.
     Bench(bench::BenchArgs),
+    /// The per-layer sparsity of a distribution (uniform, ER, ERK) for a model, without training.
+    Sparsity(sparsity::SparsityArgs),
     /// List the models of the registry.
     Models,
     /// List the datasets and whether their files are present.
@@ -120,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Interpolate(args) => stability::run_interpolate(&args),
         Command::Repro(args) => repro::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Sparsity(args) => sparsity::run(&args),
         Command::Models => {
             info::models();
             Ok(())

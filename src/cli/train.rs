@@ -3,8 +3,8 @@
 use clap::Args;
 
 use lth_store::{RunDir, Store};
-use lth_train::flags::PaiFlags;
-use lth_train::{PrunedRun, RunSummary, TrainHparams, train_pruned};
+use lth_train::flags::{PaiFlags, SparseFlags};
+use lth_train::{PrunedRun, RunSummary, SparseRun, TrainHparams, train_pruned, train_sparse};
 
 use super::progress::Bar;
 use super::{CommonArgs, TrainFlags};
@@ -15,6 +15,8 @@ pub struct TrainArgs {
     pub hp: TrainFlags,
     #[command(flatten)]
     pub pai: PaiFlags,
+    #[command(flatten)]
+    pub sparse: SparseFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,
@@ -24,6 +26,18 @@ pub struct TrainArgs {
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let hp = args.hp.resolve()?;
+    let sparse = args.sparse.resolve(args.pai.sparsity)?;
+    if let Some(sp) = &sparse {
+        if let Some(m) = args.pai.prune_at_init {
+            anyhow::bail!(
+                "--sparse {} and --prune-at-init {m} exclude each other",
+                sp.mode
+            );
+        }
+        // The distribution's layer names and budget, checked on the model before any data.
+        super::sparsity::check(&hp, sp)?;
+        return train_sparse_run(args, &hp, sp);
+    }
     let pai = args.pai.resolve(&hp)?;
     let store = Store::new(&args.common.runs_dir);
     // Dense runs keep the folders they always had; pruned ones are a kind of their own.
@@ -47,26 +61,70 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let data = args.common.data(&hp.dataset)?;
-    let device = data.train.device();
-    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
-    eprintln!(
-        "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {device:?}{}",
-        hp.model.model,
-        hp.dataset.dataset,
-        data.train.len(),
-        hp.training.steps.iterations(per_epoch),
-        hp.dataset.batch_size,
-        per_epoch,
-        pai.as_ref().map_or(String::new(), |p| format!(
-            ", pruned at initialisation by {} to sparsity {}",
-            p.method, p.sparsity
-        )),
+    announce(
+        &hp,
+        &data,
+        &pai.as_ref().map_or(String::new(), |p| {
+            format!(
+                ", pruned at initialisation by {} to sparsity {}",
+                p.method, p.sparsity
+            )
+        }),
     );
     eprintln!("run folder: {}", dir.path().display());
     let mut bar = Bar::new(args.common.quiet);
     let (summary, _) = train_pruned(&dir, &pruned, args.replicate, &data, &mut bar)?;
     report(&dir, &hp, &summary);
     Ok(())
+}
+
+fn train_sparse_run(
+    args: &TrainArgs,
+    hp: &TrainHparams,
+    sp: &lth_train::SparseHparams,
+) -> anyhow::Result<()> {
+    let store = Store::new(&args.common.runs_dir);
+    let sparse = SparseRun {
+        train: hp.clone(),
+        sparse: Some(sp.clone()),
+    };
+    let run = store.run("sparse", &sparse);
+    run.create()?;
+    run.bind_hparams(&sparse)?;
+    let dir = run.child(format!("replicate_{}", args.replicate));
+    if let Some(summary) = dir.done_summary::<RunSummary>()? {
+        println!("already finished; nothing to train.");
+        report(&dir, hp, &summary);
+        return Ok(());
+    }
+    let data = args.common.data(&hp.dataset)?;
+    announce(
+        hp,
+        &data,
+        &format!(
+            ", sparse from scratch ({}, {} at sparsity {})",
+            sp.mode, sp.distribution, sp.sparsity
+        ),
+    );
+    eprintln!("run folder: {}", dir.path().display());
+    let mut bar = Bar::new(args.common.quiet);
+    let (summary, _) = train_sparse(&dir, &sparse, args.replicate, &data, &mut bar)?;
+    report(&dir, hp, &summary);
+    Ok(())
+}
+
+fn announce(hp: &TrainHparams, data: &lth_train::Data, how: &str) {
+    let device = data.train.device();
+    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+    eprintln!(
+        "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {device:?}{how}",
+        hp.model.model,
+        hp.dataset.dataset,
+        data.train.len(),
+        hp.training.steps.iterations(per_epoch),
+        hp.dataset.batch_size,
+        per_epoch,
+    );
 }
 
 fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
@@ -111,6 +169,33 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
             );
         }
         println!("  files: mask.safetensors, layers.csv (kept per layer)");
+    }
+    if let Ok(layers) =
+        lth_store::CsvLog::<lth_train::DistributionRow>::new(dir.join(lth_train::DISTRIBUTION_FILE))
+            .load()
+        && !layers.is_empty()
+    {
+        let (kept, total) = layers
+            .iter()
+            .fold((0, 0), |(k, t), l| (k + l.kept, t + l.total));
+        let updates =
+            lth_store::CsvLog::<lth_train::UpdateRow>::new(dir.join(lth_train::UPDATES_FILE))
+                .load()
+                .unwrap_or_default();
+        let mut steps: Vec<u64> = updates.iter().map(|u| u.step).collect();
+        steps.dedup();
+        let grown: i64 = updates.iter().map(|u| u.grown).sum();
+        let reactivated: i64 = updates.iter().map(|u| u.reactivated).sum();
+        println!(
+            "  sparse from scratch: {kept} of {total} prunable weights active ({:.2}%); {} mask \
+             updates moved {grown} weights ({reactivated} of them active before)",
+            100.0 * kept as f64 / total.max(1) as f64,
+            steps.len()
+        );
+        println!(
+            "  files: distribution.csv (sparsity per layer), updates.csv (churn per update and \
+             layer), mask.safetensors (the final mask)"
+        );
     }
     println!("  files: hparams.json (one folder up), metrics.csv, final.safetensors, done.json");
 }

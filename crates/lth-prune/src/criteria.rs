@@ -48,17 +48,21 @@ pub fn random_like(mask: &Mask, seed: u64) -> Mask {
     let layers = mask
         .iter()
         .map(|(name, keep)| {
-            let n = keep.numel();
-            let kept = keep.sum(Kind::Int64).int64_value(&[]) as usize;
-            let perm = lth_rng::Stream::named(seed, RANDOM_MASK, name).permutation(n);
-            let chosen = Tensor::from_slice(&perm[..kept]);
-            let mut flat = Tensor::zeros([n as i64], (Kind::Bool, tch::Device::Cpu));
-            let _ = flat.index_fill_(0, &chosen, 1);
-            (
-                name.to_owned(),
-                flat.view(keep.size().as_slice()).to_device(keep.device()),
-            )
+            let kept = keep.sum(Kind::Int64).int64_value(&[]);
+            let layer = random_layer(seed, RANDOM_MASK, name, &keep.size(), kept);
+            (name.to_owned(), layer.to_device(keep.device()))
         })
         .collect();
     Mask::from_named(layers).expect("boolean tensors")
+}
+
+/// A boolean tensor of `shape` (on the CPU) with `kept` ones at uniformly drawn positions: the
+/// first `kept` of a permutation from the `lth-rng` stream `(seed, domain, name)`.
+pub fn random_layer(seed: u64, domain: &str, name: &str, shape: &[i64], kept: i64) -> Tensor {
+    let n = shape.iter().product::<i64>() as usize;
+    let perm = lth_rng::Stream::named(seed, domain, name).permutation(n);
+    let chosen = Tensor::from_slice(&perm[..(kept.clamp(0, n as i64) as usize)]);
+    let mut flat = Tensor::zeros([n as i64], (Kind::Bool, tch::Device::Cpu));
+    let _ = flat.index_fill_(0, &chosen, 1);
+    flat.view(shape)
 }

@@ -29,6 +29,7 @@
 //! ```
 
 mod criteria;
+pub mod distribution;
 mod error;
 mod hparams;
 mod mask;
@@ -37,13 +38,14 @@ mod pai;
 pub mod score;
 mod select;
 
-pub use criteria::{magnitude_global, magnitude_layerwise, random_like};
+pub use criteria::{magnitude_global, magnitude_layerwise, random_layer, random_like};
+pub use distribution::{Distribution, LayerSparsity, Spread};
 pub use error::PruneError;
 pub use hparams::{PruningHparams, Strategy};
 pub use mask::{LAYERS_FILE, LayerCount, MASK_FILE, Mask};
 pub use network::{Network, Plain};
 pub use pai::{METHODS, Method, PaiOptions};
-pub use select::{Count, Keep, prune_count, select_global, select_layerwise};
+pub use select::{Count, Keep, drop_and_grow, prune_count, select_global, select_layerwise};
 
 /// Result alias for this crate.
 pub type Result<T, E = PruneError> = std::result::Result<T, E>;

@@ -212,6 +212,28 @@ pub fn select_global(
     Mask::from_named(out)
 }
 
+/// One layer's mask update of dynamic sparse training (RigL, SET): of the entries `keep` keeps, the
+/// `n` with the lowest `drop_score` leave; then, among all entries not kept after that drop (so a
+/// weight dropped now may be regrown), the `n` with the highest `grow_score` join. The kept count
+/// is unchanged. Ties go as in every selection: the earlier position leaves first, and the earlier
+/// position joins first. `n` is clamped to the kept count. Returns the new mask of the layer.
+pub fn drop_and_grow(
+    name: &str,
+    keep: &Tensor,
+    drop_score: &Tensor,
+    grow_score: &Tensor,
+    n: i64,
+) -> Result<Tensor> {
+    let kept = keep.flatten(0, -1);
+    let drop_score = layer_scores(name, drop_score, keep)?;
+    let grow_score = layer_scores(name, grow_score, keep)?;
+    let n = n.clamp(0, kept.sum(Kind::Int64).int64_value(&[]));
+    let after_drop = kept.logical_and(&leaving(&drop_score, &kept, Keep::Largest, n).logical_not());
+    // The `n` highest grow scores among the rest: the `n` "worst" when the smallest are kept.
+    let grown = leaving(&grow_score, &after_drop.logical_not(), Keep::Smallest, n);
+    Ok(after_drop.logical_or(&grown).view(keep.size().as_slice()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -239,6 +261,27 @@ mod tests {
                 &leaving(&s, &all, keep, drop).nonzero().squeeze_dim(1),
             ).unwrap();
             prop_assert_eq!(fast, by_sort);
+        }
+    }
+
+    /// jaxpruner's `testRigLUpdateMask` (sparse_trainers_test.py): old mask [0,1,0,1,0,1,1,0],
+    /// drop scores the signed parameters, grow scores their magnitudes, half the entries kept.
+    #[test]
+    fn drop_and_grow_matches_jaxpruners_rigl_vector() {
+        let old = Tensor::from_slice(&[0i64, 1, 0, 1, 0, 1, 1, 0]).to_kind(Kind::Bool);
+        let param = Tensor::from_slice(&[-9f32, 1., 4., -1., 5., 8., -2., 3.]);
+        for (fraction, want) in [
+            (0.0, [0i64, 1, 0, 1, 0, 1, 1, 0]),
+            (0.25, [1, 1, 0, 1, 0, 1, 0, 0]),
+            (0.5, [1, 1, 0, 0, 1, 1, 0, 0]),
+            (0.75, [1, 0, 1, 0, 1, 1, 0, 0]),
+            (1.0, [1, 0, 1, 0, 1, 1, 0, 0]),
+        ] {
+            // rigl's count: ⌊fraction · active⌋ of the 4 active entries.
+            let n = (fraction * 4.0f64).floor() as i64;
+            let got = drop_and_grow("w", &old, &param, &param.abs(), n).unwrap();
+            let got = Vec::<i64>::try_from(&got.to_kind(Kind::Int64)).unwrap();
+            assert_eq!(got, want, "drop fraction {fraction}");
         }
     }
 }

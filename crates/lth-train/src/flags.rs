@@ -140,7 +140,9 @@ impl PaiFlags {
         match (self.prune_at_init, self.sparsity) {
             (None, None) if self.prune_batch.is_none() && self.prune_rounds.is_none() => Ok(None),
             (None, _) => Err(TrainError::Invalid(
-                "--sparsity, --prune-batch and --prune-rounds need --prune-at-init".into(),
+                "--sparsity needs --prune-at-init or --sparse; --prune-batch and --prune-rounds \
+                 need --prune-at-init"
+                    .into(),
             )),
             (Some(m), None) => Err(TrainError::Invalid(format!(
                 "--prune-at-init {m} needs --sparsity (the fraction of weights removed)"
@@ -157,5 +159,130 @@ impl PaiFlags {
                 Ok(Some(pai))
             }
         }
+    }
+}
+
+/// How a sparsity is spread over the layers (`lth train --sparse`, `lth sparsity`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct DistributionFlags {
+    /// uniform, er or erk (Erdős–Rényi-kernel; the default).
+    #[arg(long)]
+    pub distribution: Option<lth_prune::Spread>,
+    /// ERK's power on the raw density (default 1; below 1 is closer to uniform).
+    #[arg(long)]
+    pub erk_power: Option<f64>,
+    /// Leave the first prunable layer dense, outside the budget (rigl's uniform variant).
+    #[arg(long)]
+    pub first_layer_dense: bool,
+    /// Layers left dense, comma-separated; they count against the budget, so the others get
+    /// sparser and the network's total stays at --sparsity.
+    #[arg(long, value_delimiter = ',', value_name = "LAYER")]
+    pub dense_layers: Vec<String>,
+    /// Per-layer sparsities, comma-separated LAYER=S; these layers are outside the budget (the
+    /// others meet --sparsity among themselves).
+    #[arg(long, value_delimiter = ',', value_name = "LAYER=S")]
+    pub layer_sparsity: Vec<String>,
+}
+
+impl DistributionFlags {
+    /// The per-layer sparsity map of `--layer-sparsity`.
+    pub fn layer_sparsity(&self) -> Result<std::collections::BTreeMap<String, f64>> {
+        self.layer_sparsity
+            .iter()
+            .map(|item| {
+                let bad = || {
+                    TrainError::Invalid(format!(
+                        "--layer-sparsity: `{item}` is not LAYER=S with S in [0, 1]"
+                    ))
+                };
+                let (name, s) = item.split_once('=').ok_or_else(bad)?;
+                let s: f64 = s.trim().parse().map_err(|_| bad())?;
+                if !(0.0..=1.0).contains(&s) {
+                    return Err(bad());
+                }
+                Ok((name.trim().to_owned(), s))
+            })
+            .collect()
+    }
+
+    /// `mode` at `sparsity` spread as these flags say.
+    pub fn hparams(&self, mode: crate::SparseMode, sparsity: f64) -> Result<crate::SparseHparams> {
+        let mut sp = crate::SparseHparams::new(
+            mode,
+            self.distribution
+                .unwrap_or(lth_prune::Spread::ErdosRenyiKernel),
+            sparsity,
+        );
+        set(&mut sp.erk_power, self.erk_power);
+        sp.first_layer_dense = self.first_layer_dense;
+        sp.dense_layers = self.dense_layers.clone();
+        sp.layer_sparsity = self.layer_sparsity()?;
+        Ok(sp)
+    }
+
+    fn given(&self) -> bool {
+        self.distribution.is_some()
+            || self.erk_power.is_some()
+            || self.first_layer_dense
+            || !self.dense_layers.is_empty()
+            || !self.layer_sparsity.is_empty()
+    }
+}
+
+/// Flags of sparse training from scratch (`lth train --sparse`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SparseFlags {
+    /// Train sparse from scratch: static (a fixed random mask), set or rigl; with --sparsity.
+    #[arg(long)]
+    pub sparse: Option<crate::SparseMode>,
+    #[command(flatten)]
+    pub spread: DistributionFlags,
+    /// Steps between mask updates (default 100).
+    #[arg(long)]
+    pub update_every: Option<u64>,
+    /// The fraction of each layer's active weights the first update drops (default 0.3).
+    #[arg(long)]
+    pub drop_fraction: Option<f64>,
+    /// No mask updates after this point: a percentage of training (default 75%) or a step count.
+    #[arg(long)]
+    pub update_end: Option<crate::UpdateEnd>,
+    /// How the drop fraction decays: cosine (default) or constant.
+    #[arg(long)]
+    pub drop_schedule: Option<crate::DropSchedule>,
+    /// Apply the optimiser's update on mask-update steps too (rigl skips it).
+    #[arg(long)]
+    pub keep_update_step: bool,
+}
+
+impl SparseFlags {
+    /// The sparse training these flags ask for at `--sparsity` (`None`: dense), checked.
+    pub fn resolve(&self, sparsity: Option<f64>) -> Result<Option<crate::SparseHparams>> {
+        let Some(mode) = self.sparse else {
+            if self.spread.given()
+                || self.update_every.is_some()
+                || self.drop_fraction.is_some()
+                || self.update_end.is_some()
+                || self.drop_schedule.is_some()
+                || self.keep_update_step
+            {
+                return Err(TrainError::Invalid(
+                    "--distribution and the mask-update flags need --sparse static|set|rigl".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let sparsity = sparsity.ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "--sparse {mode} needs --sparsity (the fraction of prunable weights removed)"
+            ))
+        })?;
+        let mut sp = self.spread.hparams(mode, sparsity)?;
+        set(&mut sp.update_every, self.update_every);
+        set(&mut sp.drop_fraction, self.drop_fraction);
+        set(&mut sp.update_end, self.update_end);
+        set(&mut sp.drop_schedule, self.drop_schedule);
+        sp.keep_update_step = self.keep_update_step;
+        sp.validate()?;
+        Ok(Some(sp))
     }
 }

@@ -2,7 +2,9 @@
 //! stopping), without the loop knowing the method.
 //!
 //! A [`Hook`] is called at three points of every step and at each evaluation:
-//! - [`Hook::after_backward`], with the dense gradients before any masking;
+//! - [`Hook::after_backward`], with the dense gradients before any masking, and the same mutable
+//!   access as after the step; it may skip this step's update ([`Update::Skip`], as RigL does on
+//!   the steps where it rewires);
 //! - [`Hook::after_step`], with mutable access to the weights, the mask and the optimiser state;
 //! - [`Hook::on_eval`], which may stop training early.
 //!
@@ -24,6 +26,16 @@ pub enum Control {
     Stop,
 }
 
+/// Whether the optimiser applies this step's update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Update {
+    #[default]
+    Apply,
+    /// Skip the update (the optimiser's step count does not advance); the step still counts as
+    /// taken and [`Hook::after_step`] is called.
+    Skip,
+}
+
 /// What a hook may touch between steps.
 #[derive(Debug)]
 pub struct StepContext<'a> {
@@ -39,9 +51,10 @@ pub trait Hook {
     /// `hook.<name>.<key>`.
     fn name(&self) -> &str;
 
-    /// After backward, before the update: `optimizer.grad(name)` are the dense gradients.
-    fn after_backward(&mut self, _step: u64, _optimizer: &Optimizer) -> Result<()> {
-        Ok(())
+    /// After backward, before the update: `ctx.optimizer.grad(name)` are the dense gradients. A
+    /// mask set here ([`Optimizer::set_mask`]) masks this step's update.
+    fn after_backward(&mut self, _step: u64, _ctx: &mut StepContext<'_>) -> Result<Update> {
+        Ok(Update::Apply)
     }
 
     /// After the update of step `step`.
@@ -105,11 +118,19 @@ impl<'a> Hooks<'a> {
         self.hooks.is_empty()
     }
 
-    pub(crate) fn after_backward(&mut self, step: u64, opt: &Optimizer) -> Result<()> {
+    /// Every hook is called; the update is skipped if any asks to.
+    pub(crate) fn after_backward(
+        &mut self,
+        step: u64,
+        ctx: &mut StepContext<'_>,
+    ) -> Result<Update> {
+        let mut update = Update::Apply;
         for h in &mut self.hooks {
-            h.after_backward(step, opt)?;
+            if h.after_backward(step, ctx)? == Update::Skip {
+                update = Update::Skip;
+            }
         }
-        Ok(())
+        Ok(update)
     }
 
     pub(crate) fn after_step(&mut self, step: u64, ctx: &mut StepContext<'_>) -> Result<()> {

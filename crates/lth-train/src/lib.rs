@@ -40,11 +40,12 @@ mod pai;
 mod run;
 mod schedule;
 mod session;
+mod sparse;
 mod steps;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use error::TrainError;
-pub use hooks::{Control, Hook, Hooks, StepContext};
+pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{
     DatasetHparams, ModelHparams, OptimizerKind, Precision, TrainHparams, TrainingHparams,
 };
@@ -56,6 +57,10 @@ pub use run::{
 };
 pub use schedule::Schedule;
 pub use session::{EvalSets, Evaluation, MetricsRow, Observer, STOPPED, Session, evaluate};
+pub use sparse::{
+    DISTRIBUTION_FILE, DistributionRow, DropSchedule, Rewiring, SparseHparams, SparseMode,
+    SparseRun, UPDATES_FILE, UpdateEnd, UpdateRow, train_sparse,
+};
 pub use steps::Steps;
 
 /// Result alias for this crate.

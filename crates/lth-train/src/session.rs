@@ -6,7 +6,7 @@ use tch::{Kind, Tensor};
 use lth_data::{Loader, Source};
 use lth_models::{Model, Named};
 
-use crate::{Control, Hooks, Optimizer, Result, Schedule, StepContext};
+use crate::{Control, Hooks, Optimizer, Result, Schedule, StepContext, Update};
 
 /// The entry of a resume checkpoint that says a hook stopped the run at its step.
 pub const STOPPED: &str = "session.stopped";
@@ -126,11 +126,14 @@ impl Session<'_> {
         };
         self.optimizer.zero_grad();
         loss.backward();
+        let mut update = Update::Apply;
         if !hooks.is_empty() {
             self.optimizer.bind_grads();
-            hooks.after_backward(step, self.optimizer)?;
+            update = hooks.after_backward(step, &mut self.context())?;
         }
-        self.optimizer.step(self.schedule.lr_at(step));
+        if update == Update::Apply {
+            self.optimizer.step(self.schedule.lr_at(step));
+        }
         if !hooks.is_empty() {
             hooks.after_step(step, &mut self.context())?;
         }

@@ -188,7 +188,12 @@ impl lth_train::Hook for Rewire {
         "rewire"
     }
 
-    fn after_backward(&mut self, _step: u64, opt: &lth_train::Optimizer) -> lth_train::Result<()> {
+    fn after_backward(
+        &mut self,
+        _step: u64,
+        ctx: &mut lth_train::StepContext<'_>,
+    ) -> lth_train::Result<lth_train::Update> {
+        let opt = &ctx.optimizer;
         let names: Vec<String> = opt.mask().unwrap().names().map(str::to_owned).collect();
         for name in names {
             let g = opt.grad(&name).unwrap().abs();
@@ -198,7 +203,7 @@ impl lth_train::Hook for Rewire {
             };
             self.acc.insert(name, sum);
         }
-        Ok(())
+        Ok(lth_train::Update::Apply)
     }
 
     fn after_step(

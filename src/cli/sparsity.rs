@@ -1,0 +1,89 @@
+//! `lth sparsity`: the per-layer sparsity a distribution gives a model, without training.
+
+use clap::Args;
+
+use lth_models::Model;
+use lth_prune::LayerSparsity;
+use lth_train::flags::DistributionFlags;
+use lth_train::{SparseHparams, SparseMode, TrainHparams};
+
+#[derive(Args, Debug)]
+pub struct SparsityArgs {
+    /// Model name from the registry (see `lth models`).
+    #[arg(long)]
+    pub model: String,
+    /// Dataset whose input shape and classes size the model; default: the model's.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// The network's target sparsity over its prunable weights, in [0, 1).
+    #[arg(long)]
+    pub sparsity: f64,
+    #[command(flatten)]
+    pub spread: DistributionFlags,
+}
+
+/// The distribution of `sp` over the prunable layers of the model of `hp`, built on the CPU
+/// (no data read): errors name a bad layer or budget before any training.
+pub fn check(hp: &TrainHparams, sp: &SparseHparams) -> anyhow::Result<Vec<LayerSparsity>> {
+    let info = lth_data::info(&hp.dataset.dataset)?;
+    let model = Model::new(
+        &hp.model.model,
+        info.shape,
+        info.num_classes,
+        hp.model.init,
+        0,
+        tch::Device::Cpu,
+    )?;
+    Ok(sp.layer_sparsities(&model.prunable_tensors())?)
+}
+
+pub fn run(args: &SparsityArgs) -> anyhow::Result<()> {
+    let mut hp = TrainHparams::recipe(&args.model)?;
+    if let Some(d) = &args.dataset {
+        hp.dataset.dataset = d.clone();
+    }
+    let sp = args.spread.hparams(SparseMode::Static, args.sparsity)?;
+    sp.validate()?;
+    let layers = check(&hp, &sp)?;
+    println!(
+        "{} on {} ({:?}), {} at sparsity {}{}",
+        args.model,
+        hp.dataset.dataset,
+        lth_data::info(&hp.dataset.dataset)?.shape,
+        sp.distribution,
+        sp.sparsity,
+        if sp.distribution == lth_prune::Spread::ErdosRenyiKernel && sp.erk_power != 1.0 {
+            format!(", power {}", sp.erk_power)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "{:<32} {:>18} {:>10} {:>9} {:>10}",
+        "layer", "shape", "weights", "sparsity", "kept"
+    );
+    for l in &layers {
+        let shape = l
+            .shape
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join("x");
+        println!(
+            "{:<32} {:>18} {:>10} {:>9.4} {:>10}",
+            l.name, shape, l.total, l.sparsity, l.kept
+        );
+    }
+    let (kept, total) = layers
+        .iter()
+        .fold((0, 0), |(k, t), l| (k + l.kept, t + l.total));
+    println!(
+        "{:<32} {:>18} {:>10} {:>9.4} {:>10}",
+        "total",
+        "",
+        total,
+        1.0 - kept as f64 / total.max(1) as f64,
+        kept
+    );
+    Ok(())
+}
