@@ -501,7 +501,7 @@ fn pruning_at_initialisation_checks_its_flags_then_saves_the_mask_and_counts() {
         ),
         (
             &["--sparsity", "0.5"][..],
-            "--sparsity, --prune-batch and --prune-rounds need --prune-at-init",
+            "--sparsity needs --prune-at-init or --sparse",
         ),
         (
             &[
@@ -559,5 +559,119 @@ fn pruning_at_initialisation_checks_its_flags_then_saves_the_mask_and_counts() {
     assert!(
         finals[1].to_string_lossy().starts_with("train_"),
         "{finals:?}"
+    );
+}
+
+#[test]
+fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
+    let w = workspace();
+    let with = |extra: &[&'static str]| {
+        let mut v = SMALL.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    for (extra, expected) in [
+        (&["--sparse", "rigl"][..], "--sparse rigl needs --sparsity"),
+        (
+            &["--sparse", "rigl", "--sparsity", "1"][..],
+            "--sparsity must be in [0, 1)",
+        ),
+        (
+            &["--distribution", "erk"][..],
+            "--distribution and the mask-update flags need --sparse",
+        ),
+        (
+            &[
+                "--sparse",
+                "rigl",
+                "--sparsity",
+                "0.9",
+                "--dense-layers",
+                "fc3",
+            ][..],
+            "no prunable layer is called `fc3`",
+        ),
+        (
+            &[
+                "--sparse",
+                "rigl",
+                "--sparsity",
+                "0.9",
+                "--update-end",
+                "75",
+            ][..],
+            "or a percentage of training like 75%",
+        ),
+        (
+            &[
+                "--sparse",
+                "rigl",
+                "--sparsity",
+                "0.9",
+                "--prune-at-init",
+                "snip",
+            ][..],
+            "exclude each other",
+        ),
+        (
+            &["--sparse", "rig", "--sparsity", "0.9"][..],
+            "unknown sparse training mode `rig`",
+        ),
+    ] {
+        let e = err(&lth(&with(extra), w.path()));
+        assert!(e.contains(expected), "{extra:?}: {e}");
+        assert!(e.lines().next().unwrap().starts_with("error: "), "{e}");
+        assert!(!e.contains("panicked") && !e.contains("backtrace"), "{e}");
+        assert!(
+            !w.path().join("runs").exists(),
+            "{extra:?} trained or wrote something"
+        );
+    }
+    let out = ok(&lth(
+        &with(&[
+            "--sparse",
+            "rigl",
+            "--sparsity",
+            "0.9",
+            "--update-every",
+            "5",
+        ]),
+        w.path(),
+    ));
+    assert!(out.contains("sparse from scratch: 26"), "{out}");
+    let folder = paths_ending(&w.path().join("runs"), "updates.csv");
+    assert_eq!(folder.len(), 1, "{folder:?}");
+    assert!(
+        folder[0].to_string_lossy().starts_with("sparse_"),
+        "{folder:?}"
+    );
+    let dir = w.path().join("runs").join(folder[0].parent().unwrap());
+    let updates = std::fs::read_to_string(dir.join("updates.csv")).unwrap();
+    assert!(
+        updates.starts_with("step,layer,drop_fraction,active,dropped,grown,reactivated"),
+        "{updates}"
+    );
+    assert!(updates.lines().count() > 3, "{updates}");
+    let dist = std::fs::read_to_string(dir.join("distribution.csv")).unwrap();
+    assert_eq!(dist.lines().count(), 1 + 3, "{dist}");
+    assert!(dir.join("mask.safetensors").exists());
+
+    // The table of a distribution, without training.
+    let table = ok(&lth(
+        &[
+            "sparsity",
+            "--model",
+            "lenet_300_100",
+            "--distribution",
+            "erk",
+            "--sparsity",
+            "0.9",
+        ],
+        w.path(),
+    ));
+    assert!(table.contains("fc_layers.0.weight"), "{table}");
+    assert!(
+        table.lines().last().unwrap().starts_with("total"),
+        "{table}"
     );
 }

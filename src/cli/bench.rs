@@ -24,11 +24,14 @@ pub enum Suite {
     /// Training throughput of LeNet, ResNet-20 and VGG-16 on synthetic data, next to a PyTorch
     /// eager loop of the same networks and recipes run by `--python` in the same command.
     Models,
+    /// RigL (mask updates every 100 steps) against static sparse training, ERK at 90%, on
+    /// LeNet-300-100 and ResNet-20 (synthetic data): the cost of rewiring.
+    Sparse,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// loop (default) or models.
+    /// loop (default), models or sparse.
     #[arg(long, value_enum, default_value = "loop")]
     pub suite: Suite,
     /// Models suite: the models to time.
@@ -108,6 +111,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.suite {
         Suite::Loop => loop_suite(args),
         Suite::Models => models_suite(args),
+        Suite::Sparse => sparse_suite(args),
     }
 }
 
@@ -392,6 +396,83 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
                 "-", "-"
             ),
         }
+    }
+    Ok(())
+}
+
+/// RigL against static sparse training: per model, rounds of `steps` steps alternate which mode
+/// runs first, and the ratio is the median of the per-round ratios (paired, so drift cancels).
+fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    use lth_train::{Rewiring, SparseHparams, SparseMode};
+    let device = resolve_device(args.device)?;
+    println!(
+        "lth bench --suite sparse: ERK at 90%, RigL updating every 100 steps against static sparse \
+         training, batch {}, {device:?}, {} libtorch thread(s)",
+        args.batch_size,
+        tch::get_num_threads()
+    );
+    for (model, steps) in [("lenet_300_100", 300u64), ("cifar_resnet_20", 100)] {
+        let mut hp = lth_train::TrainHparams::recipe(model)?;
+        let info = lth_data::info(if model.starts_with("lenet_") {
+            "mnist"
+        } else {
+            "cifar10"
+        })?;
+        hp.dataset.batch_size = args.batch_size;
+        hp.dataset.validation = 0;
+        hp.training.steps = Steps::it(steps);
+        let data = synthetic(info, device, false)?;
+        let mut setup = Setup::new(&hp, 1, &data)?;
+        let sp = SparseHparams::new(SparseMode::Rigl, lth_prune::Spread::ErdosRenyiKernel, 0.9);
+        let layers = sp.layer_sparsities(&setup.model.prunable_tensors())?;
+        let mask = lth_prune::distribution::random_mask(&layers, 1, device);
+        setup.optimizer.set_mask(&mask)?;
+        let sync = || {
+            if let tch::Device::Cuda(i) = device {
+                tch::Cuda::synchronize(i as i64);
+            }
+        };
+        let mut time = |rigl: bool| -> anyhow::Result<f64> {
+            let mut rewiring = Rewiring::new(&sp, &mask, steps, 1, None);
+            let mut hooks = if rigl {
+                Hooks::new(vec![&mut rewiring])?
+            } else {
+                Hooks::none()
+            };
+            let mut session = setup.session();
+            let t = Instant::now();
+            session.train(0, steps, 0, &[], &mut hooks, &mut ())?;
+            sync();
+            Ok(t.elapsed().as_secs_f64())
+        };
+        // One untimed round of each warms caches and allocators.
+        time(false)?;
+        time(true)?;
+        let (mut ratios, mut statics, mut rigls) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..args.repeats.max(1) {
+            let (st, rg) = if round % 2 == 0 {
+                let st = time(false)?;
+                (st, time(true)?)
+            } else {
+                let rg = time(true)?;
+                (time(false)?, rg)
+            };
+            ratios.push(rg / st);
+            statics.push(st);
+            rigls.push(rg);
+        }
+        let mut sorted = ratios.clone();
+        println!(
+            "  {model:<16} {steps} steps: static {:.3} s, RigL {:.3} s (medians); ratio RigL / static {:.3} (median of paired rounds {ratios:.3?}; target ≤ {})",
+            median(&mut statics),
+            median(&mut rigls),
+            median(&mut sorted),
+            if model.starts_with("lenet_") {
+                "1.10"
+            } else {
+                "1.05"
+            }
+        );
     }
     Ok(())
 }

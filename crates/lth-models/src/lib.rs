@@ -29,6 +29,7 @@ pub mod norm;
 pub mod registry;
 pub mod resnet;
 pub mod vgg;
+pub mod wrn;
 
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};

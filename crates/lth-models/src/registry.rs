@@ -2,7 +2,7 @@
 
 use tch::nn;
 
-use crate::{Built, ModelError, Result, conv, lenet, resnet, vgg};
+use crate::{Built, ModelError, Result, conv, lenet, resnet, vgg, wrn};
 
 /// A family of networks sharing a builder; a name selects one member.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub struct Family {
     pub(crate) build: fn(&str, &nn::Path, [i64; 3], i64) -> Result<Built>,
 }
 
-static FAMILIES: [Family; 5] = [
+static FAMILIES: [Family; 6] = [
     Family {
         pattern: "lenet_<width>_<width>…",
         example: "lenet_300_100",
@@ -45,6 +45,13 @@ static FAMILIES: [Family; 5] = [
         paper: "CIFAR ResNet-D (He et al. 2016; OpenLTH)",
         matches: |n| n.starts_with("cifar_resnet_"),
         build: resnet::build_cifar,
+    },
+    Family {
+        pattern: "cifar_wrn_<D>_<K>, D = 6n+4",
+        example: "cifar_wrn_22_2",
+        paper: "Wide ResNet for CIFAR (Zagoruyko & Komodakis 2016; the RigL paper's CIFAR-10 network)",
+        matches: |n| n.starts_with("cifar_wrn_"),
+        build: wrn::build,
     },
     Family {
         pattern: "imagenet_resnet_<18|34|50>",

@@ -237,3 +237,35 @@ fn channels_last_changes_the_layout_not_the_numbers() {
             .all(|((n1, t1), (n2, t2))| n1 == &n2 && t1.equal(&t2))
     );
 }
+
+/// WRN-22-2 (the RigL paper's CIFAR-10 network), counted by hand: the stem 432; group 1 (16→32)
+/// 14,432 + 2 × 18,560; group 2 (32→64) 57,536 + 2 × 73,984; group 3 (64→128) 229,760 + 2 × 295,424;
+/// the final BatchNorm 256 and the classifier 1,290: 1,079,642, of which 2,720 are BatchNorm and 10
+/// the classifier's bias.
+#[test]
+fn wide_resnet_22_2_has_its_counts_pytorch_names_and_shapes() {
+    let (t, p, wrn) = count("cifar_wrn_22_2", [3, 32, 32], 10);
+    assert_eq!((t, p), (1_079_642, 1_076_912));
+    let names: Vec<String> = wrn.state().into_iter().map(|(n, _)| n).collect();
+    for n in [
+        "conv1.weight",
+        "block1.layer.0.bn1.running_mean",
+        "block1.layer.0.convShortcut.weight",
+        "block2.layer.0.convShortcut.weight",
+        "block3.layer.2.conv2.weight",
+        "bn1.weight",
+        "fc.bias",
+    ] {
+        assert!(names.iter().any(|m| m == n), "{n} missing from {names:?}");
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|m| m == "block1.layer.1.convShortcut.weight"),
+        "blocks that keep their width have identity shortcuts"
+    );
+    let x = tch::Tensor::zeros([2, 3, 32, 32], tch::kind::FLOAT_CPU);
+    assert_eq!(wrn.forward_t(&x, true).size(), [2, 10]);
+    let bad = Model::new("cifar_wrn_20_2", [3, 32, 32], 10, None, 0, Device::Cpu).unwrap_err();
+    assert!(bad.to_string().contains("D = 6n + 4"), "{bad}");
+}

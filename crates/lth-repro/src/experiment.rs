@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use lth_data::DatasetInfo;
 use lth_report::Summary;
 use lth_rewind::{Lottery, LotteryHparams};
-use lth_train::{Data, Progress};
+use lth_train::{Data, Progress, SparseHparams};
 
-use crate::{LayerCollapse, LotteryCurve, PruneAtInit, Result, Stability};
+use crate::{LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability};
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
 pub type Measured = BTreeMap<String, Vec<f64>>;
@@ -20,6 +20,8 @@ pub struct Unit<'a, 'd> {
     /// `None` for experiments that do not train ([`Experiment::trains`]).
     pub lottery: Option<&'a Lottery<'d>>,
     pub hp: &'a LotteryHparams,
+    /// How the row trains sparse from scratch (`--sparse` flags), for the experiments that do.
+    pub sparse: Option<&'a SparseHparams>,
     pub replicate: u64,
     /// The row's data; `None` when the experiment said the row needs none
     /// ([`Experiment::needs_data`]).
@@ -60,6 +62,16 @@ pub trait Experiment {
     fn check_row(&self, _hp: &LotteryHparams, _level: u64) -> std::result::Result<(), String> {
         Ok(())
     }
+    /// Whether a row's sparse-training flags fit this kind; by default a row has none.
+    fn check_sparse(&self, sparse: Option<&SparseHparams>) -> std::result::Result<(), String> {
+        match sparse {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "--sparse flags belong to sparse_training rows, not {}",
+                self.kind()
+            )),
+        }
+    }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
     /// Metrics computed from the row's summaries over replicates (ratios of means), shown with
@@ -76,6 +88,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(LotteryCurve),
         Box::new(PruneAtInit),
         Box::new(LayerCollapse),
+        Box::new(SparseTraining),
     ]
 }
 

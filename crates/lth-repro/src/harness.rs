@@ -14,9 +14,11 @@ use lth_report::{
     plot_svg, record_measured, render_skipped, render_table, render_verdicts, save_cells, skipped,
     summary_line,
 };
-use lth_rewind::Lottery;
 use lth_rewind::flags::LotteryFlags;
+use lth_rewind::{Lottery, LotteryHparams};
 use lth_store::{CsvLog, Store};
+use lth_train::SparseHparams;
+use lth_train::flags::SparseFlags;
 use lth_train::{Data, Progress};
 
 use crate::experiment::replicate_means;
@@ -112,12 +114,28 @@ impl Report {
     }
 }
 
-/// A spec row's flags, parsed as `lth lottery` flags.
-#[derive(Parser, Debug)]
+/// A spec row's flags, parsed as `lth lottery` flags plus the sparse-training flags of
+/// `lth train --sparse` (whose `--sparsity` is the same flag).
+#[derive(Parser, Debug, Clone)]
 #[command(no_binary_name = true)]
 struct RowFlags {
     #[command(flatten)]
     lottery: LotteryFlags,
+    #[command(flatten)]
+    sparse: SparseFlags,
+}
+
+impl RowFlags {
+    /// The lottery of the row and, when it trains sparse from scratch, how.
+    fn resolve(&self) -> Result<(LotteryHparams, Option<SparseHparams>)> {
+        let sparse = self.sparse.resolve(self.lottery.level1.sparsity)?;
+        let mut lottery = self.lottery.clone();
+        if sparse.is_some() {
+            // --sparsity belongs to the sparse training, not to a level 1 pruned at init.
+            lottery.level1.sparsity = None;
+        }
+        Ok((lottery.resolve()?, sparse))
+    }
 }
 
 /// The argument vector of a row's flags.
@@ -133,7 +151,7 @@ fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
 /// Parses a row's flags at a scale on `dataset`. Each flag is tried on its own first, so an error
 /// points at its line of the spec; then the whole set is resolved into hyperparameters, which
 /// checks values that only make sense together.
-fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<LotteryFlags> {
+fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags> {
     let (_, flags) = spec.resolve(row, scale);
     for flag in &flags {
         if let Err(e) = RowFlags::try_parse_from(argv(row, std::slice::from_ref(flag))) {
@@ -154,8 +172,7 @@ fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<LotteryFl
     let mut v = argv(row, &flags);
     v.extend(["--dataset".into(), dataset.to_owned()]);
     let parsed = RowFlags::try_parse_from(&v)
-        .map_err(|e| spec.error(format!("row `{}` at scale `{scale}`: {e}", row.id)))?
-        .lottery;
+        .map_err(|e| spec.error(format!("row `{}` at scale `{scale}`: {e}", row.id)))?;
     parsed.resolve().map_err(|e| {
         spec.error(format!(
             "row `{}` at scale `{scale}`: {}",
@@ -429,9 +446,10 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     // Every row's flags at every scale, so a bad flag of the paper scale is found by a smoke run.
     for row in &spec.rows {
         for s in spec.scales.keys() {
-            let hp = parse(&spec, row, s, &row.dataset)?.resolve()?;
+            let (hp, sparse) = parse(&spec, row, s, &row.dataset)?.resolve()?;
             let (level, _) = spec.resolve(row, s);
             exp.check_row(&hp, level)
+                .and_then(|()| exp.check_sparse(sparse.as_ref()))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
@@ -453,7 +471,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
     let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
     for row in &spec.rows {
-        let needs_data = exp.needs_data(&parse(&spec, row, &o.scale, &row.dataset)?.resolve()?);
+        let needs_data = exp.needs_data(&parse(&spec, row, &o.scale, &row.dataset)?.resolve()?.0);
         let chosen = if needs_data {
             choose(row, &root, &mut absent)
         } else {
@@ -475,7 +493,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         };
         let (level, _) = spec.resolve(row, &o.scale);
         let flags = parse(&spec, row, &o.scale, &dataset)?;
-        let hp = flags.resolve()?;
+        let (hp, _) = flags.resolve()?;
         let d = &hp.train.dataset;
         let info = lth_data::info(&d.dataset).map_err(lth_train::TrainError::from)?;
         let key = format!("{}|{}|{}", d.dataset, d.validation, d.subset);
@@ -507,8 +525,8 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 continue;
             }
             let mut f = flags.clone();
-            f.replicate = r;
-            let hp = f.resolve()?;
+            f.lottery.replicate = r;
+            let (hp, sparse) = f.resolve()?;
             let lottery = match data {
                 Some(data) if exp.trains() => {
                     let lottery = Lottery::new(&store, hp.clone(), r, data)?;
@@ -528,6 +546,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             let unit = Unit {
                 lottery: lottery.as_ref(),
                 hp: &hp,
+                sparse: sparse.as_ref(),
                 replicate: r,
                 data,
                 info,

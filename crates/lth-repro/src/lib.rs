@@ -27,6 +27,7 @@ mod experiment;
 mod harness;
 mod pai;
 mod provenance;
+mod sparse;
 mod stability;
 
 pub use collapse::LayerCollapse;
@@ -35,6 +36,7 @@ pub use experiment::{Experiment, Measured, Unit, experiment, kinds};
 pub use harness::{Options, Report, run_target};
 pub use pai::PruneAtInit;
 pub use provenance::{Provenance, cpu_description};
+pub use sparse::SparseTraining;
 pub use stability::Stability;
 
 /// What can go wrong running a reproduction.

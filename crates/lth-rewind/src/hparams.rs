@@ -77,7 +77,10 @@ impl LotteryHparams {
             layerwise(0.2, Some(if model == "conv_6" { 0.15 } else { 0.1 }), 0.1)
         } else if model.starts_with("cifar_vgg_") {
             global(&["fc.weight"])
-        } else if model.starts_with("cifar_resnet_") || model.starts_with("imagenet_resnet_") {
+        } else if model.starts_with("cifar_resnet_")
+            || model.starts_with("cifar_wrn_")
+            || model.starts_with("imagenet_resnet_")
+        {
             global(&[])
         } else {
             return Err(RewindError::Invalid(format!(

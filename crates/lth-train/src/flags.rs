@@ -172,8 +172,8 @@ pub struct DistributionFlags {
     #[arg(long)]
     pub erk_power: Option<f64>,
     /// Leave the first prunable layer dense, outside the budget (rigl's uniform variant).
-    #[arg(long)]
-    pub first_layer_dense: bool,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub first_layer_dense: Option<bool>,
     /// Layers left dense, comma-separated; they count against the budget, so the others get
     /// sparser and the network's total stays at --sparsity.
     #[arg(long, value_delimiter = ',', value_name = "LAYER")]
@@ -214,7 +214,7 @@ impl DistributionFlags {
             sparsity,
         );
         set(&mut sp.erk_power, self.erk_power);
-        sp.first_layer_dense = self.first_layer_dense;
+        sp.first_layer_dense = self.first_layer_dense.unwrap_or(false);
         sp.dense_layers = self.dense_layers.clone();
         sp.layer_sparsity = self.layer_sparsity()?;
         Ok(sp)
@@ -223,7 +223,7 @@ impl DistributionFlags {
     fn given(&self) -> bool {
         self.distribution.is_some()
             || self.erk_power.is_some()
-            || self.first_layer_dense
+            || self.first_layer_dense.is_some()
             || !self.dense_layers.is_empty()
             || !self.layer_sparsity.is_empty()
     }
@@ -250,8 +250,8 @@ pub struct SparseFlags {
     #[arg(long)]
     pub drop_schedule: Option<crate::DropSchedule>,
     /// Apply the optimiser's update on mask-update steps too (rigl skips it).
-    #[arg(long)]
-    pub keep_update_step: bool,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub keep_update_step: Option<bool>,
 }
 
 impl SparseFlags {
@@ -263,7 +263,7 @@ impl SparseFlags {
                 || self.drop_fraction.is_some()
                 || self.update_end.is_some()
                 || self.drop_schedule.is_some()
-                || self.keep_update_step
+                || self.keep_update_step.is_some()
             {
                 return Err(TrainError::Invalid(
                     "--distribution and the mask-update flags need --sparse static|set|rigl".into(),
@@ -281,7 +281,7 @@ impl SparseFlags {
         set(&mut sp.drop_fraction, self.drop_fraction);
         set(&mut sp.update_end, self.update_end);
         set(&mut sp.drop_schedule, self.drop_schedule);
-        sp.keep_update_step = self.keep_update_step;
+        sp.keep_update_step = self.keep_update_step.unwrap_or(false);
         sp.validate()?;
         Ok(Some(sp))
     }

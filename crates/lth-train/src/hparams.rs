@@ -174,6 +174,12 @@ impl TrainHparams {
                 dataset("cifar10", 128, 0, true),
                 sgd(0.1, &[80, 120], 160, 0),
             )
+        } else if model.starts_with("cifar_wrn_") {
+            // Zagoruyko & Komodakis: 200 epochs, Nesterov momentum, weight decay 5e-4, the rate
+            // multiplied by 0.2 at epochs 60, 120 and 160.
+            let mut t = sgd(0.1, &[60, 120, 160], 200, 0);
+            (t.nesterov, t.weight_decay, t.gamma) = (true, 5e-4, 0.2);
+            (dataset("cifar10", 128, 0, true), t)
         } else if model.starts_with("imagenet_resnet_") {
             (
                 dataset("imagenet", 1024, 0, true),

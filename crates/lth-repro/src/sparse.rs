@@ -1,0 +1,103 @@
+//! `experiment = "sparse_training"`: networks trained sparse from scratch (static, SET and RigL,
+//! Evci et al., ICML 2020), against the dense network and, for context, IMP at the row's level.
+
+use lth_store::hparams_hash;
+use lth_train::{Progress, SparseHparams, SparseMode, SparseRun, train_sparse};
+
+use crate::curve::{record, summary};
+use crate::{Experiment, Measured, Result, Unit};
+
+/// A row gives `sparse = "rigl"`, a `distribution` and a `sparsity` (and any mask-update flags);
+/// per replicate it trains the three modes with that distribution and those flags, static, SET
+/// and RigL, each from the replicate's W0 and data order (`rigl_*`, `set_*`, `static_*`: final
+/// accuracy, accuracy at the minimum validation loss and its step). It also reports the dense
+/// network (level 0 of the row's lottery, the same W0) and, when the row's level is 1 or more,
+/// the IMP ticket of that level (`imp_*`, `imp_weights_remaining`), whose rate a row chooses so
+/// that the level's sparsity is the row's. `rigl_reactivated` is the fraction of the weights RigL
+/// grew that had been active before (the churn researchers plot).
+#[derive(Debug, Clone, Copy)]
+pub struct SparseTraining;
+
+impl Experiment for SparseTraining {
+    fn kind(&self) -> &'static str {
+        "sparse_training"
+    }
+
+    fn metrics(&self) -> &'static [&'static str] {
+        &[
+            "weights_remaining",
+            "rigl_final",
+            "rigl_early_stop",
+            "rigl_stop_iteration",
+            "rigl_reactivated",
+            "set_final",
+            "set_early_stop",
+            "set_stop_iteration",
+            "static_final",
+            "static_early_stop",
+            "static_stop_iteration",
+            "dense_final",
+            "dense_early_stop",
+            "dense_stop_iteration",
+            "imp_final",
+            "imp_early_stop",
+            "imp_stop_iteration",
+            "imp_weights_remaining",
+        ]
+    }
+
+    fn check_sparse(&self, sparse: Option<&SparseHparams>) -> std::result::Result<(), String> {
+        match sparse {
+            Some(sp) if sp.mode == SparseMode::Rigl => Ok(()),
+            Some(sp) => Err(format!(
+                "a sparse_training row gives sparse = \"rigl\" (it trains static and SET beside \
+                 it), not {}",
+                sp.mode
+            )),
+            None => Err("a sparse_training row needs the sparse and sparsity flags".into()),
+        }
+    }
+
+    fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
+        let lottery = unit.lottery()?;
+        let sp = unit.sparse.ok_or_else(|| {
+            crate::ReproError::Invalid("a sparse_training row without sparse flags".into())
+        })?;
+        let data = lottery.data();
+        let mut m = Measured::new();
+        for mode in SparseMode::ALL {
+            let run = SparseRun {
+                train: unit.hp.train.clone(),
+                sparse: Some(SparseHparams { mode, ..sp.clone() }),
+            };
+            let dir = lottery
+                .dir()
+                .child(format!("sparse_{}", hparams_hash(&run)));
+            let (s, mask) = train_sparse(&dir, &run, unit.replicate, data, progress)?;
+            record(&mut m, mode.name(), &s);
+            if mode == SparseMode::Rigl {
+                if let Some(mask) = mask {
+                    m.insert("weights_remaining".into(), vec![mask.density()]);
+                }
+                let rows = lth_store::CsvLog::<lth_train::UpdateRow>::new(
+                    dir.join(lth_train::UPDATES_FILE),
+                )
+                .load()?;
+                let grown: i64 = rows.iter().map(|r| r.grown).sum();
+                let again: i64 = rows.iter().map(|r| r.reactivated).sum();
+                if grown > 0 {
+                    m.insert("rigl_reactivated".into(), vec![again as f64 / grown as f64]);
+                }
+            }
+        }
+        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        if unit.level >= 1 {
+            record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
+            m.insert(
+                "imp_weights_remaining".into(),
+                vec![lottery.mask(unit.level)?.density()],
+            );
+        }
+        Ok(m)
+    }
+}
