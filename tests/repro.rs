@@ -421,3 +421,43 @@ fn synflow_collapse_smoke_needs_no_data_and_skips_the_rows_that_do() {
         );
     }
 }
+
+#[test]
+fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("rigl", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.contains("PASS    lenet_erk_98 · fashion-mnist · rigl_final [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().last().unwrap().starts_with("rigl smoke: ") && stdout.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    // The ImageNet and CIFAR-10 rows are skipped once each, with the reason.
+    assert_eq!(stdout.matches("SKIPPED resnet50_").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("SKIPPED wrn22_").count(), 1, "{stdout}");
+    // 2 rows × 2 replicates: levels 0 and 1 of each lottery and three sparse runs beside them,
+    // of which SET and RigL log their mask updates.
+    let runs = finished(&tmp.path().join("runs"));
+    assert_eq!(runs.len(), 2 * 2 * (2 + 3), "{runs:?}");
+    let logs = runs
+        .iter()
+        .filter(|(p, _)| p.parent().unwrap().join("updates.csv").exists())
+        .count();
+    assert_eq!(logs, 2 * 2 * 2, "{runs:?}");
+    // ERK keeps the target count to within a weight per layer.
+    let results = csv(&tmp.path().join("out/rigl/smoke/replicates.csv"));
+    for l in results.iter().filter(|l| l.contains(",weights_remaining,")) {
+        let v: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        let target = if l.starts_with("lenet_erk_90,") {
+            0.1
+        } else {
+            0.02
+        };
+        assert!((v - target).abs() <= 3.0 / 266_200.0, "{l}");
+    }
+}
