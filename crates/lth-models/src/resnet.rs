@@ -18,7 +18,9 @@ use tch::nn::{self, Module, ModuleT};
 use crate::norm::{BatchNorm, BnControl, batch_norm};
 use crate::{Built, Init, ModelError, Result};
 
-fn conv(
+/// A bias-free convolution with "same" padding, its kernel registered as prunable (by PyTorch
+/// name); the unit of the residual families (ResNet, Wide ResNet).
+pub(crate) fn conv(
     p: nn::Path,
     c_in: i64,
     c_out: i64,

@@ -13,31 +13,8 @@ use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
 use crate::norm::{BatchNorm, BnControl, batch_norm};
+use crate::resnet::conv;
 use crate::{Built, Init, ModelError, Result};
-
-fn conv(
-    p: nn::Path,
-    c_in: i64,
-    c_out: i64,
-    k: i64,
-    stride: i64,
-    prunable: &mut Vec<String>,
-) -> nn::Conv2D {
-    let name = format!("{}.weight", p.components().collect::<Vec<_>>().join("."));
-    prunable.push(name);
-    nn::conv2d(
-        p,
-        c_in,
-        c_out,
-        k,
-        nn::ConvConfig {
-            stride,
-            padding: k / 2,
-            bias: false,
-            ..Default::default()
-        },
-    )
-}
 
 #[derive(Debug)]
 struct Block {
