@@ -9,7 +9,7 @@
 use tch::Tensor;
 use tch::nn::{self, Module};
 
-use crate::{Built, Init, ModelError, Result};
+use crate::{Built, Init, Kernels, ModelError, Result};
 
 #[derive(Debug)]
 struct ConvNet {
@@ -62,14 +62,19 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
         padding: 1,
         ..Default::default()
     };
-    let mut prunable = Vec::new();
+    let mut kernels = Kernels::default();
     let mut c = input[0];
     let convs = filters
         .iter()
         .enumerate()
         .map(|(i, &f)| {
             let conv = nn::conv2d(p / "convs" / i, c, f, 3, cfg);
-            prunable.push(format!("convs.{i}.weight"));
+            // Pair j works on maps halved j times by the pooling after each pair.
+            let halved = 1 << (i / 2);
+            kernels.conv(
+                format!("convs.{i}.weight"),
+                [input[1] / halved, input[2] / halved],
+            );
             c = f;
             conv
         })
@@ -78,16 +83,16 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
     let hidden = (0..2)
         .map(|i| {
             let l = nn::linear(p / "fc_layers" / i, fan_in, 256, Default::default());
-            prunable.push(format!("fc_layers.{i}.weight"));
+            kernels.linear(format!("fc_layers.{i}.weight"));
             fan_in = 256;
             l
         })
         .collect();
     let fc = nn::linear(p / "fc", fan_in, classes, Default::default());
-    prunable.push("fc.weight".into());
+    kernels.linear("fc.weight");
     Ok(Built {
         net: Box::new(ConvNet { convs, hidden, fc }),
-        prunable,
+        kernels,
         output: "fc.weight".into(),
         init: Init::GlorotNormal,
         batchnorm: None,

@@ -8,7 +8,7 @@
 use tch::Tensor;
 use tch::nn::{self, Module};
 
-use crate::{Built, Init, ModelError, Result};
+use crate::{Built, Init, Kernels, ModelError, Result};
 
 #[derive(Debug)]
 struct Lenet {
@@ -43,18 +43,18 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
     })?;
     let mut fan_in = input.iter().product::<i64>();
     let mut hidden = Vec::new();
-    let mut prunable = Vec::new();
+    let mut kernels = Kernels::default();
     let layers = p / "fc_layers";
     for (i, &w) in widths.iter().enumerate() {
         hidden.push(nn::linear(&layers / i, fan_in, w, Default::default()));
-        prunable.push(format!("fc_layers.{i}.weight"));
+        kernels.linear(format!("fc_layers.{i}.weight"));
         fan_in = w;
     }
     let fc = nn::linear(p / "fc", fan_in, classes, Default::default());
-    prunable.push("fc.weight".to_owned());
+    kernels.linear("fc.weight");
     Ok(Built {
         net: Box::new(Lenet { hidden, fc }),
-        prunable,
+        kernels,
         output: "fc.weight".to_owned(),
         init: Init::KaimingNormal,
         batchnorm: None,

@@ -37,12 +37,52 @@ pub enum ModelError {
     Torch(#[from] tch::TchError),
 }
 
+/// The prunable kernels of a network, in the network's order, each with the number of output
+/// positions per example at which it is applied: H_out × W_out for a convolution, 1 for a linear
+/// layer. A kernel of n weights applied at P positions costs n·P multiply-adds per example, which is
+/// what FLOPs are counted from (`lth_prune::flops`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kernels {
+    names: Vec<String>,
+    positions: Vec<i64>,
+}
+
+impl Kernels {
+    /// Records a linear layer's kernel.
+    pub fn linear(&mut self, name: impl Into<String>) {
+        self.names.push(name.into());
+        self.positions.push(1);
+    }
+
+    /// Records a convolution's kernel, whose output maps are `out` (H, W).
+    pub fn conv(&mut self, name: impl Into<String>, out: [i64; 2]) {
+        self.names.push(name.into());
+        self.positions.push(out[0] * out[1]);
+    }
+
+    /// The kernels' names, in the network's order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The output positions per example of each kernel, in the same order.
+    pub fn positions(&self) -> &[i64] {
+        &self.positions
+    }
+}
+
+/// The output side (H, W) of a convolution or pooling of kernel `k`, `stride` and `padding` over
+/// maps of side `side`, as PyTorch computes it (rounding down).
+pub fn conv_output(side: [i64; 2], k: i64, stride: i64, padding: i64) -> [i64; 2] {
+    side.map(|s| (s + 2 * padding - k) / stride + 1)
+}
+
 /// What a model family's builder returns.
 #[derive(Debug)]
 pub struct Built {
     pub net: Box<dyn nn::ModuleT>,
-    /// Names of the prunable kernels, in the network's order.
-    pub prunable: Vec<String>,
+    /// The prunable kernels, in the network's order, with their output positions.
+    pub kernels: Kernels,
     /// Name of the output layer's kernel.
     pub output: String,
     /// The family's default initialiser of prunable kernels.
@@ -58,6 +98,7 @@ pub struct Model {
     vs: nn::VarStore,
     net: Box<dyn nn::ModuleT>,
     prunable: Vec<String>,
+    positions: Vec<i64>,
     output: String,
     init: Init,
     batchnorm: Option<BnControl>,
@@ -92,13 +133,14 @@ impl Model {
         let fam = family(name)?;
         let mut vs = nn::VarStore::new(Device::Cpu);
         let built = (fam.build)(name, &vs.root(), input, classes)?;
+        let prunable = built.kernels.names().to_vec();
         let init = init.unwrap_or(built.init);
         let mut vars = vs.variables();
         let shapes: HashMap<String, Vec<i64>> =
             vars.iter().map(|(n, t)| (n.clone(), t.size())).collect();
         let norms: Vec<&str> = vars
             .iter()
-            .filter(|(n, t)| is_norm_scale(n, &built.prunable, t))
+            .filter(|(n, t)| is_norm_scale(n, &prunable, t))
             .filter_map(|(n, _)| n.strip_suffix(".weight"))
             .collect();
         let mut fresh: Vec<(String, Tensor)> = Vec::new();
@@ -106,7 +148,7 @@ impl Model {
             let numel = shape.iter().product::<i64>() as usize;
             let mut stream = Stream::named(seed, crate::init::INIT, name);
             let owner = name.rsplit_once('.').map_or("", |(prefix, _)| prefix);
-            let values = if built.prunable.contains(name) {
+            let values = if prunable.contains(name) {
                 fresh.push((name.clone(), init.draw(shape, seed, name)));
                 continue;
             } else if norms.contains(&owner) && name.ends_with(".weight") {
@@ -139,7 +181,8 @@ impl Model {
             name: name.to_owned(),
             vs,
             net: built.net,
-            prunable: built.prunable,
+            prunable,
+            positions: built.kernels.positions().to_vec(),
             output: built.output,
             init,
             batchnorm: built.batchnorm,
@@ -227,6 +270,12 @@ impl Model {
     /// Names of the prunable kernels (conv and linear weights), in the network's order.
     pub fn prunable(&self) -> &[String] {
         &self.prunable
+    }
+
+    /// The output positions per example at which each prunable kernel is applied (H_out × W_out
+    /// for a convolution, 1 for a linear layer), in the order of [`Model::prunable`].
+    pub fn positions(&self) -> &[i64] {
+        &self.positions
     }
 
     /// Name of the output layer's kernel.

@@ -16,21 +16,36 @@ use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
 use crate::norm::{BatchNorm, BnControl, batch_norm};
-use crate::{Built, Init, ModelError, Result};
+use crate::{Built, Init, Kernels, ModelError, Result, conv_output};
 
-/// A bias-free convolution with "same" padding, its kernel registered as prunable (by PyTorch
-/// name); the unit of the residual families (ResNet, Wide ResNet).
+/// Where a convolution sits: its input and output channels, kernel side and stride.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvShape {
+    pub c_in: i64,
+    pub c_out: i64,
+    pub k: i64,
+    pub stride: i64,
+}
+
+/// A bias-free convolution with "same" padding over maps of side `side`, its kernel registered
+/// as prunable (by PyTorch name, with its output positions); the unit of the residual families
+/// (ResNet, Wide ResNet). Returns the convolution and its output side.
 pub(crate) fn conv(
     p: nn::Path,
-    c_in: i64,
-    c_out: i64,
-    k: i64,
-    stride: i64,
-    prunable: &mut Vec<String>,
-) -> nn::Conv2D {
+    shape: ConvShape,
+    side: [i64; 2],
+    kernels: &mut Kernels,
+) -> (nn::Conv2D, [i64; 2]) {
+    let ConvShape {
+        c_in,
+        c_out,
+        k,
+        stride,
+    } = shape;
     let name = format!("{}.weight", p.components().collect::<Vec<_>>().join("."));
-    prunable.push(name);
-    nn::conv2d(
+    let out = conv_output(side, k, stride, k / 2);
+    kernels.conv(name, out);
+    let conv = nn::conv2d(
         p,
         c_in,
         c_out,
@@ -41,7 +56,8 @@ pub(crate) fn conv(
             bias: false,
             ..Default::default()
         },
-    )
+    );
+    (conv, out)
 }
 
 /// A convolution followed by BatchNorm (the unit every residual block is made of).
@@ -115,11 +131,11 @@ fn finish(
     blocks: Vec<Block>,
     channels: i64,
     classes: i64,
-    mut prunable: Vec<String>,
+    mut kernels: Kernels,
     control: BnControl,
 ) -> Built {
     let fc = nn::linear(p / "fc", channels, classes, Default::default());
-    prunable.push("fc.weight".into());
+    kernels.linear("fc.weight");
     Built {
         net: Box::new(ResNet {
             stem,
@@ -127,7 +143,7 @@ fn finish(
             blocks,
             fc,
         }),
-        prunable,
+        kernels,
         output: "fc.weight".into(),
         init: Init::KaimingNormal,
         batchnorm: Some(control),
@@ -161,38 +177,70 @@ pub(crate) fn build_cifar(
                 .into(),
     })?;
     let control = BnControl::default();
-    let mut prunable = Vec::new();
-    let stem = ConvBn {
-        conv: conv(p / "conv", input[0], w, 3, 1, &mut prunable),
-        bn: batch_norm(p / "bn", w, &control),
+    let mut kernels = Kernels::default();
+    let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
+        let c_out = shape.c_out;
+        let (conv, out) = conv(at, shape, side, kernels);
+        let bn = batch_norm(bn, c_out, &control);
+        (ConvBn { conv, bn }, out)
     };
+    let (stem, mut side) = unit(
+        p / "conv",
+        p / "bn",
+        ConvShape {
+            c_in: input[0],
+            c_out: w,
+            k: 3,
+            stride: 1,
+        },
+        [input[1], input[2]],
+        &mut kernels,
+    );
     let mut blocks = Vec::new();
     let mut c = w;
     for (stage, filters) in [w, 2 * w, 4 * w].into_iter().enumerate() {
         for i in 0..n {
             let at = p / "blocks" / blocks.len();
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            let units = vec![
-                ConvBn {
-                    conv: conv(&at / "conv1", c, filters, 3, stride, &mut prunable),
-                    bn: batch_norm(&at / "bn1", filters, &control),
-                },
-                ConvBn {
-                    conv: conv(&at / "conv2", filters, filters, 3, 1, &mut prunable),
-                    bn: batch_norm(&at / "bn2", filters, &control),
-                },
-            ];
-            let shortcut = (stride != 1 || c != filters).then(|| ConvBn {
-                conv: conv(&at / "shortcut" / 0, c, filters, 1, 2, &mut prunable),
-                bn: batch_norm(&at / "shortcut" / 1, filters, &control),
+            let shape = |c_in, k, stride| ConvShape {
+                c_in,
+                c_out: filters,
+                k,
+                stride,
+            };
+            let (first, out) = unit(
+                &at / "conv1",
+                &at / "bn1",
+                shape(c, 3, stride),
+                side,
+                &mut kernels,
+            );
+            let (second, _) = unit(
+                &at / "conv2",
+                &at / "bn2",
+                shape(filters, 3, 1),
+                out,
+                &mut kernels,
+            );
+            let shortcut = (stride != 1 || c != filters).then(|| {
+                unit(
+                    &at / "shortcut" / 0,
+                    &at / "shortcut" / 1,
+                    shape(c, 1, 2),
+                    side,
+                    &mut kernels,
+                )
+                .0
             });
-            blocks.push(Block { units, shortcut });
+            blocks.push(Block {
+                units: vec![first, second],
+                shortcut,
+            });
             c = filters;
+            side = out;
         }
     }
-    Ok(finish(
-        p, stem, false, blocks, c, classes, prunable, control,
-    ))
+    Ok(finish(p, stem, false, blocks, c, classes, kernels, control))
 }
 
 pub(crate) fn build_imagenet(
@@ -214,11 +262,26 @@ pub(crate) fn build_imagenet(
     };
     let expansion = if bottleneck { 4 } else { 1 };
     let control = BnControl::default();
-    let mut prunable = Vec::new();
-    let stem = ConvBn {
-        conv: conv(p / "conv1", input[0], 64, 7, 2, &mut prunable),
-        bn: batch_norm(p / "bn1", 64, &control),
+    let mut kernels = Kernels::default();
+    let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
+        let c_out = shape.c_out;
+        let (conv, out) = conv(at, shape, side, kernels);
+        let bn = batch_norm(bn, c_out, &control);
+        (ConvBn { conv, bn }, out)
     };
+    let (stem, side) = unit(
+        p / "conv1",
+        p / "bn1",
+        ConvShape {
+            c_in: input[0],
+            c_out: 64,
+            k: 7,
+            stride: 2,
+        },
+        [input[1], input[2]],
+        &mut kernels,
+    );
+    let mut side = conv_output(side, 3, 2, 1);
     let mut blocks = Vec::new();
     let mut c = 64;
     for (s, &count) in stages.iter().enumerate() {
@@ -227,29 +290,45 @@ pub(crate) fn build_imagenet(
             let at = p / format!("layer{}", s + 1) / b;
             let stride = if s > 0 && b == 0 { 2 } else { 1 };
             let out = width * expansion;
-            let mut unit = |name: &str, bn: &str, c_in, c_out, k, stride| ConvBn {
-                conv: conv(&at / name, c_in, c_out, k, stride, &mut prunable),
-                bn: batch_norm(&at / bn, c_out, &control),
+            let shape = |c_in, c_out, k, stride| ConvShape {
+                c_in,
+                c_out,
+                k,
+                stride,
             };
-            let units = if bottleneck {
-                vec![
-                    unit("conv1", "bn1", c, width, 1, 1),
-                    unit("conv2", "bn2", width, width, 3, stride),
-                    unit("conv3", "bn3", width, out, 1, 1),
+            let mut units = Vec::new();
+            let mut at_side = side;
+            let plan: &[(&str, &str, ConvShape)] = if bottleneck {
+                &[
+                    ("conv1", "bn1", shape(c, width, 1, 1)),
+                    ("conv2", "bn2", shape(width, width, 3, stride)),
+                    ("conv3", "bn3", shape(width, out, 1, 1)),
                 ]
             } else {
-                vec![
-                    unit("conv1", "bn1", c, width, 3, stride),
-                    unit("conv2", "bn2", width, width, 3, 1),
+                &[
+                    ("conv1", "bn1", shape(c, width, 3, stride)),
+                    ("conv2", "bn2", shape(width, width, 3, 1)),
                 ]
             };
-            let shortcut = (stride != 1 || c != out).then(|| ConvBn {
-                conv: conv(&at / "downsample" / 0, c, out, 1, stride, &mut prunable),
-                bn: batch_norm(&at / "downsample" / 1, out, &control),
+            for &(name, bn, sh) in plan {
+                let (u, o) = unit(&at / name, &at / bn, sh, at_side, &mut kernels);
+                units.push(u);
+                at_side = o;
+            }
+            let shortcut = (stride != 1 || c != out).then(|| {
+                unit(
+                    &at / "downsample" / 0,
+                    &at / "downsample" / 1,
+                    shape(c, out, 1, stride),
+                    side,
+                    &mut kernels,
+                )
+                .0
             });
             blocks.push(Block { units, shortcut });
             c = out;
+            side = at_side;
         }
     }
-    Ok(finish(p, stem, true, blocks, c, classes, prunable, control))
+    Ok(finish(p, stem, true, blocks, c, classes, kernels, control))
 }

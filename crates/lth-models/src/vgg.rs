@@ -8,7 +8,7 @@ use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
 use crate::norm::{BatchNorm, BnControl, batch_norm};
-use crate::{Built, Init, ModelError, Result};
+use crate::{Built, Init, Kernels, ModelError, Result};
 
 #[derive(Debug)]
 enum Layer {
@@ -69,27 +69,29 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
         padding: 1,
         ..Default::default()
     };
-    let mut prunable = Vec::new();
+    let mut kernels = Kernels::default();
     let mut c = input[0];
+    let mut side = [input[1], input[2]];
     let layers = plan
         .iter()
         .enumerate()
         .map(|(i, &f)| {
             if f == 0 {
+                side = side.map(|s| s / 2);
                 return Layer::Pool;
             }
             let at = p / "layers" / i;
             let conv = nn::conv2d(&at / "conv", c, f, 3, cfg);
-            prunable.push(format!("layers.{i}.conv.weight"));
+            kernels.conv(format!("layers.{i}.conv.weight"), side);
             c = f;
             Layer::Conv(conv, batch_norm(&at / "bn", f, &control))
         })
         .collect();
     let fc = nn::linear(p / "fc", 512, classes, Default::default());
-    prunable.push("fc.weight".into());
+    kernels.linear("fc.weight");
     Ok(Built {
         net: Box::new(Vgg { layers, fc }),
-        prunable,
+        kernels,
         output: "fc.weight".into(),
         init: Init::KaimingNormal,
         batchnorm: Some(control),

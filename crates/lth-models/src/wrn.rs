@@ -13,8 +13,8 @@ use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
 use crate::norm::{BatchNorm, BnControl, batch_norm};
-use crate::resnet::conv;
-use crate::{Built, Init, ModelError, Result};
+use crate::resnet::{ConvShape, conv};
+use crate::{Built, Init, Kernels, ModelError, Result};
 
 #[derive(Debug)]
 struct Block {
@@ -77,8 +77,19 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             .into(),
     })?;
     let control = BnControl::default();
-    let mut prunable = Vec::new();
-    let conv1 = conv(p / "conv1", input[0], 16, 3, 1, &mut prunable);
+    let mut kernels = Kernels::default();
+    let shape = |c_in, c_out, k, stride| ConvShape {
+        c_in,
+        c_out,
+        k,
+        stride,
+    };
+    let (conv1, mut side) = conv(
+        p / "conv1",
+        shape(input[0], 16, 3, 1),
+        [input[1], input[2]],
+        &mut kernels,
+    );
     let mut blocks = Vec::new();
     let mut c = 16;
     for (g, filters) in [16 * k, 32 * k, 64 * k].into_iter().enumerate() {
@@ -86,11 +97,28 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             let at = p / format!("block{}", g + 1) / "layer" / i;
             let stride = if g > 0 && i == 0 { 2 } else { 1 };
             let bn1 = batch_norm(&at / "bn1", c, &control);
-            let conv1 = conv(&at / "conv1", c, filters, 3, stride, &mut prunable);
+            let (conv1, out) = conv(
+                &at / "conv1",
+                shape(c, filters, 3, stride),
+                side,
+                &mut kernels,
+            );
             let bn2 = batch_norm(&at / "bn2", filters, &control);
-            let conv2 = conv(&at / "conv2", filters, filters, 3, 1, &mut prunable);
-            let shortcut = (c != filters)
-                .then(|| conv(&at / "convShortcut", c, filters, 1, stride, &mut prunable));
+            let (conv2, _) = conv(
+                &at / "conv2",
+                shape(filters, filters, 3, 1),
+                out,
+                &mut kernels,
+            );
+            let shortcut = (c != filters).then(|| {
+                conv(
+                    &at / "convShortcut",
+                    shape(c, filters, 1, stride),
+                    side,
+                    &mut kernels,
+                )
+                .0
+            });
             blocks.push(Block {
                 bn1,
                 conv1,
@@ -99,11 +127,12 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
                 shortcut,
             });
             c = filters;
+            side = out;
         }
     }
     let bn1 = batch_norm(p / "bn1", c, &control);
     let fc = nn::linear(p / "fc", c, classes, Default::default());
-    prunable.push("fc.weight".into());
+    kernels.linear("fc.weight");
     Ok(Built {
         net: Box::new(Wrn {
             conv1,
@@ -111,7 +140,7 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             bn1,
             fc,
         }),
-        prunable,
+        kernels,
         output: "fc.weight".into(),
         init: Init::KaimingNormal,
         batchnorm: Some(control),

@@ -269,3 +269,66 @@ fn wide_resnet_22_2_has_its_counts_pytorch_names_and_shapes() {
     let bad = Model::new("cifar_wrn_20_2", [3, 32, 32], 10, None, 0, Device::Cpu).unwrap_err();
     assert!(bad.to_string().contains("D = 6n + 4"), "{bad}");
 }
+
+/// Multiply-adds of one forward pass through the prunable kernels: Σ weights × positions.
+fn macs(m: &Model) -> i64 {
+    m.prunable_tensors()
+        .iter()
+        .zip(m.positions())
+        .map(|((_, t), p)| t.numel() as i64 * p)
+        .sum()
+}
+
+#[test]
+fn kernel_positions_give_the_published_multiply_add_counts() {
+    // torchvision's model documentation lists 1.81, 3.66 and 4.09 GFLOPS (multiply-adds of one
+    // 224×224 image) for ResNet-18, -34 and -50; the RigL paper's dense ResNet-50 costs 8.2e9 FLOPs
+    // (a multiply and an add each).
+    for (name, published) in [
+        ("imagenet_resnet_18", 1.81e9),
+        ("imagenet_resnet_34", 3.66e9),
+        ("imagenet_resnet_50", 4.09e9),
+    ] {
+        let m = Model::new(name, [3, 224, 224], 1000, None, 0, Device::Cpu).unwrap();
+        let got = macs(&m) as f64;
+        assert!(
+            (got - published).abs() < 0.005e9,
+            "{name}: {got:.4e} multiply-adds, published {published:.2e}"
+        );
+    }
+    // Small networks, counted by hand: LeNet's three matrices are applied once per image.
+    assert_eq!(
+        macs(&build("lenet_300_100", 0)),
+        784 * 300 + 300 * 100 + 100 * 10
+    );
+    // Conv-2: two 3×3 convolutions on 32×32 maps, then 16·16·64 → 256 → 256 → 10.
+    let m = Model::new("conv_2", [3, 32, 32], 10, None, 0, Device::Cpu).unwrap();
+    assert_eq!(m.positions(), [1024, 1024, 1, 1, 1]);
+    assert_eq!(
+        macs(&m),
+        (3 * 64 * 9 + 64 * 64 * 9) * 1024 + 16 * 16 * 64 * 256 + 256 * 256 + 256 * 10
+    );
+    // ResNet-20: 16 filters at 32×32, 32 at 16×16, 64 at 8×8; the downsampling convolutions and
+    // their 1×1 shortcuts already work at the smaller side.
+    let m = Model::new("cifar_resnet_20", [3, 32, 32], 10, None, 0, Device::Cpu).unwrap();
+    let by_name: std::collections::HashMap<&str, i64> = m
+        .prunable()
+        .iter()
+        .map(String::as_str)
+        .zip(m.positions().iter().copied())
+        .collect();
+    assert_eq!(by_name["conv.weight"], 1024);
+    assert_eq!(by_name["blocks.2.conv2.weight"], 1024);
+    assert_eq!(by_name["blocks.3.conv1.weight"], 256);
+    assert_eq!(by_name["blocks.3.shortcut.0.weight"], 256);
+    assert_eq!(by_name["blocks.6.conv1.weight"], 64);
+    assert_eq!(by_name["fc.weight"], 1);
+    // He et al.'s ResNet-20 (identity shortcuts) is quoted at 40.55M multiply-adds; OpenLTH's 1×1
+    // shortcut convolutions add 16·32 weights at 16×16 and 32·64 at 8×8.
+    let shortcuts = 16 * 32 * 256 + 32 * 64 * 64;
+    assert!(
+        ((macs(&m) - shortcuts) as f64 - 40.55e6).abs() < 0.01e6,
+        "{}",
+        macs(&m)
+    );
+}
