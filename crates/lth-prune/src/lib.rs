@@ -31,6 +31,7 @@
 mod criteria;
 pub mod distribution;
 mod error;
+pub mod flops;
 mod hparams;
 mod mask;
 mod network;
@@ -41,6 +42,7 @@ mod select;
 pub use criteria::{magnitude_global, magnitude_layerwise, random_layer, random_like};
 pub use distribution::{Distribution, LayerSparsity, Spread};
 pub use error::PruneError;
+pub use flops::Flops;
 pub use hparams::{PruningHparams, Strategy};
 pub use mask::{LAYERS_FILE, LayerCount, MASK_FILE, Mask};
 pub use network::{Network, Plain};
