@@ -639,6 +639,8 @@ fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
         w.path(),
     ));
     assert!(out.contains("sparse from scratch: 26"), "{out}");
+    assert!(!out.contains("pruned at initialisation"), "{out}");
+    assert!(out.contains("FLOPs against dense"), "{out}");
     let folder = paths_ending(&w.path().join("runs"), "updates.csv");
     assert_eq!(folder.len(), 1, "{folder:?}");
     assert!(
@@ -670,8 +672,10 @@ fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
         w.path(),
     ));
     assert!(table.contains("fc_layers.0.weight"), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[lines.len() - 2].starts_with("total"), "{table}");
     assert!(
-        table.lines().last().unwrap().starts_with("total"),
+        lines[lines.len() - 1].starts_with("inference FLOPs per example: "),
         "{table}"
     );
 }

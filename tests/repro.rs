@@ -460,4 +460,23 @@ fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
         };
         assert!((v - target).abs() <= 3.0 / 266_200.0, "{l}");
     }
+    // FLOPs against dense: RigL's dense-gradient steps cost more than static training's, and
+    // static training costs what inference does (3 f_S against 3 f_D).
+    let value = |row: &str, metric: &str| -> f64 {
+        let l = results
+            .iter()
+            .find(|l| l.starts_with(&format!("{row},")) && l.contains(&format!(",{metric},")))
+            .unwrap_or_else(|| panic!("no {metric} for {row}"));
+        l.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    for row in ["lenet_erk_90", "lenet_erk_98"] {
+        let (rigl, stat) = (
+            value(row, "rigl_train_flops"),
+            value(row, "static_train_flops"),
+        );
+        let inference = value(row, "inference_flops");
+        assert!(rigl > stat && stat < 1.0, "{row}: {rigl} {stat}");
+        assert!((stat - inference).abs() < 1e-9, "{row}: {stat} {inference}");
+    }
+    assert!(value("lenet_erk_98", "inference_flops") < value("lenet_erk_90", "inference_flops"));
 }

@@ -23,8 +23,12 @@ pub struct SparsityArgs {
 }
 
 /// The distribution of `sp` over the prunable layers of the model of `hp`, built on the CPU
-/// (no data read): errors name a bad layer or budget before any training.
-pub fn check(hp: &TrainHparams, sp: &SparseHparams) -> anyhow::Result<Vec<LayerSparsity>> {
+/// (no data read), with the output positions of those layers: errors name a bad layer or budget
+/// before any training.
+pub fn check(
+    hp: &TrainHparams,
+    sp: &SparseHparams,
+) -> anyhow::Result<(Vec<LayerSparsity>, Vec<i64>)> {
     let info = lth_data::info(&hp.dataset.dataset)?;
     let model = Model::new(
         &hp.model.model,
@@ -34,7 +38,8 @@ pub fn check(hp: &TrainHparams, sp: &SparseHparams) -> anyhow::Result<Vec<LayerS
         0,
         tch::Device::Cpu,
     )?;
-    Ok(sp.layer_sparsities(&model.prunable_tensors())?)
+    let layers = sp.layer_sparsities(&model.prunable_tensors())?;
+    Ok((layers, model.positions().to_vec()))
 }
 
 pub fn run(args: &SparsityArgs) -> anyhow::Result<()> {
@@ -44,7 +49,7 @@ pub fn run(args: &SparsityArgs) -> anyhow::Result<()> {
     }
     let sp = args.spread.hparams(SparseMode::Static, args.sparsity)?;
     sp.validate()?;
-    let layers = check(&hp, &sp)?;
+    let (layers, positions) = check(&hp, &sp)?;
     println!(
         "{} on {} ({:?}), {} at sparsity {}{}",
         args.model,
@@ -59,10 +64,14 @@ pub fn run(args: &SparsityArgs) -> anyhow::Result<()> {
         }
     );
     println!(
-        "{:<32} {:>18} {:>10} {:>9} {:>10}",
-        "layer", "shape", "weights", "sparsity", "kept"
+        "{:<32} {:>18} {:>10} {:>9} {:>10} {:>12}",
+        "layer", "shape", "weights", "sparsity", "kept", "MFLOPs"
     );
-    for l in &layers {
+    let mflops = |l: &LayerSparsity, p: i64| {
+        let outputs = l.shape.first().copied().unwrap_or(1);
+        lth_prune::flops::kernel(l.kept, outputs, p) / 1e6
+    };
+    for (l, &p) in layers.iter().zip(&positions) {
         let shape = l
             .shape
             .iter()
@@ -70,20 +79,34 @@ pub fn run(args: &SparsityArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join("x");
         println!(
-            "{:<32} {:>18} {:>10} {:>9.4} {:>10}",
-            l.name, shape, l.total, l.sparsity, l.kept
+            "{:<32} {:>18} {:>10} {:>9.4} {:>10} {:>12.3}",
+            l.name,
+            shape,
+            l.total,
+            l.sparsity,
+            l.kept,
+            mflops(l, p)
         );
     }
     let (kept, total) = layers
         .iter()
         .fold((0, 0), |(k, t), l| (k + l.kept, t + l.total));
+    let (sparse, dense) = lth_prune::flops::inference(&layers, &positions);
     println!(
-        "{:<32} {:>18} {:>10} {:>9.4} {:>10}",
+        "{:<32} {:>18} {:>10} {:>9.4} {:>10} {:>12.3}",
         "total",
         "",
         total,
         1.0 - kept as f64 / total.max(1) as f64,
-        kept
+        kept,
+        sparse / 1e6
+    );
+    println!(
+        "inference FLOPs per example: {:.4e} sparse, {:.4e} dense ({:.3}×), counted as rigl \
+         counts them",
+        sparse,
+        dense,
+        sparse / dense.max(f64::MIN_POSITIVE)
     );
     Ok(())
 }

@@ -151,6 +151,7 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
     }
     if let Ok(counts) =
         lth_store::CsvLog::<lth_prune::LayerCount>::new(dir.join(lth_prune::LAYERS_FILE)).load()
+        && !counts.is_empty()
     {
         let (kept, total) = counts
             .iter()
@@ -192,6 +193,18 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
             100.0 * kept as f64 / total.max(1) as f64,
             steps.len()
         );
+        if let Some(f) = &s.flops {
+            println!(
+                "  FLOPs against dense (as the RigL paper counts them): training {:.3}× ({:.3e} \
+                 of {:.3e}; {} of {} steps with a dense gradient), inference {:.3}×",
+                f.training_relative,
+                f.training,
+                f.dense_training,
+                f.dense_gradient_steps,
+                f.steps,
+                f.inference_relative
+            );
+        }
         println!(
             "  files: distribution.csv (sparsity per layer), updates.csv (churn per update and \
              layer), mask.safetensors (the final mask)"

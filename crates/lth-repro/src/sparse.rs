@@ -14,7 +14,9 @@ use crate::{Experiment, Measured, Result, Unit};
 /// network (level 0 of the row's lottery, the same W0) and, when the row's level is 1 or more,
 /// the IMP ticket of that level (`imp_*`, `imp_weights_remaining`), whose rate a row chooses so
 /// that the level's sparsity is the row's. `rigl_reactivated` is the fraction of the weights RigL
-/// grew that had been active before (the churn researchers plot).
+/// grew that had been active before (the churn researchers plot). `*_train_flops` and
+/// `inference_flops` are FLOPs relative to dense training and inference, as the RigL paper counts
+/// them (`lth_prune::flops`).
 #[derive(Debug, Clone, Copy)]
 pub struct SparseTraining;
 
@@ -43,6 +45,10 @@ impl Experiment for SparseTraining {
             "imp_early_stop",
             "imp_stop_iteration",
             "imp_weights_remaining",
+            "inference_flops",
+            "rigl_train_flops",
+            "set_train_flops",
+            "static_train_flops",
         ]
     }
 
@@ -75,6 +81,13 @@ impl Experiment for SparseTraining {
                 .child(format!("sparse_{}", hparams_hash(&run)));
             let (s, mask) = train_sparse(&dir, &run, unit.replicate, data, progress)?;
             record(&mut m, mode.name(), &s);
+            if let Some(f) = &s.flops {
+                m.insert(
+                    format!("{}_train_flops", mode.name()),
+                    vec![f.training_relative],
+                );
+                m.insert("inference_flops".into(), vec![f.inference_relative]);
+            }
             if mode == SparseMode::Rigl {
                 if let Some(mask) = mask {
                     m.insert("weights_remaining".into(), vec![mask.density()]);

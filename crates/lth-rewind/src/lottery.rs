@@ -197,6 +197,7 @@ impl<'a> Lottery<'a> {
             to: self.total,
             eval_every: if every == 0 { self.per_epoch } else { every },
             keep,
+            flops: None,
         }
     }
 

@@ -15,6 +15,7 @@ use tch::Device;
 
 use lth_data::{DatasetInfo, Loader, Source};
 use lth_models::Model;
+use lth_prune::Flops;
 use lth_store::{CsvLog, RunDir};
 
 use crate::{
@@ -132,12 +133,13 @@ impl Setup {
             to: hp.training.steps.iterations(per_epoch),
             eval_every: if every == 0 { per_epoch } else { every },
             keep: Vec::new(),
+            flops: None,
         }
     }
 }
 
 /// Which steps a run covers and what it records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {
     /// First step (a rewind point k, or 0); the model holds the weights of this step.
     pub from: u64,
@@ -147,6 +149,9 @@ pub struct RunPlan {
     pub eval_every: u64,
     /// Keep the weights at these step counts (`checkpoints/step_<N>.safetensors`).
     pub keep: Vec<u64>,
+    /// The FLOPs of the planned run, when its caller counts them (sparse training): copied into
+    /// the summary.
+    pub flops: Option<Flops>,
 }
 
 /// What a finished run reports (`done.json`).
@@ -161,6 +166,9 @@ pub struct RunSummary {
     pub min_val_loss_step: Option<u64>,
     pub min_val_loss: Option<f64>,
     pub test_accuracy_at_min_val_loss: Option<f64>,
+    /// Training and inference FLOPs against the dense network's (sparse training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<Flops>,
 }
 
 impl RunSummary {
@@ -185,6 +193,7 @@ impl RunSummary {
             min_val_loss_step: min_val.map(|r| r.step),
             min_val_loss: min_val.and_then(|r| r.val_loss),
             test_accuracy_at_min_val_loss: min_val.map(|r| r.test_accuracy),
+            flops: None,
         }
     }
 }
@@ -309,7 +318,10 @@ pub fn run_resumable(
     let StoreObserver { rows, progress, .. } = observer;
     progress.finish();
     save_tensors(&dir.join(FINAL), &setup.model.state())?;
-    let summary = RunSummary::from_rows(&rows);
+    let summary = RunSummary {
+        flops: plan.flops.clone(),
+        ..RunSummary::from_rows(&rows)
+    };
     dir.mark_done(&summary)?;
     for (_, path) in resume_checkpoints(dir)? {
         let _ = fs::remove_file(path);

@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use lth_models::Named;
-use lth_prune::{Distribution, LayerSparsity, MASK_FILE, Mask, Spread};
+use lth_prune::{Distribution, Flops, LayerSparsity, MASK_FILE, Mask, Spread};
 use lth_store::{CsvLog, RunDir};
 
 use crate::{
-    Data, Hook, Hooks, Progress, Result, RunSummary, Setup, StepContext, Steps, TrainError,
-    TrainHparams, Update, run_resumable,
+    Data, Hook, Hooks, Progress, Result, RunPlan, RunSummary, Setup, StepContext, Steps,
+    TrainError, TrainHparams, Update, run_resumable,
 };
 
 /// The per-update churn log of a sparse run.
@@ -355,6 +355,31 @@ impl Rewiring {
             && t.is_multiple_of(self.hp.update_every)
     }
 
+    /// The FLOPs of training `plan` with batches of `hp`'s size from a mask of the per-layer
+    /// counts `layers` (which rewiring keeps), the kernels applied at `positions`: every RigL
+    /// update step computes the dense weight gradient; SET's and static training's steps are all
+    /// sparse ([`lth_prune::flops`]).
+    pub fn flops(
+        &self,
+        layers: &[LayerSparsity],
+        positions: &[i64],
+        plan: &RunPlan,
+        hp: &TrainHparams,
+    ) -> Flops {
+        let (f_s, f_d) = lth_prune::flops::inference(layers, positions);
+        let dense_gradient_steps = match self.hp.mode {
+            SparseMode::Rigl => (plan.from..plan.to).filter(|&t| self.is_update(t)).count() as u64,
+            SparseMode::Static | SparseMode::Set => 0,
+        };
+        Flops::training(
+            f_s,
+            f_d,
+            plan.to.saturating_sub(plan.from),
+            dense_gradient_steps,
+            hp.dataset.batch_size,
+        )
+    }
+
     /// The churn rows so far.
     pub fn rows(&self) -> &[UpdateRow] {
         &self.rows
@@ -557,6 +582,8 @@ pub fn train_sparse(
     let end = sp.update_end.steps(plan.to, setup.loader.steps_per_epoch());
     let log = CsvLog::new(dir.join(UPDATES_FILE));
     let mut rewiring = Rewiring::new(sp, &mask, end, seed, Some(log));
+    let mut plan = plan;
+    plan.flops = Some(rewiring.flops(&layers, setup.model.positions(), &plan, hp));
     let summary = {
         let mut hooks = if sp.mode == SparseMode::Static {
             Hooks::none()

@@ -104,8 +104,28 @@ fn updates_keep_each_layers_count_and_static_keeps_its_mask() {
         .layer_sparsities(&setup.model.prunable_tensors())
         .unwrap();
     let dir = RunDir::new(root.path().join("rigl"));
-    let (_, mask) = train_sparse(&dir, &r, 1, &data, &mut ()).unwrap();
+    let (summary, mask) = train_sparse(&dir, &r, 1, &data, &mut ()).unwrap();
     let mask = mask.unwrap();
+    // FLOPs: LeNet's kernels are applied once per example; a kernel of `kept` weights and `out`
+    // units costs 2·kept + out. Six of the 30 steps (0, 4, …, 20) computed a dense gradient.
+    let f = summary.flops.clone().unwrap();
+    let cost = |kept: Vec<i64>| -> f64 {
+        kept.iter()
+            .zip([300, 100, 10])
+            .map(|(&k, o)| (2 * k + o) as f64)
+            .sum()
+    };
+    let f_s = cost(layers.iter().map(|l| l.kept).collect());
+    let f_d = cost(vec![784 * 300, 300 * 100, 100 * 10]);
+    assert_eq!((f.inference, f.dense_inference), (f_s, f_d));
+    assert_eq!((f.steps, f.dense_gradient_steps), (30, 6));
+    assert_eq!(
+        f.training,
+        50.0 * (24.0 * 3.0 * f_s + 6.0 * (2.0 * f_s + f_d))
+    );
+    assert_eq!(f.dense_training, 50.0 * 30.0 * 3.0 * f_d);
+    let written: lth_train::RunSummary = dir.done_summary().unwrap().unwrap();
+    assert_eq!(written.flops, Some(f));
     for l in &layers {
         let kept = mask.get(&l.name).unwrap().sum(Kind::Int64).int64_value(&[]);
         assert_eq!(kept, l.kept, "{}: the count moved", l.name);
@@ -124,7 +144,10 @@ fn updates_keep_each_layers_count_and_static_keeps_its_mask() {
 
     let st = run(SparseMode::Static);
     let dir = RunDir::new(root.path().join("static"));
-    let (_, end) = train_sparse(&dir, &st, 1, &data, &mut ()).unwrap();
+    let (summary, end) = train_sparse(&dir, &st, 1, &data, &mut ()).unwrap();
+    let f = summary.flops.unwrap();
+    assert_eq!(f.dense_gradient_steps, 0);
+    assert!((f.training_relative - f_s / f_d).abs() < 1e-12);
     let start = lth_prune::distribution::random_mask(&layers, r.train.init_seed(1), Device::Cpu);
     for ((n, a), (_, b)) in start.iter().zip(end.unwrap().iter()) {
         assert!(a.equal(b), "static sparse training changed the mask of {n}");
