@@ -30,7 +30,8 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
-    /// Lists `dir/<class>/*.{jpeg,jpg}` (any case), classes and files sorted by name.
+    /// Lists `dir/<class>/*.{jpeg,jpg}` (any case), classes and files sorted by name. A class
+    /// folder without images is an error: it would take a label and shift the classes after it.
     pub fn scan(dir: &Path) -> Result<ImageFolder> {
         let io = |path: &Path, source| DataError::Io {
             path: path.to_owned(),
@@ -61,14 +62,15 @@ impl ImageFolder {
                     })
                 })
                 .collect();
+            if files.is_empty() {
+                // An empty folder would still take a label and shift every later class.
+                return Err(DataError::malformed(
+                    &folder,
+                    "a class folder with no .JPEG files (remove it or fill it)",
+                ));
+            }
             files.sort();
             samples.extend(files.into_iter().map(|f| (f, label as i64)));
-        }
-        if samples.is_empty() {
-            return Err(DataError::malformed(
-                dir,
-                "class folders hold no .JPEG files",
-            ));
         }
         Ok(ImageFolder { classes, samples })
     }

@@ -30,8 +30,9 @@ pub fn missing(dir: &Path) -> Vec<&'static str> {
         .collect()
 }
 
-/// Loads the training and test splits from `dir` (the caller has checked that the files exist).
-pub fn load(dir: &Path, num_classes: u8) -> Result<(Split, Split)> {
+/// Loads the training and test splits from `dir` (the caller has checked that the files exist),
+/// checking that every split's images have the `side` (height, width) the dataset declares.
+pub fn load(dir: &Path, num_classes: u8, side: [i64; 2]) -> Result<(Split, Split)> {
     let split = |images: &str, labels: &str| -> Result<Split> {
         let path_of = |name: &str| {
             find(dir, name).ok_or_else(|| DataError::Io {
@@ -65,6 +66,15 @@ pub fn load(dir: &Path, num_classes: u8) -> Result<(Split, Split)> {
             ));
         }
         let (h, w) = (imgs.dims[1] as i64, imgs.dims[2] as i64);
+        if [h, w] != side {
+            return Err(DataError::malformed(
+                &ipath,
+                format!(
+                    "images of {h}×{w} pixels, but this dataset's are {}×{}",
+                    side[0], side[1]
+                ),
+            ));
+        }
         Ok(Split {
             images: Tensor::from_slice(&imgs.data).view([n as i64, 1, h, w]),
             labels: Tensor::from_slice(&labs.data).to_kind(tch::Kind::Int64),

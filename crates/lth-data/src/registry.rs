@@ -244,7 +244,9 @@ impl Dataset {
             });
         }
         let (train, test) = match info.format {
-            Format::Idx => mnist::load(&dir, info.num_classes as u8)?,
+            Format::Idx => {
+                mnist::load(&dir, info.num_classes as u8, [info.shape[1], info.shape[2]])?
+            }
             Format::Cifar(v) => cifar::load(&dir, v)?,
             Format::Folder => {
                 return Err(DataError::Invalid(format!(
@@ -253,18 +255,21 @@ impl Dataset {
                 )));
             }
         };
-        let shape = train.images.size();
-        if shape[1..] != info.shape {
-            return Err(DataError::malformed(
-                &dir,
-                format!(
-                    "images of shape {:?} expected for {}, found {:?}",
-                    info.shape,
-                    info.name,
-                    &shape[1..]
-                ),
-            ));
+        for (split, which) in [(&train, "training"), (&test, "test")] {
+            let shape = split.images.size();
+            if shape[1..] != info.shape {
+                return Err(DataError::malformed(
+                    &dir,
+                    format!(
+                        "{which} images of shape {:?} expected for {}, found {:?}",
+                        info.shape,
+                        info.name,
+                        &shape[1..]
+                    ),
+                ));
+            }
         }
+        let shape = train.images.size();
         Ok(Dataset {
             info,
             train,
@@ -372,7 +377,7 @@ pub fn prepare(
     }
     let size = info.shape[1] as u32;
     let resize = (size as f64 * 256.0 / 224.0).round() as u32;
-    let open = |split: &str| -> Result<FolderSplit> {
+    let scan = |split: &str| -> Result<(PathBuf, ImageFolder)> {
         let dir = root.join(info.dir).join(split);
         let folder = ImageFolder::scan(&dir)?;
         if folder.classes.len() as i64 > info.num_classes {
@@ -386,14 +391,28 @@ pub fn prepare(
                 ),
             ));
         }
-        Ok(FolderSplit::new(
-            Files::new(folder, size),
-            info,
-            device,
-            resize,
-        ))
+        Ok((dir, folder))
     };
-    let (train, test) = (open("train")?, open("val")?);
+    let ((_, train), (val_dir, test)) = (scan("train")?, scan("val")?);
+    // Labels are the positions of the sorted class names: both splits must list the same classes,
+    // or every label after the first difference would silently mean another class.
+    if train.classes != test.classes {
+        let only = |a: &ImageFolder, b: &ImageFolder| {
+            a.classes.iter().find(|c| !b.classes.contains(c)).cloned()
+        };
+        let problem = match (only(&test, &train), only(&train, &test)) {
+            (Some(c), _) => format!("class folder `{c}` is not among train/'s"),
+            (None, Some(c)) => format!("lacks train/'s class folder `{c}`"),
+            (None, None) => "lists other class folders than train/".into(),
+        };
+        return Err(DataError::malformed(
+            &val_dir,
+            format!("{problem}; both splits need the same class folders"),
+        ));
+    }
+    let open =
+        |folder: ImageFolder| FolderSplit::new(Files::new(folder, size), info, device, resize);
+    let (train, test) = (open(train), open(test));
     let total = train.len();
     if validation >= total {
         return Err(DataError::Invalid(format!(
@@ -487,6 +506,23 @@ mod tests {
             err.contains("label 12 at index 2 is outside 0..10"),
             "{err}"
         );
+        // Test images of another size (a valid header) are refused by name, not left to fail
+        // inside the network.
+        testutil::write_mnist_like(&dir, 5, 5, false).unwrap();
+        std::fs::write(
+            dir.join("t10k-images-idx3-ubyte"),
+            testutil::idx_bytes(&[5, 32, 32], &[0; 5 * 32 * 32]),
+        )
+        .unwrap();
+        let err = Dataset::load(info("mnist").unwrap(), root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "t10k-images-idx3-ubyte: images of 32×32 pixels, but this dataset's are 28×28"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -570,6 +606,48 @@ mod tests {
             .to_string();
         assert!(
             err.contains("class_001/image_000.JPEG: not a decodable JPEG"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn image_folders_refuse_class_sets_that_would_shift_labels() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("imagenet");
+        testutil::write_image_folder(&dir.join("train"), 3, 2, (40, 40)).unwrap();
+        testutil::write_image_folder(&dir.join("val"), 3, 1, (40, 40)).unwrap();
+        let load = || {
+            prepare(info("imagenet").unwrap(), root.path(), 0, 0, Device::Cpu)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        // val/ without class_001: its class_002 would be read as label 1.
+        std::fs::remove_dir_all(dir.join("val/class_001")).unwrap();
+        let err = load();
+        assert!(
+            err.contains("val: lacks train/'s class folder `class_001`"),
+            "{err}"
+        );
+        // A class train/ does not have.
+        testutil::write_image_folder(&dir.join("val"), 2, 1, (40, 40)).unwrap();
+        std::fs::create_dir_all(dir.join("val/class_xyz")).unwrap();
+        std::fs::copy(
+            dir.join("val/class_000/image_000.JPEG"),
+            dir.join("val/class_xyz/image_000.JPEG"),
+        )
+        .unwrap();
+        let err = load();
+        assert!(
+            err.contains("class folder `class_xyz` is not among train/'s"),
+            "{err}"
+        );
+        // An empty class folder counts as a class no more.
+        std::fs::remove_dir_all(dir.join("val/class_xyz")).unwrap();
+        std::fs::create_dir_all(dir.join("train/class_empty")).unwrap();
+        let err = load();
+        assert!(
+            err.contains("class_empty: a class folder with no .JPEG files"),
             "{err}"
         );
     }
