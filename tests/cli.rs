@@ -135,6 +135,136 @@ fn bad_flags_name_the_flag_and_the_expected_form() {
     assert!(e.contains("not adam"), "{e}");
 }
 
+/// Inputs that no training can use are refused before any data is trained on or any run folder
+/// written, with the flag named and the reason (each once failed differently: see the hardening
+/// table in the README).
+#[test]
+fn refused_commands_say_why_and_write_nothing() {
+    let w = workspace();
+    let lottery = |extra: &[&'static str]| {
+        let mut v = vec![
+            "lottery",
+            "--model",
+            "lenet_300_100",
+            "--dataset",
+            "mnist",
+            "--levels",
+            "1",
+            "--steps",
+            "2it",
+            "--validation",
+            "50",
+            "--device",
+            "cpu",
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let train = |extra: &[&'static str]| {
+        let mut v = SMALL.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    let no_cuda = !tch::Cuda::is_available();
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            lottery(&["--rate", "1.5"]),
+            "--rate must be a fraction in [0, 1), got 1.5",
+        ),
+        (
+            lottery(&["--exclude", "no_such_layer"]),
+            "--exclude `no_such_layer`: not a prunable layer of this model",
+        ),
+        (
+            lottery(&["--strategy", "global", "--conv-rate", "0.1"]),
+            "--conv-rate applies to layerwise pruning only",
+        ),
+        (
+            lottery(&["--rewind", "5it"]),
+            "the rewind point 5it (5 iterations) must come before the end of training",
+        ),
+        (
+            vec![
+                "stability",
+                "--model",
+                "lenet_300_100",
+                "--dataset",
+                "mnist",
+                "--level",
+                "1",
+                "--samples",
+                "0",
+            ],
+            "'--samples <SAMPLES>': must be at least 1, got 0",
+        ),
+        (
+            vec![
+                "interpolate",
+                "--model",
+                "lenet_300_100",
+                "--dataset",
+                "mnist",
+                "--level",
+                "1",
+                "--points",
+                "1",
+            ],
+            "must be at least 2, got 1",
+        ),
+        (
+            train(&["--lr", "-1"]),
+            "--lr must be a non-negative number, got -1",
+        ),
+        (
+            {
+                let mut v = SMALL.to_vec();
+                v[10] = "1000";
+                v
+            },
+            "--batch-size 1000 is larger than the 250 training examples of mnist",
+        ),
+        (
+            train(&["--warmup", "3ep"]),
+            "--warmup 3ep is longer than training, --steps 2ep: the learning rate would never",
+        ),
+        (
+            train(&["--milestones", "1ep,2ep"]),
+            "--milestones 2ep is not before the end of training, --steps 2ep: it would never apply",
+        ),
+        // Units that need the epoch length are compared once the data is read.
+        (
+            train(&["--milestones", "20it"]),
+            "--milestones 20it is not before the end of training, --steps 2ep (20 iterations)",
+        ),
+        (
+            {
+                let mut v = SMALL.to_vec();
+                v[6] = "18446744073709551615ep";
+                v
+            },
+            "--steps 18446744073709551615ep is too long",
+        ),
+    ];
+    if no_cuda {
+        let mut v = SMALL.to_vec();
+        v[14] = "cuda:1";
+        cases.push((v, "(--device cuda:1)"));
+    }
+    for (args, expected) in cases {
+        let e = err(&lth(&args, w.path()));
+        assert!(e.contains(expected), "{args:?}: {e}");
+        assert!(e.starts_with("error: "), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+        assert!(
+            !w.path().join("runs").exists(),
+            "{args:?} wrote into the run store"
+        );
+    }
+    // `--milestones none` clears the recipe's.
+    let out = ok(&lth(&train(&["--milestones", "none", "--quiet"]), w.path()));
+    assert!(out.contains("20 steps (2ep)"), "{out}");
+}
+
 #[test]
 fn cuda_asked_for_on_a_machine_without_it_is_a_clear_error() {
     if tch::Cuda::is_available() {

@@ -49,18 +49,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         None => store.run("train", &hp),
         Some(_) => store.run("pai", &pruned),
     };
-    run.create()?;
-    match &pai {
-        None => run.bind_hparams(&hp)?,
-        Some(_) => run.bind_hparams(&pruned)?,
-    }
     let dir = run.child(format!("replicate_{}", args.replicate));
     if let Some(summary) = dir.done_summary::<RunSummary>()? {
         println!("already finished; nothing to train.");
         report(&dir, &hp, &summary);
         return Ok(());
     }
-    let data = args.common.data(&hp.dataset)?;
+    let data = load_checked(args, &hp)?;
+    // Every input is checked: only now does the run get a folder.
+    run.create()?;
+    match &pai {
+        None => run.bind_hparams(&hp)?,
+        Some(_) => run.bind_hparams(&pruned)?,
+    }
     announce(
         &hp,
         &data,
@@ -89,15 +90,15 @@ fn train_sparse_run(
         sparse: Some(sp.clone()),
     };
     let run = store.run("sparse", &sparse);
-    run.create()?;
-    run.bind_hparams(&sparse)?;
     let dir = run.child(format!("replicate_{}", args.replicate));
     if let Some(summary) = dir.done_summary::<RunSummary>()? {
         println!("already finished; nothing to train.");
         report(&dir, hp, &summary);
         return Ok(());
     }
-    let data = args.common.data(&hp.dataset)?;
+    let data = load_checked(args, hp)?;
+    run.create()?;
+    run.bind_hparams(&sparse)?;
     announce(
         hp,
         &data,
@@ -111,6 +112,13 @@ fn train_sparse_run(
     let (summary, _) = train_sparse(&dir, &sparse, args.replicate, &data, &mut bar)?;
     report(&dir, hp, &summary);
     Ok(())
+}
+
+/// The data of `hp`, checked against it (batch size, schedule) before anything is written.
+fn load_checked(args: &TrainArgs, hp: &TrainHparams) -> anyhow::Result<lth_train::Data> {
+    let data = args.common.data(&hp.dataset)?;
+    hp.check_data(data.train.len() as u64)?;
+    Ok(data)
 }
 
 fn announce(hp: &TrainHparams, data: &lth_train::Data, how: &str) {

@@ -33,7 +33,7 @@ pub mod wrn;
 
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
-pub use model::{Built, Kernels, Model, ModelError, channels_last, conv_output};
+pub use model::{Built, Kernels, Model, ModelError, channels_last, conv_output, kernels};
 pub use named::Named;
 pub use norm::{BatchNorm, BnControl, batch_norm};
 pub use registry::{Family, families, family};

@@ -71,6 +71,14 @@ impl Kernels {
     }
 }
 
+/// The prunable kernels of model `name` for images of shape `input` and `classes` outputs, without
+/// initialising a model: what a command checks layer names against before it trains.
+pub fn kernels(name: &str, input: [i64; 3], classes: i64) -> Result<Kernels> {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let built = (family(name)?.build)(name, &vs.root(), input, classes)?;
+    Ok(built.kernels)
+}
+
 /// The output side (H, W) of a convolution or pooling of kernel `k`, `stride` and `padding` over
 /// maps of side `side`, as PyTorch computes it (rounding down).
 pub fn conv_output(side: [i64; 2], k: i64, stride: i64, padding: i64) -> [i64; 2] {

@@ -45,24 +45,39 @@ pub struct PruningHparams {
 }
 
 impl PruningHparams {
-    /// Checks fractions and names against the model's prunable layers.
+    /// Checks fractions and names against the model's prunable layers. Errors name the flag:
+    /// `--rate`, `--conv-rate`, `--output-rate`, `--exclude`.
     pub fn validate(&self, prunable: &[String]) -> Result<()> {
         for (what, f) in [
-            ("rate", Some(self.rate)),
-            ("conv_rate", self.conv_rate),
-            ("output_rate", self.output_rate),
+            ("--rate", Some(self.rate)),
+            ("--conv-rate", self.conv_rate),
+            ("--output-rate", self.output_rate),
         ] {
             if let Some(f) = f
                 && !(0.0..1.0).contains(&f)
             {
                 return Err(PruneError::Invalid(format!(
-                    "pruning {what} must be in [0, 1), got {f}"
+                    "{what} must be a fraction in [0, 1), got {f}"
                 )));
+            }
+        }
+        if self.strategy == Strategy::Global {
+            for (what, f) in [
+                ("--conv-rate", self.conv_rate),
+                ("--output-rate", self.output_rate),
+            ] {
+                if f.is_some() {
+                    return Err(PruneError::Invalid(format!(
+                        "{what} applies to layerwise pruning only; --strategy global prunes \
+                         every layer by one threshold at --rate (drop {what}, or use --strategy \
+                         layerwise)"
+                    )));
+                }
             }
         }
         if let Some(x) = self.exclude.iter().find(|x| !prunable.contains(x)) {
             return Err(PruneError::Invalid(format!(
-                "cannot exclude `{x}`: not a prunable layer ({})",
+                "--exclude `{x}`: not a prunable layer of this model ({})",
                 prunable.join(", ")
             )));
         }

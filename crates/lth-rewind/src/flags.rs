@@ -53,8 +53,10 @@ impl LotteryFlags {
         if let Some(s) = self.strategy {
             p.strategy = s;
             if s == Strategy::Global {
-                // The layerwise output rate means nothing to a global threshold.
+                // The recipe's layerwise rates mean nothing to a global threshold (given ones
+                // are refused by `validate`).
                 p.output_rate = None;
+                p.conv_rate = None;
             }
         }
         p.rate = self.rate.unwrap_or(p.rate);
@@ -66,6 +68,7 @@ impl LotteryFlags {
         hp.rewind = self.rewind.unwrap_or(hp.rewind);
         hp.retrain = self.retrain.unwrap_or(hp.retrain);
         hp.level1 = self.level1.resolve(&hp.train)?;
+        hp.validate()?;
         Ok(hp)
     }
 }

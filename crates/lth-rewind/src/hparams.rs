@@ -52,6 +52,21 @@ pub struct LotteryHparams {
 }
 
 impl LotteryHparams {
+    /// Checks everything that needs no data: the training hyperparameters, the pruning fractions
+    /// and excluded layers against the model's prunable kernels, and level 1's method. Commands
+    /// call it before they read data or write anything.
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        let info = lth_data::info(&self.train.dataset.dataset)
+            .map_err(|e| RewindError::Invalid(e.to_string()))?;
+        let kernels = lth_models::kernels(&self.train.model.model, info.shape, info.num_classes)?;
+        self.pruning.validate(kernels.names())?;
+        if let Some(l1) = &self.level1 {
+            l1.validate(&self.train)?;
+        }
+        Ok(())
+    }
+
     /// The papers' recipe for `model`: its training recipe, and its pruning: layerwise for LeNet
     /// (20% of the hidden layers' remaining weights per level, 10% of the output layer's) and
     /// Conv-2/4/6 (convolutions 10%, or 15% for Conv-6; linear layers 20%; output 10%); global 20%

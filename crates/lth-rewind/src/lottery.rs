@@ -38,10 +38,7 @@ pub struct Lottery<'a> {
 impl<'a> Lottery<'a> {
     /// Binds the lottery's folder in `store` to `hp` and checks that the plan makes sense.
     pub fn new(store: &Store, hp: LotteryHparams, replicate: u64, data: &'a Data) -> Result<Self> {
-        hp.train.validate()?;
-        let run = store.run("lottery", &hp);
-        run.create()?;
-        run.bind_hparams(&hp)?;
+        hp.validate()?;
         let per_epoch = (data.train.len() as u64).div_ceil(hp.train.dataset.batch_size);
         let total = hp.train.training.steps.iterations(per_epoch);
         let rewind = hp.rewind.iterations(per_epoch);
@@ -52,6 +49,10 @@ impl<'a> Lottery<'a> {
                 hp.rewind, hp.train.training.steps
             )));
         }
+        // Only a lottery whose every input was checked gets a folder.
+        let run = store.run("lottery", &hp);
+        run.create()?;
+        run.bind_hparams(&hp)?;
         Ok(Lottery {
             dir: run.child(format!("replicate_{replicate}")),
             hp,

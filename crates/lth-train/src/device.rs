@@ -32,6 +32,17 @@ impl FromStr for DeviceChoice {
     }
 }
 
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(0) => f.write_str("cuda"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 /// The device to train on; asking for CUDA where libtorch sees none is an error that says so.
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     match choice {
@@ -40,16 +51,17 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
         DeviceChoice::Cuda(n) => {
             let count = Cuda::device_count();
             if !Cuda::is_available() || count == 0 {
-                return Err(TrainError::Device(
-                    "CUDA was asked for (--device cuda), but libtorch sees no CUDA device: this \
-                     machine has no NVIDIA GPU or driver, or the libtorch in use was built without \
-                     CUDA. Use --device cpu, or --device auto to take a GPU only when there is one."
-                        .into(),
-                ));
+                return Err(TrainError::Device(format!(
+                    "CUDA was asked for (--device {choice}), but libtorch sees no CUDA device: \
+                     this machine has no NVIDIA GPU or driver, or the libtorch in use was built \
+                     without CUDA. Use --device cpu, or --device auto to take a GPU only when \
+                     there is one."
+                )));
             }
             if n as i64 >= count {
                 return Err(TrainError::Device(format!(
-                    "CUDA device {n} was asked for, but libtorch sees {count} device(s) (0..{})",
+                    "--device {choice}: CUDA device {n} was asked for, but libtorch sees {count} \
+                     device(s) (0..{})",
                     count - 1
                 )));
             }
@@ -84,5 +96,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("libtorch sees no CUDA device"), "{err}");
+        // The device is named as it was asked for.
+        let err = resolve_device(DeviceChoice::Cuda(1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(--device cuda:1)"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use lth_models::Init;
 
-use crate::{OptimizerKind, Precision, Result, Steps, TrainError, TrainHparams};
+use crate::{OptimizerKind, Precision, Result, StepList, Steps, TrainError, TrainHparams};
 
 /// Flags for the hyperparameters of a training run; unset flags keep the model's recipe.
 #[derive(Args, Debug, Clone, Default)]
@@ -37,9 +37,9 @@ pub struct TrainFlags {
     /// Linear learning-rate warmup length, e.g. 500it.
     #[arg(long)]
     pub warmup: Option<Steps>,
-    /// Steps at which the rate is multiplied by --gamma, comma-separated (80ep,120ep).
-    #[arg(long, value_delimiter = ',')]
-    pub milestones: Option<Vec<Steps>>,
+    /// Steps at which the rate is multiplied by --gamma, comma-separated (80ep,120ep), or none.
+    #[arg(long)]
+    pub milestones: Option<StepList>,
     #[arg(long)]
     pub gamma: Option<f64>,
     /// Evaluate every this many steps (default: every epoch).
@@ -99,7 +99,7 @@ impl TrainFlags {
         set(&mut t.nesterov, self.nesterov);
         set(&mut t.weight_decay, self.weight_decay);
         set(&mut t.warmup, self.warmup);
-        set(&mut t.milestones, self.milestones.clone());
+        set(&mut t.milestones, self.milestones.clone().map(|l| l.0));
         set(&mut t.gamma, self.gamma);
         set(&mut t.eval_every, self.eval_every);
         set(&mut t.precision, self.precision);

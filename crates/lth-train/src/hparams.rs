@@ -207,25 +207,102 @@ impl TrainHparams {
         let bad = |m: String| Err(TrainError::Invalid(m));
         let t = &self.training;
         if self.dataset.batch_size == 0 {
-            return bad("batch_size must be at least 1".into());
+            return bad("--batch-size must be at least 1".into());
         }
         if !(t.lr.is_finite() && t.lr >= 0.0) {
-            return bad(format!("lr must be a non-negative number, got {}", t.lr));
+            return bad(format!("--lr must be a non-negative number, got {}", t.lr));
         }
         if !(0.0..1.0).contains(&t.momentum) {
-            return bad(format!("momentum must be in [0, 1), got {}", t.momentum));
+            return bad(format!("--momentum must be in [0, 1), got {}", t.momentum));
         }
         if t.nesterov && t.momentum == 0.0 {
-            return bad("nesterov needs a momentum above 0".into());
+            return bad("--nesterov needs a --momentum above 0".into());
         }
         if t.optimizer == OptimizerKind::Adam && (t.momentum != 0.0 || t.nesterov) {
-            return bad("momentum and nesterov apply to sgd, not adam".into());
+            return bad("--momentum and --nesterov apply to --optimizer sgd, not adam".into());
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return bad(format!("weight_decay must be ≥ 0, got {}", t.weight_decay));
+            return bad(format!(
+                "--weight-decay must be ≥ 0, got {}",
+                t.weight_decay
+            ));
+        }
+        if !(t.gamma.is_finite() && t.gamma > 0.0) {
+            return bad(format!("--gamma must be above 0, got {}", t.gamma));
         }
         if t.steps.is_zero() {
-            return bad("steps must be more than zero (for example 2ep or 500it)".into());
+            return bad("--steps must be more than zero (for example 2ep or 500it)".into());
+        }
+        // Without the data, step counts compare when they are in the same unit.
+        self.check_schedule(|a, b| match (a, b) {
+            (Steps { epochs: 0, .. }, Steps { epochs: 0, .. }) => {
+                Some(a.iterations.cmp(&b.iterations))
+            }
+            (Steps { iterations: 0, .. }, Steps { iterations: 0, .. }) => {
+                Some(a.epochs.cmp(&b.epochs))
+            }
+            _ => None,
+        })
+        .map_err(|e| TrainError::Invalid(e.to_string()))
+    }
+
+    /// Checks what depends on the size of the training split (`examples`, after the validation
+    /// split and any subset): the batch fits in it, the step counts fit in a `u64`, and the
+    /// schedule's warmup and milestones fall inside training. Milestones or a warmup past the end
+    /// would never apply; those of the model's recipe are let be (a shortened run just does not
+    /// reach them), any other is refused.
+    pub fn check_data(&self, examples: u64) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        let t = &self.training;
+        let batch = self.dataset.batch_size;
+        if batch > examples {
+            return bad(format!(
+                "--batch-size {batch} is larger than the {examples} training examples of {} \
+                 (after the validation split and --subset)",
+                self.dataset.dataset
+            ));
+        }
+        let per_epoch = examples.div_ceil(batch.max(1));
+        let iterations = |what: &str, s: Steps| {
+            s.checked_iterations(per_epoch).ok_or_else(|| {
+                TrainError::Invalid(format!(
+                    "{what} {s} is too long: {per_epoch} iterations per epoch make it more \
+                     than 2^64 iterations"
+                ))
+            })
+        };
+        let total = iterations("--steps", t.steps)?;
+        iterations("--warmup", t.warmup)?;
+        for &m in &t.milestones {
+            iterations("--milestones", m)?;
+        }
+        self.check_schedule(|a, b| Some(a.iterations(per_epoch).cmp(&b.iterations(per_epoch))))
+            .map_err(|e| e.with_total(total))
+    }
+
+    /// Refuses a warmup longer than training and milestones at or past its end, unless they are
+    /// the model's recipe's (a shortened run just does not reach those). `cmp` orders two step
+    /// counts, or says it cannot (`None`: units that need the epoch length).
+    fn check_schedule(
+        &self,
+        cmp: impl Fn(Steps, Steps) -> Option<std::cmp::Ordering>,
+    ) -> std::result::Result<(), ScheduleError> {
+        use std::cmp::Ordering::{Equal, Greater};
+        let t = &self.training;
+        let recipe = TrainHparams::recipe(&self.model.model)
+            .ok()
+            .map(|r| r.training);
+        if cmp(t.warmup, t.steps) == Some(Greater)
+            && recipe.as_ref().is_none_or(|r| r.warmup != t.warmup)
+        {
+            return Err(ScheduleError::Warmup(t.warmup, t.steps, None));
+        }
+        for &m in &t.milestones {
+            if matches!(cmp(m, t.steps), Some(Greater | Equal))
+                && recipe.as_ref().is_none_or(|r| r.milestones != t.milestones)
+            {
+                return Err(ScheduleError::Milestone(m, t.steps, None));
+            }
         }
         Ok(())
     }
@@ -238,6 +315,50 @@ impl TrainHparams {
     /// The seed of the data order for `replicate`.
     pub fn data_order_seed(&self, replicate: u64) -> u64 {
         self.dataset.data_order_seed.unwrap_or(replicate)
+    }
+}
+
+/// A schedule step that can never apply.
+#[derive(Debug)]
+enum ScheduleError {
+    /// Warmup, steps, and the training length in iterations when known.
+    Warmup(Steps, Steps, Option<u64>),
+    /// A milestone, steps, and the training length in iterations when known.
+    Milestone(Steps, Steps, Option<u64>),
+}
+
+impl ScheduleError {
+    fn with_total(self, total: u64) -> TrainError {
+        TrainError::Invalid(
+            match self {
+                ScheduleError::Warmup(w, s, _) => ScheduleError::Warmup(w, s, Some(total)),
+                ScheduleError::Milestone(m, s, _) => ScheduleError::Milestone(m, s, Some(total)),
+            }
+            .to_string(),
+        )
+    }
+}
+
+impl std::fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let length = |s: &Steps, total: &Option<u64>| match total {
+            Some(n) => format!("--steps {s} ({n} iterations)"),
+            None => format!("--steps {s}"),
+        };
+        match self {
+            ScheduleError::Warmup(w, s, total) => write!(
+                f,
+                "--warmup {w} is longer than training, {}: the learning rate would never reach \
+                 --lr",
+                length(s, total)
+            ),
+            ScheduleError::Milestone(m, s, total) => write!(
+                f,
+                "--milestones {m} is not before the end of training, {}: it would never apply \
+                 (give milestones inside training, or --milestones none)",
+                length(s, total)
+            ),
+        }
     }
 }
 

@@ -61,7 +61,7 @@ pub use sparse::{
     DISTRIBUTION_FILE, DistributionRow, DropSchedule, Rewiring, SparseHparams, SparseMode,
     SparseRun, UPDATES_FILE, UpdateEnd, UpdateRow, train_sparse,
 };
-pub use steps::Steps;
+pub use steps::{StepList, Steps};
 
 /// Result alias for this crate.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

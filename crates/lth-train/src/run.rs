@@ -75,6 +75,7 @@ impl Setup {
     /// optimiser, the data order of the replicate's seed).
     pub fn new(hp: &TrainHparams, replicate: u64, data: &Data) -> Result<Setup> {
         hp.validate()?;
+        hp.check_data(data.train.len() as u64)?;
         let mut model = Model::new(
             &hp.model.model,
             data.info.shape,

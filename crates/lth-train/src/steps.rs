@@ -30,9 +30,17 @@ impl Steps {
         }
     }
 
-    /// The step count in iterations, given the iterations per epoch.
+    /// The step count in iterations, given the iterations per epoch (saturating at `u64::MAX`;
+    /// [`Steps::checked_iterations`] says when it would not fit).
     pub fn iterations(self, per_epoch: u64) -> u64 {
-        self.epochs * per_epoch + self.iterations
+        self.checked_iterations(per_epoch).unwrap_or(u64::MAX)
+    }
+
+    /// The step count in iterations, or `None` when it does not fit in a `u64`.
+    pub fn checked_iterations(self, per_epoch: u64) -> Option<u64> {
+        self.epochs
+            .checked_mul(per_epoch)?
+            .checked_add(self.iterations)
     }
 
     /// Whether this is zero steps.
@@ -70,6 +78,26 @@ impl FromStr for Steps {
             r => number(r.strip_suffix("it").ok_or_else(bad)?)?,
         };
         Ok(Steps { epochs, iterations })
+    }
+}
+
+/// A comma-separated list of step counts (`80ep,120ep`), or `none` (an empty list): what
+/// `--milestones` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepList(pub Vec<Steps>);
+
+impl FromStr for StepList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StepList, String> {
+        let t = s.trim();
+        if t.is_empty() || t == "none" {
+            return Ok(StepList::default());
+        }
+        t.split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(StepList)
     }
 }
 
