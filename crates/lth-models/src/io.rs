@@ -30,13 +30,18 @@ pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
         })
         .collect();
     let tmp = lth_store::tmp_path(path);
-    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| fail(e.to_string()))?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .and_then(|()| fs::rename(&tmp, path))
+    // Whatever fails (a full disk mid-write, the rename), the temporary file goes.
+    Tensor::write_safetensors(&cpu, &tmp)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| fs::rename(&tmp, path))
+                .map_err(|e| e.to_string())
+        })
         .map_err(|e| {
             let _ = fs::remove_file(&tmp);
-            fail(e.to_string())
+            fail(e)
         })
 }
 
@@ -54,4 +59,24 @@ pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     })?;
     named.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the file belongs: the rename fails after the temporary was written.
+        let target = dir.path().join("final.safetensors");
+        fs::create_dir_all(target.join("occupied")).unwrap();
+        let t = vec![("w".to_owned(), Tensor::from_slice(&[1.0f32, 2.0]))];
+        assert!(save_tensors(&target, &t).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["final.safetensors"]);
+    }
 }

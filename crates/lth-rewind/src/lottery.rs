@@ -39,6 +39,7 @@ impl<'a> Lottery<'a> {
     /// Binds the lottery's folder in `store` to `hp` and checks that the plan makes sense.
     pub fn new(store: &Store, hp: LotteryHparams, replicate: u64, data: &'a Data) -> Result<Self> {
         hp.validate()?;
+        hp.train.check_data(data.train.len() as u64)?;
         let per_epoch = (data.train.len() as u64).div_ceil(hp.train.dataset.batch_size);
         let total = hp.train.training.steps.iterations(per_epoch);
         let rewind = hp.rewind.iterations(per_epoch);

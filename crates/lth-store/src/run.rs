@@ -83,9 +83,43 @@ impl RunDir {
             .open(&path)
             .map_err(|e| StoreError::io(&path, e))?;
         match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
+            Ok(()) => {
+                self.remove_stale_temporaries();
+                Ok(RunLock { _file: file })
+            }
             Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
             Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Removes the temporary files (`<name>.<pid>.tmp`, see [`crate::tmp_path`]) that processes
+    /// which no longer exist left in the folder and its `checkpoints/` (a write cut short by a
+    /// kill or a full disk), so that they do not keep the disk full. Called under the lock; a
+    /// file of a live process is never touched. Where the system has no `/proc` to tell which
+    /// processes live, nothing is removed.
+    fn remove_stale_temporaries(&self) {
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        for dir in [self.path.clone(), self.join("checkpoints")] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                let Some(pid) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".tmp"))
+                    .and_then(|n| n.rsplit_once('.'))
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let alive = Path::new("/proc").join(pid.to_string()).exists();
+                if !alive && pid != std::process::id() {
+                    let _ = fs::remove_file(&path);
+                }
+            }
         }
     }
 
@@ -207,6 +241,32 @@ mod tests {
     struct Hp {
         lr: f64,
         steps: String,
+    }
+
+    #[test]
+    fn locking_removes_the_temporaries_of_dead_processes_only() {
+        if !Path::new("/proc/self").exists() {
+            eprintln!("SKIPPED: no /proc to tell live processes from dead ones");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path().join("train_x"));
+        fs::create_dir_all(run.join("checkpoints")).unwrap();
+        // No process has pid 4294967294 (above every kernel's pid_max); this one lives.
+        let dead = [
+            run.join("final.safetensors.4294967294.tmp"),
+            run.join("checkpoints/resume_10.safetensors.4294967294.tmp"),
+        ];
+        let live = run.join(format!("metrics.csv.{}.tmp", std::process::id()));
+        let other = run.join("notes.tmp");
+        for p in dead.iter().chain([&live, &other]) {
+            fs::write(p, b"partial").unwrap();
+        }
+        let _lock = run.lock().unwrap();
+        for p in &dead {
+            assert!(!p.exists(), "{} stayed", p.display());
+        }
+        assert!(live.exists() && other.exists());
     }
 
     #[test]
