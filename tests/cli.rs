@@ -260,6 +260,37 @@ fn refused_commands_say_why_and_write_nothing() {
             "{args:?} wrote into the run store"
         );
     }
+    // A file where the run store's folder belongs is named once, with what to do.
+    std::fs::write(w.path().join("store"), b"").unwrap();
+    let mut v = train(&[]);
+    v.extend(["--runs-dir", "store"]);
+    let e = err(&lth(&v, w.path()));
+    assert_eq!(
+        e.trim(),
+        "error: store: a file is where a run folder belongs (move it away, or choose another \
+         --runs-dir)"
+    );
+    // An I/O error's cause is said once.
+    let e = err(&lth(
+        &[
+            "lottery",
+            "--model",
+            "lenet_300_100",
+            "--dataset",
+            "mnist",
+            "--levels",
+            "1",
+            "--validation",
+            "50",
+            "--runs-dir",
+            "store/sub",
+            "--device",
+            "cpu",
+        ],
+        w.path(),
+    ));
+    assert_eq!(e.matches("a file is where").count(), 1, "{e}");
+    std::fs::remove_file(w.path().join("store")).unwrap();
     // `--milestones none` clears the recipe's.
     let out = ok(&lth(&train(&["--milestones", "none", "--quiet"]), w.path()));
     assert!(out.contains("20 steps (2ep)"), "{out}");

@@ -208,17 +208,9 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
         line,
         problem,
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(None, e.to_string()))?;
+    let rows: Vec<Cell> = lth_store::read_csv(path).map_err(|p| bad(p.line, p.problem))?;
     let mut cells = Vec::new();
-    for record in reader.deserialize::<Cell>() {
-        let cell = record.map_err(|e| {
-            let line = e.position().map(|p| p.line());
-            let problem = match e.kind() {
-                csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
-                _ => e.to_string(),
-            };
-            bad(line, problem)
-        })?;
+    for cell in rows {
         let line = Some(cells.len() as u64 + 2);
         if cell.source == Source::Claim && cell.check.other().is_none() {
             return Err(bad(

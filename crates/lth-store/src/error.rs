@@ -19,12 +19,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    /// A CSV file that does not parse as what it should hold.
-    #[error("{}: {source}", path.display())]
+    /// A CSV file that does not parse as what it should hold; the problem names the column and
+    /// the value.
+    #[error("{}{}: {problem}", path.display(), line.map_or(String::new(), |l| format!(", line {l}")))]
     Csv {
         path: PathBuf,
-        #[source]
-        source: csv::Error,
+        line: Option<u64>,
+        problem: String,
     },
     /// A file that exists but belongs to something else; it is never overwritten.
     #[error("{}: {reason}", path.display())]

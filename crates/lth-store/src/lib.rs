@@ -37,7 +37,7 @@ mod run;
 pub use atomic::{tmp_path, write_atomic, write_json_atomic};
 pub use error::StoreError;
 pub use hash::{hparams_hash, non_default};
-pub use log::CsvLog;
+pub use log::{CsvLog, CsvProblem, read_csv};
 pub use run::{RunDir, RunLock, Store};
 
 /// Result alias for this crate.

@@ -37,11 +37,11 @@ impl<R: Serialize + DeserializeOwned> CsvLog<R> {
         if !self.path.exists() {
             return Ok(Vec::new());
         }
-        let mut reader = csv::Reader::from_path(&self.path).map_err(|e| self.csv_err(e))?;
-        reader
-            .deserialize()
-            .collect::<Result<Vec<R>, csv::Error>>()
-            .map_err(|e| self.csv_err(e))
+        read_csv(&self.path).map_err(|p| StoreError::Csv {
+            path: self.path.clone(),
+            line: p.line,
+            problem: p.problem,
+        })
     }
 
     /// Replaces the file with `rows`.
@@ -57,12 +57,58 @@ impl<R: Serialize + DeserializeOwned> CsvLog<R> {
         write_atomic(&self.path, &bytes)
     }
 
-    fn csv_err(&self, source: csv::Error) -> StoreError {
+    fn csv_err(&self, e: csv::Error) -> StoreError {
         StoreError::Csv {
             path: self.path.clone(),
-            source,
+            line: e.position().map(csv::Position::line),
+            problem: e.to_string(),
         }
     }
+}
+
+/// What is wrong with a CSV file: the line (1 is the header) and the problem, which names the
+/// column and the value it could not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvProblem {
+    pub line: Option<u64>,
+    pub problem: String,
+}
+
+/// Reads every row of the CSV file at `path` (with a header line) as an `R`. An error names the
+/// line, the column (by its header) and the value: `line 3: column \`lr\` = \`fast\`: invalid
+/// float literal`, rather than a 0-based field index.
+pub fn read_csv<R: DeserializeOwned>(path: &Path) -> std::result::Result<Vec<R>, CsvProblem> {
+    let whole = |e: csv::Error| CsvProblem {
+        line: e.position().map(csv::Position::line),
+        problem: match e.kind() {
+            csv::ErrorKind::Io(io) => io.to_string(),
+            _ => e.to_string(),
+        },
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(whole)?;
+    let headers = reader.headers().map_err(whole)?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(whole)?;
+        let row = record.deserialize::<R>(Some(&headers)).map_err(|e| {
+            let line = record.position().map(csv::Position::line);
+            let problem = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => match err.field() {
+                    Some(i) => format!(
+                        "column `{}` = `{}`: {}",
+                        headers.get(i as usize).unwrap_or("?"),
+                        record.get(i as usize).unwrap_or(""),
+                        err.kind()
+                    ),
+                    None => err.kind().to_string(),
+                },
+                _ => e.to_string(),
+            };
+            CsvProblem { line, problem }
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -101,7 +147,13 @@ mod tests {
         let path = dir.path().join("m.csv");
         std::fs::write(&path, "step,loss\n0,0.5\nten,0.1\n").unwrap();
         let err = CsvLog::<Row>::new(&path).load().unwrap_err().to_string();
-        assert!(err.contains("m.csv"), "{err}");
-        assert!(err.contains("line: 3"), "{err}");
+        // The column by its header and the value, not a 0-based field index; said once.
+        assert!(
+            err.ends_with("m.csv, line 3: column `step` = `ten`: invalid digit found in string"),
+            "{err}"
+        );
+        std::fs::write(&path, "step,loss\n0,0.5\n1\n").unwrap();
+        let err = CsvLog::<Row>::new(&path).load().unwrap_err().to_string();
+        assert!(err.contains("m.csv, line 3: "), "{err}");
     }
 }

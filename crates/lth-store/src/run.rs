@@ -66,9 +66,21 @@ impl RunDir {
         RunDir::new(self.path.join(name))
     }
 
-    /// Creates the folder and its parents.
+    /// Creates the folder and its parents. A file where the folder (or a parent) belongs is
+    /// named as such.
     pub fn create(&self) -> Result<()> {
-        fs::create_dir_all(&self.path).map_err(|e| StoreError::io(&self.path, e))
+        fs::create_dir_all(&self.path).map_err(|e| {
+            match self.path.ancestors().find(|p| p.exists() && !p.is_dir()) {
+                Some(file) => StoreError::Foreign {
+                    path: file.to_owned(),
+                    reason:
+                        "a file is where a run folder belongs (move it away, or choose another \
+                             --runs-dir)"
+                            .into(),
+                },
+                None => StoreError::io(&self.path, e),
+            }
+        })
     }
 
     /// Takes the folder's lock for as long as the returned guard lives, so two processes never

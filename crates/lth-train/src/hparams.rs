@@ -202,10 +202,14 @@ impl TrainHparams {
         self.dataset.augment_seed.unwrap_or(replicate)
     }
 
-    /// Checks what no training could work with, naming the field.
+    /// Checks what no training could work with, naming the field: the dataset and the model
+    /// (built on the CPU for the dataset's shape, without initialising it), the optimiser's
+    /// numbers, and the schedule where it can be compared without the data.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Invalid(m));
         let t = &self.training;
+        let info = lth_data::info(&self.dataset.dataset)?;
+        lth_models::kernels(&self.model.model, info.shape, info.num_classes)?;
         if self.dataset.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
         }
