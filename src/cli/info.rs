@@ -40,3 +40,47 @@ pub fn info() {
         tch::utils::has_openmp()
     );
 }
+
+/// `lth verify`: every finished unit under `root` (a folder with a `done.json`) checked against
+/// its digests; one line per damaged unit, then the counts. Fails when any unit is damaged.
+pub fn verify(root: &std::path::Path) -> anyhow::Result<()> {
+    if !root.is_dir() {
+        anyhow::bail!("{}: no run store here (not a folder)", root.display());
+    }
+    let (mut checked, mut damaged, mut unrecorded) = (0, 0, 0);
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let mut children: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        children.sort();
+        stack.extend(children.into_iter().rev());
+        let run = lth_store::RunDir::new(&dir);
+        if !run.join(lth_store::DONE_FILE).exists() {
+            continue;
+        }
+        checked += 1;
+        if run.recorded_files()?.is_none() {
+            unrecorded += 1;
+            continue;
+        }
+        if let Some(d) = run.verify()? {
+            damaged += 1;
+            println!("DAMAGED {}: {} {}", dir.display(), d.file, d.problem);
+        }
+    }
+    println!(
+        "verify {}: {checked} finished units, {damaged} damaged, {unrecorded} without digests \
+         (finished before lth recorded them)",
+        root.display()
+    );
+    if damaged > 0 {
+        anyhow::bail!(
+            "{damaged} damaged unit(s): re-run their commands with --retrain-damaged, or delete \
+             their folders"
+        );
+    }
+    Ok(())
+}

@@ -144,7 +144,7 @@ pub fn open<'a>(
 pub fn train_levels(lottery: &Lottery, levels: &[u64], bar: &mut Bar) -> anyhow::Result<usize> {
     let mut trained = 0;
     for &level in levels {
-        if lottery.level_done(level) {
+        if lottery.level_done(level)? {
             continue;
         }
         eprintln!("level {level}: training");
@@ -169,7 +169,7 @@ fn drive(
     let mut trained = train_levels(&lottery, levels, &mut bar)?;
     for &level in branch_levels {
         for b in branches {
-            if lottery.branch_dir(level, b).is_done() {
+            if lottery.branch_dir(level, b).is_done()? {
                 continue;
             }
             eprintln!("level {level}: branch {}", b.kind.name());

@@ -30,6 +30,10 @@ pub use lth_train::flags::TrainFlags;
 pub struct Cli {
     #[command(subcommand)]
     cmd: Command,
+    /// Train again any finished unit whose files no longer match the digests in its done.json
+    /// (deleted, truncated or changed), instead of stopping with an error that names the file.
+    #[arg(long, global = true)]
+    retrain_damaged: bool,
 }
 
 // Parsed once per process: the size of the largest variant does not matter.
@@ -56,6 +60,16 @@ enum Command {
     Datasets(DataArgs),
     /// Show libtorch's build and the devices it sees.
     Info,
+    /// Check every finished unit of a run store against the digests in its done.json.
+    Verify(VerifyArgs),
+}
+
+/// What `lth verify` checks.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The run store's root.
+    #[arg(default_value = "runs")]
+    pub runs_dir: PathBuf,
 }
 
 /// Where datasets are found.
@@ -116,7 +130,9 @@ impl CommonArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    lth_store::verify::set_retrain_damaged(cli.retrain_damaged);
     match cli.cmd {
+        Command::Verify(args) => info::verify(&args.runs_dir),
         Command::Train(args) => train::run(&args),
         Command::Lottery(cmd) => lottery::run(&cmd),
         Command::Stability(args) => stability::run_stability(&args),

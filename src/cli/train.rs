@@ -50,6 +50,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Some(_) => store.run("pai", &pruned),
     };
     let dir = run.child(format!("replicate_{}", args.replicate));
+    // A folder already there must hold this run (its hparams.json is checked) before its results
+    // are trusted.
+    if run.path().exists() {
+        match &pai {
+            None => run.bind_hparams(&hp)?,
+            Some(_) => run.bind_hparams(&pruned)?,
+        }
+    }
     if let Some(summary) = dir.done_summary::<RunSummary>()? {
         println!("already finished; nothing to train.");
         report(&dir, &hp, &summary);
@@ -91,6 +99,9 @@ fn train_sparse_run(
     };
     let run = store.run("sparse", &sparse);
     let dir = run.child(format!("replicate_{}", args.replicate));
+    if run.path().exists() {
+        run.bind_hparams(&sparse)?;
+    }
     if let Some(summary) = dir.done_summary::<RunSummary>()? {
         println!("already finished; nothing to train.");
         report(&dir, hp, &summary);

@@ -68,7 +68,7 @@ impl Experiment for LotteryCurve {
                 kind: BranchKind::RandomReinit,
                 seed: None,
             };
-            if !lottery.branch_dir(unit.level, &branch).is_done() {
+            if !lottery.branch_dir(unit.level, &branch).is_done()? {
                 lottery.run_branch(unit.level, &branch, progress)?;
             }
             record(

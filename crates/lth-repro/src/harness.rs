@@ -531,7 +531,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 Some(data) if exp.trains() => {
                     let lottery = Lottery::new(&store, hp.clone(), r, data)?;
                     for l in 0..=level {
-                        if !lottery.level_done(l) {
+                        if !lottery.level_done(l)? {
                             say(format!("{}: replicate {r}/{replicates}: level {l}", row.id));
                             lottery.run_level(l, progress)?;
                         }

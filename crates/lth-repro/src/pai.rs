@@ -64,7 +64,7 @@ impl Experiment for PruneAtInit {
             kind: BranchKind::RandomUniform,
             seed: None,
         };
-        if !lottery.branch_dir(1, &branch).is_done() {
+        if !lottery.branch_dir(1, &branch).is_done()? {
             lottery.run_branch(1, &branch, progress)?;
         }
         record(&mut m, "random", &summary(&lottery.branch_dir(1, &branch))?);

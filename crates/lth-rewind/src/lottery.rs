@@ -110,8 +110,8 @@ impl<'a> Lottery<'a> {
     }
 
     /// Whether level `level` has finished training.
-    pub fn level_done(&self, level: u64) -> bool {
-        self.level_dir(level).is_done()
+    pub fn level_done(&self, level: u64) -> Result<bool> {
+        Ok(self.level_dir(level).is_done()?)
     }
 
     /// The mask of level `level`: all ones at level 0, otherwise the one its folder holds.
@@ -169,7 +169,7 @@ impl<'a> Lottery<'a> {
         if let Some(s) = dir.done_summary::<RunSummary>()? {
             return Ok(s);
         }
-        if !self.level_done(0) {
+        if !self.level_done(0)? {
             return Err(RewindError::Invalid(
                 "level 0 is not finished, so its rewind point cannot be copied".into(),
             ));
@@ -200,6 +200,7 @@ impl<'a> Lottery<'a> {
             eval_every: if every == 0 { self.per_epoch } else { every },
             keep,
             flops: None,
+            save_final_mask: false,
         }
     }
 
@@ -221,7 +222,7 @@ impl<'a> Lottery<'a> {
             (mask, self.plan(0, keep))
         } else {
             let before = self.level_dir(level - 1);
-            if !before.is_done() {
+            if !before.is_done()? {
                 return Err(RewindError::Invalid(format!(
                     "level {} is not finished, so level {level} cannot be pruned from it",
                     level - 1
@@ -315,7 +316,7 @@ impl<'a> Lottery<'a> {
         if let Some(s) = dir.done_summary::<RunSummary>()? {
             return Ok(s);
         }
-        if !self.level_done(level) {
+        if !self.level_done(level)? {
             return Err(RewindError::Invalid(format!(
                 "level {level} is not finished, so no branch can be run off it"
             )));

@@ -30,6 +30,17 @@ pub enum StoreError {
     /// A file that exists but belongs to something else; it is never overwritten.
     #[error("{}: {reason}", path.display())]
     Foreign { path: PathBuf, reason: String },
+    /// A finished unit whose file is missing or changed since it finished.
+    #[error(
+        "{}: finished, but {file} {problem}; re-run with --retrain-damaged to train it again, \
+         or delete the folder",
+        path.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        file: String,
+        problem: String,
+    },
     /// Another process holds the run folder's lock.
     #[error("{}: another lth process is working in this run folder (lock held)", path.display())]
     Locked { path: PathBuf },

@@ -21,7 +21,7 @@
 //! run.bind_hparams(&hp)?;
 //! // Another set of hyperparameters never takes over a bound folder.
 //! assert!(run.bind_hparams(&Hparams { lr: 0.2, steps: 10 }).is_err());
-//! assert!(!run.is_done());
+//! assert!(!run.is_done()?);
 //! run.mark_done(&"finished")?;
 //! assert_eq!(run.done_summary::<String>()?, Some("finished".to_owned()));
 //! std::fs::remove_dir_all(&root).ok();
@@ -33,12 +33,13 @@ mod error;
 mod hash;
 mod log;
 mod run;
+pub mod verify;
 
 pub use atomic::{tmp_path, write_atomic, write_json_atomic};
 pub use error::StoreError;
 pub use hash::{hparams_hash, non_default};
 pub use log::{CsvLog, CsvProblem, read_csv};
-pub use run::{RunDir, RunLock, Store};
+pub use run::{DONE_FILE, HPARAMS_FILE, RunDir, RunLock, Store};
 
 /// Result alias for this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

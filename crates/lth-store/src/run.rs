@@ -7,13 +7,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Result, StoreError, hparams_hash, write_json_atomic};
+use crate::{Result, StoreError, hparams_hash, verify, write_json_atomic};
 
 /// The file that binds a run folder to its hyperparameters.
 pub const HPARAMS_FILE: &str = "hparams.json";
 /// The file whose presence says the folder's work is finished; it holds a summary.
 pub const DONE_FILE: &str = "done.json";
-const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// The root of a run store (`runs/` by default).
 #[derive(Debug, Clone)]
@@ -181,23 +181,105 @@ impl RunDir {
         read_json(&path).map(Some)
     }
 
-    /// Whether the folder's work is finished.
-    pub fn is_done(&self) -> bool {
-        self.join(DONE_FILE).exists()
+    /// Whether the folder's work is finished, its files checked against the digests in
+    /// `done.json` (see [`crate::verify`]): a damaged unit is an error naming the file, or, with
+    /// `set_retrain_damaged(true)`, unfinished again.
+    pub fn is_done(&self) -> Result<bool> {
+        Ok(self.verified_done()?.is_some())
     }
 
-    /// Marks the work finished, with a summary (written last, atomically).
+    /// Marks the work finished, with a summary (written last, atomically). When the summary is a
+    /// JSON object, the digests of the unit's files are recorded in it under `"files"`.
     pub fn mark_done<S: Serialize>(&self, summary: &S) -> Result<()> {
-        write_json_atomic(&self.join(DONE_FILE), summary)
+        let path = self.join(DONE_FILE);
+        let mut value = serde_json::to_value(summary).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        if let Value::Object(map) = &mut value {
+            let files = verify::digests(&self.path)?;
+            map.insert(
+                verify::FILES_KEY.into(),
+                serde_json::to_value(files).unwrap_or_default(),
+            );
+        }
+        write_json_atomic(&path, &value)?;
+        verify::remember_verified(&self.path);
+        Ok(())
     }
 
-    /// The summary written by [`RunDir::mark_done`], if the work is finished.
+    /// The summary written by [`RunDir::mark_done`], if the work is finished (checked as
+    /// [`RunDir::is_done`] checks it).
     pub fn done_summary<S: DeserializeOwned>(&self) -> Result<Option<S>> {
+        let path = self.join(DONE_FILE);
+        match self.verified_done()? {
+            Some(value) => serde_json::from_value(value)
+                .map(Some)
+                .map_err(|source| StoreError::Json { path, source }),
+            None => Ok(None),
+        }
+    }
+
+    /// The digests of the files the unit finished with, if it recorded them.
+    pub fn recorded_files(&self) -> Result<Option<std::collections::BTreeMap<String, String>>> {
         let path = self.join(DONE_FILE);
         if !path.exists() {
             return Ok(None);
         }
-        read_json(&path).map(Some)
+        let value: Value = read_json(&path)?;
+        Ok(value
+            .get(verify::FILES_KEY)
+            .and_then(|f| serde_json::from_value(f.clone()).ok()))
+    }
+
+    /// Checks a finished unit's files against its digests, without the once-per-process memory
+    /// and whatever `set_retrain_damaged` says: what `lth verify` reports.
+    pub fn verify(&self) -> Result<Option<verify::Damage>> {
+        match self.recorded_files()? {
+            Some(files) => verify::check(&self.path, &files),
+            None => Ok(None),
+        }
+    }
+
+    /// `done.json`'s contents if the unit is finished and its files pass their digests.
+    fn verified_done(&self) -> Result<Option<Value>> {
+        let path = self.join(DONE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let value: Value = read_json(&path)?;
+        if verify::already_verified(&self.path) {
+            return Ok(Some(value));
+        }
+        let files: Option<std::collections::BTreeMap<String, String>> = value
+            .get(verify::FILES_KEY)
+            .and_then(|f| serde_json::from_value(f.clone()).ok());
+        let damage = match &files {
+            Some(files) => verify::check(&self.path, files)?,
+            None => None,
+        };
+        match damage {
+            None => {
+                verify::remember_verified(&self.path);
+                Ok(Some(value))
+            }
+            Some(d) if verify::retrain_damaged() => {
+                eprintln!(
+                    "note: {}: {} {}; training it again (--retrain-damaged)",
+                    self.path.display(),
+                    d.file,
+                    d.problem
+                );
+                fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                verify::forget_verified(&self.path);
+                Ok(None)
+            }
+            Some(d) => Err(StoreError::Damaged {
+                path: self.path.clone(),
+                file: d.file,
+                problem: d.problem.into(),
+            }),
+        }
     }
 }
 
@@ -391,14 +473,72 @@ mod tests {
     fn done_marks_and_summaries() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());
-        assert!(!run.is_done());
+        assert!(!run.is_done().unwrap());
         assert!(run.done_summary::<Hp>().unwrap().is_none());
         run.mark_done(&Hp {
             lr: 1.0,
             steps: "1it".into(),
         })
         .unwrap();
-        assert!(run.is_done());
+        assert!(run.is_done().unwrap());
         assert_eq!(run.done_summary::<Hp>().unwrap().unwrap().lr, 1.0);
+    }
+
+    /// Each damage in its own folder: a unit is checked once per process.
+    #[test]
+    fn a_finished_unit_whose_files_changed_is_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let forget = |run: &RunDir| verify::forget_verified(run.path());
+        let finished = |name: &str| {
+            let run = RunDir::new(dir.path().join(name));
+            fs::create_dir_all(run.join("checkpoints")).unwrap();
+            fs::write(run.join("final.safetensors"), b"weights").unwrap();
+            fs::write(run.join("checkpoints/step_0.safetensors"), b"w0").unwrap();
+            fs::write(run.join("checkpoints/resume_9.safetensors"), b"gone soon").unwrap();
+            run.mark_done(&Hp::default()).unwrap();
+            fs::remove_file(run.join("checkpoints/resume_9.safetensors")).unwrap();
+            forget(&run);
+            run
+        };
+        let intact = finished("intact");
+        assert!(intact.is_done().unwrap());
+        let files = intact.recorded_files().unwrap().unwrap();
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            ["checkpoints/step_0.safetensors", "final.safetensors"]
+        );
+        for (name, damage, problem) in [
+            ("deleted", None, "final.safetensors is missing"),
+            (
+                "truncated",
+                Some(&b"weig"[..]),
+                "final.safetensors does not match its digest in done.json",
+            ),
+            (
+                "garbled",
+                Some(&b"wEights"[..]),
+                "final.safetensors does not match its digest in done.json",
+            ),
+        ] {
+            let run = finished(name);
+            match damage {
+                None => fs::remove_file(run.join("final.safetensors")).unwrap(),
+                Some(bytes) => fs::write(run.join("final.safetensors"), bytes).unwrap(),
+            }
+            let err = run.is_done().unwrap_err().to_string();
+            assert!(err.contains(problem), "{name}: {err}");
+            assert!(err.contains("--retrain-damaged"), "{err}");
+            forget(&run);
+            assert!(run.done_summary::<Hp>().is_err(), "{name}");
+            assert!(run.verify().unwrap().is_some(), "{name}");
+        }
+        // With --retrain-damaged the unit is unfinished again, and done.json goes.
+        let run = finished("retrain");
+        fs::write(run.join("final.safetensors"), b"x").unwrap();
+        verify::set_retrain_damaged(true);
+        let again = run.is_done();
+        verify::set_retrain_damaged(false);
+        assert!(!again.unwrap());
+        assert!(!run.join(DONE_FILE).exists());
     }
 }

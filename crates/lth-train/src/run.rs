@@ -135,6 +135,7 @@ impl Setup {
             eval_every: if every == 0 { per_epoch } else { every },
             keep: Vec::new(),
             flops: None,
+            save_final_mask: false,
         }
     }
 }
@@ -153,6 +154,9 @@ pub struct RunPlan {
     /// The FLOPs of the planned run, when its caller counts them (sparse training): copied into
     /// the summary.
     pub flops: Option<Flops>,
+    /// Save the mask in force at the end as `mask.safetensors` before the run is marked done
+    /// (sparse training, whose mask changes), so a finished run always has it.
+    pub save_final_mask: bool,
 }
 
 /// What a finished run reports (`done.json`).
@@ -319,6 +323,11 @@ pub fn run_resumable(
     let StoreObserver { rows, progress, .. } = observer;
     progress.finish();
     save_tensors(&dir.join(FINAL), &setup.model.state())?;
+    if plan.save_final_mask
+        && let Some(mask) = setup.optimizer.mask()
+    {
+        mask.save(&dir.join(lth_prune::MASK_FILE))?;
+    }
     let summary = RunSummary {
         flops: plan.flops.clone(),
         ..RunSummary::from_rows(&rows)

@@ -562,15 +562,9 @@ pub fn train_sparse(
     };
     sp.validate()?;
     let mask_path = dir.join(MASK_FILE);
-    if dir.is_done() {
-        let mask = Mask::load(&mask_path).map_err(|e| {
-            TrainError::Invalid(format!(
-                "{} is finished but its final mask is unreadable ({e}); delete the folder to retrain",
-                dir.path().display()
-            ))
-        })?;
+    if dir.is_done()? {
         let summary = run_resumable(dir, &mut setup, &plan, &mut Hooks::none(), progress)?;
-        return Ok((summary, Some(mask)));
+        return Ok((summary, Some(Mask::load(&mask_path)?)));
     }
     let layers = sp.layer_sparsities(&setup.model.prunable_tensors())?;
     let seed = hp.init_seed(replicate);
@@ -584,6 +578,7 @@ pub fn train_sparse(
     let mut rewiring = Rewiring::new(sp, &mask, end, seed, Some(log));
     let mut plan = plan;
     plan.flops = Some(rewiring.flops(&layers, setup.model.positions(), &plan, hp));
+    plan.save_final_mask = true;
     let summary = {
         let mut hooks = if sp.mode == SparseMode::Static {
             Hooks::none()
@@ -597,6 +592,5 @@ pub fn train_sparse(
         .mask()
         .cloned()
         .ok_or_else(|| TrainError::Invalid("sparse training lost its mask".into()))?;
-    final_mask.save(&mask_path)?;
     Ok((summary, Some(final_mask)))
 }

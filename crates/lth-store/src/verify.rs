@@ -1,0 +1,140 @@
+//! Digests of a finished unit's files, recorded in `done.json` and checked before the unit is
+//! trusted.
+//!
+//! [`crate::RunDir::mark_done`] records the SHA-256 of every file the unit wrote (its own folder
+//! and `checkpoints/`, not its child units' folders, not the lock, temporaries or resume
+//! checkpoints) under `"files"` in `done.json`. [`crate::RunDir::is_done`] and
+//! [`crate::RunDir::done_summary`] check them: a unit whose file is missing or changed is an error
+//! that names the file and what to do, or, when [`set_retrain_damaged`] is on, is marked
+//! unfinished (its `done.json` is removed) so that it trains again. A unit is checked once per
+//! process. `done.json` files written before digests existed have none and are trusted as before.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Result, StoreError};
+
+/// The key of the digests in `done.json`.
+pub const FILES_KEY: &str = "files";
+
+static RETRAIN_DAMAGED: AtomicBool = AtomicBool::new(false);
+static VERIFIED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Whether a finished unit whose files fail their digests is trained again (`--retrain-damaged`)
+/// rather than reported as an error.
+pub fn set_retrain_damaged(on: bool) {
+    RETRAIN_DAMAGED.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn retrain_damaged() -> bool {
+    RETRAIN_DAMAGED.load(Ordering::Relaxed)
+}
+
+/// The SHA-256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Whether a file of a unit's folder is one of its results (digested when it finishes).
+fn is_result(name: &str) -> bool {
+    !(name == crate::run::DONE_FILE
+        || name == crate::run::LOCK_FILE
+        || name.ends_with(".tmp")
+        || name.starts_with("resume_"))
+}
+
+/// The digests of the result files of the unit in `dir`, by path relative to it.
+pub(crate) fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (sub, prefix) in [
+        (dir.to_owned(), ""),
+        (dir.join("checkpoints"), "checkpoints/"),
+    ] {
+        let Ok(entries) = fs::read_dir(&sub) else {
+            continue;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !path.is_file() || !is_result(name) {
+                continue;
+            }
+            let digest = sha256_file(&path).map_err(|e| StoreError::io(&path, e))?;
+            out.insert(format!("{prefix}{name}"), digest);
+        }
+    }
+    Ok(out)
+}
+
+/// What is wrong with one file of a finished unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub file: String,
+    pub problem: &'static str,
+}
+
+/// Checks the unit in `dir` against the digests of its `done.json` (`recorded`): the first file
+/// that is missing or changed.
+pub(crate) fn check(dir: &Path, recorded: &BTreeMap<String, String>) -> Result<Option<Damage>> {
+    for (file, digest) in recorded {
+        let path = dir.join(file);
+        if !path.is_file() {
+            return Ok(Some(Damage {
+                file: file.clone(),
+                problem: "is missing",
+            }));
+        }
+        let now = sha256_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        if &now != digest {
+            return Ok(Some(Damage {
+                file: file.clone(),
+                problem: "does not match its digest in done.json (changed, truncated or damaged)",
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `dir` was verified already in this process.
+pub(crate) fn already_verified(dir: &Path) -> bool {
+    VERIFIED
+        .lock()
+        .map(|g| g.as_ref().is_some_and(|s| s.contains(dir)))
+        .unwrap_or(false)
+}
+
+pub(crate) fn remember_verified(dir: &Path) {
+    if let Ok(mut g) = VERIFIED.lock() {
+        g.get_or_insert_with(HashSet::new).insert(dir.to_owned());
+    }
+}
+
+pub(crate) fn forget_verified(dir: &Path) {
+    if let Ok(mut g) = VERIFIED.lock()
+        && let Some(s) = g.as_mut()
+    {
+        s.remove(dir);
+    }
+}
