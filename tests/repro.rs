@@ -338,6 +338,17 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         e.contains("expected.csv, line 2: row `lenett` is not a row of"),
         "{e}"
     );
+    // An expected.csv with no cells at all.
+    std::fs::write(
+        target.join("expected.csv"),
+        cells.lines().next().unwrap().to_owned() + "\n",
+    )
+    .unwrap();
+    let e = err(&lth(
+        &["repro", "fig3", "--repro-dir", dir, "--device", "cpu"],
+        root(),
+    ));
+    assert!(e.contains("expected.csv: no cells"), "{e}");
     let e = err(&lth(&["repro", "fig9", "--device", "cpu"], root()));
     assert!(
         e.contains("no reproduction target at repro/fig9") && e.contains("fig3"),
