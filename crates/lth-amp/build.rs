@@ -2,6 +2,10 @@
 //! this crate's tests find libtorch at run time.
 use std::path::PathBuf;
 
+#[allow(
+    clippy::expect_used,
+    reason = "a build script: a panic is how it reports"
+)]
 fn main() {
     let lib = lth_build::libtorch_lib_dir()
         .expect("torch-sys publishes the libtorch folder (DEP_TCH_LIBTORCH_LIB)");

@@ -48,6 +48,10 @@ impl Progress for Bar {
             return;
         }
         let bar = ProgressBar::new(to).with_position(from);
+        #[allow(
+            clippy::expect_used,
+            reason = "a constant template, checked by every test run"
+        )]
         bar.set_style(
             ProgressStyle::with_template(
                 "{elapsed_precise} {bar:30} {pos}/{len} steps ({per_sec}, eta {eta}) {msg}",

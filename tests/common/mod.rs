@@ -1,5 +1,5 @@
 //! Helpers shared by the end-to-end tests: running the `lth` binary, and finding Fashion-MNIST.
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -22,7 +22,8 @@ struct Cli {
 enum Cmd {
     /// Install the libtorch that tch expects (cached per user), link it, and fetch Fashion-MNIST.
     Setup(setup::SetupArgs),
-    /// Set up, then run every test of the workspace (extra arguments go to `cargo test`).
+    /// Set up, then run every test of the workspace (extra arguments go to `cargo test`); without
+    /// extra arguments, then the lints (`cargo xtask lint`).
     Test {
         #[command(flatten)]
         setup: setup::SetupArgs,
@@ -30,6 +31,9 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// The lints: `cargo fmt --check` and clippy with every warning an error (among them any
+    /// `unwrap` or `expect` outside tests).
+    Lint,
     /// Set up, build the release binary, and run `lth` with these arguments.
     Lth {
         /// Arguments of `lth` (for example `train --model lenet_300_100 --dataset fashion-mnist`).
@@ -96,8 +100,10 @@ fn run() -> Result<()> {
             cargo(
                 &root,
                 &[&["test", "--workspace"][..], &strs(&args)].concat(),
-            )
+            )?;
+            if args.is_empty() { lint(&root) } else { Ok(()) }
         }
+        Cmd::Lint => lint(&root),
         Cmd::Lth { args } => {
             setup::run(&root, &setup::SetupArgs::default())?;
             run_lth(&root, &args)
@@ -137,7 +143,27 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// `cargo fmt --check`, then clippy on every target with warnings as errors.
+fn lint(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--check"])?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+}
+
 /// The workspace root (xtask lives one folder below it).
+#[allow(
+    clippy::expect_used,
+    reason = "the manifest folder of xtask is inside the workspace"
+)]
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

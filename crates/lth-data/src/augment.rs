@@ -64,6 +64,7 @@ impl Augment {
         let Augment::CropFlip { pad } = self else {
             unreachable!("Loader::with_augmentation admits only CropFlip for device splits")
         };
+        #[allow(clippy::expect_used, reason = "the loader hands 4-D image batches")]
         let (b, c, h, w) = images.size4().expect("images are B×C×H×W");
         let device = images.device();
         let padded = images.constant_pad_nd([pad, pad, pad, pad]);

@@ -238,6 +238,10 @@ impl Source {
     /// The label of every example, in order (read from the device once).
     pub fn labels(&self) -> Vec<i64> {
         match self {
+            #[allow(
+                clippy::expect_used,
+                reason = "a device split holds its labels as a 1-D int64 tensor, built by this crate"
+            )]
             Source::Device(d) => Vec::<i64>::try_from(&d.labels.to_device(Device::Cpu))
                 .expect("labels are a vector of i64"),
             Source::Folder(f) => f.files.labels(),
@@ -358,6 +362,7 @@ impl Loader {
             let on_device = Tensor::from_slice(&perm).to_device(self.data.device());
             self.current = Some((epoch, perm, on_device));
         }
+        #[allow(clippy::expect_used, reason = "assigned just above")]
         let (_, perm, on_device) = self.current.as_ref().expect("set above");
         let start = within as i64 * self.batch_size;
         let len = self.batch_size.min(self.data.len() - start);
@@ -396,6 +401,7 @@ impl Loader {
                         let dr = a.kind.draw(d.len() as usize, a.seed, epoch, d.device());
                         a.draws = Some((epoch, dr));
                     }
+                    #[allow(clippy::expect_used, reason = "assigned just above")]
                     let (_, dr) = a.draws.as_ref().expect("set above");
                     d.gather_augmented(&indices, a.kind, dr)
                 }

@@ -1,4 +1,5 @@
 //! Writers of tiny dataset files for tests, in every crate (feature `test-util`).
+#![allow(clippy::expect_used, reason = "test helpers, never on a user's path")]
 
 use std::io::Write;
 use std::path::Path;

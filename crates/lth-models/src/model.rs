@@ -181,6 +181,10 @@ impl Model {
         }
         tch::no_grad(|| {
             for (name, t) in &fresh {
+                #[allow(
+                    clippy::expect_used,
+                    reason = "the names come from the same variable store"
+                )]
                 vars.get_mut(name).expect("listed above").copy_(t);
             }
         });

@@ -17,6 +17,10 @@ pub fn magnitude_layerwise(
 ) -> Result<Mask> {
     let scores = score::magnitude(weights);
     select_layerwise(&scores, mask, Keep::Largest, |name| {
+        #[allow(
+            clippy::expect_used,
+            reason = "scores are computed for every weight just above"
+        )]
         let w = scores.get(name).expect("scores of every weight");
         Count::PruneFraction(fraction(name, w))
     })
@@ -53,6 +57,7 @@ pub fn random_like(mask: &Mask, seed: u64) -> Mask {
             (name.to_owned(), layer.to_device(keep.device()))
         })
         .collect();
+    #[allow(clippy::expect_used, reason = "the tensors are built boolean here")]
     Mask::from_named(layers).expect("boolean tensors")
 }
 

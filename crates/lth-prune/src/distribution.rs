@@ -266,6 +266,7 @@ pub fn random_mask(layers: &[LayerSparsity], seed: u64, device: Device) -> Mask 
             (l.name.clone(), t.to_device(device))
         })
         .collect();
+    #[allow(clippy::expect_used, reason = "the tensors are built boolean here")]
     Mask::from_named(named).expect("boolean tensors")
 }
 

@@ -205,6 +205,7 @@ pub fn select_global(
     let gone = leaving(&all, &kept, keep, remaining - count.kept(total, remaining));
     let mut offset = 0;
     for (name, size) in included.iter().zip(sizes) {
+        #[allow(clippy::expect_used, reason = "checked above")]
         let m = mask.get(name).expect("checked above");
         out.push((name.clone(), without(m, &gone.narrow(0, offset, size))));
         offset += size;

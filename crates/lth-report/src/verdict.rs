@@ -71,11 +71,14 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
     match &cell.check {
         Check::None => unreachable!("handled above"),
         Check::Equivalent => {
-            let theirs = cell.summary().expect("load_cells checked it");
-            let margin = cell
-                .margin
-                .expect("load_cells checked it")
-                .width(theirs.mean);
+            // `load_cells` refuses such cells; a cell built by hand gets a failing verdict.
+            let (Some(theirs), Some(margin)) = (cell.summary(), cell.margin) else {
+                return verdict(
+                    Outcome::Fail,
+                    "an `equivalent` cell needs mean, spread, n and a margin".into(),
+                );
+            };
+            let margin = margin.width(theirs.mean);
             let label = format!("snapshot {} {}", cell.scale, cell.device);
             match equivalence(mine, &theirs, margin, a) {
                 None => verdict(
@@ -132,10 +135,10 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
             let Some(theirs) = ours.get(other) else {
                 return verdict(Outcome::Fail, format!("the run measured no `{other}`"));
             };
-            let margin = cell
-                .margin
-                .expect("load_cells checked it")
-                .width(theirs.mean);
+            let Some(margin) = cell.margin else {
+                return verdict(Outcome::Fail, "a `within` cell needs a margin".into());
+            };
+            let margin = margin.width(theirs.mean);
             match equivalence(mine, theirs, margin, a) {
                 None => verdict(
                     Outcome::Fail,

@@ -220,6 +220,10 @@ pub fn stability(
             ("pruning", "imp", imp_a, dense),
             ("pruning", "random", rnd_a, dense),
         ] {
+            #[allow(
+                clippy::expect_used,
+                reason = "IMP and random subnetworks always have masks"
+            )]
             let mask = a.spec.mask(lottery)?.expect("subnetworks have masks");
             rows.push(StabilityRow {
                 level,

@@ -68,7 +68,9 @@ pub fn hamming(a: &Mask, b: &Mask) -> Result<f64> {
         )));
     }
     for (name, ma) in a.iter() {
-        let mb = b.get(name).expect("same names");
+        let mb = b.get(name).ok_or_else(|| {
+            StabilityError::Invalid(format!("the second mask has no layer `{name}`"))
+        })?;
         if ma.size() != mb.size() {
             return Err(StabilityError::Invalid(format!(
                 "masks of `{name}` differ in shape"

@@ -37,7 +37,15 @@ pub fn non_default(value: &Value, default: &Value) -> Value {
 ///
 /// `serde_json`'s maps are ordered by key, so the digest does not depend on field order.
 pub fn hparams_hash<T: Serialize + Default>(hparams: &T) -> String {
+    #[allow(
+        clippy::expect_used,
+        reason = "hyperparameter structs are plain data that serde_json always serialises"
+    )]
     let value = serde_json::to_value(hparams).expect("hyperparameters serialise to JSON");
+    #[allow(
+        clippy::expect_used,
+        reason = "hyperparameter structs are plain data that serde_json always serialises"
+    )]
     let default = serde_json::to_value(T::default()).expect("defaults serialise to JSON");
     let diff = non_default(&value, &default);
     let digest = Sha256::digest(diff.to_string().as_bytes());

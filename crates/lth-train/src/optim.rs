@@ -264,6 +264,7 @@ impl Optimizer {
         self.bind_grads();
         self.steps += 1;
         let t = self.steps as i32;
+        #[allow(clippy::expect_used, reason = "bound above")]
         let grads = self.grads.as_ref().expect("bound above").shallow_clone();
         let mut p = self.flat.shallow_clone();
         tch::no_grad(|| {

@@ -179,6 +179,10 @@ pub struct RunSummary {
 impl RunSummary {
     /// Summarises the rows of a run (at least one).
     pub fn from_rows(rows: &[MetricsRow]) -> RunSummary {
+        #[allow(
+            clippy::expect_used,
+            reason = "a run measures step 0 before it trains, so it has a row"
+        )]
         let last = rows.last().expect("a finished run has rows");
         let best = rows
             .iter()

@@ -39,6 +39,10 @@ pub fn evaluate(model: &Model, data: &Source) -> Result<Evaluation> {
         }
         let n = data.len().max(1) as f64;
         let both = Tensor::stack(&[loss, correct.to_kind(Kind::Double)], 0);
+        #[allow(
+            clippy::expect_used,
+            reason = "a two-element float64 tensor built just above"
+        )]
         let v = Vec::<f64>::try_from(&both).expect("two doubles");
         Ok(Evaluation {
             loss: v[0] / n,

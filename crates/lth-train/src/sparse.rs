@@ -441,6 +441,10 @@ impl Hook for Rewiring {
             let grow = self.grow_scores(name, t, ctx, w)?;
             let m = lth_prune::drop_and_grow(name, old, &w.abs(), &grow, n)?;
             let joined = m.logical_and(&old.logical_not());
+            #[allow(
+                clippy::expect_used,
+                reason = "built with one entry per layer of the mask"
+            )]
             let ever = self.ever.get(name).expect("one per layer");
             let count = |x: &Tensor| x.sum(Kind::Int64).int64_value(&[]);
             self.rows.push(UpdateRow {
