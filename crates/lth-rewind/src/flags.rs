@@ -30,7 +30,9 @@ pub struct LotteryFlags {
     /// Layers never pruned (parameter names, comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Option<Vec<String>>,
-    /// Rewind point k: 0 (the original LTH), 500it, 2ep.
+    /// Rewind point k: 0 (the original LTH), 500it, 2ep. Every level retrains T − k steps: from
+    /// W_k (weight rewinding), from W_T with the schedule replayed from k (lr rewinding), or from
+    /// W_T at the final rate (fine-tuning, which k shortens as Renda et al. compare them).
     #[arg(long)]
     pub rewind: Option<Steps>,
     /// weight-rewinding, lr-rewinding or fine-tuning.
