@@ -70,6 +70,13 @@ const SMALL: &[&str] = &[
     "cpu",
 ];
 
+/// [`SMALL`] with its argument at `i` replaced by `value`.
+fn small_with(i: usize, value: &'static str) -> Vec<&'static str> {
+    let mut v = SMALL.to_vec();
+    v[i] = value;
+    v
+}
+
 fn run_folder(root: &Path) -> PathBuf {
     let runs: Vec<_> = std::fs::read_dir(root.join("runs")).unwrap().collect();
     assert_eq!(runs.len(), 1);
@@ -216,11 +223,7 @@ fn refused_commands_say_why_and_write_nothing() {
             "--lr must be a non-negative number, got -1",
         ),
         (
-            {
-                let mut v = SMALL.to_vec();
-                v[10] = "1000";
-                v
-            },
+            small_with(10, "1000"),
             "--batch-size 1000 is larger than the 250 training examples of mnist",
         ),
         (
@@ -237,18 +240,12 @@ fn refused_commands_say_why_and_write_nothing() {
             "--milestones 20it is not before the end of training, --steps 2ep (20 iterations)",
         ),
         (
-            {
-                let mut v = SMALL.to_vec();
-                v[6] = "18446744073709551615ep";
-                v
-            },
+            small_with(6, "18446744073709551615ep"),
             "--steps 18446744073709551615ep is too long",
         ),
     ];
     if no_cuda {
-        let mut v = SMALL.to_vec();
-        v[14] = "cuda:1";
-        cases.push((v, "(--device cuda:1)"));
+        cases.push((small_with(14, "cuda:1"), "(--device cuda:1)"));
     }
     for (args, expected) in cases {
         let e = err(&lth(&args, w.path()));

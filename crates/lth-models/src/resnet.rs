@@ -67,6 +67,22 @@ struct ConvBn {
     bn: BatchNorm,
 }
 
+/// A conv-BN unit over maps of side `side` (the convolution at `at`, its BatchNorm at `bn`), and
+/// its output side.
+fn conv_bn(
+    at: nn::Path,
+    bn: nn::Path,
+    shape: ConvShape,
+    side: [i64; 2],
+    kernels: &mut Kernels,
+    control: &BnControl,
+) -> (ConvBn, [i64; 2]) {
+    let c_out = shape.c_out;
+    let (conv, out) = conv(at, shape, side, kernels);
+    let bn = batch_norm(bn, c_out, control);
+    (ConvBn { conv, bn }, out)
+}
+
 impl ConvBn {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         self.bn.forward_t(&self.conv.forward(x), train)
@@ -179,10 +195,7 @@ pub(crate) fn build_cifar(
     let control = BnControl::default();
     let mut kernels = Kernels::default();
     let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
-        let c_out = shape.c_out;
-        let (conv, out) = conv(at, shape, side, kernels);
-        let bn = batch_norm(bn, c_out, &control);
-        (ConvBn { conv, bn }, out)
+        conv_bn(at, bn, shape, side, kernels, &control)
     };
     let (stem, mut side) = unit(
         p / "conv",
@@ -264,10 +277,7 @@ pub(crate) fn build_imagenet(
     let control = BnControl::default();
     let mut kernels = Kernels::default();
     let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
-        let c_out = shape.c_out;
-        let (conv, out) = conv(at, shape, side, kernels);
-        let bn = batch_norm(bn, c_out, &control);
-        (ConvBn { conv, bn }, out)
+        conv_bn(at, bn, shape, side, kernels, &control)
     };
     let (stem, side) = unit(
         p / "conv1",
