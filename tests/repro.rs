@@ -491,3 +491,69 @@ fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
     }
     assert!(value("lenet_erk_98", "inference_flops") < value("lenet_erk_90", "inference_flops"));
 }
+
+/// `repro --all` runs every target of the repro folder, skips what this machine cannot run once per
+/// target with the reason, writes one combined report and ends with one line of counts.
+#[test]
+fn repro_all_runs_every_target_and_writes_one_summary() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let repro = tmp.path().join("repro");
+    copy_target("synflow-collapse", &repro);
+    // A broken target fails alone; the others still run.
+    let other = copy_target("synflow-collapse", &repro.join("x"));
+    std::fs::rename(&other, repro.join("broken")).unwrap();
+    let spec = std::fs::read_to_string(repro.join("broken/spec.toml")).unwrap();
+    std::fs::write(
+        repro.join("broken/spec.toml"),
+        spec.replace("[scales.smoke]", "[scales.tiny]"),
+    )
+    .unwrap();
+    let mut args = smoke_args("--all", &data, tmp.path(), &[]);
+    args.extend(["--repro-dir".into(), repro.to_str().unwrap().to_owned()]);
+    let out = lth(&strs(&args), root());
+    assert!(!out.status.success(), "--check fails on the broken target");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("repro --all smoke: ")
+            && last.contains(" 1 FAIL")
+            && last.ends_with("over 2 targets (0 skipped whole)"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("FAIL broken: ").count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("synflow-collapse smoke: 4 PASS, 0 FAIL"),
+        "{stdout}"
+    );
+    let summary = std::fs::read_to_string(tmp.path().join("out/summary.md")).unwrap();
+    assert!(
+        summary.contains("| synflow-collapse | 4 | 0 |")
+            && summary.contains("(synflow-collapse/smoke/table.md)")
+            && summary.contains("| broken | 0 | 1 | 0 | FAIL broken: "),
+        "{summary}"
+    );
+    std::fs::remove_dir_all(repro.join("broken")).unwrap();
+    assert!(
+        tmp.path()
+            .join("out/synflow-collapse/smoke/table.md")
+            .exists()
+    );
+    // CUDA asked for on a machine without it: every target skipped, the reason once each.
+    if !tch::Cuda::is_available() {
+        let mut args = args.clone();
+        let at = args.iter().position(|a| a == "cpu").unwrap();
+        args[at] = "cuda".into();
+        let stdout = ok(&lth(&strs(&args), root()));
+        assert_eq!(
+            stdout.matches("libtorch sees no CUDA device").count(),
+            1,
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("over 1 targets (1 skipped whole)"),
+            "{stdout}"
+        );
+    }
+}
