@@ -45,6 +45,11 @@ pub struct ReproArgs {
     /// Where the targets live.
     #[arg(long, default_value = "repro", value_name = "DIR")]
     pub repro_dir: PathBuf,
+    /// A previous run's report folder (its <out>, e.g. last night's artifact): each cell's change
+    /// since then is reported, and a cell that moved by more than its snapshot margin is flagged
+    /// (MOVED) even if it still passes.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Option<PathBuf>,
     /// Where reports are written (<out>/<target>/<scale>/).
     #[arg(long, default_value = "target/repro", value_name = "DIR")]
     pub out: PathBuf,
@@ -85,6 +90,14 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
     let mut bar = Bar::new(args.common.quiet);
     let report = run_target(&options, &mut bar)?;
     print_report(&report);
+    if let Some(prev) = &args.previous {
+        let name = report_name(&report.out);
+        for c in changes(prev, &args.out, &name, &args.scale)? {
+            if c.moved {
+                println!("{}", c.line(&name));
+            }
+        }
+    }
     if args.check {
         report.check()?;
     }
@@ -130,6 +143,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     // A device this machine does not have skips every target, with the reason once each.
     let device = args.common.device().map_err(|e| e.to_string());
     let mut outcomes = Vec::new();
+    let mut since: Vec<(String, Change)> = Vec::new();
     for spec_path in specs {
         let folder = spec_path.parent().unwrap_or(&args.repro_dir).to_owned();
         let name = folder
@@ -165,6 +179,13 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         match run_target(&options(args, folder, device), &mut bar) {
             Ok(report) => {
                 print_report(&report);
+                if let Some(prev) = &args.previous {
+                    let found = changes(prev, &args.out, &name, &args.scale)?;
+                    for c in found.iter().filter(|c| c.moved) {
+                        println!("{}", c.line(&name));
+                    }
+                    since.extend(found.into_iter().map(|c| (name.clone(), c)));
+                }
                 let count = |o: lth_report::Outcome| {
                     report.verdicts.iter().filter(|v| v.outcome == o).count()
                 };
@@ -200,13 +221,20 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         outcomes.len(),
         targets_skipped
     );
-    let summary = summary_markdown(args, &outcomes, &closing);
+    let mut summary = summary_markdown(args, &outcomes, &closing);
+    if args.previous.is_some() {
+        summary.push_str(&since_markdown(&since));
+    }
+    let moved = since.iter().filter(|(_, c)| c.moved).count();
     let path = args.out.join("summary.md");
     lth_store::write_atomic(&path, summary.as_bytes())?;
     for o in outcomes.iter().filter(|o| !o.ran) {
         println!("{}", o.line);
     }
     println!("combined report: {}", path.display());
+    if args.previous.is_some() {
+        println!("{moved} cell(s) moved by more than their margin since the previous run");
+    }
     println!("{closing}");
     if args.check && fail > 0 {
         anyhow::bail!("{fail} cell(s) or target(s) failed");
@@ -244,4 +272,201 @@ fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> St
     }
     s.push_str(&format!("\n{closing}\n"));
     s
+}
+
+/// One cell's change since a previous run.
+#[derive(Debug)]
+struct Change {
+    cell: String,
+    before: f64,
+    now: f64,
+    /// The snapshot margin in the metric's units, when the cell has one.
+    margin: Option<f64>,
+    moved: bool,
+}
+
+impl Change {
+    fn line(&self, target: &str) -> String {
+        format!(
+            "MOVED   {target} · {}: {:.4} → {:.4} (change {:+.4}, margin {})",
+            self.cell,
+            self.before,
+            self.now,
+            self.now - self.before,
+            self.margin.map_or("none".into(), |m| format!("{m:.4}"))
+        )
+    }
+}
+
+/// The columns of `results.csv` a comparison reads.
+#[derive(Debug, serde::Deserialize)]
+struct ResultCell {
+    row: String,
+    dataset: String,
+    metric: String,
+    ours_mean: Option<f64>,
+    reference_mean: Option<f64>,
+    margin: String,
+}
+
+/// The target's name of a report folder `<out>/<target>/<scale>`.
+fn report_name(out: &std::path::Path) -> String {
+    out.parent()
+        .and_then(|p| p.file_name())
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// Each measured cell of `target` at `scale` in both `previous` and `out` (report folders), with
+/// its change; a cell whose change exceeds its snapshot margin is `moved`. A target the previous
+/// run did not report has no changes.
+fn changes(
+    previous: &std::path::Path,
+    out: &std::path::Path,
+    target: &str,
+    scale: &str,
+) -> anyhow::Result<Vec<Change>> {
+    let path = |root: &std::path::Path| root.join(target).join(scale).join("results.csv");
+    let before_path = path(previous);
+    if !before_path.is_file() {
+        return Ok(Vec::new());
+    }
+    let read = |p: &std::path::Path| -> anyhow::Result<Vec<ResultCell>> {
+        lth_store::read_csv(p).map_err(|e| {
+            anyhow::anyhow!(
+                "{}{}: {}",
+                p.display(),
+                e.line.map_or(String::new(), |l| format!(", line {l}")),
+                e.problem
+            )
+        })
+    };
+    let before = read(&before_path)?;
+    let now = read(&path(out))?;
+    // One change per measured cell (row, dataset, metric), whatever number of reference cells
+    // (snapshot, paper) judged it; its margin is the snapshot's.
+    type Measured = (String, String, String);
+    let measured =
+        |c: &ResultCell| -> Measured { (c.row.clone(), c.dataset.clone(), c.metric.clone()) };
+    let mut then: std::collections::BTreeMap<Measured, f64> = std::collections::BTreeMap::new();
+    for b in &before {
+        if let Some(m) = b.ours_mean {
+            then.entry(measured(b)).or_insert(m);
+        }
+    }
+    let mut current: std::collections::BTreeMap<Measured, (f64, Option<f64>)> =
+        std::collections::BTreeMap::new();
+    for c in &now {
+        let Some(mean) = c.ours_mean else { continue };
+        let margin = c
+            .margin
+            .parse::<lth_report::Margin>()
+            .ok()
+            .map(|m| m.width(c.reference_mean.unwrap_or(mean)));
+        let e = current.entry(measured(c)).or_insert((mean, None));
+        if e.1.is_none() {
+            e.1 = margin;
+        }
+    }
+    let mut out_changes = Vec::new();
+    for (cell, (mean, margin)) in current {
+        let Some(&before_mean) = then.get(&cell) else {
+            continue;
+        };
+        out_changes.push(Change {
+            cell: format!("{} · {} · {}", cell.0, cell.1, cell.2),
+            before: before_mean,
+            now: mean,
+            margin,
+            moved: margin.is_some_and(|m| (mean - before_mean).abs() > m),
+        });
+    }
+    Ok(out_changes)
+}
+
+/// The section of `summary.md` on changes since the previous run.
+fn since_markdown(since: &[(String, Change)]) -> String {
+    let mut s = String::from(
+        "\n## Since the previous run\n\n| Target | Cell | Before | Now | Change | Margin | |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for (t, c) in since {
+        s.push_str(&format!(
+            "| {t} | {} | {:.4} | {:.4} | {:+.4} | {} | {} |\n",
+            c.cell,
+            c.before,
+            c.now,
+            c.now - c.before,
+            c.margin.map_or("—".into(), |m| format!("{m:.4}")),
+            if c.moved { "MOVED" } else { "" }
+        ));
+    }
+    if since.is_empty() {
+        s.push_str("| — | no cell of this run was in the previous one | | | | | |\n");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "row,dataset,metric,source,scale,check,outcome,ours_mean,ours_sd,ours_n,\
+                          reference_mean,reference_spread,reference_n,margin,detail\n";
+
+    fn write(root: &std::path::Path, lines: &[&str]) {
+        let dir = root.join("t/quick");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("results.csv"),
+            HEADER.to_owned() + &lines.join("\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_cell_that_moved_past_its_margin_is_flagged_even_if_it_passes() {
+        let (before, now) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write(
+            before.path(),
+            &[
+                "a,mnist,acc,measured,quick,equivalent,PASS,0.900,0.01,5,0.90,0.01,5,0.05,",
+                "a,mnist,acc,paper,paper,range,SKIPPED,0.900,0.01,5,0.98,0.01,1,,",
+                "b,mnist,acc,measured,quick,equivalent,PASS,0.800,0.01,5,0.80,0.01,5,0.05,",
+                "c,mnist,acc,paper,paper,range,SKIPPED,0.500,0.01,5,0.98,0.01,1,,",
+            ],
+        );
+        write(
+            now.path(),
+            &[
+                // Moved by 0.06 against a margin of 0.05: flagged, though the cell passes.
+                "a,mnist,acc,measured,quick,equivalent,PASS,0.960,0.01,5,0.90,0.01,5,0.05,",
+                "a,mnist,acc,paper,paper,range,SKIPPED,0.960,0.01,5,0.98,0.01,1,,",
+                "b,mnist,acc,measured,quick,equivalent,PASS,0.820,0.01,5,0.80,0.01,5,0.05,",
+                // No margin: reported, never flagged.
+                "c,mnist,acc,paper,paper,range,SKIPPED,0.900,0.01,5,0.98,0.01,1,,",
+            ],
+        );
+        let got = changes(before.path(), now.path(), "t", "quick").unwrap();
+        assert_eq!(got.len(), 3, "{got:?}");
+        let moved: Vec<&str> = got
+            .iter()
+            .filter(|c| c.moved)
+            .map(|c| c.cell.as_str())
+            .collect();
+        assert_eq!(moved, ["a · mnist · acc"]);
+        assert!((got[0].now - got[0].before - 0.06).abs() < 1e-12);
+        assert_eq!(got[2].margin, None);
+        let md = since_markdown(
+            &got.into_iter()
+                .map(|c| ("t".to_owned(), c))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(md.matches("| MOVED |").count(), 1, "{md}");
+        // A target the previous run did not report has no changes.
+        assert!(
+            changes(before.path(), now.path(), "u", "quick")
+                .unwrap()
+                .is_empty()
+        );
+    }
 }
