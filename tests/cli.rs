@@ -268,24 +268,7 @@ fn refused_commands_say_why_and_write_nothing() {
          --runs-dir)"
     );
     // An I/O error's cause is said once.
-    let e = err(&lth(
-        &[
-            "lottery",
-            "--model",
-            "lenet_300_100",
-            "--dataset",
-            "mnist",
-            "--levels",
-            "1",
-            "--validation",
-            "50",
-            "--runs-dir",
-            "store/sub",
-            "--device",
-            "cpu",
-        ],
-        w.path(),
-    ));
+    let e = err(&lth(&lottery(&["--runs-dir", "store/sub"]), w.path()));
     assert_eq!(e.matches("a file is where").count(), 1, "{e}");
     std::fs::remove_file(w.path().join("store")).unwrap();
     // `--milestones none` clears the recipe's.

@@ -169,82 +169,64 @@ pub fn zizmor() -> Result<PathBuf> {
     if target.join(COMPLETE).exists() && bin.is_file() {
         return Ok(bin);
     }
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok())
-        .context(
-            "the workflow linter installs with pip, but neither python3 nor python is on PATH",
-        )?;
-    let partial = cache.join(format!("zizmor-{ZIZMOR}.partial-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
     eprintln!(
         "setup: installing zizmor=={ZIZMOR} (the workflow linter) into {}",
         target.display()
     );
-    let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-input",
-            "--disable-pip-version-check",
-        ])
-        .args([
-            "--no-warn-script-location",
-            "--quiet",
-            "--only-binary=:all:",
-            "--target",
-        ])
-        .arg(&partial)
-        .arg(format!("zizmor=={ZIZMOR}"))
-        .status()
-        .with_context(|| format!("running {python} -m pip"))?;
-    if !status.success() {
-        let _ = fs::remove_dir_all(&partial);
-        bail!(
-            "pip could not install zizmor=={ZIZMOR} ({status}); check that pip can reach the package index"
-        );
-    }
-    fs::write(partial.join(COMPLETE), ZIZMOR)?;
-    if target.exists() {
-        fs::remove_dir_all(&target)?;
-    }
-    fs::rename(&partial, &target)?;
+    pip_install(&cache, &target, "zizmor", ZIZMOR, &["--only-binary=:all:"])?;
     Ok(bin)
 }
 
 fn install_torch(cache: &Path, target: &Path, version: &str) -> Result<()> {
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| Command::new(p).arg("--version").output().is_ok())
-        .context(
-            "set-up installs libtorch from the torch wheel with pip, but neither python3 nor \
-             python is on PATH; install Python 3 with pip, or set LIBTORCH to a libtorch",
-        )?;
-    let partial = cache.join(format!("torch-{version}.partial-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&partial);
     eprintln!(
         "setup: installing torch=={version} (libtorch and its CUDA libraries, about 4.6 GB) into {}",
         target.display()
     );
     let started = Instant::now();
+    pip_install(cache, target, "torch", version, &[])?;
+    eprintln!(
+        "setup: torch {version} installed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Installs `package==version` with pip into `target` (through a partial sibling folder, marked
+/// complete, then renamed over any incomplete earlier attempt), under the cache's lock.
+fn pip_install(
+    cache: &Path,
+    target: &Path,
+    package: &str,
+    version: &str,
+    extra: &[&str],
+) -> Result<()> {
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .with_context(|| {
+            format!(
+                "set-up installs {package} with pip, but neither python3 nor python is on PATH; \
+                 install Python 3 with pip (or, for torch, set LIBTORCH to a libtorch)"
+            )
+        })?;
+    let partial = cache.join(format!(
+        "{package}-{version}.partial-{}",
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&partial);
     let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-input",
-            "--disable-pip-version-check",
-        ])
-        .args(["--no-warn-script-location", "--quiet", "--target"])
+        .args(["-m", "pip", "install", "--no-input"])
+        .args(["--disable-pip-version-check", "--no-warn-script-location"])
+        .args(["--quiet", "--target"])
         .arg(&partial)
-        .arg(format!("torch=={version}"))
+        .args(extra)
+        .arg(format!("{package}=={version}"))
         .status()
         .with_context(|| format!("running {python} -m pip"))?;
     if !status.success() {
         let _ = fs::remove_dir_all(&partial);
         bail!(
-            "pip could not install torch=={version} ({status}); check that pip works \
+            "pip could not install {package}=={version} ({status}); check that pip works \
              (`{python} -m pip --version`) and can reach the package index"
         );
     }
@@ -254,10 +236,6 @@ fn install_torch(cache: &Path, target: &Path, version: &str) -> Result<()> {
         fs::remove_dir_all(target)?;
     }
     fs::rename(&partial, target)?;
-    eprintln!(
-        "setup: torch {version} installed in {:.0}s",
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 
