@@ -219,6 +219,18 @@ fn refused_commands_say_why_and_write_nothing() {
             "must be at least 2, got 1",
         ),
         (
+            vec![
+                "train",
+                "--model",
+                "cifar_resnet_20",
+                "--dataset",
+                "mnist",
+                "--device",
+                "cpu",
+            ],
+            "--augment: mnist has no standard augmentation",
+        ),
+        (
             train(&["--lr", "-1"]),
             "--lr must be a non-negative number, got -1",
         ),

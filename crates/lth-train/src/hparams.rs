@@ -210,6 +210,13 @@ impl TrainHparams {
         let t = &self.training;
         let info = lth_data::info(&self.dataset.dataset)?;
         lth_models::kernels(&self.model.model, info.shape, info.num_classes)?;
+        if self.dataset.augment && info.augment.is_none() {
+            return bad(format!(
+                "--augment: {} has no standard augmentation (the {} recipe asks for one; pass \
+                 --augment false)",
+                info.name, self.model.model
+            ));
+        }
         if self.dataset.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
         }
