@@ -347,6 +347,23 @@ fn damaged_finished_runs_are_named_and_can_be_retrained() {
     }
 }
 
+/// A derived dataset (some classes of another, relabelled) trains like any dataset: the network
+/// gets one output per kept class, and the run's identity holds the class list.
+#[test]
+fn a_derived_dataset_trains_with_its_own_classes() {
+    let w = workspace();
+    let mut args = small_with(4, "mnist:classes=5-9");
+    args.push("--quiet");
+    let out = ok(&lth(&args, w.path()));
+    assert!(out.contains("lenet_300_100 on mnist:classes=5-9"), "{out}");
+    let run = run_folder(w.path());
+    let hp = std::fs::read_to_string(run.parent().unwrap().join("hparams.json")).unwrap();
+    assert!(hp.contains("\"dataset\": \"mnist:classes=5-9\""), "{hp}");
+    let weights = lth_models::load_tensors(&run.join("final.safetensors")).unwrap();
+    let fc = weights.iter().find(|(n, _)| n == "fc.weight").unwrap();
+    assert_eq!(fc.1.size(), [5, 100]);
+}
+
 #[test]
 fn cuda_asked_for_on_a_machine_without_it_is_a_clear_error() {
     if tch::Cuda::is_available() {

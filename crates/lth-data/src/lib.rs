@@ -33,7 +33,7 @@ pub use augment::Augment;
 pub use error::DataError;
 pub use loader::{Batch, DeviceSplit, FolderSplit, Loader, Source};
 pub use registry::{
-    Dataset, DatasetInfo, Format, Prepared, Split, data_root, info, prepare, registry,
+    Dataset, DatasetInfo, Derived, Format, Prepared, Split, data_root, info, prepare, registry,
 };
 
 /// Result alias for this crate.

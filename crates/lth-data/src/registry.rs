@@ -39,6 +39,17 @@ pub struct DatasetInfo {
     pub augment: Option<Augment>,
     /// Where the data comes from and how to put it in place.
     pub how_to_get: &'static str,
+    /// For a derived dataset (`fashion-mnist:classes=0-4`): the dataset it is taken from and the
+    /// classes it keeps. `None` for the registry's own.
+    pub derived: Option<Derived>,
+}
+
+/// A dataset made of some classes of another: the examples of `classes` (the base's labels, in
+/// this order), relabelled `0..classes.len()`. Files, shape and normalisation are the base's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Derived {
+    pub base: &'static DatasetInfo,
+    pub classes: &'static [i64],
 }
 
 const MNIST_LIKE_HELP: &str = "Put the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, \
@@ -60,6 +71,7 @@ static REGISTRY: [DatasetInfo; 5] = [
         augment: None,
         how_to_get: "MNIST (LeCun, Cortes, Burges) is not fetched by lth; download it from a mirror \
 you trust into <data root>/mnist/. See data/README.md.",
+        derived: None,
     },
     DatasetInfo {
         name: "fashion-mnist",
@@ -73,6 +85,7 @@ you trust into <data root>/mnist/. See data/README.md.",
         how_to_get: "`cargo xtask setup` fetches Fashion-MNIST from Debian's dataset-fashion-mnist \
 package where apt is available; otherwise download the files of the Fashion-MNIST project \
 (zalandoresearch/fashion-mnist, folder data/fashion) into <data root>/fashion-mnist/. See data/README.md.",
+        derived: None,
     },
     DatasetInfo {
         name: "cifar10",
@@ -85,6 +98,7 @@ package where apt is available; otherwise download the files of the Fashion-MNIS
         std: &[0.229, 0.224, 0.225],
         augment: Some(Augment::CropFlip { pad: 4 }),
         how_to_get: CIFAR_HELP,
+        derived: None,
     },
     DatasetInfo {
         name: "cifar100",
@@ -97,6 +111,7 @@ package where apt is available; otherwise download the files of the Fashion-MNIS
         std: &[0.2673, 0.2564, 0.2762],
         augment: Some(Augment::CropFlip { pad: 4 }),
         how_to_get: CIFAR_HELP,
+        derived: None,
     },
     DatasetInfo {
         name: "imagenet",
@@ -114,6 +129,7 @@ package where apt is available; otherwise download the files of the Fashion-MNIS
         how_to_get: "ImageNet (ILSVRC 2012) is not fetched by lth; after accepting its terms, put the \
 training images in <data root>/imagenet/train/<wnid>/*.JPEG and the validation images, sorted into \
 class folders, in <data root>/imagenet/val/<wnid>/*.JPEG. See data/README.md.",
+        derived: None,
     },
 ];
 
@@ -165,8 +181,14 @@ pub fn registry() -> &'static [DatasetInfo] {
     &REGISTRY
 }
 
-/// The registry entry of `name`.
+/// The registry entry of `name`, or a dataset derived from one: `<dataset>:classes=<list>`, where
+/// the list holds classes and ranges of the base's labels (`0-4`, `5,7,9`, `0-2,8`), kept in that
+/// order and relabelled from 0. Example: `fashion-mnist:classes=5-9` is Fashion-MNIST's last five
+/// classes as a 5-class dataset. Usable wherever a dataset name is.
 pub fn info(name: &str) -> Result<&'static DatasetInfo> {
+    if name.contains(':') {
+        return derived(name);
+    }
     REGISTRY
         .iter()
         .find(|d| d.name == name)
@@ -178,6 +200,85 @@ pub fn info(name: &str) -> Result<&'static DatasetInfo> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+/// The derived datasets asked for so far in this process (each built once, kept for its life).
+static DERIVED: std::sync::Mutex<Vec<&'static DatasetInfo>> = std::sync::Mutex::new(Vec::new());
+
+fn derived(name: &str) -> Result<&'static DatasetInfo> {
+    if let Some(found) = DERIVED
+        .lock()
+        .ok()
+        .and_then(|d| d.iter().find(|i| i.name == name).copied())
+    {
+        return Ok(found);
+    }
+    let bad = |why: String| DataError::Invalid(format!("dataset `{name}`: {why}"));
+    let (base_name, option) = name.split_once(':').unwrap_or((name, ""));
+    let base = info(base_name)?;
+    if base.derived.is_some() {
+        return Err(bad("a derived dataset cannot be derived again".into()));
+    }
+    let list = option.strip_prefix("classes=").ok_or_else(|| {
+        bad(format!(
+            "expected `{base_name}:classes=<list>` (for example {base_name}:classes=0-4), got \
+             `:{option}`"
+        ))
+    })?;
+    let number = |t: &str| -> Result<i64> {
+        let n: i64 = t
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("`{t}` is not a class number")))?;
+        if !(0..base.num_classes).contains(&n) {
+            return Err(bad(format!(
+                "class {n} is not one of {base_name}'s (0 to {})",
+                base.num_classes - 1
+            )));
+        }
+        Ok(n)
+    };
+    let mut classes = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (number(a)?, number(b)?);
+                if a > b {
+                    return Err(bad(format!("the range `{part}` runs backwards")));
+                }
+                classes.extend(a..=b);
+            }
+            None => classes.push(number(part)?),
+        }
+    }
+    let mut sorted = classes.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != classes.len() {
+        return Err(bad("a class is listed twice".into()));
+    }
+    if classes.len() < 2 {
+        return Err(bad("a classifier needs at least two classes".into()));
+    }
+    if base.format == Format::Folder {
+        return Err(bad(format!(
+            "{base_name} is streamed from class folders; derived datasets of it are not supported \
+             yet (make a folder with the classes you want instead)"
+        )));
+    }
+    let leaked: &'static DatasetInfo = Box::leak(Box::new(DatasetInfo {
+        name: Box::leak(name.to_owned().into_boxed_str()),
+        num_classes: classes.len() as i64,
+        derived: Some(Derived {
+            base,
+            classes: Box::leak(classes.into_boxed_slice()),
+        }),
+        ..base.clone()
+    }));
+    if let Ok(mut d) = DERIVED.lock() {
+        d.push(leaked);
+    }
+    Ok(leaked)
 }
 
 /// The data root: the explicit folder if given, else `$LTH_DATA`, else `data/`.
@@ -232,8 +333,32 @@ const VALIDATION_SEED: u64 = 0x5eed_0001;
 const SUBSET_SEED: u64 = 0x5eed_0002;
 
 impl Dataset {
-    /// Loads `info` from its folder under `root`.
+    /// Loads `info` from its folder under `root` (a derived dataset: its base, keeping its
+    /// classes).
     pub fn load(info: &'static DatasetInfo, root: &Path) -> Result<Dataset> {
+        if let Some(d) = info.derived {
+            let base = Dataset::load(d.base, root)?;
+            let keep = |split: &Split| -> Split {
+                // Old label → new label, or −1 for the classes left out.
+                let mut map = vec![-1i64; d.base.num_classes as usize];
+                for (new, &old) in d.classes.iter().enumerate() {
+                    map[old as usize] = new as i64;
+                }
+                let map = Tensor::from_slice(&map).to_device(split.labels.device());
+                let relabelled = map.index_select(0, &split.labels);
+                let kept = relabelled.ge(0).nonzero().squeeze_dim(1);
+                Split {
+                    images: split.images.index_select(0, &kept),
+                    labels: relabelled.index_select(0, &kept),
+                }
+            };
+            return Ok(Dataset {
+                info,
+                train: keep(&base.train),
+                test: keep(&base.test),
+                validation: base.validation,
+            });
+        }
         let dir = root.join(info.dir);
         if let Some(problem) = info.absent(root) {
             return Err(DataError::Missing {
@@ -649,6 +774,74 @@ mod tests {
         assert!(
             err.contains("class_empty: a class folder with no .JPEG files"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn derived_datasets_keep_their_classes_relabelled_from_zero() {
+        let root = tempfile::tempdir().unwrap();
+        testutil::write_mnist_like(&root.path().join("mnist"), 300, 100, false).unwrap();
+        let full = Dataset::load(info("mnist").unwrap(), root.path()).unwrap();
+        let labels = |s: &Split| Vec::<i64>::try_from(&s.labels).unwrap();
+        let (all_train, all_test) = (labels(&full.train), labels(&full.test));
+        let last = info("mnist:classes=5-9").unwrap();
+        assert_eq!((last.num_classes, last.name), (5, "mnist:classes=5-9"));
+        // Asked for again, the same entry.
+        assert!(std::ptr::eq(last, info("mnist:classes=5-9").unwrap()));
+        let ds = Dataset::load(last, root.path()).unwrap();
+        for (split, all) in [(&ds.train, &all_train), (&ds.test, &all_test)] {
+            let got = labels(split);
+            let want: Vec<i64> = all.iter().filter(|&&l| l >= 5).map(|l| l - 5).collect();
+            assert_eq!(got, want);
+            assert!(!got.is_empty());
+        }
+        // The images are those of the kept examples, in order.
+        let kept: Vec<i64> = all_train
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l >= 5)
+            .map(|(i, _)| i as i64)
+            .collect();
+        assert!(ds.train.images.equal(&full.train.select(&kept).images));
+        // A list keeps its order: 7 becomes 0, 2 becomes 1.
+        let ds = Dataset::load(info("mnist:classes=7,2").unwrap(), root.path()).unwrap();
+        let want: Vec<i64> = all_test
+            .iter()
+            .filter_map(|&l| match l {
+                7 => Some(0),
+                2 => Some(1),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(labels(&ds.test), want);
+        // Validation and subsets work on the derived training split.
+        let n = ds.train.len();
+        let ds = ds.hold_out(10).unwrap();
+        assert_eq!((ds.train.len(), ds.validation.len()), (n - 10, 10));
+        for (name, why) in [
+            ("mnist:classes=9-5", "the range `9-5` runs backwards"),
+            (
+                "mnist:classes=3-12",
+                "class 12 is not one of mnist's (0 to 9)",
+            ),
+            ("mnist:classes=4", "at least two classes"),
+            ("mnist:classes=1,1", "listed twice"),
+            ("mnist:labels=0-4", "expected `mnist:classes=<list>`"),
+            (
+                "mnist:classes=0-4:classes=0-1",
+                "`4:classes=0-1` is not a class number",
+            ),
+            ("imagenet:classes=0-9", "not supported yet"),
+        ] {
+            let err = info(name).unwrap_err().to_string();
+            assert!(err.contains(why), "{name}: {err}");
+            assert!(err.starts_with(&format!("dataset `{name}`")), "{err}");
+        }
+        assert!(
+            info("mnst:classes=0-4")
+                .unwrap_err()
+                .to_string()
+                .contains("fashion-mnist")
         );
     }
 
