@@ -2,32 +2,17 @@
 //! rules, the churn log, and exact resumption of a run killed between two updates.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
+use common::{Crash, data, hparams};
 
 use lth_prune::{Mask, Spread};
 use lth_store::{CsvLog, RunDir};
 use lth_train::{
-    Data, Hook, Hooks, OptimizerKind, Progress, Rewiring, Setup, SparseHparams, SparseMode,
-    SparseRun, StepContext, Steps, TrainHparams, UPDATES_FILE, Update, UpdateRow, load_tensors,
-    run_resumable, train_sparse,
+    Hook, Hooks, Rewiring, Setup, SparseHparams, SparseMode, SparseRun, StepContext, UPDATES_FILE,
+    Update, UpdateRow, load_tensors, run_resumable, train_sparse,
 };
 use tch::{Device, Kind};
-
-fn data(root: &Path) -> Data {
-    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
-    Data::load(&hparams().dataset, root, Device::Cpu).unwrap()
-}
-
-/// LeNet-300-100, Adam, 30 steps of 50 examples, evaluated every 5.
-fn hparams() -> TrainHparams {
-    let mut hp = TrainHparams::recipe("lenet_300_100").unwrap();
-    hp.dataset.validation = 100;
-    hp.dataset.batch_size = 50;
-    hp.training.steps = Steps::ep(3);
-    hp.training.eval_every = Steps::it(5);
-    hp.training.optimizer = OptimizerKind::Adam;
-    hp
-}
 
 /// `mode` with ERK at 90%, rewiring every 4 steps until 75% of 30 (step 22): steps 0, 4, …, 20.
 fn run(mode: SparseMode) -> SparseRun {
@@ -36,14 +21,6 @@ fn run(mode: SparseMode) -> SparseRun {
     SparseRun {
         train: hparams(),
         sparse: Some(sp),
-    }
-}
-
-struct Crash(u64);
-
-impl Progress for Crash {
-    fn step(&mut self, step: u64) {
-        assert!(step != self.0, "simulated crash at step {step}");
     }
 }
 

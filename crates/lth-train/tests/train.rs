@@ -1,28 +1,16 @@
 //! Training on generated MNIST-format data: learning, determinism, masking, and exact resumption.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
+use common::{Crash, data, hparams};
 
 use lth_store::RunDir;
 use lth_train::{
-    Data, DeviceChoice, Hooks, OptimizerKind, Progress, RunSummary, Setup, Steps, TrainHparams,
+    Data, DeviceChoice, Hooks, OptimizerKind, Progress, RunSummary, Setup, TrainHparams,
     load_tensors, resolve_device, run_resumable,
 };
 use tch::{Device, Kind, Tensor};
-
-fn data(root: &Path) -> Data {
-    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
-    Data::load(&hparams().dataset, root, Device::Cpu).unwrap()
-}
-
-fn hparams() -> TrainHparams {
-    let mut hp = TrainHparams::recipe("lenet_300_100").unwrap();
-    hp.dataset.validation = 100;
-    hp.dataset.batch_size = 50;
-    hp.training.steps = Steps::ep(3);
-    hp.training.eval_every = Steps::it(5);
-    hp
-}
 
 /// The test recipe with `optimizer`; SGD with Nesterov momentum and weight decay.
 fn with_optimizer(optimizer: OptimizerKind) -> TrainHparams {
@@ -64,13 +52,6 @@ fn learns_and_same_seeds_give_identical_metrics() {
 }
 
 /// Panics at a chosen step, as a kill would stop the process there.
-struct Crash(u64);
-
-impl Progress for Crash {
-    fn step(&mut self, step: u64) {
-        assert!(step != self.0, "simulated crash at step {step}");
-    }
-}
 
 #[test]
 fn an_interrupted_run_resumes_to_the_same_numbers() {
