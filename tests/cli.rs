@@ -70,6 +70,22 @@ const SMALL: &[&str] = &[
     "cpu",
 ];
 
+/// `args` fail with an error that says `expected`, on one `error:` line (clap may add its pointer
+/// to --help), never a panic or a backtrace, and nothing is written into the run store.
+fn assert_refused(args: &[&str], cwd: &Path, expected: &str) {
+    let e = err(&lth(args, cwd));
+    assert!(e.contains(expected), "{args:?}: {e}");
+    assert!(e.starts_with("error: "), "{args:?}: {e}");
+    assert!(
+        !e.contains("panicked") && !e.contains("backtrace"),
+        "{args:?}: {e}"
+    );
+    assert!(
+        !cwd.join("runs").exists(),
+        "{args:?} trained or wrote something"
+    );
+}
+
 /// [`SMALL`] with its argument at `i` replaced by `value`.
 fn small_with(i: usize, value: &'static str) -> Vec<&'static str> {
     let mut v = SMALL.to_vec();
@@ -260,14 +276,7 @@ fn refused_commands_say_why_and_write_nothing() {
         cases.push((small_with(14, "cuda:1"), "(--device cuda:1)"));
     }
     for (args, expected) in cases {
-        let e = err(&lth(&args, w.path()));
-        assert!(e.contains(expected), "{args:?}: {e}");
-        assert!(e.starts_with("error: "), "{args:?}: {e}");
-        assert!(!e.contains("panicked"), "{args:?}: {e}");
-        assert!(
-            !w.path().join("runs").exists(),
-            "{args:?} wrote into the run store"
-        );
+        assert_refused(&args, w.path(), expected);
     }
     // A file where the run store's folder belongs is named once, with what to do.
     std::fs::write(w.path().join("store"), b"").unwrap();
@@ -751,15 +760,7 @@ fn pruning_at_initialisation_checks_its_flags_then_saves_the_mask_and_counts() {
             "unknown pruning method `snipp`",
         ),
     ] {
-        let e = err(&lth(&with(extra), w.path()));
-        assert!(e.contains(expected), "{extra:?}: {e}");
-        // One error line (clap adds its pointer to --help), never a panic.
-        assert!(e.lines().next().unwrap().starts_with("error: "), "{e}");
-        assert!(!e.contains("panicked") && !e.contains("backtrace"), "{e}");
-        assert!(
-            !w.path().join("runs").exists(),
-            "{extra:?} trained or wrote something"
-        );
+        assert_refused(&with(extra), w.path(), expected);
     }
     let out = ok(&lth(
         &with(&["--prune-at-init", "snip", "--sparsity", "0.9"]),
@@ -850,14 +851,7 @@ fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
             "unknown sparse training mode `rig`",
         ),
     ] {
-        let e = err(&lth(&with(extra), w.path()));
-        assert!(e.contains(expected), "{extra:?}: {e}");
-        assert!(e.lines().next().unwrap().starts_with("error: "), "{e}");
-        assert!(!e.contains("panicked") && !e.contains("backtrace"), "{e}");
-        assert!(
-            !w.path().join("runs").exists(),
-            "{extra:?} trained or wrote something"
-        );
+        assert_refused(&with(extra), w.path(), expected);
     }
     let out = ok(&lth(
         &with(&[
