@@ -24,6 +24,7 @@ pub mod init;
 mod io;
 pub mod lenet;
 mod model;
+pub mod morph;
 mod named;
 pub mod norm;
 pub mod registry;

@@ -23,6 +23,9 @@ pub enum ModelError {
     /// A set of tensors that does not match the model's variables.
     #[error("weights do not fit model `{name}`: {problem}")]
     StateMismatch { name: String, problem: String },
+    /// A block map that does not fit the source and target depths (`morph`).
+    #[error("{0}")]
+    BadMap(String),
     /// Data that could not be read while re-estimating statistics.
     #[error("{0}")]
     Data(String),
