@@ -8,7 +8,7 @@ use lth_prune::Strategy;
 use lth_train::Steps;
 use lth_train::flags::{PaiFlags, TrainFlags};
 
-use crate::{LotteryHparams, Result, Retrain};
+use crate::{LotteryHparams, Output, Result, Retrain, RewindError, TransplantHparams};
 
 /// Flags that determine a lottery; unset flags keep the model's recipe.
 #[derive(Args, Debug, Clone, Default)]
@@ -72,5 +72,57 @@ impl LotteryFlags {
         hp.level1 = self.level1.resolve(&hp.train)?;
         hp.validate()?;
         Ok(hp)
+    }
+}
+
+/// Where a reproduction row moves its ticket (`elastic` and `transfer` rows): `lth elastic --to
+/// MODEL --map M` and `lth transfer --dataset D --output P` as flags of a row, whose own
+/// `--model` and `--dataset` are the source lottery's.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TransplantFlags {
+    /// Elastic: the target depth of the source's family.
+    #[arg(long, value_name = "MODEL")]
+    pub target_model: Option<String>,
+    /// Elastic: interpolation, appending or an explicit block map (`0:0;1:1,2;2:3,4`).
+    #[arg(long)]
+    pub map: Option<String>,
+    /// Transfer: the target dataset.
+    #[arg(long, value_name = "DATASET")]
+    pub target_dataset: Option<String>,
+    /// Transfer: the classifier's policy (reinit, keep-mask, copy).
+    #[arg(long)]
+    pub output: Option<Output>,
+}
+
+impl TransplantFlags {
+    /// The transplant of `source`'s level `level` these flags describe, if any.
+    pub fn resolve(
+        &self,
+        source: &LotteryHparams,
+        level: u64,
+    ) -> Result<Option<TransplantHparams>> {
+        let invalid = |m: &str| Err(RewindError::Invalid(m.to_owned()));
+        match (&self.target_model, &self.target_dataset) {
+            (Some(_), Some(_)) => invalid(
+                "--target-model (elastic) and --target-dataset (transfer) exclude each other",
+            ),
+            (Some(model), None) => {
+                if self.output.is_some() {
+                    return invalid("--output belongs to a transfer (--target-dataset)");
+                }
+                let map = self.map.as_deref().unwrap_or("interpolation");
+                TransplantHparams::elastic(source.clone(), level, model, map).map(Some)
+            }
+            (None, Some(dataset)) => {
+                if self.map.is_some() {
+                    return invalid("--map belongs to an elastic move (--target-model)");
+                }
+                TransplantHparams::transfer(source.clone(), level, dataset, self.output).map(Some)
+            }
+            (None, None) if self.map.is_some() || self.output.is_some() => {
+                invalid("--map and --output need a destination: --target-model or --target-dataset")
+            }
+            (None, None) => Ok(None),
+        }
     }
 }

@@ -33,11 +33,13 @@ pub mod flags;
 mod hparams;
 mod lottery;
 mod results;
+mod transplant;
 
 pub use error::RewindError;
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
 pub use lottery::{Lottery, MASK};
 pub use results::{LayerRow, ResultRow};
+pub use transplant::{Destination, Output, Planted, Transplant, TransplantHparams};
 
 /// Result alias for this crate.
 pub type Result<T, E = RewindError> = std::result::Result<T, E>;
