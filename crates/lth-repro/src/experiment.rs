@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 
 use lth_data::DatasetInfo;
 use lth_report::Summary;
-use lth_rewind::{Lottery, LotteryHparams};
+use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
+use lth_store::Store;
 use lth_train::{Data, Progress, SparseHparams};
 
-use crate::{LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability};
+use crate::{
+    LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability, Transplanted,
+};
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
 pub type Measured = BTreeMap<String, Vec<f64>>;
@@ -22,6 +25,12 @@ pub struct Unit<'a, 'd> {
     pub hp: &'a LotteryHparams,
     /// How the row trains sparse from scratch (`--sparse` flags), for the experiments that do.
     pub sparse: Option<&'a SparseHparams>,
+    /// Where the row moves its ticket, for the experiments that do.
+    pub transplant: Option<&'a TransplantHparams>,
+    /// The data the ticket moves to (the row's own for a depth move).
+    pub target_data: Option<&'d Data>,
+    /// The run store the row trains in.
+    pub store: &'a Store,
     pub replicate: u64,
     /// The row's data; `None` when the experiment said the row needs none
     /// ([`Experiment::needs_data`]).
@@ -72,6 +81,20 @@ pub trait Experiment {
             )),
         }
     }
+    /// Whether a row's destination flags fit this kind; by default a row has none.
+    fn check_transplant(
+        &self,
+        transplant: Option<&TransplantHparams>,
+    ) -> std::result::Result<(), String> {
+        match transplant {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "--target-model, --target-dataset, --map and --output belong to elastic and \
+                 transfer rows, not {}",
+                self.kind()
+            )),
+        }
+    }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
     /// Metrics computed from the row's summaries over replicates (ratios of means), shown with
@@ -89,6 +112,8 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(PruneAtInit),
         Box::new(LayerCollapse),
         Box::new(SparseTraining),
+        Box::new(Transplanted::ELASTIC),
+        Box::new(Transplanted::TRANSFER),
     ]
 }
 

@@ -14,8 +14,8 @@ use lth_report::{
     plot_svg, record_measured, render_skipped, render_table, render_verdicts, save_cells, skipped,
     summary_line,
 };
-use lth_rewind::flags::LotteryFlags;
-use lth_rewind::{Lottery, LotteryHparams};
+use lth_rewind::flags::{LotteryFlags, TransplantFlags};
+use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::{CsvLog, Store};
 use lth_train::SparseHparams;
 use lth_train::flags::SparseFlags;
@@ -115,7 +115,8 @@ impl Report {
 }
 
 /// A spec row's flags, parsed as `lth lottery` flags plus the sparse-training flags of
-/// `lth train --sparse` (whose `--sparsity` is the same flag).
+/// `lth train --sparse` (whose `--sparsity` is the same flag) and, for rows that move a ticket,
+/// its destination.
 #[derive(Parser, Debug, Clone)]
 #[command(no_binary_name = true)]
 struct RowFlags {
@@ -123,18 +124,34 @@ struct RowFlags {
     lottery: LotteryFlags,
     #[command(flatten)]
     sparse: SparseFlags,
+    #[command(flatten)]
+    transplant: TransplantFlags,
+}
+
+/// A row's hyperparameters.
+struct Resolved {
+    hp: LotteryHparams,
+    sparse: Option<SparseHparams>,
+    transplant: Option<TransplantHparams>,
 }
 
 impl RowFlags {
-    /// The lottery of the row and, when it trains sparse from scratch, how.
-    fn resolve(&self) -> Result<(LotteryHparams, Option<SparseHparams>)> {
+    /// The lottery of the row and, when it trains sparse from scratch or moves its ticket of
+    /// level `level`, how.
+    fn resolve(&self, level: u64) -> Result<Resolved> {
         let sparse = self.sparse.resolve(self.lottery.level1.sparsity)?;
         let mut lottery = self.lottery.clone();
         if sparse.is_some() {
             // --sparsity belongs to the sparse training, not to a level 1 pruned at init.
             lottery.level1.sparsity = None;
         }
-        Ok((lottery.resolve()?, sparse))
+        let hp = lottery.resolve()?;
+        let transplant = self.transplant.resolve(&hp, level)?;
+        Ok(Resolved {
+            hp,
+            sparse,
+            transplant,
+        })
     }
 }
 
@@ -152,7 +169,7 @@ fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
 /// points at its line of the spec; then the whole set is resolved into hyperparameters, which
 /// checks values that only make sense together.
 fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags> {
-    let (_, flags) = spec.resolve(row, scale);
+    let (level, flags) = spec.resolve(row, scale);
     for flag in &flags {
         if let Err(e) = RowFlags::try_parse_from(argv(row, std::slice::from_ref(flag))) {
             let text = e.to_string();
@@ -173,7 +190,7 @@ fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags>
     v.extend(["--dataset".into(), dataset.to_owned()]);
     let parsed = RowFlags::try_parse_from(&v)
         .map_err(|e| spec.error(format!("row `{}` at scale `{scale}`: {e}", row.id)))?;
-    parsed.resolve().map_err(|e| {
+    parsed.resolve(level).map_err(|e| {
         spec.error(format!(
             "row `{}` at scale `{scale}`: {}",
             row.id,
@@ -446,10 +463,11 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     // Every row's flags at every scale, so a bad flag of the paper scale is found by a smoke run.
     for row in &spec.rows {
         for s in spec.scales.keys() {
-            let (hp, sparse) = parse(&spec, row, s, &row.dataset)?.resolve()?;
             let (level, _) = spec.resolve(row, s);
-            exp.check_row(&hp, level)
-                .and_then(|()| exp.check_sparse(sparse.as_ref()))
+            let r = parse(&spec, row, s, &row.dataset)?.resolve(level)?;
+            exp.check_row(&r.hp, level)
+                .and_then(|()| exp.check_sparse(r.sparse.as_ref()))
+                .and_then(|()| exp.check_transplant(r.transplant.as_ref()))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
@@ -471,7 +489,12 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
     let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
     for row in &spec.rows {
-        let needs_data = exp.needs_data(&parse(&spec, row, &o.scale, &row.dataset)?.resolve()?.0);
+        let (level, _) = spec.resolve(row, &o.scale);
+        let needs_data = exp.needs_data(
+            &parse(&spec, row, &o.scale, &row.dataset)?
+                .resolve(level)?
+                .hp,
+        );
         let chosen = if needs_data {
             choose(row, &root, &mut absent)
         } else {
@@ -491,18 +514,48 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 continue;
             }
         };
-        let (level, _) = spec.resolve(row, &o.scale);
         let flags = parse(&spec, row, &o.scale, &dataset)?;
-        let (hp, _) = flags.resolve()?;
+        let Resolved { hp, transplant, .. } = flags.resolve(level)?;
         let d = &hp.train.dataset;
         let info = lth_data::info(&d.dataset).map_err(lth_train::TrainError::from)?;
-        let key = format!("{}|{}|{}", d.dataset, d.validation, d.subset);
-        if needs_data && !datasets.contains_key(&key) {
-            let mut data = Data::load(d, &root, o.device)?;
-            data.channels_last = o.channels_last;
-            datasets.insert(key.clone(), data);
+        // A ticket moved to another dataset needs that one's files too.
+        let target = transplant.as_ref().map(|t| t.target().dataset);
+        if let Some(t) = target
+            .as_ref()
+            .filter(|t| needs_data && t.dataset != d.dataset)
+        {
+            let info = lth_data::info(&t.dataset).map_err(lth_train::TrainError::from)?;
+            if let Some(problem) = info.absent(&root) {
+                absent.insert(t.dataset.clone());
+                results.push(RowResult {
+                    row: row.id.clone(),
+                    label: row.label.clone(),
+                    dataset: row.dataset.clone(),
+                    variant_of: None,
+                    status: RowStatus::Skipped {
+                        reason: format!(
+                            "{} (the target) is absent: {problem} {}",
+                            t.dataset, info.how_to_get
+                        ),
+                    },
+                });
+                continue;
+            }
         }
-        let data = datasets.get(&key).filter(|_| needs_data);
+        let key =
+            |d: &lth_train::DatasetHparams| format!("{}|{}|{}", d.dataset, d.validation, d.subset);
+        for d in std::iter::once(d).chain(&target) {
+            if needs_data && !datasets.contains_key(&key(d)) {
+                let mut data = Data::load(d, &root, o.device)?;
+                data.channels_last = o.channels_last;
+                datasets.insert(key(d), data);
+            }
+        }
+        let data = datasets.get(&key(d)).filter(|_| needs_data);
+        let target_data = target
+            .as_ref()
+            .and_then(|t| datasets.get(&key(t)))
+            .filter(|_| needs_data);
         say(format!(
             "{}: {} on {dataset}{} at level {level}",
             row.id,
@@ -526,7 +579,11 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             }
             let mut f = flags.clone();
             f.lottery.replicate = r;
-            let (hp, sparse) = f.resolve()?;
+            let Resolved {
+                hp,
+                sparse,
+                transplant,
+            } = f.resolve(level)?;
             let lottery = match data {
                 Some(data) if exp.trains() => {
                     let lottery = Lottery::new(&store, hp.clone(), r, data)?;
@@ -547,6 +604,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 lottery: lottery.as_ref(),
                 hp: &hp,
                 sparse: sparse.as_ref(),
+                transplant: transplant.as_ref(),
+                target_data,
+                store: &store,
                 replicate: r,
                 data,
                 info,

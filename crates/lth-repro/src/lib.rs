@@ -29,6 +29,7 @@ mod pai;
 mod provenance;
 mod sparse;
 mod stability;
+mod transplant;
 
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
@@ -38,6 +39,7 @@ pub use pai::PruneAtInit;
 pub use provenance::{Provenance, cpu_description};
 pub use sparse::SparseTraining;
 pub use stability::Stability;
+pub use transplant::Transplanted;
 
 /// What can go wrong running a reproduction.
 #[derive(Debug, thiserror::Error)]

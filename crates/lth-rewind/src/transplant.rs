@@ -377,7 +377,11 @@ impl<'a> Transplant<'a> {
                     .into_iter()
                     .map(|(n, m)| {
                         if n == weight && *output == Output::Reinit {
-                            let ones = m.ones_like();
+                            // Dense, in the target's shape (the class counts may differ).
+                            let ones = fresh.iter().find(|(f, _)| *f == n).map_or_else(
+                                || m.ones_like(),
+                                |(_, t)| t.ones_like().to_kind(m.kind()),
+                            );
                             (n, ones)
                         } else {
                             (n, m)

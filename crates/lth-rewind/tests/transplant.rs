@@ -85,6 +85,18 @@ fn transfer_moves_every_layer_but_the_classifier_by_its_policy() {
             .equal(ticket.get("fc_layers.0.weight").unwrap())
     );
 
+    // reinit to all ten classes: a dense classifier of the target's shape.
+    let all = load(root.path(), "mnist");
+    let hp =
+        TransplantHparams::transfer(lottery.hparams().clone(), 1, "mnist", Some(Output::Reinit))
+            .unwrap();
+    let ten = Transplant::new(&store, hp, &lottery, &all).unwrap();
+    let fresh10 = lth_train::Setup::new(&ten.hparams().target(), 1, &all).unwrap();
+    let (state, mask) = ten.moved(&fresh10).unwrap();
+    assert_eq!(named(&state, "fc.weight").size(), [10, 100]);
+    assert_eq!(mask.get("fc.weight").unwrap().size(), [10, 100]);
+    assert_eq!(kept(&mask, "fc.weight"), 10 * 100);
+
     // keep-mask: re-initialised under the ticket's output mask.
     let (state, mask) = transplant(Some(Output::KeepMask)).moved(&fresh).unwrap();
     assert!(named(&state, "fc.weight").equal(named(&w0, "fc.weight")));
