@@ -905,3 +905,122 @@ fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
         "{table}"
     );
 }
+
+/// `lth elastic` and `lth transfer`: bad maps and policies are refused before anything trains;
+/// a ticket moves by lottery flags or by its folder, with the random baseline beside it.
+#[test]
+fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
+    let w = workspace_of(400);
+    // SMALL's lottery flags with another model and dataset, without the evaluation interval.
+    let flags = |model: &'static str, dataset: &'static str| {
+        let mut v: Vec<&'static str> = SMALL[1..11].to_vec();
+        (v[1], v[3]) = (model, dataset);
+        v.extend(&SMALL[13..]);
+        v.push("--quiet");
+        v
+    };
+    let with = |head: &[&'static str], tail: Vec<&'static str>| -> Vec<&'static str> {
+        head.iter().copied().chain(tail).collect()
+    };
+    let deeper = ["elastic", "--level", "1", "--to", "lenet_300_100_100_100"];
+    for (args, expected) in [
+        (
+            with(&deeper, flags("lenet_300_100_100", "mnist"))
+                .into_iter()
+                .chain(["--map", "0:0;1:1;2:2"])
+                .collect::<Vec<_>>(),
+            "leaves target block 3 uncovered",
+        ),
+        (
+            with(&deeper, flags("lenet_300_100", "mnist")),
+            "fc_layers.2.weight would get shape [100, 300]",
+        ),
+        (
+            with(&deeper, flags("cifar_resnet_20", "mnist"))
+                .into_iter()
+                .chain(["--augment", "false", "--milestones", "none"])
+                .collect(),
+            "is not of the family of `cifar_resnet_20`",
+        ),
+        (
+            with(
+                &["transfer", "--level", "1", "--dataset", "mnist"],
+                Vec::new(),
+            ),
+            "--from DIR is required",
+        ),
+        (
+            with(
+                &["transfer", "--level", "1", "--dataset", "mnist", "--from"],
+                vec!["elsewhere"],
+            ),
+            "expected a lottery folder",
+        ),
+    ] {
+        assert_refused(&args, w.path(), expected);
+    }
+
+    // By lottery flags: levels 0 and 1 of the source, then the moved ticket and a random mask.
+    let mut args = with(&deeper, flags("lenet_300_100_100", "mnist"));
+    args.extend(["--map", "0:0;1:1;2:2,3", "--random", "7"]);
+    let out = ok(&lth(&args, w.path()));
+    assert!(
+        out.contains("source level 1") && out.contains("ticket") && out.contains("random_7"),
+        "{out}"
+    );
+    let masks = paths_ending(&w.path().join("runs"), "mask.safetensors");
+    assert!(
+        masks
+            .iter()
+            .any(|p| p.ends_with("replicate_1/ticket/mask.safetensors"))
+            && masks
+                .iter()
+                .any(|p| p.ends_with("replicate_1/random_7/mask.safetensors")),
+        "{masks:?}"
+    );
+    // Run again: nothing trains.
+    let again = lth(&args, w.path());
+    assert!(
+        String::from_utf8_lossy(&again.stderr)
+            .matches("training")
+            .count()
+            == 0
+    );
+
+    // By folder: a ticket of classes 0–4 moved to classes 5–9, and to all ten classes, which
+    // needs a classifier policy.
+    let mut lottery = vec!["lottery", "--levels", "1"];
+    lottery.extend(flags("lenet_300_100", "mnist:classes=0-4"));
+    ok(&lth(&lottery, w.path()));
+    let folder = std::fs::read_dir(w.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("hparams.json"))
+                .is_ok_and(|h| h.contains("classes=0-4") && !h.contains("\"to\""))
+        })
+        .unwrap();
+    let from = folder.join("replicate_1").to_str().unwrap().to_owned();
+    let transfer = |dataset: &str, output: &[&str]| {
+        let mut v = vec![
+            "transfer",
+            "--from",
+            &from,
+            "--level",
+            "1",
+            "--dataset",
+            dataset,
+        ];
+        v.extend(output);
+        v.extend(["--device", "cpu", "--quiet"]);
+        lth(&v, w.path())
+    };
+    let e = err(&transfer("mnist", &[]));
+    assert!(e.contains("say --output reinit"), "{e}");
+    let out = ok(&transfer("mnist", &["--output", "reinit"]));
+    assert!(
+        out.contains("source level 1") && out.contains("ticket"),
+        "{out}"
+    );
+    ok(&transfer("mnist:classes=5-9", &[]));
+}

@@ -301,6 +301,40 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         )),
         "{e}"
     );
+    // Destination flags belong to elastic and transfer rows.
+    std::fs::write(
+        target.join("spec.toml"),
+        spec.replacen(
+            "rewind = \"0\" }",
+            "rewind = \"0\", target-dataset = \"mnist\" }",
+            1,
+        ),
+    )
+    .unwrap();
+    let e = err(&lth(
+        &["repro", "fig3", "--repro-dir", dir, "--device", "cpu"],
+        root(),
+    ));
+    assert!(
+        e.contains("row `lenet` at scale `paper`: --target-model, --target-dataset, --map and --output belong to elastic and transfer rows, not stability"),
+        "{e}"
+    );
+    // A block map that leaves a target block uncovered, named with its row and scale.
+    let elastic = copy_target("elastic", tmp.path());
+    let elastic_spec = std::fs::read_to_string(elastic.join("spec.toml")).unwrap();
+    std::fs::write(
+        elastic.join("spec.toml"),
+        elastic_spec.replacen("0:0;1:1;2:2,3", "0:0;1:1;2:2", 1),
+    )
+    .unwrap();
+    let e = err(&lth(
+        &["repro", "elastic", "--repro-dir", dir, "--device", "cpu"],
+        root(),
+    ));
+    assert!(
+        e.contains("row `lenet_deeper` at scale `paper`: block map `0:0;1:1;2:2` leaves target block 3 uncovered"),
+        "{e}"
+    );
     // A bad value of another scale is found before anything trains at this one.
     let paper_steps = "flags = { steps = \"50000it\"";
     std::fs::write(
@@ -555,5 +589,47 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
             stdout.contains("over 1 targets (1 skipped whole)"),
             "{stdout}"
         );
+    }
+}
+
+/// `elastic` and `transfer` at the smoke scale: every replicate trains the source lottery, the
+/// target's own lottery, the moved ticket and its random mask, and the snapshot cells pass; the
+/// CIFAR-10 rows of `elastic` are skipped once, with the reason.
+#[test]
+fn elastic_and_transfer_smoke_move_tickets_beside_the_targets_own_lottery() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    for (target, rows) in [("elastic", 1), ("transfer", 2)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let args = smoke_args(target, &data, tmp.path(), &[]);
+        let stdout = ok(&lth(&strs(&args), root()));
+        let last = stdout.lines().last().unwrap();
+        assert!(
+            last.starts_with(&format!("{target} smoke: ")) && last.contains(" 0 FAIL"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "PASS    {}",
+                if rows == 1 {
+                    "lenet_deeper"
+                } else {
+                    "lenet_classes"
+                }
+            )),
+            "{stdout}"
+        );
+        if target == "elastic" {
+            assert_eq!(stdout.matches("SKIPPED resnet").count(), 1, "{stdout}");
+        }
+        // Per row and replicate (2): levels 0–2 of the source and of the target's own lottery, the
+        // moved ticket and the random mask.
+        let runs = finished(&tmp.path().join("runs"));
+        assert_eq!(runs.len(), rows * 2 * (3 + 3 + 2), "{runs:?}");
+        let moved = runs
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("transplant_"))
+            .count();
+        assert_eq!(moved, rows * 2 * 2, "{runs:?}");
     }
 }

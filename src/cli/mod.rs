@@ -8,6 +8,7 @@ mod repro;
 mod sparsity;
 mod stability;
 mod train;
+mod transplant;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,10 @@ enum Command {
     Stability(stability::StabilityArgs),
     /// The error along the line between two copies of a lottery level, and its barrier.
     Interpolate(stability::InterpolateArgs),
+    /// Move a lottery ticket to another depth of its family (Elastic LTH) and train it there.
+    Elastic(transplant::ElasticArgs),
+    /// Move a lottery ticket to another dataset (ticket transfer) and train it there.
+    Transfer(transplant::TransferArgs),
     /// Reproduce a figure or table of a paper (a folder of repro/) and judge it cell by cell.
     Repro(repro::ReproArgs),
     /// Time the training loop against a bare loop over pre-batched tensors.
@@ -137,6 +142,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lottery(cmd) => lottery::run(&cmd),
         Command::Stability(args) => stability::run_stability(&args),
         Command::Interpolate(args) => stability::run_interpolate(&args),
+        Command::Elastic(args) => transplant::run_elastic(&args),
+        Command::Transfer(args) => transplant::run_transfer(&args),
         Command::Repro(args) => repro::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Sparsity(args) => sparsity::run(&args),

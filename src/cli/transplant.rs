@@ -1,0 +1,216 @@
+//! `lth elastic` and `lth transfer`: a lottery level's ticket moved to another depth or dataset,
+//! and trained there from the rewind step.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use lth_rewind::{Lottery, LotteryHparams, Output, Planted, Transplant, TransplantHparams};
+use lth_store::{RunDir, Store};
+use lth_train::RunSummary;
+
+use super::CommonArgs;
+use super::lottery::{LotteryArgs, train_levels};
+use super::progress::Bar;
+
+/// The ticket a command moves.
+#[derive(Args, Debug)]
+struct TicketArgs {
+    /// The source lottery's folder (`runs/lottery_<hash>`, or one of its `replicate_<n>`).
+    #[arg(long, value_name = "DIR")]
+    from: Option<PathBuf>,
+    /// The level whose ticket moves (the source's levels up to it are trained if missing).
+    #[arg(long)]
+    level: u64,
+    /// Also train the random baseline: the moved weights under a random mask with the ticket's
+    /// per-layer counts, drawn with this seed.
+    #[arg(long, value_name = "SEED")]
+    random: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ElasticArgs {
+    #[command(flatten)]
+    ticket: TicketArgs,
+    /// The target depth, of the source's family (cifar_resnet_32, lenet_300_100_100_100).
+    #[arg(long, value_name = "MODEL")]
+    to: String,
+    /// interpolation, appending, or a block map such as `0:0;1:1,2;2:3,4` (source block: target
+    /// blocks, the same for every stage; a source block left out is dropped).
+    #[arg(long, default_value = "interpolation")]
+    map: String,
+    /// The source lottery's flags, when it is not given by --from.
+    #[command(flatten)]
+    lottery: LotteryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    ticket: TicketArgs,
+    /// The target dataset (any registry name, e.g. fashion-mnist:classes=5-9).
+    #[arg(long)]
+    dataset: String,
+    /// The classifier: reinit (re-initialised, dense), keep-mask (re-initialised under the
+    /// ticket's mask) or copy; required when the class counts differ (then only reinit fits).
+    #[arg(long)]
+    output: Option<Output>,
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The replicate of a lottery folder given by --from (default: 1, or the folder's own).
+    #[arg(long)]
+    replicate: Option<u64>,
+}
+
+/// The source lottery in `dir` (a lottery folder or one of its replicates): its hyperparameters,
+/// its replicate and its store.
+fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHparams, u64, Store)> {
+    let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+    let (folder, replicate) = match name(dir)
+        .as_deref()
+        .and_then(|n| n.strip_prefix("replicate_"))
+    {
+        Some(n) => {
+            let n: u64 = n
+                .parse()
+                .with_context(|| format!("--from {}: bad replicate folder", dir.display()))?;
+            if replicate.is_some_and(|r| r != n) {
+                bail!(
+                    "--from {} is replicate {n}, but --replicate says otherwise",
+                    dir.display()
+                );
+            }
+            (dir.parent().unwrap_or(dir).to_owned(), n)
+        }
+        None => (dir.to_owned(), replicate.unwrap_or(1)),
+    };
+    if !name(&folder).is_some_and(|n| n.starts_with("lottery_")) {
+        bail!(
+            "--from {}: expected a lottery folder (runs/lottery_<hash>, or its replicate_<n>)",
+            dir.display()
+        );
+    }
+    let hp: LotteryHparams = RunDir::new(&folder).hparams()?.with_context(|| {
+        format!(
+            "--from {}: no hparams.json in {}",
+            dir.display(),
+            folder.display()
+        )
+    })?;
+    let root = folder
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned);
+    Ok((hp, replicate, Store::new(root)))
+}
+
+pub fn run_elastic(args: &ElasticArgs) -> anyhow::Result<()> {
+    let common = &args.lottery.common;
+    let (source_hp, replicate, source_store) = match &args.ticket.from {
+        Some(dir) => {
+            if args.lottery.flags.train.model.is_some() {
+                bail!("give the source as --from DIR or as lottery flags (--model ...), not both");
+            }
+            from_folder(dir, Some(args.lottery.flags.replicate).filter(|&r| r != 1))?
+        }
+        None => (
+            args.lottery.resolve()?,
+            args.lottery.flags.replicate,
+            Store::new(&common.runs_dir),
+        ),
+    };
+    let hp = TransplantHparams::elastic(source_hp, args.ticket.level, &args.to, &args.map)?;
+    let data = common.data(&hp.source.train.dataset)?;
+    drive(
+        hp,
+        replicate,
+        &source_store,
+        common,
+        &data,
+        &data,
+        args.ticket.random,
+    )
+}
+
+pub fn run_transfer(args: &TransferArgs) -> anyhow::Result<()> {
+    let Some(dir) = &args.ticket.from else {
+        bail!("--from DIR is required: the source lottery's folder (runs/lottery_<hash>)");
+    };
+    let (source_hp, replicate, source_store) = from_folder(dir, args.replicate)?;
+    let hp = TransplantHparams::transfer(source_hp, args.ticket.level, &args.dataset, args.output)?;
+    let source_data = args.common.data(&hp.source.train.dataset)?;
+    let target_data = args.common.data(&hp.target().dataset)?;
+    drive(
+        hp,
+        replicate,
+        &source_store,
+        &args.common,
+        &source_data,
+        &target_data,
+        args.ticket.random,
+    )
+}
+
+fn drive(
+    hp: TransplantHparams,
+    replicate: u64,
+    source_store: &Store,
+    common: &CommonArgs,
+    source_data: &lth_train::Data,
+    target_data: &lth_train::Data,
+    random: Option<u64>,
+) -> anyhow::Result<()> {
+    let level = hp.level;
+    let source = Lottery::new(source_store, hp.source.clone(), replicate, source_data)?;
+    let mut bar = Bar::new(common.quiet);
+    train_levels(&source, &(0..=level).collect::<Vec<_>>(), &mut bar)?;
+    let kind = hp.kind();
+    let transplant = Transplant::new(&Store::new(&common.runs_dir), hp, &source, target_data)?;
+    eprintln!(
+        "{kind}: level {level} of {} moved to {} on {}; folder {}",
+        source.dir().path().display(),
+        transplant.hparams().target().model.model,
+        transplant.hparams().target().dataset.dataset,
+        transplant.dir().path().display()
+    );
+    let mut units = vec![Planted::Ticket];
+    units.extend(random.map(|seed| Planted::Random { seed }));
+    let mut rows: Vec<(String, f64, RunSummary)> = Vec::new();
+    let source_summary = source.level_dir(level).done_summary::<RunSummary>()?;
+    for planted in units {
+        if !transplant.unit_dir(planted).is_done()? {
+            eprintln!("{kind}: training {}", planted.name());
+        }
+        let summary = transplant
+            .run(planted, &mut bar)
+            .with_context(|| format!("{kind} {}", planted.name()))?;
+        let mask = lth_prune::Mask::load(&transplant.unit_dir(planted).join(lth_rewind::MASK))?;
+        rows.push((planted.name(), mask.density(), summary));
+    }
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    println!(
+        "{:<16} {:>10} {:>10} {:>10}",
+        "unit", "remaining", "final acc", "best acc"
+    );
+    if let Some(s) = source_summary {
+        let m = source.mask(level)?;
+        println!(
+            "{:<16} {:>10} {:>10} {:>10}",
+            format!("source level {level}"),
+            pct(m.density()),
+            pct(s.final_test_accuracy),
+            pct(s.best_test_accuracy)
+        );
+    }
+    for (name, density, s) in rows {
+        println!(
+            "{:<16} {:>10} {:>10} {:>10}",
+            name,
+            pct(density),
+            pct(s.final_test_accuracy),
+            pct(s.best_test_accuracy)
+        );
+    }
+    println!("folder: {}", transplant.dir().path().display());
+    Ok(())
+}
