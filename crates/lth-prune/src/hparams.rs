@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use crate::{Mask, PruneError, Result, magnitude_global, magnitude_layerwise};
+use crate::{Count, Criterion, Keep, Mask, PruneError, Result, select_global, select_layerwise};
 
 /// How one level of pruning picks the weights to remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub struct PruningHparams {
     pub output_rate: Option<f64>,
     /// Layers never pruned, by parameter name.
     pub exclude: Vec<String>,
+    /// Which weights a level keeps (IMP's `large_final` by default; "Deconstructing Lottery
+    /// Tickets" compares the others).
+    pub criterion: Criterion,
 }
 
 impl PruningHparams {
@@ -97,21 +100,44 @@ impl PruningHparams {
         }
     }
 
-    /// One level of pruning: the mask after removing this level's weights from `mask`, judged by
-    /// the magnitudes of `weights` (the trained weights, in network order). `output` names the
-    /// output layer.
+    /// One level of pruning by magnitude (`large_final`): the mask after removing this level's
+    /// weights from `mask`, judged by `weights` (the trained weights, in network order). `output`
+    /// names the output layer. A criterion that reads the starting weights needs [`Self::prune_from`].
     pub fn prune(&self, weights: &[(String, Tensor)], mask: &Mask, output: &str) -> Result<Mask> {
+        self.prune_from(weights, &[], mask, output)
+    }
+
+    /// One level of pruning by the criterion, from the weights training ended with (`last`, in
+    /// network order) and started from (`first`: the weights the level rewound to).
+    pub fn prune_from(
+        &self,
+        last: &[(String, Tensor)],
+        first: &[(String, Tensor)],
+        mask: &Mask,
+        output: &str,
+    ) -> Result<Mask> {
+        let scores = self.criterion.score(last, first)?;
         match self.strategy {
-            Strategy::Layerwise => {
-                magnitude_layerwise(weights, mask, |n, w| self.layer_rate(n, w, output))
-            }
+            Strategy::Layerwise => select_layerwise(&scores, mask, Keep::Largest, |name| {
+                let rate = last
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(self.rate, |(n, w)| self.layer_rate(n, w, output));
+                Count::PruneFraction(rate)
+            }),
             Strategy::Global => {
-                let included: Vec<String> = weights
+                let included: Vec<String> = last
                     .iter()
                     .map(|(n, _)| n.clone())
                     .filter(|n| !self.exclude.contains(n))
                     .collect();
-                magnitude_global(weights, mask, &included, self.rate)
+                select_global(
+                    &scores,
+                    mask,
+                    &included,
+                    Keep::Largest,
+                    Count::PruneFraction(self.rate),
+                )
             }
         }
     }

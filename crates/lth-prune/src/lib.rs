@@ -29,6 +29,7 @@
 //! ```
 
 mod criteria;
+pub mod criterion;
 pub mod distribution;
 mod error;
 pub mod flops;
@@ -40,6 +41,7 @@ pub mod score;
 mod select;
 
 pub use criteria::{magnitude_global, magnitude_layerwise, random_layer, random_like};
+pub use criterion::Criterion;
 pub use distribution::{Distribution, LayerSparsity, Spread};
 pub use error::PruneError;
 pub use flops::Flops;
