@@ -44,7 +44,7 @@ struct LotteryRun {
     #[arg(long, required = true)]
     levels: Option<u64>,
     /// Also train these branches off every level from 1 (comma-separated:
-    /// random-reinit, random-prune, sign-preserving).
+    /// random-reinit, random-prune, sign-preserving, reshuffle, supermask, supermask-signed).
     #[arg(long, value_delimiter = ',')]
     branch: Vec<BranchKind>,
     /// Seed of the branches' randomness (default: the replicate number).
@@ -62,7 +62,8 @@ enum LotterySub {
 struct BranchRun {
     #[command(flatten)]
     lottery: LotteryArgs,
-    /// random-reinit, random-prune, sign-preserving or random-uniform.
+    /// random-reinit, random-prune, sign-preserving (signed-constant), random-uniform, reshuffle,
+    /// or, evaluated on the untrained W0 without training, supermask or supermask-signed.
     #[arg(long)]
     kind: BranchKind,
     /// Run the branch off levels 1..=N.

@@ -30,6 +30,11 @@ pub struct LotteryFlags {
     /// Layers never pruned (parameter names, comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Option<Vec<String>>,
+    /// Which weights a level keeps: large_final (IMP's |w_f|), small_final, large_init,
+    /// small_init, magnitude_increase, movement, each also with _same_sign or _diff_sign
+    /// ("Deconstructing Lottery Tickets"; w_i is the rewind point W_k).
+    #[arg(long)]
+    pub criterion: Option<lth_prune::Criterion>,
     /// Rewind point k: 0 (the original LTH), 500it, 2ep. Every level retrains T − k steps: from
     /// W_k (weight rewinding), from W_T with the schedule replayed from k (lr rewinding), or from
     /// W_T at the final rate (fine-tuning, which k shortens as Renda et al. compare them).
@@ -64,6 +69,7 @@ impl LotteryFlags {
         p.rate = self.rate.unwrap_or(p.rate);
         p.conv_rate = self.conv_rate.or(p.conv_rate);
         p.output_rate = self.output_rate.or(p.output_rate);
+        p.criterion = self.criterion.unwrap_or(p.criterion);
         if let Some(x) = &self.exclude {
             p.exclude.clone_from(x);
         }

@@ -118,22 +118,34 @@ pub enum BranchKind {
     RandomReinit,
     /// A random mask with the level's per-layer fractions, the rewind weights W_k.
     RandomPrune,
-    /// The level's mask; kept kernel weights set to sign(W0) × the layer's init std; the other
-    /// parameters from W_k (Zhou et al. 2019).
+    /// The level's mask; kept kernel weights set to sign(W0) × the layer's init std (Zhou et al.'s
+    /// "signed constant"; also accepted as `signed-constant`); the other parameters from W_k;
+    /// trained steps k..T.
     SignPreserving,
     /// A random mask keeping as many weights as the level's, spread uniformly over every
     /// prunable weight (global random pruning, no per-layer matching), the rewind weights W_k:
     /// the random-pruning baseline of the pruning-at-initialisation papers.
     RandomUniform,
+    /// The level's mask; within each layer the kept weights of W_k trade places at random
+    /// (Zhou et al.'s "reshuffle"); trained steps k..T.
+    Reshuffle,
+    /// Not trained: the level's mask on the untrained W0, evaluated (a supermask, Zhou et al.).
+    Supermask,
+    /// Not trained: the level's mask on W0 with the kept weights set to sign(W0) × the layer's
+    /// init std (the signed-constant supermask).
+    SupermaskSigned,
 }
 
 impl BranchKind {
     /// Every kind.
-    pub const ALL: [BranchKind; 4] = [
+    pub const ALL: [BranchKind; 7] = [
         BranchKind::RandomReinit,
         BranchKind::RandomPrune,
         BranchKind::SignPreserving,
         BranchKind::RandomUniform,
+        BranchKind::Reshuffle,
+        BranchKind::Supermask,
+        BranchKind::SupermaskSigned,
     ];
 
     /// The name used in folders and CSV files (`random_reinit`).
@@ -143,7 +155,15 @@ impl BranchKind {
             BranchKind::RandomPrune => "random_prune",
             BranchKind::SignPreserving => "sign_preserving",
             BranchKind::RandomUniform => "random_uniform",
+            BranchKind::Reshuffle => "reshuffle",
+            BranchKind::Supermask => "supermask",
+            BranchKind::SupermaskSigned => "supermask_signed",
         }
+    }
+
+    /// Whether the branch trains (supermasks are only evaluated, at step 0).
+    pub fn trains(self) -> bool {
+        !matches!(self, BranchKind::Supermask | BranchKind::SupermaskSigned)
     }
 }
 
@@ -151,12 +171,15 @@ impl std::str::FromStr for BranchKind {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let s2 = s.replace('-', "_");
+        if s2 == "signed_constant" {
+            return Ok(BranchKind::SignPreserving);
+        }
         BranchKind::ALL
             .into_iter()
             .find(|k| k.name() == s2)
             .ok_or_else(|| {
                 format!(
-                    "unknown branch `{s}`: expected random-reinit, random-prune, sign-preserving or random-uniform"
+                    "unknown branch `{s}`: expected random-reinit, random-prune, sign-preserving (or signed-constant), random-uniform, reshuffle, supermask or supermask-signed"
                 )
             })
     }

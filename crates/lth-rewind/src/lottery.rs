@@ -279,10 +279,16 @@ impl<'a> Lottery<'a> {
                     })
             })
             .collect::<Result<_>>()?;
+        // The weights this level's training starts from (W_k), for criteria that read them.
+        let first = if self.hp.pruning.criterion.needs_init() {
+            self.dense_weights_at(self.rewind)?
+        } else {
+            Vec::new()
+        };
         let mask = self
             .hp
             .pruning
-            .prune(&weights, &previous, model.output_layer())?;
+            .prune_from(&weights, &first, &previous, model.output_layer())?;
         mask.save(&path)?;
         Ok(mask)
     }
@@ -355,25 +361,80 @@ impl<'a> Lottery<'a> {
                 setup
                     .model
                     .load_state(&self.dense_weights_at(self.rewind)?)?;
-                let w0 = self.dense_weights_at(0)?;
-                let init = setup.model.init();
-                for (name, mut kernel) in setup.model.prunable_tensors() {
-                    let (_, original) = w0
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .ok_or_else(|| RewindError::Invalid(format!("W0 lacks {name}")))?;
-                    let value =
-                        original.sign().to_device(kernel.device()) * init.std(&kernel.size());
-                    tch::no_grad(|| kernel.copy_(&value));
+                self.signed_constant(&setup)?;
+                (setup, level_mask)
+            }
+            BranchKind::Reshuffle => {
+                let mut setup = self.setup(None)?;
+                setup
+                    .model
+                    .load_state(&self.dense_weights_at(self.rewind)?)?;
+                for (name, kernel) in setup.model.prunable_tensors() {
+                    let keep = level_mask.get(&name).ok_or_else(|| {
+                        RewindError::Invalid(format!("the level's mask lacks {name}"))
+                    })?;
+                    let flat_keep = keep.flatten(0, -1).to_device(kernel.device());
+                    let at = flat_keep.nonzero().squeeze_dim(1);
+                    let order = lth_rng::Stream::named(seed, "reshuffle", &name)
+                        .permutation(at.size()[0] as usize);
+                    let order = tch::Tensor::from_slice(&order).to_device(kernel.device());
+                    tch::no_grad(|| {
+                        let mut flat = kernel.view(-1);
+                        let values = flat.index_select(0, &at).index_select(0, &order);
+                        let _ = flat.index_copy_(0, &at, &values);
+                    });
                 }
+                (setup, level_mask)
+            }
+            // W0 untrained: a fresh setup holds it.
+            BranchKind::Supermask => (self.setup(None)?, level_mask),
+            BranchKind::SupermaskSigned => {
+                let setup = self.setup(None)?;
+                self.signed_constant(&setup)?;
                 (setup, level_mask)
             }
         };
         mask.save(&dir.join(MASK))?;
-        let plan = self.plan(self.rewind, Vec::new());
+        let plan = if branch.kind.trains() {
+            self.plan(self.rewind, Vec::new())
+        } else {
+            // Evaluated at step 0 and not trained.
+            RunPlan {
+                to: 0,
+                ..self.plan(0, Vec::new())
+            }
+        };
         let summary = self.train_masked(&dir, &mut setup, &mask, &plan, progress)?;
         self.write_tables()?;
         Ok(summary)
+    }
+
+    /// The test accuracy and loss of `mask` on the untrained W0 (with `signed`, the kept weights
+    /// set to sign(W0) × the layer's init std): a supermask, measured without training or storing
+    /// anything. The `supermask` branches store the same measurement as units.
+    pub fn evaluate_at_init(&self, mask: &Mask, signed: bool) -> Result<lth_train::Evaluation> {
+        let mut setup = self.setup(None)?;
+        if signed {
+            self.signed_constant(&setup)?;
+        }
+        setup.optimizer.set_mask(mask)?;
+        Ok(lth_train::evaluate(&setup.model, &self.data.eval.test)?)
+    }
+
+    /// Sets `setup`'s kept-or-not prunable kernels to sign(W0) × the layer's init std: the signed
+    /// constant of Zhou et al. (the mask, applied later, keeps the level's weights).
+    fn signed_constant(&self, setup: &Setup) -> Result<()> {
+        let w0 = self.dense_weights_at(0)?;
+        let init = setup.model.init();
+        for (name, mut kernel) in setup.model.prunable_tensors() {
+            let (_, original) = w0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or_else(|| RewindError::Invalid(format!("W0 lacks {name}")))?;
+            let value = original.sign().to_device(kernel.device()) * init.std(&kernel.size());
+            tch::no_grad(|| kernel.copy_(&value));
+        }
+        Ok(())
     }
 
     /// Every finished unit of this replicate, in order of level, IMP first.

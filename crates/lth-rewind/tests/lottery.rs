@@ -143,9 +143,88 @@ fn branches_share_the_level_mask_or_its_fractions() {
             "random_prune",
             "random_reinit",
             "random_uniform",
-            "sign_preserving"
+            "reshuffle",
+            "sign_preserving",
+            "supermask",
+            "supermask_signed"
         ]
     );
+}
+
+#[test]
+fn supermasks_are_evaluated_on_w0_without_training() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let store = Store::new(root.path().join("runs"));
+    let lottery = Lottery::new(&store, hparams(), 1, &data).unwrap();
+    lottery.run_level(0, &mut ()).unwrap();
+    lottery.run_level(1, &mut ()).unwrap();
+    let mask = lottery.mask(1).unwrap();
+    for (kind, signed) in [
+        (BranchKind::Supermask, false),
+        (BranchKind::SupermaskSigned, true),
+    ] {
+        let b = BranchHparams { kind, seed: None };
+        let s = lottery.run_branch(1, &b, &mut ()).unwrap();
+        let dir = lottery.branch_dir(1, &b);
+        let logged = rows(&dir);
+        assert_eq!(
+            (logged.len(), logged[0].step, s.steps),
+            (1, 0, 0),
+            "{kind:?}"
+        );
+        let e = lottery.evaluate_at_init(&mask, signed).unwrap();
+        assert_eq!(s.final_test_accuracy, e.accuracy, "{kind:?}");
+        // What it evaluated is W0 under the mask (or its signed constants): nothing trained.
+        let w = load_tensors(&dir.join("final.safetensors")).unwrap();
+        let w0 = lottery.dense_weights_at(0).unwrap();
+        let (_, a) = w.iter().find(|(n, _)| n == "fc_layers.0.weight").unwrap();
+        let (_, b0) = w0.iter().find(|(n, _)| n == "fc_layers.0.weight").unwrap();
+        let m = mask.get("fc_layers.0.weight").unwrap();
+        if signed {
+            let std = lth_models::Init::KaimingNormal.std(&a.size());
+            let expected = b0.sign() * std * m.to_kind(Kind::Float);
+            assert!(a.allclose(&expected, 1e-6, 1e-7, false));
+        } else {
+            assert!(a.equal(&(b0 * m.to_kind(Kind::Float))));
+        }
+    }
+    // A random mask with the ticket's per-layer counts, measured the same way.
+    let random = lth_prune::random_like(&mask, 9);
+    let r = lottery.evaluate_at_init(&random, false).unwrap();
+    assert!((0.0..=1.0).contains(&r.accuracy));
+}
+
+#[test]
+fn a_criterion_other_than_large_final_reads_the_rewind_point() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let store = Store::new(root.path().join("runs"));
+    let mut hp = hparams();
+    hp.rewind = Steps::it(10);
+    hp.pruning.criterion = "magnitude_increase".parse().unwrap();
+    let lottery = Lottery::new(&store, hp.clone(), 1, &data).unwrap();
+    lottery.run_level(0, &mut ()).unwrap();
+    lottery.run_level(1, &mut ()).unwrap();
+    let last = lottery
+        .final_weights(&lottery.level_dir(0))
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n.ends_with("weight") && (n.starts_with("fc")))
+        .collect::<Vec<_>>();
+    let first = lottery.dense_weights_at(10).unwrap();
+    let ones = Mask::ones(&last);
+    let expected = hp
+        .pruning
+        .prune_from(&last, &first, &ones, "fc.weight")
+        .unwrap();
+    let got = lottery.mask(1).unwrap();
+    for (n, m) in expected.iter() {
+        assert!(got.get(n).unwrap().equal(m), "{n}");
+    }
+    // Without the starting weights it is refused.
+    let imp = hp.pruning.prune(&last, &ones, "fc.weight");
+    assert!(imp.is_err(), "magnitude_increase without W_k is refused");
 }
 
 #[test]
