@@ -9,7 +9,8 @@ use lth_store::Store;
 use lth_train::{Data, Progress, SparseHparams};
 
 use crate::{
-    LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability, Transplanted,
+    LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability, Supermask,
+    Transplanted,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -114,6 +115,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(SparseTraining),
         Box::new(Transplanted::ELASTIC),
         Box::new(Transplanted::TRANSFER),
+        Box::new(Supermask),
     ]
 }
 

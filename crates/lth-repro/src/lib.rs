@@ -29,6 +29,7 @@ mod pai;
 mod provenance;
 mod sparse;
 mod stability;
+mod supermask;
 mod transplant;
 
 pub use collapse::LayerCollapse;
@@ -39,6 +40,7 @@ pub use pai::PruneAtInit;
 pub use provenance::{Provenance, cpu_description};
 pub use sparse::SparseTraining;
 pub use stability::Stability;
+pub use supermask::Supermask;
 pub use transplant::Transplanted;
 
 /// What can go wrong running a reproduction.
