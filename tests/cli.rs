@@ -207,6 +207,10 @@ fn refused_commands_say_why_and_write_nothing() {
             "the rewind point 5it (5 iterations) must come before the end of training",
         ),
         (
+            lottery(&["--criterion", "largest"]),
+            "unknown criterion `largest`: expected one of large_final,",
+        ),
+        (
             vec![
                 "stability",
                 "--model",

@@ -633,3 +633,55 @@ fn elastic_and_transfer_smoke_move_tickets_beside_the_targets_own_lottery() {
         assert_eq!(moved, rows * 2 * 2, "{runs:?}");
     }
 }
+
+/// `deconstructing` at the smoke scale: every row's lottery prunes by its criterion, and the
+/// supermasks are measured without training (one row of metrics at step 0).
+#[test]
+fn deconstructing_smoke_measures_supermasks_without_training() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("deconstructing", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("deconstructing smoke: ") && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "PASS    fc_magnitude_increase · fashion-mnist · ticket_final [snapshot equivalent]"
+        ),
+        "{stdout}"
+    );
+    // 3 rows × 2 replicates: levels 0–2 and the two supermask branches.
+    let runs = finished(&tmp.path().join("runs"));
+    assert_eq!(runs.len(), 3 * 2 * (3 + 2), "{runs:?}");
+    for (p, _) in runs
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("branch_supermask"))
+    {
+        let metrics = std::fs::read_to_string(p.parent().unwrap().join("metrics.csv")).unwrap();
+        assert_eq!(metrics.lines().count(), 2, "{metrics}");
+        assert!(
+            metrics.lines().nth(1).unwrap().starts_with("0,"),
+            "{metrics}"
+        );
+    }
+    // The three criteria keep different weights.
+    let values = csv(&tmp.path().join("out/deconstructing/smoke/replicates.csv"));
+    let supermask = |row: &str| -> String {
+        values
+            .iter()
+            .find(|l| l.starts_with(&format!("{row},")) && l.contains(",1,supermask,"))
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_ne!(
+        supermask("fc_large_final"),
+        supermask("fc_magnitude_increase")
+    );
+}
