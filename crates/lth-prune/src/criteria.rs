@@ -71,3 +71,44 @@ pub fn random_layer(seed: u64, domain: &str, name: &str, shape: &[i64], kept: i6
     let _ = flat.index_fill_(0, &chosen, 1);
     flat.view(shape)
 }
+
+/// The `lth-rng` domain of reshuffled weights.
+pub const RESHUFFLE: &str = "reshuffle";
+
+/// Zhou et al.'s "reshuffle": within each layer of `mask`, the values of `weights` at the kept
+/// positions trade places by a permutation from the layer's own `lth-rng` stream; pruned positions
+/// keep their values. Returns new tensors, one per layer of `mask`.
+pub fn reshuffle(
+    weights: &[(String, Tensor)],
+    mask: &Mask,
+    seed: u64,
+) -> Result<Vec<(String, Tensor)>> {
+    mask.iter()
+        .map(|(name, keep)| {
+            let w = weights
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, w)| w.detach())
+                .ok_or_else(|| crate::PruneError::Mismatch(format!("no weights for `{name}`")))?;
+            if w.size() != keep.size() {
+                return Err(crate::PruneError::Mismatch(format!(
+                    "mask of `{name}` has shape {:?}, its weights {:?}",
+                    keep.size(),
+                    w.size()
+                )));
+            }
+            let at = keep
+                .flatten(0, -1)
+                .to_device(w.device())
+                .nonzero()
+                .squeeze_dim(1);
+            let order =
+                lth_rng::Stream::named(seed, RESHUFFLE, name).permutation(at.size()[0] as usize);
+            let order = Tensor::from_slice(&order).to_device(w.device());
+            let mut flat = w.flatten(0, -1).copy();
+            let values = flat.index_select(0, &at).index_select(0, &order);
+            let _ = flat.index_copy_(0, &at, &values);
+            Ok((name.to_owned(), flat.view(w.size().as_slice())))
+        })
+        .collect()
+}

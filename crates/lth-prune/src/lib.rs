@@ -40,7 +40,9 @@ mod pai;
 pub mod score;
 mod select;
 
-pub use criteria::{magnitude_global, magnitude_layerwise, random_layer, random_like};
+pub use criteria::{
+    RESHUFFLE, magnitude_global, magnitude_layerwise, random_layer, random_like, reshuffle,
+};
 pub use criterion::Criterion;
 pub use distribution::{Distribution, LayerSparsity, Spread};
 pub use error::PruneError;

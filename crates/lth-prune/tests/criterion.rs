@@ -128,3 +128,45 @@ fn every_name_parses_back_and_unknown_ones_are_listed() {
     let json = serde_json::to_string(&"movement_same_sign".parse::<Criterion>().unwrap()).unwrap();
     assert_eq!(json, "\"movement_same_sign\"");
 }
+
+#[test]
+fn reshuffle_permutes_the_kept_values_within_each_layer_and_nothing_else() {
+    tch::manual_seed(5);
+    let w = vec![
+        ("a".to_owned(), Tensor::randn([6, 8], tch::kind::FLOAT_CPU)),
+        ("b".to_owned(), Tensor::randn([3, 6], tch::kind::FLOAT_CPU)),
+    ];
+    let mask = lth_prune::random_like(
+        &lth_prune::select_layerwise(
+            &lth_prune::score::random(&w, 2),
+            &Mask::ones(&w),
+            lth_prune::Keep::Largest,
+            |_| lth_prune::Count::PruneFraction(0.5),
+        )
+        .unwrap(),
+        1,
+    );
+    let out = lth_prune::reshuffle(&w, &mask, 7).unwrap();
+    let again = lth_prune::reshuffle(&w, &mask, 7).unwrap();
+    let other = lth_prune::reshuffle(&w, &mask, 8).unwrap();
+    let sorted = |t: &Tensor| t.sort(0, false).0;
+    for (((name, new), (_, same)), (_, diff)) in out.iter().zip(&again).zip(&other) {
+        let (_, old) = w.iter().find(|(n, _)| n == name).unwrap();
+        let keep = mask.get(name).unwrap();
+        // The same seed, the same permutation; another seed, another one.
+        assert!(new.equal(same), "{name}");
+        assert!(!new.equal(diff), "{name}");
+        // Kept positions hold the kept values in another order; pruned ones are untouched.
+        assert!(!new.equal(old), "{name}");
+        assert!(
+            sorted(&new.masked_select(keep)).equal(&sorted(&old.masked_select(keep))),
+            "{name}"
+        );
+        let pruned = keep.logical_not();
+        assert!(
+            new.masked_select(&pruned)
+                .equal(&old.masked_select(&pruned)),
+            "{name}"
+        );
+    }
+}

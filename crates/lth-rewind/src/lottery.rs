@@ -366,24 +366,14 @@ impl<'a> Lottery<'a> {
             }
             BranchKind::Reshuffle => {
                 let mut setup = self.setup(None)?;
-                setup
-                    .model
-                    .load_state(&self.dense_weights_at(self.rewind)?)?;
-                for (name, kernel) in setup.model.prunable_tensors() {
-                    let keep = level_mask.get(&name).ok_or_else(|| {
-                        RewindError::Invalid(format!("the level's mask lacks {name}"))
-                    })?;
-                    let flat_keep = keep.flatten(0, -1).to_device(kernel.device());
-                    let at = flat_keep.nonzero().squeeze_dim(1);
-                    let order = lth_rng::Stream::named(seed, "reshuffle", &name)
-                        .permutation(at.size()[0] as usize);
-                    let order = tch::Tensor::from_slice(&order).to_device(kernel.device());
-                    tch::no_grad(|| {
-                        let mut flat = kernel.view(-1);
-                        let values = flat.index_select(0, &at).index_select(0, &order);
-                        let _ = flat.index_copy_(0, &at, &values);
-                    });
+                let mut wk = self.dense_weights_at(self.rewind)?;
+                let shuffled = lth_prune::reshuffle(&wk, &level_mask, seed)?;
+                for (n, t) in wk.iter_mut() {
+                    if let Some((_, new)) = shuffled.iter().find(|(s, _)| s == n) {
+                        *t = new.shallow_clone();
+                    }
                 }
+                setup.model.load_state(&wk)?;
                 (setup, level_mask)
             }
             // W0 untrained: a fresh setup holds it.
