@@ -258,7 +258,9 @@ fn list_targets(root: &Path) -> Result<()> {
         let present: Vec<String> = datasets
             .iter()
             .map(|d| {
-                let here = data.join(d).is_dir();
+                // A derived dataset (`fashion-mnist:classes=0-4`) is here when its base is.
+                let base = d.split_once(':').map_or(*d, |(b, _)| b);
+                let here = data.join(base).is_dir();
                 format!("{d} ({})", if here { "present" } else { "absent" })
             })
             .collect();
