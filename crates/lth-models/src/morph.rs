@@ -249,6 +249,11 @@ impl Depth {
         })
     }
 
+    /// Whether `other` names and stages its blocks the same way (a family with another depth).
+    pub fn same_family(&self, other: &Depth) -> bool {
+        self.prefix == other.prefix && self.stages == other.stages
+    }
+
     /// `(stage, block)` of a variable inside a block, and the rest of its name.
     fn locate<'a>(&self, name: &'a str) -> Option<(usize, usize, &'a str)> {
         let rest = name.strip_prefix(self.prefix)?;
@@ -271,7 +276,7 @@ pub fn morph(
     target: &Depth,
     map: &BlockMap,
 ) -> Result<Vec<(String, Tensor)>> {
-    if source.prefix != target.prefix || source.stages != target.stages {
+    if !source.same_family(target) {
         return Err(bad("source and target are not of the same family"));
     }
     map.check(source.blocks, target.blocks)?;

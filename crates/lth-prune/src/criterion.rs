@@ -138,6 +138,13 @@ impl Criterion {
         }
         // Demoted weights rank below every other, in every layer (selections need finite
         // scores): shifted down by more than the spread of all scores, keeping their order.
+        if self.sign == SignRule::Any {
+            return Ok(scores
+                .into_iter()
+                .map(|(n, s, _)| (n, s))
+                .collect::<Vec<_>>()
+                .into());
+        }
         let spread = scores
             .iter()
             .map(|(_, s, _)| s.abs().max().double_value(&[]))

@@ -150,13 +150,24 @@ impl TransplantHparams {
         }
         let target = self.target();
         target.validate()?;
+        let info =
+            |name: &str| lth_data::info(name).map_err(|e| RewindError::Invalid(e.to_string()));
+        // The shapes, before any data is read: both networks built at their W0.
+        let build = |model: &str, info: &lth_data::DatasetInfo| {
+            lth_models::Model::new(
+                model,
+                info.shape,
+                info.num_classes,
+                None,
+                0,
+                tch::Device::Cpu,
+            )
+        };
         match &self.to {
             Destination::Elastic { model, map } => {
                 let from = Depth::of(&self.source.train.model.model)?;
                 let to = Depth::of(model)?;
-                if from.stages != to.stages
-                    || self.source.train.model.model.split('_').next() != model.split('_').next()
-                {
+                if !from.same_family(&to) {
                     return Err(RewindError::Invalid(format!(
                         "`{model}` is not of the family of `{}`: a ticket moves between depths \
                          of one family",
@@ -165,52 +176,24 @@ impl TransplantHparams {
                 }
                 let map = BlockMap::parse(map)?;
                 map.check(from.blocks, to.blocks)?;
-                // The shapes, before any data is read: build both networks at their W0.
-                let info = lth_data::info(&target.dataset.dataset)
-                    .map_err(|e| RewindError::Invalid(e.to_string()))?;
-                let build = |name: &str| {
-                    lth_models::Model::new(
-                        name,
-                        info.shape,
-                        info.num_classes,
-                        None,
-                        0,
-                        tch::Device::Cpu,
-                    )
-                };
+                let data = info(&target.dataset.dataset)?;
                 let moved = morph::morph(
-                    &build(&self.source.train.model.model)?.state(),
+                    &build(&self.source.train.model.model, data)?.state(),
                     &from,
                     &to,
                     &map,
                 )?;
-                morph::check_fits(&moved, &build(model)?)?;
+                morph::check_fits(&moved, &build(model, data)?)?;
             }
             Destination::Transfer { dataset, output } => {
-                let info = |name: &str| {
-                    lth_data::info(name).map_err(|e| RewindError::Invalid(e.to_string()))
-                };
                 let source = info(&self.source.train.dataset.dataset)?;
                 let target = info(dataset)?;
-                // The shapes, before any data is read: build both networks at their W0.
                 let model = &self.source.train.model.model;
-                let build = |info: &lth_data::DatasetInfo| {
-                    lth_models::Model::new(
-                        model,
-                        info.shape,
-                        info.num_classes,
-                        None,
-                        0,
-                        tch::Device::Cpu,
-                    )
-                };
-                let built = build(target)?;
-                let output_layer = built.output_layer();
-                let out_prefix = output_layer.strip_suffix("weight").unwrap_or(output_layer);
-                let state: Vec<(String, Tensor)> = build(source)?
+                let built = build(model, target)?;
+                let state: Vec<(String, Tensor)> = build(model, source)?
                     .state()
                     .into_iter()
-                    .filter(|(n, _)| !n.starts_with(out_prefix))
+                    .filter(|(n, _)| !is_classifier(&built, n))
                     .collect();
                 check_shapes(&state, &built)?;
                 if source.num_classes != target.num_classes && *output != Output::Reinit {
@@ -351,16 +334,11 @@ impl<'a> Transplant<'a> {
             }
             Destination::Transfer { output, .. } => {
                 let weight = target.output_layer().to_owned();
-                let bias = weight
-                    .strip_suffix(".weight")
-                    .map(|p| format!("{p}.bias"))
-                    .unwrap_or_default();
                 let fresh = target.state();
-                let is_output = |n: &str| n == weight || n == bias;
                 let state: Vec<(String, Tensor)> = state
                     .into_iter()
                     .map(|(n, t)| {
-                        if is_output(&n) && *output != Output::Copy {
+                        if is_classifier(target, &n) && *output != Output::Copy {
                             let own = fresh
                                 .iter()
                                 .find(|(f, _)| *f == n)
@@ -432,6 +410,14 @@ impl<'a> Transplant<'a> {
             progress,
         )?)
     }
+}
+
+/// Whether `name` is a variable of `model`'s classifier (its output layer's weight or bias).
+fn is_classifier(model: &lth_models::Model, name: &str) -> bool {
+    let weight = model.output_layer();
+    let layer = weight.strip_suffix("weight").unwrap_or(weight);
+    name.strip_prefix(layer)
+        .is_some_and(|rest| rest == "weight" || rest == "bias")
 }
 
 /// Every moved tensor has the target's shape: an input of another size or channel count shows up
