@@ -403,6 +403,63 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
     assert!(e.contains("--replicates 1: at least 2"), "{e}");
 }
 
+/// A grid task's unit (`--unit`) is checked before anything trains, and a part refuses to run
+/// before its replicate's levels.
+#[test]
+fn repro_unit_errors_name_the_unit_and_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let unit = |u: &str| {
+        err(&lth(
+            &[
+                "repro",
+                "fig3",
+                "--scale",
+                "smoke",
+                "--device",
+                "cpu",
+                "--runs-dir",
+                runs.to_str().unwrap(),
+                "--unit",
+                u,
+            ],
+            root(),
+        ))
+    };
+    let e = unit("nope/1");
+    assert!(
+        e.contains("--unit nope/1: `nope` is not a row of fig3 (rows: lenet, resnet20_standard"),
+        "{e}"
+    );
+    let e = unit("lenet/4");
+    assert!(
+        e.contains("--unit lenet/4: replicates are numbered 1 to 3"),
+        "{e}"
+    );
+    let e = unit("lenet/1/1");
+    assert!(
+        e.contains("--unit lenet/1/1: part 1 does not exist; a replicate of a `stability` row has 1 part(s)"),
+        "{e}"
+    );
+    let e = unit("lenet/x");
+    assert!(
+        e.contains("`lenet/x`: expected ROW/REPLICATE or ROW/REPLICATE/PART"),
+        "{e}"
+    );
+    if fashion_root().is_some() {
+        let e = unit("lenet/1/0");
+        assert!(
+            e.contains("unit lenet/1/0: level 0 of replicate 1 is not trained")
+                && e.contains("the unit lenet/1 must finish first"),
+            "{e}"
+        );
+        assert!(
+            finished(&runs).is_empty(),
+            "nothing trained for a refused unit"
+        );
+    }
+}
+
 #[test]
 fn snip_smoke_prunes_at_initialisation_against_dense_and_random() {
     let Some(data) = fashion_root() else { return };

@@ -1,6 +1,7 @@
 //! Command-line interface: argument structs shared by the subcommands, and dispatch.
 
 mod bench;
+mod grid;
 mod info;
 mod lottery;
 mod progress;
@@ -55,6 +56,9 @@ enum Command {
     Transfer(transplant::TransferArgs),
     /// Reproduce a figure or table of a paper (a folder of repro/) and judge it cell by cell.
     Repro(repro::ReproArgs),
+    /// Spread a reproduction's independent units over a Slurm cluster, and follow them.
+    #[command(subcommand)]
+    Grid(grid::GridCmd),
     /// Time the training loop against a bare loop over pre-batched tensors.
     Bench(bench::BenchArgs),
     /// The per-layer sparsity of a distribution (uniform, ER, ERK) for a model, without training.
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Elastic(args) => transplant::run_elastic(&args),
         Command::Transfer(args) => transplant::run_transfer(&args),
         Command::Repro(args) => repro::run(&args),
+        Command::Grid(cmd) => grid::run(&cmd),
         Command::Bench(args) => bench::run(&args),
         Command::Sparsity(args) => sparsity::run(&args),
         Command::Models => {

@@ -21,7 +21,7 @@ pub struct ReproArgs {
     /// (<out>/summary.md) and one closing line of counts. What this machine cannot run (absent
     /// data, CUDA asked for and not seen) is skipped, said once per target; a broken target fails
     /// alone.
-    #[arg(long, conflicts_with_all = ["target", "record", "only_replicates"])]
+    #[arg(long, conflicts_with_all = ["target", "record", "only_replicates", "unit"])]
     pub all: bool,
     /// smoke (seconds), quick (minutes on a CPU) or paper (the paper's settings).
     #[arg(long, default_value = "quick")]
@@ -36,6 +36,11 @@ pub struct ReproArgs {
     /// processes or machines sharing --runs-dir can split a scale; a run without it judges.
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub only_replicates: Option<Vec<u64>>,
+    /// Train one unit of the target and stop without judging: ROW/REPLICATE (the replicate's
+    /// levels) or ROW/REPLICATE/PART (one part of its measurement, after its levels). What each
+    /// task of `lth grid submit` runs.
+    #[arg(long, value_name = "UNIT", conflicts_with_all = ["only_replicates", "record"])]
+    pub unit: Option<lth_repro::GridUnit>,
     /// Exit with failure when any checked cell fails.
     #[arg(long)]
     pub check: bool,
@@ -58,13 +63,14 @@ pub struct ReproArgs {
 }
 
 /// The options of a run of `target` on `device`.
-fn options(args: &ReproArgs, target: PathBuf, device: tch::Device) -> Options {
+pub(super) fn options(args: &ReproArgs, target: PathBuf, device: tch::Device) -> Options {
     Options {
         target,
         scale: args.scale.clone(),
         replicates: args.replicates,
         samples: args.samples,
         only_replicates: args.only_replicates.clone(),
+        unit: args.unit.clone(),
         device,
         runs_dir: args.common.runs_dir.clone(),
         data_dir: args.common.data.data_dir.clone(),
@@ -79,13 +85,7 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
     let Some(name) = &args.target else {
         return run_all(args);
     };
-    let named = args.repro_dir.join(name);
-    let own = PathBuf::from(name);
-    let target = if !named.join("spec.toml").is_file() && own.join("spec.toml").is_file() {
-        own
-    } else {
-        named
-    };
+    let target = target_dir(&args.repro_dir, name);
     let options = options(args, target, args.common.device()?);
     let mut bar = Bar::new(args.common.quiet);
     let report = run_target(&options, &mut bar)?;
@@ -102,6 +102,18 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
         report.check()?;
     }
     Ok(())
+}
+
+/// A target's folder: `<repro_dir>/<name>`, or `name` itself when that is a target folder and the
+/// first is not.
+pub(super) fn target_dir(repro_dir: &std::path::Path, name: &str) -> PathBuf {
+    let named = repro_dir.join(name);
+    let own = PathBuf::from(name);
+    if !named.join("spec.toml").is_file() && own.join("spec.toml").is_file() {
+        own
+    } else {
+        named
+    }
 }
 
 fn print_report(report: &lth_repro::Report) {

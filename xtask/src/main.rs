@@ -95,7 +95,9 @@ fn run() -> Result<()> {
     let root = workspace_root();
     match cli.cmd {
         Cmd::Setup(args) => setup::run(&root, &args),
-        Cmd::Test { setup, args } => {
+        Cmd::Test { mut setup, args } => {
+            // The grid test needs Slurm's daemons.
+            setup.slurm = true;
             setup::run(&root, &setup)?;
             cargo(
                 &root,
@@ -125,7 +127,7 @@ fn run() -> Result<()> {
                 &root,
                 &setup::SetupArgs {
                     no_data: true,
-                    data_dir: None,
+                    ..Default::default()
                 },
             )?;
             bundle(&root)

@@ -28,6 +28,11 @@ pub struct SetupArgs {
     /// Dataset root to fetch into (default: $LTH_DATA, else data/).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Also install Slurm's daemons and client (Debian's slurmctld, slurmd, slurm-client and
+    /// munge) for the grid test, which starts its own on localhost; needs root. `cargo xtask test`
+    /// does this.
+    #[arg(long)]
+    pub slurm: bool,
 }
 
 pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
@@ -40,6 +45,9 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
             .or_else(|| std::env::var_os("LTH_DATA").map(PathBuf::from))
             .unwrap_or_else(|| root.join("data"));
         fashion_mnist(root, &data.join("fashion-mnist"))?;
+    }
+    if args.slurm {
+        slurm()?;
     }
     eprintln!("setup: ready in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
@@ -341,6 +349,74 @@ fn apt_fetch(root: &Path) -> Result<PathBuf> {
         );
     }
     Ok(dir)
+}
+
+/// The programs the grid test runs: Slurm's daemons, its client, and munge (its authentication).
+const SLURM_PROGRAMS: [&str; 7] = [
+    "slurmctld",
+    "slurmd",
+    "munged",
+    "sbatch",
+    "squeue",
+    "scancel",
+    "sinfo",
+];
+/// Debian's packages that hold them.
+const SLURM_PACKAGES: [&str; 4] = ["slurmctld", "slurmd", "slurm-client", "munge"];
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .any(|d| d.join(program).is_file())
+    })
+}
+
+/// Installs Slurm's daemons and client from Debian's packages when they are missing. Nothing is
+/// started or configured here: the grid test configures and starts its own daemons on localhost
+/// and stops them. Without root, says what to install instead of failing (set-up also serves
+/// users who never run the grid test; the test itself fails without Slurm).
+fn slurm() -> Result<()> {
+    let missing: Vec<&str> = SLURM_PROGRAMS
+        .iter()
+        .copied()
+        .filter(|p| !on_path(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || Command::new("apt-get").arg("--version").output().is_err() {
+        eprintln!(
+            "setup: Slurm is not installed ({} missing) and only root can install it with apt-get; \
+             install Debian's {} for the grid test (or set LTH_ALLOW_NO_SLURM=1 to skip it)",
+            missing.join(", "),
+            SLURM_PACKAGES.join(", ")
+        );
+        return Ok(());
+    }
+    eprintln!("setup: installing Slurm ({})", SLURM_PACKAGES.join(", "));
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(SLURM_PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+    };
+    let mut out = install()?;
+    if !out.status.success() {
+        // A fresh machine may not have package lists yet.
+        eprintln!("setup: updating apt's package lists");
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        out = install()?;
+    }
+    if !out.status.success() {
+        bail!(
+            "`apt-get install {}` failed: {}",
+            SLURM_PACKAGES.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {

@@ -98,6 +98,16 @@ pub trait Experiment {
     }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
+    /// How many independent parts the training of one replicate's measurement splits into once
+    /// its levels are trained (a Slurm grid runs each part as its own task): one by default.
+    fn parts(&self, _samples: u64) -> u64 {
+        1
+    }
+    /// Trains part `part` (from 0) of a replicate's measurement through the run store, so that
+    /// [`Experiment::measure`] later finds it done; by default the whole measurement.
+    fn train_part(&self, unit: &Unit, _part: u64, progress: &mut dyn Progress) -> Result<()> {
+        self.measure(unit, progress).map(drop)
+    }
     /// Metrics computed from the row's summaries over replicates (ratios of means), shown with
     /// n = 1. None by default.
     fn derived(&self, _summaries: &BTreeMap<String, Summary>) -> Vec<(String, f64)> {

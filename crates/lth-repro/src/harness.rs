@@ -38,6 +38,9 @@ pub struct Options {
     /// Train only these replicates and stop without judging: several processes (or machines
     /// sharing the run store) can each take some, and a last run without it judges them all.
     pub only_replicates: Option<Vec<u64>>,
+    /// Train only this unit of a grid (a replicate's levels, or one part of its measurement) and
+    /// stop without judging: what one Slurm array task runs.
+    pub unit: Option<GridUnit>,
     pub device: Device,
     /// Root of the run store.
     pub runs_dir: PathBuf,
@@ -62,6 +65,7 @@ impl Options {
             replicates: None,
             samples: None,
             only_replicates: None,
+            unit: None,
             device: Device::Cpu,
             runs_dir: "runs".into(),
             data_dir: None,
@@ -70,6 +74,84 @@ impl Options {
             quiet: true,
             channels_last: false,
         }
+    }
+}
+
+/// One independent unit of a target's work, as a grid schedules it: `row/replicate` trains the
+/// replicate's lottery (levels `0..=level`, one after another), `row/replicate/part` one part of
+/// its measurement ([`Experiment::parts`]), which needs the levels done.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GridUnit {
+    pub row: String,
+    pub replicate: u64,
+    pub part: Option<u64>,
+}
+
+impl std::str::FromStr for GridUnit {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<GridUnit, String> {
+        let bad = || format!("`{s}`: expected ROW/REPLICATE or ROW/REPLICATE/PART");
+        let fields: Vec<&str> = s.split('/').collect();
+        let (row, replicate, part) = match fields[..] {
+            [row, r] => (row, r, None),
+            [row, r, p] => (row, r, Some(p.parse::<u64>().map_err(|_| bad())?)),
+            _ => return Err(bad()),
+        };
+        if row.is_empty() {
+            return Err(bad());
+        }
+        Ok(GridUnit {
+            row: row.to_owned(),
+            replicate: replicate.parse().map_err(|_| bad())?,
+            part,
+        })
+    }
+}
+
+impl std::fmt::Display for GridUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.row, self.replicate)?;
+        if let Some(p) = self.part {
+            write!(f, "/{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A target's independent units at a scale, for a grid: per row that can run here, its
+/// replicates and the parts of each replicate's measurement; the rows that cannot, with why.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: String,
+    pub replicates: u64,
+    /// `(row, parts per replicate)` for each row that runs here.
+    pub rows: Vec<(String, u64)>,
+    /// `(row, reason)` for each row skipped here.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// Every lottery unit (`row/replicate`), rows in spec order.
+    pub fn lotteries(&self) -> Vec<GridUnit> {
+        self.rows
+            .iter()
+            .flat_map(|(row, _)| {
+                (1..=self.replicates).map(|r| GridUnit {
+                    row: row.clone(),
+                    replicate: r,
+                    part: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The parts of a lottery unit's replicate.
+    pub fn parts(&self, lottery: &GridUnit) -> u64 {
+        self.rows
+            .iter()
+            .find(|(row, _)| *row == lottery.row)
+            .map_or(0, |(_, p)| *p)
     }
 }
 
@@ -375,10 +457,22 @@ struct RowRun {
     replicates: Vec<(u64, BTreeMap<String, Vec<f64>>)>,
 }
 
-/// Runs a target at a scale. Every input is checked first (the spec, every row's flags at every
-/// scale, the snapshot table); then each row runs on its dataset, or on a labelled variant, or is
-/// skipped with the reason. Returns the report; [`Report::check`] turns failed cells into an error.
-pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
+/// A target whose every input was checked: the spec, its experiment, the scale's replicates and
+/// samples, the snapshot table.
+struct Prepared {
+    spec: Spec,
+    target: String,
+    exp: Box<dyn Experiment>,
+    scale: lth_report::spec::Scale,
+    replicates: u64,
+    samples: u64,
+    expected_path: PathBuf,
+    cells: Vec<Cell>,
+}
+
+/// Checks every input of a run before anything trains: the spec, every row's flags at every
+/// scale, the snapshot table, and the options.
+fn prepare(o: &Options) -> Result<Prepared> {
     let spec_path = o.target.join("spec.toml");
     if !spec_path.is_file() {
         let parent = o.target.parent().unwrap_or(Path::new("."));
@@ -423,7 +517,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 .into());
         }
     }
-    let Some(scale) = spec.scales.get(&o.scale) else {
+    let Some(scale) = spec.scales.get(&o.scale).cloned() else {
         return Err(ReproError::Invalid(format!(
             "--scale {}: not a scale of {target}; expected one of {}",
             o.scale,
@@ -457,6 +551,37 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             "--samples 0: at least one sample per replicate".into(),
         ));
     }
+    if let Some(u) = &o.unit {
+        if o.record || o.only_replicates.is_some() {
+            return Err(ReproError::Invalid(
+                "--unit trains one unit: it takes neither --record nor --only-replicates".into(),
+            ));
+        }
+        if !spec.rows.iter().any(|r| r.id == u.row) {
+            return Err(ReproError::Invalid(format!(
+                "--unit {u}: `{}` is not a row of {target} (rows: {})",
+                u.row,
+                spec.rows
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if u.replicate == 0 || u.replicate > replicates {
+            return Err(ReproError::Invalid(format!(
+                "--unit {u}: replicates are numbered 1 to {replicates}"
+            )));
+        }
+        let parts = exp.parts(samples);
+        if let Some(p) = u.part.filter(|&p| p >= parts) {
+            return Err(ReproError::Invalid(format!(
+                "--unit {u}: part {p} does not exist; a replicate of a `{}` row has {parts} \
+                 part(s), numbered from 0",
+                exp.kind()
+            )));
+        }
+    }
     let expected_path = o.target.join("expected.csv");
     let cells = load_cells(&expected_path)?;
     check_cells(&expected_path, &spec, exp.as_ref(), &cells)?;
@@ -471,6 +596,116 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
+    Ok(Prepared {
+        spec,
+        target,
+        exp,
+        scale,
+        replicates,
+        samples,
+        expected_path,
+        cells,
+    })
+}
+
+/// The independent units of a target at a scale (what `lth grid submit` schedules), with every
+/// input checked as [`run_target`] checks it and the rows that cannot run here said with why.
+pub fn plan(o: &Options) -> Result<Plan> {
+    let p = prepare(o)?;
+    let root = lth_data::data_root(o.data_dir.as_deref());
+    let mut absent = BTreeSet::new();
+    let mut plan = Plan {
+        target: p.target.clone(),
+        replicates: p.replicates,
+        rows: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for row in &p.spec.rows {
+        match place(&p, o, row, &root, &mut absent)? {
+            Ok(_) => plan.rows.push((row.id.clone(), p.exp.parts(p.samples))),
+            Err(reason) => plan.skipped.push((row.id.clone(), reason)),
+        }
+    }
+    Ok(plan)
+}
+
+/// Where a row runs here: its dataset (or labelled variant, with why), flags, level, and whether
+/// it reads its data; or why it cannot run.
+struct Placed {
+    dataset: String,
+    variant: Option<String>,
+    flags: RowFlags,
+    level: u64,
+    needs_data: bool,
+}
+
+/// Places a row ([`Placed`]), or says why it cannot run here (`Ok(Err(reason))`); `absent`
+/// collects the datasets not found.
+fn place(
+    p: &Prepared,
+    o: &Options,
+    row: &Row,
+    root: &Path,
+    absent: &mut BTreeSet<String>,
+) -> Result<std::result::Result<Placed, String>> {
+    let (level, _) = p.spec.resolve(row, &o.scale);
+    let needs_data = p.exp.needs_data(
+        &parse(&p.spec, row, &o.scale, &row.dataset)?
+            .resolve(level)?
+            .hp,
+    );
+    let chosen = if needs_data {
+        choose(row, root, absent)
+    } else {
+        // The dataset only gives shapes and classes; its files are not read.
+        Ok((row.dataset.clone(), None))
+    };
+    let (dataset, variant) = match chosen {
+        Ok(choice) => choice,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let flags = parse(&p.spec, row, &o.scale, &dataset)?;
+    let Resolved { hp, transplant, .. } = flags.resolve(level)?;
+    // A ticket moved to another dataset needs that one's files too.
+    if let Some(t) = transplant
+        .as_ref()
+        .map(|t| t.target().dataset)
+        .filter(|t| needs_data && t.dataset != hp.train.dataset.dataset)
+    {
+        let info = lth_data::info(&t.dataset).map_err(lth_train::TrainError::from)?;
+        if let Some(problem) = info.absent(root) {
+            absent.insert(t.dataset.clone());
+            return Ok(Err(format!(
+                "{} (the target) is absent: {problem} {}",
+                t.dataset, info.how_to_get
+            )));
+        }
+    }
+    Ok(Ok(Placed {
+        dataset,
+        variant,
+        flags,
+        level,
+        needs_data,
+    }))
+}
+
+/// Runs a target at a scale. Every input is checked first (the spec, every row's flags at every
+/// scale, the snapshot table); then each row runs on its dataset, or on a labelled variant, or is
+/// skipped with the reason. Returns the report; [`Report::check`] turns failed cells into an error.
+pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
+    let p = prepare(o)?;
+    let Prepared {
+        spec,
+        target,
+        exp,
+        scale,
+        replicates,
+        samples,
+        expected_path,
+        cells,
+    } = &p;
+    let (replicates, samples) = (*replicates, *samples);
     let device_label = if o.device.is_cuda() { "cuda" } else { "cpu" };
     let root = lth_data::data_root(o.data_dir.as_deref());
     let store = Store::new(&o.runs_dir);
@@ -489,21 +724,24 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
     let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
     for row in &spec.rows {
-        let (level, _) = spec.resolve(row, &o.scale);
-        let needs_data = exp.needs_data(
-            &parse(&spec, row, &o.scale, &row.dataset)?
-                .resolve(level)?
-                .hp,
-        );
-        let chosen = if needs_data {
-            choose(row, &root, &mut absent)
-        } else {
-            // The dataset only gives shapes and classes; its files are not read.
-            Ok((row.dataset.clone(), None))
-        };
-        let (dataset, variant) = match chosen {
-            Ok(choice) => choice,
+        if o.unit.as_ref().is_some_and(|u| u.row != row.id) {
+            continue;
+        }
+        let Placed {
+            dataset,
+            variant,
+            flags,
+            level,
+            needs_data,
+        } = match place(&p, o, row, &root, &mut absent)? {
+            Ok(placed) => placed,
             Err(reason) => {
+                if let Some(u) = &o.unit {
+                    return Err(ReproError::Invalid(format!(
+                        "unit {u}: row `{}` cannot run here: {reason}",
+                        row.id
+                    )));
+                }
                 results.push(RowResult {
                     row: row.id.clone(),
                     label: row.label.clone(),
@@ -514,34 +752,10 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 continue;
             }
         };
-        let flags = parse(&spec, row, &o.scale, &dataset)?;
         let Resolved { hp, transplant, .. } = flags.resolve(level)?;
         let d = &hp.train.dataset;
         let info = lth_data::info(&d.dataset).map_err(lth_train::TrainError::from)?;
-        // A ticket moved to another dataset needs that one's files too.
         let target = transplant.as_ref().map(|t| t.target().dataset);
-        if let Some(t) = target
-            .as_ref()
-            .filter(|t| needs_data && t.dataset != d.dataset)
-        {
-            let info = lth_data::info(&t.dataset).map_err(lth_train::TrainError::from)?;
-            if let Some(problem) = info.absent(&root) {
-                absent.insert(t.dataset.clone());
-                results.push(RowResult {
-                    row: row.id.clone(),
-                    label: row.label.clone(),
-                    dataset: row.dataset.clone(),
-                    variant_of: None,
-                    status: RowStatus::Skipped {
-                        reason: format!(
-                            "{} (the target) is absent: {problem} {}",
-                            t.dataset, info.how_to_get
-                        ),
-                    },
-                });
-                continue;
-            }
-        }
         let key =
             |d: &lth_train::DatasetHparams| format!("{}|{}|{}", d.dataset, d.validation, d.subset);
         for d in std::iter::once(d).chain(&target) {
@@ -574,9 +788,11 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             if o.only_replicates
                 .as_ref()
                 .is_some_and(|only| !only.contains(&r))
+                || o.unit.as_ref().is_some_and(|u| u.replicate != r)
             {
                 continue;
             }
+            let part = o.unit.as_ref().and_then(|u| u.part);
             let mut f = flags.clone();
             f.lottery.replicate = r;
             let Resolved {
@@ -589,6 +805,16 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                     let lottery = Lottery::new(&store, hp.clone(), r, data)?;
                     for l in 0..=level {
                         if !lottery.level_done(l)? {
+                            if part.is_some() {
+                                return Err(ReproError::Invalid(format!(
+                                    "unit {}/{r}/{}: level {l} of replicate {r} is not trained \
+                                     (in {}); the unit {}/{r} must finish first",
+                                    row.id,
+                                    part.unwrap_or_default(),
+                                    lottery.level_dir(l).path().display(),
+                                    row.id
+                                )));
+                            }
                             say(format!("{}: replicate {r}/{replicates}: level {l}", row.id));
                             lottery.run_level(l, progress)?;
                         }
@@ -613,8 +839,15 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 level,
                 samples,
             };
-            let measured = exp.measure(&unit, progress)?;
-            run.replicates.push((r, measured));
+            match (&o.unit, part) {
+                (None, _) => {
+                    let measured = exp.measure(&unit, progress)?;
+                    run.replicates.push((r, measured));
+                }
+                (Some(_), Some(part)) => exp.train_part(&unit, part, progress)?,
+                // A lottery unit trains the levels only.
+                (Some(_), None) => {}
+            }
         }
         let mut per_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (_, m) in &run.replicates {
@@ -643,6 +876,24 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         runs.insert(row.id.clone(), run);
     }
 
+    if let Some(u) = &o.unit {
+        return Ok(Report {
+            table: String::new(),
+            verdict_lines: String::new(),
+            skipped_lines: String::new(),
+            summary: format!(
+                "{target} {}: unit {u} done ({}); nothing judged",
+                o.scale,
+                match u.part {
+                    None => "the replicate's levels".to_owned(),
+                    Some(p) => format!("part {p} of its measurement"),
+                }
+            ),
+            verdicts: Vec::new(),
+            out: o.out.join(target).join(&o.scale),
+            snapshot: None,
+        });
+    }
     if let Some(only) = &o.only_replicates {
         let list: Vec<String> = only.iter().map(u64::to_string).collect();
         return Ok(Report {
@@ -655,7 +906,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 list.join(", ")
             ),
             verdicts: Vec::new(),
-            out: o.out.join(&target).join(&o.scale),
+            out: o.out.join(target).join(&o.scale),
             snapshot: None,
         });
     }
@@ -695,14 +946,14 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         }
     }
 
-    let out = o.out.join(&target).join(&o.scale);
+    let out = o.out.join(target).join(&o.scale);
     std::fs::create_dir_all(&out).map_err(|e| ReproError::Io {
         path: out.clone(),
         source: e,
     })?;
     write_text(
         &out.join("table.md"),
-        &render_table(&spec, &o.scale, device_label, &results, &cells, true),
+        &render_table(spec, &o.scale, device_label, &results, cells, true),
     )?;
     let mut sample_lines = Vec::new();
     let mut replicate_lines = Vec::new();
@@ -764,7 +1015,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         })
         .collect();
     CsvLog::new(out.join("results.csv")).save(&lines)?;
-    plot_svg(&spec, &results, &cells, &out.join(format!("{target}.svg")))?;
+    plot_svg(spec, &results, cells, &out.join(format!("{target}.svg")))?;
 
     let provenance_path = o.target.join("provenance.csv");
     if o.record {
@@ -773,7 +1024,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             o.scale
         );
         // Read the table again: another run may have recorded another scale meanwhile.
-        let mut latest = load_cells(&expected_path)?;
+        let mut latest = load_cells(expected_path)?;
         for r in &results {
             if let RowStatus::Ran { metrics } = &r.status {
                 let measured: Vec<(String, Summary)> =
@@ -789,7 +1040,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 );
             }
         }
-        save_cells(&expected_path, &latest)?;
+        save_cells(expected_path, &latest)?;
         let (cpu, simd) = cpu_description();
         Provenance {
             scale: o.scale.clone(),
@@ -812,12 +1063,30 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         .find(|p| p.scale == o.scale);
     let absent: Vec<String> = absent.into_iter().collect();
     Ok(Report {
-        table: render_table(&spec, &o.scale, device_label, &results, &cells, false),
+        table: render_table(spec, &o.scale, device_label, &results, cells, false),
         verdict_lines: render_verdicts(&verdicts),
         skipped_lines: render_skipped(&results, &verdicts) + &unchecked_lines(&verdicts),
-        summary: summary_line(&target, &o.scale, &verdicts, &absent),
+        summary: summary_line(target, &o.scale, &verdicts, &absent),
         verdicts,
         out,
         snapshot,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GridUnit;
+
+    #[test]
+    fn grid_units_read_and_print_the_same() {
+        for text in ["lenet/2", "resnet20_low/3/1"] {
+            let u: GridUnit = text.parse().unwrap();
+            assert_eq!(u.to_string(), text);
+        }
+        let u: GridUnit = "lenet/2/0".parse().unwrap();
+        assert_eq!((u.row.as_str(), u.replicate, u.part), ("lenet", 2, Some(0)));
+        for bad in ["lenet", "/1", "lenet/x", "lenet/1/y", "a/1/2/3"] {
+            assert!(bad.parse::<GridUnit>().is_err(), "{bad}");
+        }
+    }
 }

@@ -35,7 +35,7 @@ mod transplant;
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
 pub use experiment::{Experiment, Measured, Unit, experiment, kinds};
-pub use harness::{Options, Report, run_target};
+pub use harness::{GridUnit, Options, Plan, Report, plan, run_target};
 pub use pai::PruneAtInit;
 pub use provenance::{Provenance, cpu_description};
 pub use sparse::SparseTraining;

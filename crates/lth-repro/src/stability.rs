@@ -66,6 +66,16 @@ impl Experiment for Stability {
         Ok(m)
     }
 
+    /// Each sample's five copies are one part: they need only the level's mask.
+    fn parts(&self, samples: u64) -> u64 {
+        samples
+    }
+
+    fn train_part(&self, unit: &Unit, part: u64, progress: &mut dyn Progress) -> Result<()> {
+        lth_stability::train_sample(unit.lottery()?, unit.level, part, progress)?;
+        Ok(())
+    }
+
     /// The paper's Comp: the random subnetworks' mean distance over the IMP subnetworks'.
     fn derived(&self, s: &BTreeMap<String, Summary>) -> Vec<(String, f64)> {
         let ratio = |a: &str, b: &str| Some(s.get(a)?.mean / s.get(b)?.mean);

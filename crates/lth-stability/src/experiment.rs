@@ -176,6 +176,41 @@ pub struct StabilityRow {
     pub test_accuracy_b: f64,
 }
 
+/// The five copies of sample `i` of a stability measurement of level `level`: IMP and random
+/// subnetworks each with two data orders, and the full network with the first, every seed drawn
+/// from the replicate's own streams.
+pub fn sample_copies(replicate: u64, level: u64, i: u64) -> [CopySpec; 5] {
+    let (u, u2) = (copy_seed(replicate, 2 * i), copy_seed(replicate, 2 * i + 1));
+    let random = Subnetwork::Random(random_mask_seed(replicate, i));
+    let spec = |subnetwork, data_order_seed| CopySpec {
+        level,
+        subnetwork,
+        data_order_seed,
+    };
+    [
+        spec(Subnetwork::Imp, u),
+        spec(Subnetwork::Imp, u2),
+        spec(random, u),
+        spec(random, u2),
+        spec(Subnetwork::Dense, u),
+    ]
+}
+
+/// Trains (what is not done of) the five copies of sample `i` ([`sample_copies`]) and returns
+/// them in that order. Samples are independent of each other: each can run in its own process.
+pub fn train_sample(
+    lottery: &Lottery,
+    level: u64,
+    i: u64,
+    progress: &mut dyn Progress,
+) -> Result<Vec<TrainedCopy>> {
+    train_copies(
+        lottery,
+        &sample_copies(lottery.replicate(), level, i),
+        progress,
+    )
+}
+
 /// Measures data-order and pruning stability of level `level` for IMP and random subnetworks with
 /// `samples` samples each, training what is missing; writes `level_<L>/stability.csv`.
 pub fn stability(
@@ -192,25 +227,7 @@ pub fn stability(
     let density = lottery.mask(level)?.density();
     let mut rows = Vec::new();
     for i in 0..samples {
-        let r = lottery.replicate();
-        let (u, u2) = (copy_seed(r, 2 * i), copy_seed(r, 2 * i + 1));
-        let random = Subnetwork::Random(random_mask_seed(r, i));
-        let spec = |subnetwork, data_order_seed| CopySpec {
-            level,
-            subnetwork,
-            data_order_seed,
-        };
-        let copies = train_copies(
-            lottery,
-            &[
-                spec(Subnetwork::Imp, u),
-                spec(Subnetwork::Imp, u2),
-                spec(random, u),
-                spec(random, u2),
-                spec(Subnetwork::Dense, u),
-            ],
-            progress,
-        )?;
+        let copies = train_sample(lottery, level, i, progress)?;
         let [imp_a, imp_b, rnd_a, rnd_b, dense] = &copies[..] else {
             unreachable!("five copies asked for")
         };

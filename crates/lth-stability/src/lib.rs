@@ -29,7 +29,7 @@ pub mod metrics;
 
 pub use experiment::{
     CopySpec, CurvePoint, InterpolationSummary, Split, StabilityRow, StabilitySummary, Subnetwork,
-    interpolation, stability, summarize, train_copies,
+    interpolation, sample_copies, stability, summarize, train_copies, train_sample,
 };
 pub use metrics::{
     BnStats, angle, barrier, hamming, hamming_tensors, interpolate, interpolation_curve,
