@@ -147,6 +147,44 @@ impl Mask {
         1.0 - self.density()
     }
 
+    /// The normalised Hamming distance to another mask over the same layers (same names, same
+    /// shapes): the fraction of positions where they differ, 0 for equal masks and 1 for
+    /// complements. Distances between IMP masks (stability) and between Early-Bird channel masks
+    /// (a mask over BatchNorm layers) are both this one.
+    pub fn hamming(&self, other: &Mask) -> Result<f64> {
+        let names_a: Vec<&str> = self.names().collect();
+        let names_b: Vec<&str> = other.names().collect();
+        if names_a != names_b {
+            return Err(PruneError::Mismatch(format!(
+                "masks over different layers: {names_a:?} and {names_b:?}"
+            )));
+        }
+        let mut differ: Option<Tensor> = None;
+        let mut total = 0i64;
+        for (name, a) in self.iter() {
+            let b = &other.layers[name];
+            if a.size() != b.size() {
+                return Err(PruneError::Mismatch(format!(
+                    "masks of `{name}` differ in shape: {:?} and {:?}",
+                    a.size(),
+                    b.size()
+                )));
+            }
+            let d = a.logical_xor(&b.to_device(a.device())).sum(Kind::Int64);
+            differ = Some(match differ {
+                None => d,
+                Some(acc) => {
+                    let d = d.to_device(acc.device());
+                    acc + d
+                }
+            });
+            total += a.numel() as i64;
+        }
+        // One read of the device for the whole mask.
+        let differ = differ.map_or(0, |d| d.int64_value(&[]));
+        Ok(differ as f64 / total.max(1) as f64)
+    }
+
     /// Zeroes the pruned weights of `weights` in place (tensors sharing storage with a model).
     /// Every masked name must be among `weights`, with the same shape.
     pub fn apply(&self, weights: &[(String, Tensor)]) -> Result<()> {
@@ -211,5 +249,42 @@ impl Mask {
         let named = lth_models::load_tensors(path)?;
         Mask::from_named(named)
             .map_err(|e| PruneError::Mismatch(format!("{}: not a mask file ({e})", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(bits: &[(&str, &[bool])]) -> Mask {
+        Mask::from_named(
+            bits.iter()
+                .map(|(n, b)| ((*n).to_owned(), Tensor::from_slice(b)))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hamming_is_the_fraction_of_positions_that_differ() {
+        let a = mask(&[("a", &[true, false, true]), ("b", &[true])]);
+        let b = mask(&[("a", &[true, true, true]), ("b", &[false])]);
+        assert_eq!(a.hamming(&a).unwrap(), 0.0);
+        assert_eq!(a.hamming(&a.complement()).unwrap(), 1.0);
+        assert_eq!(a.hamming(&b).unwrap(), 0.5);
+        let c = mask(&[("a", &[true, false, true])]);
+        assert!(
+            a.hamming(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("different layers")
+        );
+        let d = mask(&[("a", &[true, false]), ("b", &[true])]);
+        assert!(
+            a.hamming(&d)
+                .unwrap_err()
+                .to_string()
+                .contains("differ in shape")
+        );
     }
 }

@@ -32,8 +32,8 @@ pub use experiment::{
     interpolation, sample_copies, stability, summarize, train_copies, train_sample,
 };
 pub use metrics::{
-    BnStats, angle, barrier, hamming, hamming_tensors, interpolate, interpolation_curve,
-    interpolation_curve_with, l2_distance,
+    BnStats, angle, barrier, interpolate, interpolation_curve, interpolation_curve_with,
+    l2_distance,
 };
 
 /// What can go wrong measuring stability.

@@ -56,45 +56,6 @@ pub fn angle(a: &[(String, Tensor)], b: &[(String, Tensor)], mask: &Mask) -> Res
     Ok(cos.acos().to_degrees())
 }
 
-/// The normalised Hamming distance between two masks over the same layers: the fraction of
-/// positions where they differ (0 for equal masks, 1 for complements).
-pub fn hamming(a: &Mask, b: &Mask) -> Result<f64> {
-    let (mut differ, mut total) = (0i64, 0i64);
-    let names_a: Vec<&str> = a.names().collect();
-    let names_b: Vec<&str> = b.names().collect();
-    if names_a != names_b {
-        return Err(StabilityError::Invalid(format!(
-            "masks over different layers: {names_a:?} and {names_b:?}"
-        )));
-    }
-    for (name, ma) in a.iter() {
-        let mb = b.get(name).ok_or_else(|| {
-            StabilityError::Invalid(format!("the second mask has no layer `{name}`"))
-        })?;
-        if ma.size() != mb.size() {
-            return Err(StabilityError::Invalid(format!(
-                "masks of `{name}` differ in shape"
-            )));
-        }
-        differ += ma
-            .logical_xor(&mb.to_device(ma.device()))
-            .sum(Kind::Int64)
-            .int64_value(&[]);
-        total += ma.numel() as i64;
-    }
-    Ok(differ as f64 / total.max(1) as f64)
-}
-
-/// The normalised Hamming distance between two boolean tensors of one shape (channel masks of the
-/// Early-Bird paper).
-pub fn hamming_tensors(a: &Tensor, b: &Tensor) -> f64 {
-    let differ = a
-        .logical_xor(&b.to_device(a.device()))
-        .sum(Kind::Int64)
-        .int64_value(&[]);
-    differ as f64 / (a.numel().max(1)) as f64
-}
-
 /// α·W1 + (1−α)·W2 for every floating-point tensor of two networks with the same names
 /// (non-floating tensors are taken from `a`). α = 1 gives `a`, α = 0 gives `b`.
 pub fn interpolate(

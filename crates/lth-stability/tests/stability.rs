@@ -7,8 +7,8 @@ use lth_models::Model;
 use lth_prune::{Mask, magnitude_layerwise};
 use lth_rewind::{Lottery, LotteryHparams};
 use lth_stability::{
-    BnStats, Split, Subnetwork, angle, barrier, hamming, interpolate, interpolation,
-    interpolation_curve, l2_distance, stability, summarize,
+    BnStats, Split, Subnetwork, angle, barrier, interpolate, interpolation, interpolation_curve,
+    l2_distance, stability, summarize,
 };
 use lth_store::{RunDir, Store};
 use lth_train::{Data, Steps};
@@ -48,16 +48,6 @@ proptest! {
         prop_assert_eq!(l2_distance(&at1, &wa, &m).unwrap(), 0.0);
         prop_assert_eq!(l2_distance(&at0, &wb, &m).unwrap(), 0.0);
     }
-}
-
-#[test]
-fn hamming_distance_of_a_mask_to_itself_is_0_and_to_its_complement_1() {
-    let m = half_mask(&net(1));
-    assert_eq!(hamming(&m, &m).unwrap(), 0.0);
-    assert_eq!(hamming(&m, &m.complement()).unwrap(), 1.0);
-    let other = half_mask(&net(2));
-    let h = hamming(&m, &other).unwrap();
-    assert!(h > 0.0 && h < 1.0, "{h}");
 }
 
 #[test]
