@@ -29,6 +29,7 @@ mod named;
 pub mod norm;
 pub mod registry;
 pub mod resnet;
+pub mod slim;
 pub mod vgg;
 pub mod wrn;
 

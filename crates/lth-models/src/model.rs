@@ -314,6 +314,21 @@ impl Model {
             .collect()
     }
 
+    /// The BatchNorm scales γ (`<layer>.weight` of every layer with running statistics), sorted by
+    /// name, sharing storage with the model: what network slimming penalises and Early-Bird
+    /// thresholds.
+    pub fn batchnorm_scales(&self) -> Vec<(String, Tensor)> {
+        let state = self.state();
+        let has = |n: &str| state.iter().any(|(m, _)| m == n);
+        state
+            .iter()
+            .filter_map(|(n, t)| {
+                let layer = n.strip_suffix(".weight")?;
+                has(&format!("{layer}.running_mean")).then(|| (n.clone(), t.shallow_clone()))
+            })
+            .collect()
+    }
+
     /// The prunable kernels in the network's order, sharing storage with the model.
     pub fn prunable_tensors(&self) -> Vec<(String, Tensor)> {
         let vars = self.vs.variables();

@@ -186,12 +186,18 @@ pub(crate) fn build_cifar(
     input: [i64; 3],
     classes: i64,
 ) -> Result<Built> {
-    let (n, w) = parse_cifar(name).ok_or_else(|| ModelError::BadName {
+    let (base, inner) = crate::slim::split_channels(name)?;
+    let (n, w) = parse_cifar(base).ok_or_else(|| ModelError::BadName {
         name: name.into(),
         expected:
-            "cifar_resnet_D or cifar_resnet_D_W with D = 6n + 2 (20, 32, 44, 56, 110) and W > 0"
+            "cifar_resnet_D or cifar_resnet_D_W with D = 6n + 2 (20, 32, 44, 56, 110) and W > 0 \
+             (narrowed: cifar_resnet_20:channels=<one inner width per block>)"
                 .into(),
     })?;
+    // A narrow member (crate::slim) gives each block's inner width (conv1's output).
+    if let Some(inner) = &inner {
+        crate::slim::check_count(name, inner, 3 * n as usize, "block")?;
+    }
     let control = BnControl::default();
     let mut kernels = Kernels::default();
     let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
@@ -215,6 +221,7 @@ pub(crate) fn build_cifar(
         for i in 0..n {
             let at = p / "blocks" / blocks.len();
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            let width = inner.as_ref().map_or(filters, |inner| inner[blocks.len()]);
             let shape = |c_in, k, stride| ConvShape {
                 c_in,
                 c_out: filters,
@@ -224,14 +231,17 @@ pub(crate) fn build_cifar(
             let (first, out) = unit(
                 &at / "conv1",
                 &at / "bn1",
-                shape(c, 3, stride),
+                ConvShape {
+                    c_out: width,
+                    ..shape(c, 3, stride)
+                },
                 side,
                 &mut kernels,
             );
             let (second, _) = unit(
                 &at / "conv2",
                 &at / "bn2",
-                shape(filters, 3, 1),
+                shape(width, 3, 1),
                 out,
                 &mut kernels,
             );

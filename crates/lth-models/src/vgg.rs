@@ -53,11 +53,24 @@ fn plan(depth: u32) -> Option<&'static [i64]> {
 }
 
 pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
-    let depth = name.strip_prefix("cifar_vgg_").and_then(|d| d.parse().ok());
+    let (base, widths) = crate::slim::split_channels(name)?;
+    let depth = base.strip_prefix("cifar_vgg_").and_then(|d| d.parse().ok());
     let plan = depth.and_then(plan).ok_or_else(|| ModelError::BadName {
         name: name.into(),
-        expected: "cifar_vgg_11, cifar_vgg_13, cifar_vgg_16 or cifar_vgg_19".into(),
+        expected: "cifar_vgg_11, cifar_vgg_13, cifar_vgg_16 or cifar_vgg_19 (narrowed: \
+                   cifar_vgg_16:channels=<one width per convolution>)"
+            .into(),
     })?;
+    // A narrow member (crate::slim) replaces each convolution's width.
+    let mut plan = plan.to_vec();
+    if let Some(w) = widths {
+        let convs = plan.iter().filter(|&&f| f != 0).count();
+        crate::slim::check_count(name, &w, convs, "convolution")?;
+        let mut w = w.into_iter();
+        for f in plan.iter_mut().filter(|f| **f != 0) {
+            *f = w.next().unwrap_or(*f);
+        }
+    }
     if input[1] != 32 || input[2] != 32 {
         return Err(ModelError::Incompatible {
             name: name.into(),
@@ -87,7 +100,7 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             Layer::Conv(conv, batch_norm(&at / "bn", f, &control))
         })
         .collect();
-    let fc = nn::linear(p / "fc", 512, classes, Default::default());
+    let fc = nn::linear(p / "fc", c, classes, Default::default());
     kernels.linear("fc.weight");
     Ok(Built {
         net: Box::new(Vgg { layers, fc }),
