@@ -30,6 +30,7 @@
 //! ```
 
 mod device;
+pub mod early_bird;
 mod error;
 #[cfg(feature = "clap")]
 pub mod flags;
@@ -44,6 +45,7 @@ mod sparse;
 mod steps;
 
 pub use device::{DeviceChoice, resolve_device};
+pub use early_bird::{EarlyBird, EarlyBirdHparams};
 pub use error::TrainError;
 pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{

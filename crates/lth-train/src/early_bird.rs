@@ -1,0 +1,439 @@
+//! Early-Bird tickets (You et al., "Drawing Early-Bird Tickets", ICLR 2020; ../shared/METHODS.md
+//! §5): during training, a channel mask per pruning ratio from the BatchNorm scales at the start of
+//! every epoch, and the ticket is drawn when the newest mask is within ε of each of the masks of the
+//! epochs before it.
+//!
+//! - **Network slimming** (optional): s·sign(γ) is added to the gradient of every BatchNorm scale
+//!   after backward, before the update (the reference's `updateBN`), s = 1e-4 in the paper.
+//! - **Channel masks**: [`lth_prune::channels::channel_mask`] at each ratio (a global threshold on
+//!   |γ| over the slimmable layers), tracked together; the mask of epoch e is taken from the weights
+//!   after e epochs (epoch 0: the initial weights), at the epochs 0..E−1 the reference checks.
+//! - **Distance**: [`lth_prune::Mask::hamming`], the normalised Hamming distance.
+//! - **Emergence**: a FIFO of the last `window` (5) masks per ratio; once full, the ticket emerges
+//!   at the first epoch whose mask is within ε (0.1, strictly below) of each of the others. Its
+//!   weights (the whole state, BatchNorm statistics included) and channel mask are saved then.
+//! - `stop` ends training at the first evaluation after every ratio's ticket emerged; by default
+//!   training goes on to the end, as the reference does.
+//!
+//! Host synchronisation: once per epoch, to read the distances (the masks themselves stay on the
+//! device); never inside other steps.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use lth_models::Named;
+use lth_prune::Mask;
+
+use crate::{Control, Hook, MetricsRow, Result, StepContext, TrainError, Update};
+
+/// How Early-Bird tickets are drawn (defaults: the paper's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyBirdHparams {
+    /// The channel pruning ratios tracked together, each with its own FIFO and emergence.
+    pub ratios: Vec<f64>,
+    /// How many masks the FIFO holds: the newest is compared with the `window − 1` before it.
+    pub window: u64,
+    /// The distance every comparison must stay strictly below.
+    pub epsilon: f64,
+    /// Network slimming's L1 coefficient s on BatchNorm scales (0: none).
+    pub slimming: f64,
+    /// End training once every ratio's ticket has emerged.
+    pub stop: bool,
+}
+
+impl Default for EarlyBirdHparams {
+    fn default() -> Self {
+        EarlyBirdHparams {
+            ratios: vec![0.3, 0.5, 0.7],
+            window: 5,
+            epsilon: 0.1,
+            slimming: 1e-4,
+            stop: false,
+        }
+    }
+}
+
+impl EarlyBirdHparams {
+    /// Checks every field, naming the flag that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        if self.ratios.is_empty() {
+            return bad("--eb-ratios: at least one ratio".into());
+        }
+        if let Some(r) = self
+            .ratios
+            .iter()
+            .find(|r| !(0.0..1.0).contains(*r) || **r <= 0.0)
+        {
+            return bad(format!("--eb-ratios {r}: a ratio is a fraction in (0, 1)"));
+        }
+        let mut sorted = self.ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.dedup();
+        if sorted.len() != self.ratios.len() {
+            return bad("--eb-ratios: a ratio is listed twice".into());
+        }
+        if self.window < 2 {
+            return bad(format!(
+                "--eb-window {}: at least 2 masks are compared",
+                self.window
+            ));
+        }
+        if !(self.epsilon > 0.0 && self.epsilon <= 1.0) {
+            return bad(format!(
+                "--eb-epsilon {}: a distance in (0, 1]",
+                self.epsilon
+            ));
+        }
+        if !(self.slimming >= 0.0 && self.slimming.is_finite()) {
+            return bad(format!("--slimming {}: a coefficient ≥ 0", self.slimming));
+        }
+        Ok(())
+    }
+}
+
+/// The FIFO of one ratio: the emergence test on a sequence of masks, one per epoch.
+#[derive(Debug)]
+pub struct Emergence {
+    window: usize,
+    epsilon: f64,
+    masks: VecDeque<Mask>,
+    emerged: Option<u64>,
+}
+
+impl Emergence {
+    pub fn new(window: u64, epsilon: f64) -> Emergence {
+        Emergence {
+            window: window as usize,
+            epsilon,
+            masks: VecDeque::new(),
+            emerged: None,
+        }
+    }
+
+    /// Adds the mask of `epoch`; once the FIFO is full, returns the largest distance between the
+    /// newest mask and the others, and records the emergence the first time it is below ε.
+    pub fn push(&mut self, epoch: u64, mask: Mask) -> Result<Option<f64>> {
+        if self.masks.len() == self.window {
+            self.masks.pop_front();
+        }
+        self.masks.push_back(mask);
+        if self.masks.len() < self.window {
+            return Ok(None);
+        }
+        let newest = &self.masks[self.window - 1];
+        let mut largest: f64 = 0.0;
+        for m in self.masks.iter().take(self.window - 1) {
+            largest = largest.max(newest.hamming(m)?);
+        }
+        if self.emerged.is_none() && largest < self.epsilon {
+            self.emerged = Some(epoch);
+        }
+        Ok(Some(largest))
+    }
+
+    /// The epoch the ticket emerged at, if it has.
+    pub fn emerged(&self) -> Option<u64> {
+        self.emerged
+    }
+}
+
+/// One epoch's measurement of one ratio: the largest distance between its newest mask and the
+/// masks before it in the FIFO (`early_bird.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistanceRow {
+    pub epoch: u64,
+    pub ratio: f64,
+    pub max_distance: f64,
+    /// Whether the ticket of this ratio has emerged by this epoch.
+    pub emerged: bool,
+}
+
+/// The saved ticket of one ratio: `eb_<ratio>.safetensors` (the whole state at the emergence
+/// epoch) and `eb_<ratio>_channels.safetensors` (its channel mask).
+pub fn ticket_files(ratio: f64) -> (String, String) {
+    (
+        format!("eb_{ratio}.safetensors"),
+        format!("eb_{ratio}_channels.safetensors"),
+    )
+}
+
+/// The Early-Bird hook ([module docs](self)).
+#[derive(Debug)]
+pub struct EarlyBird {
+    hp: EarlyBirdHparams,
+    per_epoch: u64,
+    /// Epochs trained: masks are taken at the starts of epochs `0..epochs`.
+    epochs: u64,
+    fifos: Vec<Emergence>,
+    rows: Vec<DistanceRow>,
+    /// Where the tickets are saved when they emerge.
+    out: Option<PathBuf>,
+}
+
+const EMERGED: &str = "emerged";
+const ROWS: &str = "rows";
+
+impl EarlyBird {
+    /// A hook for a run of `total` steps of `per_epoch` steps per epoch, saving tickets into `out`.
+    pub fn new(
+        hp: &EarlyBirdHparams,
+        per_epoch: u64,
+        total: u64,
+        out: Option<PathBuf>,
+    ) -> Result<EarlyBird> {
+        hp.validate()?;
+        if per_epoch == 0 {
+            return Err(TrainError::Invalid(
+                "Early-Bird needs at least one step per epoch".into(),
+            ));
+        }
+        Ok(EarlyBird {
+            fifos: hp
+                .ratios
+                .iter()
+                .map(|_| Emergence::new(hp.window, hp.epsilon))
+                .collect(),
+            hp: hp.clone(),
+            per_epoch,
+            epochs: total.div_ceil(per_epoch),
+            rows: Vec::new(),
+            out,
+        })
+    }
+
+    /// Per ratio, the epoch its ticket emerged at.
+    pub fn emerged(&self) -> Vec<(f64, Option<u64>)> {
+        self.hp
+            .ratios
+            .iter()
+            .zip(&self.fifos)
+            .map(|(r, f)| (*r, f.emerged()))
+            .collect()
+    }
+
+    /// Every epoch's distances so far.
+    pub fn rows(&self) -> &[DistanceRow] {
+        &self.rows
+    }
+
+    /// Takes the channel masks of epoch `epoch` from the current weights.
+    fn observe(&mut self, epoch: u64, ctx: &StepContext<'_>) -> Result<()> {
+        if epoch >= self.epochs {
+            return Ok(());
+        }
+        for (i, &ratio) in self.hp.ratios.iter().enumerate() {
+            let mask = lth_prune::channels::channel_mask(ctx.model, ratio)?;
+            let before = self.fifos[i].emerged();
+            let distance = self.fifos[i].push(epoch, mask.clone())?;
+            let emerged = self.fifos[i].emerged();
+            if let Some(d) = distance {
+                self.rows.push(DistanceRow {
+                    epoch,
+                    ratio,
+                    max_distance: d,
+                    emerged: emerged.is_some(),
+                });
+            }
+            if before.is_none()
+                && emerged.is_some()
+                && let Some(out) = &self.out
+            {
+                let (weights, channels) = ticket_files(ratio);
+                lth_models::save_tensors(&out.join(weights), &ctx.model.state())?;
+                mask.save(&out.join(channels))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Hook for EarlyBird {
+    fn name(&self) -> &str {
+        "early_bird"
+    }
+
+    fn after_backward(&mut self, step: u64, ctx: &mut StepContext<'_>) -> Result<Update> {
+        if step == 0 {
+            self.observe(0, ctx)?;
+        }
+        if self.hp.slimming > 0.0 {
+            tch::no_grad(|| {
+                for (name, gamma) in ctx.model.batchnorm_scales() {
+                    if let Some(mut g) = ctx.optimizer.grad(&name) {
+                        let _ = g.g_add_(&(gamma.sign() * self.hp.slimming));
+                    }
+                }
+            });
+        }
+        Ok(Update::Apply)
+    }
+
+    fn after_step(&mut self, step: u64, ctx: &mut StepContext<'_>) -> Result<()> {
+        if (step + 1).is_multiple_of(self.per_epoch) {
+            self.observe((step + 1) / self.per_epoch, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn on_eval(&mut self, _row: &MetricsRow, _ctx: &mut StepContext<'_>) -> Result<Control> {
+        let all = self.fifos.iter().all(|f| f.emerged().is_some());
+        Ok(if self.hp.stop && all {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
+    }
+
+    fn state(&self) -> Named {
+        let mut out = Named::new();
+        for (i, f) in self.fifos.iter().enumerate() {
+            out.insert(
+                format!("{i}.{EMERGED}"),
+                Tensor::from_slice(&[f.emerged.map_or(-1, |e| e as i64)]),
+            );
+            for (k, m) in f.masks.iter().enumerate() {
+                for (name, t) in m.iter() {
+                    out.insert(format!("{i}.fifo{k}.{name}"), t.shallow_clone());
+                }
+            }
+        }
+        let flat: Vec<f64> = self
+            .rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.epoch as f64,
+                    r.ratio,
+                    r.max_distance,
+                    f64::from(u8::from(r.emerged)),
+                ]
+            })
+            .collect();
+        out.insert(
+            ROWS,
+            Tensor::from_slice(&flat)
+                .to_kind(Kind::Double)
+                .view([-1, 4]),
+        );
+        out
+    }
+
+    fn load_state(&mut self, state: &Named) -> Result<()> {
+        let missing = |what: &str| {
+            TrainError::Invalid(format!("the checkpoint lacks the Early-Bird hook's {what}"))
+        };
+        for (i, f) in self.fifos.iter_mut().enumerate() {
+            let e = state
+                .get(&format!("{i}.{EMERGED}"))
+                .ok_or_else(|| missing("emergence"))?
+                .int64_value(&[0]);
+            f.emerged = (e >= 0).then_some(e as u64);
+            f.masks.clear();
+            for k in 0..f.window {
+                let layers = state.strip_prefix(&format!("{i}.fifo{k}."));
+                if layers.names().next().is_none() {
+                    break;
+                }
+                let named: Vec<(String, Tensor)> = layers
+                    .names()
+                    .map(|n| {
+                        Ok((
+                            n.to_owned(),
+                            layers.get(n).ok_or_else(|| missing(n))?.copy(),
+                        ))
+                    })
+                    .collect::<Result<_>>()?;
+                f.masks.push_back(Mask::from_named(named)?);
+            }
+        }
+        let rows = state.get(ROWS).ok_or_else(|| missing("distances"))?;
+        let flat: Vec<f64> = Vec::try_from(rows.to_kind(Kind::Double).view([-1]))
+            .map_err(|e| TrainError::Invalid(format!("Early-Bird distances: {e}")))?;
+        self.rows = flat
+            .chunks_exact(4)
+            .map(|c| DistanceRow {
+                epoch: c[0] as u64,
+                ratio: c[1],
+                max_distance: c[2],
+                emerged: c[3] != 0.0,
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(bits: &[bool]) -> Mask {
+        Mask::from_named(vec![("bn.weight".into(), Tensor::from_slice(bits))]).unwrap()
+    }
+
+    #[test]
+    fn a_ticket_emerges_when_the_newest_mask_is_within_epsilon_of_the_window() {
+        let mut f = Emergence::new(5, 0.1);
+        // Epochs 0–5 flip a channel each (distance 0.1 or more among 10 channels, never below),
+        // then the mask stays: the window 6..=10 is the first of equal masks.
+        let mut bits = [true; 10];
+        for epoch in 0..=12u64 {
+            if epoch <= 6 {
+                bits[epoch as usize] = false;
+            }
+            let d = f.push(epoch, mask(&bits)).unwrap();
+            assert_eq!(d.is_some(), epoch >= 4, "epoch {epoch}");
+            if epoch < 10 {
+                assert_eq!(f.emerged(), None, "epoch {epoch}: distance {d:?}");
+            }
+        }
+        assert_eq!(f.emerged(), Some(10));
+        // ε is strict: a distance of exactly ε does not count.
+        let mut g = Emergence::new(2, 0.1);
+        let mut bits = [true; 10];
+        g.push(0, mask(&bits)).unwrap();
+        bits[0] = false;
+        assert_eq!(g.push(1, mask(&bits)).unwrap(), Some(0.1));
+        assert_eq!(g.emerged(), None);
+    }
+
+    #[test]
+    fn bad_settings_name_their_flag() {
+        let e = |hp: EarlyBirdHparams| hp.validate().unwrap_err().to_string();
+        let d = EarlyBirdHparams::default;
+        assert!(
+            e(EarlyBirdHparams {
+                ratios: vec![1.0],
+                ..d()
+            })
+            .contains("--eb-ratios 1")
+        );
+        assert!(
+            e(EarlyBirdHparams {
+                ratios: vec![0.3, 0.3],
+                ..d()
+            })
+            .contains("twice")
+        );
+        assert!(e(EarlyBirdHparams { window: 1, ..d() }).contains("--eb-window 1"));
+        assert!(
+            e(EarlyBirdHparams {
+                epsilon: 0.0,
+                ..d()
+            })
+            .contains("--eb-epsilon 0")
+        );
+        assert!(
+            e(EarlyBirdHparams {
+                slimming: -1.0,
+                ..d()
+            })
+            .contains("--slimming -1")
+        );
+        assert!(d().validate().is_ok());
+    }
+}

@@ -1,0 +1,147 @@
+//! The Early-Bird hook in a real training: network slimming's gradient term, emergence with its
+//! saved ticket, stopping, and a killed run resuming to the same distances.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Crash, data};
+use lth_models::load_tensors;
+use lth_store::RunDir;
+use lth_train::early_bird::ticket_files;
+use lth_train::{
+    EarlyBird, EarlyBirdHparams, Hooks, OptimizerKind, Setup, Steps, TrainHparams, run_resumable,
+};
+use tch::Kind;
+
+/// A CIFAR ResNet-8 (BatchNorm in every block) on the generated 28×28 task, plain SGD so one step
+/// is a closed form: 10 steps per epoch, `epochs` epochs, evaluated every epoch.
+fn hparams(epochs: u64) -> TrainHparams {
+    let mut hp = common::hparams();
+    hp.model.model = "cifar_resnet_8".into();
+    hp.training.optimizer = OptimizerKind::Sgd;
+    hp.training.lr = 0.05;
+    hp.training.momentum = 0.0;
+    hp.training.weight_decay = 0.0;
+    hp.training.steps = Steps::ep(epochs);
+    hp.training.eval_every = Steps::ep(1);
+    hp
+}
+
+fn gammas(setup: &Setup) -> Vec<(String, tch::Tensor)> {
+    setup
+        .model
+        .batchnorm_scales()
+        .into_iter()
+        .map(|(n, t)| (n, t.copy()))
+        .collect()
+}
+
+#[test]
+fn slimming_adds_s_sign_gamma_to_the_scales_gradients() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let hp = hparams(1);
+    let s = 0.01;
+    let mut after = Vec::new();
+    for slimming in [0.0, s] {
+        let mut setup = Setup::new(&hp, 1, &data).unwrap();
+        let before = gammas(&setup);
+        let mut plan = setup.plan(&hp);
+        plan.to = 1;
+        let eb = EarlyBirdHparams {
+            slimming,
+            ..Default::default()
+        };
+        let mut hook = EarlyBird::new(&eb, 10, 1, None).unwrap();
+        let mut hooks = Hooks::new(vec![&mut hook]).unwrap();
+        let dir = RunDir::new(root.path().join(format!("one_step_{slimming}")));
+        run_resumable(&dir, &mut setup, &plan, &mut hooks, &mut ()).unwrap();
+        after.push((before, gammas(&setup)));
+    }
+    // One SGD step: γ₁ = γ₀ − lr·(g + s·sign γ₀), so the runs differ by lr·s·sign γ₀ exactly.
+    let ((g0, plain), (_, slim)) = (&after[0], &after[1]);
+    assert!(!g0.is_empty());
+    for (((name, g0), (_, a)), (_, b)) in g0.iter().zip(plain).zip(slim) {
+        let expected = g0.sign() * (-0.05 * s);
+        let diff = (b - a - expected).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{name}: off by {diff}");
+    }
+}
+
+#[test]
+fn a_ticket_emerges_is_saved_stops_training_and_a_killed_run_resumes_to_the_same_distances() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let hp = hparams(12);
+    // ε = 1 accepts any window: every ratio's ticket emerges as soon as its FIFO is full, at the
+    // start of epoch window − 1 = 4, i.e. after 40 steps; training stops at that evaluation.
+    let eb = EarlyBirdHparams {
+        epsilon: 1.0,
+        stop: true,
+        ..Default::default()
+    };
+    let run = |name: &str, crash: Option<u64>| {
+        let mut setup = Setup::new(&hp, 1, &data).unwrap();
+        let plan = setup.plan(&hp);
+        let out = root.path().join(name);
+        std::fs::create_dir_all(&out).unwrap();
+        let dir = RunDir::new(out.join("run"));
+        let mut hook = EarlyBird::new(&eb, 10, plan.to, Some(out.clone())).unwrap();
+        let result = {
+            let mut hooks = Hooks::new(vec![&mut hook]).unwrap();
+            match crash {
+                Some(at) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_resumable(&dir, &mut setup, &plan, &mut hooks, &mut Crash(at))
+                }))
+                .ok()
+                .map(|r| r.unwrap()),
+                None => Some(run_resumable(&dir, &mut setup, &plan, &mut hooks, &mut ()).unwrap()),
+            }
+        };
+        (hook, result, out)
+    };
+    let (hook, summary, out) = run("whole", None);
+    assert_eq!(
+        hook.emerged(),
+        vec![(0.3, Some(4)), (0.5, Some(4)), (0.7, Some(4))]
+    );
+    assert_eq!(
+        summary.unwrap().steps,
+        40,
+        "training stops at the emergence"
+    );
+    // Distances from epoch 4 (the first full window), one per ratio.
+    assert_eq!(hook.rows().len(), 3);
+    let (weights, channels) = ticket_files(0.5);
+    let saved = load_tensors(&out.join(weights)).unwrap();
+    assert!(saved.iter().any(|(n, _)| n == "blocks.0.bn1.running_mean"));
+    let mask = lth_prune::Mask::load(&out.join(channels)).unwrap();
+    let kept = mask.kept() as f64 / mask.total() as f64;
+    assert!(
+        (0.45..=0.5).contains(&kept),
+        "p = 0.5 keeps about half: {kept}"
+    );
+
+    // Killed at step 25 (a checkpoint at 20 holds the FIFO of epochs 0–2), then resumed.
+    let (_, crashed, killed) = run("killed", Some(25));
+    assert!(crashed.is_none());
+    let checkpoints: Vec<String> = std::fs::read_dir(killed.join("run/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        checkpoints.iter().any(|c| c.starts_with("resume_20")),
+        "the resumed run starts from a checkpoint: {checkpoints:?}"
+    );
+    let (resumed, _, out2) = run("killed", None);
+    assert_eq!(resumed.rows(), hook.rows());
+    assert_eq!(resumed.emerged(), hook.emerged());
+    let a = load_tensors(&out.join(ticket_files(0.3).0)).unwrap();
+    let b = load_tensors(&out2.join(ticket_files(0.3).0)).unwrap();
+    for ((n, x), (_, y)) in a.iter().zip(&b) {
+        assert!(
+            x.to_kind(Kind::Double).equal(&y.to_kind(Kind::Double)),
+            "{n}"
+        );
+    }
+}
