@@ -32,7 +32,7 @@ pub enum Source {
 }
 
 /// How a cell is judged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     Equivalent,
     Range,
@@ -41,6 +41,9 @@ pub enum Check {
     /// Two metrics of the same row equivalent within the cell's margin (two one-sided Welch
     /// tests at α: the 1 − 2α interval of the difference inside ±margin).
     Within(String),
+    /// A claim that the metric's mean is below a constant: a one-sample one-sided t-test over
+    /// replicates at α (`below:0.5`).
+    Below(f64),
     None,
 }
 
@@ -67,6 +70,7 @@ impl std::fmt::Display for Check {
             Check::Greater(m) => write!(f, "greater:{m}"),
             Check::NotLess(m) => write!(f, "not_less:{m}"),
             Check::Within(m) => write!(f, "within:{m}"),
+            Check::Below(b) => write!(f, "below:{b}"),
             Check::None => f.write_str("none"),
         }
     }
@@ -82,8 +86,14 @@ impl std::str::FromStr for Check {
             Some(("greater", m)) if !m.is_empty() => Ok(Check::Greater(m.into())),
             Some(("not_less", m)) if !m.is_empty() => Ok(Check::NotLess(m.into())),
             Some(("within", m)) if !m.is_empty() => Ok(Check::Within(m.into())),
+            Some(("below", b)) => b
+                .parse::<f64>()
+                .ok()
+                .filter(|b| b.is_finite())
+                .map(Check::Below)
+                .ok_or_else(|| format!("check `{s}`: below:<number>, a finite bound")),
             _ => Err(format!(
-                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric> or within:<metric>"
+                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric>, within:<metric> or below:<number>"
             )),
         }
     }
@@ -212,10 +222,14 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     for cell in rows {
         let line = Some(cells.len() as u64 + 2);
-        if cell.source == Source::Claim && cell.check.other().is_none() {
+        if cell.source == Source::Claim
+            && cell.check.other().is_none()
+            && !matches!(cell.check, Check::Below(_))
+        {
             return Err(bad(
                 line,
-                "a claim needs a greater:<metric>, not_less:<metric> or within:<metric> check"
+                "a claim needs a greater:<metric>, not_less:<metric>, within:<metric> or \
+                 below:<number> check"
                     .into(),
             ));
         }

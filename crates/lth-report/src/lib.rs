@@ -40,7 +40,7 @@ pub use render::{
     RowResult, RowStatus, render_skipped, render_table, render_verdicts, summary_line,
 };
 pub use spec::{Spec, targets};
-pub use stats::{Equivalence, Summary, TTest, equivalence, welch};
+pub use stats::{Equivalence, Summary, TTest, equivalence, one_sample, welch};
 pub use verdict::{Outcome, Verdict, judge, skipped};
 
 use std::path::PathBuf;

@@ -89,6 +89,30 @@ pub fn welch(a: &Summary, b: &Summary) -> Option<TTest> {
     })
 }
 
+/// The one-sample t-test of a against a constant: t = (m_a − bound) / (s_a/√n_a), n_a − 1 degrees
+/// of freedom. `None` with fewer than 2 values; a sample without spread gives t = 0 at the bound
+/// and ±∞ elsewhere.
+pub fn one_sample(a: &Summary, bound: f64) -> Option<TTest> {
+    if a.n < 2 {
+        return None;
+    }
+    let se = a.sd / (a.n as f64).sqrt();
+    let diff = a.mean - bound;
+    let t = if se == 0.0 {
+        if diff == 0.0 {
+            0.0
+        } else {
+            diff.signum() * f64::INFINITY
+        }
+    } else {
+        diff / se
+    };
+    Some(TTest {
+        t,
+        df: (a.n - 1) as f64,
+    })
+}
+
 /// The outcome of an equivalence test of two means within ±`margin`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Equivalence {
@@ -168,6 +192,27 @@ impl TTest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_one_sample_test_matches_the_closed_form() {
+        // mean 0.32, sd √0.00325, so t = −0.18 / (sd/√5) = −7.0602 with 4 degrees of freedom;
+        // Student's t CDF with ν = 4 in closed form, ½ + ⅜·u·(1 − t²/(12(1 + t²/4))) with
+        // u = t/√(1 + t²/4), gives p = 0.00106144.
+        let s = Summary::of(&[0.30, 0.35, 0.25, 0.40, 0.30]);
+        let t = one_sample(&s, 0.5).unwrap();
+        assert!((t.t + 7.0602).abs() < 1e-4, "{t:?}");
+        assert_eq!(t.df, 4.0);
+        assert!((t.p_less() - 0.00106144).abs() < 1e-7, "{}", t.p_less());
+        let flat = Summary::of(&[0.4, 0.4, 0.4]);
+        assert!(one_sample(&flat, 0.5).unwrap().p_less() < 1e-12);
+        assert!(
+            one_sample(&Summary::of(&[0.5, 0.5, 0.5]), 0.5)
+                .unwrap()
+                .p_less()
+                > 0.01
+        );
+        assert!(one_sample(&Summary::of(&[0.4]), 0.5).is_none());
+    }
 
     #[test]
     fn welch_matches_a_textbook_case() {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Cell, Check, Source, Summary, equivalence, welch};
+use crate::{Cell, Check, Source, Summary, equivalence, one_sample, welch};
 
 /// The result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +162,28 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
                     )
                 }
             }
+        }
+        Check::Below(bound) => {
+            let Some(t) = one_sample(mine, *bound) else {
+                return verdict(
+                    Outcome::Fail,
+                    "a one-sample t-test needs n ≥ 2 replicates".into(),
+                );
+            };
+            let p = t.p_less();
+            let ok = p < a;
+            verdict(
+                if ok { Outcome::Pass } else { Outcome::Fail },
+                format!(
+                    "{} below {bound}: {}: one-sided t = {:.2}, df = {:.0}, p = {:.2e} {} {a}",
+                    cell.metric,
+                    show(mine),
+                    t.t,
+                    t.df,
+                    p,
+                    if ok { "<" } else { "≥" }
+                ),
+            )
         }
         Check::Greater(other) | Check::NotLess(other) => {
             let Some(theirs) = ours.get(other) else {
@@ -370,5 +392,43 @@ mod tests {
             )),
             Outcome::Fail
         );
+    }
+}
+
+#[cfg(test)]
+mod below_tests {
+    use super::*;
+
+    #[test]
+    fn below_is_a_one_sided_test_against_a_constant() {
+        let mut c = Cell {
+            row: "r".into(),
+            dataset: "d".into(),
+            metric: "eb50_epoch_fraction".into(),
+            source: Source::Claim,
+            scale: "quick".into(),
+            device: "cpu".into(),
+            command: String::new(),
+            mean: None,
+            spread: None,
+            n: None,
+            check: "below:0.5".parse().unwrap(),
+            alpha: 0.01,
+            margin: None,
+            rationale: String::new(),
+        };
+        let ours = |v: &[f64]| -> BTreeMap<String, Summary> {
+            [("eb50_epoch_fraction".to_owned(), Summary::of(v))].into()
+        };
+        assert_eq!(
+            judge(&c, &ours(&[0.3, 0.35, 0.25, 0.4, 0.3])).outcome,
+            Outcome::Pass
+        );
+        // Below on average but not significantly so over three replicates.
+        assert_eq!(judge(&c, &ours(&[0.3, 0.6, 0.45])).outcome, Outcome::Fail);
+        assert_eq!(judge(&c, &ours(&[0.55, 0.6, 0.7])).outcome, Outcome::Fail);
+        c.check = "below:1".parse().unwrap();
+        assert_eq!(c.check.to_string(), "below:1");
+        assert!("below:x".parse::<Check>().is_err());
     }
 }
