@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use lth_data::data_root;
+use lth_train::speed::median;
 use lth_train::{Data, Hooks, MetricsRow, Progress, Setup, Steps, resolve_device};
 
 use super::DataArgs;
@@ -27,6 +28,10 @@ pub enum Suite {
     /// RigL (mask updates every 100 steps) against static sparse training, ERK at 90%, on
     /// LeNet-300-100 and ResNet-20 (synthetic data): the cost of rewiring.
     Sparse,
+    /// The narrow networks of Early-Bird channel pruning (p = 0.3, 0.5, 0.7 of a global |γ|
+    /// threshold) against the dense one: parameters, FLOPs, and training and inference throughput
+    /// measured in the same run (ResNet-20 and VGG-16, synthetic CIFAR-shaped data).
+    EarlyBird,
 }
 
 #[derive(Args, Debug)]
@@ -112,7 +117,79 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Suite::Loop => loop_suite(args),
         Suite::Models => models_suite(args),
         Suite::Sparse => sparse_suite(args),
+        Suite::EarlyBird => early_bird_suite(args),
     }
+}
+
+/// The narrow networks of Early-Bird channel pruning against their dense network.
+fn early_bird_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    let device = resolve_device(args.device)?;
+    println!(
+        "lth bench --suite early-bird: channel masks at p = 0.3, 0.5, 0.7 (a global threshold on \
+         the initial |γ|), batch {}, {} timed steps per round, {} rounds, {device:?}, {} libtorch \
+         thread(s); speed-ups are medians of paired rounds",
+        args.batch_size,
+        args.steps,
+        args.repeats,
+        tch::get_num_threads()
+    );
+    let info = lth_data::info("cifar10")?;
+    for model in ["cifar_resnet_20", "cifar_vgg_16"] {
+        let mut hp = lth_train::TrainHparams::recipe(model)?;
+        hp.dataset.batch_size = args.batch_size;
+        let dense = lth_models::Model::new(model, info.shape, 10, None, 1, tch::Device::Cpu)?;
+        let mut names = vec![model.to_owned()];
+        let mut rows = vec![(
+            1.0,
+            dense.num_parameters(),
+            lth_prune::flops::network(&dense),
+        )];
+        for p in [0.3, 0.5, 0.7] {
+            let mask = lth_prune::channels::channel_mask(&dense, p)?;
+            let narrow = lth_prune::channels::narrow(&dense, info.shape, &mask)?;
+            names.push(narrow.name().to_owned());
+            rows.push((
+                mask.density(),
+                narrow.num_parameters(),
+                lth_prune::flops::network(&narrow),
+            ));
+        }
+        let speeds =
+            lth_train::speed::compare(&hp, &names, info, device, args.steps, args.repeats)?;
+        println!(
+            "  {model}: {:>6} {:>8} {:>11} {:>7} {:>10} {:>8} {:>10} {:>8}",
+            "p",
+            "channels",
+            "parameters",
+            "FLOPs",
+            "train i/s",
+            "speed-up",
+            "infer i/s",
+            "speed-up"
+        );
+        for (k, ((kept, params, flops), (speed, ratio))) in rows.iter().zip(&speeds).enumerate() {
+            let p = if k == 0 {
+                "dense".to_owned()
+            } else {
+                format!("{:.1}", [0.3, 0.5, 0.7][k - 1])
+            };
+            println!(
+                "  {:>w$} {p:>6} {:>7.1}% {params:>11} {:>6.2}× {:>10.0} {:>7.2}× {:>10.0} {:>7.2}×",
+                "",
+                100.0 * kept,
+                rows[0].2 / flops,
+                speed.train,
+                ratio.train,
+                speed.infer,
+                ratio.infer,
+                w = model.len()
+            );
+        }
+    }
+    println!(
+        "target: the narrow network at p = 0.5 trains at least 1.5× faster than the dense one"
+    );
+    Ok(())
 }
 
 fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
@@ -245,39 +322,6 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Synthetic training data of `info`'s shape on `device`: 50,000 uniform `u8` images, random labels.
-fn synthetic(
-    info: &'static lth_data::DatasetInfo,
-    device: tch::Device,
-    channels_last: bool,
-) -> anyhow::Result<Data> {
-    let n = 50_000;
-    let [c, h, w] = info.shape;
-    tch::manual_seed(0);
-    let split = lth_data::Split {
-        images: tch::Tensor::randint(256, [n, c, h, w], (tch::Kind::Uint8, tch::Device::Cpu)),
-        labels: tch::Tensor::randint(info.num_classes, [n], (tch::Kind::Int64, tch::Device::Cpu)),
-    };
-    let test = lth_data::Split {
-        images: split.images.narrow(0, 0, 1000),
-        labels: split.labels.narrow(0, 0, 1000),
-    };
-    Ok(Data {
-        info,
-        train: lth_data::DeviceSplit::new(&split, info, device)?.into(),
-        eval: lth_train::EvalSets {
-            test: lth_data::DeviceSplit::new(&test, info, device)?.into(),
-            validation: None,
-        },
-        channels_last,
-    })
-}
-
 /// Runs the PyTorch reference for `model` and returns its images per second, or why it could not.
 fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, String> {
     let script = match &args.pytorch_script {
@@ -365,7 +409,7 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
         if args.bf16 {
             hp.training.precision = lth_train::Precision::Bf16;
         }
-        let data = synthetic(info, device, args.channels_last)?;
+        let data = lth_train::speed::synthetic(info, device, args.channels_last)?;
         let mut setup = Setup::new(&hp, 1, &data)?;
         let sync = || {
             if let tch::Device::Cuda(i) = device {
@@ -421,7 +465,7 @@ fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
         hp.dataset.batch_size = args.batch_size;
         hp.dataset.validation = 0;
         hp.training.steps = Steps::it(steps);
-        let data = synthetic(info, device, false)?;
+        let data = lth_train::speed::synthetic(info, device, false)?;
         let mut setup = Setup::new(&hp, 1, &data)?;
         let sp = SparseHparams::new(SparseMode::Rigl, lth_prune::Spread::ErdosRenyiKernel, 0.9);
         let layers = sp.layer_sparsities(&setup.model.prunable_tensors())?;

@@ -1,6 +1,7 @@
 //! VGG-11/13/16/19 with BatchNorm for CIFAR, as OpenLTH's `cifar_vgg_<n>` (after Simonyan &
 //! Zisserman 2015): 3×3 convolutions with bias, BatchNorm and ReLU, 2×2 max pooling between stages,
-//! 2×2 average pooling at the end, one linear output layer of 512 inputs. Names:
+//! 2×2 average pooling at the end, one linear output layer of 512 inputs. It also takes 28×28
+//! images (Fashion-MNIST), whose last map is already 1×1. Names:
 //! `layers.<i>.conv.{weight,bias}`, `layers.<i>.bn.*` (i counts pooling layers too, as PyTorch's
 //! `Sequential` does), `fc.{weight,bias}`. VGG-19 has 20,040,522 parameters, 20,024,000 prunable.
 
@@ -31,7 +32,13 @@ impl ModuleT for Vgg {
                 Layer::Pool => x.max_pool2d_default(2),
             };
         }
-        let x = x.avg_pool2d_default(2).flatten(1, -1);
+        // 32×32 inputs end at 2×2 (pooled to 1×1, as OpenLTH); 28×28 ones already at 1×1.
+        let x = if x.size()[2] >= 2 {
+            x.avg_pool2d_default(2)
+        } else {
+            x
+        };
+        let x = x.flatten(1, -1);
         self.fc.forward(&x)
     }
 }
@@ -71,10 +78,16 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             *f = w.next().unwrap_or(*f);
         }
     }
-    if input[1] != 32 || input[2] != 32 {
+    // The output layer sees one position per channel: the maps must end at 2×2 (pooled) or 1×1.
+    let pools = plan.iter().filter(|&&f| f == 0).count() as u32;
+    let end = |side: i64| side / 2i64.pow(pools);
+    if input[1] != input[2] || !(1..=2).contains(&end(input[1])) || ![28, 32].contains(&input[1]) {
         return Err(ModelError::Incompatible {
             name: name.into(),
-            what: format!("{}×{} images (CIFAR VGG expects 32×32)", input[1], input[2]),
+            what: format!(
+                "{}×{} images (CIFAR VGG takes 32×32, or 28×28 where the last map is 1×1)",
+                input[1], input[2]
+            ),
         });
     }
     let control = BnControl::default();

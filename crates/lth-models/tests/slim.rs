@@ -29,9 +29,9 @@ fn perturb(model: &Model) {
     tch::no_grad(|| {
         for (name, mut t) in model.state() {
             if name.ends_with("running_mean") || name.ends_with(".bias") {
-                let _ = t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.3));
+                t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.3));
             } else if name.ends_with("running_var") {
-                let _ = t.copy_(&(Tensor::rand(t.size(), (Kind::Float, Device::Cpu)) + 0.5));
+                t.copy_(&(Tensor::rand(t.size(), (Kind::Float, Device::Cpu)) + 0.5));
             }
         }
     });

@@ -44,6 +44,17 @@ pub fn inference(layers: &[LayerSparsity], positions: &[i64]) -> (f64, f64) {
         })
 }
 
+/// Forward FLOPs of one example through a dense network (every kernel whole): what a narrow
+/// network of channel pruning is compared by.
+pub fn network(model: &lth_models::Model) -> f64 {
+    model
+        .prunable_tensors()
+        .iter()
+        .zip(model.positions())
+        .map(|((_, t), &p)| kernel(t.numel() as i64, t.size()[0], p))
+        .sum()
+}
+
 /// The FLOPs of a training run and of its network, next to the dense network's (`done.json`'s
 /// `flops`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

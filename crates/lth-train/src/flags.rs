@@ -57,6 +57,10 @@ pub struct TrainFlags {
     /// Seed of the initial weights (default: the replicate number).
     #[arg(long)]
     pub init_seed: Option<u64>,
+    /// The initial value of every BatchNorm scale (default: the family's, U(0, 1)); the Early-Bird
+    /// reference uses 0.5.
+    #[arg(long, value_name = "GAMMA")]
+    pub bn_init: Option<f64>,
     /// Seed of the data order (default: the replicate number).
     #[arg(long)]
     pub data_order_seed: Option<u64>,
@@ -92,6 +96,7 @@ impl TrainFlags {
         d.augment_seed = self.augment_seed.or(d.augment_seed);
         m.init = self.init.or(m.init);
         m.init_seed = self.init_seed.or(m.init_seed);
+        m.bn_init = self.bn_init.or(m.bn_init);
         set(&mut t.steps, self.steps);
         set(&mut t.optimizer, self.optimizer);
         set(&mut t.lr, self.lr);
@@ -284,5 +289,49 @@ impl SparseFlags {
         sp.keep_update_step = self.keep_update_step.unwrap_or(false);
         sp.validate()?;
         Ok(Some(sp))
+    }
+}
+
+/// Flags of an Early-Bird search (`lth early-bird`); defaults are the paper's.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EarlyBirdFlags {
+    /// Channel pruning ratios tracked together, each with its own FIFO and ticket (default
+    /// 0.3,0.5,0.7).
+    #[arg(long, value_delimiter = ',', value_name = "P,...")]
+    pub eb_ratios: Option<Vec<f64>>,
+    /// Masks in the FIFO: the newest is compared with the ones before it (default 5).
+    #[arg(long, value_name = "N")]
+    pub eb_window: Option<u64>,
+    /// The Hamming distance every comparison must stay below (default 0.1).
+    #[arg(long, value_name = "EPS")]
+    pub eb_epsilon: Option<f64>,
+    /// Network slimming's L1 coefficient on BatchNorm scales (default 1e-4; 0 for none).
+    #[arg(long, value_name = "S")]
+    pub slimming: Option<f64>,
+    /// Stop training once every ratio's ticket has emerged (the reference trains on to the end).
+    #[arg(long)]
+    pub eb_stop: bool,
+}
+
+impl EarlyBirdFlags {
+    /// Whether any of these flags was given.
+    pub fn given(&self) -> bool {
+        self.eb_ratios.is_some()
+            || self.eb_window.is_some()
+            || self.eb_epsilon.is_some()
+            || self.slimming.is_some()
+            || self.eb_stop
+    }
+
+    /// The search these flags ask for, checked.
+    pub fn resolve(&self) -> Result<crate::EarlyBirdHparams> {
+        let mut hp = crate::EarlyBirdHparams::default();
+        set(&mut hp.ratios, self.eb_ratios.clone());
+        set(&mut hp.window, self.eb_window);
+        set(&mut hp.epsilon, self.eb_epsilon);
+        set(&mut hp.slimming, self.slimming);
+        hp.stop = self.eb_stop;
+        hp.validate()?;
+        Ok(hp)
     }
 }

@@ -39,6 +39,10 @@ pub struct ModelHparams {
     pub init: Option<Init>,
     /// Seed of the initial weights; `None` uses the replicate number.
     pub init_seed: Option<u64>,
+    /// The initial value of every BatchNorm scale γ; `None` keeps the family's (OpenLTH's draw
+    /// from U(0, 1)). The Early-Bird and network-slimming references use 0.5: channel masks
+    /// ranked by |γ| then reflect training, not the initial draw.
+    pub bn_init: Option<f64>,
 }
 
 /// The optimiser.
@@ -216,6 +220,11 @@ impl TrainHparams {
                  --augment false)",
                 info.name, self.model.model
             ));
+        }
+        if let Some(g) = self.model.bn_init
+            && !g.is_finite()
+        {
+            return bad(format!("--bn-init {g}: a finite value"));
         }
         if self.dataset.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());

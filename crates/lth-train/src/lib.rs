@@ -42,10 +42,11 @@ mod run;
 mod schedule;
 mod session;
 mod sparse;
+pub mod speed;
 mod steps;
 
 pub use device::{DeviceChoice, resolve_device};
-pub use early_bird::{EarlyBird, EarlyBirdHparams};
+pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
 pub use error::TrainError;
 pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{

@@ -84,6 +84,19 @@ impl Setup {
             hp.init_seed(replicate),
             data.train.device(),
         )?;
+        if let Some(gamma) = hp.model.bn_init {
+            if model.batchnorm_scales().is_empty() {
+                return Err(TrainError::Invalid(format!(
+                    "--bn-init {gamma}: {} has no BatchNorm layers",
+                    hp.model.model
+                )));
+            }
+            tch::no_grad(|| {
+                for (_, mut t) in model.batchnorm_scales() {
+                    let _ = t.fill_(gamma);
+                }
+            });
+        }
         let mut loader = Loader::new(
             data.train.clone(),
             hp.dataset.batch_size as i64,

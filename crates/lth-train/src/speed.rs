@@ -1,0 +1,149 @@
+//! Measured speed: training and inference throughput of networks against each other in one
+//! process, on synthetic data (what `lth bench` and the Early-Bird reports print). Timing is
+//! wall-clock: a measurement, never a test.
+
+use std::time::Instant;
+
+use crate::{Data, Hooks, Result, Setup, Steps, TrainHparams};
+
+/// The median (the upper one of an even count); sorts `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Synthetic training data of `info`'s shape on `device`: 50,000 uniform `u8` images, random labels.
+pub fn synthetic(
+    info: &'static lth_data::DatasetInfo,
+    device: tch::Device,
+    channels_last: bool,
+) -> Result<Data> {
+    let n = 50_000;
+    let [c, h, w] = info.shape;
+    tch::manual_seed(0);
+    let split = lth_data::Split {
+        images: tch::Tensor::randint(256, [n, c, h, w], (tch::Kind::Uint8, tch::Device::Cpu)),
+        labels: tch::Tensor::randint(info.num_classes, [n], (tch::Kind::Int64, tch::Device::Cpu)),
+    };
+    let test = lth_data::Split {
+        images: split.images.narrow(0, 0, 1000),
+        labels: split.labels.narrow(0, 0, 1000),
+    };
+    Ok(Data {
+        info,
+        train: lth_data::DeviceSplit::new(&split, info, device)?.into(),
+        eval: crate::EvalSets {
+            test: lth_data::DeviceSplit::new(&test, info, device)?.into(),
+            validation: None,
+        },
+        channels_last,
+    })
+}
+
+/// Training and inference speed of one network: images per second, medians over rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Speed {
+    pub train: f64,
+    pub infer: f64,
+}
+
+/// Training and inference throughput of networks against the first (the dense one), measured in
+/// one process on synthetic data of `info`'s shape: per round every network trains `steps` steps
+/// (after one untimed warm-up round) and runs `steps` forward passes in evaluation mode, the
+/// order rotating between rounds so that drift cancels. `states` optionally gives each network's
+/// weights. Returns each network's median speeds and its median per-round ratios to the first.
+pub fn compare(
+    hp: &TrainHparams,
+    models: &[String],
+    info: &'static lth_data::DatasetInfo,
+    device: tch::Device,
+    steps: u64,
+    rounds: usize,
+) -> Result<Vec<(Speed, Speed)>> {
+    let data = synthetic(info, device, false)?;
+    let mut setups = Vec::new();
+    for m in models {
+        let mut hp = hp.clone();
+        hp.model.model = m.clone();
+        hp.dataset.validation = 0;
+        hp.dataset.subset = 0;
+        // Only the step costs are measured: no schedule to fit into the timed steps.
+        hp.training.steps = Steps::it(steps * (rounds as u64 + 1) + 1);
+        hp.training.milestones = Vec::new();
+        hp.training.warmup = Steps::it(0);
+        setups.push(Setup::new(&hp, 1, &data)?);
+    }
+    let batch = hp.dataset.batch_size as i64;
+    let [c, h, w] = info.shape;
+    let x = tch::Tensor::randn([batch, c, h, w], (tch::Kind::Float, device));
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    let mut done = vec![0u64; models.len()];
+    let mut time = |i: usize, setups: &mut Vec<Setup>| -> Result<(f64, f64)> {
+        let setup = &mut setups[i];
+        let mut session = setup.session();
+        let t = Instant::now();
+        session.train(
+            done[i],
+            done[i] + steps,
+            0,
+            &[],
+            &mut Hooks::none(),
+            &mut (),
+        )?;
+        sync();
+        let train = t.elapsed().as_secs_f64();
+        done[i] += steps;
+        let t = Instant::now();
+        tch::no_grad(|| {
+            for _ in 0..steps {
+                let _ = setup.model.forward_t(&x, false);
+            }
+        });
+        sync();
+        Ok((train, t.elapsed().as_secs_f64()))
+    };
+    for i in 0..models.len() {
+        time(i, &mut setups)?;
+    }
+    let n = models.len();
+    let mut times: Vec<Vec<(f64, f64)>> = vec![Vec::new(); n];
+    for round in 0..rounds.max(1) {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let t = time(i, &mut setups)?;
+            times[i].push(t);
+        }
+    }
+    let images = (steps * hp.dataset.batch_size) as f64;
+    let speeds: Vec<(Speed, Speed)> = (0..n)
+        .map(|i| {
+            let mut train: Vec<f64> = times[i].iter().map(|t| images / t.0).collect();
+            let mut infer: Vec<f64> = times[i].iter().map(|t| images / t.1).collect();
+            let mut train_ratio: Vec<f64> = times[i]
+                .iter()
+                .zip(&times[0])
+                .map(|(a, d)| d.0 / a.0)
+                .collect();
+            let mut infer_ratio: Vec<f64> = times[i]
+                .iter()
+                .zip(&times[0])
+                .map(|(a, d)| d.1 / a.1)
+                .collect();
+            (
+                Speed {
+                    train: median(&mut train),
+                    infer: median(&mut infer),
+                },
+                Speed {
+                    train: median(&mut train_ratio),
+                    infer: median(&mut infer_ratio),
+                },
+            )
+        })
+        .collect();
+    Ok(speeds)
+}
