@@ -1,6 +1,7 @@
 //! Command-line interface: argument structs shared by the subcommands, and dispatch.
 
 mod bench;
+mod early_bird;
 mod grid;
 mod info;
 mod lottery;
@@ -54,6 +55,9 @@ enum Command {
     Elastic(transplant::ElasticArgs),
     /// Move a lottery ticket to another dataset (ticket transfer) and train it there.
     Transfer(transplant::TransferArgs),
+    /// Early-Bird tickets: channel masks from BatchNorm scales settle early in training; the
+    /// narrow network is built for real and retrained.
+    EarlyBird(early_bird::EarlyBirdArgs),
     /// Reproduce a figure or table of a paper (a folder of repro/) and judge it cell by cell.
     Repro(repro::ReproArgs),
     /// Spread a reproduction's independent units over a Slurm cluster, and follow them.
@@ -148,6 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Interpolate(args) => stability::run_interpolate(&args),
         Command::Elastic(args) => transplant::run_elastic(&args),
         Command::Transfer(args) => transplant::run_transfer(&args),
+        Command::EarlyBird(args) => early_bird::run(&args),
         Command::Repro(args) => repro::run(&args),
         Command::Grid(cmd) => grid::run(&cmd),
         Command::Bench(args) => bench::run(&args),

@@ -6,11 +6,11 @@ use lth_data::DatasetInfo;
 use lth_report::Summary;
 use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::Store;
-use lth_train::{Data, Progress, SparseHparams};
+use lth_train::{Data, EarlyBirdHparams, Progress, SparseHparams};
 
 use crate::{
-    LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability, Supermask,
-    Transplanted,
+    EarlyBirdTickets, LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability,
+    Supermask, Transplanted,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -28,6 +28,8 @@ pub struct Unit<'a, 'd> {
     pub sparse: Option<&'a SparseHparams>,
     /// Where the row moves its ticket, for the experiments that do.
     pub transplant: Option<&'a TransplantHparams>,
+    /// The row's Early-Bird search (the paper's defaults unless its flags say otherwise).
+    pub early_bird: &'a EarlyBirdHparams,
     /// The data the ticket moves to (the row's own for a depth move).
     pub target_data: Option<&'d Data>,
     /// The run store the row trains in.
@@ -96,6 +98,22 @@ pub trait Experiment {
             )),
         }
     }
+    /// Whether a row's Early-Bird flags fit this kind; by default a row gives none.
+    fn check_early_bird(
+        &self,
+        _early_bird: &EarlyBirdHparams,
+        given: bool,
+    ) -> std::result::Result<(), String> {
+        if given {
+            Err(format!(
+                "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop belong to \
+                 early_bird rows, not {}",
+                self.kind()
+            ))
+        } else {
+            Ok(())
+        }
+    }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
     /// How many independent parts the training of one replicate's measurement splits into once
@@ -126,6 +144,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Transplanted::ELASTIC),
         Box::new(Transplanted::TRANSFER),
         Box::new(Supermask),
+        Box::new(EarlyBirdTickets),
     ]
 }
 

@@ -17,9 +17,9 @@ use lth_report::{
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::{CsvLog, Store};
-use lth_train::SparseHparams;
-use lth_train::flags::SparseFlags;
+use lth_train::flags::{EarlyBirdFlags, SparseFlags};
 use lth_train::{Data, Progress};
+use lth_train::{EarlyBirdHparams, SparseHparams};
 
 use crate::experiment::replicate_means;
 use crate::{Experiment, Provenance, ReproError, Result, Unit, cpu_description, experiment};
@@ -208,6 +208,8 @@ struct RowFlags {
     sparse: SparseFlags,
     #[command(flatten)]
     transplant: TransplantFlags,
+    #[command(flatten)]
+    early_bird: EarlyBirdFlags,
 }
 
 /// A row's hyperparameters.
@@ -215,6 +217,9 @@ struct Resolved {
     hp: LotteryHparams,
     sparse: Option<SparseHparams>,
     transplant: Option<TransplantHparams>,
+    /// The Early-Bird search of the row (the paper's defaults where no flag is given), and
+    /// whether any flag was given.
+    early_bird: (EarlyBirdHparams, bool),
 }
 
 impl RowFlags {
@@ -233,6 +238,7 @@ impl RowFlags {
             hp,
             sparse,
             transplant,
+            early_bird: (self.early_bird.resolve()?, self.early_bird.given()),
         })
     }
 }
@@ -593,6 +599,7 @@ fn prepare(o: &Options) -> Result<Prepared> {
             exp.check_row(&r.hp, level)
                 .and_then(|()| exp.check_sparse(r.sparse.as_ref()))
                 .and_then(|()| exp.check_transplant(r.transplant.as_ref()))
+                .and_then(|()| exp.check_early_bird(&r.early_bird.0, r.early_bird.1))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
@@ -799,6 +806,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 hp,
                 sparse,
                 transplant,
+                early_bird: (early_bird, _),
             } = f.resolve(level)?;
             let lottery = match data {
                 Some(data) if exp.trains() => {
@@ -831,6 +839,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 hp: &hp,
                 sparse: sparse.as_ref(),
                 transplant: transplant.as_ref(),
+                early_bird: &early_bird,
                 target_data,
                 store: &store,
                 replicate: r,

@@ -23,6 +23,7 @@
 
 mod collapse;
 mod curve;
+mod early_bird;
 mod experiment;
 mod harness;
 mod pai;
@@ -34,6 +35,7 @@ mod transplant;
 
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
+pub use early_bird::EarlyBirdTickets;
 pub use experiment::{Experiment, Measured, Unit, experiment, kinds};
 pub use harness::{GridUnit, Options, Plan, Report, plan, run_target};
 pub use pai::PruneAtInit;
@@ -56,6 +58,8 @@ pub enum ReproError {
     Train(#[from] lth_train::TrainError),
     #[error(transparent)]
     Store(#[from] lth_store::StoreError),
+    #[error(transparent)]
+    Model(#[from] lth_models::ModelError),
     #[error("{}: {source}", path.display())]
     Io {
         path: std::path::PathBuf,

@@ -24,10 +24,19 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use lth_models::Named;
+use lth_models::{Model, Named, load_tensors};
 use lth_prune::Mask;
+use lth_store::{CsvLog, RunDir};
 
-use crate::{Control, Hook, MetricsRow, Result, StepContext, TrainError, Update};
+use crate::{
+    Control, Data, Hook, Hooks, MetricsRow, Progress, Result, RunSummary, Setup, StepContext,
+    TrainError, TrainHparams, Update, run_resumable,
+};
+
+/// Every epoch's largest distance per ratio, once its FIFO is full.
+pub const DISTANCES_FILE: &str = "early_bird.csv";
+/// Per ratio, the epoch its ticket emerged at (empty if it did not) and the channels it keeps.
+pub const EMERGENCE_FILE: &str = "emergence.csv";
 
 /// How Early-Bird tickets are drawn (defaults: the paper's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +112,8 @@ pub struct Emergence {
     epsilon: f64,
     masks: VecDeque<Mask>,
     emerged: Option<u64>,
+    /// The fraction of channels the ticket keeps, once it emerged.
+    kept: Option<f64>,
 }
 
 impl Emergence {
@@ -112,6 +123,7 @@ impl Emergence {
             epsilon,
             masks: VecDeque::new(),
             emerged: None,
+            kept: None,
         }
     }
 
@@ -132,6 +144,7 @@ impl Emergence {
         }
         if self.emerged.is_none() && largest < self.epsilon {
             self.emerged = Some(epoch);
+            self.kept = Some(newest.density());
         }
         Ok(Some(largest))
     }
@@ -153,6 +166,16 @@ pub struct DistanceRow {
     pub emerged: bool,
 }
 
+/// When one ratio's ticket emerged (`emergence.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmergenceRow {
+    pub ratio: f64,
+    /// The epoch whose starting weights are the ticket; empty when it never emerged.
+    pub epoch: Option<u64>,
+    /// The fraction of slimmable channels its mask keeps.
+    pub channels_kept: Option<f64>,
+}
+
 /// The saved ticket of one ratio: `eb_<ratio>.safetensors` (the whole state at the emergence
 /// epoch) and `eb_<ratio>_channels.safetensors` (its channel mask).
 pub fn ticket_files(ratio: f64) -> (String, String) {
@@ -162,7 +185,40 @@ pub fn ticket_files(ratio: f64) -> (String, String) {
     )
 }
 
-/// The Early-Bird hook ([module docs](self)).
+/// Network slimming's L1 penalty on BatchNorm scales: s·sign(γ) added to the gradient of every
+/// BatchNorm scale after backward, before the update (the reference's `updateBN`). Used by the
+/// search and by the retraining, as the reference's retraining scripts keep it.
+#[derive(Debug, Clone, Copy)]
+pub struct Slimming(pub f64);
+
+impl Hook for Slimming {
+    fn name(&self) -> &str {
+        "slimming"
+    }
+
+    fn after_backward(&mut self, _step: u64, ctx: &mut StepContext<'_>) -> Result<Update> {
+        tch::no_grad(|| {
+            for (name, gamma) in ctx.model.batchnorm_scales() {
+                if let Some(mut g) = ctx.optimizer.grad(&name) {
+                    let _ = g.g_add_(&(gamma.sign() * self.0));
+                }
+            }
+        });
+        Ok(Update::Apply)
+    }
+}
+
+/// The hooks of a training with slimming coefficient `s`: none when it is 0.
+fn slimming_hooks(slimming: &mut Slimming) -> Result<Hooks<'_>> {
+    if slimming.0 > 0.0 {
+        Hooks::new(vec![slimming])
+    } else {
+        Ok(Hooks::none())
+    }
+}
+
+/// The Early-Bird hook ([module docs](self)): channel masks, FIFO and emergence (slimming is
+/// [`Slimming`], a hook of its own).
 #[derive(Debug)]
 pub struct EarlyBird {
     hp: EarlyBirdHparams,
@@ -171,7 +227,7 @@ pub struct EarlyBird {
     epochs: u64,
     fifos: Vec<Emergence>,
     rows: Vec<DistanceRow>,
-    /// Where the tickets are saved when they emerge.
+    /// Where the tickets are saved when they emerge, and the distances at each evaluation.
     out: Option<PathBuf>,
 }
 
@@ -261,15 +317,6 @@ impl Hook for EarlyBird {
         if step == 0 {
             self.observe(0, ctx)?;
         }
-        if self.hp.slimming > 0.0 {
-            tch::no_grad(|| {
-                for (name, gamma) in ctx.model.batchnorm_scales() {
-                    if let Some(mut g) = ctx.optimizer.grad(&name) {
-                        let _ = g.g_add_(&(gamma.sign() * self.hp.slimming));
-                    }
-                }
-            });
-        }
         Ok(Update::Apply)
     }
 
@@ -281,6 +328,20 @@ impl Hook for EarlyBird {
     }
 
     fn on_eval(&mut self, _row: &MetricsRow, _ctx: &mut StepContext<'_>) -> Result<Control> {
+        if let Some(out) = &self.out {
+            CsvLog::new(out.join(DISTANCES_FILE)).save(&self.rows)?;
+            let emergence: Vec<EmergenceRow> = self
+                .emerged()
+                .into_iter()
+                .zip(&self.fifos)
+                .map(|((ratio, epoch), f)| EmergenceRow {
+                    ratio,
+                    epoch,
+                    channels_kept: f.kept,
+                })
+                .collect();
+            CsvLog::new(out.join(EMERGENCE_FILE)).save(&emergence)?;
+        }
         let all = self.fifos.iter().all(|f| f.emerged().is_some());
         Ok(if self.hp.stop && all {
             Control::Stop
@@ -295,6 +356,10 @@ impl Hook for EarlyBird {
             out.insert(
                 format!("{i}.{EMERGED}"),
                 Tensor::from_slice(&[f.emerged.map_or(-1, |e| e as i64)]),
+            );
+            out.insert(
+                format!("{i}.kept"),
+                Tensor::from_slice(&[f.kept.unwrap_or(-1.0)]),
             );
             for (k, m) in f.masks.iter().enumerate() {
                 for (name, t) in m.iter() {
@@ -333,6 +398,11 @@ impl Hook for EarlyBird {
                 .ok_or_else(|| missing("emergence"))?
                 .int64_value(&[0]);
             f.emerged = (e >= 0).then_some(e as u64);
+            let kept = state
+                .get(&format!("{i}.kept"))
+                .ok_or_else(|| missing("kept channels"))?
+                .double_value(&[0]);
+            f.kept = (kept >= 0.0).then_some(kept);
             f.masks.clear();
             for k in 0..f.window {
                 let layers = state.strip_prefix(&format!("{i}.fifo{k}."));
@@ -365,6 +435,178 @@ impl Hook for EarlyBird {
             .collect();
         Ok(())
     }
+}
+
+/// An Early-Bird search: a dense training with the Early-Bird hook (what `lth early-bird` stores,
+/// folder `earlybird_<hash>`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EarlyBirdRun {
+    pub train: TrainHparams,
+    pub early_bird: EarlyBirdHparams,
+}
+
+impl EarlyBirdRun {
+    /// Checks what needs no data: the hook's settings, and that the model has channels to prune
+    /// (built at W0, before anything is read or written).
+    pub fn validate(&self, shape: [i64; 3], classes: i64) -> Result<()> {
+        self.train.validate()?;
+        self.early_bird.validate()?;
+        let m = Model::new(
+            &self.train.model.model,
+            shape,
+            classes,
+            None,
+            0,
+            tch::Device::Cpu,
+        )?;
+        lth_models::slim::slimmable(&m)?;
+        Ok(())
+    }
+}
+
+/// Trains replicate `replicate` of the search in `dir` (resumably), writing `early_bird.csv`,
+/// `emergence.csv` and each emerged ticket; returns the summary and the emergence per ratio.
+pub fn search(
+    dir: &RunDir,
+    run: &EarlyBirdRun,
+    replicate: u64,
+    data: &Data,
+    progress: &mut dyn Progress,
+) -> Result<(RunSummary, Vec<EmergenceRow>)> {
+    run.validate(data.info.shape, data.info.num_classes)?;
+    let hp = &run.train;
+    let mut setup = Setup::new(hp, replicate, data)?;
+    let plan = setup.plan(hp);
+    dir.create()?;
+    let mut hook = EarlyBird::new(
+        &run.early_bird,
+        setup.loader.steps_per_epoch(),
+        plan.to,
+        Some(dir.path().to_owned()),
+    )?;
+    let mut slimming = Slimming(run.early_bird.slimming);
+    let summary = {
+        let mut hooks = if slimming.0 > 0.0 {
+            Hooks::new(vec![&mut slimming, &mut hook])?
+        } else {
+            Hooks::new(vec![&mut hook])?
+        };
+        run_resumable(dir, &mut setup, &plan, &mut hooks, progress)?
+    };
+    let emerged = CsvLog::<EmergenceRow>::new(dir.join(EMERGENCE_FILE)).load()?;
+    Ok((summary, emerged))
+}
+
+/// How a narrow network is retrained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrain {
+    /// EB Train: from the ticket's weights at its emergence epoch, narrowed.
+    EarlyBird,
+    /// The narrow architecture from its own initial weights (the replicate's seed).
+    Scratch,
+}
+
+impl Retrain {
+    pub const ALL: [Retrain; 2] = [Retrain::EarlyBird, Retrain::Scratch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Retrain::EarlyBird => "eb",
+            Retrain::Scratch => "scratch",
+        }
+    }
+}
+
+impl std::str::FromStr for Retrain {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Retrain, String> {
+        Retrain::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("`{s}`: expected eb or scratch"))
+    }
+}
+
+/// The narrow network of a search's ticket at `ratio`, with the ticket's weights: the wide state
+/// saved at emergence, pruned to the channels of its mask (`lth_prune::channels::narrow`).
+pub fn narrow_ticket(
+    search_dir: &RunDir,
+    run: &EarlyBirdRun,
+    ratio: f64,
+    replicate: u64,
+    data: &Data,
+) -> Result<Model> {
+    let (weights, channels) = ticket_files(ratio);
+    let (weights, channels) = (search_dir.join(weights), search_dir.join(channels));
+    if !weights.exists() || !channels.exists() {
+        return Err(TrainError::Invalid(format!(
+            "no Early-Bird ticket at ratio {ratio} in {} (its ticket did not emerge, or the \
+             search did not track that ratio)",
+            search_dir.path().display()
+        )));
+    }
+    let hp = &run.train;
+    let mut wide = Model::new(
+        &hp.model.model,
+        data.info.shape,
+        data.info.num_classes,
+        hp.model.init,
+        hp.init_seed(replicate),
+        data.train.device(),
+    )?;
+    wide.load_state(&load_tensors(&weights)?)?;
+    let mask = Mask::load(&channels)?;
+    Ok(lth_prune::channels::narrow(&wide, data.info.shape, &mask)?)
+}
+
+/// Retrains the narrow network of the ticket at `ratio` in `<search>/retrain_<ratio>_<eb|scratch>`
+/// (a resumable unit), with the search's slimming: EB Train continues from the emergence epoch to
+/// the end of the schedule (the learning rate where the schedule has it then, a fresh optimiser
+/// state), as the reference's `retrain_continue`; from scratch trains the whole schedule. Returns
+/// its summary and the narrow network's name.
+pub fn retrain(
+    search_dir: &RunDir,
+    run: &EarlyBirdRun,
+    ratio: f64,
+    how: Retrain,
+    replicate: u64,
+    data: &Data,
+    progress: &mut dyn Progress,
+) -> Result<(RunSummary, String)> {
+    let narrow = narrow_ticket(search_dir, run, ratio, replicate, data)?;
+    let mut hp = run.train.clone();
+    hp.model.model = narrow.name().to_owned();
+    let dir = search_dir.child(format!("retrain_{ratio}_{}", how.name()));
+    dir.create()?;
+    dir.bind_hparams(&hp)?;
+    let mut setup = Setup::new(&hp, replicate, data)?;
+    let mut plan = setup.plan(&hp);
+    if how == Retrain::EarlyBird {
+        setup.model.load_state(&narrow.state())?;
+        let emerged = CsvLog::<EmergenceRow>::new(search_dir.join(EMERGENCE_FILE)).load()?;
+        let epoch = emerged
+            .iter()
+            .find(|e| e.ratio == ratio)
+            .and_then(|e| e.epoch)
+            .ok_or_else(|| {
+                TrainError::Invalid(format!(
+                    "{} gives no emergence epoch at ratio {ratio}",
+                    search_dir.join(EMERGENCE_FILE).display()
+                ))
+            })?;
+        plan.from = epoch * setup.loader.steps_per_epoch();
+    }
+    let mut slimming = Slimming(run.early_bird.slimming);
+    let summary = run_resumable(
+        &dir,
+        &mut setup,
+        &plan,
+        &mut slimming_hooks(&mut slimming)?,
+        progress,
+    )?;
+    Ok((summary, hp.model.model))
 }
 
 #[cfg(test)]

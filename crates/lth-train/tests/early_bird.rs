@@ -7,7 +7,7 @@ mod common;
 use common::{Crash, data};
 use lth_models::load_tensors;
 use lth_store::RunDir;
-use lth_train::early_bird::ticket_files;
+use lth_train::early_bird::{Slimming, ticket_files};
 use lth_train::{
     EarlyBird, EarlyBirdHparams, Hooks, OptimizerKind, Setup, Steps, TrainHparams, run_resumable,
 };
@@ -48,11 +48,7 @@ fn slimming_adds_s_sign_gamma_to_the_scales_gradients() {
         let before = gammas(&setup);
         let mut plan = setup.plan(&hp);
         plan.to = 1;
-        let eb = EarlyBirdHparams {
-            slimming,
-            ..Default::default()
-        };
-        let mut hook = EarlyBird::new(&eb, 10, 1, None).unwrap();
+        let mut hook = Slimming(slimming);
         let mut hooks = Hooks::new(vec![&mut hook]).unwrap();
         let dir = RunDir::new(root.path().join(format!("one_step_{slimming}")));
         run_resumable(&dir, &mut setup, &plan, &mut hooks, &mut ()).unwrap();
@@ -144,4 +140,80 @@ fn a_ticket_emerges_is_saved_stops_training_and_a_killed_run_resumes_to_the_same
             "{n}"
         );
     }
+}
+
+#[test]
+fn a_search_writes_its_emergence_and_its_tickets_retrain_narrow() {
+    use lth_train::early_bird::{EMERGENCE_FILE, EmergenceRow, Retrain, retrain, search};
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let run = lth_train::EarlyBirdRun {
+        train: hparams(5),
+        early_bird: EarlyBirdHparams {
+            ratios: vec![0.5],
+            epsilon: 1.0,
+            ..Default::default()
+        },
+    };
+    let dir = RunDir::new(root.path().join("search"));
+    let (summary, emerged) = search(&dir, &run, 1, &data, &mut ()).unwrap();
+    assert_eq!(
+        summary.steps, 50,
+        "without --eb-stop training goes on to the end"
+    );
+    assert_eq!(emerged.len(), 1);
+    assert_eq!(emerged[0].epoch, Some(4));
+    let kept = emerged[0].channels_kept.unwrap();
+    assert!((0.45..=0.55).contains(&kept), "{kept}");
+    // Done: a second call trains nothing and reads the same file.
+    let again = search(&dir, &run, 1, &data, &mut ()).unwrap().1;
+    assert_eq!(again, emerged);
+    let on_disk = lth_store::CsvLog::<EmergenceRow>::new(dir.join(EMERGENCE_FILE))
+        .load()
+        .unwrap();
+    assert_eq!(on_disk, emerged);
+    let mut names = Vec::new();
+    for how in Retrain::ALL {
+        let (s, name) = retrain(&dir, &run, 0.5, how, 1, &data, &mut ()).unwrap();
+        assert_eq!(s.steps, 50, "both end where the schedule ends");
+        assert!(name.starts_with("cifar_resnet_8:channels="), "{name}");
+        names.push(name);
+    }
+    assert_eq!(
+        names[0], names[1],
+        "both retrain the same narrow architecture"
+    );
+    let first_step = |how: &str| {
+        lth_store::CsvLog::<lth_train::MetricsRow>::new(
+            dir.child(format!("retrain_0.5_{how}"))
+                .join(lth_train::METRICS),
+        )
+        .load()
+        .unwrap()[0]
+            .step
+    };
+    assert_eq!(
+        first_step("eb"),
+        40,
+        "EB Train continues from the emergence epoch"
+    );
+    assert_eq!(first_step("scratch"), 0);
+    let e = retrain(&dir, &run, 0.7, Retrain::EarlyBird, 1, &data, &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no Early-Bird ticket at ratio 0.7"), "{e}");
+    // A network without BatchNorm is refused before it trains.
+    let mut lenet = run.clone();
+    lenet.train.model.model = "lenet_300_100".into();
+    let e = search(
+        &RunDir::new(root.path().join("lenet")),
+        &lenet,
+        1,
+        &data,
+        &mut (),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("channel pruning"), "{e}");
+    assert!(!root.path().join("lenet").exists());
 }

@@ -1,0 +1,163 @@
+//! `lth early-bird`: an Early-Bird search (dense training with network slimming, channel masks at
+//! every epoch, tickets drawn when the masks settle), then the narrow networks retrained and
+//! compared with the dense one.
+
+use clap::Args;
+
+use lth_store::Store;
+use lth_train::early_bird::{Retrain, narrow_ticket, retrain, search};
+use lth_train::flags::EarlyBirdFlags;
+use lth_train::{EarlyBirdRun, RunSummary};
+
+use super::progress::Bar;
+use super::{CommonArgs, TrainFlags};
+
+#[derive(Args, Debug)]
+pub struct EarlyBirdArgs {
+    #[command(flatten)]
+    pub hp: TrainFlags,
+    #[command(flatten)]
+    pub eb: EarlyBirdFlags,
+    /// How each emerged ticket's narrow network is retrained (comma-separated): eb (EB Train:
+    /// from the ticket's weights at its emergence epoch) and scratch (its own initial weights).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "eb",
+        value_name = "HOW,..."
+    )]
+    pub retrain: Vec<Retrain>,
+    /// Only search: retrain nothing.
+    #[arg(long, conflicts_with = "retrain")]
+    pub no_retrain: bool,
+    /// Also measure each narrow network's training and inference throughput against the dense
+    /// one, in this process on synthetic batches (steps per round, 5 rounds).
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "20")]
+    pub speed: Option<u64>,
+    /// Replicate number; seeds that are not given default to it.
+    #[arg(long, default_value_t = 1)]
+    pub replicate: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn accuracy(s: &RunSummary) -> String {
+    format!("{:.2}%", 100.0 * s.final_test_accuracy)
+}
+
+pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
+    let hp = args.hp.resolve()?;
+    let run = EarlyBirdRun {
+        train: hp.clone(),
+        early_bird: args.eb.resolve()?,
+    };
+    // The model must have channels to prune: checked on its shapes before any data is read.
+    let info = lth_data::info(&hp.dataset.dataset)?;
+    run.validate(info.shape, info.num_classes)?;
+    let store = Store::new(&args.common.runs_dir);
+    let folder = store.run("earlybird", &run);
+    if folder.path().exists() {
+        folder.bind_hparams(&run)?;
+    }
+    let dir = folder.child(format!("replicate_{}", args.replicate));
+    let data = args.common.data(&hp.dataset)?;
+    hp.check_data(data.train.len() as u64)?;
+    folder.create()?;
+    folder.bind_hparams(&run)?;
+    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+    let total = hp.training.steps.iterations(per_epoch);
+    let epochs = total.div_ceil(per_epoch);
+    eprintln!(
+        "Early-Bird search: {} on {} ({epochs} epochs of {per_epoch} steps), slimming s = {}, \
+         ratios {:?}, FIFO of {}, ε = {}",
+        hp.model.model,
+        hp.dataset.dataset,
+        run.early_bird.slimming,
+        run.early_bird.ratios,
+        run.early_bird.window,
+        run.early_bird.epsilon
+    );
+    eprintln!("run folder: {}", dir.path().display());
+    let mut bar = Bar::new(args.common.quiet);
+    let (summary, emerged) = search(&dir, &run, args.replicate, &data, &mut bar)?;
+    println!("run folder: {}", dir.path().display());
+    println!(
+        "  dense network with slimming: {} steps, test accuracy {}",
+        summary.steps,
+        accuracy(&summary)
+    );
+    let dense = lth_models::Model::new(
+        &hp.model.model,
+        info.shape,
+        info.num_classes,
+        hp.model.init,
+        0,
+        tch::Device::Cpu,
+    )?;
+    let (dense_params, dense_flops) = (dense.num_parameters(), lth_prune::flops::network(&dense));
+    let mut narrow_names = Vec::new();
+    for e in &emerged {
+        let Some(epoch) = e.epoch else {
+            println!(
+                "  p = {}: no ticket emerged in {epochs} epochs (distances in early_bird.csv)",
+                e.ratio
+            );
+            continue;
+        };
+        let narrow = narrow_ticket(&dir, &run, e.ratio, args.replicate, &data)?;
+        println!(
+            "  p = {}: ticket emerged at epoch {epoch} of {epochs} ({:.0}% of training), {:.1}% of \
+             the slimmable channels kept; narrow network {} parameters ({:.2}× fewer), {:.2}× \
+             fewer FLOPs per example",
+            e.ratio,
+            100.0 * epoch as f64 / epochs as f64,
+            100.0 * e.channels_kept.unwrap_or(f64::NAN),
+            narrow.num_parameters(),
+            dense_params as f64 / narrow.num_parameters() as f64,
+            dense_flops / lth_prune::flops::network(&narrow),
+        );
+        narrow_names.push((e.ratio, narrow.name().to_owned()));
+        if args.no_retrain {
+            continue;
+        }
+        for &how in &args.retrain {
+            let (s, _) = retrain(&dir, &run, e.ratio, how, args.replicate, &data, &mut bar)?;
+            println!(
+                "    retrained ({}): test accuracy {} (dense {})",
+                match how {
+                    Retrain::EarlyBird => "EB Train, from the ticket's weights",
+                    Retrain::Scratch => "from scratch",
+                },
+                accuracy(&s),
+                accuracy(&summary)
+            );
+        }
+    }
+    if let Some(steps) = args.speed.filter(|_| !narrow_names.is_empty()) {
+        let device = args.common.device()?;
+        let mut names = vec![hp.model.model.clone()];
+        names.extend(narrow_names.iter().map(|(_, n)| n.clone()));
+        let speeds = lth_train::speed::compare(&hp, &names, data.info, device, steps, 5)?;
+        println!(
+            "  measured on {device:?} ({} thread(s), batch {}, synthetic batches; medians of 5 \
+             paired rounds of {steps} steps):",
+            tch::get_num_threads(),
+            hp.dataset.batch_size
+        );
+        for (k, (speed, ratio)) in speeds.iter().enumerate() {
+            let label = match k {
+                0 => "dense".to_owned(),
+                k => format!("p = {}", narrow_names[k - 1].0),
+            };
+            println!(
+                "    {label:<8} training {:>8.0} images/s ({:.2}×), inference {:>8.0} images/s ({:.2}×)",
+                speed.train, ratio.train, speed.infer, ratio.infer
+            );
+        }
+    }
+    println!(
+        "  files: early_bird.csv (distances per epoch), emergence.csv, eb_<p>.safetensors and \
+         eb_<p>_channels.safetensors (each ticket), retrain_<p>_<how>/ (each retraining)"
+    );
+    Ok(())
+}
