@@ -742,3 +742,49 @@ fn deconstructing_smoke_measures_supermasks_without_training() {
         supermask("fc_magnitude_increase")
     );
 }
+
+/// `early-bird` at the smoke scale: with ε = 1 every ticket emerges when its FIFO fills (the start
+/// of epoch 4 of 6), is pruned for real and retrained from there; the CIFAR rows are skipped once
+/// each, with the reason.
+#[test]
+fn early_bird_smoke_draws_tickets_prunes_channels_and_retrains() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("early-bird", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert_eq!(stdout.matches("SKIPPED vgg16_").count(), 2, "{stdout}");
+    let replicates = csv(&tmp.path().join("out/early-bird/smoke/replicates.csv"));
+    let value = |metric: &str| -> Vec<f64> {
+        replicates
+            .iter()
+            .filter(|l| l.contains(&format!(",{metric},")))
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    for p in ["eb30", "eb50", "eb70"] {
+        assert_eq!(
+            value(&format!("{p}_epoch_fraction")),
+            vec![4.0 / 6.0; 2],
+            "{p}"
+        );
+        assert_eq!(
+            value(&format!("{p}_final")).len(),
+            2,
+            "{p}: retrained in both replicates"
+        );
+        let cut = value(&format!("{p}_flops_reduction"));
+        assert!(
+            cut.iter().all(|&c| c > 1.0),
+            "{p}: the narrow network is cheaper: {cut:?}"
+        );
+    }
+    // Per replicate: level 0, the search, and three retrainings from epoch 4.
+    let runs = finished(&tmp.path().join("runs"));
+    let retrained: Vec<_> = runs
+        .iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("retrain_"))
+        .collect();
+    assert_eq!(retrained.len(), 2 * 3, "{runs:?}");
+    assert_eq!(runs.len(), 2 * (1 + 1 + 3), "{runs:?}");
+}
