@@ -83,11 +83,6 @@ pub fn narrow(model: &Model, input: [i64; 3], mask: &Mask) -> Result<Model> {
     )?)
 }
 
-/// The fraction of slimmable channels a mask removes.
-pub fn removed_fraction(mask: &Mask) -> f64 {
-    mask.sparsity()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
