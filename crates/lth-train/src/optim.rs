@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use lth_models::{Model, Named};
 use lth_prune::Mask;
@@ -59,6 +59,8 @@ pub struct Optimizer {
     /// The mask, and its flat float form (1 where a weight is kept or not masked, 0 where
     /// pruned). `None` without pruning.
     mask: Option<(Mask, Tensor)>,
+    /// The update's temporaries, flat.
+    scratch: Tensor,
 }
 
 /// Prefix of the mask's entries in [`Optimizer::state`].
@@ -83,6 +85,12 @@ impl Optimizer {
     /// A fresh optimiser (zero buffers) for the trainable parameters of `model`, which it
     /// re-points to views of its flat buffer (values unchanged).
     pub fn new(hp: &TrainingHparams, model: &Model) -> Optimizer {
+        Optimizer::over(hp, model.parameters(), model.device())
+    }
+
+    /// A fresh optimiser over any named tensors on `device` (a method's own trainable tensors,
+    /// such as the scores of a learned supermask), re-pointed to views of its flat buffer.
+    pub fn over(hp: &TrainingHparams, tensors: Vec<(String, Tensor)>, device: Device) -> Optimizer {
         let names: &[&'static str] = match (hp.optimizer, hp.momentum > 0.0) {
             (OptimizerKind::Sgd, false) => &[],
             (OptimizerKind::Sgd, true) => &["momentum_buffer"],
@@ -90,7 +98,7 @@ impl Optimizer {
         };
         let mut offset = 0;
         let mut params = Vec::new();
-        for (name, tensor) in model.parameters() {
+        for (name, tensor) in tensors {
             assert!(dense(&tensor), "parameter {name} is not densely laid out");
             let n = tensor.numel() as i64;
             params.push(Param {
@@ -100,7 +108,6 @@ impl Optimizer {
             });
             offset += n;
         }
-        let device = model.device();
         let flat = Tensor::zeros([offset], (Kind::Float, device));
         tch::no_grad(|| {
             for p in &mut params {
@@ -118,6 +125,7 @@ impl Optimizer {
             steps: 0,
             buffers: names.iter().map(|b| (*b, flat.zeros_like())).collect(),
             params,
+            scratch: flat.zeros_like(),
             flat,
             grads: None,
             mask: None,
@@ -177,6 +185,17 @@ impl Optimizer {
             .collect()
     }
 
+    /// The flat buffer every parameter is a view of (in the order given at construction, each
+    /// parameter's elements in its memory order).
+    pub fn values(&self) -> Tensor {
+        self.flat.shallow_clone()
+    }
+
+    /// The flat gradient buffer, once bound.
+    pub fn gradients(&self) -> Option<Tensor> {
+        self.grads.as_ref().map(Tensor::shallow_clone)
+    }
+
     /// The dense gradient of `name` from the last backward pass, before masking (during
     /// [`crate::Hook::after_backward`]; the update masks it in place afterwards). `None` before
     /// the first backward pass or for an unknown name.
@@ -234,6 +253,14 @@ impl Optimizer {
         }
     }
 
+    /// Gradients written by hand rather than by autograd: binds a zero flat gradient buffer (if
+    /// none is bound), whose views [`Optimizer::grad`] then returns for writing.
+    pub fn bind_zero_grads(&mut self) {
+        if self.grads.is_none() {
+            self.grads = Some(self.flat.zeros_like());
+        }
+    }
+
     /// After the first backward pass, moves the gradients into the flat buffer (see
     /// [`Optimizer::grad`]); does nothing afterwards.
     pub fn bind_grads(&mut self) {
@@ -267,39 +294,48 @@ impl Optimizer {
         #[allow(clippy::expect_used, reason = "bound above")]
         let grads = self.grads.as_ref().expect("bound above").shallow_clone();
         let mut p = self.flat.shallow_clone();
+        // Every temporary goes into `scratch`: an update allocates nothing of the model's size
+        // (on the CPU, a fresh buffer that size costs more in page faults than the arithmetic).
+        // Each operation is the one the expression form would run, so the results are the same.
+        let scratch = &self.scratch;
         tch::no_grad(|| {
             let mut g = grads;
             if let Some((_, m)) = &self.mask {
                 let _ = g.g_mul_(m);
             }
             if self.weight_decay != 0.0 {
-                let _ = g.g_add_(&(&p * self.weight_decay));
+                let _ = g.g_add_(&p.mul_scalar_out(scratch, self.weight_decay));
             }
             match self.kind {
                 OptimizerKind::Sgd => {
-                    let update = match self.buffers.first_mut() {
+                    let mut update = match self.buffers.first_mut() {
                         Some((_, buf)) => {
                             let _ = buf.g_mul_scalar_(self.momentum).g_add_(&g);
                             if self.nesterov {
-                                &g + &*buf * self.momentum
+                                buf.mul_scalar_out(scratch, self.momentum).g_add_(&g)
                             } else {
-                                buf.shallow_clone()
+                                buf.mul_scalar_out(scratch, 1.0)
                             }
                         }
-                        None => g.shallow_clone(),
+                        None => g.mul_scalar_out(scratch, 1.0),
                     };
-                    let _ = p.g_sub_(&(update * lr));
+                    let _ = p.g_sub_(&update.g_mul_scalar_(lr));
                 }
                 OptimizerKind::Adam => {
                     let [(_, m), (_, v)] = &mut self.buffers[..] else {
                         unreachable!("Adam holds two buffers")
                     };
                     let _ = m.lerp_(&g, 1.0 - BETA1);
-                    let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
+                    let mut sq = g.mul_out(scratch, &g);
+                    let _ = v
+                        .g_mul_scalar_(BETA2)
+                        .g_add_(&sq.g_mul_scalar_(1.0 - BETA2));
                     let bias1 = 1.0 - BETA1.powi(t);
                     let bias2 = 1.0 - BETA2.powi(t);
-                    let denom = v.sqrt() / bias2.sqrt() + EPS;
-                    let _ = p.g_sub_(&(&*m / denom * (lr / bias1)));
+                    let mut denom = v.sqrt_out(scratch);
+                    let _ = denom.g_div_scalar_(bias2.sqrt()).g_add_scalar_(EPS);
+                    let mut step = m.div_out(scratch, scratch);
+                    let _ = p.g_sub_(&step.g_mul_scalar_(lr / bias1));
                 }
             }
             if let Some((_, m)) = &self.mask {
