@@ -33,6 +33,13 @@ impl Init {
         }
     }
 
+    /// The signed constant of a kernel (Zhou et al.; edge-popup's "signed Kaiming constant" when
+    /// this is [`Init::KaimingNormal`]): sign(w) × the layer's init std, on `w`'s device. The one
+    /// home of the treatment, used by lottery branches and learned supermasks alike.
+    pub fn signed_constant(self, w: &Tensor) -> Tensor {
+        w.sign() * self.std(&w.size())
+    }
+
     /// A kernel of `shape` drawn from the stream of `name` under `seed` (a CPU `f32` tensor).
     pub fn draw(self, shape: &[i64], seed: u64, name: &str) -> Tensor {
         let n = shape.iter().product::<i64>() as usize;

@@ -421,7 +421,7 @@ impl<'a> Lottery<'a> {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .ok_or_else(|| RewindError::Invalid(format!("W0 lacks {name}")))?;
-            let value = original.sign().to_device(kernel.device()) * init.std(&kernel.size());
+            let value = init.signed_constant(&original.to_device(kernel.device()));
             tch::no_grad(|| kernel.copy_(&value));
         }
         Ok(())
