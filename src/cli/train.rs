@@ -3,8 +3,11 @@
 use clap::Args;
 
 use lth_store::{RunDir, Store};
-use lth_train::flags::{PaiFlags, SparseFlags};
-use lth_train::{PrunedRun, RunSummary, SparseRun, TrainHparams, train_pruned, train_sparse};
+use lth_train::flags::{PaiFlags, SparseFlags, SupermaskFlags};
+use lth_train::{
+    PrunedRun, RunSummary, SparseRun, SupermaskHparams, SupermaskRun, TrainHparams, train_pruned,
+    train_sparse, train_supermask,
+};
 
 use super::progress::Bar;
 use super::{CommonArgs, TrainFlags};
@@ -17,6 +20,8 @@ pub struct TrainArgs {
     pub pai: PaiFlags,
     #[command(flatten)]
     pub sparse: SparseFlags,
+    #[command(flatten)]
+    pub supermask: SupermaskFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,
@@ -27,6 +32,22 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let hp = args.hp.resolve()?;
     let sparse = args.sparse.resolve(args.pai.sparsity)?;
+    if let Some(sm) = args.supermask.resolve()? {
+        if let Some(sp) = &sparse {
+            anyhow::bail!(
+                "--supermask {} and --sparse {} exclude each other",
+                sm.method,
+                sp.mode
+            );
+        }
+        if let Some(m) = args.pai.prune_at_init {
+            anyhow::bail!(
+                "--supermask {} and --prune-at-init {m} exclude each other",
+                sm.method
+            );
+        }
+        return train_supermask_run(args, &hp, &sm);
+    }
     if let Some(sp) = &sparse {
         if let Some(m) = args.pai.prune_at_init {
             anyhow::bail!(
@@ -122,6 +143,54 @@ fn train_sparse_run(
     let mut bar = Bar::new(args.common.quiet);
     let (summary, _) = train_sparse(&dir, &sparse, args.replicate, &data, &mut bar)?;
     report(&dir, hp, &summary);
+    Ok(())
+}
+
+fn train_supermask_run(
+    args: &TrainArgs,
+    hp: &TrainHparams,
+    sm: &SupermaskHparams,
+) -> anyhow::Result<()> {
+    let store = Store::new(&args.common.runs_dir);
+    let run_hp = SupermaskRun {
+        train: hp.clone(),
+        supermask: sm.clone(),
+    };
+    let run = store.run("supermask", &run_hp);
+    let dir = run.child(format!("replicate_{}", args.replicate));
+    if run.path().exists() {
+        run.bind_hparams(&run_hp)?;
+    }
+    if let Some(summary) = dir.done_summary::<RunSummary>()? {
+        println!("already finished; nothing to train.");
+        report(&dir, hp, &summary);
+        return Ok(());
+    }
+    let data = load_checked(args, hp)?;
+    run.create()?;
+    run.bind_hparams(&run_hp)?;
+    let keep = sm
+        .keep
+        .map_or(String::new(), |k| format!(", keeping {k} of each layer"));
+    announce(
+        hp,
+        &data,
+        &format!(
+            ", learning a {} supermask over frozen {} weights{keep}",
+            sm.method, sm.weights
+        ),
+    );
+    eprintln!("run folder: {}", dir.path().display());
+    let mut bar = Bar::new(args.common.quiet);
+    let (summary, mask) = train_supermask(&dir, &run_hp, args.replicate, &data, &mut bar)?;
+    report(&dir, hp, &summary);
+    println!(
+        "  learned supermask: {} of {} prunable weights kept ({:.2}%); the weights never trained",
+        mask.kept(),
+        mask.total(),
+        100.0 * mask.density()
+    );
+    println!("  files: mask.safetensors (the final mask; final.safetensors holds w ⊙ m)");
     Ok(())
 }
 

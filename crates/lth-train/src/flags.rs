@@ -335,3 +335,42 @@ impl EarlyBirdFlags {
         Ok(hp)
     }
 }
+
+/// Flags of a learned supermask (`lth train --supermask`): the weights stay frozen and only a
+/// score per prunable weight trains, with the run's optimiser (`--lr`, `--weight-decay` on the
+/// scores, the schedule).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SupermaskFlags {
+    /// Learn a supermask: bernoulli (Zhou et al.: a Bernoulli(σ(s)) sample per step,
+    /// straight-through) or edge-popup (Ramanujan et al.: each layer's top --keep of |s|).
+    #[arg(long, value_name = "METHOD")]
+    pub supermask: Option<crate::SupermaskMethod>,
+    /// edge-popup: the fraction of each layer's weights kept (default 0.5).
+    #[arg(long, value_name = "K")]
+    pub keep: Option<f64>,
+    /// The frozen weights: init (W0; Bernoulli's default) or signed-constant (sign(W0) × the
+    /// layer's init std; edge-popup's default).
+    #[arg(long, value_name = "W")]
+    pub supermask_weights: Option<crate::FrozenWeights>,
+}
+
+impl SupermaskFlags {
+    /// The supermask these flags ask for (`None`: none), checked.
+    pub fn resolve(&self) -> Result<Option<crate::SupermaskHparams>> {
+        let Some(method) = self.supermask else {
+            if self.keep.is_some() || self.supermask_weights.is_some() {
+                return Err(TrainError::Invalid(
+                    "--keep and --supermask-weights need --supermask bernoulli|edge-popup".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut hp = crate::SupermaskHparams::new(method);
+        if self.keep.is_some() {
+            hp.keep = self.keep;
+        }
+        set(&mut hp.weights, self.supermask_weights);
+        hp.validate()?;
+        Ok(Some(hp))
+    }
+}

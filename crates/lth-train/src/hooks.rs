@@ -67,6 +67,12 @@ pub trait Hook {
         Ok(Control::Continue)
     }
 
+    /// The run reached its end: write the method's final files into the run folder `dir` (before
+    /// the run is marked done, so they are part of it). `model` holds the final weights.
+    fn finish(&mut self, _dir: &std::path::Path, _model: &Model) -> Result<()> {
+        Ok(())
+    }
+
     /// Everything the hook needs to resume (on the host or the device), by key.
     fn state(&self) -> Named {
         Named::new()
@@ -153,6 +159,14 @@ impl<'a> Hooks<'a> {
             }
         }
         Ok(control)
+    }
+
+    /// Every hook writes its final files.
+    pub(crate) fn finish(&mut self, dir: &std::path::Path, model: &Model) -> Result<()> {
+        for h in &mut self.hooks {
+            h.finish(dir, model)?;
+        }
+        Ok(())
     }
 
     /// The states of all hooks, as `hook.<name>.<key>`.

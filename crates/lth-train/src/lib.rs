@@ -44,6 +44,7 @@ mod session;
 mod sparse;
 pub mod speed;
 mod steps;
+pub mod supermask;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
@@ -65,6 +66,9 @@ pub use sparse::{
     SparseRun, UPDATES_FILE, UpdateEnd, UpdateRow, train_sparse,
 };
 pub use steps::{StepList, Steps};
+pub use supermask::{
+    FrozenWeights, LearnedMask, SupermaskHparams, SupermaskMethod, SupermaskRun, train_supermask,
+};
 
 /// Result alias for this crate.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -345,6 +345,7 @@ pub fn run_resumable(
     {
         mask.save(&dir.join(lth_prune::MASK_FILE))?;
     }
+    hooks.finish(dir.path(), &setup.model)?;
     let summary = RunSummary {
         flops: plan.flops.clone(),
         ..RunSummary::from_rows(&rows)
