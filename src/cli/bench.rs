@@ -32,11 +32,16 @@ pub enum Suite {
     /// threshold) against the dense one: parameters, FLOPs, and training and inference throughput
     /// measured in the same run (ResNet-20 and VGG-16, synthetic CIFAR-shaped data).
     EarlyBird,
+    /// Learned supermasks (Bernoulli and edge-popup at k = 0.5) against dense training of the
+    /// same model with the same optimiser (SGD, momentum 0.9, as both references train scores;
+    /// LeNet-300-100 on MNIST-shaped, ResNet-20 on CIFAR-shaped synthetic data): the cost of a
+    /// step that trains scores through a mask in the forward pass.
+    Supermask,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// loop (default), models or sparse.
+    /// loop (default), models, sparse, early-bird or supermask.
     #[arg(long, value_enum, default_value = "loop")]
     pub suite: Suite,
     /// Models suite: the models to time.
@@ -118,7 +123,77 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Suite::Models => models_suite(args),
         Suite::Sparse => sparse_suite(args),
         Suite::EarlyBird => early_bird_suite(args),
+        Suite::Supermask => supermask_suite(args),
     }
+}
+
+/// Learned-supermask steps against dense steps of the same model, in the same process.
+fn supermask_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    use lth_train::speed::{Net, compare_nets};
+    use lth_train::{SupermaskHparams, SupermaskMethod};
+    let device = resolve_device(args.device)?;
+    println!(
+        "lth bench --suite supermask: batch {}, {} timed LeNet steps per round, {} rounds, \
+         {device:?}, {} libtorch thread(s); step-cost ratios are medians of paired rounds",
+        args.batch_size,
+        args.steps,
+        args.repeats,
+        tch::get_num_threads()
+    );
+    let mut worst: f64 = 0.0;
+    // A ResNet-20 step costs about 40 LeNet steps: it gets a tenth of the steps per round.
+    for (model, dataset, steps) in [
+        ("lenet_300_100", "mnist", args.steps),
+        ("cifar_resnet_20", "cifar10", (args.steps / 10).max(5)),
+    ] {
+        let info = lth_data::info(dataset)?;
+        let mut hp = lth_train::TrainHparams::recipe(model)?;
+        hp.dataset.batch_size = args.batch_size;
+        // Both references train their scores with SGD and momentum 0.9; the dense steps use the
+        // same optimiser, so the ratio is the mask's cost alone.
+        hp.training.optimizer = lth_train::OptimizerKind::Sgd;
+        hp.training.momentum = 0.9;
+        let methods = [SupermaskMethod::Bernoulli, SupermaskMethod::EdgePopup];
+        let mut nets = vec![Net {
+            model: model.to_owned(),
+            supermask: None,
+        }];
+        nets.extend(methods.iter().map(|&m| Net {
+            model: model.to_owned(),
+            supermask: Some(SupermaskHparams::new(m)),
+        }));
+        let speeds = compare_nets(&hp, &nets, info, device, steps, args.repeats)?;
+        println!(
+            "  {model} ({steps} steps per round): {:>10} {:>10} {:>15}",
+            "", "train i/s", "cost vs dense"
+        );
+        for (k, (speed, ratio)) in speeds.iter().enumerate() {
+            let name = match k {
+                0 => "dense".to_owned(),
+                _ => methods[k - 1].to_string(),
+            };
+            let cost = 1.0 / ratio.train;
+            if k > 0 {
+                worst = worst.max(cost);
+            }
+            println!(
+                "  {:>w$}  {name:>10} {:>10.0} {:>14.2}×",
+                "",
+                speed.train,
+                cost,
+                w = model.len() + 24
+            );
+        }
+    }
+    println!(
+        "target: a learned-supermask step costs at most 1.3× a dense step; worst here {worst:.2}×"
+    );
+    if let Some(max) = args.max_ratio
+        && worst > max
+    {
+        anyhow::bail!("a supermask step cost {worst:.2}× a dense one, over --max-ratio {max}");
+    }
+    Ok(())
 }
 
 /// The narrow networks of Early-Bird channel pruning against their dense network.

@@ -60,19 +60,63 @@ pub fn compare(
     steps: u64,
     rounds: usize,
 ) -> Result<Vec<(Speed, Speed)>> {
+    let nets: Vec<Net> = models
+        .iter()
+        .map(|m| Net {
+            model: m.clone(),
+            supermask: None,
+        })
+        .collect();
+    compare_nets(hp, &nets, info, device, steps, rounds)
+}
+
+/// A network whose speed is measured: a model, trained plainly or as a learned supermask.
+#[derive(Debug, Clone)]
+pub struct Net {
+    pub model: String,
+    pub supermask: Option<crate::SupermaskHparams>,
+}
+
+/// [`compare`] over networks that may learn supermasks (their training steps run the
+/// [`crate::LearnedMask`] hook: scores updated, weights frozen).
+pub fn compare_nets(
+    hp: &TrainHparams,
+    nets: &[Net],
+    info: &'static lth_data::DatasetInfo,
+    device: tch::Device,
+    steps: u64,
+    rounds: usize,
+) -> Result<Vec<(Speed, Speed)>> {
     let data = synthetic(info, device, false)?;
     let mut setups = Vec::new();
-    for m in models {
+    let mut masks = Vec::new();
+    for net in nets {
         let mut hp = hp.clone();
-        hp.model.model = m.clone();
+        hp.model.model = net.model.clone();
         hp.dataset.validation = 0;
         hp.dataset.subset = 0;
         // Only the step costs are measured: no schedule to fit into the timed steps.
         hp.training.steps = Steps::it(steps * (rounds as u64 + 1) + 1);
         hp.training.milestones = Vec::new();
         hp.training.warmup = Steps::it(0);
-        setups.push(Setup::new(&hp, 1, &data)?);
+        let setup = Setup::new(&hp, 1, &data)?;
+        masks.push(match &net.supermask {
+            Some(sm) => {
+                let mut hook = crate::LearnedMask::new(
+                    sm,
+                    &hp.training,
+                    &setup.model,
+                    setup.schedule.clone(),
+                    1,
+                )?;
+                hook.apply(0, &setup.optimizer.weights())?;
+                Some(hook)
+            }
+            None => None,
+        });
+        setups.push(setup);
     }
+    let models = nets;
     let batch = hp.dataset.batch_size as i64;
     let [c, h, w] = info.shape;
     let x = tch::Tensor::randn([batch, c, h, w], (tch::Kind::Float, device));
@@ -85,15 +129,12 @@ pub fn compare(
     let mut time = |i: usize, setups: &mut Vec<Setup>| -> Result<(f64, f64)> {
         let setup = &mut setups[i];
         let mut session = setup.session();
+        let mut hooks = match &mut masks[i] {
+            Some(hook) => Hooks::new(vec![hook])?,
+            None => Hooks::none(),
+        };
         let t = Instant::now();
-        session.train(
-            done[i],
-            done[i] + steps,
-            0,
-            &[],
-            &mut Hooks::none(),
-            &mut (),
-        )?;
+        session.train(done[i], done[i] + steps, 0, &[], &mut hooks, &mut ())?;
         sync();
         let train = t.elapsed().as_secs_f64();
         done[i] += steps;
