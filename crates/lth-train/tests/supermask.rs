@@ -272,3 +272,64 @@ fn bernoulli_runs_learn_above_chance_and_resume_bit_identically() {
     let saved = lth_prune::Mask::load(&whole.join("mask.safetensors")).unwrap();
     assert_eq!(saved.kept(), mask.kept());
 }
+
+/// Every family shares the mechanism: on convolutional networks with and without BatchNorm, a
+/// step trains the scores only, the kernels hold the frozen values under the next step's mask,
+/// and biases and BatchNorm's affine parameters keep their values.
+#[test]
+fn convolutional_families_train_scores_and_nothing_else() {
+    for (name, method) in [
+        ("conv_2", SupermaskMethod::EdgePopup),
+        ("cifar_resnet_8", SupermaskMethod::Bernoulli),
+        ("cifar_vgg_11", SupermaskMethod::EdgePopup),
+    ] {
+        tch::manual_seed(1);
+        let model = Model::new(name, [3, 32, 32], 10, None, 2, Device::Cpu).unwrap();
+        let mut training = hparams().training;
+        training.optimizer = lth_train::OptimizerKind::Sgd;
+        training.momentum = 0.9;
+        training.lr = 0.1;
+        let mut opt = lth_train::Optimizer::new(&training, &model);
+        let schedule = lth_train::Schedule::new(&training, 10);
+        let hp = SupermaskHparams::new(method);
+        let mut hook = LearnedMask::new(&hp, &training, &model, schedule, 4).unwrap();
+        hook.apply(0, &opt.weights()).unwrap();
+        let frozen = hook.frozen();
+        let scores0 = hook.scores().copy();
+        let others: Vec<(String, Tensor)> = model
+            .parameters()
+            .into_iter()
+            .filter(|(n, _)| frozen.get(n).is_none())
+            .map(|(n, t)| (n, t.copy()))
+            .collect();
+        assert!(!others.is_empty(), "{name}: no biases or BatchNorm parameters");
+        let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[1i64, 2, 3, 4]);
+        for step in 0..2 {
+            opt.zero_grad();
+            model.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+            opt.bind_grads();
+            let mut ctx = StepContext {
+                model: &model,
+                optimizer: &mut opt,
+            };
+            assert_eq!(hook.after_backward(step, &mut ctx).unwrap(), Update::Skip);
+            hook.after_step(step, &mut ctx).unwrap();
+        }
+        let masks = hook.masks(2);
+        for (n, w) in model.prunable_tensors() {
+            let m = masks.iter().find(|(k, _)| *k == n).unwrap().1.shallow_clone();
+            assert!(w.equal(&(frozen.get(&n).unwrap() * m)), "{name}: {n} is not w ⊙ m");
+        }
+        for (n, before) in &others {
+            let now = model.parameters().into_iter().find(|(k, _)| k == n).unwrap().1;
+            assert!(now.equal(before), "{name}: {n} trained");
+        }
+        let moved = hook
+            .scores()
+            .iter()
+            .filter(|(n, s)| !s.equal(scores0.get(n).unwrap()))
+            .count();
+        assert_eq!(moved, frozen.len(), "{name}: not every layer's scores moved");
+    }
+}
