@@ -44,6 +44,9 @@ pub enum Check {
     /// A claim that the metric's mean is below a constant: a one-sample one-sided t-test over
     /// replicates at α (`below:0.5`).
     Below(f64),
+    /// A claim that the metric's mean is above a constant (`above:0.86`), the same test the other
+    /// way.
+    Above(f64),
     None,
 }
 
@@ -71,6 +74,7 @@ impl std::fmt::Display for Check {
             Check::NotLess(m) => write!(f, "not_less:{m}"),
             Check::Within(m) => write!(f, "within:{m}"),
             Check::Below(b) => write!(f, "below:{b}"),
+            Check::Above(b) => write!(f, "above:{b}"),
             Check::None => f.write_str("none"),
         }
     }
@@ -92,8 +96,14 @@ impl std::str::FromStr for Check {
                 .filter(|b| b.is_finite())
                 .map(Check::Below)
                 .ok_or_else(|| format!("check `{s}`: below:<number>, a finite bound")),
+            Some(("above", b)) => b
+                .parse::<f64>()
+                .ok()
+                .filter(|b| b.is_finite())
+                .map(Check::Above)
+                .ok_or_else(|| format!("check `{s}`: above:<number>, a finite bound")),
             _ => Err(format!(
-                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric>, within:<metric> or below:<number>"
+                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric>, within:<metric>, below:<number> or above:<number>"
             )),
         }
     }
@@ -224,12 +234,12 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
         let line = Some(cells.len() as u64 + 2);
         if cell.source == Source::Claim
             && cell.check.other().is_none()
-            && !matches!(cell.check, Check::Below(_))
+            && !matches!(cell.check, Check::Below(_) | Check::Above(_))
         {
             return Err(bad(
                 line,
-                "a claim needs a greater:<metric>, not_less:<metric>, within:<metric> or \
-                 below:<number> check"
+                "a claim needs a greater:<metric>, not_less:<metric>, within:<metric>, \
+                 below:<number> or above:<number> check"
                     .into(),
             ));
         }

@@ -163,20 +163,22 @@ pub fn judge(cell: &Cell, ours: &BTreeMap<String, Summary>) -> Verdict {
                 }
             }
         }
-        Check::Below(bound) => {
+        Check::Below(bound) | Check::Above(bound) => {
+            let below = matches!(cell.check, Check::Below(_));
             let Some(t) = one_sample(mine, *bound) else {
                 return verdict(
                     Outcome::Fail,
                     "a one-sample t-test needs n ≥ 2 replicates".into(),
                 );
             };
-            let p = t.p_less();
+            let p = if below { t.p_less() } else { t.p_greater() };
             let ok = p < a;
             verdict(
                 if ok { Outcome::Pass } else { Outcome::Fail },
                 format!(
-                    "{} below {bound}: {}: one-sided t = {:.2}, df = {:.0}, p = {:.2e} {} {a}",
+                    "{} {} {bound}: {}: one-sided t = {:.2}, df = {:.0}, p = {:.2e} {} {a}",
                     cell.metric,
+                    if below { "below" } else { "above" },
                     show(mine),
                     t.t,
                     t.df,
@@ -430,5 +432,12 @@ mod below_tests {
         c.check = "below:1".parse().unwrap();
         assert_eq!(c.check.to_string(), "below:1");
         assert!("below:x".parse::<Check>().is_err());
+        // The other way: above 0.5, significantly, over replicates.
+        c.check = "above:0.5".parse().unwrap();
+        assert_eq!(c.check.to_string(), "above:0.5");
+        assert_eq!(judge(&c, &ours(&[0.7, 0.75, 0.8])).outcome, Outcome::Pass);
+        assert_eq!(judge(&c, &ours(&[0.7, 0.4, 0.55])).outcome, Outcome::Fail);
+        assert_eq!(judge(&c, &ours(&[0.3, 0.35, 0.25])).outcome, Outcome::Fail);
+        assert!("above:inf".parse::<Check>().is_err());
     }
 }
