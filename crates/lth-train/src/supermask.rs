@@ -364,8 +364,8 @@ impl LearnedMask {
             SupermaskMethod::Bernoulli => {
                 let _ = s.sigmoid_out(&self.chain);
                 let scratch = self.float.view_dtype(Kind::Int);
-                let _ = uniform_draws_into(self.seed, step, &self.counters, &self.int, &scratch);
-                let _ = self.float.copy_(&self.int);
+                uniform_draws_into(self.seed, step, &self.counters, &self.int, &scratch);
+                self.float.copy_(&self.int);
                 let _ = self.float.g_mul_scalar_(1.0 / DRAW_SCALE);
                 // m = [u < σ(s)] as 0/1: sign(σ(s) − u) clamped at 0 (equality gives 0).
                 let _ = self.chain.sub_out(&self.mask, &self.float);
@@ -384,7 +384,7 @@ impl LearnedMask {
                         &part(&self.flags),
                     );
                 }
-                let _ = self.chain.copy_(&s);
+                self.chain.copy_(&s);
                 let _ = self.chain.sign_();
                 let _ = self.chain.g_mul_(&self.frozen);
             }
@@ -495,8 +495,8 @@ fn top_k_into(s: &Tensor, keep: i64, out: &Tensor, float: &Tensor, int: &Tensor,
         // The digit d: the largest with at least `need` matching values at or above it.
         let at_least = hist.flip([0]).cumsum(0, Kind::Int64).flip([0]);
         let d = at_least.ge_tensor(&need).sum(Kind::Int64).view([1]) - 1;
-        need = need - (at_least.index_select(0, &d) - hist.index_select(0, &d));
-        threshold = threshold + d.g_mul_scalar(1i64 << shift);
+        need -= at_least.index_select(0, &d) - hist.index_select(0, &d);
+        threshold += d.g_mul_scalar(1i64 << shift);
         let _ = digit.ne_tensor_out(flags, &d.to_kind(Kind::Int));
     }
     let _ = bits.ge_tensor_out(out, &threshold.to_kind(Kind::Int));
@@ -624,6 +624,37 @@ pub fn train_supermask(
         run_resumable(dir, &mut setup, &plan, &mut hooks, progress)?
     };
     Ok((summary, mask_in(&setup.model)?))
+}
+
+/// The test accuracy of replicate `replicate`'s frozen weights (as `run` freezes them) under
+/// `mask`, without training: how a random mask with a learned one's per-layer counts is scored.
+pub fn evaluate_supermask(
+    run: &SupermaskRun,
+    replicate: u64,
+    data: &crate::Data,
+    mask: &Mask,
+) -> Result<crate::Evaluation> {
+    let setup = Setup::new(&run.train, replicate, data)?;
+    let hook = LearnedMask::new(
+        &run.supermask,
+        &run.train.training,
+        &setup.model,
+        setup.schedule.clone(),
+        run.train.init_seed(replicate),
+    )?;
+    let frozen = hook.frozen();
+    let weights = setup.optimizer.weights();
+    for (name, m) in mask.iter() {
+        let (Some(w), Some(f)) = (weights.get(name), frozen.get(name)) else {
+            return Err(TrainError::Invalid(format!(
+                "mask for `{name}`, which is not a prunable kernel of {}",
+                run.train.model.model
+            )));
+        };
+        let m = m.to_device(f.device()).to_kind(Kind::Float);
+        let _ = tch::no_grad(|| f.mul_out(w, &m));
+    }
+    crate::evaluate(&setup.model, &data.eval.test)
 }
 
 #[cfg(test)]

@@ -302,12 +302,18 @@ fn convolutional_families_train_scores_and_nothing_else() {
             .filter(|(n, _)| frozen.get(n).is_none())
             .map(|(n, t)| (n, t.copy()))
             .collect();
-        assert!(!others.is_empty(), "{name}: no biases or BatchNorm parameters");
+        assert!(
+            !others.is_empty(),
+            "{name}: no biases or BatchNorm parameters"
+        );
         let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[1i64, 2, 3, 4]);
         for step in 0..2 {
             opt.zero_grad();
-            model.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+            model
+                .forward_t(&x, true)
+                .cross_entropy_for_logits(&y)
+                .backward();
             opt.bind_grads();
             let mut ctx = StepContext {
                 model: &model,
@@ -318,11 +324,24 @@ fn convolutional_families_train_scores_and_nothing_else() {
         }
         let masks = hook.masks(2);
         for (n, w) in model.prunable_tensors() {
-            let m = masks.iter().find(|(k, _)| *k == n).unwrap().1.shallow_clone();
-            assert!(w.equal(&(frozen.get(&n).unwrap() * m)), "{name}: {n} is not w ⊙ m");
+            let m = masks
+                .iter()
+                .find(|(k, _)| *k == n)
+                .unwrap()
+                .1
+                .shallow_clone();
+            assert!(
+                w.equal(&(frozen.get(&n).unwrap() * m)),
+                "{name}: {n} is not w ⊙ m"
+            );
         }
         for (n, before) in &others {
-            let now = model.parameters().into_iter().find(|(k, _)| k == n).unwrap().1;
+            let now = model
+                .parameters()
+                .into_iter()
+                .find(|(k, _)| k == n)
+                .unwrap()
+                .1;
             assert!(now.equal(before), "{name}: {n} trained");
         }
         let moved = hook
@@ -330,6 +349,10 @@ fn convolutional_families_train_scores_and_nothing_else() {
             .iter()
             .filter(|(n, s)| !s.equal(scores0.get(n).unwrap()))
             .count();
-        assert_eq!(moved, frozen.len(), "{name}: not every layer's scores moved");
+        assert_eq!(
+            moved,
+            frozen.len(),
+            "{name}: not every layer's scores moved"
+        );
     }
 }
