@@ -788,3 +788,49 @@ fn early_bird_smoke_draws_tickets_prunes_channels_and_retrains() {
     assert_eq!(retrained.len(), 2 * 3, "{runs:?}");
     assert_eq!(runs.len(), 2 * (1 + 1 + 3), "{runs:?}");
 }
+
+/// `learned-supermask` at the smoke scale: each row learns a mask in a `supermask_<hash>` run
+/// folder of the store (as `lth train --supermask` would), the weights stay frozen, and the CIFAR
+/// row is skipped once, with the reason.
+#[test]
+fn learned_supermask_smoke_learns_masks_on_frozen_weights() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("learned-supermask", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("learned-supermask smoke: ") && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("SKIPPED conv2_bernoulli").count(),
+        1,
+        "{stdout}"
+    );
+    // 2 rows × 2 replicates, each with its final mask.
+    let runs = finished(&tmp.path().join("runs"));
+    assert_eq!(runs.len(), 2 * 2, "{runs:?}");
+    for (p, _) in &runs {
+        let dir = p.parent().unwrap();
+        assert!(
+            dir.parent()
+                .unwrap()
+                .to_string_lossy()
+                .contains("supermask_"),
+            "{}",
+            dir.display()
+        );
+        assert!(dir.join("mask.safetensors").is_file(), "{}", dir.display());
+    }
+    let replicates = csv(&tmp
+        .path()
+        .join("out/learned-supermask/smoke/replicates.csv"));
+    let density: Vec<f64> = replicates
+        .iter()
+        .filter(|l| l.starts_with("fc_edge_popup,") && l.contains(",mask_density,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(density, vec![0.5, 0.5]);
+}

@@ -6,11 +6,11 @@ use lth_data::DatasetInfo;
 use lth_report::Summary;
 use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::Store;
-use lth_train::{Data, EarlyBirdHparams, Progress, SparseHparams};
+use lth_train::{Data, EarlyBirdHparams, Progress, SparseHparams, SupermaskHparams};
 
 use crate::{
-    EarlyBirdTickets, LayerCollapse, LotteryCurve, PruneAtInit, Result, SparseTraining, Stability,
-    Supermask, Transplanted,
+    EarlyBirdTickets, LayerCollapse, LearnedSupermask, LotteryCurve, PruneAtInit, Result,
+    SparseTraining, Stability, Supermask, Transplanted,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -30,6 +30,8 @@ pub struct Unit<'a, 'd> {
     pub transplant: Option<&'a TransplantHparams>,
     /// The row's Early-Bird search (the paper's defaults unless its flags say otherwise).
     pub early_bird: &'a EarlyBirdHparams,
+    /// The row's learned supermask (`--supermask` flags), for the experiments that learn one.
+    pub supermask: Option<&'a SupermaskHparams>,
     /// The data the ticket moves to (the row's own for a depth move).
     pub target_data: Option<&'d Data>,
     /// The run store the row trains in.
@@ -114,6 +116,20 @@ pub trait Experiment {
             Ok(())
         }
     }
+    /// Whether a row's learned-supermask flags fit this kind; by default a row has none.
+    fn check_supermask(
+        &self,
+        supermask: Option<&SupermaskHparams>,
+    ) -> std::result::Result<(), String> {
+        match supermask {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "--supermask, --keep and --supermask-weights belong to learned_supermask rows, \
+                 not {}",
+                self.kind()
+            )),
+        }
+    }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
     /// How many independent parts the training of one replicate's measurement splits into once
@@ -145,6 +161,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Transplanted::TRANSFER),
         Box::new(Supermask),
         Box::new(EarlyBirdTickets),
+        Box::new(LearnedSupermask),
     ]
 }
 

@@ -17,9 +17,9 @@ use lth_report::{
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::{CsvLog, Store};
-use lth_train::flags::{EarlyBirdFlags, SparseFlags};
+use lth_train::flags::{EarlyBirdFlags, SparseFlags, SupermaskFlags};
 use lth_train::{Data, Progress};
-use lth_train::{EarlyBirdHparams, SparseHparams};
+use lth_train::{EarlyBirdHparams, SparseHparams, SupermaskHparams};
 
 use crate::experiment::replicate_means;
 use crate::{Experiment, Provenance, ReproError, Result, Unit, cpu_description, experiment};
@@ -210,6 +210,8 @@ struct RowFlags {
     transplant: TransplantFlags,
     #[command(flatten)]
     early_bird: EarlyBirdFlags,
+    #[command(flatten)]
+    supermask: SupermaskFlags,
 }
 
 /// A row's hyperparameters.
@@ -220,6 +222,8 @@ struct Resolved {
     /// The Early-Bird search of the row (the paper's defaults where no flag is given), and
     /// whether any flag was given.
     early_bird: (EarlyBirdHparams, bool),
+    /// The learned supermask of the row, if its flags ask for one.
+    supermask: Option<SupermaskHparams>,
 }
 
 impl RowFlags {
@@ -239,6 +243,7 @@ impl RowFlags {
             sparse,
             transplant,
             early_bird: (self.early_bird.resolve()?, self.early_bird.given()),
+            supermask: self.supermask.resolve()?,
         })
     }
 }
@@ -600,6 +605,7 @@ fn prepare(o: &Options) -> Result<Prepared> {
                 .and_then(|()| exp.check_sparse(r.sparse.as_ref()))
                 .and_then(|()| exp.check_transplant(r.transplant.as_ref()))
                 .and_then(|()| exp.check_early_bird(&r.early_bird.0, r.early_bird.1))
+                .and_then(|()| exp.check_supermask(r.supermask.as_ref()))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
@@ -807,6 +813,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 sparse,
                 transplant,
                 early_bird: (early_bird, _),
+                supermask,
             } = f.resolve(level)?;
             let lottery = match data {
                 Some(data) if exp.trains() => {
@@ -840,6 +847,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 sparse: sparse.as_ref(),
                 transplant: transplant.as_ref(),
                 early_bird: &early_bird,
+                supermask: supermask.as_ref(),
                 target_data,
                 store: &store,
                 replicate: r,

@@ -1,0 +1,82 @@
+//! `experiment = "learned_supermask"`: supermasks learned with the weights frozen (Zhou et al.'s
+//! Bernoulli supermask; Ramanujan et al.'s edge-popup): how far a mask alone, trained, takes an
+//! untrained network, against a random mask with the same per-layer counts on the same weights.
+
+use lth_store::Store;
+use lth_train::supermask::evaluate_supermask;
+use lth_train::{Progress, SupermaskRun, train_supermask};
+
+use crate::{Experiment, Measured, ReproError, Result, Unit};
+
+/// A row is a learned-supermask run (`--supermask` flags; the row's training flags are the
+/// scores' optimiser and schedule) from the replicate's W0, stored where `lth train --supermask`
+/// stores it. Per replicate: the test accuracy with the final mask (`learned_final`; Bernoulli's
+/// is one sample, as the reference evaluates), the mask's density (`mask_density`), and, without
+/// training, the same frozen weights under a random mask with the learned mask's per-layer counts
+/// drawn from the replicate's seed (`random_mask`). Each replicate is an independent experiment:
+/// its own W0, data order, scores and random mask.
+#[derive(Debug, Clone, Copy)]
+pub struct LearnedSupermask;
+
+impl Experiment for LearnedSupermask {
+    fn kind(&self) -> &'static str {
+        "learned_supermask"
+    }
+
+    fn metrics(&self) -> &'static [&'static str] {
+        &["learned_final", "mask_density", "random_mask"]
+    }
+
+    /// The harness trains no lottery: the supermask run is the row's training.
+    fn trains(&self) -> bool {
+        false
+    }
+
+    fn check_row(
+        &self,
+        _hp: &lth_rewind::LotteryHparams,
+        level: u64,
+    ) -> std::result::Result<(), String> {
+        if level != 0 {
+            return Err(format!(
+                "a learned_supermask row learns a mask on W0: level must be 0, not {level}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_supermask(
+        &self,
+        supermask: Option<&lth_train::SupermaskHparams>,
+    ) -> std::result::Result<(), String> {
+        match supermask {
+            Some(_) => Ok(()),
+            None => Err("a learned_supermask row needs --supermask bernoulli|edge-popup".into()),
+        }
+    }
+
+    fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
+        let (Some(supermask), Some(data)) = (unit.supermask, unit.data) else {
+            return Err(ReproError::Invalid(
+                "a learned_supermask row was given no --supermask or no data".into(),
+            ));
+        };
+        let run = SupermaskRun {
+            train: unit.hp.train.clone(),
+            supermask: supermask.clone(),
+        };
+        let store: &Store = unit.store;
+        let folder = store.run("supermask", &run);
+        folder.create()?;
+        folder.bind_hparams(&run)?;
+        let dir = folder.child(format!("replicate_{}", unit.replicate));
+        let (summary, mask) = train_supermask(&dir, &run, unit.replicate, data, progress)?;
+        let random = lth_prune::random_like(&mask, unit.replicate);
+        let at_random = evaluate_supermask(&run, unit.replicate, data, &random)?;
+        let mut m = Measured::new();
+        m.insert("learned_final".into(), vec![summary.final_test_accuracy]);
+        m.insert("mask_density".into(), vec![mask.density()]);
+        m.insert("random_mask".into(), vec![at_random.accuracy]);
+        Ok(m)
+    }
+}
