@@ -7,15 +7,18 @@
 //! architecture). Names: `convs.<i>.{weight,bias}`, `fc_layers.<i>.{weight,bias}`, `fc.{weight,bias}`.
 
 use tch::Tensor;
-use tch::nn::{self, Module};
+use tch::nn;
 
-use crate::{Built, Init, Kernels, ModelError, Result};
+use crate::{
+    Built, Conv2d, Init, Kernels, Linear, ModelError, Pack, Result, Window, conv2d, linear,
+};
 
 #[derive(Debug)]
 struct ConvNet {
-    convs: Vec<nn::Conv2D>,
-    hidden: Vec<nn::Linear>,
-    fc: nn::Linear,
+    convs: Vec<Conv2d>,
+    hidden: Vec<Linear>,
+    fc: Linear,
+    pack: Pack,
 }
 
 impl nn::ModuleT for ConvNet {
@@ -30,12 +33,18 @@ impl nn::ModuleT for ConvNet {
         let x = self
             .hidden
             .iter()
-            .fold(x.flatten(1, -1), |x, layer| layer.forward(&x).relu());
+            .fold(self.pack.flatten(&x), |x, layer| layer.forward(&x).relu());
         self.fc.forward(&x)
     }
 }
 
-pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
+pub(crate) fn build(
+    name: &str,
+    p: &nn::Path,
+    input: [i64; 3],
+    classes: i64,
+    pack: Pack,
+) -> Result<Built> {
     let filters: &[i64] = match name {
         "conv_2" => &[64, 64],
         "conv_4" => &[64, 64, 128, 128],
@@ -58,17 +67,13 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             ),
         });
     }
-    let cfg = nn::ConvConfig {
-        padding: 1,
-        ..Default::default()
-    };
     let mut kernels = Kernels::default();
     let mut c = input[0];
     let convs = filters
         .iter()
         .enumerate()
         .map(|(i, &f)| {
-            let conv = nn::conv2d(p / "convs" / i, c, f, 3, cfg);
+            let conv = conv2d(p / "convs" / i, c, f, Window::same(3), true, pack);
             // Pair j works on maps halved j times by the pooling after each pair.
             let halved = 1 << (i / 2);
             kernels.conv(
@@ -82,16 +87,21 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
     let mut fan_in = c * (input[1] / side) * (input[2] / side);
     let hidden = (0..2)
         .map(|i| {
-            let l = nn::linear(p / "fc_layers" / i, fan_in, 256, Default::default());
+            let l = linear(p / "fc_layers" / i, fan_in, 256, pack);
             kernels.linear(format!("fc_layers.{i}.weight"));
             fan_in = 256;
             l
         })
         .collect();
-    let fc = nn::linear(p / "fc", fan_in, classes, Default::default());
+    let fc = linear(p / "fc", fan_in, classes, pack);
     kernels.linear("fc.weight");
     Ok(Built {
-        net: Box::new(ConvNet { convs, hidden, fc }),
+        net: Box::new(ConvNet {
+            convs,
+            hidden,
+            fc,
+            pack,
+        }),
         kernels,
         output: "fc.weight".into(),
         init: Init::GlorotNormal,

@@ -6,14 +6,15 @@
 //! for the output layer.
 
 use tch::Tensor;
-use tch::nn::{self, Module};
+use tch::nn;
 
-use crate::{Built, Init, Kernels, ModelError, Result};
+use crate::{Built, Init, Kernels, Linear, ModelError, Pack, Result, linear};
 
 #[derive(Debug)]
 struct Lenet {
-    hidden: Vec<nn::Linear>,
-    fc: nn::Linear,
+    hidden: Vec<Linear>,
+    fc: Linear,
+    pack: Pack,
 }
 
 impl nn::ModuleT for Lenet {
@@ -21,7 +22,7 @@ impl nn::ModuleT for Lenet {
         let x = self
             .hidden
             .iter()
-            .fold(xs.flatten(1, -1), |x, layer| layer.forward(&x).relu());
+            .fold(self.pack.flatten(xs), |x, layer| layer.forward(&x).relu());
         self.fc.forward(&x)
     }
 }
@@ -36,7 +37,13 @@ pub fn parse(name: &str) -> Option<Vec<i64>> {
     widths.filter(|w| !w.is_empty())
 }
 
-pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
+pub(crate) fn build(
+    name: &str,
+    p: &nn::Path,
+    input: [i64; 3],
+    classes: i64,
+    pack: Pack,
+) -> Result<Built> {
     let widths = parse(name).ok_or_else(|| ModelError::BadName {
         name: name.to_owned(),
         expected: "lenet_<width>_<width>… with positive widths, e.g. lenet_300_100".into(),
@@ -46,14 +53,14 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
     let mut kernels = Kernels::default();
     let layers = p / "fc_layers";
     for (i, &w) in widths.iter().enumerate() {
-        hidden.push(nn::linear(&layers / i, fan_in, w, Default::default()));
+        hidden.push(linear(&layers / i, fan_in, w, pack));
         kernels.linear(format!("fc_layers.{i}.weight"));
         fan_in = w;
     }
-    let fc = nn::linear(p / "fc", fan_in, classes, Default::default());
+    let fc = linear(p / "fc", fan_in, classes, pack);
     kernels.linear("fc.weight");
     Ok(Built {
-        net: Box::new(Lenet { hidden, fc }),
+        net: Box::new(Lenet { hidden, fc, pack }),
         kernels,
         output: "fc.weight".to_owned(),
         init: Init::KaimingNormal,

@@ -22,11 +22,13 @@
 pub mod conv;
 pub mod init;
 mod io;
+pub mod layers;
 pub mod lenet;
 mod model;
 pub mod morph;
 mod named;
 pub mod norm;
+mod packed;
 pub mod registry;
 pub mod resnet;
 pub mod slim;
@@ -35,9 +37,11 @@ pub mod wrn;
 
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
+pub use layers::{BatchNorm, Conv2d, Linear, Pack, Window, batch_norm, conv2d, linear};
 pub use model::{Built, Kernels, Model, ModelError, channels_last, conv_output, kernels};
 pub use named::Named;
-pub use norm::{BatchNorm, BnControl, batch_norm};
+pub use norm::BnControl;
+pub use packed::PackedModel;
 pub use registry::{Family, families, family};
 
 /// Result alias for this crate.

@@ -78,7 +78,7 @@ impl Kernels {
 /// initialising a model: what a command checks layer names against before it trains.
 pub fn kernels(name: &str, input: [i64; 3], classes: i64) -> Result<Kernels> {
     let vs = nn::VarStore::new(Device::Cpu);
-    let built = (family(name)?.build)(name, &vs.root(), input, classes)?;
+    let built = (family(name)?.build)(name, &vs.root(), input, classes, crate::Pack::ONE)?;
     Ok(built.kernels)
 }
 
@@ -143,7 +143,7 @@ impl Model {
     ) -> Result<Model> {
         let fam = family(name)?;
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let built = (fam.build)(name, &vs.root(), input, classes)?;
+        let built = (fam.build)(name, &vs.root(), input, classes, crate::Pack::ONE)?;
         let prunable = built.kernels.names().to_vec();
         let init = init.unwrap_or(built.init);
         let mut vars = vs.variables();

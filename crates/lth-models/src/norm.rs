@@ -8,9 +8,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tch::Tensor;
-use tch::nn::{self, Init};
-
 /// PyTorch's default BatchNorm momentum.
 pub const MOMENTUM: f64 = 0.1;
 /// PyTorch's default BatchNorm epsilon.
@@ -35,41 +32,5 @@ impl BnControl {
     /// Sets the momentum of every layer sharing this control.
     pub fn set_momentum(&self, m: f64) {
         self.0.store(m.to_bits(), Ordering::Relaxed);
-    }
-}
-
-/// A BatchNorm layer: `weight` (γ), `bias` (β), and the buffers `running_mean`, `running_var`.
-#[derive(Debug)]
-pub struct BatchNorm {
-    pub weight: Tensor,
-    pub bias: Tensor,
-    pub running_mean: Tensor,
-    pub running_var: Tensor,
-    control: BnControl,
-}
-
-/// A BatchNorm layer over `channels` channels at path `p`, sharing `control`.
-pub fn batch_norm(p: nn::Path, channels: i64, control: &BnControl) -> BatchNorm {
-    BatchNorm {
-        weight: p.var("weight", &[channels], Init::Const(1.0)),
-        bias: p.var("bias", &[channels], Init::Const(0.0)),
-        running_mean: p.zeros_no_train("running_mean", &[channels]),
-        running_var: p.ones_no_train("running_var", &[channels]),
-        control: control.clone(),
-    }
-}
-
-impl nn::ModuleT for BatchNorm {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.batch_norm(
-            Some(&self.weight),
-            Some(&self.bias),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            train,
-            self.control.momentum(),
-            EPS,
-            true,
-        )
     }
 }

@@ -14,7 +14,7 @@ pub struct Family {
     /// Where the network comes from.
     pub paper: &'static str,
     pub(crate) matches: fn(&str) -> bool,
-    pub(crate) build: fn(&str, &nn::Path, [i64; 3], i64) -> Result<Built>,
+    pub(crate) build: fn(&str, &nn::Path, [i64; 3], i64, crate::Pack) -> Result<Built>,
 }
 
 static FAMILIES: [Family; 6] = [

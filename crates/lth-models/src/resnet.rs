@@ -13,9 +13,9 @@
 //! 25,557,032 (25,502,912 prunable).
 
 use tch::Tensor;
-use tch::nn::{self, Module, ModuleT};
+use tch::nn::{self, ModuleT};
 
-use crate::norm::{BatchNorm, BnControl, batch_norm};
+use crate::{BatchNorm, BnControl, Conv2d, Linear, Pack, Window, batch_norm, conv2d, linear};
 use crate::{Built, Init, Kernels, ModelError, Result, conv_output};
 
 /// Where a convolution sits: its input and output channels, kernel side and stride.
@@ -35,7 +35,8 @@ pub(crate) fn conv(
     shape: ConvShape,
     side: [i64; 2],
     kernels: &mut Kernels,
-) -> (nn::Conv2D, [i64; 2]) {
+    pack: Pack,
+) -> (Conv2d, [i64; 2]) {
     let ConvShape {
         c_in,
         c_out,
@@ -45,17 +46,17 @@ pub(crate) fn conv(
     let name = format!("{}.weight", p.components().collect::<Vec<_>>().join("."));
     let out = conv_output(side, k, stride, k / 2);
     kernels.conv(name, out);
-    let conv = nn::conv2d(
+    let conv = conv2d(
         p,
         c_in,
         c_out,
-        k,
-        nn::ConvConfig {
+        Window {
+            k,
             stride,
             padding: k / 2,
-            bias: false,
-            ..Default::default()
         },
+        false,
+        pack,
     );
     (conv, out)
 }
@@ -63,7 +64,7 @@ pub(crate) fn conv(
 /// A convolution followed by BatchNorm (the unit every residual block is made of).
 #[derive(Debug)]
 struct ConvBn {
-    conv: nn::Conv2D,
+    conv: Conv2d,
     bn: BatchNorm,
 }
 
@@ -76,10 +77,11 @@ fn conv_bn(
     side: [i64; 2],
     kernels: &mut Kernels,
     control: &BnControl,
+    pack: Pack,
 ) -> (ConvBn, [i64; 2]) {
     let c_out = shape.c_out;
-    let (conv, out) = conv(at, shape, side, kernels);
-    let bn = batch_norm(bn, c_out, control);
+    let (conv, out) = conv(at, shape, side, kernels, pack);
+    let bn = batch_norm(bn, c_out, control, pack);
     (ConvBn { conv, bn }, out)
 }
 
@@ -121,7 +123,8 @@ struct ResNet {
     /// ImageNet stems add a 3×3 max pool of stride 2.
     stem_pool: bool,
     blocks: Vec<Block>,
-    fc: nn::Linear,
+    fc: Linear,
+    pack: Pack,
 }
 
 impl ModuleT for ResNet {
@@ -133,7 +136,7 @@ impl ModuleT for ResNet {
         for b in &self.blocks {
             x = b.forward_t(&x, train);
         }
-        let x = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let x = self.pack.flatten(&x.adaptive_avg_pool2d([1, 1]));
         self.fc.forward(&x)
     }
 }
@@ -149,8 +152,9 @@ fn finish(
     classes: i64,
     mut kernels: Kernels,
     control: BnControl,
+    pack: Pack,
 ) -> Built {
-    let fc = nn::linear(p / "fc", channels, classes, Default::default());
+    let fc = linear(p / "fc", channels, classes, pack);
     kernels.linear("fc.weight");
     Built {
         net: Box::new(ResNet {
@@ -158,6 +162,7 @@ fn finish(
             stem_pool,
             blocks,
             fc,
+            pack,
         }),
         kernels,
         output: "fc.weight".into(),
@@ -185,6 +190,7 @@ pub(crate) fn build_cifar(
     p: &nn::Path,
     input: [i64; 3],
     classes: i64,
+    pack: Pack,
 ) -> Result<Built> {
     let (base, inner) = crate::slim::split_channels(name)?;
     let (n, w) = parse_cifar(base).ok_or_else(|| ModelError::BadName {
@@ -201,7 +207,7 @@ pub(crate) fn build_cifar(
     let control = BnControl::default();
     let mut kernels = Kernels::default();
     let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
-        conv_bn(at, bn, shape, side, kernels, &control)
+        conv_bn(at, bn, shape, side, kernels, &control, pack)
     };
     let (stem, mut side) = unit(
         p / "conv",
@@ -263,7 +269,9 @@ pub(crate) fn build_cifar(
             side = out;
         }
     }
-    Ok(finish(p, stem, false, blocks, c, classes, kernels, control))
+    Ok(finish(
+        p, stem, false, blocks, c, classes, kernels, control, pack,
+    ))
 }
 
 pub(crate) fn build_imagenet(
@@ -271,6 +279,7 @@ pub(crate) fn build_imagenet(
     p: &nn::Path,
     input: [i64; 3],
     classes: i64,
+    pack: Pack,
 ) -> Result<Built> {
     let (stages, bottleneck): (&[i64], bool) = match name {
         "imagenet_resnet_18" => (&[2, 2, 2, 2], false),
@@ -287,7 +296,7 @@ pub(crate) fn build_imagenet(
     let control = BnControl::default();
     let mut kernels = Kernels::default();
     let unit = |at: nn::Path, bn: nn::Path, shape: ConvShape, side, kernels: &mut Kernels| {
-        conv_bn(at, bn, shape, side, kernels, &control)
+        conv_bn(at, bn, shape, side, kernels, &control, pack)
     };
     let (stem, side) = unit(
         p / "conv1",
@@ -350,5 +359,7 @@ pub(crate) fn build_imagenet(
             side = at_side;
         }
     }
-    Ok(finish(p, stem, true, blocks, c, classes, kernels, control))
+    Ok(finish(
+        p, stem, true, blocks, c, classes, kernels, control, pack,
+    ))
 }

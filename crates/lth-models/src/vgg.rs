@@ -6,21 +6,24 @@
 //! `Sequential` does), `fc.{weight,bias}`. VGG-19 has 20,040,522 parameters, 20,024,000 prunable.
 
 use tch::Tensor;
-use tch::nn::{self, Module, ModuleT};
+use tch::nn::{self, ModuleT};
 
-use crate::norm::{BatchNorm, BnControl, batch_norm};
-use crate::{Built, Init, Kernels, ModelError, Result};
+use crate::{
+    BatchNorm, BnControl, Built, Conv2d, Init, Kernels, Linear, ModelError, Pack, Result, Window,
+    batch_norm, conv2d, linear,
+};
 
 #[derive(Debug)]
 enum Layer {
-    Conv(nn::Conv2D, BatchNorm),
+    Conv(Conv2d, BatchNorm),
     Pool,
 }
 
 #[derive(Debug)]
 struct Vgg {
     layers: Vec<Layer>,
-    fc: nn::Linear,
+    fc: Linear,
+    pack: Pack,
 }
 
 impl ModuleT for Vgg {
@@ -38,8 +41,7 @@ impl ModuleT for Vgg {
         } else {
             x
         };
-        let x = x.flatten(1, -1);
-        self.fc.forward(&x)
+        self.fc.forward(&self.pack.flatten(&x))
     }
 }
 
@@ -59,7 +61,13 @@ fn plan(depth: u32) -> Option<&'static [i64]> {
     })
 }
 
-pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
+pub(crate) fn build(
+    name: &str,
+    p: &nn::Path,
+    input: [i64; 3],
+    classes: i64,
+    pack: Pack,
+) -> Result<Built> {
     let (base, widths) = crate::slim::split_channels(name)?;
     let depth = base.strip_prefix("cifar_vgg_").and_then(|d| d.parse().ok());
     let plan = depth.and_then(plan).ok_or_else(|| ModelError::BadName {
@@ -91,10 +99,6 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
         });
     }
     let control = BnControl::default();
-    let cfg = nn::ConvConfig {
-        padding: 1,
-        ..Default::default()
-    };
     let mut kernels = Kernels::default();
     let mut c = input[0];
     let mut side = [input[1], input[2]];
@@ -107,16 +111,16 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
                 return Layer::Pool;
             }
             let at = p / "layers" / i;
-            let conv = nn::conv2d(&at / "conv", c, f, 3, cfg);
+            let conv = conv2d(&at / "conv", c, f, Window::same(3), true, pack);
             kernels.conv(format!("layers.{i}.conv.weight"), side);
             c = f;
-            Layer::Conv(conv, batch_norm(&at / "bn", f, &control))
+            Layer::Conv(conv, batch_norm(&at / "bn", f, &control, pack))
         })
         .collect();
-    let fc = nn::linear(p / "fc", c, classes, Default::default());
+    let fc = linear(p / "fc", c, classes, pack);
     kernels.linear("fc.weight");
     Ok(Built {
-        net: Box::new(Vgg { layers, fc }),
+        net: Box::new(Vgg { layers, fc, pack }),
         kernels,
         output: "fc.weight".into(),
         init: Init::KaimingNormal,

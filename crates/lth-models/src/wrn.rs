@@ -10,19 +10,19 @@
 //! parameters for 10 classes (convolutions without bias).
 
 use tch::Tensor;
-use tch::nn::{self, Module, ModuleT};
+use tch::nn::{self, ModuleT};
 
-use crate::norm::{BatchNorm, BnControl, batch_norm};
 use crate::resnet::{ConvShape, conv};
+use crate::{BatchNorm, BnControl, Conv2d, Linear, Pack, batch_norm, linear};
 use crate::{Built, Init, Kernels, ModelError, Result};
 
 #[derive(Debug)]
 struct Block {
     bn1: BatchNorm,
-    conv1: nn::Conv2D,
+    conv1: Conv2d,
     bn2: BatchNorm,
-    conv2: nn::Conv2D,
-    shortcut: Option<nn::Conv2D>,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
 }
 
 impl Block {
@@ -40,10 +40,11 @@ impl Block {
 
 #[derive(Debug)]
 struct Wrn {
-    conv1: nn::Conv2D,
+    conv1: Conv2d,
     blocks: Vec<Block>,
     bn1: BatchNorm,
-    fc: nn::Linear,
+    fc: Linear,
+    pack: Pack,
 }
 
 impl ModuleT for Wrn {
@@ -53,7 +54,7 @@ impl ModuleT for Wrn {
             x = b.forward_t(&x, train);
         }
         let x = self.bn1.forward_t(&x, train).relu();
-        let x = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        let x = self.pack.flatten(&x.adaptive_avg_pool2d([1, 1]));
         self.fc.forward(&x)
     }
 }
@@ -69,7 +70,13 @@ pub fn parse(name: &str) -> Option<(i64, i64)> {
     Some(((depth - 4) / 6, k))
 }
 
-pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> Result<Built> {
+pub(crate) fn build(
+    name: &str,
+    p: &nn::Path,
+    input: [i64; 3],
+    classes: i64,
+    pack: Pack,
+) -> Result<Built> {
     let (n, k) = parse(name).ok_or_else(|| ModelError::BadName {
         name: name.into(),
         expected: "cifar_wrn_D_K with D = 6n + 4 (16, 22, 28, 40) and K > 0 (WRN-22-2: \
@@ -89,6 +96,7 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
         shape(input[0], 16, 3, 1),
         [input[1], input[2]],
         &mut kernels,
+        pack,
     );
     let mut blocks = Vec::new();
     let mut c = 16;
@@ -96,19 +104,21 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
         for i in 0..n {
             let at = p / format!("block{}", g + 1) / "layer" / i;
             let stride = if g > 0 && i == 0 { 2 } else { 1 };
-            let bn1 = batch_norm(&at / "bn1", c, &control);
+            let bn1 = batch_norm(&at / "bn1", c, &control, pack);
             let (conv1, out) = conv(
                 &at / "conv1",
                 shape(c, filters, 3, stride),
                 side,
                 &mut kernels,
+                pack,
             );
-            let bn2 = batch_norm(&at / "bn2", filters, &control);
+            let bn2 = batch_norm(&at / "bn2", filters, &control, pack);
             let (conv2, _) = conv(
                 &at / "conv2",
                 shape(filters, filters, 3, 1),
                 out,
                 &mut kernels,
+                pack,
             );
             let shortcut = (c != filters).then(|| {
                 conv(
@@ -116,6 +126,7 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
                     shape(c, filters, 1, stride),
                     side,
                     &mut kernels,
+                    pack,
                 )
                 .0
             });
@@ -130,8 +141,8 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             side = out;
         }
     }
-    let bn1 = batch_norm(p / "bn1", c, &control);
-    let fc = nn::linear(p / "fc", c, classes, Default::default());
+    let bn1 = batch_norm(p / "bn1", c, &control, pack);
+    let fc = linear(p / "fc", c, classes, pack);
     kernels.linear("fc.weight");
     Ok(Built {
         net: Box::new(Wrn {
@@ -139,6 +150,7 @@ pub(crate) fn build(name: &str, p: &nn::Path, input: [i64; 3], classes: i64) -> 
             blocks,
             bn1,
             fc,
+            pack,
         }),
         kernels,
         output: "fc.weight".into(),

@@ -37,6 +37,7 @@ pub mod flags;
 mod hooks;
 pub mod hparams;
 mod optim;
+pub mod packed;
 mod pai;
 mod run;
 mod schedule;
