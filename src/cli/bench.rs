@@ -37,11 +37,15 @@ pub enum Suite {
     /// LeNet-300-100 on MNIST-shaped, ResNet-20 on CIFAR-shaped synthetic data): the cost of a
     /// step that trains scores through a mask in the forward pass.
     Supermask,
+    /// N copies trained packed (one step of one packed network) against the same N trained as
+    /// separate runs in the same process, N = 1, 2, 4, 8, 16, LeNet-300-100 and ResNet-20 on
+    /// synthetic data: copies × images per second and the ratio.
+    Packed,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// loop (default), models, sparse, early-bird or supermask.
+    /// loop (default), models, sparse, early-bird, supermask or packed.
     #[arg(long, value_enum, default_value = "loop")]
     pub suite: Suite,
     /// Models suite: the models to time.
@@ -124,7 +128,67 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Suite::Sparse => sparse_suite(args),
         Suite::EarlyBird => early_bird_suite(args),
         Suite::Supermask => supermask_suite(args),
+        Suite::Packed => packed_suite(args),
     }
+}
+
+/// N copies packed against N separate runs of the same model, in the same process.
+fn packed_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    let device = resolve_device(args.device)?;
+    println!(
+        "lth bench --suite packed: batch {}, {} rounds, {device:?}, {} libtorch thread(s); \
+         throughput in copies × images per second, medians; the ratio is the median of paired \
+         rounds",
+        args.batch_size,
+        args.repeats,
+        tch::get_num_threads()
+    );
+    // A ResNet-20 step costs about 40 LeNet steps: it gets a tenth of the steps per round.
+    for (model, dataset, steps) in [
+        ("lenet_300_100", "mnist", args.steps),
+        ("cifar_resnet_20", "cifar10", (args.steps / 10).max(1)),
+    ] {
+        let info = lth_data::info(dataset)?;
+        let mut hp = lth_train::TrainHparams::recipe(model)?;
+        hp.dataset.batch_size = args.batch_size;
+        println!(
+            "  {model} ({steps} steps per copy per round): {:>3} {:>14} {:>14} {:>7}",
+            "N", "separate", "packed", "ratio"
+        );
+        for copies in [1usize, 2, 4, 8, 16] {
+            let w = model.len() + 30;
+            if copies == 1 {
+                // One copy is not packed: the plain network is the baseline.
+                let speeds = lth_train::speed::compare(
+                    &hp,
+                    &[model.to_owned()],
+                    info,
+                    device,
+                    steps,
+                    args.repeats,
+                )?;
+                println!(
+                    "  {:>w$} {copies:>3} {:>14.0} {:>14} {:>7}",
+                    "", speeds[0].0.train, "(plain)", "1.00×"
+                );
+                continue;
+            }
+            let (separate, packed, ratio) = lth_train::speed::packed_against_separate(
+                &hp,
+                info,
+                device,
+                copies,
+                steps,
+                args.repeats,
+            )?;
+            println!(
+                "  {:>w$} {copies:>3} {separate:>14.0} {packed:>14.0} {ratio:>6.2}×",
+                ""
+            );
+        }
+    }
+    println!("target on a GPU: at least 4× the separate runs' throughput at N = 8 for ResNet-20");
+    Ok(())
 }
 
 /// Learned-supermask steps against dense steps of the same model, in the same process.

@@ -188,3 +188,72 @@ pub fn compare_nets(
         .collect();
     Ok(speeds)
 }
+
+/// Throughput of N copies trained packed against the same N trained as separate runs in this
+/// process (each a `Setup` stepping in turn), on synthetic data of `info`'s shape: per round each
+/// side trains `steps` steps of every copy (after one untimed warm-up round), the side that goes
+/// first alternating. Returns (separate, packed) in copies × images per second, medians, and the
+/// median of the per-round ratios packed ÷ separate. `copies` must be at least 2.
+pub fn packed_against_separate(
+    hp: &TrainHparams,
+    info: &'static lth_data::DatasetInfo,
+    device: tch::Device,
+    copies: usize,
+    steps: u64,
+    rounds: usize,
+) -> Result<(f64, f64, f64)> {
+    let data = synthetic(info, device, false)?;
+    let mut hp = hp.clone();
+    hp.dataset.validation = 0;
+    hp.dataset.subset = 0;
+    hp.training.steps = Steps::it(steps * (rounds as u64 + 1) + 1);
+    hp.training.milestones = Vec::new();
+    hp.training.warmup = Steps::it(0);
+    let replicates: Vec<u64> = (1..=copies as u64).collect();
+    let mut separate: Vec<Setup> = replicates
+        .iter()
+        .map(|&r| Setup::new(&hp, r, &data))
+        .collect::<Result<_>>()?;
+    let mut packed = crate::packed::PackedSetup::new(&hp, &replicates, &data)?;
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    let mut done = [0u64; 2];
+    let mut time = |side: usize,
+                    separate: &mut Vec<Setup>,
+                    packed: &mut crate::packed::PackedSetup|
+     -> Result<f64> {
+        let t = Instant::now();
+        for step in done[side]..done[side] + steps {
+            if side == 0 {
+                for s in separate.iter_mut() {
+                    let _ = s.session().step(step)?;
+                }
+            } else {
+                let _ = packed.step(step)?;
+            }
+        }
+        sync();
+        done[side] += steps;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    time(0, &mut separate, &mut packed)?;
+    time(1, &mut separate, &mut packed)?;
+    let images = (steps * hp.dataset.batch_size * copies as u64) as f64;
+    let (mut a, mut b, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds.max(1) {
+        let (ta, tb) = if round % 2 == 0 {
+            let ta = time(0, &mut separate, &mut packed)?;
+            (ta, time(1, &mut separate, &mut packed)?)
+        } else {
+            let tb = time(1, &mut separate, &mut packed)?;
+            (time(0, &mut separate, &mut packed)?, tb)
+        };
+        a.push(images / ta);
+        b.push(images / tb);
+        ratio.push(ta / tb);
+    }
+    Ok((median(&mut a), median(&mut b), median(&mut ratio)))
+}
