@@ -1028,3 +1028,31 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
     );
     ok(&transfer("mnist:classes=5-9", &[]));
 }
+
+/// `--replicates` with `--pack`: the replicates train packed, each in the folder `--replicate`
+/// gives it, which then finds it finished; duplicates and unpacked kinds are refused.
+#[test]
+fn train_replicates_packed_fill_the_replicates_folders() {
+    let w = workspace();
+    let mut args = SMALL.to_vec();
+    args.extend(["--replicates", "1,2", "--pack", "2"]);
+    let out = ok(&lth(&args, w.path()));
+    assert_eq!(out.matches("test accuracy: final").count(), 2, "{out}");
+    let mut one = SMALL.to_vec();
+    one.extend(["--replicate", "2"]);
+    let again = ok(&lth(&one, w.path()));
+    assert!(again.contains("already finished"), "{again}");
+    let mut twice = SMALL.to_vec();
+    twice.extend(["--replicates", "3,3"]);
+    assert!(err(&lth(&twice, w.path())).contains("listed twice"));
+    let mut sparse = SMALL.to_vec();
+    sparse.extend([
+        "--replicates",
+        "1,2",
+        "--sparse",
+        "static",
+        "--sparsity",
+        "0.5",
+    ]);
+    assert!(err(&lth(&sparse, w.path())).contains("--replicates trains dense runs"));
+}

@@ -12,9 +12,14 @@
 use tch::{Kind, Tensor};
 
 use lth_data::{Loader, Source};
-use lth_models::{Named, PackedModel};
+use lth_models::{Named, PackedModel, load_tensors, save_tensors};
+use lth_store::{CsvLog, RunDir};
 
-use crate::{Data, EvalSets, Evaluation, Optimizer, Result, Schedule, TrainError, TrainHparams};
+use crate::run::{resume_checkpoint, resume_checkpoints};
+use crate::{
+    Data, EvalSets, Evaluation, FINAL, METRICS, MetricsRow, Optimizer, Progress, Result, RunPlan,
+    RunSummary, Schedule, TrainError, TrainHparams, step_checkpoint,
+};
 
 /// Batch size of evaluation passes.
 const EVAL_BATCH: i64 = 1000;
@@ -207,4 +212,243 @@ pub fn evaluate_packed(model: &PackedModel, data: &Source) -> Result<Vec<Evaluat
             })
             .collect())
     })
+}
+
+/// Trains the packed copies of `setup` through `plan`, copy i in run folder `dirs[i]`, each
+/// folder laid out as an unpacked run's (`metrics.csv`, `checkpoints/step_<N>` for `plan.keep`,
+/// `checkpoints/resume_<N>`, `final.safetensors`, `done.json`): the run store sees N normal runs.
+/// Resume checkpoints are written for every copy at each evaluation and removed only once every
+/// copy is marked done, so a group killed at any point resumes from the newest step all copies
+/// hold, with the same numbers as an uninterrupted packed run. A group whose copies are all done
+/// trains nothing and loads their final weights. Returns each copy's summary.
+pub fn run_packed(
+    dirs: &[RunDir],
+    setup: &mut PackedSetup,
+    plan: &RunPlan,
+    progress: &mut dyn Progress,
+) -> Result<Vec<RunSummary>> {
+    let n = setup.model.copies() as usize;
+    if dirs.len() != n {
+        return Err(TrainError::Invalid(format!(
+            "{} run folders for {n} packed copies",
+            dirs.len()
+        )));
+    }
+    let _locks = dirs
+        .iter()
+        .map(RunDir::lock)
+        .collect::<Result<Vec<_>, _>>()?;
+    let done: Vec<Option<RunSummary>> = dirs
+        .iter()
+        .map(RunDir::done_summary::<RunSummary>)
+        .collect::<Result<_, _>>()?;
+    if done.iter().all(Option::is_some) {
+        for (i, d) in dirs.iter().enumerate() {
+            let state = lth_models::Named::from(load_tensors(&d.join(FINAL))?);
+            setup.model.load_copy_state(i as i64, &state)?;
+        }
+        return Ok(done.into_iter().flatten().collect());
+    }
+    for d in dirs {
+        d.create()?;
+    }
+    let logs: Vec<CsvLog<MetricsRow>> = dirs.iter().map(|d| CsvLog::new(d.join(METRICS))).collect();
+    // The newest step at which every copy holds a resume checkpoint.
+    let mut common: Option<Vec<u64>> = None;
+    for d in dirs {
+        let steps: Vec<u64> = resume_checkpoints(d)?.into_iter().map(|(s, _)| s).collect();
+        common = Some(match common {
+            None => steps,
+            Some(c) => c.into_iter().filter(|s| steps.contains(s)).collect(),
+        });
+    }
+    let resume = common.and_then(|c| c.into_iter().max());
+    let mut rows: Vec<Vec<MetricsRow>> = Vec::with_capacity(n);
+    let start = match resume {
+        Some(step) => {
+            let mut optimizer: Vec<Vec<(String, Tensor)>> = Vec::new();
+            for (i, d) in dirs.iter().enumerate() {
+                let path = resume_checkpoint(d, step);
+                let (opt, weights): (Vec<_>, Vec<_>) = load_tensors(&path)?
+                    .into_iter()
+                    .partition(|(name, _)| name.starts_with("optimizer."));
+                setup
+                    .model
+                    .load_copy_state(i as i64, &lth_models::Named::from(weights))
+                    .map_err(|e| checkpoint_error(&path, e))?;
+                optimizer.push(opt);
+                let mut r = logs[i].load()?;
+                r.retain(|row| row.step <= step);
+                rows.push(r);
+            }
+            setup.optimizer.load_state(&stack_optimizer(optimizer)?)?;
+            progress.resumed(step);
+            step
+        }
+        None => {
+            let first = setup.measure(plan.from, None)?;
+            for (i, row) in first.into_iter().enumerate() {
+                if plan.keep.contains(&plan.from) {
+                    save_tensors(
+                        &step_checkpoint(&dirs[i], plan.from),
+                        &setup.copy_state(i).into_vec(),
+                    )?;
+                }
+                logs[i].save(std::slice::from_ref(&row))?;
+                rows.push(vec![row]);
+            }
+            plan.from
+        }
+    };
+    progress.begin(start, plan.to);
+    let device = setup.model.device();
+    let mut loss_sum = Tensor::zeros([n as i64], (Kind::Float, device));
+    let mut since = 0u64;
+    for step in start..plan.to {
+        loss_sum += setup.step(step)?;
+        since += 1;
+        let reached = step + 1;
+        progress.step(reached);
+        if plan.keep.contains(&reached) {
+            for (i, d) in dirs.iter().enumerate() {
+                save_tensors(
+                    &step_checkpoint(d, reached),
+                    &setup.copy_state(i).into_vec(),
+                )?;
+            }
+        }
+        if plan.eval_every > 0 && (reached % plan.eval_every == 0 || reached == plan.to) {
+            let losses = Vec::<f64>::try_from(&(loss_sum.to_kind(Kind::Double) / since as f64))
+                .map_err(|e| TrainError::Invalid(format!("reading losses: {e}")))?;
+            let measured = setup.measure(reached, Some(&losses))?;
+            let optimizer = split_optimizer(&setup.optimizer, n);
+            for (i, row) in measured.into_iter().enumerate() {
+                rows[i].push(row.clone());
+                logs[i].save(&rows[i])?;
+                let old = resume_checkpoints(&dirs[i])?;
+                let mut state = setup.copy_state(i).into_vec();
+                state.extend(
+                    optimizer[i]
+                        .iter()
+                        .map(|(k, t)| (k.clone(), t.shallow_clone())),
+                );
+                save_tensors(&resume_checkpoint(&dirs[i], reached), &state)?;
+                for (s, path) in old {
+                    if s != reached {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                progress.row(&row);
+            }
+            let _ = loss_sum.zero_();
+            since = 0;
+        }
+    }
+    progress.finish();
+    let mut summaries = Vec::with_capacity(n);
+    for (i, d) in dirs.iter().enumerate() {
+        // A copy marked done before a kill keeps its files (the same weights).
+        if done[i].is_none() {
+            save_tensors(&d.join(FINAL), &setup.copy_state(i).into_vec())?;
+        }
+        summaries.push(RunSummary::from_rows(&rows[i]));
+    }
+    for (d, s) in dirs.iter().zip(&summaries) {
+        if d.done_summary::<RunSummary>()?.is_none() {
+            d.mark_done(s)?;
+        }
+    }
+    // Only now: a group killed before every copy was marked done still finds its checkpoints.
+    for d in dirs {
+        for (_, path) in resume_checkpoints(d)? {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(summaries)
+}
+
+/// The optimiser's state, per copy: `optimizer.<param>.<buffer>` of copy i under its plain shape,
+/// and the shared step count.
+fn split_optimizer(opt: &Optimizer, n: usize) -> Vec<Vec<(String, Tensor)>> {
+    let state = opt.state();
+    (0..n)
+        .map(|i| {
+            state
+                .iter()
+                .map(|(k, t)| {
+                    let t = if k == "optimizer.steps" {
+                        t.shallow_clone()
+                    } else {
+                        t.select(0, i as i64)
+                    };
+                    (k.clone(), t)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The packed optimiser state from the copies' states ([`split_optimizer`]'s inverse).
+fn stack_optimizer(
+    copies: Vec<Vec<(String, Tensor)>>,
+) -> Result<std::collections::HashMap<String, Tensor>> {
+    let mut by_name: std::collections::BTreeMap<String, Vec<Tensor>> = Default::default();
+    for copy in copies {
+        for (k, t) in copy {
+            by_name.entry(k).or_default().push(t);
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(k, ts)| {
+            let t = if k == "optimizer.steps" {
+                ts.into_iter().next().ok_or_else(|| {
+                    TrainError::Invalid("resume checkpoint lacks optimizer.steps".into())
+                })?
+            } else {
+                Tensor::stack(&ts, 0)
+            };
+            Ok((k, t))
+        })
+        .collect()
+}
+
+impl PackedSetup {
+    /// Every copy's row of metrics after `step` steps (`train_loss`: each copy's mean since the
+    /// last row).
+    pub fn measure(&self, step: u64, train_loss: Option<&[f64]>) -> Result<Vec<MetricsRow>> {
+        let test = evaluate_packed(&self.model, &self.eval.test)?;
+        let val = match &self.eval.validation {
+            Some(v) => Some(evaluate_packed(&self.model, v)?),
+            None => None,
+        };
+        let per_epoch = self.loaders[0].steps_per_epoch();
+        Ok((0..test.len())
+            .map(|i| MetricsRow {
+                step,
+                epoch: step as f64 / per_epoch as f64,
+                lr: self.schedule.lr_at(step.saturating_sub(1)),
+                train_loss: train_loss.map(|l| l[i]),
+                test_loss: test[i].loss,
+                test_accuracy: test[i].accuracy,
+                val_loss: val.as_ref().map(|v| v[i].loss),
+                val_accuracy: val.as_ref().map(|v| v[i].accuracy),
+            })
+            .collect())
+    }
+}
+
+fn checkpoint_error(path: &std::path::Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Invalid(format!("{}: {e}", path.display()))
+}
+
+/// How many copies to pack by default on `device`: 1 on the CPU, where packing does not pay
+/// (`lth bench --suite packed`: grouped convolutions there are slower than separate ones, and
+/// two cores are already busy with one network), 8 on CUDA, where a small network's step leaves
+/// the device idle between kernel launches.
+pub fn default_pack(device: tch::Device) -> usize {
+    match device {
+        tch::Device::Cuda(_) => 8,
+        _ => 1,
+    }
 }

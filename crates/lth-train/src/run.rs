@@ -239,13 +239,13 @@ pub fn step_checkpoint(dir: &RunDir, step: u64) -> PathBuf {
         .join(format!("step_{step}.safetensors"))
 }
 
-fn resume_checkpoint(dir: &RunDir, step: u64) -> PathBuf {
+pub(crate) fn resume_checkpoint(dir: &RunDir, step: u64) -> PathBuf {
     dir.join(CHECKPOINTS)
         .join(format!("resume_{step}.safetensors"))
 }
 
 /// The resume checkpoints present, by step, oldest first.
-fn resume_checkpoints(dir: &RunDir) -> Result<Vec<(u64, PathBuf)>> {
+pub(crate) fn resume_checkpoints(dir: &RunDir) -> Result<Vec<(u64, PathBuf)>> {
     let folder = dir.join(CHECKPOINTS);
     let Ok(entries) = fs::read_dir(&folder) else {
         return Ok(Vec::new());

@@ -106,3 +106,97 @@ fn packed_copies_train_as_they_would_alone() {
         }
     }
 }
+
+/// The files of a run folder, relative, sorted.
+fn files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        out.push(e.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A packed group in the run store: each copy's folder has an unpacked run's layout and nearly
+/// its numbers, and a group killed mid-run resumes to exactly the numbers of an uninterrupted
+/// packed run.
+#[test]
+fn packed_groups_write_normal_run_folders_and_resume_exactly() {
+    use lth_store::RunDir;
+    use lth_train::packed::run_packed;
+    use lth_train::{load_tensors, run_resumable};
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let mut hp = hparams();
+    hp.training.steps = Steps::it(20);
+    let replicates = [1u64, 2, 3];
+    let group = |name: &str| -> Vec<RunDir> {
+        replicates
+            .iter()
+            .map(|r| RunDir::new(root.path().join(name).join(format!("replicate_{r}"))))
+            .collect()
+    };
+    let (whole, cut) = (group("whole"), group("cut"));
+    let mut setup = PackedSetup::new(&hp, &replicates, &data).unwrap();
+    let mut plan = Setup::new(&hp, 1, &data).unwrap().plan(&hp);
+    plan.keep = vec![5];
+    let expected = run_packed(&whole, &mut setup, &plan, &mut ()).unwrap();
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut s = PackedSetup::new(&hp, &replicates, &data).unwrap();
+        run_packed(&cut, &mut s, &plan, &mut common::Crash(13)).unwrap();
+    }));
+    assert!(crashed.is_err());
+    let mut s = PackedSetup::new(&hp, &replicates, &data).unwrap();
+    let resumed = run_packed(&cut, &mut s, &plan, &mut ()).unwrap();
+    assert_eq!(resumed, expected);
+    for (a, b) in whole.iter().zip(&cut) {
+        let fa = load_tensors(&a.join("final.safetensors")).unwrap();
+        let fb = load_tensors(&b.join("final.safetensors")).unwrap();
+        for ((n, x), (_, y)) in fa.iter().zip(&fb) {
+            assert!(x.equal(y), "{n} differs after resuming");
+        }
+        assert_eq!(
+            std::fs::read_to_string(a.join("metrics.csv")).unwrap(),
+            std::fs::read_to_string(b.join("metrics.csv")).unwrap()
+        );
+    }
+    // Done: a second call trains nothing.
+    let mut s = PackedSetup::new(&hp, &replicates, &data).unwrap();
+    assert_eq!(
+        run_packed(&whole, &mut s, &plan, &mut ()).unwrap(),
+        expected
+    );
+    // Each copy against its run alone: the same files, and the same accuracy to an example.
+    for (i, &r) in replicates.iter().enumerate() {
+        let alone = RunDir::new(root.path().join(format!("alone_{r}")));
+        let mut setup = Setup::new(&hp, r, &data).unwrap();
+        let summary = run_resumable(
+            &alone,
+            &mut setup,
+            &plan,
+            &mut lth_train::Hooks::none(),
+            &mut (),
+        )
+        .unwrap();
+        assert_eq!(files(alone.path()), files(whole[i].path()));
+        assert!(
+            (summary.final_test_accuracy - expected[i].final_test_accuracy).abs() <= 1.5 / 200.0,
+            "replicate {r}: {} alone, {} packed",
+            summary.final_test_accuracy,
+            expected[i].final_test_accuracy
+        );
+    }
+}
