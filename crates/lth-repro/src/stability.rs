@@ -44,7 +44,9 @@ impl Experiment for Stability {
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
-        let rows = lth_stability::stability(unit.lottery()?, unit.level, unit.samples, progress)?;
+        let lottery = unit.lottery()?;
+        let pack = lth_train::packed::default_pack(lottery.data().train.device());
+        let rows = lth_stability::stability(lottery, unit.level, unit.samples, pack, progress)?;
         let mut m = Measured::new();
         for (metric, analysis, sub) in MEASURED {
             let values = rows
@@ -72,7 +74,9 @@ impl Experiment for Stability {
     }
 
     fn train_part(&self, unit: &Unit, part: u64, progress: &mut dyn Progress) -> Result<()> {
-        lth_stability::train_sample(unit.lottery()?, unit.level, part, progress)?;
+        let lottery = unit.lottery()?;
+        let pack = lth_train::packed::default_pack(lottery.data().train.device());
+        lth_stability::train_sample(lottery, unit.level, part, pack, progress)?;
         Ok(())
     }
 

@@ -192,6 +192,59 @@ impl<'a> Lottery<'a> {
         }
     }
 
+    /// [`Lottery::train_rewind_copy`] for several copies (each a run folder, a mask or `None`,
+    /// and a data-order seed), those not done trained `pack` at a time in one packed network
+    /// (`lth_train::packed`; `pack` ≤ 1 trains them one after another). Each folder ends as the
+    /// unpacked copy's would, with results equal to float tolerance.
+    pub fn train_rewind_copies(
+        &self,
+        copies: &[(RunDir, Option<Mask>, u64)],
+        pack: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<RunSummary>> {
+        let mut todo = Vec::new();
+        for (i, (dir, _, _)) in copies.iter().enumerate() {
+            if dir.done_summary::<RunSummary>()?.is_none() {
+                todo.push(i);
+            }
+        }
+        if pack > 1 && todo.len() > 1 {
+            if !self.level_done(0)? {
+                return Err(RewindError::Invalid(
+                    "level 0 is not finished, so its rewind point cannot be copied".into(),
+                ));
+            }
+            let rewind = lth_models::Named::from(self.dense_weights_at(self.rewind)?);
+            for group in todo.chunks(pack).filter(|g| g.len() > 1) {
+                let seeds: Vec<u64> = group.iter().map(|&i| copies[i].2).collect();
+                let replicates = vec![self.replicate; group.len()];
+                let mut setup =
+                    lth_train::packed::PackedSetup::new(&self.hp.train, &replicates, self.data)?
+                        .with_data_orders(&self.hp.train, self.data, &seeds)?;
+                for k in 0..group.len() {
+                    setup.model.load_copy_state(k as i64, &rewind)?;
+                }
+                let masks: Vec<Option<&Mask>> =
+                    group.iter().map(|&i| copies[i].1.as_ref()).collect();
+                setup.set_masks(&masks)?;
+                let dirs: Vec<RunDir> = group.iter().map(|&i| copies[i].0.clone()).collect();
+                for (d, m) in dirs.iter().zip(&masks) {
+                    d.create()?;
+                    if let Some(m) = m {
+                        m.save(&d.join(MASK))?;
+                    }
+                }
+                let plan = self.plan(self.rewind, Vec::new());
+                lth_train::packed::run_packed(&dirs, &mut setup, &plan, progress)?;
+            }
+        }
+        // Whatever is left (everything, unpacked) and the summaries of all.
+        copies
+            .iter()
+            .map(|(dir, mask, seed)| self.train_rewind_copy(dir, mask.as_ref(), *seed, progress))
+            .collect()
+    }
+
     fn plan(&self, from: u64, keep: Vec<u64>) -> RunPlan {
         let every = self.hp.train.training.eval_every.iterations(self.per_epoch);
         RunPlan {

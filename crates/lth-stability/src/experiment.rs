@@ -10,8 +10,9 @@
 //! - the full network W_k with u (pruning stability: against the two subnetworks trained with u).
 //!
 //! The full-network copies do not depend on the level and are shared by all levels of a replicate.
-//! Copies train one after another; [`train_copies`] takes the whole list so that an implementation
-//! that trains several copies at once on one GPU can replace the loop without changing callers.
+//! [`train_copies`] takes the whole list and a `pack` limit: copies not yet trained go `pack` at a
+//! time into one packed network (`Lottery::train_rewind_copies`), each still its own unit of the
+//! store with an unpacked copy's files; `pack` ≤ 1 trains them one after another.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -133,23 +134,26 @@ pub struct TrainedCopy {
 pub fn train_copies(
     lottery: &Lottery,
     copies: &[CopySpec],
+    pack: usize,
     progress: &mut dyn Progress,
 ) -> Result<Vec<TrainedCopy>> {
+    let mut units = Vec::new();
+    for spec in copies {
+        let spec = spec.canonical();
+        let dir = spec.dir(lottery);
+        dir.create()?;
+        dir.bind_hparams(&spec)?;
+        units.push((dir, spec.mask(lottery)?, spec.data_order_seed));
+    }
+    let summaries = lottery.train_rewind_copies(&units, pack, progress)?;
     copies
         .iter()
-        .map(|spec| {
-            let spec = &spec.canonical();
-            let dir = spec.dir(lottery);
-            dir.create()?;
-            dir.bind_hparams(spec)?;
-            let mask = spec.mask(lottery)?;
-            let summary =
-                lottery.train_rewind_copy(&dir, mask.as_ref(), spec.data_order_seed, progress)?;
-            let weights = lottery.final_weights(&dir)?;
+        .zip(units.iter().zip(summaries))
+        .map(|(spec, ((dir, _, _), summary))| {
             Ok(TrainedCopy {
-                spec: *spec,
+                spec: spec.canonical(),
                 summary,
-                weights,
+                weights: lottery.final_weights(dir)?,
             })
         })
         .collect()
@@ -202,11 +206,13 @@ pub fn train_sample(
     lottery: &Lottery,
     level: u64,
     i: u64,
+    pack: usize,
     progress: &mut dyn Progress,
 ) -> Result<Vec<TrainedCopy>> {
     train_copies(
         lottery,
         &sample_copies(lottery.replicate(), level, i),
+        pack,
         progress,
     )
 }
@@ -217,6 +223,7 @@ pub fn stability(
     lottery: &Lottery,
     level: u64,
     samples: u64,
+    pack: usize,
     progress: &mut dyn Progress,
 ) -> Result<Vec<StabilityRow>> {
     if samples == 0 {
@@ -227,7 +234,7 @@ pub fn stability(
     let density = lottery.mask(level)?.density();
     let mut rows = Vec::new();
     for i in 0..samples {
-        let copies = train_sample(lottery, level, i, progress)?;
+        let copies = train_sample(lottery, level, i, pack, progress)?;
         let [imp_a, imp_b, rnd_a, rnd_b, dense] = &copies[..] else {
             unreachable!("five copies asked for")
         };
@@ -402,6 +409,7 @@ pub fn interpolation(
     let copies = train_copies(
         lottery,
         &[spec(copy_seed(r, 0)), spec(copy_seed(r, 1))],
+        lth_train::packed::default_pack(lottery.data().train.device()),
         progress,
     )?;
     let data = lottery.data();

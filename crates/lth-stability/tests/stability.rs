@@ -145,7 +145,7 @@ fn stability_measures_both_analyses_for_imp_and_random_and_reuses_copies() {
     for level in 0..=1 {
         lottery.run_level(level, &mut ()).unwrap();
     }
-    let rows = stability(&lottery, 1, 2, &mut ()).unwrap();
+    let rows = stability(&lottery, 1, 2, 1, &mut ()).unwrap();
     assert_eq!(rows.len(), 2 * 4);
     assert!(rows.iter().all(|r| r.l2 > 0.0 && r.angle > 0.0), "{rows:?}");
     let summary = summarize(&rows);
@@ -159,7 +159,7 @@ fn stability_measures_both_analyses_for_imp_and_random_and_reuses_copies() {
     let csv = lottery.dir().child("level_1").join("stability.csv");
     let written = std::fs::read(&csv).unwrap();
     // A second measurement trains nothing new and gives the same numbers.
-    let again = stability(&lottery, 1, 2, &mut ()).unwrap();
+    let again = stability(&lottery, 1, 2, 1, &mut ()).unwrap();
     assert_eq!(again, rows);
     assert_eq!(std::fs::read(&csv).unwrap(), written);
     // The interpolation of the IMP pair reuses sample 0's copies.
@@ -195,4 +195,52 @@ fn stability_measures_both_analyses_for_imp_and_random_and_reuses_copies() {
     )
     .unwrap();
     assert_eq!(dense.points.len(), 3);
+}
+
+/// Stability copies trained packed (five per sample in one network) measure what unpacked
+/// copies measure, to float tolerance, and fill the same units of the store.
+#[test]
+fn packed_stability_copies_measure_what_unpacked_ones_do() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let run = |store: &str, pack: usize| {
+        let lottery =
+            Lottery::new(&Store::new(root.path().join(store)), hparams(), 1, &data).unwrap();
+        for level in 0..=1 {
+            lottery.run_level(level, &mut ()).unwrap();
+        }
+        stability(&lottery, 1, 1, pack, &mut ()).unwrap()
+    };
+    let (alone, packed) = (run("alone", 1), run("packed", 5));
+    assert_eq!(alone.len(), packed.len());
+    for (a, p) in alone.iter().zip(&packed) {
+        assert_eq!((&a.analysis, &a.subnetwork), (&p.analysis, &p.subnetwork));
+        // Distances of order 1 between copies; packing moves them by rounding only.
+        assert!((a.l2 - p.l2).abs() <= 1e-3 * a.l2, "{a:?} {p:?}");
+        assert!((a.angle - p.angle).abs() <= 1e-3 * a.angle, "{a:?} {p:?}");
+        assert!(
+            (a.test_accuracy_a - p.test_accuracy_a).abs() <= 0.01,
+            "{a:?} {p:?}"
+        );
+    }
+    let units = |store: &str| -> usize {
+        walk(&root.path().join(store))
+            .iter()
+            .filter(|p| p.file_name().unwrap() == "done.json")
+            .count()
+    };
+    assert_eq!(units("alone"), units("packed"));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

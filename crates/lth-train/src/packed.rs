@@ -119,6 +119,59 @@ impl PackedSetup {
         })
     }
 
+    /// Gives copy i the data order of seed `seeds[i]` (in place of its replicate's), as a run
+    /// with `--data-order-seed` would have; augmentation draws stay the replicate's.
+    pub fn with_data_orders(
+        mut self,
+        hp: &TrainHparams,
+        data: &Data,
+        seeds: &[u64],
+    ) -> Result<PackedSetup> {
+        if seeds.len() != self.loaders.len() {
+            return Err(TrainError::Invalid(format!(
+                "{} data orders for {} copies",
+                seeds.len(),
+                self.loaders.len()
+            )));
+        }
+        for (i, &seed) in seeds.iter().enumerate() {
+            let mut loader = Loader::new(data.train.clone(), hp.dataset.batch_size as i64, seed)?;
+            if hp.dataset.augment
+                && let Some(augment) = data.info.augment
+            {
+                loader = loader.with_augmentation(augment, hp.augment_seed(self.replicates[i]))?;
+            }
+            self.loaders[i] = loader;
+        }
+        Ok(self)
+    }
+
+    /// Keeps copy i's pruned weights at zero from now on (`None`: the copy is dense), as
+    /// [`Optimizer::set_mask`] does for one network.
+    pub fn set_masks(&mut self, masks: &[Option<&lth_prune::Mask>]) -> Result<()> {
+        if masks.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let state = self.model.copy_state(0);
+        let mut packed = Vec::new();
+        for name in self.model.prunable() {
+            let like = state.get(name).ok_or_else(|| {
+                TrainError::Invalid(format!("the packed model lost its kernel `{name}`"))
+            })?;
+            let parts: Vec<Tensor> = masks
+                .iter()
+                .map(|m| match m.and_then(|m| m.get(name)) {
+                    Some(t) => t.to_device(like.device()),
+                    None => like.ones_like().to_kind(Kind::Bool),
+                })
+                .collect();
+            packed.push((name.clone(), Tensor::stack(&parts, 0)));
+        }
+        let mask = lth_prune::Mask::from_named(packed)
+            .map_err(|e| TrainError::Invalid(format!("packed masks: {e}")))?;
+        self.optimizer.set_mask(&mask)
+    }
+
     /// Takes step `step` (from 0) of every copy; returns each copy's loss `[N]`, on the device.
     pub fn step(&mut self, step: u64) -> Result<Tensor> {
         let mut xs = Vec::with_capacity(self.loaders.len());
