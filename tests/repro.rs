@@ -834,3 +834,23 @@ fn learned_supermask_smoke_learns_masks_on_frozen_weights() {
         .collect();
     assert_eq!(density, vec![0.5, 0.5]);
 }
+
+/// fig3 at the smoke scale with its stability copies packed five to a network passes the same
+/// checks against the snapshot recorded unpacked: packing changes no result beyond its margins.
+#[test]
+fn fig3_smoke_passes_with_packed_stability_copies() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("fig3", &data, tmp.path(), &["--pack", "5"]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("fig3 smoke: ") && last.contains(" 0 FAIL, "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PASS    lenet · fashion-mnist · data_order_imp [snapshot equivalent]"),
+        "{stdout}"
+    );
+}

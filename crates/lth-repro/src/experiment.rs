@@ -32,6 +32,8 @@ pub struct Unit<'a, 'd> {
     pub early_bird: &'a EarlyBirdHparams,
     /// The row's learned supermask (`--supermask` flags), for the experiments that learn one.
     pub supermask: Option<&'a SupermaskHparams>,
+    /// How many copies of the measurement may train at once, packed into one network.
+    pub pack: usize,
     /// The data the ticket moves to (the row's own for a depth move).
     pub target_data: Option<&'d Data>,
     /// The run store the row trains in.

@@ -54,6 +54,9 @@ pub struct Options {
     pub quiet: bool,
     /// Lay convolutions out channels-last.
     pub channels_last: bool,
+    /// Train up to this many copies of a measurement at once, packed into one network (`None`:
+    /// the device's default, `lth_train::packed::default_pack`: 1 on the CPU).
+    pub pack: Option<usize>,
 }
 
 impl Options {
@@ -73,6 +76,7 @@ impl Options {
             record: false,
             quiet: true,
             channels_last: false,
+            pack: None,
         }
     }
 }
@@ -848,6 +852,10 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 transplant: transplant.as_ref(),
                 early_bird: &early_bird,
                 supermask: supermask.as_ref(),
+                pack: o
+                    .pack
+                    .unwrap_or_else(|| lth_train::packed::default_pack(o.device))
+                    .max(1),
                 target_data,
                 store: &store,
                 replicate: r,

@@ -44,9 +44,13 @@ impl Experiment for Stability {
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
-        let lottery = unit.lottery()?;
-        let pack = lth_train::packed::default_pack(lottery.data().train.device());
-        let rows = lth_stability::stability(lottery, unit.level, unit.samples, pack, progress)?;
+        let rows = lth_stability::stability(
+            unit.lottery()?,
+            unit.level,
+            unit.samples,
+            unit.pack,
+            progress,
+        )?;
         let mut m = Measured::new();
         for (metric, analysis, sub) in MEASURED {
             let values = rows
@@ -74,9 +78,7 @@ impl Experiment for Stability {
     }
 
     fn train_part(&self, unit: &Unit, part: u64, progress: &mut dyn Progress) -> Result<()> {
-        let lottery = unit.lottery()?;
-        let pack = lth_train::packed::default_pack(lottery.data().train.device());
-        lth_stability::train_sample(lottery, unit.level, part, pack, progress)?;
+        lth_stability::train_sample(unit.lottery()?, unit.level, part, unit.pack, progress)?;
         Ok(())
     }
 
