@@ -22,8 +22,9 @@
 //! learning-rate schedule and weight decay (weight decay on scores is `--weight-decay`).
 //!
 //! The Bernoulli draws come from a counter-based hash of (seed, step, index) computed on the
-//! device with 64-bit integer operations that never overflow: the same masks on every device and
-//! thread count, any step's draw without replaying earlier ones, and no host synchronisation.
+//! device in int32 (products wrap, as they do on libtorch's vector units and on CUDA; a test
+//! compares vectorised and scalar elements with the host's hash): the same masks on every device
+//! and thread count, any step's draw without replaying earlier ones, and no host synchronisation.
 //! The hook's state (scores and their optimiser state) goes into resume checkpoints; the model's
 //! checkpointed kernels already hold w ⊙ m for the next step, so a resumed run continues
 //! bit-identically.
