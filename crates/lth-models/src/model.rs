@@ -301,32 +301,19 @@ impl Model {
     /// Every variable (parameters and buffers such as BatchNorm running statistics), sorted by
     /// name. The tensors share storage with the model.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        sorted_state(&self.vs)
     }
 
     /// The trainable parameters, sorted by name, sharing storage with the model.
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
-        self.state()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect()
+        trainable(self.state())
     }
 
     /// The BatchNorm scales γ (`<layer>.weight` of every layer with running statistics), sorted by
     /// name, sharing storage with the model: what network slimming penalises and Early-Bird
     /// thresholds.
     pub fn batchnorm_scales(&self) -> Vec<(String, Tensor)> {
-        let state = self.state();
-        let has = |n: &str| state.iter().any(|(m, _)| m == n);
-        state
-            .iter()
-            .filter_map(|(n, t)| {
-                let layer = n.strip_suffix(".weight")?;
-                has(&format!("{layer}.running_mean")).then(|| (n.clone(), t.shallow_clone()))
-            })
-            .collect()
+        batchnorm_scales(&self.state())
     }
 
     /// The prunable kernels in the network's order, sharing storage with the model.
@@ -404,6 +391,33 @@ impl Model {
 
 /// A trainable 1-D `*.weight` that is not a prunable kernel is a normalisation scale
 /// (BatchNorm's γ); its sibling `*.bias` is the shift β.
+/// Every variable of `vs`, sorted by name (sharing storage).
+pub(crate) fn sorted_state(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The trainable ones of `state`.
+pub(crate) fn trainable(state: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    state
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect()
+}
+
+/// The BatchNorm scales of `state`: `<layer>.weight` of every layer with running statistics.
+pub(crate) fn batchnorm_scales(state: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    let has = |n: &str| state.iter().any(|(m, _)| m == n);
+    state
+        .iter()
+        .filter_map(|(n, t)| {
+            let layer = n.strip_suffix(".weight")?;
+            has(&format!("{layer}.running_mean")).then(|| (n.clone(), t.shallow_clone()))
+        })
+        .collect()
+}
+
 fn is_norm_scale(name: &str, prunable: &[String], t: &Tensor) -> bool {
     name.ends_with(".weight")
         && !prunable.iter().any(|p| p == name)

@@ -111,17 +111,18 @@ impl PackedModel {
 
     /// Every variable, packed (`[N, …]`), sorted by name.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        crate::model::sorted_state(&self.vs)
     }
 
     /// The trainable variables, packed: what one optimiser updates for all copies.
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
-        self.state()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect()
+        crate::model::trainable(self.state())
+    }
+
+    /// The BatchNorm scales γ of every copy (`[N, C]` each), sorted by name, as
+    /// `Model::batchnorm_scales` finds them.
+    pub fn batchnorm_scales(&self) -> Vec<(String, Tensor)> {
+        crate::model::batchnorm_scales(&self.state())
     }
 
     /// Copy `i`'s variables under PyTorch's names and the plain network's shapes: views of the

@@ -15,7 +15,7 @@ use lth_data::{Loader, Source};
 use lth_models::{Named, PackedModel, load_tensors, save_tensors};
 use lth_store::{CsvLog, RunDir};
 
-use crate::run::{resume_checkpoint, resume_checkpoints};
+use crate::run::{replicate_loader, resume_checkpoint, resume_checkpoints};
 use crate::{
     Data, EvalSets, Evaluation, FINAL, METRICS, MetricsRow, Optimizer, Progress, Result, RunPlan,
     RunSummary, Schedule, TrainError, TrainHparams, step_checkpoint,
@@ -63,50 +63,11 @@ impl PackedSetup {
             &seeds,
             data.train.device(),
         )?;
-        if let Some(gamma) = hp.model.bn_init {
-            let scales: Vec<Tensor> = model
-                .state()
-                .into_iter()
-                .filter(|(n, _)| n.ends_with(".weight"))
-                .filter(|(n, _)| {
-                    let owner = n.trim_end_matches(".weight");
-                    model
-                        .state()
-                        .iter()
-                        .any(|(m, _)| *m == format!("{owner}.running_mean"))
-                })
-                .map(|(_, t)| t)
-                .collect();
-            if scales.is_empty() {
-                return Err(TrainError::Invalid(format!(
-                    "--bn-init {gamma}: {} has no BatchNorm layers",
-                    hp.model.model
-                )));
-            }
-            tch::no_grad(|| {
-                for mut t in scales {
-                    let _ = t.fill_(gamma);
-                }
-            });
-        }
-        let mut loaders = Vec::new();
-        for &r in replicates {
-            let mut loader = Loader::new(
-                data.train.clone(),
-                hp.dataset.batch_size as i64,
-                hp.data_order_seed(r),
-            )?;
-            if hp.dataset.augment {
-                let augment = data.info.augment.ok_or_else(|| {
-                    TrainError::Invalid(format!(
-                        "augment was asked for, but {} has no standard augmentation",
-                        data.info.name
-                    ))
-                })?;
-                loader = loader.with_augmentation(augment, hp.augment_seed(r))?;
-            }
-            loaders.push(loader);
-        }
+        crate::run::bn_init(hp, model.batchnorm_scales())?;
+        let loaders = replicates
+            .iter()
+            .map(|&r| replicate_loader(hp, data, hp.data_order_seed(r), r))
+            .collect::<Result<Vec<_>>>()?;
         let schedule = Schedule::new(&hp.training, loaders[0].steps_per_epoch());
         let optimizer = Optimizer::over(&hp.training, model.parameters(), model.device());
         Ok(PackedSetup {
@@ -135,13 +96,7 @@ impl PackedSetup {
             )));
         }
         for (i, &seed) in seeds.iter().enumerate() {
-            let mut loader = Loader::new(data.train.clone(), hp.dataset.batch_size as i64, seed)?;
-            if hp.dataset.augment
-                && let Some(augment) = data.info.augment
-            {
-                loader = loader.with_augmentation(augment, hp.augment_seed(self.replicates[i]))?;
-            }
-            self.loaders[i] = loader;
+            self.loaders[i] = replicate_loader(hp, data, seed, self.replicates[i])?;
         }
         Ok(self)
     }

@@ -84,33 +84,8 @@ impl Setup {
             hp.init_seed(replicate),
             data.train.device(),
         )?;
-        if let Some(gamma) = hp.model.bn_init {
-            if model.batchnorm_scales().is_empty() {
-                return Err(TrainError::Invalid(format!(
-                    "--bn-init {gamma}: {} has no BatchNorm layers",
-                    hp.model.model
-                )));
-            }
-            tch::no_grad(|| {
-                for (_, mut t) in model.batchnorm_scales() {
-                    let _ = t.fill_(gamma);
-                }
-            });
-        }
-        let mut loader = Loader::new(
-            data.train.clone(),
-            hp.dataset.batch_size as i64,
-            hp.data_order_seed(replicate),
-        )?;
-        if hp.dataset.augment {
-            let augment = data.info.augment.ok_or_else(|| {
-                TrainError::Invalid(format!(
-                    "augment was asked for, but {} has no standard augmentation",
-                    data.info.name
-                ))
-            })?;
-            loader = loader.with_augmentation(augment, hp.augment_seed(replicate))?;
-        }
+        bn_init(hp, model.batchnorm_scales())?;
+        let loader = replicate_loader(hp, data, hp.data_order_seed(replicate), replicate)?;
         if data.channels_last {
             model.use_channels_last();
         }
@@ -151,6 +126,51 @@ impl Setup {
             save_final_mask: false,
         }
     }
+}
+
+/// Sets every BatchNorm scale in `scales` to `--bn-init`'s value, if given; refused for a model
+/// without BatchNorm.
+pub(crate) fn bn_init(hp: &TrainHparams, scales: Vec<(String, tch::Tensor)>) -> Result<()> {
+    let Some(gamma) = hp.model.bn_init else {
+        return Ok(());
+    };
+    if scales.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "--bn-init {gamma}: {} has no BatchNorm layers",
+            hp.model.model
+        )));
+    }
+    tch::no_grad(|| {
+        for (_, mut t) in scales {
+            let _ = t.fill_(gamma);
+        }
+    });
+    Ok(())
+}
+
+/// The training data of replicate `replicate` of `hp` in the order of `data_order_seed`, with the
+/// replicate's augmentation draws when `hp` asks for augmentation.
+pub(crate) fn replicate_loader(
+    hp: &TrainHparams,
+    data: &Data,
+    data_order_seed: u64,
+    replicate: u64,
+) -> Result<Loader> {
+    let loader = Loader::new(
+        data.train.clone(),
+        hp.dataset.batch_size as i64,
+        data_order_seed,
+    )?;
+    if !hp.dataset.augment {
+        return Ok(loader);
+    }
+    let augment = data.info.augment.ok_or_else(|| {
+        TrainError::Invalid(format!(
+            "augment was asked for, but {} has no standard augmentation",
+            data.info.name
+        ))
+    })?;
+    Ok(loader.with_augmentation(augment, hp.augment_seed(replicate))?)
 }
 
 /// Which steps a run covers and what it records.
