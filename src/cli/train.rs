@@ -97,27 +97,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         None => store.run("train", &hp),
         Some(_) => store.run("pai", &pruned),
     };
-    let dir = run.child(format!("replicate_{}", args.replicate));
-    // A folder already there must hold this run (its hparams.json is checked) before its results
-    // are trusted.
-    if run.path().exists() {
-        match &pai {
-            None => run.bind_hparams(&hp)?,
-            Some(_) => run.bind_hparams(&pruned)?,
-        }
-    }
-    if let Some(summary) = dir.done_summary::<RunSummary>()? {
-        println!("already finished; nothing to train.");
-        report(&dir, &hp, &summary);
+    let opened = match &pai {
+        None => open_run(args, &hp, &run, &hp)?,
+        Some(_) => open_run(args, &hp, &run, &pruned)?,
+    };
+    let Some((dir, data)) = opened else {
         return Ok(());
-    }
-    let data = load_checked(args, &hp)?;
-    // Every input is checked: only now does the run get a folder.
-    run.create()?;
-    match &pai {
-        None => run.bind_hparams(&hp)?,
-        Some(_) => run.bind_hparams(&pruned)?,
-    }
+    };
     announce(
         &hp,
         &data,
@@ -146,18 +132,9 @@ fn train_sparse_run(
         sparse: Some(sp.clone()),
     };
     let run = store.run("sparse", &sparse);
-    let dir = run.child(format!("replicate_{}", args.replicate));
-    if run.path().exists() {
-        run.bind_hparams(&sparse)?;
-    }
-    if let Some(summary) = dir.done_summary::<RunSummary>()? {
-        println!("already finished; nothing to train.");
-        report(&dir, hp, &summary);
+    let Some((dir, data)) = open_run(args, hp, &run, &sparse)? else {
         return Ok(());
-    }
-    let data = load_checked(args, hp)?;
-    run.create()?;
-    run.bind_hparams(&sparse)?;
+    };
     announce(
         hp,
         &data,
@@ -249,18 +226,9 @@ fn train_supermask_run(
         supermask: sm.clone(),
     };
     let run = store.run("supermask", &run_hp);
-    let dir = run.child(format!("replicate_{}", args.replicate));
-    if run.path().exists() {
-        run.bind_hparams(&run_hp)?;
-    }
-    if let Some(summary) = dir.done_summary::<RunSummary>()? {
-        println!("already finished; nothing to train.");
-        report(&dir, hp, &summary);
+    let Some((dir, data)) = open_run(args, hp, &run, &run_hp)? else {
         return Ok(());
-    }
-    let data = load_checked(args, hp)?;
-    run.create()?;
-    run.bind_hparams(&run_hp)?;
+    };
     let keep = sm
         .keep
         .map_or(String::new(), |k| format!(", keeping {k} of each layer"));
@@ -284,6 +252,31 @@ fn train_supermask_run(
     );
     println!("  files: mask.safetensors (the final mask; final.safetensors holds w ⊙ m)");
     Ok(())
+}
+
+/// Opens replicate `--replicate` of the run folder `run`, which holds `run_hp`. A folder already
+/// there must hold this run (its `hparams.json` is checked) before its results are trusted. A
+/// finished replicate is reported and gives `None`; otherwise the data are loaded and checked,
+/// and only then does the run get its folder.
+fn open_run<H: serde::Serialize + serde::de::DeserializeOwned>(
+    args: &TrainArgs,
+    hp: &TrainHparams,
+    run: &RunDir,
+    run_hp: &H,
+) -> anyhow::Result<Option<(RunDir, lth_train::Data)>> {
+    let dir = run.child(format!("replicate_{}", args.replicate));
+    if run.path().exists() {
+        run.bind_hparams(run_hp)?;
+    }
+    if let Some(summary) = dir.done_summary::<RunSummary>()? {
+        println!("already finished; nothing to train.");
+        report(&dir, hp, &summary);
+        return Ok(None);
+    }
+    let data = load_checked(args, hp)?;
+    run.create()?;
+    run.bind_hparams(run_hp)?;
+    Ok(Some((dir, data)))
 }
 
 /// The data of `hp`, checked against it (batch size, schedule) before anything is written.
