@@ -40,6 +40,19 @@ pub fn synthetic(
     })
 }
 
+/// `hp` for timing `rounds` rounds (and a warm-up) of `steps` steps on synthetic data: every
+/// example used for training, and no schedule to fit into the timed steps (only step costs are
+/// measured).
+fn timed(hp: &TrainHparams, steps: u64, rounds: usize) -> TrainHparams {
+    let mut hp = hp.clone();
+    hp.dataset.validation = 0;
+    hp.dataset.subset = 0;
+    hp.training.steps = Steps::it(steps * (rounds as u64 + 1) + 1);
+    hp.training.milestones = Vec::new();
+    hp.training.warmup = Steps::it(0);
+    hp
+}
+
 /// Training and inference speed of one network: images per second, medians over rounds.
 #[derive(Debug, Clone, Copy)]
 pub struct Speed {
@@ -91,14 +104,8 @@ pub fn compare_nets(
     let mut setups = Vec::new();
     let mut masks = Vec::new();
     for net in nets {
-        let mut hp = hp.clone();
+        let mut hp = timed(hp, steps, rounds);
         hp.model.model = net.model.clone();
-        hp.dataset.validation = 0;
-        hp.dataset.subset = 0;
-        // Only the step costs are measured: no schedule to fit into the timed steps.
-        hp.training.steps = Steps::it(steps * (rounds as u64 + 1) + 1);
-        hp.training.milestones = Vec::new();
-        hp.training.warmup = Steps::it(0);
         let setup = Setup::new(&hp, 1, &data)?;
         masks.push(match &net.supermask {
             Some(sm) => {
@@ -116,7 +123,6 @@ pub fn compare_nets(
         });
         setups.push(setup);
     }
-    let models = nets;
     let batch = hp.dataset.batch_size as i64;
     let [c, h, w] = info.shape;
     let x = tch::Tensor::randn([batch, c, h, w], (tch::Kind::Float, device));
@@ -125,7 +131,7 @@ pub fn compare_nets(
             tch::Cuda::synchronize(i as i64);
         }
     };
-    let mut done = vec![0u64; models.len()];
+    let mut done = vec![0u64; nets.len()];
     let mut time = |i: usize, setups: &mut Vec<Setup>| -> Result<(f64, f64)> {
         let setup = &mut setups[i];
         let mut session = setup.session();
@@ -147,10 +153,10 @@ pub fn compare_nets(
         sync();
         Ok((train, t.elapsed().as_secs_f64()))
     };
-    for i in 0..models.len() {
+    for i in 0..nets.len() {
         time(i, &mut setups)?;
     }
-    let n = models.len();
+    let n = nets.len();
     let mut times: Vec<Vec<(f64, f64)>> = vec![Vec::new(); n];
     for round in 0..rounds.max(1) {
         for k in 0..n {
@@ -203,12 +209,7 @@ pub fn packed_against_separate(
     rounds: usize,
 ) -> Result<(f64, f64, f64)> {
     let data = synthetic(info, device, false)?;
-    let mut hp = hp.clone();
-    hp.dataset.validation = 0;
-    hp.dataset.subset = 0;
-    hp.training.steps = Steps::it(steps * (rounds as u64 + 1) + 1);
-    hp.training.milestones = Vec::new();
-    hp.training.warmup = Steps::it(0);
+    let hp = timed(hp, steps, rounds);
     let replicates: Vec<u64> = (1..=copies as u64).collect();
     let mut separate: Vec<Setup> = replicates
         .iter()
