@@ -224,23 +224,12 @@ fn packed_stability_copies_measure_what_unpacked_ones_do() {
         );
     }
     let units = |store: &str| -> usize {
-        walk(&root.path().join(store))
+        lth_store::RunDir::new(root.path().join(store))
+            .files()
+            .unwrap()
             .iter()
-            .filter(|p| p.file_name().unwrap() == "done.json")
+            .filter(|p| p.ends_with("done.json"))
             .count()
     };
     assert_eq!(units("alone"), units("packed"));
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

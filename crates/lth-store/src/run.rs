@@ -61,6 +61,33 @@ impl RunDir {
         self.path.join(name)
     }
 
+    /// Every file under the folder and its nested folders, by `/`-separated path relative to it,
+    /// sorted: how tests compare the layout of two folders (a packed copy's and an unpacked
+    /// run's). An absent folder has none.
+    pub fn files(&self) -> Result<Vec<String>> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(StoreError::io(dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if entry.path().is_dir() {
+                    walk(&entry.path(), &format!("{name}/"), out)?;
+                } else {
+                    out.push(name);
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.path, "", &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
     /// A nested run folder (`replicate_1`, `level_3`, `branch_random_reinit_<hash>`).
     pub fn child(&self, name: impl AsRef<Path>) -> RunDir {
         RunDir::new(self.path.join(name))
