@@ -36,6 +36,7 @@ mod error;
 pub mod flags;
 mod hooks;
 pub mod hparams;
+pub mod jobs;
 mod optim;
 pub mod packed;
 mod pai;
@@ -54,6 +55,7 @@ pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{
     DatasetHparams, ModelHparams, OptimizerKind, Precision, TrainHparams, TrainingHparams,
 };
+pub use jobs::{Job, Start, train_jobs};
 pub use lth_models::{load_tensors, save_tensors};
 pub use optim::Optimizer;
 pub use pai::{PaiHparams, PrunedRun, train_pruned};

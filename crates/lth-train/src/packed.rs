@@ -41,6 +41,18 @@ impl PackedSetup {
     /// Replicates `replicates` of `hp` on `data`, packed: copy i starts from the W0 and data
     /// order that `Setup::new(hp, replicates[i], data)` would give it.
     pub fn new(hp: &TrainHparams, replicates: &[u64], data: &Data) -> Result<PackedSetup> {
+        let seeds: Vec<u64> = replicates.iter().map(|&r| hp.init_seed(r)).collect();
+        PackedSetup::with_init_seeds(hp, replicates, &seeds, data)
+    }
+
+    /// [`PackedSetup::new`] with copy i's W0 drawn from initialisation seed `init_seeds[i]` (as
+    /// `--init-seed` would draw it) in place of its replicate's.
+    pub fn with_init_seeds(
+        hp: &TrainHparams,
+        replicates: &[u64],
+        init_seeds: &[u64],
+        data: &Data,
+    ) -> Result<PackedSetup> {
         hp.validate()?;
         hp.check_data(data.train.len() as u64)?;
         if replicates.len() < 2 {
@@ -54,13 +66,19 @@ impl PackedSetup {
                 "packed training runs in f32; --precision bf16 is for unpacked runs".into(),
             ));
         }
-        let seeds: Vec<u64> = replicates.iter().map(|&r| hp.init_seed(r)).collect();
+        if init_seeds.len() != replicates.len() {
+            return Err(TrainError::Invalid(format!(
+                "{} initialisation seeds for {} copies",
+                init_seeds.len(),
+                replicates.len()
+            )));
+        }
         let model = lth_models::PackedModel::new(
             &hp.model.model,
             data.info.shape,
             data.info.num_classes,
             hp.model.init,
-            &seeds,
+            init_seeds,
             data.train.device(),
         )?;
         crate::run::bn_init(hp, model.batchnorm_scales())?;

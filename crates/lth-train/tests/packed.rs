@@ -107,29 +107,6 @@ fn packed_copies_train_as_they_would_alone() {
     }
 }
 
-/// The files of a run folder, relative, sorted.
-fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in walk(dir) {
-        out.push(e.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-    }
-    out.sort();
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// A packed group in the run store: each copy's folder has an unpacked run's layout and nearly
 /// its numbers, and a group killed mid-run resumes to exactly the numbers of an uninterrupted
 /// packed run.
@@ -191,7 +168,7 @@ fn packed_groups_write_normal_run_folders_and_resume_exactly() {
             &mut (),
         )
         .unwrap();
-        assert_eq!(files(alone.path()), files(whole[i].path()));
+        assert_eq!(alone.files().unwrap(), whole[i].files().unwrap());
         assert!(
             (summary.final_test_accuracy - expected[i].final_test_accuracy).abs() <= 1.5 / 200.0,
             "replicate {r}: {} alone, {} packed",
@@ -199,4 +176,106 @@ fn packed_groups_write_normal_run_folders_and_resume_exactly() {
             expected[i].final_test_accuracy
         );
     }
+}
+
+/// The scheduler: jobs group by compatibility (plan and learning rates) up to the pack limit,
+/// skipping those done; a job alone is bit-identical to the run built by hand; packed, each job
+/// (its own start, data order, mask) ends within the stated tolerance of its run alone, in a
+/// folder with the same files; a second call trains nothing.
+#[test]
+fn jobs_group_by_compatibility_and_train_as_they_would_alone() {
+    use lth_prune::{Mask, magnitude_global};
+    use lth_store::RunDir;
+    use lth_train::jobs::groups;
+    use lth_train::{Job, Start, load_tensors, run_resumable, train_jobs};
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let mut hp = hparams();
+    hp.training.steps = Steps::it(10);
+    let plan = Setup::new(&hp, 1, &data).unwrap().plan(&hp);
+    let other_plan = lth_train::RunPlan {
+        eval_every: 2,
+        ..plan.clone()
+    };
+    let w4: lth_models::Named = Setup::new(&hp, 4, &data).unwrap().model.state().into();
+    let kernels = Setup::new(&hp, 2, &data).unwrap().model.prunable_tensors();
+    let names: Vec<String> = kernels.iter().map(|(n, _)| n.clone()).collect();
+    let mask = magnitude_global(&kernels, &Mask::ones(&kernels), &names, 0.5).unwrap();
+    let jobs = |store: &str| -> Vec<Job> {
+        let dir = |j: u32| RunDir::new(root.path().join(store).join(format!("job_{j}")));
+        vec![
+            Job::new(dir(0), &hp, 1, plan.clone()),
+            Job::new(dir(1), &hp, 2, plan.clone())
+                .starting(Start::Init(77))
+                .data_order(99)
+                .masked(Some(mask.clone())),
+            Job::new(dir(2), &hp, 3, plan.clone())
+                .starting(Start::Weights(w4.clone()))
+                .masked(Some(mask.clone()))
+                .constant_lr(2e-4),
+            Job::new(dir(3), &hp, 5, plan.clone()).constant_lr(2e-4),
+            Job::new(dir(4), &hp, 6, other_plan.clone()),
+            Job::new(dir(5), &hp, 7, plan.clone()),
+        ]
+    };
+    let none = [false; 6];
+    assert_eq!(
+        groups(&jobs("g"), &none, 8),
+        vec![vec![0, 1, 5], vec![2, 3], vec![4]]
+    );
+    assert_eq!(
+        groups(&jobs("g"), &none, 2),
+        vec![vec![0, 1], vec![2, 3], vec![4], vec![5]]
+    );
+    assert_eq!(
+        groups(&jobs("g"), &[false, true, false, false, false, false], 8),
+        vec![vec![0, 5], vec![2, 3], vec![4]]
+    );
+    assert_eq!(groups(&jobs("g"), &none, 1).len(), 6);
+
+    let (packed, alone) = (jobs("packed"), jobs("alone"));
+    let sp = train_jobs(&hp, &data, &packed, 8, &mut ()).unwrap();
+    let sa = train_jobs(&hp, &data, &alone, 1, &mut ()).unwrap();
+    // Alone, job 1 is the run `--init-seed 77 --data-order-seed 99` with the mask, bit for bit.
+    let mut by_hand = hp.clone();
+    by_hand.model.init_seed = Some(77);
+    by_hand.dataset.data_order_seed = Some(99);
+    let mut setup = Setup::new(&by_hand, 2, &data).unwrap();
+    setup.optimizer.set_mask(&mask).unwrap();
+    let hand = RunDir::new(root.path().join("by_hand"));
+    let s = run_resumable(
+        &hand,
+        &mut setup,
+        &plan,
+        &mut lth_train::Hooks::none(),
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(s, sa[1]);
+    let fin = |d: &RunDir| load_tensors(&d.join("final.safetensors")).unwrap();
+    for ((n, x), (_, y)) in fin(&hand).iter().zip(&fin(&alone[1].dir)) {
+        assert!(x.equal(y), "{n}: job alone differs from the run by hand");
+    }
+    for (i, (p, a)) in packed.iter().zip(&alone).enumerate() {
+        assert_eq!(p.dir.files().unwrap(), a.dir.files().unwrap(), "job {i}");
+        for ((n, x), (_, y)) in fin(&p.dir).iter().zip(&fin(&a.dir)) {
+            let d = relative(x, y);
+            assert!(d < 1e-2, "job {i}: {n} differs by {d:e} packed");
+            if let Some(m) = p.mask.as_ref().and_then(|m| m.get(n)) {
+                let pruned = x.masked_select(&m.logical_not());
+                assert_eq!(pruned.abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
+            }
+        }
+        assert!(
+            (sp[i].final_test_accuracy - sa[i].final_test_accuracy).abs() <= 1.5 / 200.0,
+            "job {i}: {} packed, {} alone",
+            sp[i].final_test_accuracy,
+            sa[i].final_test_accuracy
+        );
+    }
+    // Done: nothing is trained again, the summaries come back.
+    assert_eq!(
+        train_jobs(&hp, &data, &packed, 8, &mut common::Crash(1)).unwrap(),
+        sp
+    );
 }
