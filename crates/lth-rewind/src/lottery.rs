@@ -4,12 +4,13 @@ use std::path::PathBuf;
 
 use tch::Tensor;
 
+use lth_models::Named;
 use lth_models::load_tensors;
 use lth_prune::{Mask, random_like};
 use lth_store::{CsvLog, RunDir, Store};
 use lth_train::{
-    Data, FINAL, Hooks, Progress, RunPlan, RunSummary, Schedule, Setup, TrainHparams,
-    run_resumable, step_checkpoint,
+    Data, FINAL, Job, Progress, RunPlan, RunSummary, Setup, Start, TrainHparams, step_checkpoint,
+    train_jobs,
 };
 
 use crate::{
@@ -145,15 +146,26 @@ impl<'a> Lottery<'a> {
         Ok(Setup::new(&train, self.replicate, self.data)?)
     }
 
-    /// A setup holding the rewind weights W_k, with data-order seed `data_order_seed`.
-    fn rewind_setup(&self, data_order_seed: u64) -> Result<Setup> {
-        let mut train: TrainHparams = self.hp.train.clone();
-        train.dataset.data_order_seed = Some(data_order_seed);
-        let mut setup = Setup::new(&train, self.replicate, self.data)?;
-        setup
-            .model
-            .load_state(&self.dense_weights_at(self.rewind)?)?;
-        Ok(setup)
+    /// The stability copy of the rewind point W_k in folder `dir`, masked by `mask` (`None`: the
+    /// full network), trained over steps k..T in the data order of `data_order_seed`. Level 0
+    /// must be done.
+    pub fn rewind_copy_job(
+        &self,
+        dir: &RunDir,
+        mask: Option<&Mask>,
+        data_order_seed: u64,
+    ) -> Result<Job> {
+        if !self.level_done(0)? {
+            return Err(RewindError::Invalid(
+                "level 0 is not finished, so its rewind point cannot be copied".into(),
+            ));
+        }
+        let wk = Named::from(self.dense_weights_at(self.rewind)?);
+        Ok(self
+            .job(dir.clone(), self.plan(self.rewind, Vec::new()))
+            .starting(Start::Weights(wk))
+            .masked(mask.cloned())
+            .data_order(data_order_seed))
     }
 
     /// Trains a copy of the rewind point W_k, masked by `mask` (`None`: the full network), over
@@ -169,80 +181,23 @@ impl<'a> Lottery<'a> {
         if let Some(s) = dir.done_summary::<RunSummary>()? {
             return Ok(s);
         }
-        if !self.level_done(0)? {
-            return Err(RewindError::Invalid(
-                "level 0 is not finished, so its rewind point cannot be copied".into(),
-            ));
-        }
-        dir.create()?;
-        let mut setup = self.rewind_setup(data_order_seed)?;
-        let plan = self.plan(self.rewind, Vec::new());
-        match mask {
-            Some(m) => {
-                m.save(&dir.join(MASK))?;
-                self.train_masked(dir, &mut setup, m, &plan, progress)
-            }
-            None => Ok(run_resumable(
-                dir,
-                &mut setup,
-                &plan,
-                &mut Hooks::none(),
-                progress,
-            )?),
-        }
+        let job = self.rewind_copy_job(dir, mask, data_order_seed)?;
+        Ok(self.train(&[job], 1, progress)?.remove(0))
     }
 
-    /// [`Lottery::train_rewind_copy`] for several copies (each a run folder, a mask or `None`,
-    /// and a data-order seed), those not done trained `pack` at a time in one packed network
-    /// (`lth_train::packed`; `pack` ≤ 1 trains them one after another). Each folder ends as the
-    /// unpacked copy's would, with results equal to float tolerance.
-    pub fn train_rewind_copies(
+    /// A job of this replicate through `plan`, from its W0 in its own data order.
+    fn job(&self, dir: RunDir, plan: RunPlan) -> Job {
+        Job::new(dir, &self.hp.train, self.replicate, plan)
+    }
+
+    /// Trains `jobs` of this lottery's recipe on its data.
+    fn train(
         &self,
-        copies: &[(RunDir, Option<Mask>, u64)],
+        jobs: &[Job],
         pack: usize,
         progress: &mut dyn Progress,
     ) -> Result<Vec<RunSummary>> {
-        let mut todo = Vec::new();
-        for (i, (dir, _, _)) in copies.iter().enumerate() {
-            if dir.done_summary::<RunSummary>()?.is_none() {
-                todo.push(i);
-            }
-        }
-        if pack > 1 && todo.len() > 1 {
-            if !self.level_done(0)? {
-                return Err(RewindError::Invalid(
-                    "level 0 is not finished, so its rewind point cannot be copied".into(),
-                ));
-            }
-            let rewind = lth_models::Named::from(self.dense_weights_at(self.rewind)?);
-            for group in todo.chunks(pack).filter(|g| g.len() > 1) {
-                let seeds: Vec<u64> = group.iter().map(|&i| copies[i].2).collect();
-                let replicates = vec![self.replicate; group.len()];
-                let mut setup =
-                    lth_train::packed::PackedSetup::new(&self.hp.train, &replicates, self.data)?
-                        .with_data_orders(&self.hp.train, self.data, &seeds)?;
-                for k in 0..group.len() {
-                    setup.model.load_copy_state(k as i64, &rewind)?;
-                }
-                let masks: Vec<Option<&Mask>> =
-                    group.iter().map(|&i| copies[i].1.as_ref()).collect();
-                setup.set_masks(&masks)?;
-                let dirs: Vec<RunDir> = group.iter().map(|&i| copies[i].0.clone()).collect();
-                for (d, m) in dirs.iter().zip(&masks) {
-                    d.create()?;
-                    if let Some(m) = m {
-                        m.save(&d.join(MASK))?;
-                    }
-                }
-                let plan = self.plan(self.rewind, Vec::new());
-                lth_train::packed::run_packed(&dirs, &mut setup, &plan, progress)?;
-            }
-        }
-        // Whatever is left (everything, unpacked) and the summaries of all.
-        copies
-            .iter()
-            .map(|(dir, mask, seed)| self.train_rewind_copy(dir, mask.as_ref(), *seed, progress))
-            .collect()
+        Ok(train_jobs(&self.hp.train, self.data, jobs, pack, progress)?)
     }
 
     fn plan(&self, from: u64, keep: Vec<u64>) -> RunPlan {
@@ -260,45 +215,84 @@ impl<'a> Lottery<'a> {
     /// Trains level `level` (level 0: the dense network), unless it is done. The level before
     /// must be done.
     pub fn run_level(&self, level: u64, progress: &mut dyn Progress) -> Result<RunSummary> {
-        let dir = self.level_dir(level);
-        if let Some(s) = dir.done_summary::<RunSummary>()? {
-            return Ok(s);
+        Ok(Lottery::run_levels(&[self], level, 1, progress)?.remove(0))
+    }
+
+    /// Trains level `level` of each lottery not done yet, up to `pack` of them at a time in one
+    /// packed network: the replicates of one lottery (the same hyperparameters on the same data;
+    /// anything else is refused). Each level before must be done. Returns the summaries in order.
+    pub fn run_levels(
+        lotteries: &[&Lottery],
+        level: u64,
+        pack: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<RunSummary>> {
+        let Some(first) = lotteries.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(other) = lotteries
+            .iter()
+            .find(|l| l.hp != first.hp || !std::ptr::eq(l.data, first.data))
+        {
+            return Err(RewindError::Invalid(format!(
+                "replicates {} and {} are not of one lottery on the same data, so they cannot \
+                 train together",
+                first.replicate, other.replicate
+            )));
         }
+        let mut jobs = Vec::new();
+        let mut done = Vec::new();
+        for l in lotteries {
+            match l.level_dir(level).done_summary::<RunSummary>()? {
+                Some(s) => done.push(Some(s)),
+                None => {
+                    jobs.push(l.level_job(level)?);
+                    done.push(None);
+                }
+            }
+        }
+        let trained = first.train(&jobs, pack, progress)?;
+        if !jobs.is_empty() {
+            for l in lotteries {
+                l.write_tables()?;
+            }
+        }
+        merge(done, trained)
+    }
+
+    /// Level `level`'s training: its mask computed (and saved) now, from the level before.
+    fn level_job(&self, level: u64) -> Result<Job> {
+        let dir = self.level_dir(level);
         dir.create()?;
-        let mut setup = self.setup(None)?;
-        let model_prunable = setup.model.prunable_tensors();
+        let setup = self.setup(None)?;
         self.hp.pruning.validate(setup.model.prunable())?;
-        let (mask, plan) = if level == 0 {
-            let mask = Mask::ones(&model_prunable);
+        if level == 0 {
             let mut keep = vec![0, self.rewind];
             keep.dedup();
-            (mask, self.plan(0, keep))
-        } else {
-            let before = self.level_dir(level - 1);
-            if !before.is_done()? {
-                return Err(RewindError::Invalid(format!(
-                    "level {} is not finished, so level {level} cannot be pruned from it",
-                    level - 1
-                )));
-            }
-            let trained = self.final_weights(&before)?;
-            let mask = self.level_mask(level, &setup, &trained)?;
-            let start = match self.hp.retrain {
-                Retrain::WeightRewinding => self.dense_weights_at(self.rewind)?,
-                Retrain::LrRewinding | Retrain::FineTuning => trained,
-            };
-            setup.model.load_state(&start)?;
-            if self.hp.retrain == Retrain::FineTuning {
-                setup.schedule = Schedule::constant(setup.schedule.lr_at(self.total - 1));
-            }
-            (mask, self.plan(self.rewind, Vec::new()))
-        };
-        if level == 0 && !dir.join(MASK).exists() {
-            mask.save(&dir.join(MASK))?;
+            let mask = Mask::ones(&setup.model.prunable_tensors());
+            return Ok(self.job(dir, self.plan(0, keep)).masked(Some(mask)));
         }
-        let summary = self.train_masked(&dir, &mut setup, &mask, &plan, progress)?;
-        self.write_tables()?;
-        Ok(summary)
+        let before = self.level_dir(level - 1);
+        if !before.is_done()? {
+            return Err(RewindError::Invalid(format!(
+                "level {} is not finished, so level {level} cannot be pruned from it",
+                level - 1
+            )));
+        }
+        let trained = self.final_weights(&before)?;
+        let mask = self.level_mask(level, &setup, &trained)?;
+        let start = match self.hp.retrain {
+            Retrain::WeightRewinding => self.dense_weights_at(self.rewind)?,
+            Retrain::LrRewinding | Retrain::FineTuning => trained,
+        };
+        let job = self
+            .job(dir, self.plan(self.rewind, Vec::new()))
+            .starting(Start::Weights(Named::from(start)))
+            .masked(Some(mask));
+        Ok(match self.hp.retrain {
+            Retrain::FineTuning => job.constant_lr(setup.schedule.lr_at(self.total - 1)),
+            _ => job,
+        })
     }
 
     /// The mask of `level`: read back if it was already computed, else pruned from level − 1's
@@ -346,24 +340,6 @@ impl<'a> Lottery<'a> {
         Ok(mask)
     }
 
-    fn train_masked(
-        &self,
-        dir: &RunDir,
-        setup: &mut Setup,
-        mask: &Mask,
-        plan: &RunPlan,
-        progress: &mut dyn Progress,
-    ) -> Result<RunSummary> {
-        setup.optimizer.set_mask(mask)?;
-        Ok(run_resumable(
-            dir,
-            setup,
-            plan,
-            &mut Hooks::none(),
-            progress,
-        )?)
-    }
-
     /// Trains a branch off `level` (which must be done), unless it is done.
     pub fn run_branch(
         &self,
@@ -371,34 +347,59 @@ impl<'a> Lottery<'a> {
         branch: &BranchHparams,
         progress: &mut dyn Progress,
     ) -> Result<RunSummary> {
-        let dir = self.branch_dir(level, branch);
-        if let Some(s) = dir.done_summary::<RunSummary>()? {
-            return Ok(s);
+        Ok(self
+            .run_branches(&[(level, branch.clone())], 1, progress)?
+            .remove(0))
+    }
+
+    /// Trains branches (each off a level, which must be done) not done yet, up to `pack`
+    /// compatible ones at a time in one packed network. Returns the summaries in order.
+    pub fn run_branches(
+        &self,
+        branches: &[(u64, BranchHparams)],
+        pack: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<RunSummary>> {
+        let mut jobs = Vec::new();
+        let mut done = Vec::new();
+        for (level, branch) in branches {
+            match self
+                .branch_dir(*level, branch)
+                .done_summary::<RunSummary>()?
+            {
+                Some(s) => done.push(Some(s)),
+                None => {
+                    jobs.push(self.branch_job(*level, branch)?);
+                    done.push(None);
+                }
+            }
         }
+        let trained = self.train(&jobs, pack, progress)?;
+        if !jobs.is_empty() {
+            self.write_tables()?;
+        }
+        merge(done, trained)
+    }
+
+    /// A branch's training, for a scheduler: its folder bound, its weights and mask made now
+    /// from its level (which must be done).
+    pub fn branch_job(&self, level: u64, branch: &BranchHparams) -> Result<Job> {
         if !self.level_done(level)? {
             return Err(RewindError::Invalid(format!(
                 "level {level} is not finished, so no branch can be run off it"
             )));
         }
+        let dir = self.branch_dir(level, branch);
         dir.create()?;
         dir.bind_hparams(branch)?;
         let seed = branch.seed.unwrap_or(self.replicate);
         let level_mask = self.mask(level)?;
-        let (mut setup, mask) = match branch.kind {
-            BranchKind::RandomReinit => (self.setup(Some(reinit_seed(seed)))?, level_mask),
-            BranchKind::RandomPrune => {
-                let mut setup = self.setup(None)?;
-                setup
-                    .model
-                    .load_state(&self.dense_weights_at(self.rewind)?)?;
-                (setup, random_like(&level_mask, seed))
-            }
+        let wk = || -> Result<Named> { Ok(Named::from(self.dense_weights_at(self.rewind)?)) };
+        let (start, mask) = match branch.kind {
+            BranchKind::RandomReinit => (Start::Init(reinit_seed(seed)), level_mask),
+            BranchKind::RandomPrune => (Start::Weights(wk()?), random_like(&level_mask, seed)),
             BranchKind::RandomUniform => {
-                let mut setup = self.setup(None)?;
-                setup
-                    .model
-                    .load_state(&self.dense_weights_at(self.rewind)?)?;
-                let kernels = setup.model.prunable_tensors();
+                let kernels = self.setup(None)?.model.prunable_tensors();
                 let all: Vec<String> = kernels.iter().map(|(n, _)| n.clone()).collect();
                 let mask = lth_prune::select_global(
                     &lth_prune::score::random(&kernels, seed),
@@ -407,18 +408,15 @@ impl<'a> Lottery<'a> {
                     lth_prune::Keep::Largest,
                     lth_prune::Count::Keep(level_mask.kept()),
                 )?;
-                (setup, mask)
+                (Start::Weights(wk()?), mask)
             }
             BranchKind::SignPreserving => {
                 let mut setup = self.setup(None)?;
-                setup
-                    .model
-                    .load_state(&self.dense_weights_at(self.rewind)?)?;
+                setup.model.load_state(&wk()?)?;
                 self.signed_constant(&setup)?;
-                (setup, level_mask)
+                (Start::Weights(setup.model.state().into()), level_mask)
             }
             BranchKind::Reshuffle => {
-                let mut setup = self.setup(None)?;
                 let mut wk = self.dense_weights_at(self.rewind)?;
                 let shuffled = lth_prune::reshuffle(&wk, &level_mask, seed)?;
                 for (n, t) in wk.iter_mut() {
@@ -426,18 +424,16 @@ impl<'a> Lottery<'a> {
                         *t = new.shallow_clone();
                     }
                 }
-                setup.model.load_state(&wk)?;
-                (setup, level_mask)
+                (Start::Weights(wk.into()), level_mask)
             }
-            // W0 untrained: a fresh setup holds it.
-            BranchKind::Supermask => (self.setup(None)?, level_mask),
+            // W0 untrained.
+            BranchKind::Supermask => (Start::W0, level_mask),
             BranchKind::SupermaskSigned => {
                 let setup = self.setup(None)?;
                 self.signed_constant(&setup)?;
-                (setup, level_mask)
+                (Start::Weights(setup.model.state().into()), level_mask)
             }
         };
-        mask.save(&dir.join(MASK))?;
         let plan = if branch.kind.trains() {
             self.plan(self.rewind, Vec::new())
         } else {
@@ -447,9 +443,7 @@ impl<'a> Lottery<'a> {
                 ..self.plan(0, Vec::new())
             }
         };
-        let summary = self.train_masked(&dir, &mut setup, &mask, &plan, progress)?;
-        self.write_tables()?;
-        Ok(summary)
+        Ok(self.job(dir, plan).starting(start).masked(Some(mask)))
     }
 
     /// The test accuracy and loss of `mask` on the untrained W0 (with `signed`, the kept weights
@@ -549,4 +543,16 @@ impl<'a> Lottery<'a> {
         per_layer.save(&layers)?;
         Ok((results.path().to_owned(), per_layer.path().to_owned()))
     }
+}
+
+/// The summaries of units in order: those already done (`Some`) and, in the places of the others,
+/// those just trained.
+fn merge(done: Vec<Option<RunSummary>>, trained: Vec<RunSummary>) -> Result<Vec<RunSummary>> {
+    let mut trained = trained.into_iter();
+    done.into_iter()
+        .map(|d| {
+            d.or_else(|| trained.next())
+                .ok_or_else(|| RewindError::Invalid("a unit was left untrained".into()))
+        })
+        .collect()
 }

@@ -321,3 +321,65 @@ fn level_one_can_be_pruned_at_initialisation_on_the_same_seeds() {
         assert_eq!(c2.kept, c1.kept - prune_count(c1.kept, rate), "{}", c1.name);
     }
 }
+
+/// Levels across replicates, packed three to a network (`Lottery::run_levels`), against each
+/// replicate trained alone: every level's folder has the same files, every level-1 mask keeps
+/// the same counts and nearly the same weights (it is pruned from weights that agree to float
+/// tolerance), accuracies agree to an example or two, and the replicates' tables are written.
+/// Mixing two lotteries is refused.
+#[test]
+fn levels_pack_across_replicates_as_they_train_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let mut hp = hparams();
+    hp.rewind = Steps::it(10);
+    let (packed, alone) = (
+        Store::new(root.path().join("packed")),
+        Store::new(root.path().join("alone")),
+    );
+    let replicates = [1u64, 2, 3];
+    let lotteries = |store: &Store| -> Vec<Lottery> {
+        replicates
+            .iter()
+            .map(|&r| Lottery::new(store, hp.clone(), r, &data).unwrap())
+            .collect()
+    };
+    let (p, a) = (lotteries(&packed), lotteries(&alone));
+    for level in 0..=1 {
+        let sp = Lottery::run_levels(&p.iter().collect::<Vec<_>>(), level, 3, &mut ()).unwrap();
+        let sa: Vec<_> = a
+            .iter()
+            .map(|l| l.run_level(level, &mut ()).unwrap())
+            .collect();
+        for i in 0..3 {
+            assert!(
+                (sp[i].final_test_accuracy - sa[i].final_test_accuracy).abs() <= 2.5 / 200.0,
+                "level {level}, replicate {}: {} packed, {} alone",
+                replicates[i],
+                sp[i].final_test_accuracy,
+                sa[i].final_test_accuracy
+            );
+            assert_eq!(
+                p[i].level_dir(level).files().unwrap(),
+                a[i].level_dir(level).files().unwrap()
+            );
+        }
+    }
+    for i in 0..3 {
+        let (mp, ma) = (p[i].mask(1).unwrap(), a[i].mask(1).unwrap());
+        assert_eq!(mp.counts(), ma.counts());
+        let differ = mp.hamming(&ma).unwrap();
+        assert!(
+            differ < 1e-3,
+            "replicate {}: masks differ at {differ}",
+            i + 1
+        );
+        assert!(p[i].dir().join("results.csv").exists());
+    }
+    // Replicates of two lotteries do not train together.
+    let mut other = hparams();
+    other.rewind = Steps::it(5);
+    let q = Lottery::new(&packed, other, 1, &data).unwrap();
+    let err = Lottery::run_levels(&[&p[0], &q], 2, 3, &mut ()).unwrap_err();
+    assert!(err.to_string().contains("not of one lottery"), "{err}");
+}
