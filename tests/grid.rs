@@ -492,6 +492,7 @@ fn grid_status_lists_the_units_and_submit_needs_sbatch() {
 
     let out = run(Command::new(env!("CARGO_BIN_EXE_lth"))
         .args(args("submit"))
+        .args(["--pack", "3"])
         .env("PATH", "")
         .current_dir(root));
     assert!(!out.status.success());
@@ -500,4 +501,13 @@ fn grid_status_lists_the_units_and_submit_needs_sbatch() {
         e.contains("running sbatch (is Slurm's client on PATH?)") && !e.contains("panicked"),
         "{e}"
     );
+    // The scripts were written first: every task packs as the submission asked.
+    let grid = tmp.path().join("runs/grid/fig3_smoke");
+    let script = std::fs::read_dir(&grid)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("unit.sh"))
+        .find(|p| p.exists())
+        .unwrap();
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("'--pack' '3'"), "{text}");
 }

@@ -835,8 +835,9 @@ fn learned_supermask_smoke_learns_masks_on_frozen_weights() {
     assert_eq!(density, vec![0.5, 0.5]);
 }
 
-/// fig3 at the smoke scale with its stability copies packed five to a network passes the same
-/// checks against the snapshot recorded unpacked: packing changes no result beyond its margins.
+/// fig3 at the smoke scale packed five to a network (its three replicates' levels, then their
+/// stability copies across replicates) passes the same checks against the snapshot recorded
+/// unpacked: packing changes no result beyond its margins.
 #[test]
 fn fig3_smoke_passes_with_packed_stability_copies() {
     let Some(data) = fashion_root() else { return };

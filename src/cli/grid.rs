@@ -80,6 +80,11 @@ pub struct SubmitArgs {
     /// A time limit per task, in sbatch's format (e.g. 2:00:00).
     #[arg(long)]
     pub time: Option<String>,
+    /// Train up to N compatible runs of a task at once, packed into one network (a part's
+    /// stability copies); passed to every task's `lth repro` (default: the device's, 1 on the CPU,
+    /// 8 on CUDA).
+    #[arg(long, value_name = "N")]
+    pub pack: Option<usize>,
     /// Another sbatch option for every job (e.g. --sbatch-arg=--account=lab); repeatable.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub sbatch_arg: Vec<String>,
@@ -217,7 +222,11 @@ fn repro_args(args: &SubmitArgs, g: &Grid) -> anyhow::Result<Vec<String>> {
     if c.channels_last {
         v.push("--channels-last".into());
     }
-    for (flag, value) in [("--replicates", t.replicates), ("--samples", t.samples)] {
+    for (flag, value) in [
+        ("--replicates", t.replicates),
+        ("--samples", t.samples),
+        ("--pack", args.pack.map(|n| n as u64)),
+    ] {
         if let Some(n) = value {
             v.extend([flag.to_owned(), n.to_string()]);
         }

@@ -152,7 +152,7 @@ fn train_sparse_run(
 
 /// Several replicates of a dense run, each in its own folder, packed in groups of up to `--pack`.
 fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> anyhow::Result<()> {
-    use lth_train::packed::{PackedSetup, default_pack, run_packed};
+    use lth_train::packed::default_pack;
     let mut seen = std::collections::BTreeSet::new();
     if let Some(r) = replicates.iter().find(|&&r| r == 0 || !seen.insert(r)) {
         anyhow::bail!("--replicates: replicate {r} is 0 or listed twice");
@@ -189,28 +189,15 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
         &format!(", replicates {todo:?} in groups of up to {pack}"),
     );
     eprintln!("run folders: {}/replicate_<r>", run.path().display());
-    for group in todo.chunks(pack) {
-        let mut bar = Bar::new(args.common.quiet);
-        let dirs: Vec<RunDir> = group.iter().map(|&r| dir(r)).collect();
-        let summaries = if group.len() == 1 {
-            let mut setup = lth_train::Setup::new(hp, group[0], &data)?;
-            let plan = setup.plan(hp);
-            vec![lth_train::run_resumable(
-                &dirs[0],
-                &mut setup,
-                &plan,
-                &mut lth_train::Hooks::none(),
-                &mut bar,
-            )?]
-        } else {
-            eprintln!("replicates {group:?}, packed");
-            let mut setup = PackedSetup::new(hp, group, &data)?;
-            let plan = lth_train::Setup::new(hp, group[0], &data)?.plan(hp);
-            run_packed(&dirs, &mut setup, &plan, &mut bar)?
-        };
-        for (d, s) in dirs.iter().zip(&summaries) {
-            report(d, hp, s);
-        }
+    let plan = lth_train::Setup::new(hp, todo[0], &data)?.plan(hp);
+    let jobs: Vec<lth_train::Job> = todo
+        .iter()
+        .map(|&r| lth_train::Job::new(dir(r), hp, r, plan.clone()))
+        .collect();
+    let mut bar = Bar::new(args.common.quiet);
+    let summaries = lth_train::train_jobs(hp, &data, &jobs, pack, &mut bar)?;
+    for (job, s) in jobs.iter().zip(&summaries) {
+        report(&job.dir, hp, s);
     }
     Ok(())
 }

@@ -54,6 +54,17 @@ impl Experiment for LotteryCurve {
         ]
     }
 
+    /// The random reinitialisation of the row's level, which the harness packs across
+    /// replicates.
+    fn jobs(&self, unit: &Unit) -> Result<Vec<lth_train::Job>> {
+        let lottery = unit.lottery()?;
+        let branch = reinit();
+        if unit.level == 0 || lottery.branch_dir(unit.level, &branch).is_done()? {
+            return Ok(Vec::new());
+        }
+        Ok(vec![lottery.branch_job(unit.level, &branch)?])
+    }
+
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let lottery = unit.lottery()?;
         let mut m = Measured::new();
@@ -64,10 +75,7 @@ impl Experiment for LotteryCurve {
         record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
         record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
         if unit.level >= 1 {
-            let branch = BranchHparams {
-                kind: BranchKind::RandomReinit,
-                seed: None,
-            };
+            let branch = reinit();
             if !lottery.branch_dir(unit.level, &branch).is_done()? {
                 lottery.run_branch(unit.level, &branch, progress)?;
             }
@@ -78,5 +86,13 @@ impl Experiment for LotteryCurve {
             );
         }
         Ok(m)
+    }
+}
+
+/// The random reinitialisation branch of a row's level.
+fn reinit() -> BranchHparams {
+    BranchHparams {
+        kind: BranchKind::RandomReinit,
+        seed: None,
     }
 }

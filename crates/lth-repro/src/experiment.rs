@@ -32,7 +32,7 @@ pub struct Unit<'a, 'd> {
     pub early_bird: &'a EarlyBirdHparams,
     /// The row's learned supermask (`--supermask` flags), for the experiments that learn one.
     pub supermask: Option<&'a SupermaskHparams>,
-    /// How many copies of the measurement may train at once, packed into one network.
+    /// How many compatible runs of the measurement may train at once, packed into one network.
     pub pack: usize,
     /// The data the ticket moves to (the row's own for a depth move).
     pub target_data: Option<&'d Data>,
@@ -134,6 +134,13 @@ pub trait Experiment {
     }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
+    /// The plain runs (no hooks: a folder, weights, mask, data order, plan) of one replicate's
+    /// measurement that are not done, for the harness to train across the row's replicates, up
+    /// to `--pack` compatible ones in one packed network, before it measures. They are runs of
+    /// `unit.hp.train` on `unit.data`. By default none: `measure` trains what it needs.
+    fn jobs(&self, _unit: &Unit) -> Result<Vec<lth_train::Job>> {
+        Ok(Vec::new())
+    }
     /// How many independent parts the training of one replicate's measurement splits into once
     /// its levels are trained (a Slurm grid runs each part as its own task): one by default.
     fn parts(&self, _samples: u64) -> u64 {

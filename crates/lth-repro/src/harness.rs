@@ -54,8 +54,10 @@ pub struct Options {
     pub quiet: bool,
     /// Lay convolutions out channels-last.
     pub channels_last: bool,
-    /// Train up to this many copies of a measurement at once, packed into one network (`None`:
-    /// the device's default, `lth_train::packed::default_pack`: 1 on the CPU).
+    /// Train up to this many compatible runs at once, packed into one network: a row's levels
+    /// across replicates, then the plain runs of its measurement across replicates
+    /// ([`crate::Experiment::jobs`]) (`None`: the device's default,
+    /// `lth_train::packed::default_pack`: 1 on the CPU).
     pub pack: Option<usize>,
 }
 
@@ -461,6 +463,15 @@ struct ResultLine {
     detail: String,
 }
 
+/// Replicate numbers as `1, 2, 3`.
+fn list(replicates: &[u64]) -> String {
+    replicates
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn write_text(path: &Path, text: &str) -> Result<()> {
     lth_store::write_atomic(path, text.as_bytes())?;
     Ok(())
@@ -801,6 +812,13 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             dataset: dataset.clone(),
             replicates: Vec::new(),
         };
+        let pack = o
+            .pack
+            .unwrap_or_else(|| lth_train::packed::default_pack(o.device))
+            .max(1);
+        let part = o.unit.as_ref().and_then(|u| u.part);
+        // Every replicate of the row this process trains: its flags and its lottery.
+        let mut reps: Vec<(u64, Resolved, Option<Lottery>)> = Vec::new();
         for r in 1..=replicates {
             if o.only_replicates
                 .as_ref()
@@ -809,70 +827,106 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             {
                 continue;
             }
-            let part = o.unit.as_ref().and_then(|u| u.part);
             let mut f = flags.clone();
             f.lottery.replicate = r;
-            let Resolved {
-                hp,
-                sparse,
-                transplant,
-                early_bird: (early_bird, _),
-                supermask,
-            } = f.resolve(level)?;
+            let res = f.resolve(level)?;
             let lottery = match data {
-                Some(data) if exp.trains() => {
-                    let lottery = Lottery::new(&store, hp.clone(), r, data)?;
-                    for l in 0..=level {
-                        if !lottery.level_done(l)? {
-                            if part.is_some() {
-                                return Err(ReproError::Invalid(format!(
-                                    "unit {}/{r}/{}: level {l} of replicate {r} is not trained \
-                                     (in {}); the unit {}/{r} must finish first",
-                                    row.id,
-                                    part.unwrap_or_default(),
-                                    lottery.level_dir(l).path().display(),
-                                    row.id
-                                )));
-                            }
-                            say(format!("{}: replicate {r}/{replicates}: level {l}", row.id));
-                            lottery.run_level(l, progress)?;
-                        }
-                    }
-                    Some(lottery)
-                }
-                _ => {
-                    say(format!("{}: replicate {r}/{replicates}", row.id));
-                    None
-                }
+                Some(data) if exp.trains() => Some(Lottery::new(&store, res.hp.clone(), r, data)?),
+                _ => None,
             };
-            let unit = Unit {
+            reps.push((r, res, lottery));
+        }
+        // The levels, level by level across replicates, up to `pack` of them in one network.
+        let lotteries: Vec<&Lottery> = reps.iter().filter_map(|(_, _, l)| l.as_ref()).collect();
+        for l in 0..=level {
+            let todo: Vec<&Lottery> = lotteries
+                .iter()
+                .copied()
+                .filter(|lottery| !lottery.level_done(l).unwrap_or(false))
+                .collect();
+            let Some(first) = todo.first() else {
+                continue;
+            };
+            if let Some(p) = part {
+                return Err(ReproError::Invalid(format!(
+                    "unit {}/{r}/{p}: level {l} of replicate {r} is not trained (in {}); the \
+                     unit {}/{r} must finish first",
+                    row.id,
+                    first.level_dir(l).path().display(),
+                    row.id,
+                    r = first.replicate(),
+                )));
+            }
+            let which: Vec<u64> = todo.iter().map(|t| t.replicate()).collect();
+            say(format!(
+                "{}: level {l} of replicate(s) {} of {replicates}{}",
+                row.id,
+                list(&which),
+                if pack > 1 && todo.len() > 1 {
+                    format!(", up to {pack} in one packed network")
+                } else {
+                    String::new()
+                }
+            ));
+            Lottery::run_levels(&todo, l, pack, progress)?;
+        }
+        let units: Vec<Unit> = reps
+            .iter()
+            .map(|(r, res, lottery)| Unit {
                 lottery: lottery.as_ref(),
-                hp: &hp,
-                sparse: sparse.as_ref(),
-                transplant: transplant.as_ref(),
-                early_bird: &early_bird,
-                supermask: supermask.as_ref(),
-                pack: o
-                    .pack
-                    .unwrap_or_else(|| lth_train::packed::default_pack(o.device))
-                    .max(1),
+                hp: &res.hp,
+                sparse: res.sparse.as_ref(),
+                transplant: res.transplant.as_ref(),
+                early_bird: &res.early_bird.0,
+                supermask: res.supermask.as_ref(),
+                pack,
                 target_data,
                 store: &store,
-                replicate: r,
+                replicate: *r,
                 data,
                 info,
                 level,
                 samples,
-            };
-            match (&o.unit, part) {
-                (None, _) => {
-                    let measured = exp.measure(&unit, progress)?;
-                    run.replicates.push((r, measured));
+            })
+            .collect();
+        match (&o.unit, part) {
+            (None, _) => {
+                // The measurement's plain runs, across replicates, up to `pack` in one network.
+                if let Some(data) = data {
+                    let mut jobs = Vec::new();
+                    for unit in &units {
+                        jobs.extend(exp.jobs(unit)?);
+                    }
+                    if !jobs.is_empty() {
+                        say(format!(
+                            "{}: {} run(s) of the measurement{}",
+                            row.id,
+                            jobs.len(),
+                            if pack > 1 && jobs.len() > 1 {
+                                format!(", up to {pack} in one packed network")
+                            } else {
+                                String::new()
+                            }
+                        ));
+                        lth_train::train_jobs(&units[0].hp.train, data, &jobs, pack, progress)?;
+                    }
                 }
-                (Some(_), Some(part)) => exp.train_part(&unit, part, progress)?,
-                // A lottery unit trains the levels only.
-                (Some(_), None) => {}
+                for unit in &units {
+                    say(format!(
+                        "{}: replicate {}/{replicates}",
+                        row.id, unit.replicate
+                    ));
+                    let measured = exp.measure(unit, progress)?;
+                    run.replicates.push((unit.replicate, measured));
+                }
             }
+            (Some(_), Some(part)) => {
+                for unit in &units {
+                    exp.train_part(unit, part, progress)?;
+                }
+            }
+            // A lottery unit trains the levels only.
+            (Some(_), None) => {}
         }
         let mut per_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for (_, m) in &run.replicates {

@@ -54,20 +54,34 @@ impl Experiment for PruneAtInit {
         Ok(())
     }
 
+    /// The uniform random branch of level 1, which the harness packs across replicates.
+    fn jobs(&self, unit: &Unit) -> Result<Vec<lth_train::Job>> {
+        let lottery = unit.lottery()?;
+        if lottery.branch_dir(1, &uniform()).is_done()? {
+            return Ok(Vec::new());
+        }
+        Ok(vec![lottery.branch_job(1, &uniform())?])
+    }
+
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let lottery = unit.lottery()?;
         let mut m = Measured::new();
         m.insert("weights_remaining".into(), vec![lottery.mask(1)?.density()]);
         record(&mut m, "pruned", &summary(&lottery.level_dir(1))?);
         record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
-        let branch = BranchHparams {
-            kind: BranchKind::RandomUniform,
-            seed: None,
-        };
+        let branch = uniform();
         if !lottery.branch_dir(1, &branch).is_done()? {
             lottery.run_branch(1, &branch, progress)?;
         }
         record(&mut m, "random", &summary(&lottery.branch_dir(1, &branch))?);
         Ok(m)
+    }
+}
+
+/// The uniform random branch of level 1: the level's total count, spread uniformly.
+fn uniform() -> BranchHparams {
+    BranchHparams {
+        kind: BranchKind::RandomUniform,
+        seed: None,
     }
 }

@@ -72,6 +72,13 @@ impl Experiment for Stability {
         Ok(m)
     }
 
+    /// Every sample's copies, which the harness packs across replicates.
+    fn jobs(&self, unit: &Unit) -> Result<Vec<lth_train::Job>> {
+        let lottery = unit.lottery()?;
+        let copies = lth_stability::level_copies(lottery.replicate(), unit.level, unit.samples);
+        Ok(lth_stability::copy_jobs(lottery, &copies)?)
+    }
+
     /// Each sample's five copies are one part: they need only the level's mask.
     fn parts(&self, samples: u64) -> u64 {
         samples

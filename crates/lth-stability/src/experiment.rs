@@ -10,9 +10,11 @@
 //! - the full network W_k with u (pruning stability: against the two subnetworks trained with u).
 //!
 //! The full-network copies do not depend on the level and are shared by all levels of a replicate.
-//! [`train_copies`] takes the whole list and a `pack` limit: copies not yet trained go `pack` at a
-//! time into one packed network (`Lottery::train_rewind_copies`), each still its own unit of the
-//! store with an unpacked copy's files; `pack` ≤ 1 trains them one after another.
+//! [`copy_jobs`] makes the copies not yet trained into jobs for `lth_train::train_jobs`, which
+//! trains compatible ones (all copies of a level are) up to `pack` at a time in one packed network,
+//! each still its own unit of the store with an unpacked copy's files; `pack` ≤ 1 trains them one
+//! after another. [`stability`] hands it every sample's copies at once; the harness of `lth-repro`
+//! hands it every replicate's.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -21,7 +23,7 @@ use lth_data::Source;
 use lth_prune::{Mask, random_like};
 use lth_rewind::Lottery;
 use lth_store::{CsvLog, RunDir};
-use lth_train::{Progress, RunSummary};
+use lth_train::{Job, Progress, RunSummary};
 
 use crate::metrics::{BnStats, angle, barrier, interpolation_curve, l2_distance};
 use crate::{Result, StabilityError};
@@ -130,30 +132,50 @@ pub struct TrainedCopy {
     pub weights: Vec<(String, Tensor)>,
 }
 
-/// Trains every copy that is not done yet (one after another) and returns all of them.
+/// The jobs of the copies not done yet, their folders created and bound to their specs, for
+/// `lth_train::train_jobs` (runs of the lottery's recipe on its data).
+pub fn copy_jobs(lottery: &Lottery, copies: &[CopySpec]) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for spec in copies {
+        let spec = spec.canonical();
+        let dir = spec.dir(lottery);
+        if dir.is_done()? || jobs.iter().any(|j: &Job| j.dir == dir) {
+            continue;
+        }
+        dir.create()?;
+        dir.bind_hparams(&spec)?;
+        jobs.push(lottery.rewind_copy_job(
+            &dir,
+            spec.mask(lottery)?.as_ref(),
+            spec.data_order_seed,
+        )?);
+    }
+    Ok(jobs)
+}
+
+/// Trains every copy that is not done yet, up to `pack` at a time in one packed network (`pack`
+/// ≤ 1: one after another), and returns all of them.
 pub fn train_copies(
     lottery: &Lottery,
     copies: &[CopySpec],
     pack: usize,
     progress: &mut dyn Progress,
 ) -> Result<Vec<TrainedCopy>> {
-    let mut units = Vec::new();
-    for spec in copies {
-        let spec = spec.canonical();
-        let dir = spec.dir(lottery);
-        dir.create()?;
-        dir.bind_hparams(&spec)?;
-        units.push((dir, spec.mask(lottery)?, spec.data_order_seed));
-    }
-    let summaries = lottery.train_rewind_copies(&units, pack, progress)?;
+    let jobs = copy_jobs(lottery, copies)?;
+    let hp = &lottery.hparams().train;
+    lth_train::train_jobs(hp, lottery.data(), &jobs, pack, progress)?;
     copies
         .iter()
-        .zip(units.iter().zip(summaries))
-        .map(|(spec, ((dir, _, _), summary))| {
+        .map(|spec| {
+            let spec = spec.canonical();
+            let dir = spec.dir(lottery);
+            let summary = dir.done_summary::<RunSummary>()?.ok_or_else(|| {
+                StabilityError::Invalid(format!("{} was not trained", dir.path().display()))
+            })?;
             Ok(TrainedCopy {
-                spec: spec.canonical(),
+                spec,
                 summary,
-                weights: lottery.final_weights(dir)?,
+                weights: lottery.final_weights(&dir)?,
             })
         })
         .collect()
@@ -200,6 +222,13 @@ pub fn sample_copies(replicate: u64, level: u64, i: u64) -> [CopySpec; 5] {
     ]
 }
 
+/// The copies of samples `0..samples` ([`sample_copies`]), in order.
+pub fn level_copies(replicate: u64, level: u64, samples: u64) -> Vec<CopySpec> {
+    (0..samples)
+        .flat_map(|i| sample_copies(replicate, level, i))
+        .collect()
+}
+
 /// Trains (what is not done of) the five copies of sample `i` ([`sample_copies`]) and returns
 /// them in that order. Samples are independent of each other: each can run in its own process.
 pub fn train_sample(
@@ -232,6 +261,15 @@ pub fn stability(
         ));
     }
     let density = lottery.mask(level)?.density();
+    // Every sample's copies first, so that packing groups them across samples.
+    let jobs = copy_jobs(lottery, &level_copies(lottery.replicate(), level, samples))?;
+    lth_train::train_jobs(
+        &lottery.hparams().train,
+        lottery.data(),
+        &jobs,
+        pack,
+        progress,
+    )?;
     let mut rows = Vec::new();
     for i in 0..samples {
         let copies = train_sample(lottery, level, i, pack, progress)?;

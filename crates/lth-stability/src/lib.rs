@@ -29,7 +29,8 @@ pub mod metrics;
 
 pub use experiment::{
     CopySpec, CurvePoint, InterpolationSummary, Split, StabilityRow, StabilitySummary, Subnetwork,
-    interpolation, sample_copies, stability, summarize, train_copies, train_sample,
+    copy_jobs, interpolation, level_copies, sample_copies, stability, summarize, train_copies,
+    train_sample,
 };
 pub use metrics::{
     BnStats, angle, barrier, interpolate, interpolation_curve, interpolation_curve_with,
@@ -49,6 +50,8 @@ pub enum StabilityError {
     Store(#[from] lth_store::StoreError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Train(#[from] lth_train::TrainError),
     /// Networks or masks that cannot be compared, or an impossible request.
     #[error("{0}")]
     Invalid(String),
