@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use tch::Tensor;
 
-use lth_models::Named;
 use lth_models::load_tensors;
 use lth_prune::{Mask, random_like};
 use lth_store::{CsvLog, RunDir, Store};
@@ -160,10 +159,9 @@ impl<'a> Lottery<'a> {
                 "level 0 is not finished, so its rewind point cannot be copied".into(),
             ));
         }
-        let wk = Named::from(self.dense_weights_at(self.rewind)?);
         Ok(self
             .job(dir.clone(), self.plan(self.rewind, Vec::new()))
-            .starting(Start::Weights(wk))
+            .starting(self.rewind_point())
             .masked(mask.cloned())
             .data_order(data_order_seed))
     }
@@ -183,6 +181,11 @@ impl<'a> Lottery<'a> {
         }
         let job = self.rewind_copy_job(dir, mask, data_order_seed)?;
         Ok(self.train(&[job], 1, progress)?.remove(0))
+    }
+
+    /// The rewind point W_k, as a job's start (read when the job starts).
+    fn rewind_point(&self) -> Start {
+        Start::File(step_checkpoint(&self.level_dir(0), self.rewind))
     }
 
     /// A job of this replicate through `plan`, from its W0 in its own data order.
@@ -282,12 +285,12 @@ impl<'a> Lottery<'a> {
         let trained = self.final_weights(&before)?;
         let mask = self.level_mask(level, &setup, &trained)?;
         let start = match self.hp.retrain {
-            Retrain::WeightRewinding => self.dense_weights_at(self.rewind)?,
-            Retrain::LrRewinding | Retrain::FineTuning => trained,
+            Retrain::WeightRewinding => self.rewind_point(),
+            Retrain::LrRewinding | Retrain::FineTuning => Start::File(before.join(FINAL)),
         };
         let job = self
             .job(dir, self.plan(self.rewind, Vec::new()))
-            .starting(Start::Weights(Named::from(start)))
+            .starting(start)
             .masked(Some(mask));
         Ok(match self.hp.retrain {
             Retrain::FineTuning => job.constant_lr(setup.schedule.lr_at(self.total - 1)),
@@ -394,10 +397,9 @@ impl<'a> Lottery<'a> {
         dir.bind_hparams(branch)?;
         let seed = branch.seed.unwrap_or(self.replicate);
         let level_mask = self.mask(level)?;
-        let wk = || -> Result<Named> { Ok(Named::from(self.dense_weights_at(self.rewind)?)) };
         let (start, mask) = match branch.kind {
             BranchKind::RandomReinit => (Start::Init(reinit_seed(seed)), level_mask),
-            BranchKind::RandomPrune => (Start::Weights(wk()?), random_like(&level_mask, seed)),
+            BranchKind::RandomPrune => (self.rewind_point(), random_like(&level_mask, seed)),
             BranchKind::RandomUniform => {
                 let kernels = self.setup(None)?.model.prunable_tensors();
                 let all: Vec<String> = kernels.iter().map(|(n, _)| n.clone()).collect();
@@ -408,11 +410,13 @@ impl<'a> Lottery<'a> {
                     lth_prune::Keep::Largest,
                     lth_prune::Count::Keep(level_mask.kept()),
                 )?;
-                (Start::Weights(wk()?), mask)
+                (self.rewind_point(), mask)
             }
             BranchKind::SignPreserving => {
                 let mut setup = self.setup(None)?;
-                setup.model.load_state(&wk()?)?;
+                setup
+                    .model
+                    .load_state(&self.dense_weights_at(self.rewind)?)?;
                 self.signed_constant(&setup)?;
                 (Start::Weights(setup.model.state().into()), level_mask)
             }

@@ -12,7 +12,9 @@
 //! before training starts; a job already done is never retrained, and its summary is returned in
 //! its place.
 
-use lth_models::Named;
+use std::path::PathBuf;
+
+use lth_models::{Named, load_tensors};
 use lth_prune::Mask;
 use lth_store::RunDir;
 
@@ -30,9 +32,23 @@ pub enum Start {
     W0,
     /// W0 drawn from this initialisation seed instead (a random reinitialisation).
     Init(u64),
-    /// These weights, every variable of the model by PyTorch name (a rewind point W_k, a level's
-    /// trained weights, a transformed W0).
+    /// The weights saved in this file, every variable of the model by PyTorch name (a rewind
+    /// point W_k, a level's trained weights), read only when the job's training starts, so that
+    /// a long list of jobs holds no weights.
+    File(PathBuf),
+    /// These weights, every variable of the model by PyTorch name (a transformed W0).
     Weights(Named),
+}
+
+impl Start {
+    /// The weights to load over W0, if any.
+    fn weights(&self) -> Result<Option<Named>> {
+        Ok(match self {
+            Start::W0 | Start::Init(_) => None,
+            Start::File(path) => Some(Named::from(load_tensors(path)?)),
+            Start::Weights(w) => Some(w.clone()),
+        })
+    }
 }
 
 /// One run for [`train_jobs`]: a folder of the run store and everything that sets it apart from
@@ -113,8 +129,8 @@ impl Job {
         if self.data_order_seed != hp.data_order_seed(self.replicate) {
             setup.loader = replicate_loader(&hp, data, self.data_order_seed, self.replicate)?;
         }
-        if let Start::Weights(w) = &self.start {
-            setup.model.load_state(w)?;
+        if let Some(w) = self.start.weights()? {
+            setup.model.load_state(&w)?;
         }
         if let Some(lr) = self.constant_lr {
             setup.schedule = Schedule::constant(lr);
@@ -227,8 +243,8 @@ fn packed_setup(hp: &TrainHparams, data: &Data, members: &[&Job]) -> Result<Pack
         setup = setup.with_data_orders(hp, data, &orders)?;
     }
     for (k, j) in members.iter().enumerate() {
-        if let Start::Weights(w) = &j.start {
-            setup.model.load_copy_state(k as i64, w)?;
+        if let Some(w) = j.start.weights()? {
+            setup.model.load_copy_state(k as i64, &w)?;
         }
     }
     if let Some(lr) = members[0].constant_lr {
