@@ -839,11 +839,12 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         // The levels, level by level across replicates, up to `pack` of them in one network.
         let lotteries: Vec<&Lottery> = reps.iter().filter_map(|(_, _, l)| l.as_ref()).collect();
         for l in 0..=level {
-            let todo: Vec<&Lottery> = lotteries
-                .iter()
-                .copied()
-                .filter(|lottery| !lottery.level_done(l).unwrap_or(false))
-                .collect();
+            let mut todo: Vec<&Lottery> = Vec::new();
+            for &lottery in &lotteries {
+                if !lottery.level_done(l)? {
+                    todo.push(lottery);
+                }
+            }
             let Some(first) = todo.first() else {
                 continue;
             };
