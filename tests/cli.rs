@@ -1056,3 +1056,39 @@ fn train_replicates_packed_fill_the_replicates_folders() {
     ]);
     assert!(err(&lth(&sparse, w.path())).contains("--replicates trains dense runs"));
 }
+
+/// `lth lottery --branch ... --pack 4`: the branches off every level train packed, into the units
+/// unpacked ones fill: the levels (trained one after another either way) are identical, and each
+/// branch's accuracy agrees to float tolerance.
+#[test]
+fn lottery_branches_pack_into_the_units_unpacked_ones_fill() {
+    let (alone, packed) = (workspace_of(300), workspace_of(300));
+    let mut args = LOTTERY.to_vec();
+    args.extend(["--branch", "random-prune"]);
+    ok(&lth(&args, alone.path()));
+    args.extend(["--pack", "4"]);
+    ok(&lth(&args, packed.path()));
+    let results = |w: &Path| -> Vec<Vec<String>> {
+        let (_, text) = files_ending(&w.join("runs"), "results.csv").remove(0);
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect()
+    };
+    let (a, p) = (results(alone.path()), results(packed.path()));
+    assert_eq!(a.len(), p.len());
+    // Levels 0..=2, and two branches off levels 1 and 2.
+    assert_eq!(a.len(), 1 + 3 + 4);
+    let col = |name: &str| a[0].iter().position(|c| c == name).unwrap();
+    let (branch, acc) = (col("branch"), col("final_test_accuracy"));
+    for (ra, rp) in a.iter().zip(&p).skip(1) {
+        assert_eq!(ra[branch], rp[branch]);
+        if ra[branch] == "imp" {
+            assert_eq!(ra, rp);
+        } else {
+            let (x, y): (f64, f64) = (ra[acc].parse().unwrap(), rp[acc].parse().unwrap());
+            assert!((x - y).abs() <= 0.02, "{ra:?} alone, {rp:?} packed");
+        }
+    }
+}
