@@ -35,6 +35,8 @@ pub struct PackedSetup {
     pub eval: EvalSets,
     /// The replicate of each copy.
     pub replicates: Vec<u64>,
+    /// Run the forward pass under bfloat16 autocast (`--precision bf16`), as `Session` does.
+    pub bf16: bool,
 }
 
 impl PackedSetup {
@@ -60,11 +62,6 @@ impl PackedSetup {
                 "packing needs at least 2 replicates, not {}",
                 replicates.len()
             )));
-        }
-        if hp.training.precision == crate::Precision::Bf16 {
-            return Err(TrainError::Invalid(
-                "packed training runs in f32; --precision bf16 is for unpacked runs".into(),
-            ));
         }
         if init_seeds.len() != replicates.len() {
             return Err(TrainError::Invalid(format!(
@@ -95,6 +92,7 @@ impl PackedSetup {
             schedule,
             eval: data.eval.clone(),
             replicates: replicates.to_vec(),
+            bf16: hp.training.precision == crate::Precision::Bf16,
         })
     }
 
@@ -156,8 +154,12 @@ impl PackedSetup {
         }
         let x = Tensor::stack(&xs, 0);
         let y = Tensor::stack(&ys, 0);
-        let logits = self.model.forward_t(&x, true);
-        let per_copy = per_copy_loss(&logits, &y);
+        let forward = || per_copy_loss(&self.model.forward_t(&x, true), &y);
+        let per_copy = if self.bf16 {
+            lth_amp::autocast_bf16(self.model.device(), forward)
+        } else {
+            forward()
+        };
         self.optimizer.zero_grad();
         per_copy.sum(Kind::Float).backward();
         self.optimizer.step(self.schedule.lr_at(step));
