@@ -211,6 +211,10 @@ fn refused_commands_say_why_and_write_nothing() {
             "unknown criterion `largest`: expected one of large_final,",
         ),
         (
+            train(&["--bn-init", "0.5"]),
+            "--bn-init 0.5: lenet_300_100 has no BatchNorm layers",
+        ),
+        (
             vec![
                 "stability",
                 "--model",

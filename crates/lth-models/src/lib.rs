@@ -38,7 +38,9 @@ pub mod wrn;
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
 pub use layers::{BatchNorm, Conv2d, Linear, Pack, Window, batch_norm, conv2d, linear};
-pub use model::{Built, Kernels, Model, ModelError, channels_last, conv_output, kernels};
+pub use model::{
+    Built, Kernels, Model, ModelError, Outline, channels_last, conv_output, kernels, outline,
+};
 pub use named::Named;
 pub use norm::BnControl;
 pub use packed::PackedModel;

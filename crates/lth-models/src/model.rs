@@ -77,9 +77,30 @@ impl Kernels {
 /// The prunable kernels of model `name` for images of shape `input` and `classes` outputs, without
 /// initialising a model: what a command checks layer names against before it trains.
 pub fn kernels(name: &str, input: [i64; 3], classes: i64) -> Result<Kernels> {
+    Ok(outline(name, input, classes)?.kernels)
+}
+
+/// What checking hyperparameters needs of a network, without its weights: its prunable kernels
+/// and the names of its BatchNorm scales.
+#[derive(Debug)]
+pub struct Outline {
+    pub kernels: Kernels,
+    /// `<layer>.weight` of every layer with running statistics, sorted (none: no BatchNorm).
+    pub batchnorm_scales: Vec<String>,
+}
+
+/// The [`Outline`] of network `name` for inputs `input` and `classes` classes (built on the CPU,
+/// as [`kernels`] builds it).
+pub fn outline(name: &str, input: [i64; 3], classes: i64) -> Result<Outline> {
     let vs = nn::VarStore::new(Device::Cpu);
     let built = (family(name)?.build)(name, &vs.root(), input, classes, crate::Pack::ONE)?;
-    Ok(built.kernels)
+    Ok(Outline {
+        kernels: built.kernels,
+        batchnorm_scales: batchnorm_scales(&sorted_state(&vs))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect(),
+    })
 }
 
 /// The output side (H, W) of a convolution or pooling of kernel `k`, `stride` and `padding` over

@@ -213,7 +213,7 @@ impl TrainHparams {
         let bad = |m: String| Err(TrainError::Invalid(m));
         let t = &self.training;
         let info = lth_data::info(&self.dataset.dataset)?;
-        lth_models::kernels(&self.model.model, info.shape, info.num_classes)?;
+        let outline = lth_models::outline(&self.model.model, info.shape, info.num_classes)?;
         if self.dataset.augment && info.augment.is_none() {
             return bad(format!(
                 "--augment: {} has no standard augmentation (the {} recipe asks for one; pass \
@@ -221,10 +221,16 @@ impl TrainHparams {
                 info.name, self.model.model
             ));
         }
-        if let Some(g) = self.model.bn_init
-            && !g.is_finite()
-        {
-            return bad(format!("--bn-init {g}: a finite value"));
+        if let Some(g) = self.model.bn_init {
+            if !g.is_finite() {
+                return bad(format!("--bn-init {g}: a finite value"));
+            }
+            if outline.batchnorm_scales.is_empty() {
+                return bad(format!(
+                    "--bn-init {g}: {} has no BatchNorm layers",
+                    self.model.model
+                ));
+            }
         }
         if self.dataset.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());

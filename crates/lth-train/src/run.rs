@@ -128,18 +128,12 @@ impl Setup {
     }
 }
 
-/// Sets every BatchNorm scale in `scales` to `--bn-init`'s value, if given; refused for a model
-/// without BatchNorm.
+/// Sets every BatchNorm scale in `scales` to `--bn-init`'s value, if given (`validate` has refused
+/// it for a model without BatchNorm).
 pub(crate) fn bn_init(hp: &TrainHparams, scales: Vec<(String, tch::Tensor)>) -> Result<()> {
     let Some(gamma) = hp.model.bn_init else {
         return Ok(());
     };
-    if scales.is_empty() {
-        return Err(TrainError::Invalid(format!(
-            "--bn-init {gamma}: {} has no BatchNorm layers",
-            hp.model.model
-        )));
-    }
     tch::no_grad(|| {
         for (_, mut t) in scales {
             let _ = t.fill_(gamma);
