@@ -4,7 +4,7 @@
 
 use lth_store::hparams_hash;
 use lth_train::early_bird::{Retrain, narrow_ticket, retrain, search};
-use lth_train::{EarlyBirdHparams, EarlyBirdRun, Progress};
+use lth_train::{EarlyBirdRun, Progress};
 
 use crate::curve::summary;
 use crate::{Experiment, Measured, ReproError, Result, Unit};
@@ -85,11 +85,14 @@ impl Experiment for EarlyBirdTickets {
         Ok(())
     }
 
-    fn check_early_bird(
-        &self,
-        eb: &EarlyBirdHparams,
-        _given: bool,
-    ) -> std::result::Result<(), String> {
+    fn flag_group(&self) -> Option<crate::FlagGroup> {
+        Some(crate::FlagGroup::EarlyBird)
+    }
+
+    /// Any search the row's flags ask for (the paper's defaults where none is given) tracks the
+    /// ratios of the metrics.
+    fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
+        let eb = m.early_bird.clone().unwrap_or_default();
         match eb.ratios.iter().find(|r| prefix(**r).is_none()) {
             Some(r) => Err(format!(
                 "--eb-ratios {r}: an early_bird row tracks ratios among 0.3, 0.5 and 0.7 (its \
@@ -104,7 +107,7 @@ impl Experiment for EarlyBirdTickets {
         let data = lottery.data();
         let run = EarlyBirdRun {
             train: unit.hp.train.clone(),
-            early_bird: unit.early_bird.clone(),
+            early_bird: unit.methods.early_bird.clone().unwrap_or_default(),
         };
         let dir = lottery
             .dir()

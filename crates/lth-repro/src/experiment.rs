@@ -16,6 +16,85 @@ use crate::{
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
 pub type Measured = BTreeMap<String, Vec<f64>>;
 
+/// A group of row flags beyond `lth lottery`'s, which one kind of experiment takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagGroup {
+    /// `lth train --sparse` flags: sparse training from scratch.
+    Sparse,
+    /// A ticket's destination: another depth or another dataset.
+    Transplant,
+    /// The Early-Bird search.
+    EarlyBird,
+    /// A learned supermask.
+    Supermask,
+}
+
+impl FlagGroup {
+    /// The group's flags, as an error names them.
+    pub fn flags(self) -> &'static str {
+        match self {
+            FlagGroup::Sparse => "--sparse flags",
+            FlagGroup::Transplant => "--target-model, --target-dataset, --map and --output",
+            FlagGroup::EarlyBird => {
+                "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop"
+            }
+            FlagGroup::Supermask => "--supermask, --keep and --supermask-weights",
+        }
+    }
+
+    /// The kinds whose rows take the group.
+    pub fn kinds(self) -> &'static str {
+        match self {
+            FlagGroup::Sparse => "sparse_training",
+            FlagGroup::Transplant => "elastic and transfer",
+            FlagGroup::EarlyBird => "early_bird",
+            FlagGroup::Supermask => "learned_supermask",
+        }
+    }
+}
+
+/// A row's flags beyond `lth lottery`'s, resolved: each group is `Some` only where the row gives
+/// one of its flags.
+#[derive(Debug, Clone, Default)]
+pub struct MethodFlags {
+    pub sparse: Option<SparseHparams>,
+    pub transplant: Option<TransplantHparams>,
+    pub early_bird: Option<EarlyBirdHparams>,
+    pub supermask: Option<SupermaskHparams>,
+}
+
+impl MethodFlags {
+    /// The groups the row gives.
+    pub fn given(&self) -> Vec<FlagGroup> {
+        [
+            (self.sparse.is_some(), FlagGroup::Sparse),
+            (self.transplant.is_some(), FlagGroup::Transplant),
+            (self.early_bird.is_some(), FlagGroup::EarlyBird),
+            (self.supermask.is_some(), FlagGroup::Supermask),
+        ]
+        .into_iter()
+        .filter_map(|(given, g)| given.then_some(g))
+        .collect()
+    }
+
+    /// Whether these flags fit `exp`: no group but its own, and its own check.
+    pub fn check(&self, exp: &dyn Experiment) -> std::result::Result<(), String> {
+        if let Some(g) = self
+            .given()
+            .into_iter()
+            .find(|&g| Some(g) != exp.flag_group())
+        {
+            return Err(format!(
+                "{} belong to {} rows, not {}",
+                g.flags(),
+                g.kinds(),
+                exp.kind()
+            ));
+        }
+        exp.check_methods(self)
+    }
+}
+
 /// One replicate of a row: its hyperparameters and lottery (levels `0..=level` are trained
 /// before `measure` is called, for experiments that train), the level the row reports, and the
 /// samples to take in it.
@@ -24,14 +103,8 @@ pub struct Unit<'a, 'd> {
     /// `None` for experiments that do not train ([`Experiment::trains`]).
     pub lottery: Option<&'a Lottery<'d>>,
     pub hp: &'a LotteryHparams,
-    /// How the row trains sparse from scratch (`--sparse` flags), for the experiments that do.
-    pub sparse: Option<&'a SparseHparams>,
-    /// Where the row moves its ticket, for the experiments that do.
-    pub transplant: Option<&'a TransplantHparams>,
-    /// The row's Early-Bird search (the paper's defaults unless its flags say otherwise).
-    pub early_bird: &'a EarlyBirdHparams,
-    /// The row's learned supermask (`--supermask` flags), for the experiments that learn one.
-    pub supermask: Option<&'a SupermaskHparams>,
+    /// The row's flags beyond `lth lottery`'s (only the group its kind takes can be given).
+    pub methods: &'a MethodFlags,
     /// How many compatible runs of the measurement may train at once, packed into one network.
     pub pack: usize,
     /// The data the ticket moves to (the row's own for a depth move).
@@ -78,59 +151,15 @@ pub trait Experiment {
     fn check_row(&self, _hp: &LotteryHparams, _level: u64) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// Whether a row's sparse-training flags fit this kind; by default a row has none.
-    fn check_sparse(&self, sparse: Option<&SparseHparams>) -> std::result::Result<(), String> {
-        match sparse {
-            None => Ok(()),
-            Some(_) => Err(format!(
-                "--sparse flags belong to sparse_training rows, not {}",
-                self.kind()
-            )),
-        }
+    /// The group of row flags beyond `lth lottery`'s that this kind takes, if any: a row that
+    /// gives another group is refused, naming its flags and the kinds that take them.
+    fn flag_group(&self) -> Option<FlagGroup> {
+        None
     }
-    /// Whether a row's destination flags fit this kind; by default a row has none.
-    fn check_transplant(
-        &self,
-        transplant: Option<&TransplantHparams>,
-    ) -> std::result::Result<(), String> {
-        match transplant {
-            None => Ok(()),
-            Some(_) => Err(format!(
-                "--target-model, --target-dataset, --map and --output belong to elastic and \
-                 transfer rows, not {}",
-                self.kind()
-            )),
-        }
-    }
-    /// Whether a row's Early-Bird flags fit this kind; by default a row gives none.
-    fn check_early_bird(
-        &self,
-        _early_bird: &EarlyBirdHparams,
-        given: bool,
-    ) -> std::result::Result<(), String> {
-        if given {
-            Err(format!(
-                "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop belong to \
-                 early_bird rows, not {}",
-                self.kind()
-            ))
-        } else {
-            Ok(())
-        }
-    }
-    /// Whether a row's learned-supermask flags fit this kind; by default a row has none.
-    fn check_supermask(
-        &self,
-        supermask: Option<&SupermaskHparams>,
-    ) -> std::result::Result<(), String> {
-        match supermask {
-            None => Ok(()),
-            Some(_) => Err(format!(
-                "--supermask, --keep and --supermask-weights belong to learned_supermask rows, \
-                 not {}",
-                self.kind()
-            )),
-        }
+    /// Whether a row's flags of its group make sense for this kind (a kind that needs them says
+    /// so here); checked for every row at every scale, after the groups.
+    fn check_methods(&self, _methods: &MethodFlags) -> std::result::Result<(), String> {
+        Ok(())
     }
     /// Measures one replicate, training (through the run store) whatever else it needs.
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured>;
@@ -190,4 +219,60 @@ pub(crate) fn replicate_means(m: &Measured) -> BTreeMap<String, f64> {
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.clone(), v.iter().sum::<f64>() / v.len() as f64))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A group of method flags is refused by every kind but its own, naming its flags and the
+    /// kinds that take it; the kind that takes it checks it itself.
+    #[test]
+    fn method_flags_belong_to_their_kinds_only() {
+        let supermask = MethodFlags {
+            supermask: Some(SupermaskHparams::default()),
+            ..MethodFlags::default()
+        };
+        assert_eq!(supermask.given(), vec![FlagGroup::Supermask]);
+        let e = supermask.check(experiment("stability").unwrap().as_ref());
+        assert_eq!(
+            e.unwrap_err(),
+            "--supermask, --keep and --supermask-weights belong to learned_supermask rows, not \
+             stability"
+        );
+        supermask
+            .check(experiment("learned_supermask").unwrap().as_ref())
+            .unwrap();
+        let early_bird = MethodFlags {
+            early_bird: Some(EarlyBirdHparams::default()),
+            ..MethodFlags::default()
+        };
+        assert!(
+            early_bird
+                .check(experiment("learned_supermask").unwrap().as_ref())
+                .unwrap_err()
+                .contains("belong to early_bird rows, not learned_supermask")
+        );
+        early_bird
+            .check(experiment("early_bird").unwrap().as_ref())
+            .unwrap();
+        // No flags: fine where none are needed, refused where the kind needs its own.
+        let none = MethodFlags::default();
+        assert!(none.given().is_empty());
+        none.check(experiment("stability").unwrap().as_ref())
+            .unwrap();
+        assert!(
+            none.check(experiment("sparse_training").unwrap().as_ref())
+                .unwrap_err()
+                .contains("needs the sparse and sparsity flags")
+        );
+        assert!(
+            none.check(experiment("learned_supermask").unwrap().as_ref())
+                .unwrap_err()
+                .contains("needs --supermask")
+        );
+        none.check(experiment("early_bird").unwrap().as_ref())
+            .unwrap();
+    }
 }

@@ -15,14 +15,15 @@ use lth_report::{
     summary_line,
 };
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
-use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
+use lth_rewind::{Lottery, LotteryHparams};
 use lth_store::{CsvLog, Store};
 use lth_train::flags::{EarlyBirdFlags, SparseFlags, SupermaskFlags};
 use lth_train::{Data, Progress};
-use lth_train::{EarlyBirdHparams, SparseHparams, SupermaskHparams};
 
 use crate::experiment::replicate_means;
-use crate::{Experiment, Provenance, ReproError, Result, Unit, cpu_description, experiment};
+use crate::{
+    Experiment, MethodFlags, Provenance, ReproError, Result, Unit, cpu_description, experiment,
+};
 
 /// What to run and where.
 #[derive(Debug, Clone)]
@@ -223,18 +224,13 @@ struct RowFlags {
 /// A row's hyperparameters.
 struct Resolved {
     hp: LotteryHparams,
-    sparse: Option<SparseHparams>,
-    transplant: Option<TransplantHparams>,
-    /// The Early-Bird search of the row (the paper's defaults where no flag is given), and
-    /// whether any flag was given.
-    early_bird: (EarlyBirdHparams, bool),
-    /// The learned supermask of the row, if its flags ask for one.
-    supermask: Option<SupermaskHparams>,
+    methods: MethodFlags,
 }
 
 impl RowFlags {
-    /// The lottery of the row and, when it trains sparse from scratch or moves its ticket of
-    /// level `level`, how.
+    /// The lottery of the row and its flags beyond `lth lottery`'s (how it trains sparse from
+    /// scratch, moves its ticket of level `level`, searches for Early-Bird tickets or learns a
+    /// supermask).
     fn resolve(&self, level: u64) -> Result<Resolved> {
         let sparse = self.sparse.resolve(self.lottery.level1.sparsity)?;
         let mut lottery = self.lottery.clone();
@@ -244,12 +240,15 @@ impl RowFlags {
         }
         let hp = lottery.resolve()?;
         let transplant = self.transplant.resolve(&hp, level)?;
+        let early_bird = self.early_bird.resolve()?;
         Ok(Resolved {
             hp,
-            sparse,
-            transplant,
-            early_bird: (self.early_bird.resolve()?, self.early_bird.given()),
-            supermask: self.supermask.resolve()?,
+            methods: MethodFlags {
+                sparse,
+                transplant,
+                early_bird: self.early_bird.given().then_some(early_bird),
+                supermask: self.supermask.resolve()?,
+            },
         })
     }
 }
@@ -617,10 +616,7 @@ fn prepare(o: &Options) -> Result<Prepared> {
             let (level, _) = spec.resolve(row, s);
             let r = parse(&spec, row, s, &row.dataset)?.resolve(level)?;
             exp.check_row(&r.hp, level)
-                .and_then(|()| exp.check_sparse(r.sparse.as_ref()))
-                .and_then(|()| exp.check_transplant(r.transplant.as_ref()))
-                .and_then(|()| exp.check_early_bird(&r.early_bird.0, r.early_bird.1))
-                .and_then(|()| exp.check_supermask(r.supermask.as_ref()))
+                .and_then(|()| r.methods.check(exp.as_ref()))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
         }
     }
@@ -693,9 +689,10 @@ fn place(
         Err(reason) => return Ok(Err(reason)),
     };
     let flags = parse(&p.spec, row, &o.scale, &dataset)?;
-    let Resolved { hp, transplant, .. } = flags.resolve(level)?;
+    let Resolved { hp, methods } = flags.resolve(level)?;
     // A ticket moved to another dataset needs that one's files too.
-    if let Some(t) = transplant
+    if let Some(t) = methods
+        .transplant
         .as_ref()
         .map(|t| t.target().dataset)
         .filter(|t| needs_data && t.dataset != hp.train.dataset.dataset)
@@ -780,10 +777,10 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 continue;
             }
         };
-        let Resolved { hp, transplant, .. } = flags.resolve(level)?;
+        let Resolved { hp, methods } = flags.resolve(level)?;
         let d = &hp.train.dataset;
         let info = lth_data::info(&d.dataset).map_err(lth_train::TrainError::from)?;
-        let target = transplant.as_ref().map(|t| t.target().dataset);
+        let target = methods.transplant.as_ref().map(|t| t.target().dataset);
         let key =
             |d: &lth_train::DatasetHparams| format!("{}|{}|{}", d.dataset, d.validation, d.subset);
         for d in std::iter::once(d).chain(&target) {
@@ -876,10 +873,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             .map(|(r, res, lottery)| Unit {
                 lottery: lottery.as_ref(),
                 hp: &res.hp,
-                sparse: res.sparse.as_ref(),
-                transplant: res.transplant.as_ref(),
-                early_bird: &res.early_bird.0,
-                supermask: res.supermask.as_ref(),
+                methods: &res.methods,
                 pack,
                 target_data,
                 store: &store,

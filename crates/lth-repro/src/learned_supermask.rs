@@ -45,18 +45,19 @@ impl Experiment for LearnedSupermask {
         Ok(())
     }
 
-    fn check_supermask(
-        &self,
-        supermask: Option<&lth_train::SupermaskHparams>,
-    ) -> std::result::Result<(), String> {
-        match supermask {
+    fn flag_group(&self) -> Option<crate::FlagGroup> {
+        Some(crate::FlagGroup::Supermask)
+    }
+
+    fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
+        match &m.supermask {
             Some(_) => Ok(()),
             None => Err("a learned_supermask row needs --supermask bernoulli|edge-popup".into()),
         }
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
-        let (Some(supermask), Some(data)) = (unit.supermask, unit.data) else {
+        let (Some(supermask), Some(data)) = (unit.methods.supermask.as_ref(), unit.data) else {
             return Err(ReproError::Invalid(
                 "a learned_supermask row was given no --supermask or no data".into(),
             ));

@@ -37,7 +37,7 @@ mod transplant;
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
 pub use early_bird::EarlyBirdTickets;
-pub use experiment::{Experiment, Measured, Unit, experiment, kinds};
+pub use experiment::{Experiment, FlagGroup, Measured, MethodFlags, Unit, experiment, kinds};
 pub use harness::{GridUnit, Options, Plan, Report, plan, run_target};
 pub use learned_supermask::LearnedSupermask;
 pub use pai::PruneAtInit;

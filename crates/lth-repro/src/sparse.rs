@@ -52,8 +52,12 @@ impl Experiment for SparseTraining {
         ]
     }
 
-    fn check_sparse(&self, sparse: Option<&SparseHparams>) -> std::result::Result<(), String> {
-        match sparse {
+    fn flag_group(&self) -> Option<crate::FlagGroup> {
+        Some(crate::FlagGroup::Sparse)
+    }
+
+    fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
+        match &m.sparse {
             Some(sp) if sp.mode == SparseMode::Rigl => Ok(()),
             Some(sp) => Err(format!(
                 "a sparse_training row gives sparse = \"rigl\" (it trains static and SET beside \
@@ -66,7 +70,7 @@ impl Experiment for SparseTraining {
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let lottery = unit.lottery()?;
-        let sp = unit.sparse.ok_or_else(|| {
+        let sp = unit.methods.sparse.as_ref().ok_or_else(|| {
             crate::ReproError::Invalid("a sparse_training row without sparse flags".into())
         })?;
         let data = lottery.data();

@@ -19,7 +19,7 @@ use crate::{Experiment, Measured, ReproError, Result, Unit};
 /// LTH's Table 3 reports drops).
 fn measure(unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
     let source = unit.lottery()?;
-    let hp: &TransplantHparams = unit.transplant.ok_or_else(|| {
+    let hp: &TransplantHparams = unit.methods.transplant.as_ref().ok_or_else(|| {
         ReproError::Invalid(
             "this row gives no destination (--target-model or --target-dataset)".into(),
         )
@@ -149,11 +149,11 @@ impl Experiment for Transplanted {
     ) -> std::result::Result<(), String> {
         check_level(level)
     }
-    fn check_transplant(
-        &self,
-        transplant: Option<&TransplantHparams>,
-    ) -> std::result::Result<(), String> {
-        check(self.kind(), transplant, self.elastic)
+    fn flag_group(&self) -> Option<crate::FlagGroup> {
+        Some(crate::FlagGroup::Transplant)
+    }
+    fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
+        check(self.kind(), m.transplant.as_ref(), self.elastic)
     }
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         measure(unit, progress)
