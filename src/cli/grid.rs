@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use lth_repro::{GridUnit, Options, Plan};
+use lth_repro::{GridUnit, Plan};
 
 use super::CommonArgs;
 
@@ -45,21 +45,8 @@ pub enum GridCmd {
 pub struct TargetArgs {
     /// A folder of the repro directory (e.g. fig3), or the path of your own target folder.
     pub target: String,
-    /// smoke, quick or paper (or another scale of the spec).
-    #[arg(long, default_value = "quick")]
-    pub scale: String,
-    /// Independent replicates per row (default: the scale's).
-    #[arg(long)]
-    pub replicates: Option<u64>,
-    /// Samples per replicate (default: the scale's).
-    #[arg(long)]
-    pub samples: Option<u64>,
-    /// Where the targets live.
-    #[arg(long, default_value = "repro", value_name = "DIR")]
-    pub repro_dir: PathBuf,
-    /// Where the collect job writes the report (<out>/<target>/<scale>/).
-    #[arg(long, default_value = "target/repro", value_name = "DIR")]
-    pub out: PathBuf,
+    #[command(flatten)]
+    pub at: super::repro::ScaleArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -111,25 +98,23 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn grid(args: &TargetArgs) -> anyhow::Result<Grid> {
-    let target_dir = absolute(&super::repro::target_dir(&args.repro_dir, &args.target))?;
-    let mut o = Options::new(&target_dir, &args.scale);
-    o.replicates = args.replicates;
-    o.samples = args.samples;
-    o.runs_dir = args.common.runs_dir.clone();
-    o.data_dir = args.common.data.data_dir.clone();
+    let target_dir = absolute(&super::repro::target_dir(&args.at.repro_dir, &args.target))?;
+    let o = args
+        .at
+        .options(target_dir.clone(), tch::Device::Cpu, &args.common);
     let plan = lth_repro::plan(&o)?;
     let dir = absolute(
         &args
             .common
             .runs_dir
             .join("grid")
-            .join(format!("{}_{}", plan.target, args.scale)),
+            .join(format!("{}_{}", plan.target, args.at.scale)),
     )?;
     Ok(Grid {
         dir,
         target_dir,
         plan,
-        scale: args.scale.clone(),
+        scale: args.at.scale.clone(),
     })
 }
 
@@ -208,7 +193,7 @@ fn repro_args(args: &SubmitArgs, g: &Grid) -> anyhow::Result<Vec<String>> {
             .display()
             .to_string(),
         "--out".into(),
-        absolute(&t.out)?.display().to_string(),
+        absolute(&t.at.out)?.display().to_string(),
         "--device".into(),
         c.device.to_string(),
         "--threads".into(),
@@ -223,8 +208,8 @@ fn repro_args(args: &SubmitArgs, g: &Grid) -> anyhow::Result<Vec<String>> {
         v.push("--channels-last".into());
     }
     for (flag, value) in [
-        ("--replicates", t.replicates),
-        ("--samples", t.samples),
+        ("--replicates", t.at.replicates),
+        ("--samples", t.at.samples),
         ("--pack", args.pack.map(|n| n as u64)),
     ] {
         if let Some(n) = value {

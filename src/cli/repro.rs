@@ -11,6 +11,45 @@ use lth_repro::{Options, run_target};
 use super::CommonArgs;
 use super::progress::Bar;
 
+/// The scale of a target to run, its replicates and samples, and where targets and reports live:
+/// what `lth repro` and `lth grid` share.
+#[derive(Args, Debug, Clone)]
+pub struct ScaleArgs {
+    /// smoke (seconds), quick (minutes on a CPU) or paper (the paper's settings).
+    #[arg(long, default_value = "quick")]
+    pub scale: String,
+    /// Independent replicates per row (default: the scale's).
+    #[arg(long)]
+    pub replicates: Option<u64>,
+    /// Samples per replicate (default: the scale's).
+    #[arg(long)]
+    pub samples: Option<u64>,
+    /// Where the targets live.
+    #[arg(long, default_value = "repro", value_name = "DIR")]
+    pub repro_dir: PathBuf,
+    /// Where reports are written (<out>/<target>/<scale>/).
+    #[arg(long, default_value = "target/repro", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+impl ScaleArgs {
+    /// The options of a run of the target in folder `target` at this scale, on `device`, with the
+    /// run store, data and output settings of `common`.
+    pub fn options(&self, target: PathBuf, device: tch::Device, common: &CommonArgs) -> Options {
+        Options {
+            replicates: self.replicates,
+            samples: self.samples,
+            device,
+            runs_dir: common.runs_dir.clone(),
+            data_dir: common.data.data_dir.clone(),
+            out: self.out.clone(),
+            quiet: common.quiet,
+            channels_last: common.channels_last,
+            ..Options::new(target, &self.scale)
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ReproArgs {
     /// The target: a folder of the repro directory (e.g. fig3), or the path of any folder holding
@@ -23,15 +62,8 @@ pub struct ReproArgs {
     /// alone.
     #[arg(long, conflicts_with_all = ["target", "record", "only_replicates", "unit"])]
     pub all: bool,
-    /// smoke (seconds), quick (minutes on a CPU) or paper (the paper's settings).
-    #[arg(long, default_value = "quick")]
-    pub scale: String,
-    /// Independent replicates per row (default: the scale's).
-    #[arg(long)]
-    pub replicates: Option<u64>,
-    /// Samples per replicate (default: the scale's).
-    #[arg(long)]
-    pub samples: Option<u64>,
+    #[command(flatten)]
+    pub at: ScaleArgs,
     /// Train only these replicates (comma-separated) and stop without judging, so that several
     /// processes or machines sharing --runs-dir can split a scale; a run without it judges.
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
@@ -47,17 +79,11 @@ pub struct ReproArgs {
     /// Write this run's measurements into expected.csv as the measured snapshot of its scale.
     #[arg(long)]
     pub record: bool,
-    /// Where the targets live.
-    #[arg(long, default_value = "repro", value_name = "DIR")]
-    pub repro_dir: PathBuf,
     /// A previous run's report folder (its <out>, e.g. last night's artifact): each cell's change
     /// since then is reported, and a cell that moved by more than its snapshot margin is flagged
     /// (MOVED) even if it still passes.
     #[arg(long, value_name = "DIR")]
     pub previous: Option<PathBuf>,
-    /// Where reports are written (<out>/<target>/<scale>/).
-    #[arg(long, default_value = "target/repro", value_name = "DIR")]
-    pub out: PathBuf,
     /// Train up to N compatible runs at once, packed into one network: a row's levels across its
     /// replicates, then its measurement's plain runs (stability copies, random reinitialisations
     /// and branches) across replicates. Default 1 on the CPU, where packing does not pay, 8 on
@@ -71,20 +97,11 @@ pub struct ReproArgs {
 /// The options of a run of `target` on `device`.
 pub(super) fn options(args: &ReproArgs, target: PathBuf, device: tch::Device) -> Options {
     Options {
-        target,
-        scale: args.scale.clone(),
-        replicates: args.replicates,
-        samples: args.samples,
         only_replicates: args.only_replicates.clone(),
         unit: args.unit.clone(),
-        device,
-        runs_dir: args.common.runs_dir.clone(),
-        data_dir: args.common.data.data_dir.clone(),
-        out: args.out.clone(),
         record: args.record,
-        quiet: args.common.quiet,
-        channels_last: args.common.channels_last,
         pack: args.pack,
+        ..args.at.options(target, device, &args.common)
     }
 }
 
@@ -92,14 +109,14 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
     let Some(name) = &args.target else {
         return run_all(args);
     };
-    let target = target_dir(&args.repro_dir, name);
+    let target = target_dir(&args.at.repro_dir, name);
     let options = options(args, target, args.common.device()?);
     let mut bar = Bar::new(args.common.quiet);
     let report = run_target(&options, &mut bar)?;
     print_report(&report);
     if let Some(prev) = &args.previous {
         let name = report_name(&report.out);
-        for c in changes(prev, &args.out, &name, &args.scale)? {
+        for c in changes(prev, &args.at.out, &name, &args.at.scale)? {
             if c.moved {
                 println!("{}", c.line(&name));
             }
@@ -152,11 +169,11 @@ struct Outcome {
 
 /// `lth repro --all`: every target of the repro directory at one scale.
 fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
-    let specs = lth_report::targets(&args.repro_dir)?;
+    let specs = lth_report::targets(&args.at.repro_dir)?;
     if specs.is_empty() {
         anyhow::bail!(
             "{}: no targets (folders with a spec.toml)",
-            args.repro_dir.display()
+            args.at.repro_dir.display()
         );
     }
     // A device this machine does not have skips every target, with the reason once each.
@@ -164,7 +181,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let mut outcomes = Vec::new();
     let mut since: Vec<(String, Change)> = Vec::new();
     for spec_path in specs {
-        let folder = spec_path.parent().unwrap_or(&args.repro_dir).to_owned();
+        let folder = spec_path.parent().unwrap_or(&args.at.repro_dir).to_owned();
         let name = folder
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -193,13 +210,13 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        eprintln!("== {name} ({} scale)", args.scale);
+        eprintln!("== {name} ({} scale)", args.at.scale);
         let mut bar = Bar::new(args.common.quiet);
         match run_target(&options(args, folder, device), &mut bar) {
             Ok(report) => {
                 print_report(&report);
                 if let Some(prev) = &args.previous {
-                    let found = changes(prev, &args.out, &name, &args.scale)?;
+                    let found = changes(prev, &args.at.out, &name, &args.at.scale)?;
                     for c in found.iter().filter(|c| c.moved) {
                         println!("{}", c.line(&name));
                     }
@@ -236,7 +253,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let closing = format!(
         "repro --all {}: {pass} PASS, {fail} FAIL, {skipped} SKIPPED cells over {} targets ({} \
          skipped whole)",
-        args.scale,
+        args.at.scale,
         outcomes.len(),
         targets_skipped
     );
@@ -245,7 +262,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         summary.push_str(&since_markdown(&since));
     }
     let moved = since.iter().filter(|(_, c)| c.moved).count();
-    let path = args.out.join("summary.md");
+    let path = args.at.out.join("summary.md");
     lth_store::write_atomic(&path, summary.as_bytes())?;
     for o in outcomes.iter().filter(|o| !o.ran) {
         println!("{}", o.line);
@@ -266,11 +283,14 @@ fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> St
     let mut s = format!(
         "# Reproductions at the {} scale\n\n| Target | PASS | FAIL | SKIPPED | Result |\n\
          | --- | ---: | ---: | ---: | --- |\n",
-        args.scale
+        args.at.scale
     );
     for o in outcomes {
         let report = if o.ran {
-            format!("[{0}]({0}/{1}/table.md): {2}", o.name, args.scale, o.line)
+            format!(
+                "[{0}]({0}/{1}/table.md): {2}",
+                o.name, args.at.scale, o.line
+            )
         } else {
             o.line.clone()
         };
