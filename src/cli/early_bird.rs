@@ -5,7 +5,7 @@
 use clap::Args;
 
 use lth_store::Store;
-use lth_train::early_bird::{Retrain, narrow_ticket, retrain, search};
+use lth_train::early_bird::{Footprint, Retrain, narrow_ticket, retrain, search};
 use lth_train::flags::EarlyBirdFlags;
 use lth_train::{EarlyBirdRun, RunSummary};
 
@@ -86,15 +86,7 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
         summary.steps,
         accuracy(&summary)
     );
-    let dense = lth_models::Model::new(
-        &hp.model.model,
-        info.shape,
-        info.num_classes,
-        hp.model.init,
-        0,
-        tch::Device::Cpu,
-    )?;
-    let (dense_params, dense_flops) = (dense.num_parameters(), lth_prune::flops::network(&dense));
+    let dense = Footprint::dense(&run, &data)?;
     let mut narrow_names = Vec::new();
     for e in &emerged {
         let Some(epoch) = e.epoch else {
@@ -105,6 +97,7 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
             continue;
         };
         let narrow = narrow_ticket(&dir, &run, e.ratio, args.replicate, &data)?;
+        let (fewer_params, fewer_flops) = dense.reduction(&Footprint::of(&narrow));
         println!(
             "  p = {}: ticket emerged at epoch {epoch} of {epochs} ({:.0}% of training), {:.1}% of \
              the slimmable channels kept; narrow network {} parameters ({:.2}× fewer), {:.2}× \
@@ -113,8 +106,8 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
             100.0 * epoch as f64 / epochs as f64,
             100.0 * e.channels_kept.unwrap_or(f64::NAN),
             narrow.num_parameters(),
-            dense_params as f64 / narrow.num_parameters() as f64,
-            dense_flops / lth_prune::flops::network(&narrow),
+            fewer_params,
+            fewer_flops,
         );
         narrow_names.push((e.ratio, narrow.name().to_owned()));
         if args.no_retrain {

@@ -3,7 +3,7 @@
 //! point compares with the dense one.
 
 use lth_store::hparams_hash;
-use lth_train::early_bird::{Retrain, narrow_ticket, retrain, search};
+use lth_train::early_bird::{Footprint, Retrain, narrow_ticket, retrain, search};
 use lth_train::{EarlyBirdRun, Progress};
 
 use crate::curve::summary;
@@ -124,18 +124,7 @@ impl Experiment for EarlyBirdTickets {
         let (_, total) = lottery.steps();
         let per_epoch = (data.train.len() as u64).div_ceil(run.train.dataset.batch_size);
         let epochs = total.div_ceil(per_epoch) as f64;
-        let dense = lth_models::Model::new(
-            &run.train.model.model,
-            data.info.shape,
-            data.info.num_classes,
-            None,
-            0,
-            tch::Device::Cpu,
-        )?;
-        let (dense_params, dense_flops) = (
-            dense.num_parameters() as f64,
-            lth_prune::flops::network(&dense),
-        );
+        let dense = Footprint::dense(&run, data)?;
         let mut narrow_names = Vec::new();
         for e in &emerged {
             let p = prefix(e.ratio)
@@ -149,14 +138,9 @@ impl Experiment for EarlyBirdTickets {
                 m.insert(format!("{p}_channels"), vec![kept]);
             }
             let narrow = narrow_ticket(&dir, &run, e.ratio, unit.replicate, data)?;
-            m.insert(
-                format!("{p}_params_reduction"),
-                vec![dense_params / narrow.num_parameters() as f64],
-            );
-            m.insert(
-                format!("{p}_flops_reduction"),
-                vec![dense_flops / lth_prune::flops::network(&narrow)],
-            );
+            let (params, flops) = dense.reduction(&Footprint::of(&narrow));
+            m.insert(format!("{p}_params_reduction"), vec![params]);
+            m.insert(format!("{p}_flops_reduction"), vec![flops]);
             let (s, name) = retrain(
                 &dir,
                 &run,

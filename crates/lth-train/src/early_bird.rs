@@ -529,6 +529,41 @@ impl std::str::FromStr for Retrain {
     }
 }
 
+/// A network's size: trainable parameters and forward FLOPs per example (`lth_prune::flops`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Footprint {
+    pub params: f64,
+    pub flops: f64,
+}
+
+impl Footprint {
+    /// The footprint of `model`.
+    pub fn of(model: &Model) -> Footprint {
+        Footprint {
+            params: model.num_parameters() as f64,
+            flops: lth_prune::flops::network(model),
+        }
+    }
+
+    /// The footprint of the dense network `run` searches, for `data`'s shape and classes.
+    pub fn dense(run: &EarlyBirdRun, data: &Data) -> Result<Footprint> {
+        let dense = Model::new(
+            &run.train.model.model,
+            data.info.shape,
+            data.info.num_classes,
+            None,
+            0,
+            tch::Device::Cpu,
+        )?;
+        Ok(Footprint::of(&dense))
+    }
+
+    /// How many times fewer parameters and FLOPs `smaller` has than this: `(params, flops)`.
+    pub fn reduction(&self, smaller: &Footprint) -> (f64, f64) {
+        (self.params / smaller.params, self.flops / smaller.flops)
+    }
+}
+
 /// The narrow network of a search's ticket at `ratio`, with the ticket's weights: the wide state
 /// saved at emergence, pruned to the channels of its mask (`lth_prune::channels::narrow`).
 pub fn narrow_ticket(
