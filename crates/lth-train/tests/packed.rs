@@ -320,3 +320,65 @@ fn jobs_group_by_compatibility_and_train_as_they_would_alone() {
         sp
     );
 }
+
+/// Records where runs resumed.
+#[derive(Default)]
+struct Resumes(Vec<u64>);
+
+impl lth_train::Progress for Resumes {
+    fn resumed(&mut self, step: u64) {
+        self.0.push(step);
+    }
+}
+
+/// Interrupted work resumes whatever `--pack` the rerun uses: a packed group of masked jobs killed
+/// at step 13 and run again one job at a time resumes each job from its own resume checkpoint
+/// (weights, its slice of the optimiser state, its mask), and ends within the stated tolerance of
+/// the uninterrupted packed run, pruned weights still zero.
+#[test]
+fn a_packed_group_killed_resumes_one_job_at_a_time() {
+    use lth_prune::{Mask, magnitude_global};
+    use lth_store::RunDir;
+    use lth_train::{Job, load_tensors, train_jobs};
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let mut hp = hparams();
+    hp.training.steps = Steps::it(20);
+    let plan = Setup::new(&hp, 1, &data).unwrap().plan(&hp);
+    let kernels = Setup::new(&hp, 1, &data).unwrap().model.prunable_tensors();
+    let names: Vec<String> = kernels.iter().map(|(n, _)| n.clone()).collect();
+    let mask = magnitude_global(&kernels, &Mask::ones(&kernels), &names, 0.7).unwrap();
+    let jobs = |store: &str| -> Vec<Job> {
+        (1..=3u64)
+            .map(|r| {
+                let dir = RunDir::new(root.path().join(store).join(format!("replicate_{r}")));
+                Job::new(dir, &hp, r, plan.clone()).masked(Some(mask.clone()))
+            })
+            .collect()
+    };
+    let (whole, cut) = (jobs("whole"), jobs("cut"));
+    let expected = train_jobs(&hp, &data, &whole, 3, &mut ()).unwrap();
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train_jobs(&hp, &data, &cut, 3, &mut common::Crash(13)).unwrap();
+    }));
+    assert!(crashed.is_err());
+    let mut resumes = Resumes::default();
+    let resumed = train_jobs(&hp, &data, &cut, 1, &mut resumes).unwrap();
+    // Evaluations every 5 steps: each job resumes from step 10.
+    assert_eq!(resumes.0, vec![10, 10, 10]);
+    let fin = |d: &RunDir| load_tensors(&d.join("final.safetensors")).unwrap();
+    for (i, (a, b)) in whole.iter().zip(&cut).enumerate() {
+        for ((n, x), (_, y)) in fin(&a.dir).iter().zip(&fin(&b.dir)) {
+            let d = relative(y, x);
+            assert!(d < 1e-2, "job {i}: {n} differs by {d:e}");
+            if let Some(m) = mask.get(n) {
+                let pruned = y.masked_select(&m.logical_not());
+                assert_eq!(pruned.abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
+            }
+        }
+        assert!(
+            (resumed[i].final_test_accuracy - expected[i].final_test_accuracy).abs() <= 1.5 / 200.0
+        );
+        assert_eq!(a.dir.files().unwrap(), b.dir.files().unwrap());
+    }
+}
