@@ -204,14 +204,10 @@ impl<'a> Lottery<'a> {
     }
 
     fn plan(&self, from: u64, keep: Vec<u64>) -> RunPlan {
-        let every = self.hp.train.training.eval_every.iterations(self.per_epoch);
         RunPlan {
             from,
-            to: self.total,
-            eval_every: if every == 0 { self.per_epoch } else { every },
             keep,
-            flops: None,
-            save_final_mask: false,
+            ..RunPlan::whole(&self.hp.train, self.per_epoch)
         }
     }
 

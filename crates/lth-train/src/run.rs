@@ -115,16 +115,7 @@ impl Setup {
 
     /// The plan of a whole run of `hp` from step 0.
     pub fn plan(&self, hp: &TrainHparams) -> RunPlan {
-        let per_epoch = self.loader.steps_per_epoch();
-        let every = hp.training.eval_every.iterations(per_epoch);
-        RunPlan {
-            from: 0,
-            to: hp.training.steps.iterations(per_epoch),
-            eval_every: if every == 0 { per_epoch } else { every },
-            keep: Vec::new(),
-            flops: None,
-            save_final_mask: false,
-        }
+        RunPlan::whole(hp, self.loader.steps_per_epoch())
     }
 }
 
@@ -184,6 +175,22 @@ pub struct RunPlan {
     /// Save the mask in force at the end as `mask.safetensors` before the run is marked done
     /// (sparse training, whose mask changes), so a finished run always has it.
     pub save_final_mask: bool,
+}
+
+impl RunPlan {
+    /// A whole run of `hp` from step 0 at `per_epoch` steps per epoch: to the end of training,
+    /// evaluated every `--eval-every` (every epoch when it is 0), keeping no checkpoint.
+    pub fn whole(hp: &TrainHparams, per_epoch: u64) -> RunPlan {
+        let every = hp.training.eval_every.iterations(per_epoch);
+        RunPlan {
+            from: 0,
+            to: hp.training.steps.iterations(per_epoch),
+            eval_every: if every == 0 { per_epoch } else { every },
+            keep: Vec::new(),
+            flops: None,
+            save_final_mask: false,
+        }
+    }
 }
 
 /// What a finished run reports (`done.json`).
