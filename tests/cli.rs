@@ -215,6 +215,10 @@ fn refused_commands_say_why_and_write_nothing() {
             "--bn-init 0.5: lenet_300_100 has no BatchNorm layers",
         ),
         (
+            train(&["--replicates", "1,2", "--pack", "0"]),
+            "'--pack <N>': must be at least 1, got 0",
+        ),
+        (
             vec![
                 "stability",
                 "--model",

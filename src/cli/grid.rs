@@ -70,7 +70,7 @@ pub struct SubmitArgs {
     /// Train up to N compatible runs of a task at once, packed into one network (a part's
     /// stability copies); passed to every task's `lth repro` (default: the device's, 1 on the CPU,
     /// 8 on CUDA).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pub pack: Option<usize>,
     /// Another sbatch option for every job (e.g. --sbatch-arg=--account=lab); repeatable.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]

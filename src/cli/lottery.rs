@@ -52,7 +52,7 @@ struct LotteryRun {
     branch_seed: Option<u64>,
     /// Train up to N branches at once, packed into one network (default 1 on the CPU, where
     /// packing does not pay, 8 on CUDA). Results equal unpacked runs' to float tolerance.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pack: Option<usize>,
 }
 
@@ -81,7 +81,7 @@ struct BranchRun {
     seed: Option<u64>,
     /// Train up to N of the branches at once, packed into one network (default 1 on the CPU,
     /// where packing does not pay, 8 on CUDA).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pack: Option<usize>,
 }
 
@@ -188,9 +188,7 @@ fn drive(
         }
     }
     if !todo.is_empty() {
-        let pack = pack
-            .unwrap_or_else(|| lth_train::packed::default_pack(data.train.device()))
-            .max(1);
+        let pack = pack.unwrap_or_else(|| lth_train::packed::default_pack(data.train.device()));
         if pack > 1 && todo.len() > 1 {
             eprintln!("branches: up to {pack} in one packed network");
         }

@@ -171,3 +171,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+/// A whole number of at least `N`, refused while the flags are parsed (before any training).
+pub(crate) fn at_least<const N: u64, T: TryFrom<u64>>(s: &str) -> Result<T, String> {
+    let n: u64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if n < N {
+        return Err(format!("must be at least {N}, got {n}"));
+    }
+    T::try_from(n).map_err(|_| format!("`{s}` is too large"))
+}

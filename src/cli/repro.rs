@@ -88,7 +88,7 @@ pub struct ReproArgs {
     /// replicates, then its measurement's plain runs (stability copies, random reinitialisations
     /// and branches) across replicates. Default 1 on the CPU, where packing does not pay, 8 on
     /// CUDA. Results equal unpacked runs' to float tolerance.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pub pack: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,

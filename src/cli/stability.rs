@@ -15,11 +15,11 @@ pub struct StabilityArgs {
     #[arg(long)]
     level: u64,
     /// Samples per measurement: each trains two IMP copies, two random copies and one full copy.
-    #[arg(long, default_value_t = 3, value_parser = at_least::<1, u64>)]
+    #[arg(long, default_value_t = 3, value_parser = super::at_least::<1, u64>)]
     samples: u64,
     /// Train up to N copies at once, packed into one network (default 1 on the CPU, where
     /// packing does not pay, 8 on CUDA). Results equal unpacked copies' to float tolerance.
-    #[arg(long, value_name = "N", value_parser = at_least::<1, usize>)]
+    #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pack: Option<usize>,
 }
 
@@ -34,7 +34,7 @@ pub struct InterpolateArgs {
     #[arg(long, default_value = "imp")]
     subnetwork: Subnetwork,
     /// Evenly spaced values of α from 0 to 1 (at least 2: the two ends).
-    #[arg(long, default_value_t = 30, value_parser = at_least::<2, usize>)]
+    #[arg(long, default_value_t = 30, value_parser = super::at_least::<2, usize>)]
     points: usize,
     /// Evaluate on the test or the training split.
     #[arg(long, default_value = "test")]
@@ -43,17 +43,6 @@ pub struct InterpolateArgs {
     /// interpolate. Networks without BatchNorm are unaffected.
     #[arg(long, default_value = "recompute", value_parser = parse_bn)]
     bn: BnStats,
-}
-
-/// A whole number of at least `N`, refused while the flags are parsed (before any training).
-fn at_least<const N: u64, T: TryFrom<u64>>(s: &str) -> Result<T, String> {
-    let n: u64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))?;
-    if n < N {
-        return Err(format!("must be at least {N}, got {n}"));
-    }
-    T::try_from(n).map_err(|_| format!("`{s}` is too large"))
 }
 
 fn parse_bn(s: &str) -> Result<BnStats, String> {

@@ -36,7 +36,7 @@ pub struct TrainArgs {
     /// With --replicates: train up to N of them at once, packed into one network (default 1 on
     /// the CPU, where packing does not pay, 8 on CUDA). Results equal separate runs' to float
     /// tolerance.
-    #[arg(long, value_name = "N", requires = "replicates")]
+    #[arg(long, value_name = "N", requires = "replicates", value_parser = super::at_least::<1, usize>)]
     pub pack: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -179,8 +179,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
     let data = load_checked(args, hp)?;
     let pack = args
         .pack
-        .unwrap_or_else(|| default_pack(data.train.device()))
-        .max(1);
+        .unwrap_or_else(|| default_pack(data.train.device()));
     run.create()?;
     run.bind_hparams(hp)?;
     announce(
@@ -189,7 +188,8 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
         &format!(", replicates {todo:?} in groups of up to {pack}"),
     );
     eprintln!("run folders: {}/replicate_<r>", run.path().display());
-    let plan = lth_train::Setup::new(hp, todo[0], &data)?.plan(hp);
+    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+    let plan = lth_train::RunPlan::whole(hp, per_epoch);
     let jobs: Vec<lth_train::Job> = todo
         .iter()
         .map(|&r| lth_train::Job::new(dir(r), hp, r, plan.clone()))
