@@ -31,6 +31,7 @@ pub mod norm;
 mod packed;
 pub mod registry;
 pub mod resnet;
+pub mod rounding;
 pub mod slim;
 pub mod vgg;
 pub mod wrn;

@@ -1,15 +1,13 @@
 //! Packed copies compute what their networks compute alone: every family, in training mode
-//! (BatchNorm from the batch, running statistics updated per copy) and evaluation mode.
+//! (BatchNorm from the batch, running statistics updated per copy) and evaluation mode, to the
+//! rounding bound of the network's reductions (`lth_models::rounding`): batched products and
+//! grouped convolutions sum in other orders than the plain ones, which orders depending on the
+//! processor and the device.
 #![allow(clippy::unwrap_used)]
 
+use lth_models::rounding::{Reductions, relative};
 use lth_models::{Model, PackedModel};
 use tch::{Device, Kind, Tensor};
-
-/// Largest |a − b| over the largest |b|.
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    let diff = (a - b).abs().max().double_value(&[]);
-    diff / b.abs().max().double_value(&[]).max(1e-12)
-}
 
 #[test]
 fn every_family_packs_to_the_same_function() {
@@ -37,15 +35,16 @@ fn every_family_packs_to_the_same_function() {
         tch::manual_seed(1);
         let [c, h, w] = input;
         let xs = Tensor::randn([3, 4, c, h, w], (Kind::Float, Device::Cpu));
+        let bound = Reductions::of(&singles[0], 4, 10).forward_bound();
         for train in [true, false, true] {
             let out = packed.forward_t(&xs, train);
             assert_eq!(out.size(), [3, 4, 10]);
             for (i, m) in singles.iter().enumerate() {
                 let alone = m.forward_t(&xs.get(i as i64), train);
-                let r = relative(&out.get(i as i64), &alone);
+                let r = relative(&out.get(i as i64), &alone, f64::MIN_POSITIVE);
                 assert!(
-                    r < 1e-5,
-                    "{name} (train {train}): copy {i} differs by {r:e}"
+                    r <= bound,
+                    "{name} (train {train}): copy {i} differs by {r:e} > {bound:e}"
                 );
             }
         }
@@ -53,8 +52,12 @@ fn every_family_packs_to_the_same_function() {
         for (i, m) in singles.iter().enumerate() {
             let view = packed.copy_state(i as i64);
             for (n, t) in m.state().iter().filter(|(n, _)| n.contains("running")) {
-                let r = relative(view.get(n).unwrap(), t);
-                assert!(r < 1e-5, "{name}: copy {i} {n} differs by {r:e}");
+                // On BatchNorm's scale of 1 (running means start at 0).
+                let r = relative(view.get(n).unwrap(), t, 1.0);
+                assert!(
+                    r <= bound,
+                    "{name}: copy {i} {n} differs by {r:e} > {bound:e}"
+                );
             }
         }
     }
