@@ -54,13 +54,23 @@ fn slimming_adds_s_sign_gamma_to_the_scales_gradients() {
         run_resumable(&dir, &mut setup, &plan, &mut hooks, &mut ()).unwrap();
         after.push((before, gammas(&setup)));
     }
-    // One SGD step: γ₁ = γ₀ − lr·(g + s·sign γ₀), so the runs differ by lr·s·sign γ₀ exactly.
+    // One SGD step: γ₁ = γ₀ − lr·(g + s·sign γ₀), so the runs differ by lr·s·sign γ₀, up to
+    // rounding: both runs compute the same gradient g (the same operations in one process), and
+    // each rounds g + s·sign γ₀, the product by lr and the subtraction once, on the scales of g and γ.
     let ((g0, plain), (_, slim)) = (&after[0], &after[1]);
     assert!(!g0.is_empty());
     for (((name, g0), (_, a)), (_, b)) in g0.iter().zip(plain).zip(slim) {
         let expected = g0.sign() * (-0.05 * s);
         let diff = (b - a - expected).abs().max().double_value(&[]);
-        assert!(diff < 1e-6, "{name}: off by {diff}");
+        let gamma = a
+            .abs()
+            .max()
+            .double_value(&[])
+            .max(b.abs().max().double_value(&[]));
+        // lr·|g| is the plain run's own move, γ₁ − γ₀.
+        let moved = (a - g0).abs().max().double_value(&[]);
+        let bound = 4.0 * lth_models::rounding::F32 * (gamma + moved + 0.05 * s);
+        assert!(diff <= bound, "{name}: off by {diff} > {bound}");
     }
 }
 

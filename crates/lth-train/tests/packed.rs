@@ -1,43 +1,44 @@
-//! Packed training against training each copy alone: every copy's weights, BatchNorm statistics
-//! and evaluations after the same steps, for LeNet, Conv-2, VGG with BatchNorm and ResNet-20.
+//! Packed training against training each copy alone: every copy's gradients, weights, BatchNorm
+//! statistics and evaluations after the same steps, for LeNet, Conv-2, VGG with BatchNorm and
+//! ResNet-20.
 //!
-//! The stated tolerance, relative to the largest magnitude of the same tensor trained alone (or
-//! absolute, where that is below 1): after
-//! one step every parameter and running statistic is within 1e-5 (the same update, up to the
-//! order of floating-point operations inside batched matrix products and grouped convolutions);
-//! after five, within 1e-2, and test accuracy within 2 of the 200 test examples. Training is chaotic at these scales:
-//! once a rounding difference flips one ReLU or max-pool choice it grows (at SGD 0.05 on this
-//! task, to 2e-3 by step 3), so differences after many steps measure the dynamics, not packing.
+//! Tolerances come from `lth_models::rounding`, derived from each network's reductions (fan-ins,
+//! fan-outs, batch × positions), not from one machine's observation: packed and unpacked
+//! products are summed in other orders, and which orders depends on the processor, the thread
+//! count and the device.
+//! - One step computes the same gradient, to the rounding bound of its reductions.
+//! - The weights after it follow from the gradient by the optimiser's law: SGD moves them by
+//!   `lr` times the gradient's difference; Adam's first step `lr·g/(|g|+ε)` is not Lipschitz at
+//!   g = 0 (slope `lr/ε`), so a gradient within rounding of zero may move its weight by up to
+//!   `2·lr` (on an AVX-512 Xeon, 6.6e-5 for LeNet-300-100, where this test once compared weights
+//!   at 1e-5).
+//! - Five steps: a rounding difference that flips a ReLU, a max-pool choice or an Adam sign then
+//!   grows with the dynamics, so the trajectories are compared against the distance trained
+//!   (below).
+//! - Evaluation of the packed copies equals evaluation of each copy's weights alone, except on
+//!   examples whose two best logits are within rounding of each other.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{data, hparams};
+use common::{assert_same_trajectory, data, hparams};
+
+use lth_models::rounding::{self, Reductions, relative};
+use lth_models::{Model, Named};
 
 use lth_train::packed::PackedSetup;
 use lth_train::{OptimizerKind, Setup, Steps, evaluate};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-/// Largest |a − b| over the largest |b|, or over 1 for tensors whose values are all smaller
-/// (BatchNorm shifts start at 0: after one step they are sums of nearly cancelling terms, whose
-/// rounding is large relative to themselves and tiny absolutely).
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    let diff = (a - b).abs().max().double_value(&[]);
-    diff / b.abs().max().double_value(&[]).max(1.0)
-}
-
-/// Worst relative difference between copy `i` of `packed` and `alone`'s model, over every
-/// parameter and running statistic.
-fn worst(packed: &PackedSetup, i: usize, alone: &Setup) -> (f64, String) {
-    let view = packed.copy_state(i);
-    let mut worst = (0.0, String::new());
-    for (n, t) in alone.model.state() {
-        let d = relative(view.get(&n).unwrap(), &t);
-        if d > worst.0 {
-            worst = (d, n);
-        }
-    }
-    worst
+/// The largest gradient magnitude of a network: the scale against which a tensor whose own
+/// gradients are smaller is compared. A gradient that is zero in exact arithmetic (a convolution's
+/// bias before BatchNorm, which removes any shift) is computed as a sum of cancelling terms of the
+/// network's gradient scale, so its rounding is of that scale, not of its own.
+fn gradient_scale(grads: &Named) -> f64 {
+    grads
+        .iter()
+        .map(|(_, g)| g.abs().max().double_value(&[]))
+        .fold(f64::MIN_POSITIVE, f64::max)
 }
 
 #[test]
@@ -54,11 +55,12 @@ fn packed_copies_train_as_they_would_alone() {
         let mut hp = hparams();
         hp.model.model = model.into();
         hp.training.optimizer = optimizer;
-        hp.training.lr = if optimizer == OptimizerKind::Adam {
+        let lr = if optimizer == OptimizerKind::Adam {
             1e-3
         } else {
             0.01
         };
+        hp.training.lr = lr;
         hp.training.momentum = if optimizer == OptimizerKind::Sgd {
             0.9
         } else {
@@ -72,45 +74,154 @@ fn packed_copies_train_as_they_would_alone() {
             .iter()
             .map(|&r| Setup::new(&hp, r, &data).unwrap())
             .collect();
-        for step in 0..5 {
+        let start: Vec<Named> = alone
+            .iter()
+            .map(|a| {
+                a.model
+                    .state()
+                    .into_iter()
+                    .map(|(n, t)| (n, t.copy()))
+                    .collect()
+            })
+            .collect();
+        let classes = data.info.num_classes as usize;
+        let reductions = Reductions::of(&alone[0].model, hp.dataset.batch_size as usize, classes);
+        let (forward, gradient) = (reductions.forward_bound(), reductions.gradient_bound());
+
+        // Step 0: the same gradient (with weight decay, as the optimiser adds it in place), and
+        // the weights the optimiser's law gives from it.
+        let _ = packed.step(0).unwrap();
+        for a in &mut alone {
+            let _ = a.session().step(0).unwrap();
+        }
+        let grads = packed.optimizer.grads();
+        for (i, a) in alone.iter().enumerate() {
+            let view = packed.copy_state(i);
+            let own = a.optimizer.grads();
+            let scale = gradient_scale(&own);
+            let mut measured = 0.0f64;
+            for (n, t) in a.model.state() {
+                let p = view.get(&n).unwrap();
+                let Some(g) = own.get(&n) else {
+                    // Running statistics: the forward pass's reductions, on a scale of 1
+                    // (BatchNorm normalises to it; running means start at 0).
+                    let d = relative(p, &t, 1.0);
+                    assert!(
+                        d <= forward,
+                        "{model} copy {i}: {n} differs by {d:e} > {forward:e}"
+                    );
+                    continue;
+                };
+                let gp = grads.get(&n).unwrap().select(0, i as i64);
+                let d = relative(&gp, g, scale);
+                assert!(
+                    d <= gradient,
+                    "{model} copy {i}: gradient of {n} differs by {d:e} > {gradient:e}"
+                );
+                measured = measured.max(d);
+                // A gradient's elements may differ by up to `delta`; the update rounds once
+                // more on the weight's own scale.
+                let delta = gradient * g.abs().max().double_value(&[]).max(scale);
+                // The update's own arithmetic (a few operations, each rounding on the scale of
+                // the weight or of the update: at most lr for Adam's first step, lr·|g| for SGD).
+                let own_rounding = match optimizer {
+                    OptimizerKind::Sgd => t.abs() + g.abs() * lr,
+                    OptimizerKind::Adam => t.abs() + lr,
+                } * (4.0 * rounding::F32);
+                let allowed = match optimizer {
+                    OptimizerKind::Sgd => Tensor::full_like(g, lr * delta),
+                    OptimizerKind::Adam => rounding::adam_first_step(g, delta, lr, 1e-8),
+                } + own_rounding;
+                let over = (p - &t).abs() - allowed;
+                let worst = over.max().double_value(&[]);
+                assert!(
+                    worst <= 0.0,
+                    "{model} copy {i}: {n} after step 0 exceeds its bound by {worst:e}"
+                );
+            }
+            // The bound tells the copies apart: against another copy's gradients it fails by an
+            // order of magnitude.
+            let other = alone[(i + 1) % alone.len()].optimizer.grads();
+            let apart = other
+                .iter()
+                .map(|(n, g)| relative(&grads.get(n).unwrap().select(0, i as i64), g, scale))
+                .fold(0.0, f64::max);
+            eprintln!(
+                "{model} copy {i}: gradient difference {measured:e}, bound {gradient:e}, against another copy {apart:e}"
+            );
+            assert!(apart > 10.0 * gradient, "{model} copy {i}: {apart:e}");
+        }
+
+        for step in 1..5 {
             let _ = packed.step(step).unwrap();
             for a in &mut alone {
                 let _ = a.session().step(step).unwrap();
             }
-            for (i, a) in alone.iter().enumerate() {
-                let (d, name) = worst(&packed, i, a);
-                // One step: the same update to rounding. Five: rounding differences may have
-                // flipped a ReLU or max-pool choice and grown, but stay small.
-                let bound = if step == 0 { 1e-5 } else { 1e-2 };
-                assert!(
-                    d < bound,
-                    "{model}: copy {i} after step {step}: {name} differs by {d:e}"
-                );
-            }
         }
         let evals = packed.evaluate(&data.eval.test).unwrap();
         for (i, a) in alone.iter().enumerate() {
-            let e = evaluate(&a.model, &data.eval.test).unwrap();
+            let view = packed.copy_state(i);
+            let names: Vec<String> = a.model.parameters().into_iter().map(|(n, _)| n).collect();
+            assert_same_trajectory(
+                &format!("{model} copy {i} after 5 steps"),
+                &names,
+                &start[i],
+                &a.model.state().into(),
+                &view,
+            );
+
+            // Evaluation: the packed copy against its own weights evaluated alone.
+            let mut own = Model::new(
+                model,
+                data.info.shape,
+                data.info.num_classes,
+                None,
+                1,
+                tch::Device::Cpu,
+            )
+            .unwrap();
+            own.load_state(
+                &view
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.copy()))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let e = evaluate(&own, &data.eval.test).unwrap();
+            let (mut close, mut largest, mut n) = (0i64, 0.0f64, 0i64);
+            for b in data.eval.test.sequential(1000) {
+                let logits = tch::no_grad(|| own.forward_t(&b.unwrap().x, false));
+                largest = largest.max(logits.abs().max().double_value(&[]));
+                let top = logits.topk(2, -1, true, true).0;
+                let margin = top.select(1, 0) - top.select(1, 1);
+                close += margin
+                    .le(2.0 * forward * largest)
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
+                n += margin.size()[0];
+            }
             assert!(
-                (evals[i].accuracy - e.accuracy).abs() <= 2.5 / 200.0,
-                "{model}: copy {i}: accuracy {} packed, {} alone",
+                ((evals[i].accuracy - e.accuracy) * n as f64).abs() <= close as f64 + 1e-9,
+                "{model} copy {i}: accuracy {} packed, {} alone, with {close} of {n} examples within rounding of a tie",
                 evals[i].accuracy,
                 e.accuracy
             );
-            eprintln!(
-                "{model} copy {i}: worst relative difference after 5 steps {:e}, accuracy {} vs {}",
-                worst(&packed, i, a).0,
-                evals[i].accuracy,
-                e.accuracy
+            // Cross-entropy moves by at most twice its logits' largest change.
+            assert!(
+                (evals[i].loss - e.loss).abs() <= 2.0 * forward * largest,
+                "{model} copy {i}: loss {} packed, {} alone",
+                evals[i].loss,
+                e.loss
             );
         }
     }
 }
 
 /// Under `--precision bf16` (autocast, as an unpacked session runs it) each packed copy takes the
-/// step it takes alone, to the rounding of bfloat16 products accumulated in another order: after
-/// one SGD step every parameter and running statistic is within 1e-3 (relative, as above; bf16's
-/// own rounding step is 2⁻⁸ ≈ 4e-3, measured here ≤ 3e-4), and each copy's loss within 1%.
+/// step it takes alone, to the rounding of bfloat16 autocast in another order
+/// (`Reductions::gradient_bound_bf16`: float32 sums whose results, stored in bfloat16, may round to
+/// neighbouring values): the same gradient, the weights SGD gives from it, the running statistics,
+/// and each copy's loss within twice its logits' largest change.
 #[test]
 fn bf16_packed_copies_train_as_they_would_alone() {
     let root = tempfile::tempdir().unwrap();
@@ -120,10 +231,10 @@ fn bf16_packed_copies_train_as_they_would_alone() {
         let mut hp = hparams();
         hp.model.model = model.into();
         hp.training.precision = lth_train::Precision::Bf16;
-        // SGD: Adam's first update is ±lr wherever the gradient is not zero, so a gradient near
-        // zero whose sign the rounding flips moves by 2·lr, whatever the precision.
+        // SGD: Adam's first step is not Lipschitz at a zero gradient (see the test above).
         hp.training.optimizer = OptimizerKind::Sgd;
-        hp.training.lr = 0.01;
+        let lr = 0.01;
+        hp.training.lr = lr;
         hp.training.momentum = 0.9;
         let mut packed = PackedSetup::new(&hp, &replicates, &data).unwrap();
         assert!(packed.bf16);
@@ -131,20 +242,104 @@ fn bf16_packed_copies_train_as_they_would_alone() {
             .iter()
             .map(|&r| Setup::new(&hp, r, &data).unwrap())
             .collect();
+        let classes = data.info.num_classes as usize;
+        let reductions = Reductions::of(&alone[0].model, hp.dataset.batch_size as usize, classes);
+        let (forward, gradient) = (
+            reductions.forward_bound_bf16(),
+            reductions.gradient_bound_bf16(),
+        );
+        // The logits' scale at step 0, from a fresh copy of each W0 (its running statistics are
+        // its own to change).
+        let scales: Vec<f64> = alone
+            .iter_mut()
+            .zip(replicates)
+            .map(|(a, r)| {
+                let x = a.loader.batch(0).unwrap().x;
+                let probe = Model::new(
+                    model,
+                    data.info.shape,
+                    data.info.num_classes,
+                    hp.model.init,
+                    hp.init_seed(r),
+                    tch::Device::Cpu,
+                )
+                .unwrap();
+                let logits = tch::no_grad(|| {
+                    lth_amp::autocast_bf16(tch::Device::Cpu, || probe.forward_t(&x, true))
+                });
+                logits.abs().max().double_value(&[])
+            })
+            .collect();
         let losses = packed.step(0).unwrap();
+        let grads = packed.optimizer.grads();
         for (i, a) in alone.iter_mut().enumerate() {
             let loss = a.session().step(0).unwrap();
             let (l, p) = (loss.double_value(&[]), losses.double_value(&[i as i64]));
             assert!(
-                (l - p).abs() <= 1e-2 * l.abs(),
+                (l - p).abs() <= 2.0 * forward * scales[i],
                 "{model}: copy {i}: loss {p} packed, {l} alone"
             );
-            let (d, name) = worst(&packed, i, a);
+            let view = packed.copy_state(i);
+            let own = a.optimizer.grads();
+            let scale = gradient_scale(&own);
+            let mut worst = (0.0f64, String::new());
+            for (n, t) in a.model.state() {
+                let w = view.get(&n).unwrap();
+                let Some(g) = own.get(&n) else {
+                    let d = relative(w, &t, 1.0);
+                    assert!(d <= forward, "{model} bf16 copy {i}: {n} differs by {d:e}");
+                    continue;
+                };
+                let gp = grads.get(&n).unwrap().select(0, i as i64);
+                let d = relative(&gp, g, scale);
+                assert!(
+                    d <= gradient,
+                    "{model} bf16 copy {i}: gradient of {n} differs by {d:e} > {gradient:e}"
+                );
+                if d > worst.0 {
+                    worst = (d, n.clone());
+                }
+                let delta = lr * gradient * g.abs().max().double_value(&[]).max(scale);
+                let over = ((w - &t).abs() - (t.abs() + g.abs() * lr) * (4.0 * rounding::F32))
+                    .max()
+                    .double_value(&[]);
+                assert!(
+                    over <= delta,
+                    "{model} bf16 copy {i}: {n} moved {over:e} > {delta:e}"
+                );
+            }
             eprintln!(
-                "{model} bf16 copy {i}: worst relative difference after one step {d:e} ({name})"
+                "{model} bf16 copy {i}: worst gradient difference {:e} ({}), bound {gradient:e}",
+                worst.0, worst.1
             );
-            assert!(d < 1e-3, "{model}: copy {i}: {name} differs by {d:e}");
         }
+    }
+}
+
+/// The weights a job starts from (its replicate's W0, another seed's, or given ones), masked as
+/// its training keeps them.
+fn start_of(hp: &lth_train::TrainHparams, data: &lth_train::Data, job: &lth_train::Job) -> Named {
+    use lth_train::Start;
+    let mut h = hp.clone();
+    if let Start::Init(seed) = job.start {
+        h.model.init_seed = Some(seed);
+    }
+    let mut w: Named = Setup::new(&h, job.replicate, data)
+        .unwrap()
+        .model
+        .state()
+        .into();
+    match &job.start {
+        Start::Weights(given) => w = given.copy(),
+        Start::File(path) => w = lth_train::load_tensors(path).unwrap().into(),
+        Start::W0 | Start::Init(_) => {}
+    }
+    match &job.mask {
+        Some(m) => w.map(|n, t| match m.get(n) {
+            Some(keep) => t * keep.to_kind(Kind::Float),
+            None => t.copy(),
+        }),
+        None => w,
     }
 }
 
@@ -197,10 +392,22 @@ fn packed_groups_write_normal_run_folders_and_resume_exactly() {
         run_packed(&whole, &mut s, &plan, &mut ()).unwrap(),
         expected
     );
-    // Each copy against its run alone: the same files, and the same accuracy to an example.
+    // Each copy against its run alone: the same files, and the same trajectory.
     for (i, &r) in replicates.iter().enumerate() {
         let alone = RunDir::new(root.path().join(format!("alone_{r}")));
         let mut setup = Setup::new(&hp, r, &data).unwrap();
+        let w0: Named = setup
+            .model
+            .state()
+            .into_iter()
+            .map(|(n, t)| (n, t.copy()))
+            .collect();
+        let names: Vec<String> = setup
+            .model
+            .parameters()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         let summary = run_resumable(
             &alone,
             &mut setup,
@@ -210,11 +417,15 @@ fn packed_groups_write_normal_run_folders_and_resume_exactly() {
         )
         .unwrap();
         assert_eq!(alone.files().unwrap(), whole[i].files().unwrap());
-        assert!(
-            (summary.final_test_accuracy - expected[i].final_test_accuracy).abs() <= 1.5 / 200.0,
-            "replicate {r}: {} alone, {} packed",
-            summary.final_test_accuracy,
-            expected[i].final_test_accuracy
+        assert_eq!(summary.steps, expected[i].steps);
+        let fin =
+            |d: &RunDir| -> Named { load_tensors(&d.join("final.safetensors")).unwrap().into() };
+        assert_same_trajectory(
+            &format!("replicate {r} packed"),
+            &names,
+            &w0,
+            &fin(&alone),
+            &fin(&whole[i]),
         );
     }
 }
@@ -297,22 +508,28 @@ fn jobs_group_by_compatibility_and_train_as_they_would_alone() {
     for ((n, x), (_, y)) in fin(&hand).iter().zip(&fin(&alone[1].dir)) {
         assert!(x.equal(y), "{n}: job alone differs from the run by hand");
     }
+    let names: Vec<String> = setup
+        .model
+        .parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for (i, (p, a)) in packed.iter().zip(&alone).enumerate() {
         assert_eq!(p.dir.files().unwrap(), a.dir.files().unwrap(), "job {i}");
-        for ((n, x), (_, y)) in fin(&p.dir).iter().zip(&fin(&a.dir)) {
-            let d = relative(x, y);
-            assert!(d < 1e-2, "job {i}: {n} differs by {d:e} packed");
-            if let Some(m) = p.mask.as_ref().and_then(|m| m.get(n)) {
-                let pruned = x.masked_select(&m.logical_not());
+        let (x, y): (Named, Named) = (fin(&p.dir).into(), fin(&a.dir).into());
+        assert_same_trajectory(
+            &format!("job {i} packed"),
+            &names,
+            &start_of(&hp, &data, a),
+            &y,
+            &x,
+        );
+        if let Some(m) = &p.mask {
+            for (n, keep) in m.iter() {
+                let pruned = x.get(n).unwrap().masked_select(&keep.logical_not());
                 assert_eq!(pruned.abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
             }
         }
-        assert!(
-            (sp[i].final_test_accuracy - sa[i].final_test_accuracy).abs() <= 1.5 / 200.0,
-            "job {i}: {} packed, {} alone",
-            sp[i].final_test_accuracy,
-            sa[i].final_test_accuracy
-        );
     }
     // Done: nothing is trained again, the summaries come back.
     assert_eq!(
@@ -367,17 +584,31 @@ fn a_packed_group_killed_resumes_one_job_at_a_time() {
     // Evaluations every 5 steps: each job resumes from step 10.
     assert_eq!(resumes.0, vec![10, 10, 10]);
     let fin = |d: &RunDir| load_tensors(&d.join("final.safetensors")).unwrap();
+    let names: Vec<String> = Setup::new(&hp, 1, &data)
+        .unwrap()
+        .model
+        .parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for (i, (a, b)) in whole.iter().zip(&cut).enumerate() {
-        for ((n, x), (_, y)) in fin(&a.dir).iter().zip(&fin(&b.dir)) {
-            let d = relative(y, x);
-            assert!(d < 1e-2, "job {i}: {n} differs by {d:e}");
-            if let Some(m) = mask.get(n) {
-                let pruned = y.masked_select(&m.logical_not());
-                assert_eq!(pruned.abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
-            }
+        let (x, y): (Named, Named) = (fin(&a.dir).into(), fin(&b.dir).into());
+        // Steps 10–13 were trained packed and then again alone: the same steps in another
+        // order of floating-point operations.
+        assert_same_trajectory(
+            &format!("job {i} resumed alone"),
+            &names,
+            &start_of(&hp, &data, a),
+            &x,
+            &y,
+        );
+        for (n, keep) in mask.iter() {
+            let pruned = y.get(n).unwrap().masked_select(&keep.logical_not());
+            assert_eq!(pruned.abs().sum(tch::Kind::Float).double_value(&[]), 0.0);
         }
-        assert!(
-            (resumed[i].final_test_accuracy - expected[i].final_test_accuracy).abs() <= 1.5 / 200.0
+        assert_eq!(
+            (resumed[i].steps, resumed[i].final_test_accuracy.is_finite()),
+            (expected[i].steps, true)
         );
         assert_eq!(a.dir.files().unwrap(), b.dir.files().unwrap());
     }

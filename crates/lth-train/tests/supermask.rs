@@ -160,14 +160,18 @@ fn score_gradients_equal_autograd_through_a_masked_forward_pass() {
             "the model's own update must be skipped"
         );
         let lr = lth_train::Schedule::new(&training, 10).lr_at(4);
+        // Two orders of the same gradient's sums (`lth_models::rounding`), and the step's own
+        // rounding of s on its scale, which (s − s')/lr divides by lr.
+        let bound = lth_models::rounding::Reductions::of(&model, 8, 3).gradient_bound();
         for (i, (name, s_after)) in hook.scores().iter().enumerate() {
             let got = (&scores[i].1 - s_after) / lr;
             let diff = (&got - &expected[i]).abs().max().double_value(&[]);
             let scale = expected[i].abs().max().double_value(&[]);
+            let step = 2.0 * lth_models::rounding::F32 * s_after.abs().max().double_value(&[]) / lr;
             assert!(scale > 0.0, "{name}: no gradient reached the scores");
             assert!(
-                diff <= 1e-4 * scale,
-                "{} {name}: |Δ| {diff} against max {scale}",
+                diff <= bound * scale + step,
+                "{} {name}: |Δ| {diff} against max {scale} (bound {bound:e}, step {step:e})",
                 hp.method
             );
         }

@@ -32,3 +32,22 @@ impl Progress for Crash {
         assert!(step != self.0, "simulated crash at step {step}");
     }
 }
+
+/// Asserts that `b` repeats `a`'s trajectory from `start` over the parameters `names`
+/// (`lth_models::rounding::Trajectory`); `what` names the pair in the message.
+pub fn assert_same_trajectory(
+    what: &str,
+    names: &[String],
+    start: &lth_models::Named,
+    a: &lth_models::Named,
+    b: &lth_models::Named,
+) {
+    let t = lth_models::rounding::Trajectory::of(names, start, a, b).unwrap();
+    eprintln!(
+        "{what}: {:e} apart, {:e} trained ({:e} of it)",
+        t.apart,
+        t.trained,
+        t.apart / t.trained
+    );
+    assert!(t.repeated(), "{what}: {t:?}");
+}
