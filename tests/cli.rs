@@ -1089,14 +1089,49 @@ fn lottery_branches_pack_into_the_units_unpacked_ones_fill() {
     // Levels 0..=2, and two branches off levels 1 and 2.
     assert_eq!(a.len(), 1 + 3 + 4);
     let col = |name: &str| a[0].iter().position(|c| c == name).unwrap();
-    let (branch, acc) = (col("branch"), col("final_test_accuracy"));
+    let branch = col("branch");
     for (ra, rp) in a.iter().zip(&p).skip(1) {
         assert_eq!(ra[branch], rp[branch]);
         if ra[branch] == "imp" {
             assert_eq!(ra, rp);
-        } else {
-            let (x, y): (f64, f64) = (ra[acc].parse().unwrap(), rp[acc].parse().unwrap());
-            assert!((x - y).abs() <= 0.02, "{ra:?} alone, {rp:?} packed");
         }
+    }
+    // Each branch trained packed repeats its trajectory alone (`lth_models::rounding::
+    // Trajectory`): from the rewind point W_30 under the branch's random mask.
+    let branches: Vec<PathBuf> = paths_ending(&alone.path().join("runs"), "final.safetensors")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("branch_random_prune"))
+        .collect();
+    assert_eq!(branches.len(), 2, "{branches:?}");
+    for path in branches {
+        let branch = path.parent().unwrap();
+        let replicate = branch.parent().unwrap().parent().unwrap();
+        let load = |w: &Path, p: &Path| -> lth_models::Named {
+            lth_models::load_tensors(&w.join("runs").join(p))
+                .unwrap()
+                .into()
+        };
+        let rewind = replicate.join("level_0/main/checkpoints/step_30.safetensors");
+        let mask = lth_prune::Mask::load(
+            &alone
+                .path()
+                .join("runs")
+                .join(branch)
+                .join("mask.safetensors"),
+        )
+        .unwrap();
+        let start = load(alone.path(), &rewind).map(|n, t| match mask.get(n) {
+            Some(keep) => t * keep.to_kind(tch::Kind::Float),
+            None => t.copy(),
+        });
+        let names: Vec<String> = start.names().map(str::to_owned).collect();
+        let t = lth_models::rounding::Trajectory::of(
+            &names,
+            &start,
+            &load(alone.path(), &path),
+            &load(packed.path(), &path),
+        )
+        .unwrap();
+        assert!(t.repeated(), "{}: {t:?}", path.display());
     }
 }
