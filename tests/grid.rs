@@ -8,16 +8,29 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{fashion_root, ok};
 
-/// A Slurm cluster of one node on localhost, in a temporary folder; stopped on drop.
+/// A Slurm cluster of one node on localhost, in a temporary folder.
+///
+/// Its daemons, and every job they start, live in a PID namespace of their own, whose first
+/// process (a shell) reads a pipe from this test until it closes. However the test ends (it
+/// returns, panics, or is killed by a signal, SIGKILL included), the pipe closes, the shell exits,
+/// and the kernel kills everything left in the namespace: munged, slurmctld, slurmd, slurmstepd
+/// and the jobs' `lth` processes. Nothing outlives the test.
 struct Slurm {
     dir: tempfile::TempDir,
+    /// `unshare` running the shell; its standard input is the pipe.
+    supervisor: Child,
 }
+
+/// The environment variable that makes `a_killed_test_leaves_no_cluster_behind` the process it
+/// kills: a cluster with a job running, announced in the file it names.
+const CHILD: &str = "LTH_GRID_TEST_CHILD";
 
 fn program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -92,20 +105,7 @@ impl Slurm {
         .unwrap();
         std::fs::write(&key, bytes).unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
-        let slurm = Slurm { dir };
         let socket = d.join("munge.sock");
-        let out = run(Command::new(program("munged").unwrap())
-            .arg("--force")
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--key-file={}", key.display()))
-            .arg(format!("--log-file={}", d.join("log/munged.log").display()))
-            .arg(format!("--pid-file={}", d.join("munged.pid").display()))
-            .arg(format!("--seed-file={}", d.join("munged.seed").display())));
-        assert!(
-            out.status.success(),
-            "munged: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let host = String::from_utf8(run(Command::new("hostname").arg("-s")).stdout)
             .unwrap()
             .trim()
@@ -146,13 +146,56 @@ impl Slurm {
             d = d.display(),
         );
         std::fs::write(d.join("slurm.conf"), conf).unwrap();
-        let out = run(slurm.cmd("slurmctld").arg("-f").arg(slurm.conf()));
-        assert!(out.status.success(), "slurmctld: {}", slurm.logs());
-        let out = run(slurm
-            .cmd("slurmd")
-            .args(["-N", "lthnode", "-f"])
-            .arg(slurm.conf()));
-        assert!(out.status.success(), "slurmd: {}", slurm.logs());
+        // The daemons go into the background (inside the namespace) as they start; the shell
+        // then waits on its standard input, the test's pipe.
+        let q = |p: &Path| format!("'{}'", p.display());
+        let conf = d.join("slurm.conf");
+        let script = format!(
+            "set -e\n\
+             {munged} --force --socket={socket} --key-file={key} --log-file={mlog} \
+             --pid-file={mpid} --seed-file={seed}\n\
+             {slurmctld} -f {conf}\n\
+             {slurmd} -N lthnode -f {conf}\n\
+             echo started\n\
+             cat >/dev/null\n",
+            munged = q(&program("munged").unwrap()),
+            slurmctld = q(&program("slurmctld").unwrap()),
+            slurmd = q(&program("slurmd").unwrap()),
+            socket = q(&socket),
+            key = q(&key),
+            mlog = q(&d.join("log/munged.log")),
+            mpid = q(&d.join("munged.pid")),
+            seed = q(&d.join("munged.seed")),
+            conf = q(&conf),
+        );
+        let errors = d.join("log/supervisor.log");
+        let mut supervisor = Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "sh",
+                "-c",
+            ])
+            .arg(&script)
+            .env("SLURM_CONF", &conf)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&errors).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running unshare (util-linux) for the cluster: {e}"));
+        let mut first = String::new();
+        std::io::BufReader::new(supervisor.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let slurm = Slurm { dir, supervisor };
+        assert!(
+            first.trim() == "started",
+            "the cluster did not start (it needs root, for a PID namespace and the daemons): {}\n{}",
+            std::fs::read_to_string(&errors).unwrap_or_default(),
+            slurm.logs()
+        );
         let started = Instant::now();
         loop {
             let out = run(slurm.cmd("sinfo").args(["-h", "-o", "%t"]));
@@ -236,29 +279,10 @@ impl Slurm {
 }
 
 impl Drop for Slurm {
+    /// Closes the pipe: the shell exits, and the kernel kills what is left in its namespace.
     fn drop(&mut self) {
-        let _ = self
-            .cmd("scancel")
-            .args(["--full", "--user", "root"])
-            .output();
-        let _ = self.cmd("scancel").arg("--partition=test").output();
-        for pid_file in ["slurmd.pid", "slurmctld.pid", "munged.pid"] {
-            let Ok(pid) = std::fs::read_to_string(self.dir.path().join(pid_file)) else {
-                continue;
-            };
-            let pid = pid.trim().to_owned();
-            let _ = Command::new("kill").arg(&pid).output();
-            // Wait until it is gone, so that nothing outlives the test.
-            for _ in 0..100 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-9", &pid]).output();
-            }
-        }
+        drop(self.supervisor.stdin.take());
+        let _ = self.supervisor.wait();
     }
 }
 
@@ -510,4 +534,128 @@ fn grid_status_lists_the_units_and_submit_needs_sbatch() {
         .unwrap();
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.contains("'--pack' '3'"), "{text}");
+}
+
+/// The processes whose command line or environment names `dir` (the daemons are started with
+/// their configuration there, and pass `SLURM_CONF` on to slurmstepd and the jobs).
+fn processes_of(dir: &Path) -> Vec<String> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+        let (cmdline, environ) = (read("cmdline"), read("environ"));
+        let names = |b: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+        if names(&cmdline) || names(&environ) {
+            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{} {}", name.to_string_lossy(), cmd.trim()));
+        }
+    }
+    found
+}
+
+/// The test killed by a signal (as a time limit or Ctrl-C kills it), mid-run, with a job running,
+/// leaves no daemon and no job behind: it runs itself again as the process to kill (`CHILD`).
+#[test]
+fn a_killed_test_leaves_no_cluster_behind() {
+    if let Some(announce) = std::env::var_os(CHILD) {
+        // The child: a cluster, a job running on it, and then a wait to be killed.
+        let Some(slurm) = Slurm::start() else {
+            return;
+        };
+        let out = run(slurm
+            .cmd("sbatch")
+            .args(["--output=/dev/null", "--wrap", "sleep 600"])
+            .arg(format!("--chdir={}", slurm.dir.path().display())));
+        assert!(out.status.success(), "sbatch: {}", stdout(&out));
+        std::fs::write(&announce, slurm.dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+        panic!("not killed within ten minutes");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let announce = tmp.path().join("cluster");
+    let log = tmp.path().join("child.log");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "a_killed_test_leaves_no_cluster_behind",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD, &announce)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let dir = loop {
+        if let Ok(text) = std::fs::read_to_string(&announce)
+            && !text.is_empty()
+        {
+            break PathBuf::from(text);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if status.success() && std::env::var_os("LTH_ALLOW_NO_SLURM").is_some() {
+                eprintln!(
+                    "SKIPPED: {}",
+                    text.lines()
+                        .find(|l| l.starts_with("SKIPPED"))
+                        .unwrap_or("no Slurm")
+                );
+                return;
+            }
+            panic!("the child ended before its cluster started ({status}):\n{text}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no cluster after two minutes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Its job is running: slurmstepd and the job's shell are up.
+    let conf = dir.join("slurm.conf");
+    let started = Instant::now();
+    loop {
+        let out = run(Command::new(program("squeue").unwrap())
+            .env("SLURM_CONF", &conf)
+            .args(["-h", "-t", "R", "-o", "%i"]));
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the child's job did not start"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let before = processes_of(&dir);
+    assert!(
+        before.iter().any(|p| p.contains("slurmd")) && before.iter().any(|p| p.contains("sleep")),
+        "the scan sees the cluster and its job before the kill: {before:?}"
+    );
+    // SIGTERM, as `timeout` or a CI runner sends it: the test process ends without unwinding.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ended = child.wait().unwrap();
+    assert!(!ended.success(), "the child was killed");
+    let started = Instant::now();
+    let left = loop {
+        let left = processes_of(&dir);
+        if left.is_empty() || started.elapsed() > Duration::from_secs(15) {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        left.is_empty(),
+        "left running after the test was killed (of {} before): {left:?}",
+        before.len()
+    );
 }
