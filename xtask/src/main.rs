@@ -99,11 +99,11 @@ fn run() -> Result<()> {
             // The grid test needs Slurm's daemons.
             setup.slurm = true;
             setup::run(&root, &setup)?;
-            cargo(
-                &root,
-                &[&["test", "--workspace"][..], &strs(&args)].concat(),
-            )?;
-            if args.is_empty() { lint(&root) } else { Ok(()) }
+            let tests = test_all(&root, &strs(&args))?;
+            // The lints run after failed tests too, so that one failure hides nothing else.
+            let lints = if args.is_empty() { lint(&root) } else { Ok(()) };
+            tests.finish()?;
+            lints
         }
         Cmd::Lint => lint(&root),
         Cmd::Lth { args } => {
@@ -187,6 +187,131 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask is inside the workspace")
         .to_owned()
+}
+
+/// What `cargo test` reported, read from its output as it went by.
+#[derive(Debug, Default)]
+struct TestRun {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    /// `target: test` for every test that failed.
+    failures: Vec<String>,
+    /// Test binaries that ended without their summary (crashed, killed), as cargo names them.
+    broken: Vec<String>,
+    /// cargo's own exit code.
+    code: i32,
+}
+
+impl TestRun {
+    /// Reads one line of cargo's output; `target` is the test binary running now.
+    fn read(&mut self, line: &str, target: &mut String) {
+        let line = line.trim_end();
+        if let Some(rest) = line.trim_start().strip_prefix("Running ") {
+            // `Running tests/packed.rs (target/debug/deps/packed-0123abcd)`: the binary's name
+            // without its hash (`packed`; a crate's unit tests: `lth_train`).
+            let binary = rest
+                .rsplit_once(" (")
+                .map_or(rest, |(_, p)| p.trim_end_matches(')'));
+            let file = binary.rsplit('/').next().unwrap_or(binary);
+            *target = file
+                .rsplit_once('-')
+                .map_or(file, |(name, _)| name)
+                .to_owned();
+        } else if let Some(rest) = line.trim_start().strip_prefix("Doc-tests ") {
+            *target = format!("doctests of {rest}");
+        } else if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED"))
+        {
+            self.failures.push(format!("{target}: {name}"));
+        } else if let Some(counts) = line.strip_prefix("test result: ") {
+            // `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`
+            for part in counts.split(['.', ';']) {
+                let mut words = part.split_whitespace();
+                if let (Some(n), Some(what)) = (words.next(), words.next())
+                    && let Ok(n) = n.parse::<u64>()
+                {
+                    match what {
+                        "passed" => self.passed += n,
+                        "failed" => self.failed += n,
+                        "ignored" => self.ignored += n,
+                        _ => {}
+                    }
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("error: test failed, to rerun pass ") {
+            self.broken.push(rest.trim_matches('`').to_owned());
+        }
+    }
+
+    /// The closing lines: the failures, if any, then the counts; an error if anything failed.
+    fn finish(&self) -> Result<()> {
+        // A binary whose tests failed is also named by cargo; list only those that ended
+        // without a failed test (a crash, a signal, a harness that did not start).
+        let crashed = self.broken.len().saturating_sub(
+            self.failures
+                .iter()
+                .map(|f| f.split(": ").next().unwrap_or(f))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+        );
+        if !self.failures.is_empty() {
+            println!("failed tests: {}", self.failures.join("; "));
+        }
+        if crashed > 0 || (self.code != 0 && self.failures.is_empty()) {
+            println!(
+                "test binaries that failed (to rerun, pass): {}",
+                self.broken.join("; ")
+            );
+        }
+        println!(
+            "tests: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.ignored
+        );
+        if self.code != 0 {
+            return Err(Exited(self.code).into());
+        }
+        Ok(())
+    }
+}
+
+/// `cargo test --workspace --no-fail-fast` with `extra` (without `--workspace` where `extra` names
+/// packages): every test binary runs even after one fails. Its output is passed through line by
+/// line and read for the closing summary.
+fn test_all(root: &Path, extra: &[&str]) -> Result<TestRun> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Packages named by the caller replace the whole workspace.
+    let named = extra
+        .iter()
+        .any(|a| *a == "-p" || *a == "--package" || a.starts_with("--package="));
+    let scope: &[&str] = if named { &[] } else { &["--workspace"] };
+    let args = [&["test", "--no-fail-fast"][..], scope, extra].concat();
+    let (reader, writer) = std::io::pipe().context("creating a pipe for cargo test's output")?;
+    let mut cmd = Command::new(&cargo);
+    cmd.args(&args)
+        .current_dir(root)
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
+    // The command holds the pipe's writing ends: drop it, so the reader sees the end.
+    drop(cmd);
+    let mut run = TestRun::default();
+    let mut target = String::new();
+    let mut out = std::io::stdout();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(reader)) {
+        let line = line.context("reading cargo test's output")?;
+        run.read(&line, &mut target);
+        std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    run.code = match status.code() {
+        Some(code) => code,
+        None => bail!("`cargo {}` was killed ({status})", args.join(" ")),
+    };
+    Ok(run)
 }
 
 /// Runs cargo with `args` in the workspace root, failing if it fails.
@@ -305,5 +430,45 @@ fn run_lth(root: &Path, args: &[String]) -> Result<()> {
         // lth printed its own one-line error.
         Some(code) => Err(Exited(code).into()),
         None => bail!("`lth {}` was killed ({status})", args.join(" ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestRun;
+
+    /// A run of two binaries, one with a failed test, one that crashed, read as cargo prints it.
+    #[test]
+    fn the_summary_counts_every_binary_and_names_each_failure() {
+        let out = "\
+     Running unittests src/lib.rs (target/debug/deps/lth_train-0123abcd)
+test optim::tests::sgd ... ok
+test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.1s
+     Running tests/packed.rs (target/debug/deps/packed-9f0636ae6547054c)
+test packed_copies_train_as_they_would_alone ... FAILED
+test bf16_packed_copies_train_as_they_would_alone ... ok
+test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 3s
+error: test failed, to rerun pass `-p lth-train --test packed`
+     Running tests/grid.rs (target/debug/deps/grid-9855d8ae84ba748c)
+error: test failed, to rerun pass `--test grid`
+   Doc-tests lth_models
+test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s
+";
+        let mut run = TestRun::default();
+        let mut target = String::new();
+        for line in out.lines() {
+            run.read(line, &mut target);
+        }
+        assert_eq!((run.passed, run.failed, run.ignored), (19, 1, 1));
+        assert_eq!(
+            run.failures,
+            ["packed: packed_copies_train_as_they_would_alone"]
+        );
+        assert_eq!(run.broken, ["-p lth-train --test packed", "--test grid"]);
+        assert_eq!(target, "doctests of lth_models");
+        run.code = 101;
+        assert!(run.finish().is_err());
+        run.code = 0;
+        assert!(run.finish().is_ok());
     }
 }
