@@ -26,9 +26,12 @@
 //!
 //! **What it does not cover.** Functions whose output is not Lipschitz in their input at the
 //! scale of rounding: Adam's first step, `lr·g/(|g|+ε)`, has slope `lr/ε` at g = 0, so a rounding
-//! difference in a gradient near zero moves the weight by up to 2·lr; an argmax (accuracy) flips
-//! where two logits are within rounding. Tests of those compare the inputs (the gradient, the
-//! logits) with this bound, and the outputs with the law of the function ([`adam_first_step`]).
+//! difference in a gradient near zero moves the weight by up to 2·lr; a ReLU or a max-pool whose
+//! inputs are within rounding of a tie routes a gradient elsewhere, moving one term of a reduction
+//! whole; an argmax (accuracy) flips where two logits are within rounding. In float32 such ties
+//! happen at every step of a large network. Tests therefore compare gradients in float64 ([`F64`],
+//! where the bound is about 1e-13 and ties practically never happen), and float32 training as
+//! trajectories.
 //! Nor does it cover training dynamics: after a few steps a flipped ReLU or max-pool choice grows,
 //! and differences measure the dynamics, not the arithmetic.
 //!
@@ -88,6 +91,9 @@ impl Trajectory {
 
 /// Unit roundoff of IEEE single precision (float32): 2⁻²⁴.
 pub const F32: f64 = 5.960_464_477_539_063e-8;
+
+/// Unit roundoff of IEEE double precision (float64): 2⁻⁵³.
+pub const F64: f64 = 1.110_223_024_625_156_5e-16;
 
 /// Unit roundoff of bfloat16: 2⁻⁸ (8 bits of significand).
 pub const BF16: f64 = 3.906_25e-3;
@@ -179,15 +185,6 @@ pub fn relative(a: &Tensor, b: &Tensor, floor: f64) -> f64 {
     diff / b.abs().max().double_value(&[]).max(floor)
 }
 
-/// How far Adam's first update, `lr·g/(|g|+ε)` elementwise, can move between two computations of
-/// the gradient `g` that differ by up to `delta` at every element: `lr·ε·δ/((|g|−δ)₊ + ε)²` (the
-/// function's slope is `ε/(|g|+ε)²`, largest where |g| is nearest zero), never more than `2·lr`
-/// (the update's range). A tensor of `g`'s shape.
-pub fn adam_first_step(g: &Tensor, delta: f64, lr: f64, eps: f64) -> Tensor {
-    let near = (g.abs() - delta).clamp_min(0.0) + eps;
-    ((near.square().reciprocal() * (eps * delta)).clamp_max(2.0)) * lr
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,23 +224,6 @@ mod tests {
         assert_eq!(r.forward[..2], [27, 2048]);
         assert!(r.gradient.len() > r.forward.len());
         assert_eq!(r.gradient.last(), Some(&2048));
-    }
-
-    #[test]
-    fn adams_first_step_is_bounded_by_its_slope_and_its_range() {
-        let g = Tensor::from_slice(&[1e-3f32, 0.0, 1e-9]);
-        let b = adam_first_step(&g, 1e-9, 1e-3, 1e-8);
-        let v: Vec<f64> = Vec::try_from(b.to_kind(tch::Kind::Double)).unwrap();
-        // Far from zero: lr·ε·δ/|g|² = 1e-3·1e-8·1e-9/1e-6 = 1e-14.
-        assert!((v[0] - 1e-14).abs() < 1e-17, "{v:?}");
-        // At zero: lr·δ/ε = 1e-4; within δ of zero likewise.
-        assert!(
-            (v[1] - 1e-4).abs() < 1e-9 && (v[2] - 1e-4).abs() < 1e-9,
-            "{v:?}"
-        );
-        // A difference as large as the gradient itself: capped at 2·lr.
-        let capped = adam_first_step(&g, 1.0, 1e-3, 1e-8).max().double_value(&[]);
-        assert!((capped - 2e-3).abs() < 1e-9);
     }
 
     #[test]
