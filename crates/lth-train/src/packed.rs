@@ -185,15 +185,18 @@ impl PackedSetup {
     }
 }
 
-/// Each copy's mean cross-entropy, `[N]`, of logits `[N, B, K]` against labels `[N, B]`.
-fn per_copy_loss(logits: &Tensor, y: &Tensor) -> Tensor {
+/// Each copy's mean cross-entropy, `[N]`, of logits `[N, B, K]` against labels `[N, B]`: the loss
+/// of a packed step is its sum. The mean keeps the cross-entropy's own type (float32 in training,
+/// autocast included, which computes cross-entropy in float32; float64 for a network in float64).
+pub fn per_copy_loss(logits: &Tensor, y: &Tensor) -> Tensor {
     let s = logits.size();
     let (n, b, k) = (s[0], s[1], s[2]);
-    logits
+    let each = logits
         .reshape([n * b, k])
         .cross_entropy_loss::<Tensor>(&y.reshape([n * b]), None, tch::Reduction::None, -100, 0.0)
-        .view([n, b])
-        .mean_dim(1, false, Kind::Float)
+        .view([n, b]);
+    let kind = each.kind();
+    each.mean_dim(1, false, kind)
 }
 
 /// Every copy of `model` evaluated on `data`, reading the device once.

@@ -24,7 +24,7 @@ use common::{assert_same_trajectory, data, hparams};
 
 use lth_models::rounding::{self, Reductions, relative};
 use lth_models::{Model, Named};
-use lth_train::packed::PackedSetup;
+use lth_train::packed::{PackedSetup, per_copy_loss};
 use lth_train::{OptimizerKind, Setup, Steps, TrainHparams, evaluate};
 use tch::{Kind, Tensor};
 
@@ -50,7 +50,7 @@ fn to_f64(state: Vec<(String, Tensor)>) {
 
 /// The four networks and their optimisers: Adam for LeNet (its recipe), SGD with momentum for the
 /// others, weight decay for all, five steps without milestones.
-fn recipes() -> Vec<(&'static str, OptimizerKind, TrainHparams)> {
+fn recipes() -> Vec<(&'static str, TrainHparams)> {
     [
         ("lenet_300_100", OptimizerKind::Adam),
         ("conv_2", OptimizerKind::Sgd),
@@ -68,22 +68,44 @@ fn recipes() -> Vec<(&'static str, OptimizerKind, TrainHparams)> {
         hp.training.weight_decay = 1e-4;
         hp.training.steps = Steps::it(5);
         hp.training.milestones = Vec::new();
-        (model, optimizer, hp)
+        (model, hp)
     })
     .collect()
+}
+
+/// The names of `model`'s trainable parameters.
+fn trainable(model: &Model) -> Vec<String> {
+    model.parameters().into_iter().map(|(n, _)| n).collect()
+}
+
+/// A copy of every variable of `model` (its state now, kept as it trains on).
+fn snapshot(model: &Model) -> Named {
+    model
+        .state()
+        .into_iter()
+        .map(|(n, t)| (n, t.copy()))
+        .collect()
+}
+
+/// The replicates every test packs.
+const REPLICATES: [u64; 3] = [1, 2, 5];
+
+/// [`REPLICATES`] of `hp` packed, and each alone.
+fn setups(hp: &TrainHparams, data: &lth_train::Data) -> (PackedSetup, Vec<Setup>) {
+    let packed = PackedSetup::new(hp, &REPLICATES, data).unwrap();
+    let alone = REPLICATES
+        .iter()
+        .map(|&r| Setup::new(hp, r, data).unwrap())
+        .collect();
+    (packed, alone)
 }
 
 #[test]
 fn packed_copies_compute_the_gradients_they_compute_alone() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
-    let replicates = [1u64, 2, 5];
-    for (model, _, hp) in recipes() {
-        let mut packed = PackedSetup::new(&hp, &replicates, &data).unwrap();
-        let mut alone: Vec<Setup> = replicates
-            .iter()
-            .map(|&r| Setup::new(&hp, r, &data).unwrap())
-            .collect();
+    for (model, hp) in recipes() {
+        let (mut packed, mut alone) = setups(&hp, &data);
         // Each copy's loader serves the batch its run alone would train on.
         let mut xs = Vec::new();
         let mut ys = Vec::new();
@@ -99,21 +121,7 @@ fn packed_copies_compute_the_gradients_they_compute_alone() {
         }
         // The packed step's loss: the sum of each copy's mean cross-entropy.
         let (x, y) = (Tensor::stack(&xs, 0), Tensor::stack(&ys, 0));
-        let logits = packed.model.forward_t(&x, true);
-        let [n, b, k] = logits.size()[..] else {
-            panic!("packed logits are [N, B, K]")
-        };
-        logits
-            .reshape([n * b, k])
-            .cross_entropy_loss::<Tensor>(
-                &y.reshape([n * b]),
-                None,
-                tch::Reduction::None,
-                -100,
-                0.0,
-            )
-            .view([n, b])
-            .mean_dim(1, false, Kind::Double)
+        per_copy_loss(&packed.model.forward_t(&x, true), &y)
             .sum(Kind::Double)
             .backward();
         // (tch's `cross_entropy_for_logits` would take its log-softmax in float32.)
@@ -172,22 +180,10 @@ fn packed_copies_compute_the_gradients_they_compute_alone() {
 fn packed_copies_train_as_they_would_alone() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
-    let replicates = [1u64, 2, 5];
-    for (model, _, hp) in recipes() {
-        let mut packed = PackedSetup::new(&hp, &replicates, &data).unwrap();
-        let mut alone: Vec<Setup> = replicates
-            .iter()
-            .map(|&r| Setup::new(&hp, r, &data).unwrap())
-            .collect();
-        let names: Vec<String> = alone[0]
-            .model
-            .parameters()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let state =
-            |m: &Model| -> Named { m.state().into_iter().map(|(n, t)| (n, t.copy())).collect() };
-        let start: Vec<Named> = alone.iter().map(|a| state(&a.model)).collect();
+    for (model, hp) in recipes() {
+        let (mut packed, mut alone) = setups(&hp, &data);
+        let names = trainable(&alone[0].model);
+        let start: Vec<Named> = alone.iter().map(|a| snapshot(&a.model)).collect();
         for step in 0..5 {
             let _ = packed.step(step).unwrap();
             for a in &mut alone {
@@ -269,7 +265,6 @@ fn packed_copies_train_as_they_would_alone() {
 fn bf16_packed_copies_train_as_they_would_alone() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
-    let replicates = [1u64, 2, 5];
     for model in ["lenet_300_100", "cifar_resnet_20"] {
         let mut hp = hparams();
         hp.model.model = model.into();
@@ -277,39 +272,21 @@ fn bf16_packed_copies_train_as_they_would_alone() {
         hp.training.optimizer = OptimizerKind::Sgd;
         hp.training.lr = 0.01;
         hp.training.momentum = 0.9;
-        let mut packed = PackedSetup::new(&hp, &replicates, &data).unwrap();
+        let (mut packed, mut alone) = setups(&hp, &data);
         assert!(packed.bf16);
-        let mut alone: Vec<Setup> = replicates
-            .iter()
-            .map(|&r| Setup::new(&hp, r, &data).unwrap())
-            .collect();
         let classes = data.info.num_classes as usize;
         let reductions = Reductions::of(&alone[0].model, hp.dataset.batch_size as usize, classes);
         let (forward, gradient) = (
             reductions.forward_bound_bf16(),
             reductions.gradient_bound_bf16(),
         );
-        let names: Vec<String> = alone[0]
-            .model
-            .parameters()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        let start: Vec<Named> = alone
-            .iter()
-            .map(|a| {
-                a.model
-                    .state()
-                    .into_iter()
-                    .map(|(n, t)| (n, t.copy()))
-                    .collect()
-            })
-            .collect();
+        let names = trainable(&alone[0].model);
+        let start: Vec<Named> = alone.iter().map(|a| snapshot(&a.model)).collect();
         // The logits' scale at step 0, from a fresh copy of each W0 (its running statistics are
         // its own to change).
         let scales: Vec<f64> = alone
             .iter_mut()
-            .zip(replicates)
+            .zip(REPLICATES)
             .map(|(a, r)| {
                 let x = a.loader.batch(0).unwrap().x;
                 let probe = Model::new(
@@ -437,18 +414,8 @@ fn packed_groups_write_normal_run_folders_and_resume_exactly() {
     for (i, &r) in replicates.iter().enumerate() {
         let alone = RunDir::new(root.path().join(format!("alone_{r}")));
         let mut setup = Setup::new(&hp, r, &data).unwrap();
-        let w0: Named = setup
-            .model
-            .state()
-            .into_iter()
-            .map(|(n, t)| (n, t.copy()))
-            .collect();
-        let names: Vec<String> = setup
-            .model
-            .parameters()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let w0: Named = snapshot(&setup.model);
+        let names = trainable(&setup.model);
         let summary = run_resumable(
             &alone,
             &mut setup,
@@ -549,12 +516,7 @@ fn jobs_group_by_compatibility_and_train_as_they_would_alone() {
     for ((n, x), (_, y)) in fin(&hand).iter().zip(&fin(&alone[1].dir)) {
         assert!(x.equal(y), "{n}: job alone differs from the run by hand");
     }
-    let names: Vec<String> = setup
-        .model
-        .parameters()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let names = trainable(&setup.model);
     for (i, (p, a)) in packed.iter().zip(&alone).enumerate() {
         assert_eq!(p.dir.files().unwrap(), a.dir.files().unwrap(), "job {i}");
         let (x, y): (Named, Named) = (fin(&p.dir).into(), fin(&a.dir).into());
@@ -625,13 +587,7 @@ fn a_packed_group_killed_resumes_one_job_at_a_time() {
     // Evaluations every 5 steps: each job resumes from step 10.
     assert_eq!(resumes.0, vec![10, 10, 10]);
     let fin = |d: &RunDir| load_tensors(&d.join("final.safetensors")).unwrap();
-    let names: Vec<String> = Setup::new(&hp, 1, &data)
-        .unwrap()
-        .model
-        .parameters()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let names = trainable(&Setup::new(&hp, 1, &data).unwrap().model);
     for (i, (a, b)) in whole.iter().zip(&cut).enumerate() {
         let (x, y): (Named, Named) = (fin(&a.dir).into(), fin(&b.dir).into());
         // Steps 10–13 were trained packed and then again alone: the same steps in another
