@@ -557,6 +557,17 @@ fn processes_of(dir: &Path) -> Vec<String> {
     found
 }
 
+/// A child process killed (SIGKILL) when this handle is dropped, however the test ends: a failed
+/// assertion must not leave the child, and with it a cluster, running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The test killed by a signal (as a time limit or Ctrl-C kills it), mid-run, with a job running,
 /// leaves no daemon and no job behind: it runs itself again as the process to kill (`CHILD`).
 #[test]
@@ -578,17 +589,19 @@ fn a_killed_test_leaves_no_cluster_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let announce = tmp.path().join("cluster");
     let log = tmp.path().join("child.log");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_killed_test_leaves_no_cluster_behind",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(CHILD, &announce)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_killed_test_leaves_no_cluster_behind",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD, &announce)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     let dir = loop {
         if let Ok(text) = std::fs::read_to_string(&announce)
@@ -596,7 +609,7 @@ fn a_killed_test_leaves_no_cluster_behind() {
         {
             break PathBuf::from(text);
         }
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if status.success() && std::env::var_os("LTH_ALLOW_NO_SLURM").is_some() {
                 eprintln!(
@@ -615,34 +628,27 @@ fn a_killed_test_leaves_no_cluster_behind() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    // Its job is running: slurmstepd and the job's shell are up.
-    let conf = dir.join("slurm.conf");
+    // Its job is running: the scan sees the daemons and the job's own process (squeue says
+    // RUNNING a moment before slurmstepd has started it).
     let started = Instant::now();
-    loop {
-        let out = run(Command::new(program("squeue").unwrap())
-            .env("SLURM_CONF", &conf)
-            .args(["-h", "-t", "R", "-o", "%i"]));
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            break;
+    let before = loop {
+        let found = processes_of(&dir);
+        if found.iter().any(|p| p.contains("slurmd")) && found.iter().any(|p| p.contains("sleep")) {
+            break found;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the child's job did not start"
+            "the scan does not see the cluster and its job: {found:?}"
         );
         std::thread::sleep(Duration::from_millis(300));
-    }
-    let before = processes_of(&dir);
-    assert!(
-        before.iter().any(|p| p.contains("slurmd")) && before.iter().any(|p| p.contains("sleep")),
-        "the scan sees the cluster and its job before the kill: {before:?}"
-    );
+    };
     // SIGTERM, as `timeout` or a CI runner sends it: the test process ends without unwinding.
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let ended = child.wait().unwrap();
+    let ended = child.0.wait().unwrap();
     assert!(!ended.success(), "the child was killed");
     let started = Instant::now();
     let left = loop {
