@@ -1120,10 +1120,8 @@ fn lottery_branches_pack_into_the_units_unpacked_ones_fill() {
                 .join("mask.safetensors"),
         )
         .unwrap();
-        let start = load(alone.path(), &rewind).map(|n, t| match mask.get(n) {
-            Some(keep) => t * keep.to_kind(tch::Kind::Float),
-            None => t.copy(),
-        });
+        let start = load(alone.path(), &rewind);
+        mask.apply(&start).unwrap();
         let names: Vec<String> = start.names().map(str::to_owned).collect();
         let t = lth_models::rounding::Trajectory::of(
             &names,

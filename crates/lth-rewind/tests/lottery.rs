@@ -365,10 +365,8 @@ fn levels_pack_across_replicates_as_they_train_alone() {
             // W0 at level 0, from the rewind point under the level's mask at level 1.
             let mask = a[i].mask(level).unwrap();
             let from = if level == 0 { 0 } else { 10 };
-            let start = named(a[i].dense_weights_at(from).unwrap()).map(|n, t| match mask.get(n) {
-                Some(keep) => t * keep.to_kind(Kind::Float),
-                None => t.copy(),
-            });
+            let start = named(a[i].dense_weights_at(from).unwrap());
+            mask.apply(&start).unwrap();
             let fin = |l: &Lottery| named(l.final_weights(&l.level_dir(level)).unwrap());
             let names: Vec<String> = start.names().map(str::to_owned).collect();
             let t = Trajectory::of(&names, &start, &fin(&a[i]), &fin(&p[i])).unwrap();

@@ -223,14 +223,10 @@ fn packed_stability_copies_measure_what_unpacked_ones_do() {
     let mut moved = 0.0;
     for spec in lth_stability::sample_copies(1, 1, 0) {
         let spec = spec.canonical();
-        let w: Named = la.dense_weights_at(rewind).unwrap().into();
-        let start = match spec.mask(&la).unwrap() {
-            Some(m) => w.map(|n, t| match m.get(n) {
-                Some(keep) => t * keep.to_kind(tch::Kind::Float),
-                None => t.copy(),
-            }),
-            None => w,
-        };
+        let start: Named = la.dense_weights_at(rewind).unwrap().into();
+        if let Some(m) = spec.mask(&la).unwrap() {
+            m.apply(&start).unwrap();
+        }
         let names: Vec<String> = start.names().map(str::to_owned).collect();
         let (a, p) = (fin(&la, &spec.dir(&la)), fin(&lp, &spec.dir(&lp)));
         let t = Trajectory::of(&names, &start, &a, &p).unwrap();

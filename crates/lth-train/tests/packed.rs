@@ -352,13 +352,10 @@ fn start_of(hp: &lth_train::TrainHparams, data: &lth_train::Data, job: &lth_trai
         Start::File(path) => w = lth_train::load_tensors(path).unwrap().into(),
         Start::W0 | Start::Init(_) => {}
     }
-    match &job.mask {
-        Some(m) => w.map(|n, t| match m.get(n) {
-            Some(keep) => t * keep.to_kind(Kind::Float),
-            None => t.copy(),
-        }),
-        None => w,
+    if let Some(m) = &job.mask {
+        m.apply(&w).unwrap();
     }
+    w
 }
 
 /// A packed group in the run store: each copy's folder has an unpacked run's layout and nearly
