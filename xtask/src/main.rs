@@ -241,8 +241,11 @@ struct TestRun {
     ignored: u64,
     /// `target: test` for every test that failed.
     failures: Vec<String>,
-    /// Test binaries that ended without their summary (crashed, killed), as cargo names them.
-    broken: Vec<String>,
+    /// Test binaries that failed without a failed test (crashed, killed, did not start), as
+    /// cargo names them for a rerun.
+    crashed: Vec<String>,
+    /// Whether a test of the binary running now failed.
+    failed_here: bool,
     /// cargo's own exit code.
     code: i32,
 }
@@ -262,13 +265,16 @@ impl TestRun {
                 .rsplit_once('-')
                 .map_or(file, |(name, _)| name)
                 .to_owned();
+            self.failed_here = false;
         } else if let Some(rest) = line.trim_start().strip_prefix("Doc-tests ") {
             *target = format!("doctests of {rest}");
+            self.failed_here = false;
         } else if let Some(name) = line
             .strip_prefix("test ")
             .and_then(|l| l.strip_suffix(" ... FAILED"))
         {
             self.failures.push(format!("{target}: {name}"));
+            self.failed_here = true;
         } else if let Some(counts) = line.strip_prefix("test result: ") {
             // `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`
             for part in counts.split(['.', ';']) {
@@ -284,30 +290,23 @@ impl TestRun {
                     }
                 }
             }
-        } else if let Some(rest) = line.strip_prefix("error: test failed, to rerun pass ") {
-            self.broken.push(rest.trim_matches('`').to_owned());
+        } else if let Some(rest) = line.strip_prefix("error: test failed, to rerun pass ")
+            && !self.failed_here
+        {
+            self.crashed.push(rest.trim_matches('`').to_owned());
         }
     }
 
     /// The closing lines: the failures, if any, then the counts under `label`; an error if
     /// anything failed.
     fn finish(&self, label: &str) -> Result<()> {
-        // A binary whose tests failed is also named by cargo; list only those that ended
-        // without a failed test (a crash, a signal, a harness that did not start).
-        let crashed = self.broken.len().saturating_sub(
-            self.failures
-                .iter()
-                .map(|f| f.split(": ").next().unwrap_or(f))
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
-        );
         if !self.failures.is_empty() {
             println!("failed tests: {}", self.failures.join("; "));
         }
-        if crashed > 0 || (self.code != 0 && self.failures.is_empty()) {
+        if !self.crashed.is_empty() {
             println!(
-                "test binaries that failed (to rerun, pass): {}",
-                self.broken.join("; ")
+                "test binaries that failed without a failed test (to rerun, pass): {}",
+                self.crashed.join("; ")
             );
         }
         println!(
@@ -483,7 +482,8 @@ fn run_lth(root: &Path, args: &[String]) -> Result<()> {
 mod tests {
     use super::TestRun;
 
-    /// A run of two binaries, one with a failed test, one that crashed, read as cargo prints it.
+    /// A run of binaries, two of one name with a failed test each, one that crashed, read as
+    /// cargo prints it.
     #[test]
     fn the_summary_counts_every_binary_and_names_each_failure() {
         let out = "\
@@ -495,6 +495,10 @@ test packed_copies_train_as_they_would_alone ... FAILED
 test bf16_packed_copies_train_as_they_would_alone ... ok
 test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 3s
 error: test failed, to rerun pass `-p lth-train --test packed`
+     Running tests/packed.rs (target/debug/deps/packed-17c4c8b5fb4647ba)
+test every_family_packs_to_the_same_function ... FAILED
+test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s
+error: test failed, to rerun pass `-p lth-models --test packed`
      Running tests/grid.rs (target/debug/deps/grid-9855d8ae84ba748c)
 error: test failed, to rerun pass `--test grid`
    Doc-tests lth_models
@@ -505,12 +509,16 @@ test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
         for line in out.lines() {
             run.read(line, &mut target);
         }
-        assert_eq!((run.passed, run.failed, run.ignored), (19, 1, 1));
+        assert_eq!((run.passed, run.failed, run.ignored), (19, 2, 1));
         assert_eq!(
             run.failures,
-            ["packed: packed_copies_train_as_they_would_alone"]
+            [
+                "packed: packed_copies_train_as_they_would_alone",
+                "packed: every_family_packs_to_the_same_function"
+            ]
         );
-        assert_eq!(run.broken, ["-p lth-train --test packed", "--test grid"]);
+        // A failed test's binary is not counted as crashed; one without a failed test is.
+        assert_eq!(run.crashed, ["--test grid"]);
         assert_eq!(target, "doctests of lth_models");
         run.code = 101;
         assert!(run.finish("tests").is_err());
