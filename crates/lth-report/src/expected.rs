@@ -4,23 +4,29 @@
 //! (`paper`, `measured` or `claim`), `scale` (`paper` for the paper's cells; the scale a snapshot
 //! was measured at, or a claim applies at), `device` and `command` (for measured cells: where and
 //! how they were produced), `mean`, `spread` (the paper's ± for paper cells; for measured cells the
-//! standard deviation over independent replicates), `n` (replicates, for measured cells), `check`,
-//! `alpha` (the significance level), `margin` and `rationale` (for `equivalent` checks: how far our
-//! mean may lie from the snapshot's, and why that far).
+//! standard deviation over independent replicates), `n` (replicates, for measured cells),
+//! `replicates` (for measured cells: every replicate's value by its number, `1=0.8812;2=0.8790`;
+//! replicate r's seeds are all drawn from r, so a check pairs each of its replicates with the
+//! snapshot's replicate of the same number), `check`, `alpha` (the significance level), `margin`
+//! (for `equivalent` and `within` checks: how far our mean may lie from the other; for
+//! `not_less`, how far below it may lie), `expect` (`holds`, the default, or `deviates`: a
+//! documented finding that this cell or claim does not hold on this stand-in, with its evidence in
+//! the rationale) and `rationale` (why the margin is that wide, why a deviation is expected).
 //!
 //! Checks: `equivalent` (a measured snapshot: our mean and the snapshot's agree within ±margin,
 //! shown by two one-sided tests at α: the (1 − 2α) interval of the difference lies inside
 //! ±margin; a margin is absolute, `0.01`, or relative to the snapshot's mean, `5%`), `range`
 //! (our mean within the cell's mean ± spread, widened by our (1 − α) confidence interval: for the
 //! paper's min/max ranges), `greater:<metric>` (claim: our `metric` exceeds our `<metric>`,
-//! one-sided Welch; PASS when p < α), `not_less:<metric>` (claim: our `metric` is not below
-//! `<metric>`; FAIL only when the one-sided test finds it lower, p < α), `none` (shown, not checked).
+//! one-sided Welch), `not_less:<metric>` (claim: our `metric` is not below `<metric>` by more than
+//! the margin: a non-inferiority test), `within:<metric>`, `below:<number>`, `above:<number>`,
+//! `none` (shown, not checked). How claims become outcomes is [`crate::verdict`]'s.
 
 use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{ReportError, Result, Summary};
+use crate::{Measurement, ReportError, Result, Summary};
 
 /// Where a cell's numbers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +67,10 @@ impl Check {
 
     /// Whether the check needs a margin.
     pub fn needs_margin(&self) -> bool {
-        matches!(self, Check::Equivalent | Check::Within(_))
+        matches!(
+            self,
+            Check::Equivalent | Check::Within(_) | Check::NotLess(_)
+        )
     }
 }
 
@@ -186,6 +195,84 @@ fn margin_ser<S: Serializer>(m: &Option<Margin>, s: S) -> std::result::Result<S:
     }
 }
 
+/// What a cell or claim is expected to do on the run that judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// It holds (the default, an empty field).
+    #[default]
+    Holds,
+    /// It does not hold here: a documented finding about the stand-in, with its evidence (effect,
+    /// p, n) in the rationale. Judged XFAIL while it deviates, XPASS (unexpected) once it holds.
+    Deviates,
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expect::Holds => "holds",
+            Expect::Deviates => "deviates",
+        })
+    }
+}
+
+impl std::str::FromStr for Expect {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Expect, String> {
+        match s.trim() {
+            "" | "holds" => Ok(Expect::Holds),
+            "deviates" => Ok(Expect::Deviates),
+            other => Err(format!("expect `{other}`: expected holds or deviates")),
+        }
+    }
+}
+
+impl Serialize for Expect {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Expect, D::Error> {
+        Option::<String>::deserialize(d)?
+            .unwrap_or_default()
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn replicates_de<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<(u64, f64)>, D::Error> {
+    let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+    parse_replicates(&s).map_err(serde::de::Error::custom)
+}
+
+/// Reads `1=0.8812;2=0.8790` (empty: none).
+pub fn parse_replicates(s: &str) -> std::result::Result<Vec<(u64, f64)>, String> {
+    let mut out: Vec<(u64, f64)> = Vec::new();
+    for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("replicates `{part}`: expected <replicate>=<value>, e.g. 1=0.8812");
+        let (r, v) = part.split_once('=').ok_or_else(bad)?;
+        let r: u64 = r.trim().parse().map_err(|_| bad())?;
+        let v: f64 = v.trim().parse().map_err(|_| bad())?;
+        if out.iter().any(|(q, _)| *q == r) {
+            return Err(format!("replicates: replicate {r} is listed twice"));
+        }
+        out.push((r, v));
+    }
+    Ok(out)
+}
+
+fn replicates_ser<S: Serializer>(v: &[(u64, f64)], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(
+        &v.iter()
+            .map(|(r, x)| format!("{r}={x}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+    )
+}
+
 /// One cell of the snapshot table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
@@ -199,12 +286,25 @@ pub struct Cell {
     pub mean: Option<f64>,
     pub spread: Option<f64>,
     pub n: Option<u64>,
+    /// A measured cell's value per replicate, by replicate number (empty for the paper's cells,
+    /// claims, and snapshots recorded before values were kept).
+    #[serde(
+        default,
+        deserialize_with = "replicates_de",
+        serialize_with = "replicates_ser"
+    )]
+    pub replicates: Vec<(u64, f64)>,
     pub check: Check,
     pub alpha: f64,
-    /// For `equivalent` checks: how far our mean may lie from the snapshot's.
+    /// For `equivalent` and `within` checks: how far our mean may lie from the other; for
+    /// `not_less`, how far below.
     #[serde(default, deserialize_with = "margin_de", serialize_with = "margin_ser")]
     pub margin: Option<Margin>,
-    /// Why the margin is that wide (or why a cell is shown and not checked), in one line.
+    /// Whether the cell is expected to hold on the run that judges it.
+    #[serde(default)]
+    pub expect: Expect,
+    /// Why the margin is that wide (or why a cell is shown and not checked, or deviates), in one
+    /// line.
     #[serde(default)]
     pub rationale: String,
 }
@@ -267,6 +367,32 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
                 format!("a `{}` check needs mean, spread and n", cell.check),
             ));
         }
+        if !cell.replicates.is_empty() {
+            let values: Vec<f64> = cell.replicates.iter().map(|r| r.1).collect();
+            let s = Summary::of(&values);
+            let agrees = cell.n == Some(s.n)
+                && cell
+                    .mean
+                    .is_some_and(|m| (m - s.mean).abs() <= 1e-9 * (1.0 + m.abs()));
+            if !agrees {
+                return Err(bad(
+                    line,
+                    format!(
+                        "the {} replicate values (mean {}) disagree with n = {} and mean = {}",
+                        s.n,
+                        s.mean,
+                        cell.n.map_or("none".into(), |n| n.to_string()),
+                        cell.mean.map_or("none".into(), |m| m.to_string())
+                    ),
+                ));
+            }
+        }
+        if cell.expect == Expect::Deviates && cell.rationale.trim().is_empty() {
+            return Err(bad(
+                line,
+                "expect = deviates needs its evidence (effect, p, n) in the rationale".into(),
+            ));
+        }
         if !(cell.alpha > 0.0 && cell.alpha < 0.5) {
             return Err(bad(
                 line,
@@ -296,10 +422,11 @@ pub fn save_cells(path: &Path, cells: &[Cell]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Replaces the measured cells of (`row`, `dataset`, `scale`) with `measured` (metric, summary
-/// over replicates). A replaced cell keeps its check, α, margin and rationale; a new cell takes
-/// them from the same metric's measured cell at another scale, and is otherwise shown only
-/// (`none`) until someone declares its margin.
+/// Replaces the measured cells of (`row`, `dataset`, `scale`, `device`) with `measured` (metric,
+/// summary and replicate values). A replaced cell keeps its check, α, margin, expectation and
+/// rationale; a new cell takes them from the same metric's measured cell at another scale or
+/// device (this scale's first), and is otherwise shown only (`none`) until someone declares its
+/// margin. Snapshots of other devices are left as they are.
 pub fn record_measured(
     cells: &mut Vec<Cell>,
     row: &str,
@@ -307,30 +434,34 @@ pub fn record_measured(
     scale: &str,
     device: &str,
     command: &str,
-    measured: &[(String, Summary)],
+    measured: &[(String, Measurement)],
 ) {
-    for (metric, s) in measured {
+    for (metric, m) in measured {
+        let s = &m.summary;
         let same_metric = |c: &Cell| {
             c.source == Source::Measured
                 && c.row == row
                 && c.dataset == dataset
                 && &c.metric == metric
         };
+        let same_place = |c: &Cell| same_metric(c) && c.scale == scale && c.device == device;
         let template = cells
             .iter()
-            .find(|c| same_metric(c) && c.scale == scale)
+            .find(|c| same_place(c))
+            .or_else(|| cells.iter().find(|c| same_metric(c) && c.scale == scale))
             .or_else(|| cells.iter().find(|c| same_metric(c)))
             .cloned();
-        let (mut check, alpha, margin, rationale) = template.map_or_else(
+        let (mut check, alpha, margin, expect, rationale) = template.map_or_else(
             || {
                 (
                     Check::None,
                     0.05,
                     None,
+                    Expect::Holds,
                     "no margin declared yet: shown, not checked".to_owned(),
                 )
             },
-            |c| (c.check, c.alpha, c.margin, c.rationale),
+            |c| (c.check, c.alpha, c.margin, c.expect, c.rationale),
         );
         if check == Check::Equivalent && s.n < 2 {
             check = Check::None;
@@ -346,15 +477,14 @@ pub fn record_measured(
             mean: Some(s.mean),
             spread: Some(s.sd),
             n: Some(s.n),
+            replicates: m.replicates.clone(),
             check,
             alpha,
             margin,
+            expect,
             rationale,
         };
-        match cells
-            .iter_mut()
-            .find(|c| same_metric(c) && c.scale == scale)
-        {
+        match cells.iter_mut().find(|c| same_place(c)) {
             Some(c) => *c = cell,
             None => cells.push(cell),
         }
@@ -427,7 +557,7 @@ mod tests {
             "lenet,f,data_order_imp,measured,quick,cpu,old,1,1,5,equivalent,0.05,5%,rounding\n",
         )
         .unwrap();
-        let s = Summary::of(&[3.0, 4.0]);
+        let s = Measurement::of(vec![(1, 3.0), (2, 4.0)]);
         record_measured(
             &mut cells,
             "lenet",
@@ -435,7 +565,10 @@ mod tests {
             "quick",
             "cpu",
             "new",
-            &[("data_order_imp".into(), s), ("pruning_imp".into(), s)],
+            &[
+                ("data_order_imp".into(), s.clone()),
+                ("pruning_imp".into(), s.clone()),
+            ],
         );
         record_measured(
             &mut cells,
@@ -444,13 +577,35 @@ mod tests {
             "smoke",
             "cpu",
             "new",
-            &[("data_order_imp".into(), s)],
+            &[("data_order_imp".into(), s.clone())],
         );
+        // Another device's snapshot is a cell of its own; this device's is left alone.
+        record_measured(
+            &mut cells,
+            "lenet",
+            "f",
+            "quick",
+            "cuda",
+            "gpu",
+            &[(
+                "data_order_imp".into(),
+                Measurement::of(vec![(1, 5.0), (2, 6.0)]),
+            )],
+        );
+        assert_eq!(cells.len(), 4);
+        assert_eq!(
+            (cells[3].device.as_str(), cells[3].mean),
+            ("cuda", Some(5.5))
+        );
+        assert_eq!(cells[3].margin, Some(Margin::Relative(0.05)));
+        assert_eq!(cells[0].mean, Some(3.5));
+        cells.pop();
         assert_eq!(cells.len(), 3);
         assert_eq!(
             (cells[0].command.as_str(), cells[0].mean, cells[0].margin),
             ("new", Some(3.5), Some(Margin::Relative(0.05)))
         );
+        assert_eq!(cells[0].replicates, vec![(1, 3.0), (2, 4.0)]);
         // A metric without a declared margin is shown only; another scale inherits the margin.
         assert_eq!(
             (cells[1].metric.as_str(), &cells[1].check),
@@ -468,5 +623,52 @@ mod tests {
         let path = dir.path().join("expected.csv");
         save_cells(&path, &cells).unwrap();
         assert_eq!(load_cells(&path).unwrap(), cells);
+    }
+
+    #[test]
+    fn replicate_values_and_expectations_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("expected.csv");
+        let header = "row,dataset,metric,source,scale,device,command,mean,spread,n,replicates,check,alpha,margin,expect,rationale\n";
+        let write = |body: &str| {
+            std::fs::write(&path, format!("{header}{body}")).unwrap();
+            load_cells(&path)
+        };
+        let cells = write(
+            "lenet,f,acc,measured,quick,cpu,c,0.5,0.1414213562373095,2,1=0.4;2=0.6,equivalent,0.05,0.01,,why\n\
+             lenet,f,acc,claim,quick,,,,,,,greater:acc_random,0.01,,deviates,\"SET ahead: +0.4, p = 0.005, n = 5\"\n",
+        )
+        .unwrap();
+        assert_eq!(cells[0].replicates, vec![(1, 0.4), (2, 0.6)]);
+        assert_eq!(
+            (cells[0].expect, cells[1].expect),
+            (Expect::Holds, Expect::Deviates)
+        );
+        save_cells(&path, &cells).unwrap();
+        assert_eq!(load_cells(&path).unwrap(), cells);
+        let fails = |body: &str, fragment: &str| {
+            let err = write(body).unwrap_err().to_string();
+            assert!(err.contains(fragment), "{err:?} lacks {fragment:?}");
+        };
+        fails(
+            "lenet,f,acc,measured,quick,cpu,c,0.7,0.1,2,1=0.4;2=0.6,equivalent,0.05,0.01,,why\n",
+            "line 2: the 2 replicate values (mean 0.5) disagree with n = 2 and mean = 0.7",
+        );
+        fails(
+            "lenet,f,acc,measured,quick,cpu,c,0.5,0.1,2,1=0.4;x,equivalent,0.05,0.01,,why\n",
+            "replicates `x`: expected <replicate>=<value>",
+        );
+        fails(
+            "lenet,f,acc,claim,quick,,,,,,,greater:b,0.01,,deviates,\n",
+            "expect = deviates needs its evidence",
+        );
+        fails(
+            "lenet,f,acc,claim,quick,,,,,,,greater:b,0.01,,sometimes,x\n",
+            "expect `sometimes`: expected holds or deviates",
+        );
+        fails(
+            "lenet,f,acc,claim,quick,,,,,,,not_less:b,0.01,,,x\n",
+            "a `not_less:b` check needs a margin",
+        );
     }
 }

@@ -9,7 +9,8 @@
 //!   them), and claims between cells — each with the check that judges it.
 //! - [`stats`]: sample summaries, Welch's t-test (one-sided, for claims) and the equivalence test
 //!   (two one-sided tests, for measured snapshots), via statrs.
-//! - [`verdict`]: PASS, FAIL (with the statistic) or SKIPPED per cell.
+//! - [`verdict`]: PASS, FAIL, XFAIL, XPASS, INCONCLUSIVE (with the statistic) or SKIPPED per
+//!   cell; claims Holm-adjusted within a target.
 //! - [`render`]: the table in the paper's layout, with the paper's numbers beside ours, and the
 //!   verdict lines; [`plot`]: an SVG bar chart.
 //!
@@ -34,14 +35,18 @@ pub mod spec;
 pub mod stats;
 pub mod verdict;
 
-pub use expected::{Cell, Check, Margin, Source, load_cells, record_measured, save_cells};
+pub use expected::{
+    Cell, Check, Expect, Margin, Source, load_cells, parse_replicates, record_measured, save_cells,
+};
 pub use plot::plot_svg;
 pub use render::{
-    RowResult, RowStatus, render_skipped, render_table, render_verdicts, summary_line,
+    RowResult, RowStatus, counts, render_skipped, render_table, render_verdicts, summary_line,
 };
 pub use spec::{Spec, targets};
-pub use stats::{Equivalence, Summary, TTest, equivalence, one_sample, welch};
-pub use verdict::{Outcome, Verdict, judge, skipped};
+pub use stats::{
+    Difference, Equivalence, Measurement, Summary, TTest, equivalence, holm, one_sample, welch,
+};
+pub use verdict::{Finding, Outcome, Verdict, assess, decide, judge, skipped};
 
 use std::path::PathBuf;
 

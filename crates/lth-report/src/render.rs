@@ -171,15 +171,16 @@ pub fn render_table(
     out
 }
 
-/// The judged verdicts (PASS and FAIL) as lines (`PASS    row · dataset · metric [check]: detail`).
-/// Skipped cells are not listed: [`render_skipped`] gives one line per row that did not run, and
-/// `results.csv` has every cell.
+/// The judged verdicts as lines (`PASS    row · dataset · metric [check]: detail`, and FAIL,
+/// XFAIL, XPASS, INCONCLUSIVE), a declared deviation with its reason. Skipped cells are not
+/// listed: [`render_skipped`] gives one line per row that did not run, and `results.csv` has
+/// every cell.
 pub fn render_verdicts(verdicts: &[Verdict]) -> String {
     let mut out = String::new();
     for v in verdicts.iter().filter(|v| v.outcome != Outcome::Skipped) {
         let _ = writeln!(
             out,
-            "{:<7} {} · {} · {} [{} {}]: {}",
+            "{:<7} {} · {} · {} [{} {}]: {}{}",
             v.outcome.to_string(),
             v.cell.row,
             v.cell.dataset,
@@ -190,10 +191,24 @@ pub fn render_verdicts(verdicts: &[Verdict]) -> String {
                 Source::Claim => "claim",
             },
             v.cell.check,
-            v.detail
+            v.detail,
+            if matches!(v.outcome, Outcome::XFail | Outcome::XPass) {
+                format!(" — declared to deviate: {}", v.cell.rationale)
+            } else {
+                String::new()
+            }
         );
     }
     out
+}
+
+/// The counts of each outcome, `9 PASS, 0 FAIL, 2 XFAIL, 0 XPASS, 1 INCONCLUSIVE, 78 SKIPPED`.
+pub fn counts(verdicts: &[Verdict]) -> String {
+    Outcome::ALL
+        .iter()
+        .map(|&o| format!("{} {o}", verdicts.iter().filter(|v| v.outcome == o).count()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One line per reason rows did not run (rows skipped for the same reason share it), with the
@@ -219,16 +234,23 @@ pub fn render_skipped(results: &[RowResult], verdicts: &[Verdict]) -> String {
     out
 }
 
-/// The closing line of a run: `fig3 quick: 9 PASS, 0 FAIL, 78 SKIPPED (absent: cifar10, mnist)`,
-/// where `absent` are the datasets that kept rows or cells from running.
+/// The closing line of a run: `fig3 quick: 9 PASS, 0 FAIL, 0 XFAIL, 0 XPASS, 0 INCONCLUSIVE,
+/// 78 SKIPPED; 3 claims, family-wise error ≤ 0.01 each way (Holm) (absent: cifar10, mnist)`, where
+/// `absent` are the datasets that kept rows or cells from running.
 pub fn summary_line(target: &str, scale: &str, verdicts: &[Verdict], absent: &[String]) -> String {
-    let count = |o: Outcome| verdicts.iter().filter(|v| v.outcome == o).count();
-    let mut line = format!(
-        "{target} {scale}: {} PASS, {} FAIL, {} SKIPPED",
-        count(Outcome::Pass),
-        count(Outcome::Fail),
-        count(Outcome::Skipped)
-    );
+    let mut line = format!("{target} {scale}: {}", counts(verdicts));
+    let claims: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| v.cell.source == Source::Claim && v.outcome != Outcome::Skipped)
+        .collect();
+    if !claims.is_empty() {
+        let alpha = claims.iter().map(|v| v.cell.alpha).fold(0.0, f64::max);
+        let _ = write!(
+            line,
+            "; {} claim(s), family-wise error ≤ {alpha} each way (Holm)",
+            claims.len()
+        );
+    }
     if !absent.is_empty() {
         let _ = write!(line, " (absent: {})", absent.join(", "));
     }

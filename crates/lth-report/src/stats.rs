@@ -54,6 +54,33 @@ impl Summary {
     }
 }
 
+/// One metric of a run: its summary over replicates and each replicate's value by number (empty
+/// for a metric derived from other metrics' means, which has no replicates of its own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub summary: Summary,
+    pub replicates: Vec<(u64, f64)>,
+}
+
+impl Measurement {
+    /// Replicate values by number.
+    pub fn of(replicates: Vec<(u64, f64)>) -> Measurement {
+        let values: Vec<f64> = replicates.iter().map(|r| r.1).collect();
+        Measurement {
+            summary: Summary::of(&values),
+            replicates,
+        }
+    }
+
+    /// A single value derived from other metrics.
+    pub fn derived(value: f64) -> Measurement {
+        Measurement {
+            summary: Summary::of(&[value]),
+            replicates: Vec::new(),
+        }
+    }
+}
+
 /// The t statistic and degrees of freedom of a test.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TTest {
@@ -154,6 +181,126 @@ pub fn equivalence(a: &Summary, b: &Summary, margin: f64, alpha: f64) -> Option<
         df: t.df,
         margin,
     })
+}
+
+/// A difference of means with its standard error and degrees of freedom: what every test of
+/// [`crate::verdict`] rests on. Built from two independent samples (Welch), from paired
+/// differences, or from one sample against a constant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Difference {
+    /// The estimated difference (mean(a) − mean(b), the mean paired difference, or mean − bound).
+    pub diff: f64,
+    /// Its standard error (0 for samples without spread).
+    pub se: f64,
+    pub df: f64,
+}
+
+impl Difference {
+    /// Two independent samples: Welch's standard error and Welch–Satterthwaite degrees of
+    /// freedom. `None` when either has fewer than 2 values.
+    pub fn welch(a: &Summary, b: &Summary) -> Option<Difference> {
+        let t = welch(a, b)?;
+        let se = (a.sd.powi(2) / a.n as f64 + b.sd.powi(2) / b.n as f64).sqrt();
+        Some(Difference {
+            diff: a.mean - b.mean,
+            se,
+            df: t.df,
+        })
+    }
+
+    /// Paired samples, `pairs` = (a_i, b_i) of the same replicate: the one-sample test of the
+    /// differences a_i − b_i, n − 1 degrees of freedom. Whatever the replicates share (seeds,
+    /// data order, W0) cancels, so the standard error is that of the differences alone. `None`
+    /// with fewer than 2 pairs.
+    pub fn paired(pairs: &[(f64, f64)]) -> Option<Difference> {
+        if pairs.len() < 2 {
+            return None;
+        }
+        let d: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+        let s = Summary::of(&d);
+        Some(Difference {
+            diff: s.mean,
+            se: s.sd / (s.n as f64).sqrt(),
+            df: (s.n - 1) as f64,
+        })
+    }
+
+    /// One sample against a constant: mean − bound, s/√n, n − 1 degrees of freedom.
+    pub fn one_sample(a: &Summary, bound: f64) -> Option<Difference> {
+        (a.n >= 2).then(|| Difference {
+            diff: a.mean - bound,
+            se: a.sd / (a.n as f64).sqrt(),
+            df: (a.n - 1) as f64,
+        })
+    }
+
+    /// The t statistic of H0: difference = `x` (±∞ or 0 without spread).
+    fn t(&self, x: f64) -> f64 {
+        let d = self.diff - x;
+        if self.se == 0.0 {
+            if d == 0.0 {
+                0.0
+            } else {
+                d.signum() * f64::INFINITY
+            }
+        } else {
+            d / self.se
+        }
+    }
+
+    /// p-value of H1: difference > `x`.
+    pub fn p_above(&self, x: f64) -> f64 {
+        1.0 - cdf(self.t(x), self.df)
+    }
+
+    /// p-value of H1: difference < `x`.
+    pub fn p_below(&self, x: f64) -> f64 {
+        cdf(self.t(x), self.df)
+    }
+
+    /// The (1 − 2α) interval's half-width: t(1 − α, df)·se.
+    pub fn half_width(&self, alpha: f64) -> f64 {
+        if self.se == 0.0 {
+            0.0
+        } else {
+            t_quantile(1.0 - alpha, self.df) * self.se
+        }
+    }
+
+    /// Schuirmann's two one-sided tests of |difference| < `margin` in interval form.
+    pub fn equivalence(&self, margin: f64, alpha: f64) -> Equivalence {
+        let half = self.half_width(alpha);
+        Equivalence {
+            diff: self.diff,
+            lo: self.diff - half,
+            hi: self.diff + half,
+            df: self.df,
+            margin,
+        }
+    }
+
+    /// The smallest true difference a one-sided test at level `alpha` detects with probability
+    /// `power` at this standard error: (t(1 − α) + t(power))·se, degrees of freedom as measured.
+    pub fn detectable(&self, alpha: f64, power: f64) -> f64 {
+        (t_quantile(1.0 - alpha, self.df) + t_quantile(power, self.df)) * self.se
+    }
+}
+
+/// Holm's step-down adjustment of `p` (any order): the i-th smallest becomes
+/// max over j ≤ i of min(1, (m − j + 1)·p₍ⱼ₎). Rejecting every hypothesis whose adjusted p-value is
+/// below α controls the family-wise error rate at α (Holm 1979), under any dependence.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![1.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        let adjusted = ((m - rank) as f64 * p[i]).min(1.0);
+        running = running.max(adjusted);
+        out[i] = running;
+    }
+    out
 }
 
 fn cdf(t: f64, df: f64) -> f64 {
@@ -268,5 +415,73 @@ mod tests {
         let higher = Summary::of(&[3.0, 3.0]);
         assert_eq!(welch(&higher, &flat).unwrap().p_greater(), 0.0);
         assert_eq!(flat.ci_half_width(0.05), 0.0);
+    }
+
+    #[test]
+    fn holm_matches_hand_computed_adjusted_p_values() {
+        // Sorted 0.01, 0.02, 0.03, 0.04 with m = 4: 4·0.01 = 0.04, 3·0.02 = 0.06, 2·0.03 = 0.06,
+        // 1·0.04 = 0.04 → running maximum 0.04, 0.06, 0.06, 0.06. Given out of order.
+        let got = holm(&[0.03, 0.01, 0.04, 0.02]);
+        let want = [0.06, 0.04, 0.06, 0.06];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{got:?}");
+        }
+        // Capped at 1; one hypothesis is left alone.
+        assert_eq!(holm(&[0.5, 0.6]), vec![1.0, 1.0]);
+        assert_eq!(holm(&[0.003]), vec![0.003]);
+        // 0.001, 0.012, 0.3 (m = 3): 0.003, 0.024, 0.3.
+        let got = holm(&[0.3, 0.012, 0.001]);
+        for (g, w) in got.iter().zip([0.3, 0.024, 0.003]) {
+            assert!((g - w).abs() < 1e-15, "{got:?}");
+        }
+        assert!(holm(&[]).is_empty());
+    }
+
+    #[test]
+    fn pairing_removes_what_the_replicates_share() {
+        // Five replicates whose values spread by sd 0.041 between seeds; a rerun moved each by
+        // 0.010 ± 0.001. Welch sees the seeds' spread: difference 0.010, se √(2·0.0017/5) = 0.026,
+        // t = 0.38. The paired test sees only the shift's noise: se = sd(d)/√5 = 0.000316,
+        // t = 31.6.
+        let snapshot = [0.80, 0.85, 0.90, 0.82, 0.88];
+        let shift = [0.010, 0.011, 0.009, 0.010, 0.010];
+        let ours: Vec<f64> = snapshot.iter().zip(shift).map(|(s, d)| s + d).collect();
+        let unpaired = Difference::welch(&Summary::of(&ours), &Summary::of(&snapshot)).unwrap();
+        let pairs: Vec<(f64, f64)> = ours.iter().copied().zip(snapshot).collect();
+        let paired = Difference::paired(&pairs).unwrap();
+        assert!((paired.diff - 0.010).abs() < 1e-12 && (unpaired.diff - 0.010).abs() < 1e-12);
+        assert!((paired.se - 0.000_316_2).abs() < 1e-6, "{paired:?}");
+        assert!((unpaired.se - 0.026).abs() < 1e-3, "{unpaired:?}");
+        assert!(paired.p_above(0.0) < 1e-4);
+        assert!(unpaired.p_above(0.0) > 0.3);
+        // Equivalence within ±0.02: shown paired (interval [0.0090, 0.0110]), not unpaired.
+        assert!(paired.equivalence(0.02, 0.05).equivalent());
+        assert!(!unpaired.equivalence(0.02, 0.05).equivalent());
+        // A regression of 0.03 against a margin of 0.02: the paired test shows it lies beyond the
+        // margin (p < 0.001); the unpaired one cannot tell (p > 0.3).
+        let moved: Vec<(f64, f64)> = pairs.iter().map(|(a, b)| (a + 0.02, *b)).collect();
+        let paired = Difference::paired(&moved).unwrap();
+        let ours: Vec<f64> = moved.iter().map(|p| p.0).collect();
+        let unpaired = Difference::welch(&Summary::of(&ours), &Summary::of(&snapshot)).unwrap();
+        assert!(paired.p_above(0.02) < 1e-3, "{}", paired.p_above(0.02));
+        assert!(unpaired.p_above(0.02) > 0.3, "{}", unpaired.p_above(0.02));
+        // What each could detect at 80% power, one-sided at 5%: far less paired.
+        let (p, u) = (paired.detectable(0.05, 0.8), unpaired.detectable(0.05, 0.8));
+        assert!(p * 20.0 < u, "{p} {u}");
+    }
+
+    #[test]
+    fn the_detectable_effect_is_the_sum_of_two_quantiles_times_the_error() {
+        // se 0.01, df 8: t(0.99, 8) = 2.896459, t(0.8, 8) = 0.888889 → 0.03785.
+        let d = Difference {
+            diff: 0.0,
+            se: 0.01,
+            df: 8.0,
+        };
+        assert!(
+            (d.detectable(0.01, 0.8) - 0.037_853).abs() < 1e-5,
+            "{}",
+            d.detectable(0.01, 0.8)
+        );
     }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lth_report::{
-    Cell, Check, Margin, RowResult, RowStatus, Source, Spec, Summary, judge, plot_svg,
-    render_skipped, render_table, render_verdicts, skipped, summary_line,
+    Cell, Check, Expect, Finding, Margin, Measurement, RowResult, RowStatus, Source, Spec, Summary,
+    assess, decide, plot_svg, render_skipped, render_table, render_verdicts, summary_line,
 };
 
 const SPEC: &str = r#"
@@ -74,16 +74,18 @@ fn cell(
         mean: numbers.map(|n| n.0),
         spread: numbers.map(|n| n.1),
         n: numbers.map(|n| n.2),
+        replicates: Vec::new(),
         check: check.parse::<Check>().unwrap(),
         alpha: 0.05,
         margin: (check == "equivalent").then_some(Margin::Relative(0.1)),
+        expect: Expect::Holds,
         rationale: String::new(),
     }
 }
 
-fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
-    let spec = Spec::parse(SPEC, Path::new("repro/fig3/spec.toml")).unwrap();
-    let metrics: BTreeMap<String, Summary> = [
+/// The run's metrics, each replicate's value by number.
+fn measured() -> BTreeMap<String, Measurement> {
+    [
         ("weights_remaining", vec![0.1083]),
         ("data_order_imp", vec![3.32, 3.43, 3.37, 3.35, 3.40]),
         ("data_order_random", vec![7.1, 8.8, 8.1, 8.2, 8.3]),
@@ -91,8 +93,23 @@ fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
         ("accuracy_imp", vec![0.8835, 0.884, 0.883, 0.8838, 0.8832]),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_owned(), Summary::of(&v)))
-    .collect();
+    .map(|(k, v)| {
+        let values = v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (i as u64 + 1, x))
+            .collect();
+        (k.to_owned(), Measurement::of(values))
+    })
+    .collect()
+}
+
+fn fixture() -> (Spec, Vec<RowResult>, Vec<Cell>) {
+    let spec = Spec::parse(SPEC, Path::new("repro/fig3/spec.toml")).unwrap();
+    let metrics: BTreeMap<String, Summary> = measured()
+        .into_iter()
+        .map(|(k, m)| (k, m.summary))
+        .collect();
     let results = vec![
         RowResult {
             row: "lenet".into(),
@@ -197,24 +214,26 @@ fn table_in_the_papers_layout() {
 #[test]
 fn verdict_lines() {
     let (_, results, cells) = fixture();
-    let RowStatus::Ran { metrics } = &results[0].status else {
-        unreachable!()
-    };
-    let verdicts: Vec<_> = cells
-        .iter()
-        .map(|c| {
-            if c.row == "lenet" && c.dataset == "fashion-mnist" {
-                judge(c, metrics)
-            } else if c.row == "lenet" {
-                skipped(
-                    c,
-                    "ran on fashion-mnist, a labelled variant; these are the paper's MNIST numbers",
-                )
-            } else {
-                skipped(c, "dataset cifar10 is absent")
-            }
-        })
-        .collect();
+    let metrics = measured();
+    let verdicts = decide(
+        cells
+            .iter()
+            .map(|c| {
+                let finding = if c.row == "lenet" && c.dataset == "fashion-mnist" {
+                    assess(c, &metrics)
+                } else if c.row == "lenet" {
+                    Finding::Skipped(
+                        "ran on fashion-mnist, a labelled variant; these are the paper's MNIST \
+                         numbers"
+                            .into(),
+                    )
+                } else {
+                    Finding::Skipped("dataset cifar10 is absent".into())
+                };
+                (c.clone(), finding)
+            })
+            .collect(),
+    );
     insta::assert_snapshot!(format!(
         "{}{}{}",
         render_verdicts(&verdicts),
