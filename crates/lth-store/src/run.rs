@@ -229,6 +229,9 @@ impl RunDir {
                 verify::FILES_KEY.into(),
                 serde_json::to_value(files).unwrap_or_default(),
             );
+            if let Some(commit) = verify::commit() {
+                map.insert(verify::COMMIT_KEY.into(), Value::String(commit));
+            }
         }
         write_json_atomic(&path, &value)?;
         verify::remember_verified(&self.path);
@@ -287,6 +290,23 @@ impl RunDir {
         };
         match damage {
             None => {
+                if let Some(now) = verify::commit() {
+                    let theirs = value.get(verify::COMMIT_KEY).and_then(Value::as_str);
+                    if theirs != Some(now.as_str()) {
+                        if verify::retrain_other_commits() {
+                            eprintln!(
+                                "note: {}: trained by {}; training it again with {now} (--retrain)",
+                                self.path.display(),
+                                theirs.map_or("an unrecorded commit".to_owned(), |c| {
+                                    format!("commit {c}")
+                                })
+                            );
+                            fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                            return Ok(None);
+                        }
+                        verify::note_other_commit(&self.path);
+                    }
+                }
                 verify::remember_verified(&self.path);
                 Ok(Some(value))
             }

@@ -23,8 +23,53 @@ use crate::{Result, StoreError};
 /// The key of the digests in `done.json`.
 pub const FILES_KEY: &str = "files";
 
+/// The key of the commit that trained a unit in `done.json`.
+pub const COMMIT_KEY: &str = "commit";
+
 static RETRAIN_DAMAGED: AtomicBool = AtomicBool::new(false);
+static RETRAIN_OTHER_COMMITS: AtomicBool = AtomicBool::new(false);
 static VERIFIED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static COMMIT: Mutex<Option<String>> = Mutex::new(None);
+static OTHER_COMMITS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The commit of the code running now (`<sha>` or `<sha>-dirty`), recorded in every `done.json`
+/// this process writes and compared with that of every finished unit it reuses. Unset (a library
+/// user's default), nothing is recorded or compared.
+pub fn set_commit(commit: impl Into<String>) {
+    if let Ok(mut g) = COMMIT.lock() {
+        *g = Some(commit.into());
+    }
+}
+
+/// The commit set by [`set_commit`].
+pub fn commit() -> Option<String> {
+    COMMIT.lock().ok().and_then(|g| g.clone())
+}
+
+/// Whether a finished unit trained by another commit (or before commits were recorded) is
+/// trained afresh (`--retrain`) rather than reused and counted.
+pub fn set_retrain_other_commits(on: bool) {
+    RETRAIN_OTHER_COMMITS.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn retrain_other_commits() -> bool {
+    RETRAIN_OTHER_COMMITS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn note_other_commit(dir: &Path) {
+    if let Ok(mut g) = OTHER_COMMITS.lock() {
+        g.push(dir.to_owned());
+    }
+}
+
+/// The finished units reused since the last call whose `done.json` names another commit than
+/// [`commit`] (or none): what a check says it judged without training.
+pub fn take_other_commit_units() -> Vec<PathBuf> {
+    OTHER_COMMITS
+        .lock()
+        .map(|mut g| std::mem::take(&mut *g))
+        .unwrap_or_default()
+}
 
 /// Whether a finished unit whose files fail their digests is trained again (`--retrain-damaged`)
 /// rather than reported as an error.
