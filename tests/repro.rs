@@ -164,10 +164,95 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
             "{replicates:?}"
         );
     }
+    // The snapshot keeps every replicate's value: the check pairs replicate with replicate.
+    assert!(
+        stdout.contains("data_order_imp [snapshot equivalent]: ")
+            && stdout.contains(", paired over 3 replicates, "),
+        "{stdout}"
+    );
+    // The report says what ran it: commit, versions, the data's digests, the whole command.
+    let provenance = csv(&out.join("provenance.csv"));
+    assert!(
+        provenance[0].contains(",commit,dirty,date,rustc,tch,libtorch,data")
+            && provenance[1].contains("fashion-mnist/train-images-idx3-ubyte")
+            && provenance[1].contains("--threads ")
+            && provenance[1].contains("--pack 1"),
+        "{provenance:?}"
+    );
     // A second run reuses every finished unit of the run store: nothing trains.
     let before = finished(&plain.join("runs"));
     assert!(!before.is_empty());
     ok(&lth(&strs(&smoke_args("fig3", &data, &plain, &[])), root()));
+    assert_eq!(finished(&plain.join("runs")), before);
+
+    // Judged as a cuda run: there is no cuda snapshot, so the measured cells are not checked,
+    // said once, and the claims still are.
+    let args = smoke_args("fig3", &data, &plain, &["--device-class", "cuda"]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    let not_checked: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("NOT CHECKED"))
+        .collect();
+    assert_eq!(not_checked.len(), 1, "{stdout}");
+    assert!(
+        not_checked[0].starts_with("NOT CHECKED fig3 smoke: no cuda snapshot of this scale")
+            && not_checked[0].contains("--device cuda"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("[snapshot equivalent]"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "PASS    lenet · fashion-mnist · data_order_random [claim greater:data_order_imp]"
+        ),
+        "{stdout}"
+    );
+
+    // Expectations, judged on the same runs (nothing trains): a claim the data contradict fails
+    // (exit 1) unless it is declared to deviate (XFAIL, exit 0); a declared deviation that holds
+    // is unexpected (XPASS, exit 1).
+    let target = copy_target("fig3", tmp.path());
+    let table = std::fs::read_to_string(target.join("expected.csv")).unwrap();
+    let header = table.lines().next().unwrap();
+    assert!(header.ends_with(",margin,expect,rationale"), "{header}");
+    let claim = |metric: &str, other: &str, expect: &str| {
+        format!(
+            "lenet,fashion-mnist,{metric},claim,smoke,,,,,,,greater:{other},0.01,,{expect},\
+             a test of expectations\n"
+        )
+    };
+    let judge = |extra: &str| {
+        std::fs::write(target.join("expected.csv"), table.clone() + extra).unwrap();
+        let args = smoke_args(target.to_str().unwrap(), &data, &plain, &[]);
+        lth(&strs(&args), root())
+    };
+    let contradicted = judge(&claim("data_order_imp", "data_order_random", "holds"));
+    assert_eq!(contradicted.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&contradicted.stdout);
+    assert!(
+        stdout.contains(
+            "FAIL    lenet · fashion-mnist · data_order_imp [claim greater:data_order_random]"
+        ) && stdout.contains("; contradicted: "),
+        "{stdout}"
+    );
+    let declared = judge(&claim("data_order_imp", "data_order_random", "deviates"));
+    let stdout = ok(&declared);
+    assert!(
+        stdout.contains("XFAIL   lenet · fashion-mnist · data_order_imp")
+            && stdout.contains("declared to deviate: a test of expectations"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().last().unwrap().contains(" 1 XFAIL, "),
+        "{stdout}"
+    );
+    let stale = judge(&claim("data_order_random", "data_order_imp", "deviates"));
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&stale.stdout)
+            .contains("XPASS   lenet · fashion-mnist · data_order_random"),
+        "{}",
+        String::from_utf8_lossy(&stale.stdout)
+    );
     assert_eq!(finished(&plain.join("runs")), before);
 
     // The perturbation: one intra-op thread instead of libtorch's default, in a new store.
@@ -178,6 +263,7 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
         stdout.lines().last().unwrap().contains(" 0 FAIL, "),
         "{stdout}"
     );
+    assert!(stdout.contains(", paired over 3 replicates, "), "{stdout}");
     // It did change the numbers: a check that passes on identical numbers proves nothing.
     let a = csv(&plain.join("out/fig3/smoke/samples.csv"));
     let b = csv(&perturbed.join("out/fig3/smoke/samples.csv"));
@@ -204,8 +290,16 @@ fn fig3_smoke_fails_under_a_real_regression() {
     let args = smoke_args(target.to_str().unwrap(), &data, tmp.path(), &[]);
     let out = lth_env(&strs(&args), root(), &[("RUST_BACKTRACE", "1")]);
     let stderr = err(&out);
+    assert_eq!(out.status.code(), Some(1), "an unexpected outcome exits 1");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("FAIL    lenet · fashion-mnist"), "{stdout}");
+    // The paired test saw it.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains(", paired over 3 replicates, ")),
+        "{stdout}"
+    );
     assert!(
         !stdout.lines().last().unwrap().contains(" 0 FAIL, "),
         "{stdout}"
@@ -213,7 +307,8 @@ fn fig3_smoke_fails_under_a_real_regression() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
-        lines[0].starts_with("error: ") && lines[0].contains("checked cell(s) failed"),
+        lines[0].starts_with("error: ")
+            && lines[0].contains("unexpected outcome(s), FAIL or XPASS"),
         "{stderr}"
     );
     assert!(!stderr.contains("backtrace"), "{stderr}");
@@ -383,7 +478,9 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         root(),
     ));
     assert!(e.contains("expected.csv: no cells"), "{e}");
-    let e = err(&lth(&["repro", "fig9", "--device", "cpu"], root()));
+    let missing = lth(&["repro", "fig9", "--device", "cpu", "--check"], root());
+    assert_eq!(missing.status.code(), Some(2), "an error exits 2");
+    let e = err(&missing);
     assert!(
         e.contains("no reproduction target at repro/fig9") && e.contains("fig3"),
         "{e}"
@@ -604,25 +701,28 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
     let mut args = smoke_args("--all", &data, tmp.path(), &[]);
     args.extend(["--repro-dir".into(), repro.to_str().unwrap().to_owned()]);
     let out = lth(&strs(&args), root());
-    assert!(!out.status.success(), "--check fails on the broken target");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a target that cannot run is an error, exit 2"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let last = stdout.lines().last().unwrap();
     assert!(
-        last.starts_with("repro --all smoke: ")
-            && last.contains(" 1 FAIL")
-            && last.ends_with("over 2 targets (0 skipped whole)"),
+        last.starts_with("repro --all smoke: 4 PASS, 0 FAIL, 0 XFAIL, 0 XPASS, 0 INCONCLUSIVE, ")
+            && last.ends_with("cells over 2 targets (1 could not run)"),
         "{stdout}"
     );
-    assert_eq!(stdout.matches("FAIL broken: ").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("ERROR broken: ").count(), 1, "{stdout}");
     assert!(
         stdout.contains("synflow-collapse smoke: 4 PASS, 0 FAIL"),
         "{stdout}"
     );
     let summary = std::fs::read_to_string(tmp.path().join("out/summary.md")).unwrap();
     assert!(
-        summary.contains("| synflow-collapse | 4 | 0 |")
+        summary.contains("| synflow-collapse | 4 | 0 | 0 | 0 | 0 |")
             && summary.contains("(synflow-collapse/smoke/table.md)")
-            && summary.contains("| broken | 0 | 1 | 0 | FAIL broken: "),
+            && summary.contains("| broken | 0 | 0 | 0 | 0 | 0 | 0 | ERROR broken: "),
         "{summary}"
     );
     std::fs::remove_dir_all(repro.join("broken")).unwrap();
@@ -631,21 +731,15 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
             .join("out/synflow-collapse/smoke/table.md")
             .exists()
     );
-    // CUDA asked for on a machine without it: every target skipped, the reason once each.
+    // CUDA asked for on a machine without it: an error before anything runs, exit 2.
     if !tch::Cuda::is_available() {
         let mut args = args.clone();
         let at = args.iter().position(|a| a == "cpu").unwrap();
         args[at] = "cuda".into();
-        let stdout = ok(&lth(&strs(&args), root()));
-        assert_eq!(
-            stdout.matches("libtorch sees no CUDA device").count(),
-            1,
-            "{stdout}"
-        );
-        assert!(
-            stdout.contains("over 1 targets (1 skipped whole)"),
-            "{stdout}"
-        );
+        let out = lth(&strs(&args), root());
+        assert_eq!(out.status.code(), Some(2));
+        let e = err(&out);
+        assert!(e.contains("libtorch sees no CUDA device"), "{e}");
     }
 }
 

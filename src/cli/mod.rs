@@ -142,8 +142,32 @@ impl CommonArgs {
     }
 }
 
+/// How a command ends when its exit status says more than "an error" (`lth repro --check`: 1 for
+/// unexpected outcomes, 2 for an error).
+#[derive(Debug, thiserror::Error)]
+pub enum Exit {
+    /// The run finished; some outcomes were not the expected ones.
+    #[error("{0}")]
+    Unexpected(String),
+    /// Something could not run.
+    #[error("{0}")]
+    Error(String),
+}
+
+/// The exit status of a command that failed with `e`: 1 when a run finished with unexpected
+/// outcomes, 2 for any error.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(Exit::Unexpected(_)) = e.downcast_ref::<Exit>() {
+        return 1;
+    }
+    e.downcast_ref::<lth_repro::ReproError>()
+        .map_or(2, lth_repro::ReproError::exit_code)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     lth_store::verify::set_retrain_damaged(cli.retrain_damaged);
+    // Every finished unit records the commit that trained it.
+    lth_store::verify::set_commit(lth_repro::Build::current().label());
     match cli.cmd {
         Command::Verify(args) => info::verify(&args.runs_dir),
         Command::Train(args) => train::run(&args),

@@ -73,9 +73,19 @@ pub struct ReproArgs {
     /// task of `lth grid submit` runs.
     #[arg(long, value_name = "UNIT", conflicts_with_all = ["only_replicates", "record"])]
     pub unit: Option<lth_repro::GridUnit>,
-    /// Exit with failure when any checked cell fails.
+    /// Exit 1 when any outcome is unexpected (FAIL: a regression or a contradicted claim; XPASS:
+    /// a declared deviation that holds now), 2 on an error (a bad spec, a crashed target, data or
+    /// a device asked for and absent), 0 otherwise (PASS, XFAIL, INCONCLUSIVE, SKIPPED).
     #[arg(long)]
     pub check: bool,
+    /// Judge against the snapshots of this device class (cpu or cuda) rather than the device's
+    /// own [default: the device's]. Without one, the measured cells are not checked, said once.
+    #[arg(long, value_name = "CLASS")]
+    pub device_class: Option<String>,
+    /// Train afresh every finished unit of the run store that another commit trained (by default
+    /// they are reused, and counted on one line).
+    #[arg(long)]
+    pub retrain: bool,
     /// Write this run's measurements into expected.csv as the measured snapshot of its scale.
     #[arg(long)]
     pub record: bool,
@@ -101,11 +111,21 @@ pub(super) fn options(args: &ReproArgs, target: PathBuf, device: tch::Device) ->
         unit: args.unit.clone(),
         record: args.record,
         pack: args.pack,
+        device_class: args.device_class.clone(),
         ..args.at.options(target, device, &args.common)
     }
 }
 
 pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
+    lth_store::verify::set_retrain_other_commits(args.retrain);
+    if let Some(dir) = &args.common.data.data_dir
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "--data-dir {}: no such folder (see data/README.md for what goes there)",
+            dir.display()
+        );
+    }
     let Some(name) = &args.target else {
         return run_all(args);
     };
@@ -146,8 +166,18 @@ fn print_report(report: &lth_repro::Report) {
     print!("{}", report.skipped_lines);
     if let Some(p) = &report.snapshot {
         println!(
-            "snapshot of this scale: {} replicates on {} ({}; {}; {} threads)",
-            p.replicates, p.device, p.cpu, p.simd, p.threads
+            "snapshot of this scale: {} replicates on {} ({}; {}; {} threads; commit {}{})",
+            p.replicates,
+            p.device,
+            p.cpu,
+            p.simd,
+            p.threads,
+            if p.commit.is_empty() {
+                "not recorded"
+            } else {
+                &p.commit
+            },
+            if p.dirty { ", uncommitted changes" } else { "" }
         );
     }
     println!("reports: {}", report.out.display());
@@ -157,14 +187,24 @@ fn print_report(report: &lth_repro::Report) {
 /// What became of one target in `repro --all`.
 struct Outcome {
     name: String,
-    pass: usize,
-    fail: usize,
-    skipped: usize,
+    /// Cells by outcome, in [`lth_report::Outcome::ALL`]'s order.
+    counts: [usize; 6],
     /// The target's closing line, or why it did not run.
     line: String,
-    /// Its failed cells, one line each.
-    failures: Vec<String>,
+    /// Its unexpected outcomes and declared deviations, one line each.
+    notable: Vec<String>,
     ran: bool,
+    /// The target could not run: a bad spec, a crash.
+    error: bool,
+}
+
+impl Outcome {
+    fn count(&self, o: lth_report::Outcome) -> usize {
+        lth_report::Outcome::ALL
+            .iter()
+            .position(|&x| x == o)
+            .map_or(0, |i| self.counts[i])
+    }
 }
 
 /// `lth repro --all`: every target of the repro directory at one scale.
@@ -176,8 +216,8 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
             args.at.repro_dir.display()
         );
     }
-    // A device this machine does not have skips every target, with the reason once each.
-    let device = args.common.device().map_err(|e| e.to_string());
+    // A device asked for and absent is an error, said before anything runs.
+    let device = args.common.device()?;
     let mut outcomes = Vec::new();
     let mut since: Vec<(String, Change)> = Vec::new();
     for spec_path in specs {
@@ -185,31 +225,20 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         let name = folder
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let skip = |why: String| Outcome {
+        let broken = |why: String| Outcome {
             name: name.clone(),
-            pass: 0,
-            fail: 0,
-            skipped: 0,
-            line: format!("SKIPPED {name}: {why}"),
-            failures: Vec::new(),
+            counts: [0; 6],
+            line: format!("ERROR {name}: {why}"),
+            notable: Vec::new(),
             ran: false,
+            error: true,
         };
-        // Every spec has the three scales; a broken one fails alone, the others still run.
+        // Every spec has the three scales; a broken one is an error of its own, the others still
+        // run.
         if let Err(e) = lth_report::Spec::load(&spec_path) {
-            outcomes.push(Outcome {
-                fail: 1,
-                line: format!("FAIL {name}: {e}"),
-                ..skip(String::new())
-            });
+            outcomes.push(broken(e.to_string()));
             continue;
         }
-        let device = match &device {
-            Ok(d) => *d,
-            Err(why) => {
-                outcomes.push(skip(why.clone()));
-                continue;
-            }
-        };
         eprintln!("== {name} ({} scale)", args.at.scale);
         let mut bar = Bar::new(args.common.quiet);
         match run_target(&options(args, folder, device), &mut bar) {
@@ -222,40 +251,44 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
                     }
                     since.extend(found.into_iter().map(|c| (name.clone(), c)));
                 }
-                let count = |o: lth_report::Outcome| {
-                    report.verdicts.iter().filter(|v| v.outcome == o).count()
-                };
+                let mut counts = [0; 6];
+                for (i, o) in lth_report::Outcome::ALL.iter().enumerate() {
+                    counts[i] = report.verdicts.iter().filter(|v| v.outcome == *o).count();
+                }
                 outcomes.push(Outcome {
                     name: name.clone(),
-                    pass: count(lth_report::Outcome::Pass),
-                    fail: count(lth_report::Outcome::Fail),
-                    skipped: count(lth_report::Outcome::Skipped),
+                    counts,
                     line: report.summary.clone(),
-                    failures: report
+                    notable: report
                         .verdict_lines
                         .lines()
-                        .filter(|l| l.starts_with("FAIL"))
+                        .filter(|l| ["FAIL", "XPASS", "XFAIL"].iter().any(|o| l.starts_with(o)))
                         .map(str::to_owned)
                         .collect(),
                     ran: true,
+                    error: false,
                 });
             }
-            Err(e) => outcomes.push(Outcome {
-                fail: 1,
-                line: format!("FAIL {name}: {e}"),
-                ..skip(String::new())
-            }),
+            Err(e) => outcomes.push(broken(e.to_string())),
         }
     }
-    let total = |f: fn(&Outcome) -> usize| outcomes.iter().map(f).sum::<usize>();
-    let (pass, fail, skipped) = (total(|o| o.pass), total(|o| o.fail), total(|o| o.skipped));
-    let targets_skipped = outcomes.iter().filter(|o| !o.ran && o.fail == 0).count();
+    let mut totals = [0usize; 6];
+    for o in &outcomes {
+        for (t, c) in totals.iter_mut().zip(o.counts) {
+            *t += c;
+        }
+    }
+    let errors = outcomes.iter().filter(|o| o.error).count();
+    let counted = lth_report::Outcome::ALL
+        .iter()
+        .zip(totals)
+        .map(|(o, n)| format!("{n} {o}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let closing = format!(
-        "repro --all {}: {pass} PASS, {fail} FAIL, {skipped} SKIPPED cells over {} targets ({} \
-         skipped whole)",
+        "repro --all {}: {counted} cells over {} targets ({errors} could not run)",
         args.at.scale,
         outcomes.len(),
-        targets_skipped
     );
     let mut summary = summary_markdown(args, &outcomes, &closing);
     if args.previous.is_some() {
@@ -272,17 +305,32 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         println!("{moved} cell(s) moved by more than their margin since the previous run");
     }
     println!("{closing}");
-    if args.check && fail > 0 {
-        anyhow::bail!("{fail} cell(s) or target(s) failed");
+    if args.check {
+        let unexpected = totals[1] + totals[3];
+        if errors > 0 {
+            return Err(super::Exit::Error(format!(
+                "{errors} target(s) could not run (see the ERROR lines above)"
+            ))
+            .into());
+        }
+        if unexpected > 0 {
+            return Err(super::Exit::Unexpected(format!(
+                "{unexpected} unexpected outcome(s), FAIL or XPASS (see {})",
+                path.display()
+            ))
+            .into());
+        }
     }
     Ok(())
 }
 
-/// The combined report of `repro --all`: a table of targets, then each target's failures.
+/// The combined report of `repro --all`: a table of targets with their outcomes, then each
+/// target's unexpected outcomes and declared deviations (with their reasons).
 fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> String {
+    use lth_report::Outcome as O;
     let mut s = format!(
-        "# Reproductions at the {} scale\n\n| Target | PASS | FAIL | SKIPPED | Result |\n\
-         | --- | ---: | ---: | ---: | --- |\n",
+        "# Reproductions at the {} scale\n\n| Target | PASS | FAIL | XFAIL | XPASS | INCONCLUSIVE | \
+         SKIPPED | Result |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         args.at.scale
     );
     for o in outcomes {
@@ -295,17 +343,23 @@ fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> St
             o.line.clone()
         };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             o.name,
-            o.pass,
-            o.fail,
-            o.skipped,
+            o.count(O::Pass),
+            o.count(O::Fail),
+            o.count(O::XFail),
+            o.count(O::XPass),
+            o.count(O::Inconclusive),
+            o.count(O::Skipped),
             report.replace('|', "\\|")
         ));
     }
-    for o in outcomes.iter().filter(|o| !o.failures.is_empty()) {
-        s.push_str(&format!("\n## {}: failed cells\n\n", o.name));
-        for f in &o.failures {
+    for o in outcomes.iter().filter(|o| !o.notable.is_empty()) {
+        s.push_str(&format!(
+            "\n## {}: unexpected outcomes and declared deviations\n\n",
+            o.name
+        ));
+        for f in &o.notable {
             s.push_str(&format!("- {f}\n"));
         }
     }

@@ -76,6 +76,17 @@ impl std::fmt::Display for Exited {
 
 impl std::error::Error for Exited {}
 
+/// An error other than a command's own exit status, said on one line and turned into exit status 2.
+fn errors_exit_2(r: Result<()>) -> Result<()> {
+    r.map_err(|e| {
+        if e.downcast_ref::<Exited>().is_some() {
+            return e;
+        }
+        eprintln!("error: {e:#}");
+        Exited(2).into()
+    })
+}
+
 /// Errors are one line (`error: what: why`), never a backtrace, whatever `RUST_BACKTRACE` says.
 fn main() -> std::process::ExitCode {
     match run() {
@@ -137,10 +148,13 @@ fn run() -> Result<()> {
                     "name a target (see `cargo xtask repro --list`), e.g. `cargo xtask repro fig3`"
                 );
             }
-            setup::run(&root, &setup::SetupArgs::default())?;
+            // `--check` promises 1 for unexpected outcomes only: a set-up or build failure is an
+            // error, 2, like any error of `lth repro`.
             let mut all = vec!["repro".to_owned()];
             all.extend(args);
-            run_lth(&root, &all)
+            errors_exit_2(
+                setup::run(&root, &setup::SetupArgs::default()).and_then(|()| run_lth(&root, &all)),
+            )
         }
         Cmd::Bundle => {
             setup::run(

@@ -55,3 +55,63 @@ pub fn link_cuda() {
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
 }
+
+/// Makes what built this crate known to it at compile time, for the provenance of its results:
+/// `LTH_RUSTC` (`rustc --version`), `LTH_TCH` (the tch version in the workspace's `Cargo.lock`)
+/// and `LTH_BUILD_COMMIT` (the checkout's commit, empty outside a git checkout; a binary run
+/// inside a checkout reads the checkout's own state instead).
+pub fn embed_build_info() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = std::process::Command::new(&rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=LTH_RUSTC={version}");
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let lock = manifest
+        .ancestors()
+        .map(|d| d.join("Cargo.lock"))
+        .find(|p| p.is_file());
+    let tch = lock
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| {
+            let mut lines = text.lines();
+            while let Some(l) = lines.next() {
+                if l.trim() == "name = \"tch\"" {
+                    return lines.next().and_then(|v| {
+                        v.trim()
+                            .strip_prefix("version = \"")
+                            .and_then(|v| v.strip_suffix('"'))
+                            .map(str::to_owned)
+                    });
+                }
+            }
+            None
+        })
+        .unwrap_or_else(|| "unknown".into());
+    if let Some(lock) = &lock {
+        println!("cargo:rerun-if-changed={}", lock.display());
+    }
+    println!("cargo:rustc-env=LTH_TCH={tch}");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(&manifest)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_default();
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        let dir = PathBuf::from(dir);
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={}", dir.join(reference).display());
+        }
+    }
+    println!("cargo:rustc-env=LTH_BUILD_COMMIT={commit}");
+}

@@ -2,6 +2,7 @@
 //! store, summarise over replicates, judge the cells, write the reports.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -10,9 +11,9 @@ use tch::Device;
 
 use lth_report::spec::Row;
 use lth_report::{
-    Cell, Outcome, RowResult, RowStatus, Source, Spec, Summary, Verdict, judge, load_cells,
-    plot_svg, record_measured, render_skipped, render_table, render_verdicts, save_cells, skipped,
-    summary_line,
+    Cell, Finding, Measurement, Outcome, RowResult, RowStatus, Source, Spec, Summary, Verdict,
+    assess, decide, load_cells, plot_svg, record_measured, render_skipped, render_table,
+    render_verdicts, save_cells, summary_line,
 };
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams};
@@ -21,9 +22,8 @@ use lth_train::flags::{EarlyBirdFlags, SparseFlags, SupermaskFlags};
 use lth_train::{Data, Progress};
 
 use crate::experiment::replicate_means;
-use crate::{
-    Experiment, MethodFlags, Provenance, ReproError, Result, Unit, cpu_description, experiment,
-};
+use crate::provenance;
+use crate::{Experiment, MethodFlags, Provenance, ReproError, Result, Unit, experiment};
 
 /// What to run and where.
 #[derive(Debug, Clone)]
@@ -55,6 +55,9 @@ pub struct Options {
     pub quiet: bool,
     /// Lay convolutions out channels-last.
     pub channels_last: bool,
+    /// Judge against the snapshots of this device class (`cpu`, `cuda`) instead of the device's
+    /// own; claims and the paper's numbers are judged the same on every device.
+    pub device_class: Option<String>,
     /// Train up to this many compatible runs at once, packed into one network: a row's levels
     /// across replicates, then the plain runs of its measurement across replicates
     /// ([`crate::Experiment::jobs`]) (`None`: the device's default,
@@ -79,6 +82,7 @@ impl Options {
             record: false,
             quiet: true,
             channels_last: false,
+            device_class: None,
             pack: None,
         }
     }
@@ -183,20 +187,20 @@ pub struct Report {
 }
 
 impl Report {
-    /// The number of failed cells.
-    pub fn failed(&self) -> usize {
+    /// The number of unexpected outcomes (FAIL or XPASS).
+    pub fn unexpected(&self) -> usize {
         self.verdicts
             .iter()
-            .filter(|v| v.outcome == Outcome::Fail)
+            .filter(|v| v.outcome.unexpected())
             .count()
     }
 
-    /// `Err(Failed)` when any checked cell failed.
+    /// `Err(Unexpected)` when any outcome is not the expected one.
     pub fn check(&self) -> Result<()> {
-        match self.failed() {
+        match self.unexpected() {
             0 => Ok(()),
-            failed => Err(ReproError::Failed {
-                failed,
+            count => Err(ReproError::Unexpected {
+                count,
                 results: self.out.join("results.csv"),
             }),
         }
@@ -471,15 +475,102 @@ fn list(replicates: &[u64]) -> String {
         .join(", ")
 }
 
+/// What each checked snapshot cell of (`scale`, `device`) can detect, one line per cell: the
+/// smallest shift of the mean that fails it on a rerun that behaves as an independent draw
+/// (another CPU, a GPU: margin − t·√2·SE, the paired difference's interval), and beyond the margin
+/// on an identical one. And the cells whose margin is narrower than 2·t·SE of their recorded
+/// spread (t at 1 − α with n − 1 degrees of freedom, SE = sd/√n), which even an unshifted rerun
+/// would fail about as often as not.
+fn snapshot_power(cells: &[Cell], scale: &str, device: &str) -> (String, Vec<String>) {
+    let (mut lines, mut refused) = (String::new(), Vec::new());
+    for c in cells {
+        let (Some(mean), Some(sd), Some(n), Some(margin)) = (c.mean, c.spread, c.n, c.margin)
+        else {
+            continue;
+        };
+        if c.source != Source::Measured
+            || c.check != lth_report::Check::Equivalent
+            || c.scale != scale
+            || c.device != device
+            || n < 2
+        {
+            continue;
+        }
+        let width = margin.width(mean);
+        let se = sd / (n as f64).sqrt();
+        let t = lth_report::stats::t_quantile(1.0 - c.alpha, (n - 1) as f64);
+        let name = format!("{} · {} · {}", c.row, c.dataset, c.metric);
+        if width < 2.0 * t * se {
+            refused.push(format!(
+                "{name}: margin {margin} = {width:.4} < 2·t·SE = {:.4}",
+                2.0 * t * se
+            ));
+        }
+        let _ = writeln!(
+            lines,
+            "RECORDED {name}: {mean:.4} ± {sd:.4} (n={n}), margin ±{width:.4}: fails beyond a \
+             shift of {:.4} on an independent rerun, {width:.4} on an identical one",
+            (width - t * std::f64::consts::SQRT_2 * se).max(0.0)
+        );
+    }
+    (lines, refused)
+}
+
+/// This process's command line, with the threads and packing in effect when it did not say them.
+fn full_command(pack: usize) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let mut line = args.join(" ");
+    if !args
+        .iter()
+        .any(|a| a == "--threads" || a.starts_with("--threads="))
+    {
+        line.push_str(&format!(" --threads {}", tch::get_num_threads()));
+    }
+    if !args
+        .iter()
+        .any(|a| a == "--pack" || a.starts_with("--pack="))
+    {
+        line.push_str(&format!(" --pack {pack}"));
+    }
+    line
+}
+
+/// The runs trained at once in one packed network: `--pack`, else the device's default.
+fn pack_of(o: &Options) -> usize {
+    o.pack
+        .unwrap_or_else(|| lth_train::packed::default_pack(o.device))
+        .max(1)
+}
+
+/// The command that records a target's snapshot at this scale on `device` as this run would: its
+/// replicates, samples, threads and packing.
+fn record_command(
+    target: &str,
+    o: &Options,
+    replicates: u64,
+    samples: u64,
+    device: &str,
+    pack: usize,
+) -> String {
+    format!(
+        "cargo xtask repro {target} --scale {} --replicates {replicates} --samples {samples} \
+         --device {device} --threads {} --pack {pack} --record",
+        o.scale,
+        tch::get_num_threads()
+    )
+}
+
 fn write_text(path: &Path, text: &str) -> Result<()> {
     lth_store::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 
-/// The measurements of one row that ran: per replicate, values by metric.
+/// The measurements of one row that ran: per replicate, values by metric; and by metric, each
+/// replicate's value (what the cells are judged on).
 struct RowRun {
     dataset: String,
     replicates: Vec<(u64, BTreeMap<String, Vec<f64>>)>,
+    measured: BTreeMap<String, Measurement>,
 }
 
 /// A target whose every input was checked: the spec, its experiment, the scale's replicates and
@@ -554,6 +645,19 @@ fn prepare(o: &Options) -> Result<Prepared> {
         return Err(ReproError::Invalid(format!(
             "--replicates {replicates}: at least 2 independent replicates are needed for the tests"
         )));
+    }
+    if let Some(class) = &o.device_class {
+        if !["cpu", "cuda"].contains(&class.as_str()) {
+            return Err(ReproError::Invalid(format!(
+                "--device-class {class}: expected cpu or cuda"
+            )));
+        }
+        if o.record {
+            return Err(ReproError::Invalid(
+                "--record with --device-class: a snapshot is recorded for the device it ran on"
+                    .into(),
+            ));
+        }
     }
     if o.record && o.only_replicates.is_some() {
         return Err(ReproError::Invalid(
@@ -748,6 +852,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let mut results: Vec<RowResult> = Vec::new();
     let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
     let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
     for row in &spec.rows {
         if o.unit.as_ref().is_some_and(|u| u.row != row.id) {
             continue;
@@ -784,6 +889,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         let key =
             |d: &lth_train::DatasetHparams| format!("{}|{}|{}", d.dataset, d.validation, d.subset);
         for d in std::iter::once(d).chain(&target) {
+            if needs_data {
+                used.insert(d.dataset.clone());
+            }
             if needs_data && !datasets.contains_key(&key(d)) {
                 let mut data = Data::load(d, &root, o.device)?;
                 data.channels_last = o.channels_last;
@@ -808,11 +916,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         let mut run = RowRun {
             dataset: dataset.clone(),
             replicates: Vec::new(),
+            measured: BTreeMap::new(),
         };
-        let pack = o
-            .pack
-            .unwrap_or_else(|| lth_train::packed::default_pack(o.device))
-            .max(1);
+        let pack = pack_of(o);
         let part = o.unit.as_ref().and_then(|u| u.part);
         // Every replicate of the row this process trains: its flags and its lottery.
         let mut reps: Vec<(u64, Resolved, Option<Lottery>)> = Vec::new();
@@ -923,19 +1029,28 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             // A lottery unit trains the levels only.
             (Some(_), None) => {}
         }
-        let mut per_metric: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for (_, m) in &run.replicates {
+        let mut per_metric: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+        for (r, m) in &run.replicates {
             for (k, v) in replicate_means(m) {
-                per_metric.entry(k).or_default().push(v);
+                per_metric.entry(k).or_default().push((*r, v));
             }
         }
-        let mut metrics: BTreeMap<String, Summary> = per_metric
-            .iter()
-            .map(|(k, v)| (k.clone(), Summary::of(v)))
+        let mut measured: BTreeMap<String, Measurement> = per_metric
+            .into_iter()
+            .map(|(k, v)| (k, Measurement::of(v)))
             .collect();
-        for (k, v) in exp.derived(&metrics) {
-            metrics.insert(k, Summary::of(&[v]));
+        let summaries: BTreeMap<String, Summary> = measured
+            .iter()
+            .map(|(k, m)| (k.clone(), m.summary))
+            .collect();
+        for (k, v) in exp.derived(&summaries) {
+            measured.insert(k, Measurement::derived(v));
         }
+        let metrics: BTreeMap<String, Summary> = measured
+            .iter()
+            .map(|(k, m)| (k.clone(), m.summary))
+            .collect();
+        run.measured = measured;
         results.push(RowResult {
             row: row.id.clone(),
             label: if variant.is_some() {
@@ -985,40 +1100,60 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         });
     }
 
-    // Judge every cell of the scale (and every paper cell) of every row.
-    let mut verdicts: Vec<Verdict> = Vec::new();
+    // Judge every cell of the scale (and every paper cell) of every row: snapshots of this
+    // device class only, claims and the paper's numbers on every device.
+    let class = o
+        .device_class
+        .clone()
+        .unwrap_or_else(|| device_label.to_owned());
+    let snapshot_here = |c: &Cell| c.source != Source::Measured || c.device == class;
+    let mut found: Vec<(Cell, Finding)> = Vec::new();
     for r in &results {
         for cell in cells.iter().filter(|c| c.row == r.row) {
-            if !(cell.scale == o.scale || cell.source == Source::Paper) {
+            if !(cell.scale == o.scale || cell.source == Source::Paper) || !snapshot_here(cell) {
                 continue;
             }
-            verdicts.push(match &r.status {
-                RowStatus::Skipped { reason } => skipped(cell, reason.clone()),
-                RowStatus::Ran { metrics }
-                    if cell.dataset == r.dataset && cell.scale == o.scale =>
-                {
-                    judge(cell, metrics)
+            let finding = match &r.status {
+                RowStatus::Skipped { reason } => Finding::Skipped(reason.clone()),
+                RowStatus::Ran { .. } if cell.dataset == r.dataset && cell.scale == o.scale => {
+                    match runs.get(&r.row) {
+                        Some(run) => assess(cell, &run.measured),
+                        None => Finding::Broken(format!("row `{}` measured nothing", r.row)),
+                    }
                 }
-                RowStatus::Ran { .. } if cell.dataset != r.dataset => skipped(
-                    cell,
-                    match &r.variant_of {
+                RowStatus::Ran { .. } if cell.dataset != r.dataset => {
+                    Finding::Skipped(match &r.variant_of {
                         Some(why) => format!("ran on {}, a labelled variant ({why})", r.dataset),
                         None => format!(
                             "this run is on {}; the cell is for {}",
                             r.dataset, cell.dataset
                         ),
-                    },
-                ),
-                RowStatus::Ran { .. } => skipped(
-                    cell,
-                    format!(
-                        "the paper's numbers are checked at the paper scale, not {}",
-                        o.scale
-                    ),
-                ),
-            });
+                    })
+                }
+                RowStatus::Ran { .. } => Finding::Skipped(format!(
+                    "the paper's numbers are checked at the paper scale, not {}",
+                    o.scale
+                )),
+            };
+            found.push((cell.clone(), finding));
         }
     }
+    let verdicts: Vec<Verdict> = decide(found);
+    // A scale with measured snapshots, none of them for this device class: said once.
+    let ran_any = results
+        .iter()
+        .any(|r| matches!(r.status, RowStatus::Ran { .. }));
+    let has_snapshot = cells
+        .iter()
+        .any(|c| c.source == Source::Measured && c.scale == o.scale && c.device == class);
+    let not_checked = (ran_any && !has_snapshot).then(|| {
+        format!(
+            "NOT CHECKED {target} {}: no {class} snapshot of this scale, so the measured cells \
+             are not checked on {class} (the claims are); record it with `{}`\n",
+            o.scale,
+            record_command(target, o, replicates, samples, &class, pack_of(o))
+        )
+    });
 
     let out = o.out.join(target).join(&o.scale);
     std::fs::create_dir_all(&out).map_err(|e| ReproError::Io {
@@ -1092,40 +1227,72 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     plot_svg(spec, &results, cells, &out.join(format!("{target}.svg")))?;
 
     let provenance_path = o.target.join("provenance.csv");
+    let data_sums = provenance::data_checksums(&root, &used.iter().cloned().collect::<Vec<_>>());
+    // This run's own provenance, beside its reports.
+    let this_run = Provenance::of_run(
+        &o.scale,
+        &class,
+        replicates,
+        samples,
+        &full_command(pack_of(o)),
+        data_sums.clone(),
+    );
+    CsvLog::new(out.join("provenance.csv")).save(std::slice::from_ref(&this_run))?;
+    // Finished units this check reused that another commit trained.
+    let reused = lth_store::verify::take_other_commit_units().len();
+    let reused_line = (reused > 0).then(|| {
+        format!(
+            "REUSED {target} {}: {reused} finished unit(s) of the run store were trained by \
+             another commit than {} (or before commits were recorded) and judged as they are; \
+             --retrain trains them afresh\n",
+            o.scale,
+            lth_store::verify::commit().unwrap_or_else(|| this_run.commit.clone())
+        )
+    });
+    let mut record_lines = String::new();
     if o.record {
-        let command = format!(
-            "cargo xtask repro {target} --scale {} --replicates {replicates} --samples {samples} --device {device_label} --record",
-            o.scale
-        );
+        let command = record_command(target, o, replicates, samples, &class, pack_of(o));
         // Read the table again: another run may have recorded another scale meanwhile.
         let mut latest = load_cells(expected_path)?;
         for r in &results {
-            if let RowStatus::Ran { metrics } = &r.status {
-                let measured: Vec<(String, Summary)> =
-                    metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            if let (RowStatus::Ran { .. }, Some(run)) = (&r.status, runs.get(&r.row)) {
+                let measured: Vec<(String, Measurement)> = run
+                    .measured
+                    .iter()
+                    .map(|(k, m)| (k.clone(), m.clone()))
+                    .collect();
                 record_measured(
                     &mut latest,
                     &r.row,
                     &r.dataset,
                     &o.scale,
-                    device_label,
+                    &class,
                     &command,
                     &measured,
                 );
             }
         }
+        let (lines, refused) = snapshot_power(&latest, &o.scale, &class);
+        if !refused.is_empty() {
+            return Err(ReproError::Invalid(format!(
+                "{}: not recorded: {} margin(s) narrower than 2·t·SE of the recorded spread, \
+                 which a rerun could not pass: {}; widen them (with the reason in the rationale) \
+                 or add replicates",
+                expected_path.display(),
+                refused.len(),
+                refused.join("; ")
+            )));
+        }
+        record_lines = lines;
         save_cells(expected_path, &latest)?;
-        let (cpu, simd) = cpu_description();
-        Provenance {
-            scale: o.scale.clone(),
-            device: device_label.into(),
+        Provenance::of_run(
+            &o.scale,
+            &class,
             replicates,
             samples,
-            command,
-            cpu,
-            simd,
-            threads: tch::get_num_threads(),
-        }
+            &command,
+            data_sums.clone(),
+        )
         .record(&provenance_path)?;
         say(format!(
             "recorded the measured cells of this run in {}",
@@ -1134,12 +1301,16 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     }
     let snapshot = Provenance::load(&provenance_path)?
         .into_iter()
-        .find(|p| p.scale == o.scale);
+        .find(|p| p.scale == o.scale && p.device == class);
     let absent: Vec<String> = absent.into_iter().collect();
     Ok(Report {
         table: render_table(spec, &o.scale, device_label, &results, cells, false),
         verdict_lines: render_verdicts(&verdicts),
-        skipped_lines: render_skipped(&results, &verdicts) + &unchecked_lines(&verdicts),
+        skipped_lines: render_skipped(&results, &verdicts)
+            + &unchecked_lines(&verdicts)
+            + not_checked.as_deref().unwrap_or_default()
+            + reused_line.as_deref().unwrap_or_default()
+            + &record_lines,
         summary: summary_line(target, &o.scale, &verdicts, &absent),
         verdicts,
         out,

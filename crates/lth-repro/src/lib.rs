@@ -41,7 +41,7 @@ pub use experiment::{Experiment, FlagGroup, Measured, MethodFlags, Unit, experim
 pub use harness::{GridUnit, Options, Plan, Report, plan, run_target};
 pub use learned_supermask::LearnedSupermask;
 pub use pai::PruneAtInit;
-pub use provenance::{Provenance, cpu_description};
+pub use provenance::{Build, Provenance, cpu_description, data_checksums};
 pub use sparse::SparseTraining;
 pub use stability::Stability;
 pub use supermask::Supermask;
@@ -71,12 +71,23 @@ pub enum ReproError {
     /// An input that cannot work (a flag, a scale, a target), with what was expected.
     #[error("{0}")]
     Invalid(String),
-    /// The run finished and some checked cells failed.
-    #[error("{failed} checked cell(s) failed (see {})", results.display())]
-    Failed {
-        failed: usize,
+    /// The run finished and some outcomes were not the expected ones (FAIL or XPASS).
+    #[error("{count} unexpected outcome(s), FAIL or XPASS (see {})", results.display())]
+    Unexpected {
+        count: usize,
         results: std::path::PathBuf,
     },
+}
+
+impl ReproError {
+    /// The exit status of a command that ends with this error: 1 for unexpected outcomes of a
+    /// run that finished, 2 for everything else (a bad input, a crash, absent data or device).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReproError::Unexpected { .. } => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// Result alias for this crate.

@@ -1,7 +1,10 @@
-//! Where a measured snapshot came from: `repro/<target>/provenance.csv`, one line per scale, with
-//! the command, the device, the CPU's model and vector extensions, and the threads. Floating-point
-//! results differ in the last bits between CPUs with and without AVX-512 (and between thread
-//! counts), so a reader comparing a run with a snapshot knows what differed.
+//! Where a measured snapshot came from: `repro/<target>/provenance.csv`, one line per scale and
+//! device, with the command (threads and packing included), the device, the CPU's model and vector
+//! extensions, the threads, the commit (and whether the tree had uncommitted changes), the date,
+//! the rustc, tch and libtorch versions, and the SHA-256 of every data file read. Each report
+//! folder has the same line for its own run. Floating-point results differ in the last bits
+//! between CPUs with and without AVX-512 (and between thread counts), so a reader comparing a run
+//! with a snapshot knows what differed.
 
 use std::path::Path;
 
@@ -24,20 +27,189 @@ pub struct Provenance {
     pub simd: String,
     /// libtorch's intra-op threads.
     pub threads: i32,
+    /// The commit of the code ([`Build::current`]), `unknown` outside a checkout.
+    #[serde(default)]
+    pub commit: String,
+    /// Whether tracked files differed from that commit.
+    #[serde(default)]
+    pub dirty: bool,
+    /// When the run ended (UTC, RFC 3339).
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub rustc: String,
+    #[serde(default)]
+    pub tch: String,
+    #[serde(default)]
+    pub libtorch: String,
+    /// `<dataset>/<file>=<sha256>` of every data file the run read, `;`-separated.
+    #[serde(default)]
+    pub data: String,
+}
+
+/// What built and runs this code: the commit, rustc, tch and libtorch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Build {
+    /// `git rev-parse HEAD` of the checkout the command runs in; else the commit the binary was
+    /// built at; else `unknown`.
+    pub commit: String,
+    /// Whether tracked files differ from `commit` (`git status`); false when unknown.
+    pub dirty: bool,
+    pub rustc: String,
+    pub tch: String,
+    /// The version of the libtorch this process loaded (its `version.py` or `build-version`).
+    pub libtorch: String,
+}
+
+impl Build {
+    /// This process's build.
+    pub fn current() -> Build {
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        let (commit, dirty) = match git(&["rev-parse", "HEAD"]) {
+            Some(c) if !c.is_empty() => {
+                let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                    .is_some_and(|s| !s.is_empty());
+                (c, dirty)
+            }
+            _ => (
+                option_env!("LTH_BUILD_COMMIT")
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                false,
+            ),
+        };
+        Build {
+            commit,
+            dirty,
+            rustc: env!("LTH_RUSTC").to_owned(),
+            tch: env!("LTH_TCH").to_owned(),
+            libtorch: loaded_libtorch().unwrap_or_else(|| "unknown".into()),
+        }
+    }
+
+    /// The commit as `done.json` records it: `<sha>`, or `<sha>-dirty` for uncommitted changes.
+    pub fn label(&self) -> String {
+        if self.dirty {
+            format!("{}-dirty", self.commit)
+        } else {
+            self.commit.clone()
+        }
+    }
+}
+
+/// The version of the libtorch mapped into this process: `version.py` (a PyTorch wheel) or
+/// `build-version` (a libtorch archive) beside the folder `libtorch_cpu.so` was loaded from.
+fn loaded_libtorch() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let lib = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))?;
+    let root = Path::new(lib).parent()?.parent()?;
+    if let Ok(py) = std::fs::read_to_string(root.join("version.py")) {
+        return py
+            .lines()
+            .find_map(|l| l.strip_prefix("__version__ = "))
+            .map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_owned());
+    }
+    std::fs::read_to_string(root.join("build-version"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+}
+
+/// `<dataset>/<file>=<sha256>` of every file of these datasets' folders under `root`, sorted,
+/// `;`-separated (a folder-of-images dataset is named with its file count, not hashed).
+pub fn data_checksums(root: &Path, datasets: &[String]) -> String {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for name in datasets {
+        let Ok(info) = lth_data::info(name) else {
+            continue;
+        };
+        if !seen.insert(info.dir) {
+            continue;
+        }
+        let dir = root.join(info.dir);
+        let mut files = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.is_file() {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        if info.format == lth_data::Format::Folder {
+            out.push(format!("{}/ ({} files, not hashed)", info.dir, files.len()));
+            continue;
+        }
+        for f in files {
+            let rel = f.strip_prefix(root).unwrap_or(&f).display().to_string();
+            let digest =
+                lth_store::verify::sha256_file(&f).unwrap_or_else(|e| format!("unreadable: {e}"));
+            out.push(format!("{rel}={digest}"));
+        }
+    }
+    out.join(";")
 }
 
 impl Provenance {
+    /// The provenance of a run ending now on this machine.
+    pub fn of_run(
+        scale: &str,
+        device: &str,
+        replicates: u64,
+        samples: u64,
+        command: &str,
+        data: String,
+    ) -> Provenance {
+        let (cpu, simd) = cpu_description();
+        let build = Build::current();
+        Provenance {
+            scale: scale.into(),
+            device: device.into(),
+            replicates,
+            samples,
+            command: command.into(),
+            cpu,
+            simd,
+            threads: tch::get_num_threads(),
+            commit: build.commit,
+            dirty: build.dirty,
+            date: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            rustc: build.rustc,
+            tch: build.tch,
+            libtorch: build.libtorch,
+            data,
+        }
+    }
+
     /// Reads the file (none yet: no lines).
     pub fn load(path: &Path) -> Result<Vec<Provenance>> {
         Ok(CsvLog::new(path).load()?)
     }
 
-    /// Replaces the line of `self.scale` in the file at `path`.
+    /// Replaces the line of `self.scale` and `self.device` in the file at `path`.
     pub fn record(&self, path: &Path) -> Result<()> {
         let mut all = Provenance::load(path)?;
-        all.retain(|p| p.scale != self.scale);
+        all.retain(|p| (&p.scale, &p.device) != (&self.scale, &self.device));
         all.push(self.clone());
-        all.sort_by(|a, b| a.scale.cmp(&b.scale));
+        all.sort_by(|a, b| (&a.scale, &a.device).cmp(&(&b.scale, &b.device)));
         Ok(CsvLog::new(path).save(&all)?)
     }
 }
@@ -97,6 +269,13 @@ mod tests {
             cpu: cpu.clone(),
             simd: simd.clone(),
             threads: 2,
+            commit: "abc".into(),
+            dirty: false,
+            date: String::new(),
+            rustc: String::new(),
+            tch: String::new(),
+            libtorch: String::new(),
+            data: String::new(),
         };
         p("quick", 6)
             .record(&path)
