@@ -234,6 +234,23 @@ const NUMERIC: &[&str] = &[
     "lth-rewind",
     "-p",
     "lth-stability",
+    // Their unit tests and every test binary that compares two computations of a network; not
+    // those that only train (train, sparse, transplant, morph), which the first pass covers.
+    "--lib",
+    "--test",
+    "packed",
+    "--test",
+    "models",
+    "--test",
+    "slim",
+    "--test",
+    "supermask",
+    "--test",
+    "early_bird",
+    "--test",
+    "lottery",
+    "--test",
+    "stability",
 ];
 
 /// Another floating-point path than the default on any x86-64 machine: one intra-op thread (other
