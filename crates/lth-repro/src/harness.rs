@@ -1320,7 +1320,34 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
 
 #[cfg(test)]
 mod tests {
-    use super::GridUnit;
+    use super::{GridUnit, snapshot_power};
+
+    /// `--record` says what each cell can detect and refuses a margin its spread cannot hold.
+    #[test]
+    fn record_refuses_margins_below_twice_the_interval_and_prints_the_failing_shift() {
+        let table = "row,dataset,metric,source,scale,device,command,mean,spread,n,replicates,check,alpha,margin,expect,rationale\n\
+            a,d,acc,measured,quick,cpu,c,0.9,0.01,4,,equivalent,0.05,0.05,,why\n\
+            a,d,loss,measured,quick,cpu,c,0.3,0.05,4,,equivalent,0.05,0.05,,why\n\
+            a,d,acc,measured,quick,cuda,c,0.9,0.5,4,,equivalent,0.05,0.05,,another device\n\
+            a,d,acc,measured,smoke,cpu,c,0.9,0.5,4,,equivalent,0.05,0.05,,another scale\n";
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("expected.csv");
+        std::fs::write(&path, table).unwrap_or_else(|e| panic!("{e}"));
+        let cells = lth_report::load_cells(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (lines, refused) = snapshot_power(&cells, "quick", "cpu");
+        // acc: SE = 0.005, t(0.95, 3) = 2.3534: 2·t·SE = 0.0235 ≤ 0.05, and an independent rerun
+        // fails beyond 0.05 − 2.3534·√2·0.005 = 0.0334. loss: 2·t·SE = 0.1177 > 0.05: refused.
+        assert!(
+            lines.contains("RECORDED a · d · acc: 0.9000 ± 0.0100 (n=4), margin ±0.0500: fails beyond a shift of 0.0334 on an independent rerun, 0.0500 on an identical one"),
+            "{lines}"
+        );
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].starts_with("a · d · loss: margin 0.05 = 0.0500 < 2·t·SE = 0.1177"),
+            "{refused:?}"
+        );
+        assert_eq!(lines.lines().count(), 2, "{lines}");
+    }
 
     #[test]
     fn grid_units_read_and_print_the_same() {
