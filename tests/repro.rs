@@ -185,6 +185,32 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
     ok(&lth(&strs(&smoke_args("fig3", &data, &plain, &[])), root()));
     assert_eq!(finished(&plain.join("runs")), before);
 
+    // A unit another commit trained is reused and counted on one line; --retrain trains it
+    // afresh (the deepest unit: a leaf, cheap to train).
+    let leaf = before
+        .iter()
+        .map(|(p, _)| p.clone())
+        .max_by_key(|p| p.components().count())
+        .unwrap();
+    let done = std::fs::read_to_string(&leaf).unwrap();
+    let ours = serde_json::from_str::<serde_json::Value>(&done).unwrap()["commit"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&leaf, done.replace(&ours, "0000000")).unwrap();
+    let stdout = ok(&lth(&strs(&smoke_args("fig3", &data, &plain, &[])), root()));
+    assert!(
+        stdout.contains(
+            "REUSED fig3 smoke: 1 finished unit(s) of the run store were trained by another commit"
+        ),
+        "{stdout}"
+    );
+    let args = smoke_args("fig3", &data, &plain, &["--retrain"]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(!stdout.contains("REUSED"), "{stdout}");
+    assert!(std::fs::read_to_string(&leaf).unwrap().contains(&ours));
+    let before = finished(&plain.join("runs"));
+
     // Judged as a cuda run: there is no cuda snapshot, so the measured cells are not checked,
     // said once, and the claims still are.
     let args = smoke_args("fig3", &data, &plain, &["--device-class", "cuda"]);
