@@ -416,11 +416,18 @@ pub fn decide(found: Vec<(Cell, Finding)>) -> Vec<Verdict> {
                         let could = difference.detectable(level, 0.8);
                         let effect = (difference.diff - from).abs();
                         let need = if effect > 0.0 && could.is_finite() && could > 0.0 {
-                            format!(
-                                "; the observed effect {effect:.4} would need about {:.0} \
-                                 replicates per arm",
-                                (n as f64 * (could / effect).powi(2)).ceil()
-                            )
+                            let needed = (n as f64 * (could / effect).powi(2)).ceil();
+                            if needed > 10_000.0 {
+                                format!(
+                                    "; the observed effect {effect:.4} would need more than \
+                                     10,000 replicates per arm"
+                                )
+                            } else {
+                                format!(
+                                    "; the observed effect {effect:.4} would need about \
+                                     {needed:.0} replicates per arm"
+                                )
+                            }
                         } else {
                             String::new()
                         };
