@@ -88,7 +88,8 @@ pub enum Finding {
         p_contra: f64,
         difference: Difference,
         /// The claim's own effect is `difference.diff` measured from this point (0 for greater
-        /// and the bounds, −margin for not_less).
+        /// and the bounds, −margin for not_less; for within, the margin, which |diff| is
+        /// measured against).
         from: f64,
         /// Replicates per arm.
         n: u64,
@@ -283,7 +284,7 @@ pub fn assess(cell: &Cell, ours: &BTreeMap<String, Measurement>) -> Finding {
                         // Outside the margin on either side.
                         p_contra: d.p_above(margin).min(d.p_below(-margin)),
                         difference: d,
-                        from: 0.0,
+                        from: margin,
                         n: mine.summary.n,
                         detail: format!(
                             "{} within ±{margin:.4} of {o}: {both}: difference {:+.4}, {:.0}% CI \
@@ -414,7 +415,13 @@ pub fn decide(found: Vec<(Cell, Finding)>) -> Vec<Verdict> {
                         // Holm's strictest step tests at α/m: what the run could surely have seen.
                         let level = a / m.max(1) as f64;
                         let could = difference.detectable(level, 0.8);
-                        let effect = (difference.diff - from).abs();
+                        // A `within` claim's distance to decide is that of the difference to
+                        // its margin; the others' that of the difference to the claim's point.
+                        let effect = if matches!(cell.check, Check::Within(_)) {
+                            (from - difference.diff.abs()).abs()
+                        } else {
+                            (difference.diff - from).abs()
+                        };
                         let need = if effect > 0.0 && could.is_finite() && could > 0.0 {
                             let needed = (n as f64 * (could / effect).powi(2)).ceil();
                             if needed > 10_000.0 {
