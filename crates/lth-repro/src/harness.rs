@@ -1235,7 +1235,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         replicates,
         samples,
         &full_command(pack_of(o)),
-        data_sums.clone(),
+        data_sums,
     );
     CsvLog::new(out.join("provenance.csv")).save(std::slice::from_ref(&this_run))?;
     // Finished units this check reused that another commit trained.
@@ -1285,14 +1285,12 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         }
         record_lines = lines;
         save_cells(expected_path, &latest)?;
-        Provenance::of_run(
-            &o.scale,
-            &class,
-            replicates,
-            samples,
-            &command,
-            data_sums.clone(),
-        )
+        // This run's provenance, with the command that records it (git, the CPU and the data's
+        // digests are read once).
+        Provenance {
+            command,
+            ..this_run.clone()
+        }
         .record(&provenance_path)?;
         say(format!(
             "recorded the measured cells of this run in {}",
