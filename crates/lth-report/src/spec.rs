@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ReportError, Result};
+use crate::{Margin, ReportError, Result};
 
 /// A scale: how big the runs are.
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +125,10 @@ pub struct Row {
     /// Overrides per scale (`smoke`, `quick`); the `paper` scale uses the row as it is.
     #[serde(default)]
     pub scales: BTreeMap<String, Spanned<RowScale>>,
+    /// The smallest regression of a metric this row's snapshot must catch, by metric (`0.01`, or
+    /// `5%` of the snapshot's mean); replaces the spec's for that metric.
+    #[serde(default)]
+    pub regression: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 /// A parsed `spec.toml`.
@@ -144,6 +148,10 @@ pub struct Spec {
     #[serde(default)]
     pub plot: Vec<Panel>,
     pub rows: Vec<Row>,
+    /// The smallest regression of a metric that every row's snapshot must catch, by metric (`0.01`
+    /// or `5%`): `--record` names each cell whose margin lets a change of that size pass.
+    #[serde(default)]
+    pub regression: BTreeMap<String, Spanned<toml::Value>>,
     /// The file it came from (not in the TOML).
     #[serde(skip)]
     pub path: PathBuf,
@@ -221,6 +229,18 @@ impl Spec {
                 )));
             }
         }
+        for (metric, v) in self
+            .regression
+            .iter()
+            .chain(self.rows.iter().flat_map(|r| &r.regression))
+        {
+            regression_size(v.get_ref()).map_err(|problem| {
+                self.error_at(
+                    v.span().start,
+                    format!("regression of `{metric}`: {problem}"),
+                )
+            })?;
+        }
         let mut ids = std::collections::BTreeSet::new();
         for row in &self.rows {
             if !ids.insert(&row.id) {
@@ -238,8 +258,8 @@ impl Spec {
         Ok(())
     }
 
-    /// Every metric the columns and the plot name, for the harness to check against what its
-    /// experiment measures.
+    /// Every metric the columns, the plot and the regression sizes name, for the harness to check
+    /// against what its experiment measures.
     pub fn named_metrics(&self) -> impl Iterator<Item = &str> {
         self.columns
             .iter()
@@ -249,7 +269,22 @@ impl Spec {
                     .iter()
                     .flat_map(|p| p.metrics.iter().chain(p.x.as_ref())),
             )
+            .chain(self.regression.keys())
+            .chain(self.rows.iter().flat_map(|r| r.regression.keys()))
             .map(String::as_str)
+    }
+
+    /// The smallest regression of `metric` that row `row`'s snapshot must catch: the row's
+    /// declaration, else the spec's, else none.
+    pub fn regression(&self, row: &str, metric: &str) -> Option<Margin> {
+        let of_row = self
+            .rows
+            .iter()
+            .find(|r| r.id == row)
+            .and_then(|r| r.regression.get(metric));
+        of_row
+            .or_else(|| self.regression.get(metric))
+            .and_then(|v| regression_size(v.get_ref()).ok())
     }
 
     /// An error about the whole spec (no line).
@@ -304,6 +339,17 @@ fn flag_value(v: &toml::Value) -> String {
         toml::Value::String(s) => s.clone(),
         toml::Value::Array(a) => a.iter().map(flag_value).collect::<Vec<_>>().join(","),
         other => other.to_string(),
+    }
+}
+
+/// A declared regression size: a positive number, or a string such as `5%` (checked at load).
+fn regression_size(v: &toml::Value) -> std::result::Result<Margin, String> {
+    match v {
+        toml::Value::String(s) => s.parse(),
+        toml::Value::Float(_) | toml::Value::Integer(_) => v.to_string().parse(),
+        other => Err(format!(
+            "expected a positive number (0.01) or percentage (\"5%\"), not {other}"
+        )),
     }
 }
 
@@ -393,6 +439,43 @@ flags = { steps = "200it", subset = 3000 }
         );
         assert_eq!(spec.header_of("data_order_imp"), "Data-order IMP");
         assert_eq!(spec.header_of("barrier"), "barrier");
+    }
+
+    /// A row's declared regression size replaces the spec's for its metric; a bad size is refused
+    /// at its line.
+    #[test]
+    fn regression_sizes_resolve_per_row_and_bad_ones_are_refused() {
+        let text = GOOD
+            .replace(
+                "columns = [",
+                "regression = { data_order_imp = \"5%\", accuracy = 0.01 }\ncolumns = [",
+            )
+            .replace(
+                "weights_remaining = 0.107\n",
+                "weights_remaining = 0.107\nregression = { accuracy = 0.02 }\n",
+            );
+        let spec = parse(&text).unwrap();
+        assert_eq!(
+            spec.regression("lenet", "accuracy"),
+            Some(Margin::Absolute(0.02))
+        );
+        assert_eq!(
+            spec.regression("lenet", "data_order_imp"),
+            Some(Margin::Relative(0.05))
+        );
+        assert_eq!(
+            spec.regression("other", "accuracy"),
+            Some(Margin::Absolute(0.01))
+        );
+        assert_eq!(spec.regression("lenet", "barrier"), None);
+        check(
+            &text.replace("accuracy = 0.02", "accuracy = -1"),
+            "regression of `accuracy`: margin `-1`",
+        );
+        check(
+            &text.replace("accuracy = 0.02", "accuracy = true"),
+            "regression of `accuracy`: expected a positive number",
+        );
     }
 
     fn check(text: &str, fragment: &str) {
