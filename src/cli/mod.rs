@@ -166,8 +166,8 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     lth_store::verify::set_retrain_damaged(cli.retrain_damaged);
-    // Every finished unit records the commit that trained it.
-    lth_store::verify::set_commit(lth_repro::Build::current().label());
+    // Every finished unit records the commit that trained it (found when a unit first needs it).
+    lth_store::verify::set_commit_with(|| lth_repro::Build::current().label());
     match cli.cmd {
         Command::Verify(args) => info::verify(&args.runs_dir),
         Command::Train(args) => train::run(&args),

@@ -50,8 +50,8 @@ pub struct Provenance {
 /// What built and runs this code: the commit, rustc, tch and libtorch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Build {
-    /// `git rev-parse HEAD` of the checkout the command runs in; else the commit the binary was
-    /// built at; else `unknown`.
+    /// `git rev-parse HEAD` of the checkout the binary was built from, where it still exists; else
+    /// the commit the binary was built at; else `unknown`.
     pub commit: String,
     /// Whether tracked files differ from `commit` (`git status`); false when unknown.
     pub dirty: bool,
@@ -64,8 +64,16 @@ pub struct Build {
 impl Build {
     /// This process's build.
     pub fn current() -> Build {
+        // The checkout this binary was built from, where it still exists (never the working
+        // directory, which may be another project's repository).
+        let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let git = |args: &[&str]| {
+            if !checkout.is_dir() {
+                return None;
+            }
             std::process::Command::new("git")
+                .arg("-C")
+                .arg(checkout)
                 .args(args)
                 .stderr(std::process::Stdio::null())
                 .output()

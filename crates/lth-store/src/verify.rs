@@ -29,7 +29,14 @@ pub const COMMIT_KEY: &str = "commit";
 static RETRAIN_DAMAGED: AtomicBool = AtomicBool::new(false);
 static RETRAIN_OTHER_COMMITS: AtomicBool = AtomicBool::new(false);
 static VERIFIED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-static COMMIT: Mutex<Option<String>> = Mutex::new(None);
+static COMMIT: Mutex<Commit> = Mutex::new(Commit::Unset);
+
+/// The commit of the running code: not set, to be found on first use, or known.
+enum Commit {
+    Unset,
+    Pending(Box<dyn FnOnce() -> String + Send>),
+    Known(String),
+}
 static OTHER_COMMITS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// The commit of the code running now (`<sha>` or `<sha>-dirty`), recorded in every `done.json`
@@ -37,13 +44,30 @@ static OTHER_COMMITS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// user's default), nothing is recorded or compared.
 pub fn set_commit(commit: impl Into<String>) {
     if let Ok(mut g) = COMMIT.lock() {
-        *g = Some(commit.into());
+        *g = Commit::Known(commit.into());
     }
 }
 
-/// The commit set by [`set_commit`].
+/// As [`set_commit`], with the commit found by `find` the first time a unit is written or reused,
+/// so that a command that touches no unit (`--help`, a refused flag) never pays for it.
+pub fn set_commit_with(find: impl FnOnce() -> String + Send + 'static) {
+    if let Ok(mut g) = COMMIT.lock() {
+        *g = Commit::Pending(Box::new(find));
+    }
+}
+
+/// The commit set by [`set_commit`] or [`set_commit_with`].
 pub fn commit() -> Option<String> {
-    COMMIT.lock().ok().and_then(|g| g.clone())
+    let mut g = COMMIT.lock().ok()?;
+    if let Commit::Pending(_) = &*g
+        && let Commit::Pending(find) = std::mem::replace(&mut *g, Commit::Unset)
+    {
+        *g = Commit::Known(find());
+    }
+    match &*g {
+        Commit::Known(c) => Some(c.clone()),
+        _ => None,
+    }
 }
 
 /// Whether a finished unit trained by another commit (or before commits were recorded) is

@@ -16,7 +16,13 @@ fn units_of_another_commit_are_counted_or_trained_again() {
     let run = RunDir::new(dir.path().join("level_0"));
     std::fs::create_dir_all(run.path()).unwrap();
     std::fs::write(run.join("final.safetensors"), b"weights").unwrap();
-    verify::set_commit("aaaa");
+    // The commit is found once, when a unit first needs it.
+    static FOUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    verify::set_commit_with(|| {
+        FOUND.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        "aaaa".into()
+    });
+    assert_eq!(FOUND.load(std::sync::atomic::Ordering::SeqCst), 0);
     run.mark_done(&Summary { steps: 3 }).unwrap();
     let done: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join(DONE_FILE)).unwrap()).unwrap();
@@ -24,6 +30,7 @@ fn units_of_another_commit_are_counted_or_trained_again() {
     // The same commit reuses it without a word.
     let fresh = RunDir::new(run.path());
     assert!(take_and_check(&fresh, true).is_empty());
+    assert_eq!(FOUND.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // Another commit reuses it too, and counts it once.
     verify::set_commit("bbbb-dirty");
