@@ -524,6 +524,54 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         root(),
     ));
     assert!(e.contains("--replicates 1: at least 2"), "{e}");
+    // Typos are errors, never a silent skip or a silent nothing.
+    let typo = |spec_text: &str, cells_text: &str, extra: &[&str]| {
+        std::fs::write(target.join("spec.toml"), spec_text).unwrap();
+        std::fs::write(target.join("expected.csv"), cells_text).unwrap();
+        let mut args = vec!["repro", "fig3", "--repro-dir", dir, "--device", "cpu"];
+        args.extend_from_slice(extra);
+        let out = lth(&args, root());
+        assert_eq!(out.status.code(), Some(2), "an error exits 2");
+        err(&out)
+    };
+    // A dataset variant lth does not know, at its line.
+    let bogus = spec.replacen(
+        "variants = [\"fashion-mnist\"]",
+        "variants = [\"fashion-bogus\"]",
+        1,
+    );
+    let line = bogus
+        .lines()
+        .position(|l| l.contains("fashion-bogus"))
+        .unwrap()
+        + 1;
+    let e = typo(&bogus, &cells, &[]);
+    assert!(
+        e.contains(&format!(
+            "fig3/spec.toml, line {line}: row `lenet`: unknown dataset `fashion-bogus`; known datasets: mnist, fashion-mnist"
+        )),
+        "{e}"
+    );
+    // A regression size for a metric the experiment does not measure.
+    let e = typo(
+        &spec.replacen("accuracy_imp = 0.02", "acuracy_imp = 0.02", 1),
+        &cells,
+        &[],
+    );
+    assert!(
+        e.contains("metric `acuracy_imp` is not measured by a `stability` experiment"),
+        "{e}"
+    );
+    // A snapshot cell at a scale the spec does not have.
+    let e = typo(&spec, &cells.replacen(",smoke,cpu,", ",smok,cpu,", 1), &[]);
+    assert!(e.contains("scale `smok` is not a scale of"), "{e}");
+    // A previous run's folder that does not exist.
+    let e = typo(&spec, &cells, &["--previous", "/nonexistent/lth-report"]);
+    assert!(
+        e.contains("--previous /nonexistent/lth-report: no such folder"),
+        "{e}"
+    );
+    std::fs::write(target.join("expected.csv"), &cells).unwrap();
 }
 
 /// A grid task's unit (`--unit`) is checked before anything trains, and a part refuses to run

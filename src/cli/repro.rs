@@ -126,6 +126,14 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    if let Some(prev) = &args.previous
+        && !prev.is_dir()
+    {
+        anyhow::bail!(
+            "--previous {}: no such folder (a previous run's report folder, its --out)",
+            prev.display()
+        );
+    }
     let Some(name) = &args.target else {
         return run_all(args);
     };
@@ -421,6 +429,10 @@ fn changes(
     let path = |root: &std::path::Path| root.join(target).join(scale).join("results.csv");
     let before_path = path(previous);
     if !before_path.is_file() {
+        println!(
+            "NOT COMPARED {target} {scale}: the previous run ({}) holds no report of it",
+            previous.display()
+        );
         return Ok(Vec::new());
     }
     let read = |p: &std::path::Path| -> anyhow::Result<Vec<ResultCell>> {

@@ -287,6 +287,15 @@ impl Spec {
             .and_then(|v| regression_size(v.get_ref()).ok())
     }
 
+    /// An error at the first place the spec's text holds `needle` (about the whole spec when it
+    /// holds none): for values read without their position, such as a row's datasets.
+    pub fn error_near(&self, needle: &str, problem: impl Into<String>) -> ReportError {
+        match self.source.find(needle) {
+            Some(offset) => self.error_at(offset, problem),
+            None => self.error(problem),
+        }
+    }
+
     /// An error about the whole spec (no line).
     pub fn error(&self, problem: impl Into<String>) -> ReportError {
         ReportError::Malformed {

@@ -317,8 +317,9 @@ fn choose(
         .chain(&row.variants)
         .enumerate()
     {
+        // Every name is known: `run_target` refused the spec otherwise.
         match lth_data::info(name) {
-            Err(_) => reasons.push(format!("dataset `{name}` is not supported by lth yet")),
+            Err(e) => reasons.push(e.to_string()),
             Ok(info) => match info.absent(root) {
                 None => return Ok((name.clone(), (i > 0).then(|| reasons.join("; ")))),
                 Some(problem) => {
@@ -650,6 +651,16 @@ fn prepare(o: &Options) -> Result<Prepared> {
                     exp.metrics().join(", ")
                 ))
                 .into());
+        }
+    }
+    // A dataset name lth does not know is a typo in the spec, never a reason to skip a row.
+    for row in &spec.rows {
+        for name in std::iter::once(&row.dataset).chain(&row.variants) {
+            if let Err(e) = lth_data::info(name) {
+                return Err(spec
+                    .error_near(&format!("\"{name}\""), format!("row `{}`: {e}", row.id))
+                    .into());
+            }
         }
     }
     let Some(scale) = spec.scales.get(&o.scale).cloned() else {
