@@ -774,11 +774,20 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
     .unwrap();
     let mut args = smoke_args("--all", &data, tmp.path(), &[]);
     args.extend(["--repro-dir".into(), repro.to_str().unwrap().to_owned()]);
+    // Not quiet: the progress lines show.
+    args.retain(|a| a != "--quiet");
     let out = lth(&strs(&args), root());
     assert_eq!(
         out.status.code(),
         Some(2),
         "a target that cannot run is an error, exit 2"
+    );
+    let e = err(&out);
+    assert!(
+        e.contains("progress: synflow-collapse 1/1 stages, ")
+            && e.contains("progress: repro --all smoke: 1/2 targets; ")
+            && e.contains("progress: repro --all smoke: 2/2 targets; "),
+        "{e}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let last = stdout.lines().last().unwrap();

@@ -215,6 +215,17 @@ impl Outcome {
     }
 }
 
+/// `progress: repro --all quick: 3/10 targets; ...` on stderr, unless quiet.
+fn progress_line(args: &ReproArgs, done: usize, targets: usize, pace: &lth_repro::Pace) {
+    if !args.common.quiet {
+        eprintln!(
+            "progress: repro --all {}: {done}/{targets} targets; {}",
+            args.at.scale,
+            pace.line()
+        );
+    }
+}
+
 /// `lth repro --all`: every target of the repro directory at one scale.
 fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let specs = lth_report::targets(&args.at.repro_dir)?;
@@ -228,7 +239,21 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let device = args.common.device()?;
     let mut outcomes = Vec::new();
     let mut since: Vec<(String, Change)> = Vec::new();
-    for spec_path in specs {
+    // The whole run's progress, each target weighted by its scale's estimated CPU minutes.
+    let weight = |spec_path: &std::path::Path| {
+        lth_report::Spec::load(spec_path)
+            .ok()
+            .and_then(|s| s.scales.get(&args.at.scale).and_then(|s| s.cpu_minutes))
+            .unwrap_or(1.0)
+    };
+    let weights: Vec<f64> = specs.iter().map(|p| weight(p)).collect();
+    let mut pace = lth_repro::Pace::new(
+        "estimated minutes of work (the targets' cpu_minutes)",
+        weights.iter().sum(),
+    );
+    let targets = specs.len();
+    for (i, (spec_path, weight)) in specs.into_iter().zip(weights).enumerate() {
+        let began = std::time::Instant::now();
         let folder = spec_path.parent().unwrap_or(&args.at.repro_dir).to_owned();
         let name = folder
             .file_name()
@@ -245,6 +270,8 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         // run.
         if let Err(e) = lth_report::Spec::load(&spec_path) {
             outcomes.push(broken(e.to_string()));
+            pace.reused(weight);
+            progress_line(args, i + 1, targets, &pace);
             continue;
         }
         eprintln!("== {name} ({} scale)", args.at.scale);
@@ -279,6 +306,8 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
             }
             Err(e) => outcomes.push(broken(e.to_string())),
         }
+        pace.worked(weight, began);
+        progress_line(args, i + 1, targets, &pace);
     }
     let mut totals = [0usize; 6];
     for o in &outcomes {

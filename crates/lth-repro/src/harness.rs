@@ -883,17 +883,37 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let mut runs: BTreeMap<String, RowRun> = BTreeMap::new();
     let mut datasets: BTreeMap<String, Data> = BTreeMap::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
+    // Every row placed first, so that the progress lines know the whole: a row that trains has
+    // its levels (each across replicates), its measurement's runs and its measuring as stages.
+    let mut rows = Vec::new();
     for row in &spec.rows {
-        if o.unit.as_ref().is_some_and(|u| u.row != row.id) {
-            continue;
+        if o.unit.as_ref().is_none_or(|u| u.row == row.id) {
+            rows.push((row, place(&p, o, row, &root, &mut absent)?));
         }
+    }
+    let stages: u64 = rows
+        .iter()
+        .map(|(_, placed)| match placed {
+            Ok(pl) if pl.needs_data && exp.trains() => pl.level + 3,
+            Ok(pl) if pl.needs_data => 2,
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum();
+    let mut pace = crate::pace::Pace::new("stages", stages as f64);
+    let name = target.clone();
+    let worked = |pace: &mut crate::pace::Pace, began: std::time::Instant| {
+        pace.worked(1.0, began);
+        say(format!("progress: {name} {}", pace.line()));
+    };
+    for (row, placed) in rows {
         let Placed {
             dataset,
             variant,
             flags,
             level,
             needs_data,
-        } = match place(&p, o, row, &root, &mut absent)? {
+        } = match placed {
             Ok(placed) => placed,
             Err(reason) => {
                 if let Some(u) = &o.unit {
@@ -979,6 +999,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 }
             }
             let Some(first) = todo.first() else {
+                if !lotteries.is_empty() {
+                    pace.reused(1.0);
+                }
                 continue;
             };
             if let Some(p) = part {
@@ -1002,7 +1025,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                     String::new()
                 }
             ));
+            let began = std::time::Instant::now();
             Lottery::run_levels(&todo, l, pack, progress)?;
+            worked(&mut pace, began);
         }
         let units: Vec<Unit> = reps
             .iter()
@@ -1039,9 +1064,14 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                                 String::new()
                             }
                         ));
+                        let began = std::time::Instant::now();
                         lth_train::train_jobs(&units[0].hp.train, data, &jobs, pack, progress)?;
+                        worked(&mut pace, began);
+                    } else {
+                        pace.reused(1.0);
                     }
                 }
+                let began = std::time::Instant::now();
                 for unit in &units {
                     say(format!(
                         "{}: replicate {}/{replicates}",
@@ -1050,6 +1080,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                     let measured = exp.measure(unit, progress)?;
                     run.replicates.push((unit.replicate, measured));
                 }
+                worked(&mut pace, began);
             }
             (Some(_), Some(part)) => {
                 for unit in &units {
