@@ -12,6 +12,17 @@ fn negatives(c: clap::Command) -> clap::Command {
     c.allow_negative_numbers(true).mut_subcommands(negatives)
 }
 
+/// The command line's grammar: the derived one, with negative numbers allowed everywhere, and
+/// `elastic`'s source given either as a lottery folder (`--from`) or as lottery flags, so that its
+/// flattened `--model` is required only without `--from`.
+fn command() -> clap::Command {
+    negatives(cli::Cli::command()).mut_subcommand("elastic", |c| {
+        c.mut_arg("model", |a| {
+            a.required(false).required_unless_present("from")
+        })
+    })
+}
+
 /// The error and its causes on one line, each cause once: lth's errors already name their cause
 /// (`<file>: <why>`), so a cause whose text is already there is not repeated.
 fn message(e: &anyhow::Error) -> String {
@@ -27,7 +38,7 @@ fn message(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    let matches = negatives(cli::Cli::command()).get_matches();
+    let matches = command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

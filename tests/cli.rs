@@ -966,6 +966,13 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
                 &["transfer", "--level", "1", "--dataset", "mnist", "--from"],
                 vec!["elsewhere"],
             ),
+            "--from elsewhere: no such folder",
+        ),
+        (
+            with(
+                &["transfer", "--level", "1", "--dataset", "mnist", "--from"],
+                vec!["."],
+            ),
             "expected a lottery folder",
         ),
     ] {
@@ -998,6 +1005,27 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
             .count()
             == 0
     );
+    // The same move with the source given by its folder (no --model): the same run, found done.
+    let source = std::fs::read_dir(w.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("lottery_")
+                && std::fs::read_to_string(p.join("hparams.json"))
+                    .is_ok_and(|h| h.contains("\"lenet_300_100_100\""))
+        })
+        .unwrap();
+    let mut by_folder = deeper.to_vec();
+    by_folder.extend(["--from", source.to_str().unwrap()]);
+    by_folder.extend(["--map", "0:0;1:1;2:2,3", "--random", "7", "--device", "cpu"]);
+    let again = lth(&by_folder, w.path());
+    let said = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert!(again.status.success(), "{said}");
+    assert_eq!(said.matches("training").count(), 0, "{said}");
 
     // By folder: a ticket of classes 0–4 moved to classes 5–9, and to all ten classes, which
     // needs a classifier policy.
@@ -1029,6 +1057,49 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
     };
     let e = err(&transfer("mnist", &[]));
     assert!(e.contains("say --output reinit"), "{e}");
+    // A replicate the source does not have is refused, never trained as a new source.
+    let before = paths_ending(&w.path().join("runs"), "done.json").len();
+    let missing = folder.join("replicate_9").to_str().unwrap().to_owned();
+    let e = err(&lth(
+        &[
+            "transfer",
+            "--from",
+            &missing,
+            "--level",
+            "1",
+            "--dataset",
+            "mnist",
+            "--device",
+            "cpu",
+        ],
+        w.path(),
+    ));
+    assert!(
+        e.contains("no such folder (did you mean") && e.contains("replicate_1?)"),
+        "{e}"
+    );
+    let e = err(&lth(
+        &[
+            "transfer",
+            "--from",
+            folder.to_str().unwrap(),
+            "--replicate",
+            "9",
+            "--level",
+            "1",
+            "--dataset",
+            "mnist",
+            "--device",
+            "cpu",
+        ],
+        w.path(),
+    ));
+    assert!(e.contains("has no replicate 9 (it has replicate_1)"), "{e}");
+    assert_eq!(
+        paths_ending(&w.path().join("runs"), "done.json").len(),
+        before,
+        "nothing trained"
+    );
     let out = ok(&transfer("mnist", &["--output", "reinit"]));
     assert!(
         out.contains("source level 1") && out.contains("ticket"),

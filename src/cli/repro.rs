@@ -122,16 +122,18 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
         && !dir.is_dir()
     {
         anyhow::bail!(
-            "--data-dir {}: no such folder (see data/README.md for what goes there)",
-            dir.display()
+            "--data-dir {}: no such folder{} (see data/README.md for what goes there)",
+            dir.display(),
+            lth_store::did_you_mean(dir)
         );
     }
     if let Some(prev) = &args.previous
         && !prev.is_dir()
     {
         anyhow::bail!(
-            "--previous {}: no such folder (a previous run's report folder, its --out)",
-            prev.display()
+            "--previous {}: no such folder (a previous run's report folder, its --out){}",
+            prev.display(),
+            lth_store::did_you_mean(prev)
         );
     }
     let Some(name) = &args.target else {

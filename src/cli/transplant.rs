@@ -66,6 +66,14 @@ pub struct TransferArgs {
 /// The source lottery in `dir` (a lottery folder or one of its replicates): its hyperparameters,
 /// its replicate and its store.
 fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHparams, u64, Store)> {
+    // A source that does not exist is a typo, never a new lottery to train.
+    if !dir.is_dir() {
+        bail!(
+            "--from {}: no such folder{}",
+            dir.display(),
+            lth_store::did_you_mean(dir)
+        );
+    }
     let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
     let (folder, replicate) = match name(dir)
         .as_deref()
@@ -98,6 +106,30 @@ fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHpa
             folder.display()
         )
     })?;
+    let chosen = folder.join(format!("replicate_{replicate}"));
+    if !chosen.is_dir() {
+        let mut have: Vec<String> = std::fs::read_dir(&folder)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .filter(|n| n.starts_with("replicate_"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        have.sort();
+        bail!(
+            "--from {}: {} has no replicate {replicate} (it has {}); train it with `lth lottery` \
+             first",
+            dir.display(),
+            folder.display(),
+            if have.is_empty() {
+                "none".to_owned()
+            } else {
+                have.join(", ")
+            }
+        );
+    }
     let root = folder
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_owned);

@@ -32,6 +32,7 @@ mod atomic;
 mod error;
 mod hash;
 mod log;
+mod nearest;
 mod run;
 pub mod verify;
 
@@ -39,6 +40,7 @@ pub use atomic::{tmp_path, write_atomic, write_json_atomic};
 pub use error::StoreError;
 pub use hash::{hparams_hash, non_default};
 pub use log::{CsvLog, CsvProblem, read_csv};
+pub use nearest::{did_you_mean, nearest};
 pub use run::{DONE_FILE, HPARAMS_FILE, RunDir, RunLock, Store};
 
 /// Result alias for this crate.
