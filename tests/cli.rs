@@ -283,6 +283,36 @@ fn refused_commands_say_why_and_write_nothing() {
             small_with(6, "18446744073709551615ep"),
             "--steps 18446744073709551615ep is too long",
         ),
+        // Zero means zero, or is refused; never "all".
+        (
+            train(&["--subset", "0"]),
+            "--subset 0: at least one example (leave --subset out to train on all of them)",
+        ),
+        (
+            small_with(12, "0it"),
+            "--eval-every 0: at least one step",
+        ),
+        (
+            vec![
+                "early-bird",
+                "--model",
+                "cifar_vgg_11",
+                "--speed",
+                "0",
+                "--device",
+                "cpu",
+            ],
+            "--speed 0: at least one step per round",
+        ),
+        // A negative count gets our message, not clap's "unexpected argument".
+        (
+            small_with(6, "-5it"),
+            "bad step count `-5it`: a number of steps cannot be negative",
+        ),
+        (
+            lottery(&["--rewind", "-1ep"]),
+            "bad step count `-1ep`: a number of steps cannot be negative",
+        ),
     ];
     if no_cuda {
         cases.push((small_with(14, "cuda:1"), "(--device cuda:1)"));

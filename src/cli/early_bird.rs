@@ -46,6 +46,9 @@ fn accuracy(s: &RunSummary) -> String {
 }
 
 pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
+    if args.speed == Some(0) {
+        anyhow::bail!("--speed 0: at least one step per round (--speed alone measures 20)");
+    }
     let hp = args.hp.resolve()?;
     let run = EarlyBirdRun {
         train: hp.clone(),
@@ -62,11 +65,12 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     let dir = folder.child(format!("replicate_{}", args.replicate));
     let data = args.common.data(&hp.dataset)?;
     hp.check_data(data.train.len() as u64)?;
-    folder.create()?;
-    folder.bind_hparams(&run)?;
     let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
     let total = hp.training.steps.iterations(per_epoch);
     let epochs = total.div_ceil(per_epoch);
+    run.early_bird.check_epochs(epochs)?;
+    folder.create()?;
+    folder.bind_hparams(&run)?;
     eprintln!(
         "Early-Bird search: {} on {} ({epochs} epochs of {per_epoch} steps), slimming s = {}, \
          ratios {:?}, FIFO of {}, ε = {}",

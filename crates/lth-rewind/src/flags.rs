@@ -38,7 +38,7 @@ pub struct LotteryFlags {
     /// Rewind point k: 0 (the original LTH), 500it, 2ep. Every level retrains T − k steps: from
     /// W_k (weight rewinding), from W_T with the schedule replayed from k (lr rewinding), or from
     /// W_T at the final rate (fine-tuning, which k shortens as Renda et al. compare them).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub rewind: Option<Steps>,
     /// weight-rewinding, lr-rewinding or fine-tuning.
     #[arg(long)]

@@ -103,6 +103,19 @@ impl EarlyBirdHparams {
         }
         Ok(())
     }
+
+    /// Checks the FIFO against a run of `epochs` epochs, which gives one mask per epoch: a window
+    /// longer than that could never fill, and no ticket could emerge.
+    pub fn check_epochs(&self, epochs: u64) -> Result<()> {
+        if self.window > epochs {
+            return Err(TrainError::Invalid(format!(
+                "--eb-window {}: longer than the run, whose {epochs} epoch(s) give {epochs} \
+                 mask(s); no ticket could emerge (train longer or shorten the window)",
+                self.window
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The FIFO of one ratio: the emergence test on a sequence of masks, one per epoch.
@@ -697,6 +710,14 @@ mod tests {
             .contains("twice")
         );
         assert!(e(EarlyBirdHparams { window: 1, ..d() }).contains("--eb-window 1"));
+        // One mask per epoch: a window of 5 needs 5 epochs.
+        assert!(d().check_epochs(5).is_ok());
+        assert!(
+            d().check_epochs(4)
+                .unwrap_err()
+                .to_string()
+                .contains("--eb-window 5: longer than the run, whose 4 epoch(s) give 4 mask(s)")
+        );
         assert!(
             e(EarlyBirdHparams {
                 epsilon: 0.0,

@@ -19,7 +19,8 @@ pub struct TrainFlags {
     #[arg(long)]
     pub dataset: Option<String>,
     /// Training length, e.g. 2ep, 50000it, 2ep100it.
-    #[arg(long)]
+    // A negative count reaches the parser and its message, not clap's "unexpected argument".
+    #[arg(long, allow_hyphen_values = true)]
     pub steps: Option<Steps>,
     #[arg(long)]
     pub batch_size: Option<u64>,
@@ -35,15 +36,18 @@ pub struct TrainFlags {
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// Linear learning-rate warmup length, e.g. 500it.
-    #[arg(long)]
+    // A negative count reaches the parser and its message, not clap's "unexpected argument".
+    #[arg(long, allow_hyphen_values = true)]
     pub warmup: Option<Steps>,
     /// Steps at which the rate is multiplied by --gamma, comma-separated (80ep,120ep), or none.
-    #[arg(long)]
+    // A negative count reaches the parser and its message, not clap's "unexpected argument".
+    #[arg(long, allow_hyphen_values = true)]
     pub milestones: Option<StepList>,
     #[arg(long)]
     pub gamma: Option<f64>,
     /// Evaluate every this many steps (default: every epoch).
-    #[arg(long)]
+    // A negative count reaches the parser and its message, not clap's "unexpected argument".
+    #[arg(long, allow_hyphen_values = true)]
     pub eval_every: Option<Steps>,
     /// Training examples held out for validation.
     #[arg(long)]
@@ -85,6 +89,21 @@ impl TrainFlags {
 
     /// The model's recipe with these flags applied, validated.
     pub fn resolve(&self) -> Result<TrainHparams> {
+        // Zero means zero, never "all": the stored defaults use 0 for "not set", which a flag
+        // does not get to say.
+        if self.subset == Some(0) {
+            return Err(TrainError::Invalid(
+                "--subset 0: at least one example (leave --subset out to train on all of them)"
+                    .into(),
+            ));
+        }
+        if self.eval_every.is_some_and(Steps::is_zero) {
+            return Err(TrainError::Invalid(
+                "--eval-every 0: at least one step (leave --eval-every out to evaluate once per \
+                 epoch)"
+                    .into(),
+            ));
+        }
         let mut hp = TrainHparams::recipe(self.model_name()?)?;
         let (d, m, t) = (&mut hp.dataset, &mut hp.model, &mut hp.training);
         set(&mut d.dataset, self.dataset.clone());

@@ -66,6 +66,11 @@ impl FromStr for Steps {
         let bad = || format!("bad step count `{s}`: expected a form like 160ep, 500it or 2ep100it");
         let number = |t: &str| t.parse::<u64>().map_err(|_| bad());
         let t = s.trim();
+        if t.starts_with('-') {
+            return Err(format!(
+                "bad step count `{s}`: a number of steps cannot be negative"
+            ));
+        }
         if t == "0" {
             return Ok(Steps::default());
         }
