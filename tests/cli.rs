@@ -288,10 +288,7 @@ fn refused_commands_say_why_and_write_nothing() {
             train(&["--subset", "0"]),
             "--subset 0: at least one example (leave --subset out to train on all of them)",
         ),
-        (
-            small_with(12, "0it"),
-            "--eval-every 0: at least one step",
-        ),
+        (small_with(12, "0it"), "--eval-every 0: at least one step"),
         (
             vec![
                 "early-bird",

@@ -524,6 +524,11 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         root(),
     ));
     assert!(e.contains("--replicates 1: at least 2"), "{e}");
+    let e = err(&lth(
+        &["repro", "fig3", "--replicates", "5000", "--device", "cpu"],
+        root(),
+    ));
+    assert!(e.contains("--replicates 5000: at most 1000"), "{e}");
     // Typos are errors, never a silent skip or a silent nothing.
     let typo = |spec_text: &str, cells_text: &str, extra: &[&str]| {
         std::fs::write(target.join("spec.toml"), spec_text).unwrap();

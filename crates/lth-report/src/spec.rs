@@ -8,6 +8,13 @@ use toml::Spanned;
 
 use crate::{Margin, ReportError, Result};
 
+/// The most replicates a scale or `--replicates` may ask for: each is a whole independent
+/// experiment, and a claim's power comes long before this many.
+pub const MAX_REPLICATES: u64 = 1000;
+
+/// The most samples per replicate a scale or `--samples` may ask for.
+pub const MAX_SAMPLES: u64 = 1000;
+
 /// A scale: how big the runs are.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +215,19 @@ impl Spec {
             }
         }
         for (name, s) in &self.scales {
+            if s.replicates > MAX_REPLICATES {
+                return Err(self.error(format!(
+                    "[scales.{name}] replicates = {}: at most {MAX_REPLICATES} (each is a whole \
+                     independent experiment)",
+                    s.replicates
+                )));
+            }
+            if s.samples > MAX_SAMPLES {
+                return Err(self.error(format!(
+                    "[scales.{name}] samples = {}: at most {MAX_SAMPLES} per replicate",
+                    s.samples
+                )));
+            }
             if s.replicates < 2 {
                 return Err(self.error(format!(
                     "[scales.{name}] replicates = {}: at least 2 independent replicates are \
@@ -514,6 +534,14 @@ flags = { steps = "200it", subset = 3000 }
         check(
             &GOOD.replace("replicates = 2", "replicates = 1"),
             "at least 2 independent replicates",
+        );
+        check(
+            &GOOD.replace("replicates = 2", "replicates = 99999999999999"),
+            "[scales.smoke] replicates = 99999999999999: at most 1000",
+        );
+        check(
+            &GOOD.replace("samples = 3", "samples = 5000"),
+            "[scales.quick] samples = 5000: at most 1000 per replicate",
         );
         check(
             &GOOD.replace(

@@ -676,6 +676,12 @@ fn prepare(o: &Options) -> Result<Prepared> {
             "--replicates {replicates}: at least 2 independent replicates are needed for the tests"
         )));
     }
+    if replicates > lth_report::spec::MAX_REPLICATES {
+        return Err(ReproError::Invalid(format!(
+            "--replicates {replicates}: at most {} (each is a whole independent experiment)",
+            lth_report::spec::MAX_REPLICATES
+        )));
+    }
     if let Some(class) = &o.device_class {
         if !["cpu", "cuda"].contains(&class.as_str()) {
             return Err(ReproError::Invalid(format!(
@@ -709,6 +715,12 @@ fn prepare(o: &Options) -> Result<Prepared> {
         return Err(ReproError::Invalid(
             "--samples 0: at least one sample per replicate".into(),
         ));
+    }
+    if samples > lth_report::spec::MAX_SAMPLES {
+        return Err(ReproError::Invalid(format!(
+            "--samples {samples}: at most {} per replicate",
+            lth_report::spec::MAX_SAMPLES
+        )));
     }
     if let Some(u) = &o.unit {
         if o.record || o.only_replicates.is_some() {
