@@ -198,6 +198,18 @@ fn refused_commands_say_why_and_write_nothing() {
             lottery(&["--exclude", "no_such_layer"]),
             "--exclude `no_such_layer`: not a prunable layer of this model",
         ),
+        // Flags that would change nothing but the run's hash.
+        (
+            lottery(&[
+                "--exclude",
+                "fc_layers.0.weight,fc_layers.1.weight,fc.weight",
+            ]),
+            "--exclude: every prunable layer of this model is excluded",
+        ),
+        (
+            lottery(&["--strategy", "layerwise", "--conv-rate", "0.1"]),
+            "--conv-rate 0.1: lenet_300_100 has no convolutions to prune",
+        ),
         (
             lottery(&["--strategy", "global", "--conv-rate", "0.1"]),
             "--conv-rate applies to layerwise pruning only",

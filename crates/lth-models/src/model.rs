@@ -48,6 +48,7 @@ pub enum ModelError {
 pub struct Kernels {
     names: Vec<String>,
     positions: Vec<i64>,
+    convolutions: usize,
 }
 
 impl Kernels {
@@ -61,6 +62,12 @@ impl Kernels {
     pub fn conv(&mut self, name: impl Into<String>, out: [i64; 2]) {
         self.names.push(name.into());
         self.positions.push(out[0] * out[1]);
+        self.convolutions += 1;
+    }
+
+    /// Whether any kernel is a convolution's.
+    pub fn has_convolutions(&self) -> bool {
+        self.convolutions > 0
     }
 
     /// The kernels' names, in the network's order.

@@ -84,6 +84,13 @@ impl PruningHparams {
                 prunable.join(", ")
             )));
         }
+        if !prunable.is_empty() && prunable.iter().all(|p| self.exclude.contains(p)) {
+            return Err(PruneError::Invalid(format!(
+                "--exclude: every prunable layer of this model is excluded ({}), so every level \
+                 would train the same dense network; keep at least one",
+                prunable.join(", ")
+            )));
+        }
         Ok(())
     }
 

@@ -61,6 +61,15 @@ impl LotteryHparams {
             .map_err(|e| RewindError::Invalid(e.to_string()))?;
         let kernels = lth_models::kernels(&self.train.model.model, info.shape, info.num_classes)?;
         self.pruning.validate(kernels.names())?;
+        // A flag that changes nothing would still change the run's hash: refused.
+        if let Some(r) = self.pruning.conv_rate
+            && !kernels.has_convolutions()
+        {
+            return Err(RewindError::Invalid(format!(
+                "--conv-rate {r}: {} has no convolutions to prune (drop --conv-rate)",
+                self.train.model.model
+            )));
+        }
         if let Some(l1) = &self.level1 {
             l1.validate(&self.train)?;
         }
