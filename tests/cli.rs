@@ -901,6 +901,17 @@ fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
             &["--sparse", "rig", "--sparsity", "0.9"][..],
             "unknown sparse training mode `rig`",
         ),
+        (
+            &[
+                "--sparse",
+                "rigl",
+                "--sparsity",
+                "0.9",
+                "--layer-sparsity",
+                "fc_layers.0.weight=0.5,fc_layers.1.weight=0.5,fc.weight=0.5",
+            ][..],
+            "so the overall sparsity 0.9 would apply to none of them",
+        ),
     ] {
         assert_refused(&with(extra), w.path(), expected);
     }

@@ -155,6 +155,14 @@ impl Distribution {
                 )));
             }
         }
+        if !layers.is_empty() && layers.iter().all(|(n, _)| self.custom.contains_key(n)) {
+            return Err(PruneError::Invalid(format!(
+                "every prunable layer has its own sparsity (--layer-sparsity, --first-layer-dense), \
+                 so the overall sparsity {} would apply to none of them; leave at least one layer \
+                 to it",
+                self.sparsity
+            )));
+        }
         if let Some(n) = self.dense.iter().find(|n| self.custom.contains_key(*n)) {
             return Err(PruneError::Invalid(format!(
                 "layer `{n}` is both left dense and given a custom sparsity"
@@ -343,6 +351,12 @@ mod tests {
         d.custom.insert("l0".into(), 0.0);
         let out = d.sparsities(&l).unwrap();
         assert_eq!(out[0].sparsity, 0.0);
+        // Every layer custom: the overall sparsity would apply to none, and is refused.
+        let mut all = d.clone();
+        all.custom.insert("l1".into(), 0.5);
+        all.custom.insert("l2".into(), 0.5);
+        let e = all.sparsities(&l).unwrap_err().to_string();
+        assert!(e.contains("overall sparsity 0.9 would apply to none"), "{e}");
         assert_eq!(out[1].sparsity, 0.9);
         assert_eq!(out[1].kept, 1152 - 1036);
         let mut d = Distribution::new(Spread::Uniform, 0.9);
