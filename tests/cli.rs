@@ -295,6 +295,17 @@ fn refused_commands_say_why_and_write_nothing() {
             small_with(6, "18446744073709551615ep"),
             "--steps 18446744073709551615ep is too long",
         ),
+        (
+            train(&[
+                "--prune-at-init",
+                "snip",
+                "--sparsity",
+                "0.5",
+                "--prune-batch",
+                "100000",
+            ]),
+            "--prune-batch 100000 is larger than the 250 training examples",
+        ),
         // Zero means zero, or is refused; never "all".
         (
             train(&["--subset", "0"]),

@@ -270,6 +270,11 @@ fn open_run<H: serde::Serialize + serde::de::DeserializeOwned>(
 fn load_checked(args: &TrainArgs, hp: &TrainHparams) -> anyhow::Result<lth_train::Data> {
     let data = args.common.data(&hp.dataset)?;
     hp.check_data(data.train.len() as u64)?;
+    if args.pai.prune_at_init.is_some()
+        && let Some(pai) = args.pai.resolve(hp)?
+    {
+        pai.check_data(data.train.len() as u64)?;
+    }
     Ok(data)
 }
 

@@ -356,7 +356,10 @@ mod tests {
         all.custom.insert("l1".into(), 0.5);
         all.custom.insert("l2".into(), 0.5);
         let e = all.sparsities(&l).unwrap_err().to_string();
-        assert!(e.contains("overall sparsity 0.9 would apply to none"), "{e}");
+        assert!(
+            e.contains("overall sparsity 0.9 would apply to none"),
+            "{e}"
+        );
         assert_eq!(out[1].sparsity, 0.9);
         assert_eq!(out[1].kept, 1152 - 1036);
         let mut d = Distribution::new(Spread::Uniform, 0.9);

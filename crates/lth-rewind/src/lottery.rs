@@ -40,6 +40,9 @@ impl<'a> Lottery<'a> {
     pub fn new(store: &Store, hp: LotteryHparams, replicate: u64, data: &'a Data) -> Result<Self> {
         hp.validate()?;
         hp.train.check_data(data.train.len() as u64)?;
+        if let Some(l1) = &hp.level1 {
+            l1.check_data(data.train.len() as u64)?;
+        }
         let per_epoch = (data.train.len() as u64).div_ceil(hp.train.dataset.batch_size);
         let total = hp.train.training.steps.iterations(per_epoch);
         let rewind = hp.rewind.iterations(per_epoch);

@@ -112,6 +112,17 @@ impl PaiHparams {
         Ok(())
     }
 
+    /// Checks the scoring batch against the training split's `examples`.
+    pub fn check_data(&self, examples: u64) -> Result<()> {
+        match self.batch {
+            Some(b) if b > examples => Err(TrainError::Invalid(format!(
+                "--prune-batch {b} is larger than the {examples} training examples (after the \
+                 validation split and --subset)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The mask of `setup`'s model at its current weights (W0 for a fresh setup of replicate
     /// `replicate` of `hp`): see [`PaiHparams::prune_model`].
     pub fn prune(
