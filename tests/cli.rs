@@ -6,7 +6,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{err, fashion_root, lth, ok};
+use common::{err, fashion_root, lth, lth_env, ok};
 
 /// A temporary folder holding generated MNIST-format data under `data/mnist`.
 fn workspace() -> tempfile::TempDir {
@@ -337,6 +337,36 @@ fn refused_commands_say_why_and_write_nothing() {
     if no_cuda {
         cases.push((small_with(14, "cuda:1"), "(--device cuda:1)"));
     }
+    let repro_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("repro");
+    let grid = |extra: &[&'static str]| {
+        let mut v = vec![
+            "grid",
+            "submit",
+            "fig3",
+            "--scale",
+            "smoke",
+            "--device",
+            "cpu",
+            "--repro-dir",
+            repro_dir.to_str().unwrap(),
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    cases.push((
+        grid(&["--time", "garbage"]),
+        "`garbage` is not a Slurm time limit",
+    ));
+    // Without Slurm's client, nothing is written.
+    let e = err(&lth_env(&grid(&[]), w.path(), &[("PATH", "/nonexistent")]));
+    assert!(
+        e.contains("`lth grid submit` needs Slurm's client on PATH; nothing was written"),
+        "{e}"
+    );
+    assert!(
+        !w.path().join("runs").exists(),
+        "grid submit wrote a folder"
+    );
     for (args, expected) in cases {
         assert_refused(&args, w.path(), expected);
     }

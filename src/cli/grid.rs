@@ -64,8 +64,9 @@ pub struct SubmitArgs {
     /// CPUs per task; the tasks' libtorch threads unless --threads says otherwise.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub cpus_per_task: u32,
-    /// A time limit per task, in sbatch's format (e.g. 2:00:00).
-    #[arg(long)]
+    /// A time limit per task, in sbatch's format: minutes, minutes:seconds, hours:minutes:seconds,
+    /// days-hours, days-hours:minutes, days-hours:minutes:seconds, or UNLIMITED (e.g. 2:00:00).
+    #[arg(long, value_parser = slurm_time)]
     pub time: Option<String>,
     /// Train up to N compatible runs of a task at once, packed into one network (a part's
     /// stability copies); passed to every task's `lth repro` (default: the device's, 1 on the CPU,
@@ -75,6 +76,43 @@ pub struct SubmitArgs {
     /// Another sbatch option for every job (e.g. --sbatch-arg=--account=lab); repeatable.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub sbatch_arg: Vec<String>,
+}
+
+/// A time limit in one of sbatch's formats, checked before anything is written.
+fn slurm_time(s: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a Slurm time limit: expected minutes, minutes:seconds, \
+             hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds or \
+             UNLIMITED (e.g. 2:00:00)"
+        )
+    };
+    if ["unlimited", "infinite"].contains(&s.to_ascii_lowercase().as_str()) {
+        return Ok(s.to_owned());
+    }
+    let numbers = |t: &str| -> Option<Vec<u64>> {
+        t.split(':')
+            .map(|n| {
+                (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| n.parse().ok())
+                    .flatten()
+            })
+            .collect()
+    };
+    // (days, the colon-separated fields after them); a limit of zero is no limit sbatch takes.
+    let (days, fields) = match s.split_once('-') {
+        Some((days, rest)) => (
+            numbers(days).filter(|d| d.len() == 1).map(|d| d[0]),
+            numbers(rest),
+        ),
+        None => (Some(0), numbers(s)),
+    };
+    match (days, fields) {
+        (Some(d), Some(f)) if f.len() <= 3 && (d > 0 || f.iter().any(|&x| x > 0)) => {
+            Ok(s.to_owned())
+        }
+        _ => Err(bad()),
+    }
 }
 
 pub fn run(cmd: &GridCmd) -> anyhow::Result<()> {
@@ -378,6 +416,13 @@ fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    // Slurm's client must be there before anything is written.
+    if let Err(e) = Command::new("sbatch").arg("--version").output() {
+        bail!(
+            "sbatch cannot run ({e}): `lth grid submit` needs Slurm's client on PATH; nothing was \
+             written"
+        );
+    }
     let n = earlier.last().map_or(1, |(n, ..)| n + 1);
     let dir = g.dir.join(format!("submit_{n}"));
     fs::create_dir_all(dir.join("logs")).with_context(|| dir.display().to_string())?;
@@ -693,6 +738,29 @@ mod tests {
         assert_eq!(task_state(&states, "8", None), Some("RUNNING"));
         assert_eq!(task_state(&states, "9", Some(0)), None);
         assert!(queued("PENDING") && !queued("COMPLETED") && !queued("CANCELLED"));
+    }
+
+    /// sbatch's time formats pass; anything else is refused before a submission is written.
+    #[test]
+    fn time_limits_are_sbatchs_formats() {
+        for good in [
+            "30",
+            "30:00",
+            "2:00:00",
+            "1-0",
+            "1-12",
+            "1-12:30",
+            "1-12:30:00",
+            "UNLIMITED",
+        ] {
+            assert_eq!(slurm_time(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "garbage", "", "0", "1:2:3:4", "1-", "-5", "2h", "1-2-3", "1:-2", "0:00",
+        ] {
+            let e = slurm_time(bad).unwrap_err();
+            assert!(e.contains("is not a Slurm time limit"), "{bad}: {e}");
+        }
     }
 
     #[test]
