@@ -378,7 +378,7 @@ fn check_cells(path: &Path, spec: &Spec, exp: &dyn Experiment, cells: &[Cell]) -
                 ));
             }
         }
-        if c.source != Source::Paper && !spec.scales.contains_key(&c.scale) {
+        if !spec.scales.contains_key(&c.scale) {
             return Err(bad(
                 i,
                 format!(
