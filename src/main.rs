@@ -37,7 +37,27 @@ fn message(e: &anyhow::Error) -> String {
     msg
 }
 
+/// A reader that went away (`lth repro --list | head`) ends the output, as it ends any Unix tool's,
+/// without a panic's message or backtrace: Rust ignores SIGPIPE, so `println!` panics on the
+/// broken pipe instead, and this hook turns that one panic into a quiet exit.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let matches = command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(args) {

@@ -504,6 +504,21 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         root(),
     ));
     assert!(e.contains("expected.csv: no cells"), "{e}");
+    // Without a target, the targets are listed; outside a checkout, how to point at them.
+    for args in [&["repro"][..], &["repro", "--list"][..]] {
+        let listed = ok(&lth(args, root()));
+        assert!(
+            listed.contains("fig3: Stabilizing the LTH, Figure 3")
+                && listed.contains("  --scale quick: 6 replicate(s) × 2 sample(s)")
+                && listed.contains("run one with `lth repro <target>"),
+            "{listed}"
+        );
+    }
+    let e = err(&lth(&["repro", "--repro-dir", "/nonexistent"], root()));
+    assert!(
+        e.contains("--repro-dir /nonexistent: no such folder") && e.contains("point --repro-dir"),
+        "{e}"
+    );
     let missing = lth(&["repro", "fig9", "--device", "cpu", "--check"], root());
     assert_eq!(missing.status.code(), Some(2), "an error exits 2");
     let e = err(&missing);

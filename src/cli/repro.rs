@@ -54,8 +54,12 @@ impl ScaleArgs {
 pub struct ReproArgs {
     /// The target: a folder of the repro directory (e.g. fig3), or the path of any folder holding
     /// a spec.toml and an expected.csv (your own target).
-    #[arg(required_unless_present = "all")]
+    /// Without one (and without --all), the targets are listed.
     pub target: Option<String>,
+    /// List the targets of the repro directory: their rows, models, data (present or absent
+    /// here) and scales.
+    #[arg(long, conflicts_with_all = ["target", "all"])]
+    pub list: bool,
     /// Every target of the repro directory, one after the other, with one combined report
     /// (<out>/summary.md) and one closing line of counts. What this machine cannot run (absent
     /// data, CUDA asked for and not seen) is skipped, said once per target; a broken target fails
@@ -135,6 +139,9 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
             prev.display(),
             lth_store::did_you_mean(prev)
         );
+    }
+    if args.list || (args.target.is_none() && !args.all) {
+        return list(args);
     }
     let Some(name) = &args.target else {
         return run_all(args);
@@ -439,6 +446,29 @@ struct ResultCell {
     ours_mean: Option<f64>,
     reference_mean: Option<f64>,
     margin: String,
+}
+
+/// `lth repro --list` (and `lth repro` alone): the targets, or how to find them.
+fn list(args: &ReproArgs) -> anyhow::Result<()> {
+    let dir = &args.at.repro_dir;
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--repro-dir {}: no such folder; the targets are the repro/ folder of a checkout of \
+             lth: run from the checkout, or point --repro-dir at its repro folder",
+            dir.display()
+        );
+    }
+    let root = lth_data::data_root(args.common.data.data_dir.as_deref());
+    let text = lth_report::describe_targets(dir, &root)?;
+    if text.is_empty() {
+        anyhow::bail!("{}: no targets (folders with a spec.toml)", dir.display());
+    }
+    print!("{text}");
+    println!(
+        "run one with `lth repro <target> [--scale smoke|quick|paper] [--check]`, or all with \
+         `lth repro --all`"
+    );
+    Ok(())
 }
 
 /// The target's name of a report folder `<out>/<target>/<scale>`.

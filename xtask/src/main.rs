@@ -472,49 +472,10 @@ fn bundle(root: &Path) -> Result<()> {
 /// Prints every reproduction target with its rows' needs and its scales.
 fn list_targets(root: &Path) -> Result<()> {
     let data = std::env::var_os("LTH_DATA").map_or_else(|| root.join("data"), PathBuf::from);
-    for path in lth_report::targets(&root.join("repro"))? {
-        let spec = lth_report::Spec::load(&path)?;
-        println!("{}: {}", spec.target(), spec.title);
-        let mut datasets: Vec<&str> = spec
-            .rows
-            .iter()
-            .flat_map(|r| {
-                std::iter::once(r.dataset.as_str()).chain(r.variants.iter().map(String::as_str))
-            })
-            .collect();
-        datasets.sort_unstable();
-        datasets.dedup();
-        let present: Vec<String> = datasets
-            .iter()
-            .map(|d| {
-                // A derived dataset (`fashion-mnist:classes=0-4`) is here when its base is.
-                let base = d.split_once(':').map_or(*d, |(b, _)| b);
-                let here = data.join(base).is_dir();
-                format!("{d} ({})", if here { "present" } else { "absent" })
-            })
-            .collect();
-        let mut models: Vec<&str> = spec.rows.iter().map(|r| r.model.as_str()).collect();
-        models.dedup();
-        println!(
-            "  rows: {}",
-            spec.rows
-                .iter()
-                .map(|r| r.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        println!("  models: {}", models.join(", "));
-        println!("  data: {}", present.join(", "));
-        for (name, s) in &spec.scales {
-            let time = s.cpu_minutes.map_or(String::new(), |m| {
-                format!(", about {m} min on a 2-core CPU for the rows that run here")
-            });
-            println!(
-                "  --scale {name}: {} replicates × {} samples, meant for {}{time}: {}",
-                s.replicates, s.samples, s.device, s.description
-            );
-        }
-    }
+    print!(
+        "{}",
+        lth_report::describe_targets(&root.join("repro"), &data)?
+    );
     Ok(())
 }
 

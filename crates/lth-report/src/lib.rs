@@ -42,7 +42,7 @@ pub use plot::plot_svg;
 pub use render::{
     RowResult, RowStatus, counts, render_skipped, render_table, render_verdicts, summary_line,
 };
-pub use spec::{Spec, targets};
+pub use spec::{Spec, describe_targets, targets};
 pub use stats::{
     Difference, Equivalence, Measurement, Summary, TTest, equivalence, holm, one_sample, welch,
 };

@@ -387,6 +387,52 @@ fn line_of(source: &str, offset: usize) -> u64 {
     source[..offset.min(source.len())].matches('\n').count() as u64 + 1
 }
 
+/// What `repro --list` prints: each target under `repro_dir` with its title, rows, models, the
+/// datasets it uses (present or absent under `data_root`, by their folders) and its scales.
+pub fn describe_targets(repro_dir: &Path, data_root: &Path) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for path in targets(repro_dir)? {
+        let spec = Spec::load(&path)?;
+        let _ = writeln!(out, "{}: {}", spec.target(), spec.title);
+        let mut datasets: Vec<&str> = spec
+            .rows
+            .iter()
+            .flat_map(|r| {
+                std::iter::once(r.dataset.as_str()).chain(r.variants.iter().map(String::as_str))
+            })
+            .collect();
+        datasets.sort_unstable();
+        datasets.dedup();
+        let present: Vec<String> = datasets
+            .iter()
+            .map(|d| {
+                // A derived dataset (`fashion-mnist:classes=0-4`) is here when its base is.
+                let base = d.split_once(':').map_or(*d, |(b, _)| b);
+                let here = data_root.join(base).is_dir();
+                format!("{d} ({})", if here { "present" } else { "absent" })
+            })
+            .collect();
+        let mut models: Vec<&str> = spec.rows.iter().map(|r| r.model.as_str()).collect();
+        models.dedup();
+        let rows: Vec<&str> = spec.rows.iter().map(|r| r.id.as_str()).collect();
+        let _ = writeln!(out, "  rows: {}", rows.join(", "));
+        let _ = writeln!(out, "  models: {}", models.join(", "));
+        let _ = writeln!(out, "  data: {}", present.join(", "));
+        for (name, s) in &spec.scales {
+            let time = s.cpu_minutes.map_or(String::new(), |m| {
+                format!(", about {m} min on a 2-core CPU for the rows that run here")
+            });
+            let _ = writeln!(
+                out,
+                "  --scale {name}: {} replicate(s) × {} sample(s), meant for {}{time}: {}",
+                s.replicates, s.samples, s.device, s.description
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// The targets under `repro_dir` (folders holding a `spec.toml`), sorted.
 pub fn targets(repro_dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(repro_dir).map_err(|source| ReportError::Io {
