@@ -56,11 +56,24 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
+/// Whether the innermost subcommand has the flag `id` and it was given.
+fn given(m: &clap::ArgMatches, id: &str) -> bool {
+    match m.subcommand() {
+        Some((_, sub)) => given(sub, id),
+        None => m
+            .try_get_one::<bool>(id)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false),
+    }
+}
+
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let matches = command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match cli::run(args) {
+    match cli::run(args, given(&matches, "retrain_damaged")) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));

@@ -581,6 +581,28 @@ fn lenet_reaches_85_percent_on_fashion_mnist_in_two_epochs() {
 fn help_lists_the_commands() {
     let w = tempfile::tempdir().unwrap();
     insta::assert_snapshot!(ok(&lth(&["--help"], w.path())));
+    // A flag shows only on the commands that use it.
+    for (command, has) in [
+        ("models", false),
+        ("info", false),
+        ("datasets", false),
+        ("sparsity", false),
+        ("verify", false),
+        ("train", true),
+        ("repro", true),
+    ] {
+        let help = ok(&lth(&[command, "--help"], w.path()));
+        assert_eq!(help.contains("--retrain-damaged"), has, "{command}: {help}");
+    }
+    // verify takes --runs-dir like the rest (and the folder as its argument).
+    std::fs::create_dir(w.path().join("store")).unwrap();
+    for args in [
+        &["verify", "--runs-dir", "store"][..],
+        &["verify", "store"][..],
+    ] {
+        let out = ok(&lth(args, w.path()));
+        assert!(out.contains("0 damaged"), "{out}");
+    }
 }
 
 const LOTTERY: &[&str] = &[

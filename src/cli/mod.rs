@@ -33,10 +33,6 @@ pub use lth_train::flags::TrainFlags;
 pub struct Cli {
     #[command(subcommand)]
     cmd: Command,
-    /// Train again any finished unit whose files no longer match the digests in its done.json
-    /// (deleted, truncated or changed), instead of stopping with an error that names the file.
-    #[arg(long, global = true)]
-    retrain_damaged: bool,
 }
 
 // Parsed once per process: the size of the largest variant does not matter.
@@ -80,9 +76,18 @@ enum Command {
 /// What `lth verify` checks.
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The run store's root.
-    #[arg(default_value = "runs")]
+    /// Root of the run store (also accepted as the only argument).
+    #[arg(long, value_name = "DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
+    #[arg(value_name = "RUNS_DIR", conflicts_with = "runs_dir", hide = true)]
+    pub at: Option<PathBuf>,
+}
+
+impl VerifyArgs {
+    /// The run store to check: the argument, else --runs-dir.
+    pub fn store(&self) -> &std::path::Path {
+        self.at.as_deref().unwrap_or(&self.runs_dir)
+    }
 }
 
 /// Where datasets are found.
@@ -107,6 +112,10 @@ pub struct CommonArgs {
     /// Hide the progress bar and the per-evaluation lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Train again any finished unit whose files no longer match the digests in its done.json
+    /// (deleted, truncated or changed), instead of stopping with an error that names the file.
+    #[arg(long)]
+    pub retrain_damaged: bool,
     /// Lay out convolutions channels-last (NHWC in memory): faster with cuDNN on tensor cores.
     #[arg(long)]
     pub channels_last: bool,
@@ -164,12 +173,14 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         .map_or(2, lth_repro::ReproError::exit_code)
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    lth_store::verify::set_retrain_damaged(cli.retrain_damaged);
+/// Runs the command; `retrain_damaged` is whether the command's `--retrain-damaged` was given
+/// (read off the parsed command line, wherever the command keeps its training options).
+pub fn run(cli: Cli, retrain_damaged: bool) -> anyhow::Result<()> {
+    lth_store::verify::set_retrain_damaged(retrain_damaged);
     // Every finished unit records the commit that trained it (found when a unit first needs it).
     lth_store::verify::set_commit_with(|| lth_repro::Build::current().label());
     match cli.cmd {
-        Command::Verify(args) => info::verify(&args.runs_dir),
+        Command::Verify(args) => info::verify(args.store()),
         Command::Train(args) => train::run(&args),
         Command::Lottery(cmd) => lottery::run(&cmd),
         Command::Stability(args) => stability::run_stability(&args),
