@@ -446,6 +446,36 @@ fn damaged_finished_runs_are_named_and_can_be_retrained() {
         let text = ok(&lth(&["verify", "runs"], w.path()));
         assert!(text.contains("1 finished units, 0 damaged"), "{text}");
     }
+    // A second finished run (another seed), then damage that verify used to miss or stop at: an
+    // edited accuracy (still valid JSON) in one done.json, a garbled done.json in the other, a
+    // garbled hparams.json. Every one is listed; verify does not stop at the first.
+    let mut second = args.clone();
+    second.extend(["--replicate", "2"]);
+    ok(&lth(&second, w.path()));
+    let other = run.parent().unwrap().join("replicate_2");
+    let done = std::fs::read_to_string(run.join("done.json")).unwrap();
+    let accuracy = done
+        .lines()
+        .find(|l| l.contains("\"final_test_accuracy\""))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        run.join("done.json"),
+        done.replace(&accuracy, "  \"final_test_accuracy\": 0.9918,"),
+    )
+    .unwrap();
+    std::fs::write(other.join("done.json"), b"{\"final_test_acc").unwrap();
+    std::fs::write(run.parent().unwrap().join("hparams.json"), b"not json").unwrap();
+    let out = lth(&["verify", "--runs-dir", "runs"], w.path());
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("replicate_1: done.json does not match its own digest")
+            && text.contains("replicate_2: ")
+            && text.contains("hparams.json is not readable JSON")
+            && text.contains("2 finished units, 3 damaged"),
+        "{text}"
+    );
 }
 
 /// A derived dataset (some classes of another, relabelled) trains like any dataset: the network

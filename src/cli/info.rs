@@ -58,17 +58,41 @@ pub fn verify(root: &std::path::Path) -> anyhow::Result<()> {
         children.sort();
         stack.extend(children.into_iter().rev());
         let run = lth_store::RunDir::new(&dir);
+        // A folder's hyperparameters must read, or the run behind it cannot be found again.
+        let hparams = run.join(lth_store::HPARAMS_FILE);
+        if hparams.is_file()
+            && let Err(e) = std::fs::read(&hparams)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+                })
+        {
+            damaged += 1;
+            println!(
+                "DAMAGED {}: {} is not readable JSON ({e})",
+                dir.display(),
+                lth_store::HPARAMS_FILE
+            );
+        }
         if !run.join(lth_store::DONE_FILE).exists() {
             continue;
         }
         checked += 1;
-        if run.recorded_files()?.is_none() {
-            unrecorded += 1;
-            continue;
-        }
-        if let Some(d) = run.verify()? {
-            damaged += 1;
-            println!("DAMAGED {}: {} {}", dir.display(), d.file, d.problem);
+        // One unit's unreadable done.json is that unit's damage; the others are still checked.
+        match run
+            .recorded_files()
+            .and_then(|files| Ok((files, run.verify()?)))
+        {
+            Ok((None, _)) => unrecorded += 1,
+            Ok((Some(_), Some(d))) => {
+                damaged += 1;
+                println!("DAMAGED {}: {} {}", dir.display(), d.file, d.problem);
+            }
+            Ok((Some(_), None)) => {}
+            Err(e) => {
+                damaged += 1;
+                println!("DAMAGED {}: {e}", dir.display());
+            }
         }
     }
     println!(

@@ -233,6 +233,12 @@ impl RunDir {
                 map.insert(verify::COMMIT_KEY.into(), Value::String(commit));
             }
         }
+        if value.is_object() {
+            let digest = verify::summary_digest(&value);
+            if let Value::Object(map) = &mut value {
+                map.insert(verify::SUMMARY_KEY.into(), Value::String(digest));
+            }
+        }
         write_json_atomic(&path, &value)?;
         verify::remember_verified(&self.path);
         Ok(())
@@ -265,10 +271,12 @@ impl RunDir {
     /// Checks a finished unit's files against its digests, without the once-per-process memory
     /// and whatever `set_retrain_damaged` says: what `lth verify` reports.
     pub fn verify(&self) -> Result<Option<verify::Damage>> {
-        match self.recorded_files()? {
-            Some(files) => verify::check(&self.path, &files),
-            None => Ok(None),
+        let path = self.join(DONE_FILE);
+        if !path.exists() {
+            return Ok(None);
         }
+        let value: Value = read_json(&path)?;
+        verify::check_done(&self.path, &value)
     }
 
     /// `done.json`'s contents if the unit is finished and its files pass their digests.
@@ -281,14 +289,7 @@ impl RunDir {
         if verify::already_verified(&self.path) {
             return Ok(Some(value));
         }
-        let files: Option<std::collections::BTreeMap<String, String>> = value
-            .get(verify::FILES_KEY)
-            .and_then(|f| serde_json::from_value(f.clone()).ok());
-        let damage = match &files {
-            Some(files) => verify::check(&self.path, files)?,
-            None => None,
-        };
-        match damage {
+        match verify::check_done(&self.path, &value)? {
             None => {
                 if let Some(now) = verify::commit() {
                     let theirs = value.get(verify::COMMIT_KEY).and_then(Value::as_str);
@@ -579,6 +580,20 @@ mod tests {
             assert!(run.done_summary::<Hp>().is_err(), "{name}");
             assert!(run.verify().unwrap().is_some(), "{name}");
         }
+        // A number of done.json edited, still valid JSON: its own digest no longer matches.
+        let edited = finished("edited");
+        let text = fs::read_to_string(edited.join(DONE_FILE)).unwrap();
+        let mut value: Value = serde_json::from_str(&text).unwrap();
+        assert!(value.get(verify::SUMMARY_KEY).is_some(), "{text}");
+        value["files"]["final.safetensors"] = Value::String("0".repeat(64));
+        fs::write(edited.join(DONE_FILE), value.to_string()).unwrap();
+        let err = edited.is_done().unwrap_err().to_string();
+        assert!(
+            err.contains("done.json does not match its own digest (its numbers were changed)"),
+            "{err}"
+        );
+        forget(&edited);
+        assert!(edited.verify().unwrap().is_some());
         // With --retrain-damaged the unit is unfinished again, and done.json goes.
         let run = finished("retrain");
         fs::write(run.join("final.safetensors"), b"x").unwrap();

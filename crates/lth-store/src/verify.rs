@@ -23,6 +23,10 @@ use crate::{Result, StoreError};
 /// The key of the digests in `done.json`.
 pub const FILES_KEY: &str = "files";
 
+/// The key of `done.json`'s digest of itself: the SHA-256 of its other fields (the summary's
+/// numbers, the files' digests, the commit) as compact JSON with sorted keys.
+pub const SUMMARY_KEY: &str = "summary_sha256";
+
 /// The key of the commit that trained a unit in `done.json`.
 pub const COMMIT_KEY: &str = "commit";
 
@@ -184,6 +188,40 @@ pub(crate) fn check(dir: &Path, recorded: &BTreeMap<String, String>) -> Result<O
         }
     }
     Ok(None)
+}
+
+/// The digest `done.json` records of itself: the SHA-256 of `value` without [`SUMMARY_KEY`].
+pub(crate) fn summary_digest(value: &serde_json::Value) -> String {
+    let mut rest = value.clone();
+    if let serde_json::Value::Object(map) = &mut rest {
+        map.remove(SUMMARY_KEY);
+    }
+    let bytes = serde_json::to_vec(&rest).unwrap_or_default();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks a finished unit: `done.json` (`value`) against its own digest, so that an edited number
+/// is never trusted, then the files against theirs. Units written before `done.json` digested
+/// itself have no digest to check.
+pub(crate) fn check_done(dir: &Path, value: &serde_json::Value) -> Result<Option<Damage>> {
+    if let Some(recorded) = value.get(SUMMARY_KEY).and_then(serde_json::Value::as_str)
+        && recorded != summary_digest(value)
+    {
+        return Ok(Some(Damage {
+            file: crate::run::DONE_FILE.into(),
+            problem: "does not match its own digest (its numbers were changed)",
+        }));
+    }
+    match value
+        .get(FILES_KEY)
+        .and_then(|f| serde_json::from_value::<BTreeMap<String, String>>(f.clone()).ok())
+    {
+        Some(files) => check(dir, &files),
+        None => Ok(None),
+    }
 }
 
 /// Whether `dir` was verified already in this process.
