@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let matches = command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match cli::run(args, given(&matches, "retrain_damaged")) {
+    match cli::run(args, |id| given(&matches, id)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));

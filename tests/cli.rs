@@ -478,6 +478,50 @@ fn damaged_finished_runs_are_named_and_can_be_retrained() {
     );
 }
 
+/// A lottery level whose mask was damaged in place (zeros written inside it: still a readable
+/// file) is never trusted; `--retrain-damaged` removes the damaged file and makes the mask again
+/// from the verified level before, so the level ends with the very files of the undamaged run.
+#[test]
+fn a_level_with_a_damaged_mask_is_made_again_from_the_level_before() {
+    let w = workspace();
+    // SMALL's flags as a lottery of two levels.
+    let mut args = vec!["lottery", "--levels", "2", "--quiet"];
+    args.extend(&SMALL[1..]);
+    ok(&lth(&args, w.path()));
+    let runs = w.path().join("runs");
+    let mask = runs.join(
+        paths_ending(&runs, "level_1/main/mask.safetensors")
+            .pop()
+            .unwrap(),
+    );
+    let level = mask.parent().unwrap().to_owned();
+    let files = |dir: &Path| -> serde_json::Value {
+        let done: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("done.json")).unwrap()).unwrap();
+        done["files"].clone()
+    };
+    let before = files(&level);
+    let mut bytes = std::fs::read(&mask).unwrap();
+    let n = bytes.len();
+    bytes[n - n / 4..].fill(0);
+    std::fs::write(&mask, &bytes).unwrap();
+    let e = err(&lth(&args, w.path()));
+    assert!(
+        e.contains("mask.safetensors does not match its digest") && e.contains("--retrain-damaged"),
+        "{e}"
+    );
+    let mut again = args.clone();
+    again.push("--retrain-damaged");
+    ok(&lth(&again, w.path()));
+    assert_eq!(
+        files(&level),
+        before,
+        "the level's files are those of the undamaged run"
+    );
+    let text = ok(&lth(&["verify"], w.path()));
+    assert!(text.contains(" 0 damaged"), "{text}");
+}
+
 /// A derived dataset (some classes of another, relabelled) trains like any dataset: the network
 /// gets one output per kept class, and the run's identity holds the class list.
 #[test]

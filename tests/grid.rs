@@ -514,6 +514,15 @@ fn grid_status_lists_the_units_and_submit_needs_sbatch() {
     assert_eq!(skipped.len(), 1, "{out}");
     assert!(skipped[0].contains("resnet20_standard") && skipped[0].contains("cifar10 is absent"));
 
+    let grid = tmp.path().join("runs/grid/fig3_smoke");
+    let submissions = || {
+        std::fs::read_dir(&grid).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("submit_"))
+                .count()
+        })
+    };
+    // Without Slurm's client: refused before a submission folder is written.
     let out = run(Command::new(env!("CARGO_BIN_EXE_lth"))
         .args(args("submit"))
         .args(["--pack", "3"])
@@ -522,11 +531,31 @@ fn grid_status_lists_the_units_and_submit_needs_sbatch() {
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
-        e.contains("running sbatch (is Slurm's client on PATH?)") && !e.contains("panicked"),
+        e.contains("needs Slurm's client on PATH; nothing was written") && !e.contains("panicked"),
         "{e}"
     );
-    // The scripts were written first: every task packs as the submission asked.
-    let grid = tmp.path().join("runs/grid/fig3_smoke");
+    assert_eq!(submissions(), 0, "nothing written");
+    // An sbatch that runs but refuses the job: the scripts were written first, and every task
+    // packs as the submission asked.
+    let bin = tmp.path().join("fake-slurm");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("sbatch"),
+        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'slurm 0 (a stand-in)'; exit 0; }\n\
+         echo 'sbatch: error: refused by the stand-in' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(bin.join("sbatch")).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(bin.join("sbatch"), perms).unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_lth"))
+        .args(args("submit"))
+        .args(["--pack", "3"])
+        .env("PATH", &bin)
+        .current_dir(root));
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("refused by the stand-in"), "{e}");
     let script = std::fs::read_dir(&grid)
         .unwrap()
         .map(|e| e.unwrap().path().join("unit.sh"))
@@ -534,6 +563,7 @@ fn grid_status_lists_the_units_and_submit_needs_sbatch() {
         .unwrap();
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.contains("'--pack' '3'"), "{text}");
+    assert_eq!(submissions(), 1);
 }
 
 /// The processes whose command line or environment names `dir` (the daemons are started with

@@ -116,6 +116,10 @@ pub struct CommonArgs {
     /// (deleted, truncated or changed), instead of stopping with an error that names the file.
     #[arg(long)]
     pub retrain_damaged: bool,
+    /// Fail at once when another lth process is working in a run folder this command needs
+    /// (by default it says so and waits for it, then finds the unit finished or resumes it).
+    #[arg(long)]
+    pub no_wait: bool,
     /// Lay out convolutions channels-last (NHWC in memory): faster with cuDNN on tensor cores.
     #[arg(long)]
     pub channels_last: bool,
@@ -173,10 +177,12 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         .map_or(2, lth_repro::ReproError::exit_code)
 }
 
-/// Runs the command; `retrain_damaged` is whether the command's `--retrain-damaged` was given
-/// (read off the parsed command line, wherever the command keeps its training options).
-pub fn run(cli: Cli, retrain_damaged: bool) -> anyhow::Result<()> {
-    lth_store::verify::set_retrain_damaged(retrain_damaged);
+/// Runs the command; `given` says whether a flag of the command's training options
+/// (`CommonArgs`: `retrain_damaged`, `no_wait`) was given, read off the parsed command line
+/// wherever the command keeps them.
+pub fn run(cli: Cli, given: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    lth_store::verify::set_retrain_damaged(given("retrain_damaged"));
+    lth_store::verify::set_wait_for_locks(!given("no_wait"));
     // Every finished unit records the commit that trained it (found when a unit first needs it).
     lth_store::verify::set_commit_with(|| lth_repro::Build::current().label());
     match cli.cmd {

@@ -21,6 +21,7 @@ pub enum DataError {
         name: String,
         root: PathBuf,
         problem: String,
+        /// How to get it, and the datasets of the same input shape that are present instead.
         how_to_get: String,
     },
     /// A dataset name the registry does not know.

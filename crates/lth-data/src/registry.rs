@@ -133,6 +133,23 @@ class folders, in <data root>/imagenet/val/<wnid>/*.JPEG. See data/README.md.",
     },
 ];
 
+/// `\nPresent here with the same input shape: fashion-mnist (pass --dataset fashion-mnist).`, or
+/// nothing: what a user whose default dataset is absent can train on instead.
+fn present_instead(info: &DatasetInfo, root: &Path) -> String {
+    let here: Vec<&str> = REGISTRY
+        .iter()
+        .filter(|d| d.name != info.name && d.shape == info.shape && d.absent(root).is_none())
+        .map(|d| d.name)
+        .collect();
+    match here.first() {
+        Some(first) => format!(
+            "\nPresent here with the same input shape: {} (pass --dataset {first}).",
+            here.join(", ")
+        ),
+        None => String::new(),
+    }
+}
+
 impl DatasetInfo {
     /// Why the dataset cannot be loaded from `root` (which files are missing, and how to get
     /// them), or `None` when its files are there. Cheap: nothing is read.
@@ -365,7 +382,7 @@ impl Dataset {
                 name: info.name.to_owned(),
                 root: root.to_owned(),
                 problem,
-                how_to_get: info.how_to_get.to_owned(),
+                how_to_get: info.how_to_get.to_owned() + &present_instead(info, root),
             });
         }
         let (train, test) = match info.format {
@@ -497,7 +514,7 @@ pub fn prepare(
             name: info.name.to_owned(),
             root: root.to_owned(),
             problem,
-            how_to_get: info.how_to_get.to_owned(),
+            how_to_get: info.how_to_get.to_owned() + &present_instead(info, root),
         });
     }
     let size = info.shape[1] as u32;
@@ -600,6 +617,19 @@ mod tests {
         assert!(err.contains("dataset `mnist` not found"), "{err}");
         assert!(err.contains("train-images-idx3-ubyte"), "{err}");
         assert!(err.contains("data/README.md"), "{err}");
+        assert!(!err.contains("Present here"), "{err}");
+        // With Fashion-MNIST present, the message names it: same shape, one flag away.
+        testutil::write_mnist_like(&root.path().join("fashion-mnist"), 10, 10, true).unwrap();
+        let err = Dataset::load(info("mnist").unwrap(), root.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "Present here with the same input shape: fashion-mnist (pass --dataset \
+                 fashion-mnist)."
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub enum ModelError {
     #[error("{0}")]
     Data(String),
     /// A tensor file that cannot be written or read.
-    #[error("{}: {problem}", path.display())]
+    #[error("{}", lth_store::io_message(path, problem))]
     File {
         path: std::path::PathBuf,
         problem: String,

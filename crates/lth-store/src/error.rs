@@ -1,12 +1,22 @@
 //! Errors of the run store; each names the file it concerns.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// An I/O problem with `path`, as a person reads it: `no space left on device: <path>` for a full
+/// disk (the one such error a user fixes by freeing space), else `<path>: <problem>`.
+pub fn io_message(path: &Path, problem: &str) -> String {
+    if problem.contains("No space left on device") || problem.contains("os error 28") {
+        format!("no space left on device: {}", path.display())
+    } else {
+        format!("{}: {problem}", path.display())
+    }
+}
 
 /// What can go wrong reading or writing the run store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// An operating-system error on a file or folder.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", io_message(path, &source.to_string()))]
     Io {
         path: PathBuf,
         #[source]
@@ -52,5 +62,24 @@ impl StoreError {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_said_in_a_users_words() {
+        let full = StoreError::io(
+            "runs/x/final.safetensors",
+            std::io::Error::from_raw_os_error(28),
+        );
+        assert_eq!(
+            full.to_string(),
+            "no space left on device: runs/x/final.safetensors"
+        );
+        let other = StoreError::io("runs/x", std::io::Error::other("Permission denied"));
+        assert_eq!(other.to_string(), "runs/x: Permission denied");
     }
 }

@@ -37,7 +37,7 @@ mod run;
 pub mod verify;
 
 pub use atomic::{tmp_path, write_atomic, write_json_atomic};
-pub use error::StoreError;
+pub use error::{StoreError, io_message};
 pub use hash::{hparams_hash, non_default};
 pub use log::{CsvLog, CsvProblem, read_csv};
 pub use nearest::{did_you_mean, nearest};

@@ -111,16 +111,32 @@ impl RunDir {
     }
 
     /// Takes the folder's lock for as long as the returned guard lives, so two processes never
-    /// write the same run. The lock is advisory and released by the OS if the process dies.
+    /// write the same run. The lock is advisory and released by the OS if the process dies. When
+    /// another process holds it: with [`crate::verify::set_wait_for_locks`], says so once and
+    /// waits for it (the caller then finds the unit finished, or resumes it); otherwise, as
+    /// [`RunDir::try_lock`], an error.
     pub fn lock(&self) -> Result<RunLock> {
+        match self.try_lock() {
+            Err(StoreError::Locked { path }) if crate::verify::wait_for_locks() => {
+                eprintln!(
+                    "{}: another lth process is working in this run folder; waiting for it to \
+                     finish (--no-wait stops instead)",
+                    self.path.display()
+                );
+                let file = open_lock(&path)?;
+                file.lock().map_err(|e| StoreError::io(&path, e))?;
+                self.remove_stale_temporaries();
+                Ok(RunLock { _file: file })
+            }
+            other => other,
+        }
+    }
+
+    /// Takes the folder's lock, or fails at once (`Locked`) when another process holds it.
+    pub fn try_lock(&self) -> Result<RunLock> {
         self.create()?;
         let path = self.join(LOCK_FILE);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
+        let file = open_lock(&path)?;
         match file.try_lock() {
             Ok(()) => {
                 self.remove_stale_temporaries();
@@ -318,6 +334,16 @@ impl RunDir {
                     d.file,
                     d.problem
                 );
+                // The damaged files go first: what a unit wrote before it trained (its mask,
+                // pruned from the level before or at initialisation) is then made again from its
+                // verified inputs, never read back damaged.
+                let recorded: std::collections::BTreeMap<String, String> = value
+                    .get(verify::FILES_KEY)
+                    .and_then(|f| serde_json::from_value(f.clone()).ok())
+                    .unwrap_or_default();
+                for file in verify::damaged_files(&self.path, &recorded) {
+                    fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
+                }
                 fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
                 verify::forget_verified(&self.path);
                 Ok(None)
@@ -329,6 +355,16 @@ impl RunDir {
             }),
         }
     }
+}
+
+/// Opens (creating it if needed) the lock file at `path`.
+fn open_lock(path: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io(path, e))
 }
 
 /// Holds a run folder's lock; dropping it releases the lock.
@@ -511,8 +547,8 @@ mod tests {
     fn the_lock_is_exclusive_while_held() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path().join("r"));
-        let held = run.lock().unwrap();
-        assert!(matches!(run.lock(), Err(StoreError::Locked { .. })));
+        let held = run.try_lock().unwrap();
+        assert!(matches!(run.try_lock(), Err(StoreError::Locked { .. })));
         drop(held);
         run.lock().unwrap();
     }

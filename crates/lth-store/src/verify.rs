@@ -23,14 +23,16 @@ use crate::{Result, StoreError};
 /// The key of the digests in `done.json`.
 pub const FILES_KEY: &str = "files";
 
-/// The key of `done.json`'s digest of itself: the SHA-256 of its other fields (the summary's
-/// numbers, the files' digests, the commit) as compact JSON with sorted keys.
+/// The key of `done.json`'s digest of itself: the SHA-256 of its results (the summary's numbers
+/// and the files' digests; not the commit, which says who trained it) as compact JSON with sorted
+/// keys.
 pub const SUMMARY_KEY: &str = "summary_sha256";
 
 /// The key of the commit that trained a unit in `done.json`.
 pub const COMMIT_KEY: &str = "commit";
 
 static RETRAIN_DAMAGED: AtomicBool = AtomicBool::new(false);
+static WAIT_FOR_LOCKS: AtomicBool = AtomicBool::new(false);
 static RETRAIN_OTHER_COMMITS: AtomicBool = AtomicBool::new(false);
 static VERIFIED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 static COMMIT: Mutex<Commit> = Mutex::new(Commit::Unset);
@@ -97,6 +99,16 @@ pub fn take_other_commit_units() -> Vec<PathBuf> {
         .lock()
         .map(|mut g| std::mem::take(&mut *g))
         .unwrap_or_default()
+}
+
+/// Whether [`crate::RunDir::lock`] waits for a folder another process holds (the `lth` commands'
+/// default; `--no-wait` turns it off) rather than failing at once (a library's default).
+pub fn set_wait_for_locks(on: bool) {
+    WAIT_FOR_LOCKS.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn wait_for_locks() -> bool {
+    WAIT_FOR_LOCKS.load(Ordering::Relaxed)
 }
 
 /// Whether a finished unit whose files fail their digests is trained again (`--retrain-damaged`)
@@ -190,11 +202,13 @@ pub(crate) fn check(dir: &Path, recorded: &BTreeMap<String, String>) -> Result<O
     Ok(None)
 }
 
-/// The digest `done.json` records of itself: the SHA-256 of `value` without [`SUMMARY_KEY`].
+/// The digest `done.json` records of itself: the SHA-256 of `value` without [`SUMMARY_KEY`] and
+/// [`COMMIT_KEY`].
 pub(crate) fn summary_digest(value: &serde_json::Value) -> String {
     let mut rest = value.clone();
     if let serde_json::Value::Object(map) = &mut rest {
         map.remove(SUMMARY_KEY);
+        map.remove(COMMIT_KEY);
     }
     let bytes = serde_json::to_vec(&rest).unwrap_or_default();
     Sha256::digest(&bytes)
@@ -222,6 +236,19 @@ pub(crate) fn check_done(dir: &Path, value: &serde_json::Value) -> Result<Option
         Some(files) => check(dir, &files),
         None => Ok(None),
     }
+}
+
+/// Every file of the unit in `dir` that is missing or no longer matches its digest in `recorded`
+/// (what `--retrain-damaged` removes before the unit trains again).
+pub(crate) fn damaged_files(dir: &Path, recorded: &BTreeMap<String, String>) -> Vec<PathBuf> {
+    recorded
+        .iter()
+        .map(|(file, digest)| (dir.join(file), digest))
+        .filter(|(path, digest)| {
+            path.is_file() && sha256_file(path).map_or(true, |now| &now != *digest)
+        })
+        .map(|(path, _)| path)
+        .collect()
 }
 
 /// Whether `dir` was verified already in this process.
