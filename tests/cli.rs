@@ -1247,40 +1247,18 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
     // A replicate the source does not have is refused, never trained as a new source.
     let before = paths_ending(&w.path().join("runs"), "done.json").len();
     let missing = folder.join("replicate_9").to_str().unwrap().to_owned();
-    let e = err(&lth(
-        &[
-            "transfer",
-            "--from",
-            &missing,
-            "--level",
-            "1",
-            "--dataset",
-            "mnist",
-            "--device",
-            "cpu",
-        ],
-        w.path(),
-    ));
+    let refused = |from: &str, extra: &[&str]| {
+        let mut v = vec!["transfer", "--from", from];
+        v.extend(extra);
+        v.extend(["--level", "1", "--dataset", "mnist", "--device", "cpu"]);
+        err(&lth(&v, w.path()))
+    };
+    let e = refused(&missing, &[]);
     assert!(
         e.contains("no such folder (did you mean") && e.contains("replicate_1?)"),
         "{e}"
     );
-    let e = err(&lth(
-        &[
-            "transfer",
-            "--from",
-            folder.to_str().unwrap(),
-            "--replicate",
-            "9",
-            "--level",
-            "1",
-            "--dataset",
-            "mnist",
-            "--device",
-            "cpu",
-        ],
-        w.path(),
-    ));
+    let e = refused(folder.to_str().unwrap(), &["--replicate", "9"]);
     assert!(e.contains("has no replicate 9 (it has replicate_1)"), "{e}");
     assert_eq!(
         paths_ending(&w.path().join("runs"), "done.json").len(),
