@@ -116,35 +116,40 @@ impl RunDir {
     /// waits for it (the caller then finds the unit finished, or resumes it); otherwise, as
     /// [`RunDir::try_lock`], an error.
     pub fn lock(&self) -> Result<RunLock> {
-        match self.try_lock() {
-            Err(StoreError::Locked { path }) if crate::verify::wait_for_locks() => {
+        self.take_lock(crate::verify::wait_for_locks())
+    }
+
+    /// Takes the folder's lock, or fails at once (`Locked`) when another process holds it.
+    pub fn try_lock(&self) -> Result<RunLock> {
+        self.take_lock(false)
+    }
+
+    /// Opens the lock file once and takes its lock: at once, or (`wait`) after saying so and
+    /// waiting for the process that holds it.
+    fn take_lock(&self, wait: bool) -> Result<RunLock> {
+        self.create()?;
+        let path = self.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) if wait => {
                 eprintln!(
                     "{}: another lth process is working in this run folder; waiting for it to \
                      finish (--no-wait stops instead)",
                     self.path.display()
                 );
-                let file = open_lock(&path)?;
                 file.lock().map_err(|e| StoreError::io(&path, e))?;
-                self.remove_stale_temporaries();
-                Ok(RunLock { _file: file })
             }
-            other => other,
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&path, e)),
         }
-    }
-
-    /// Takes the folder's lock, or fails at once (`Locked`) when another process holds it.
-    pub fn try_lock(&self) -> Result<RunLock> {
-        self.create()?;
-        let path = self.join(LOCK_FILE);
-        let file = open_lock(&path)?;
-        match file.try_lock() {
-            Ok(()) => {
-                self.remove_stale_temporaries();
-                Ok(RunLock { _file: file })
-            }
-            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
-            Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path, e)),
-        }
+        self.remove_stale_temporaries();
+        Ok(RunLock { _file: file })
     }
 
     /// Removes the temporary files (`<name>.<pid>.tmp`, see [`crate::tmp_path`]) that processes
@@ -355,16 +360,6 @@ impl RunDir {
             }),
         }
     }
-}
-
-/// Opens (creating it if needed) the lock file at `path`.
-fn open_lock(path: &Path) -> Result<fs::File> {
-    fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| StoreError::io(path, e))
 }
 
 /// Holds a run folder's lock; dropping it releases the lock.
