@@ -98,8 +98,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         Some(_) => store.run("pai", &pruned),
     };
     let opened = match &pai {
-        None => open_run(args, &hp, &run, &hp)?,
-        Some(_) => open_run(args, &hp, &run, &pruned)?,
+        None => open_run(args, &hp, None, &run, &hp)?,
+        Some(p) => open_run(args, &hp, Some(p), &run, &pruned)?,
     };
     let Some((dir, data)) = opened else {
         return Ok(());
@@ -132,7 +132,7 @@ fn train_sparse_run(
         sparse: Some(sp.clone()),
     };
     let run = store.run("sparse", &sparse);
-    let Some((dir, data)) = open_run(args, hp, &run, &sparse)? else {
+    let Some((dir, data)) = open_run(args, hp, None, &run, &sparse)? else {
         return Ok(());
     };
     announce(
@@ -176,7 +176,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
     if todo.is_empty() {
         return Ok(());
     }
-    let data = load_checked(args, hp)?;
+    let data = load_checked(args, hp, None)?;
     let pack = args
         .pack
         .unwrap_or_else(|| default_pack(data.train.device()));
@@ -213,7 +213,7 @@ fn train_supermask_run(
         supermask: sm.clone(),
     };
     let run = store.run("supermask", &run_hp);
-    let Some((dir, data)) = open_run(args, hp, &run, &run_hp)? else {
+    let Some((dir, data)) = open_run(args, hp, None, &run, &run_hp)? else {
         return Ok(());
     };
     let keep = sm
@@ -248,6 +248,7 @@ fn train_supermask_run(
 fn open_run<H: serde::Serialize + serde::de::DeserializeOwned>(
     args: &TrainArgs,
     hp: &TrainHparams,
+    pai: Option<&lth_train::PaiHparams>,
     run: &RunDir,
     run_hp: &H,
 ) -> anyhow::Result<Option<(RunDir, lth_train::Data)>> {
@@ -260,19 +261,22 @@ fn open_run<H: serde::Serialize + serde::de::DeserializeOwned>(
         report(&dir, hp, &summary);
         return Ok(None);
     }
-    let data = load_checked(args, hp)?;
+    let data = load_checked(args, hp, pai)?;
     run.create()?;
     run.bind_hparams(run_hp)?;
     Ok(Some((dir, data)))
 }
 
-/// The data of `hp`, checked against it (batch size, schedule) before anything is written.
-fn load_checked(args: &TrainArgs, hp: &TrainHparams) -> anyhow::Result<lth_train::Data> {
+/// The data of `hp`, checked against it (batch size, schedule) and against the pruning at
+/// initialisation `pai` (its scoring batch) before anything is written.
+fn load_checked(
+    args: &TrainArgs,
+    hp: &TrainHparams,
+    pai: Option<&lth_train::PaiHparams>,
+) -> anyhow::Result<lth_train::Data> {
     let data = args.common.data(&hp.dataset)?;
     hp.check_data(data.train.len() as u64)?;
-    if args.pai.prune_at_init.is_some()
-        && let Some(pai) = args.pai.resolve(hp)?
-    {
+    if let Some(pai) = pai {
         pai.check_data(data.train.len() as u64)?;
     }
     Ok(data)
