@@ -127,6 +127,16 @@ impl Mask {
             .collect()
     }
 
+    /// [`Mask::counts`] in the network's order: the layers named in `order` first, as they come
+    /// there, then any others by name (what tables and `layers.csv` show).
+    pub fn counts_in(&self, order: &[String]) -> Vec<LayerCount> {
+        let mut counts = self.counts();
+        let place = |name: &str| order.iter().position(|o| o == name).unwrap_or(order.len());
+        // A stable sort keeps the name order among layers `order` does not list.
+        counts.sort_by_key(|c| place(&c.name));
+        counts
+    }
+
     /// Weights kept over all layers.
     pub fn kept(&self) -> i64 {
         self.counts().iter().map(|c| c.kept).sum()

@@ -281,6 +281,16 @@ impl<'a> Lottery<'a> {
                 level - 1
             )));
         }
+        // What this level is made from: the level before (its mask and trained weights) and
+        // level 0 (the rewind point). If either is trained again with other results, this level
+        // counts as damaged.
+        let origin = self.level_dir(0);
+        let inputs: Vec<&RunDir> = if level == 1 {
+            vec![&before]
+        } else {
+            vec![&before, &origin]
+        };
+        dir.record_inputs(&inputs)?;
         let trained = self.final_weights(&before)?;
         let mask = self.level_mask(level, &setup, &trained)?;
         let start = match self.hp.retrain {
@@ -394,6 +404,12 @@ impl<'a> Lottery<'a> {
         let dir = self.branch_dir(level, branch);
         dir.create()?;
         dir.bind_hparams(branch)?;
+        let (at, origin) = (self.level_dir(level), self.level_dir(0));
+        dir.record_inputs(&if level == 0 {
+            vec![&at]
+        } else {
+            vec![&at, &origin]
+        })?;
         let seed = branch.seed.unwrap_or(self.replicate);
         let level_mask = self.mask(level)?;
         let (start, mask) = match branch.kind {
@@ -479,6 +495,9 @@ impl<'a> Lottery<'a> {
 
     /// Every finished unit of this replicate, in order of level, IMP first.
     pub fn results(&self) -> Result<(Vec<ResultRow>, Vec<LayerRow>)> {
+        let info = lth_data::info(&self.hp.train.dataset.dataset)
+            .map_err(|e| RewindError::Invalid(e.to_string()))?;
+        let order = lth_models::kernels(&self.hp.train.model.model, info.shape, info.num_classes)?;
         let mut rows = Vec::new();
         let mut layers = Vec::new();
         for level in 0.. {
@@ -509,7 +528,7 @@ impl<'a> Lottery<'a> {
                     continue;
                 };
                 let mask = Mask::load(&unit.join(MASK))?;
-                let counts = mask.counts();
+                let counts = mask.counts_in(order.names());
                 rows.push(ResultRow {
                     level,
                     branch: branch.clone(),

@@ -126,6 +126,16 @@ impl TransplantHparams {
             },
         };
         hp.validate()?;
+        // The classifier's rows are classes: copied onto other classes, row i of the source
+        // classifies class i of the target. Done only when asked for by name.
+        if output.is_none() && dataset != hp.source.train.dataset.dataset {
+            return Err(RewindError::Invalid(format!(
+                "`{dataset}` does not have the classes of the ticket's `{}`, so copying its \
+                 classifier would map each class onto another: say --output copy to do it \
+                 anyway, or --output reinit (a dense, re-initialised classifier) or keep-mask",
+                hp.source.train.dataset.dataset
+            )));
+        }
         Ok(hp)
     }
 
@@ -183,7 +193,23 @@ impl TransplantHparams {
                     &to,
                     &map,
                 )?;
-                morph::check_fits(&moved, &build(model, data)?)?;
+                if let Err(e) = morph::check_fits(&moved, &build(model, data)?) {
+                    // A LeNet's hidden layers are its blocks: copied ones must share a width.
+                    if let Some(widths) = lth_models::lenet::parse(&self.source.train.model.model)
+                        .filter(|w| w.windows(2).any(|p| p[0] != p[1]))
+                    {
+                        let widths: Vec<String> = widths.iter().map(i64::to_string).collect();
+                        return Err(RewindError::Invalid(format!(
+                            "`{}` has hidden layers of unequal widths ({}), and a deeper LeNet \
+                             copies a hidden layer where another of the same shape must go: \
+                             deepen a LeNet whose copied layers share one width (e.g. \
+                             lenet_300_100_100 → lenet_300_100_100_100) ({e})",
+                            self.source.train.model.model,
+                            widths.join(", ")
+                        )));
+                    }
+                    return Err(e.into());
+                }
             }
             Destination::Transfer { dataset, output } => {
                 let source = info(&self.source.train.dataset.dataset)?;
@@ -385,6 +411,16 @@ impl<'a> Transplant<'a> {
             Planted::Random { seed } => random_like(&ticket, seed),
         };
         dir.create()?;
+        // Made from the source's level (its mask) and level 0 (the rewind point).
+        let (level, origin) = (
+            self.source.level_dir(self.hp.level),
+            self.source.level_dir(0),
+        );
+        dir.record_inputs(&if self.hp.level == 0 {
+            vec![&level]
+        } else {
+            vec![&level, &origin]
+        })?;
         setup.model.load_state(&state)?;
         mask.save(&dir.join(MASK))?;
         setup.optimizer.set_mask(&mask)?;

@@ -61,8 +61,13 @@ fn transfer_moves_every_layer_but_the_classifier_by_its_policy() {
         Transplant::new(&store, hp, &lottery, &target_data).unwrap()
     };
 
-    // Same class count and no policy: everything moves, the classifier too.
-    let copy = transplant(None);
+    // Same class count, other classes: copying the classifier is refused unless asked for by
+    // name; asked for, everything moves, the classifier too.
+    let e = TransplantHparams::transfer(lottery.hparams().clone(), 1, dst, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("say --output copy"), "{e}");
+    let copy = transplant(Some(Output::Copy));
     let fresh = lth_train::Setup::new(&copy.hparams().target(), 1, &target_data).unwrap();
     let (state, mask) = copy.moved(&fresh).unwrap();
     assert!(named(&state, "fc.weight").equal(named(&wk, "fc.weight")));
@@ -124,7 +129,9 @@ fn transfer_moves_every_layer_but_the_classifier_by_its_policy() {
             .equal(t.get("fc_layers.0.weight").unwrap())
     );
     // The folder is the source's identity plus the destination: another level is another run.
-    let other = TransplantHparams::transfer(lottery.hparams().clone(), 2, dst, None).unwrap();
+    let other =
+        TransplantHparams::transfer(lottery.hparams().clone(), 2, dst, Some(Output::Reinit))
+            .unwrap();
     assert_ne!(
         lth_store::hparams_hash(&other),
         lth_store::hparams_hash(reinit.hparams())

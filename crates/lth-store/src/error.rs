@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A file that exists but belongs to something else; it is never overwritten.
     #[error("{}: {reason}", path.display())]
     Foreign { path: PathBuf, reason: String },
+    /// A unit asked for as another's input that has not finished.
+    #[error("{}: {reason}", path.display())]
+    NotFinished { path: PathBuf, reason: String },
     /// A finished unit whose file is missing or changed since it finished.
     #[error(
         "{}: finished, but {file} {problem}; re-run with --retrain-damaged to train it again, \

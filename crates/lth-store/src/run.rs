@@ -192,6 +192,11 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
+        // A finished unit's hyperparameters are among its digested files: checked (and, with
+        // --retrain-damaged, removed when damaged) before they are compared.
+        if self.join(DONE_FILE).exists() {
+            self.verified_done()?;
+        }
         if !path.exists() {
             return write_json_atomic(&path, &wanted);
         }
@@ -261,8 +266,32 @@ impl RunDir {
             }
         }
         write_json_atomic(&path, &value)?;
+        verify::finished(&self.path);
         verify::remember_verified(&self.path);
         Ok(())
+    }
+
+    /// Records the finished units this unit is made from (a level's parent level, the level a
+    /// branch or a copy starts from) with their results' digests, in `inputs.json`, before it
+    /// trains. The file is one of the unit's results, so it is digested with them; when an input
+    /// is later trained again with other results (or is no longer finished), this unit counts as
+    /// damaged, and `--retrain-damaged` makes it again from the new input.
+    pub fn record_inputs(&self, inputs: &[&RunDir]) -> Result<()> {
+        let mut map = std::collections::BTreeMap::new();
+        for input in inputs {
+            let relative = relative_path(&self.path, &input.path);
+            let digest =
+                verify::results_digest(&input.path)?.ok_or_else(|| StoreError::NotFinished {
+                    path: input.path.clone(),
+                    reason: format!(
+                        "not finished, so {} cannot be made from it",
+                        self.path.display()
+                    ),
+                })?;
+            map.insert(relative, digest);
+        }
+        fs::create_dir_all(&self.path).map_err(|e| StoreError::io(&self.path, e))?;
+        write_json_atomic(&self.join(verify::INPUTS_FILE), &map)
     }
 
     /// The summary written by [`RunDir::mark_done`], if the work is finished (checked as
@@ -306,7 +335,33 @@ impl RunDir {
         if !path.exists() {
             return Ok(None);
         }
-        let value: Value = read_json(&path)?;
+        let value: Value = match read_json(&path) {
+            Ok(v) => v,
+            Err(e) => {
+                let problem = format!("is not readable JSON ({e})");
+                if !verify::retrain_damaged() {
+                    return Err(StoreError::Damaged {
+                        path: self.path.clone(),
+                        file: DONE_FILE.into(),
+                        problem,
+                    });
+                }
+                // Its digests are lost with it, so nothing the unit wrote can be trusted: all of
+                // it is made again.
+                eprintln!(
+                    "note: {}: {DONE_FILE} {problem}; training it again (--retrain-damaged)",
+                    self.path.display()
+                );
+                let all = verify::digests(&self.path)?;
+                for file in verify::damaged_files(&self.path, &all, true) {
+                    fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
+                }
+                fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                verify::forget_verified(&self.path);
+                verify::note_repairing(&self.path);
+                return Ok(None);
+            }
+        };
         if verify::already_verified(&self.path) {
             return Ok(Some(value));
         }
@@ -346,17 +401,18 @@ impl RunDir {
                     .get(verify::FILES_KEY)
                     .and_then(|f| serde_json::from_value(f.clone()).ok())
                     .unwrap_or_default();
-                for file in verify::damaged_files(&self.path, &recorded) {
+                for file in verify::damaged_files(&self.path, &recorded, d.stale) {
                     fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
                 }
                 fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
                 verify::forget_verified(&self.path);
+                verify::note_repairing(&self.path);
                 Ok(None)
             }
             Some(d) => Err(StoreError::Damaged {
                 path: self.path.clone(),
                 file: d.file,
-                problem: d.problem.into(),
+                problem: d.problem,
             }),
         }
     }
@@ -366,6 +422,25 @@ impl RunDir {
 #[derive(Debug)]
 pub struct RunLock {
     _file: fs::File,
+}
+
+/// `to` as a `/`-separated path relative to the folder `from` (`../../level_0/main`).
+fn relative_path(from: &Path, to: &Path) -> String {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let (from, to) = (absolute(from), absolute(to));
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let ups = from.components().count() - common;
+    let mut parts: Vec<String> = vec!["..".to_owned(); ups];
+    parts.extend(
+        to.components()
+            .skip(common)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
 }
 
 /// Reads and parses a JSON file, naming it in any error.

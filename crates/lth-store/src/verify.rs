@@ -177,7 +177,72 @@ pub(crate) fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
     pub file: String,
-    pub problem: &'static str,
+    pub problem: String,
+    /// The unit was made from another unit whose results changed (or vanished) since: every file
+    /// it wrote derives from the old results, so `--retrain-damaged` removes them all, not only
+    /// the damaged ones.
+    pub stale: bool,
+}
+
+impl Damage {
+    fn of(file: impl Into<String>, problem: impl Into<String>) -> Damage {
+        Damage {
+            file: file.into(),
+            problem: problem.into(),
+            stale: false,
+        }
+    }
+}
+
+/// The file in which a unit names the finished units it was made from, with each one's results
+/// digest ([`SUMMARY_KEY`]) when it started (see [`crate::RunDir::record_inputs`]).
+pub const INPUTS_FILE: &str = "inputs.json";
+
+/// The digest a finished unit's results have now: its recorded [`SUMMARY_KEY`], else (written
+/// before `done.json` digested itself) the digest computed from it. `None`: not finished.
+pub(crate) fn results_digest(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join(crate::run::DONE_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let value: serde_json::Value = crate::run::read_json(&path)?;
+    Ok(Some(
+        value
+            .get(SUMMARY_KEY)
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| summary_digest(&value), str::to_owned),
+    ))
+}
+
+/// Checks the inputs a unit recorded in [`INPUTS_FILE`]: each must still be finished with the
+/// results it had when the unit started.
+fn check_inputs(dir: &Path) -> Result<Option<Damage>> {
+    let path = dir.join(INPUTS_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let inputs: BTreeMap<String, String> = crate::run::read_json(&path)?;
+    for (input, recorded) in inputs {
+        let stale = |problem: String| Damage {
+            file: INPUTS_FILE.into(),
+            problem,
+            stale: true,
+        };
+        match results_digest(&dir.join(&input))? {
+            None => {
+                return Ok(Some(stale(format!(
+                    "names {input}, which is no longer finished (this unit was made from it)"
+                ))));
+            }
+            Some(now) if now != recorded => {
+                return Ok(Some(stale(format!(
+                    "names {input}, whose results changed since this unit was made from them"
+                ))));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(None)
 }
 
 /// Checks the unit in `dir` against the digests of its `done.json` (`recorded`): the first file
@@ -186,17 +251,14 @@ pub(crate) fn check(dir: &Path, recorded: &BTreeMap<String, String>) -> Result<O
     for (file, digest) in recorded {
         let path = dir.join(file);
         if !path.is_file() {
-            return Ok(Some(Damage {
-                file: file.clone(),
-                problem: "is missing",
-            }));
+            return Ok(Some(Damage::of(file.clone(), "is missing")));
         }
         let now = sha256_file(&path).map_err(|e| StoreError::io(&path, e))?;
         if &now != digest {
-            return Ok(Some(Damage {
-                file: file.clone(),
-                problem: "does not match its digest in done.json (changed, truncated or damaged)",
-            }));
+            return Ok(Some(Damage::of(
+                file.clone(),
+                "does not match its digest in done.json (changed, truncated or damaged)",
+            )));
         }
     }
     Ok(None)
@@ -224,31 +286,79 @@ pub(crate) fn check_done(dir: &Path, value: &serde_json::Value) -> Result<Option
     if let Some(recorded) = value.get(SUMMARY_KEY).and_then(serde_json::Value::as_str)
         && recorded != summary_digest(value)
     {
-        return Ok(Some(Damage {
-            file: crate::run::DONE_FILE.into(),
-            problem: "does not match its own digest (its numbers were changed)",
-        }));
+        return Ok(Some(Damage::of(
+            crate::run::DONE_FILE,
+            "does not match its own digest (its numbers were changed)",
+        )));
     }
-    match value
+    let own = match value
         .get(FILES_KEY)
         .and_then(|f| serde_json::from_value::<BTreeMap<String, String>>(f.clone()).ok())
     {
-        Some(files) => check(dir, &files),
-        None => Ok(None),
+        Some(files) => check(dir, &files)?,
+        None => None,
+    };
+    match own {
+        Some(d) => Ok(Some(d)),
+        None => check_inputs(dir),
     }
 }
 
 /// Every file of the unit in `dir` that is missing or no longer matches its digest in `recorded`
-/// (what `--retrain-damaged` removes before the unit trains again).
-pub(crate) fn damaged_files(dir: &Path, recorded: &BTreeMap<String, String>) -> Vec<PathBuf> {
-    recorded
+/// (what `--retrain-damaged` removes before the unit trains again); with `stale`, every file it
+/// recorded and its resume checkpoints, since all of them derive from an input that changed.
+pub(crate) fn damaged_files(
+    dir: &Path,
+    recorded: &BTreeMap<String, String>,
+    stale: bool,
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = recorded
         .iter()
         .map(|(file, digest)| (dir.join(file), digest))
         .filter(|(path, digest)| {
-            path.is_file() && sha256_file(path).map_or(true, |now| &now != *digest)
+            path.is_file() && (stale || sha256_file(path).map_or(true, |now| &now != *digest))
         })
         .map(|(path, _)| path)
-        .collect()
+        .collect();
+    if stale {
+        for sub in [dir.to_owned(), dir.join("checkpoints")] {
+            let Ok(entries) = fs::read_dir(&sub) else {
+                continue;
+            };
+            out.extend(
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.is_file()
+                            && p.file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with("resume_"))
+                    }),
+            );
+        }
+    }
+    out
+}
+
+/// Units trained again in this process after damage: when one finishes, what was verified before
+/// is verified again, since units made from it may now be stale.
+static REPAIRED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+pub(crate) fn note_repairing(dir: &Path) {
+    if let Ok(mut g) = REPAIRED.lock() {
+        g.get_or_insert_with(HashSet::new).insert(dir.to_owned());
+    }
+}
+
+/// Called when the unit in `dir` finishes: if it was being repaired, forget every verification.
+pub(crate) fn finished(dir: &Path) {
+    let repaired = REPAIRED
+        .lock()
+        .map(|mut g| g.as_mut().is_some_and(|s| s.remove(dir)))
+        .unwrap_or(false);
+    if repaired && let Ok(mut g) = VERIFIED.lock() {
+        *g = None;
+    }
 }
 
 /// Whether `dir` was verified already in this process.

@@ -629,6 +629,9 @@ pub fn retrain(
     let dir = search_dir.child(format!("retrain_{ratio}_{}", how.name()));
     dir.create()?;
     dir.bind_hparams(&hp)?;
+    // Made from the search's ticket: trained again with other results, the search makes this
+    // retraining damaged.
+    dir.record_inputs(&[search_dir])?;
     let mut setup = Setup::new(&hp, replicate, data)?;
     let mut plan = setup.plan(&hp);
     if how == Retrain::EarlyBird {

@@ -35,15 +35,34 @@ pub fn train_pruned(
         None => None,
         Some(pai) => {
             let path = dir.join(MASK_FILE);
-            let mask = if path.exists() {
-                Mask::load(&path)?
-            } else {
-                let mask = pai.prune(&setup, data, hp, replicate)?;
-                std::fs::create_dir_all(dir.path())
-                    .map_err(|e| TrainError::Invalid(format!("{}: {e}", dir.path().display())))?;
-                CsvLog::<LayerCount>::new(dir.join(LAYERS_FILE)).save(&mask.counts())?;
-                mask.save(&path)?;
-                mask
+            let order = setup.model.prunable().to_vec();
+            // The mask of an interrupted run is reused only when it is readable and keeps the
+            // counts its layers.csv recorded; otherwise it is made again (pruning is seeded, so
+            // it is the same mask).
+            let kept = path
+                .exists()
+                .then(|| Mask::load(&path).ok())
+                .flatten()
+                .filter(|m| {
+                    CsvLog::<LayerCount>::new(dir.join(LAYERS_FILE))
+                        .load()
+                        .is_ok_and(|mut rows| {
+                            rows.sort_by(|a, b| a.name.cmp(&b.name));
+                            rows == m.counts()
+                        })
+                });
+            let mask = match kept {
+                Some(mask) => mask,
+                None => {
+                    let mask = pai.prune(&setup, data, hp, replicate)?;
+                    std::fs::create_dir_all(dir.path()).map_err(|e| {
+                        TrainError::Invalid(format!("{}: {e}", dir.path().display()))
+                    })?;
+                    CsvLog::<LayerCount>::new(dir.join(LAYERS_FILE))
+                        .save(&mask.counts_in(&order))?;
+                    mask.save(&path)?;
+                    mask
+                }
             };
             setup.optimizer.set_mask(&mask)?;
             Some(mask)
