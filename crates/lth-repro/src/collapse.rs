@@ -113,15 +113,8 @@ impl Experiment for LayerCollapse {
         let pai = method_of(unit.hp).map_err(ReproError::Invalid)?;
         let train = &unit.hp.train;
         let device = unit.data.map_or(tch::Device::Cpu, |d| d.train.device());
-        let model = Model::new(
-            &train.model.model,
-            unit.info.shape,
-            unit.info.num_classes,
-            train.model.init,
-            train.init_seed(unit.replicate),
-            device,
-        )
-        .map_err(lth_train::TrainError::from)?;
+        // The replicate's W0 as training builds it (`--bn-init` included).
+        let model = lth_train::initial_model(train, unit.replicate, unit.info, device)?;
         let top = -(1.0 - pai.sparsity).log10();
         let mut m = Measured::new();
         for method in [Method::Magnitude, Method::Synflow] {

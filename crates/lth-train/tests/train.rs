@@ -319,3 +319,28 @@ fn a_run_whose_mask_changes_resumes_bit_identically() {
         assert!(t1.equal(t2), "{n1} differs after resuming");
     }
 }
+
+/// The W0 that measurements without training use is the one training starts from: `--bn-init`
+/// included (SynFlow's collapse measured a W0 without it before `initial_model` was shared).
+#[test]
+fn the_initial_model_is_the_one_training_starts_from() {
+    let mut hp = TrainHparams::recipe("cifar_vgg_11:channels=4,4,8,8,8,8,8,8").unwrap();
+    hp.dataset.dataset = "fashion-mnist".into();
+    hp.dataset.augment = false;
+    hp.model.bn_init = Some(0.5);
+    let info = lth_data::info("fashion-mnist").unwrap();
+    let model = lth_train::initial_model(&hp, 3, info, Device::Cpu).unwrap();
+    let scales = model.batchnorm_scales();
+    assert!(!scales.is_empty());
+    for (name, t) in &scales {
+        assert!(
+            t.eq(0.5).all().int64_value(&[]) == 1,
+            "{name} is not at --bn-init"
+        );
+    }
+    // Without --bn-init, the family's draw: not all one value.
+    hp.model.bn_init = None;
+    let drawn = lth_train::initial_model(&hp, 3, info, Device::Cpu).unwrap();
+    let (_, first) = &drawn.batchnorm_scales()[0];
+    assert!(first.std(false).double_value(&[]) > 0.0);
+}
