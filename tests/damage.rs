@@ -310,3 +310,30 @@ fn a_damaged_early_bird_search_and_retraining_are_made_again() {
         1,
     );
 }
+
+/// A `done.json` whose numbers were changed and whose own digest was made again to match (so
+/// that the digests alone pass) is still caught: `lth verify` cross-checks it against the unit's
+/// `metrics.csv`.
+#[test]
+fn verify_cross_checks_done_json_against_metrics_csv() {
+    let w = tempfile::tempdir().unwrap();
+    lth_data::testutil::write_mnist_like(&w.path().join("data/mnist"), 300, 100, true).unwrap();
+    ok(&lth(&args(&[&["train"], SMALL, CPU]), w.path()));
+    let runs = w.path().join("runs");
+    let unit = finished(&runs).into_keys().next().unwrap();
+    let path = runs.join(unit).join("done.json");
+    let mut done: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    done["final_test_accuracy"] = serde_json::json!(0.9918);
+    let digest = lth_store::verify::summary_digest(&done);
+    done["summary_sha256"] = serde_json::Value::String(digest);
+    std::fs::write(&path, serde_json::to_vec_pretty(&done).unwrap()).unwrap();
+    let out = lth(&["verify"], w.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success()
+            && text.contains("done.json's numbers are not those of metrics.csv")
+            && text.contains("0.9918 recorded"),
+        "{text}"
+    );
+}

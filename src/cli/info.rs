@@ -4,11 +4,40 @@ use lth_data::data_root;
 
 use super::DataArgs;
 
-pub fn models() {
-    println!("{:<28} {:<16} source", "pattern", "example");
-    for f in lth_models::families() {
-        println!("{:<28} {:<16} {}", f.pattern, f.example, f.paper);
+/// `lth models`: the registry's families in aligned columns, or with a model name, its recipe as
+/// the flags that override it.
+pub fn models(args: &super::ModelsArgs) -> anyhow::Result<()> {
+    if let Some(model) = &args.model {
+        let hp = lth_train::TrainHparams::recipe(model)?;
+        // The name is checked as a network, not only by its family's prefix.
+        let info = lth_data::info(&hp.dataset.dataset)?;
+        lth_models::kernels(model, info.shape, info.num_classes)?;
+        println!(
+            "{model}: the recipe its training flags default to (lth-train's `TrainHparams::recipe`, the papers' settings)"
+        );
+        let values = lth_train::flags::flag_values(&hp);
+        let width = values.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
+        for (flag, value) in values {
+            println!("  {flag:<width$}  {value}");
+        }
+        return Ok(());
     }
+    let families = lth_models::families();
+    let w = |f: fn(&lth_models::Family) -> &str, title: &str| {
+        families
+            .iter()
+            .map(|x| f(x).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(title.len())
+    };
+    let (wp, we) = (w(|f| f.pattern, "pattern"), w(|f| f.example, "example"));
+    println!("{:<wp$}  {:<we$}  source", "pattern", "example");
+    for f in families {
+        println!("{:<wp$}  {:<we$}  {}", f.pattern, f.example, f.paper);
+    }
+    println!("`lth models <name>` prints a model's recipe (the defaults of its training flags).");
+    Ok(())
 }
 
 pub fn datasets(args: &DataArgs) {
@@ -28,9 +57,9 @@ pub fn info() {
     println!("lth {}", env!("CARGO_PKG_VERSION"));
     println!("libtorch threads: {}", tch::get_num_threads());
     println!(
-        "CUDA available: {} ({} device(s)); cuDNN: {}",
+        "CUDA available: {} ({}); cuDNN: {}",
         tch::Cuda::is_available(),
-        tch::Cuda::device_count(),
+        lth_report::count(tch::Cuda::device_count(), "device"),
         tch::Cuda::cudnn_is_available()
     );
     println!(
@@ -88,7 +117,17 @@ pub fn verify(root: &std::path::Path) -> anyhow::Result<()> {
                 damaged += 1;
                 println!("DAMAGED {}: {} {}", dir.display(), d.file, d.problem);
             }
-            Ok((Some(_), None)) => {}
+            Ok((Some(_), None)) => match lth_train::summary_disagrees(&run) {
+                Ok(None) => {}
+                Ok(Some(problem)) => {
+                    damaged += 1;
+                    println!("DAMAGED {}: {problem}", dir.display());
+                }
+                Err(e) => {
+                    damaged += 1;
+                    println!("DAMAGED {}: {e}", dir.display());
+                }
+            },
             Err(e) => {
                 damaged += 1;
                 println!("DAMAGED {}: {e}", dir.display());
@@ -102,8 +141,8 @@ pub fn verify(root: &std::path::Path) -> anyhow::Result<()> {
     );
     if damaged > 0 {
         anyhow::bail!(
-            "{damaged} damaged unit(s): re-run their commands with --retrain-damaged, or delete \
-             their folders"
+            "{} damaged: re-run their commands with --retrain-damaged, or delete their folders",
+            lth_report::count(damaged, "unit")
         );
     }
     Ok(())

@@ -119,6 +119,9 @@ impl<'a> Lottery<'a> {
 
     /// The mask of level `level`: all ones at level 0, otherwise the one its folder holds.
     pub fn mask(&self, level: u64) -> Result<Mask> {
+        // A finished level's mask is read only once its files pass their digests (once per
+        // process): a damaged one is an error, never a moved or branched ticket.
+        self.level_dir(level).is_done()?;
         let path = self.level_dir(level).join(MASK);
         if !path.exists() {
             return Err(RewindError::Invalid(format!(

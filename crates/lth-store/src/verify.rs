@@ -266,7 +266,7 @@ pub(crate) fn check(dir: &Path, recorded: &BTreeMap<String, String>) -> Result<O
 
 /// The digest `done.json` records of itself: the SHA-256 of `value` without [`SUMMARY_KEY`] and
 /// [`COMMIT_KEY`].
-pub(crate) fn summary_digest(value: &serde_json::Value) -> String {
+pub fn summary_digest(value: &serde_json::Value) -> String {
     let mut rest = value.clone();
     if let serde_json::Value::Object(map) = &mut rest {
         map.remove(SUMMARY_KEY);

@@ -60,7 +60,8 @@ pub use lth_models::{load_tensors, save_tensors};
 pub use optim::Optimizer;
 pub use pai::{PaiHparams, PrunedRun, train_pruned};
 pub use run::{
-    Data, FINAL, METRICS, Progress, RunPlan, RunSummary, Setup, run_resumable, step_checkpoint,
+    Data, FINAL, METRICS, Progress, RunPlan, RunSummary, Setup, initial_model, run_resumable,
+    step_checkpoint, summary_disagrees,
 };
 pub use schedule::Schedule;
 pub use session::{EvalSets, Evaluation, MetricsRow, Observer, STOPPED, Session, evaluate};

@@ -76,15 +76,7 @@ impl Setup {
     pub fn new(hp: &TrainHparams, replicate: u64, data: &Data) -> Result<Setup> {
         hp.validate()?;
         hp.check_data(data.train.len() as u64)?;
-        let mut model = Model::new(
-            &hp.model.model,
-            data.info.shape,
-            data.info.num_classes,
-            hp.model.init,
-            hp.init_seed(replicate),
-            data.train.device(),
-        )?;
-        bn_init(hp, model.batchnorm_scales())?;
+        let mut model = initial_model(hp, replicate, data.info, data.train.device())?;
         let loader = replicate_loader(hp, data, hp.data_order_seed(replicate), replicate)?;
         if data.channels_last {
             model.use_channels_last();
@@ -117,6 +109,27 @@ impl Setup {
     pub fn plan(&self, hp: &TrainHparams) -> RunPlan {
         RunPlan::whole(hp, self.loader.steps_per_epoch())
     }
+}
+
+/// Replicate `replicate`'s initial network W0 of the run `hp`, for inputs of dataset `info`, on
+/// `device`: its initialiser and seed, and `--bn-init` applied. What every W0 training sees, and
+/// what measurements of W0 without training (SynFlow's collapse) must measure.
+pub fn initial_model(
+    hp: &TrainHparams,
+    replicate: u64,
+    info: &DatasetInfo,
+    device: Device,
+) -> Result<Model> {
+    let model = Model::new(
+        &hp.model.model,
+        info.shape,
+        info.num_classes,
+        hp.model.init,
+        hp.init_seed(replicate),
+        device,
+    )?;
+    bn_init(hp, model.batchnorm_scales())?;
+    Ok(model)
 }
 
 /// Sets every BatchNorm scale in `scales` to `--bn-init`'s value, if given (`validate` has refused
@@ -241,10 +254,43 @@ impl RunSummary {
     }
 }
 
+/// Cross-checks a finished unit's `done.json` against its `metrics.csv`: the summary must be the
+/// one its rows give (what `lth verify` adds to the digests). `None` when they agree, or when
+/// the unit keeps no metrics or no training summary (a search's, a report's).
+pub fn summary_disagrees(dir: &RunDir) -> Result<Option<String>> {
+    let metrics = dir.join(METRICS);
+    if !metrics.is_file() {
+        return Ok(None);
+    }
+    // A unit whose summary is not a training run's (or that is not finished) is not checked here;
+    // its digests were.
+    let Ok(Some(recorded)) = dir.done_summary::<RunSummary>() else {
+        return Ok(None);
+    };
+    let rows = CsvLog::<MetricsRow>::new(&metrics).load()?;
+    if rows.is_empty() {
+        return Ok(Some(format!("{METRICS} has no rows")));
+    }
+    let from_rows = RunSummary {
+        flops: recorded.flops.clone(),
+        ..RunSummary::from_rows(&rows)
+    };
+    Ok((from_rows != recorded).then(|| {
+        format!(
+            "done.json's numbers are not those of {METRICS} (final test accuracy {} \
+             recorded, {} in its last row)",
+            recorded.final_test_accuracy, from_rows.final_test_accuracy
+        )
+    }))
+}
+
 /// Progress reports for a person watching (a progress bar); all methods default to nothing.
 pub trait Progress {
     /// Training will run from step `from` to `to`.
     fn begin(&mut self, _from: u64, _to: u64) {}
+    /// The unit about to train (`level_2/main`, `stability/imp_data_order_3`; packed units
+    /// together), so that copies of one experiment are told apart (called before `begin`).
+    fn unit(&mut self, _label: &str) {}
     /// An interrupted run resumes at `step` (called before `begin`).
     fn resumed(&mut self, _step: u64) {}
     fn step(&mut self, _step: u64) {}
