@@ -668,6 +668,95 @@ fn help_lists_the_commands() {
         let help = ok(&lth(&[command, "--help"], w.path()));
         assert_eq!(help.contains("--retrain-damaged"), has, "{command}: {help}");
     }
+    // Every flag of every command says what it does (on its line, or on the lines below it).
+    let commands: &[&[&str]] = &[
+        &["train"],
+        &["lottery"],
+        &["stability"],
+        &["interpolate"],
+        &["elastic"],
+        &["transfer"],
+        &["early-bird"],
+        &["repro"],
+        &["grid", "submit"],
+        &["grid", "status"],
+        &["bench"],
+        &["sparsity"],
+        &["models"],
+        &["datasets"],
+        &["verify"],
+    ];
+    for command in commands {
+        let help = ok(&lth(&[*command, &["--help"]].concat(), w.path()));
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if !(trimmed.starts_with("--") || trimmed.starts_with("-h"))
+                || line.len() == trimmed.len()
+            {
+                continue;
+            }
+            // `--flag <V>   what it does`, or `--flag <V>` over an indented description.
+            let inline = trimmed
+                .split_once("  ")
+                .is_some_and(|(_, d)| !d.trim().is_empty());
+            let below = lines.get(i + 1).is_some_and(|next| {
+                let next_trimmed = next.trim_start();
+                !next_trimmed.is_empty()
+                    && !next_trimmed.starts_with('-')
+                    && next.len() - next_trimmed.len() > line.len() - trimmed.len()
+            });
+            assert!(
+                inline || below,
+                "{command:?}: `{}` has no description",
+                trimmed
+            );
+        }
+        // The recipe's defaults are said to come from the recipe, with where to read them.
+        if help.contains("--optimizer") {
+            assert!(help.contains("default: the model's recipe; `lth models <model>` shows it"));
+        }
+    }
+    // grid status trains nothing: no training flags.
+    let status = ok(&lth(&["grid", "status", "--help"], w.path()));
+    for flag in [
+        "--device",
+        "--quiet",
+        "--threads",
+        "--no-wait",
+        "--cudnn-benchmark",
+    ] {
+        assert!(
+            !status.contains(flag),
+            "grid status offers {flag}: {status}"
+        );
+    }
+    // `lth models` aligns its columns; with a name, it prints that model's recipe.
+    let models = ok(&lth(&["models"], w.path()));
+    // (In characters: the pattern column holds a `…`.)
+    let column = |l: &str| {
+        l.find(" lenet_300_100 ")
+            .or_else(|| l.find(" example "))
+            .map(|b| l[..b].chars().count())
+    };
+    let rows: Vec<&str> = models.lines().filter(|l| column(l).is_some()).collect();
+    assert_eq!(rows.len(), 2, "{models}");
+    assert_eq!(column(rows[0]), column(rows[1]), "{models}");
+    let recipe = ok(&lth(&["models", "lenet_300_100"], w.path()));
+    for (flag, value) in [
+        ("--optimizer", "adam"),
+        ("--batch-size", "60"),
+        ("--steps", "50000it"),
+    ] {
+        assert!(
+            recipe
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [flag, value]),
+            "{recipe}"
+        );
+    }
+    let e = err(&lth(&["models", "lenet_bogus"], w.path()));
+    assert!(e.contains("bad model name `lenet_bogus`"), "{e}");
     // verify takes --runs-dir like the rest (and the folder as its argument).
     std::fs::create_dir(w.path().join("store")).unwrap();
     for args in [
@@ -1132,7 +1221,7 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
         ),
         (
             with(&deeper, flags("lenet_300_100", "mnist")),
-            "fc_layers.2.weight would get shape [100, 300]",
+            "`lenet_300_100` has hidden layers of unequal widths (300, 100)",
         ),
         (
             with(&deeper, flags("cifar_resnet_20", "mnist"))
@@ -1270,7 +1359,10 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
         out.contains("source level 1") && out.contains("ticket"),
         "{out}"
     );
-    ok(&transfer("mnist:classes=5-9", &[]));
+    // Other classes of the same count: the classifier is copied only when asked for by name.
+    let e = err(&transfer("mnist:classes=5-9", &[]));
+    assert!(e.contains("say --output copy"), "{e}");
+    ok(&transfer("mnist:classes=5-9", &["--output", "copy"]));
 }
 
 /// `--replicates` with `--pack`: the replicates train packed, each in the folder `--replicate`

@@ -201,7 +201,7 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
     let stdout = ok(&lth(&strs(&smoke_args("fig3", &data, &plain, &[])), root()));
     assert!(
         stdout.contains(
-            "REUSED fig3 smoke: 1 finished unit(s) of the run store were trained by another commit"
+            "REUSED fig3 smoke: 1 finished unit of the run store trained by another commit"
         ),
         "{stdout}"
     );
@@ -334,7 +334,8 @@ fn fig3_smoke_fails_under_a_real_regression() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
         lines[0].starts_with("error: ")
-            && lines[0].contains("unexpected outcome(s), FAIL or XPASS"),
+            && lines[0].contains("unexpected outcome")
+            && lines[0].contains("(FAIL or XPASS; see "),
         "{stderr}"
     );
     assert!(!stderr.contains("backtrace"), "{stderr}");
@@ -356,7 +357,7 @@ fn lth_lenet_smoke_runs_the_curve_target() {
     );
     let stdout = ok(&lth(&strs(&args), root()));
     assert!(
-        stdout.trim_end().ends_with("trained replicate(s) 2, 3 of 3; nothing judged (run again without --only-replicates to judge every replicate)"),
+        stdout.trim_end().ends_with("trained replicates 2, 3 of 3; nothing judged (run again without --only-replicates to judge every replicate)"),
         "{stdout}"
     );
     let runs = tmp.path().join("runs");
@@ -509,7 +510,7 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         let listed = ok(&lth(args, root()));
         assert!(
             listed.contains("fig3: Stabilizing the LTH, Figure 3")
-                && listed.contains("  --scale quick: 6 replicate(s) × 2 sample(s)")
+                && listed.contains("  --scale quick: 6 replicates × 2 samples")
                 && listed.contains("run one with `lth repro <target>"),
             "{listed}"
         );

@@ -135,13 +135,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 /// N copies packed against N separate runs of the same model, in the same process.
 fn packed_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
+    let on = super::on_device(device);
     println!(
-        "lth bench --suite packed: batch {}, {} rounds, {device:?}, {} libtorch thread(s); \
+        "lth bench --suite packed: batch {}, {} rounds, {on}; \
          throughput in copies × images per second, medians; the ratio is the median of paired \
          rounds",
-        args.batch_size,
-        args.repeats,
-        tch::get_num_threads()
+        args.batch_size, args.repeats,
     );
     // A ResNet-20 step costs about 40 LeNet steps: it gets a tenth of the steps per round.
     for (model, dataset, steps) in [
@@ -196,13 +195,11 @@ fn supermask_suite(args: &BenchArgs) -> anyhow::Result<()> {
     use lth_train::speed::{Net, compare_nets};
     use lth_train::{SupermaskHparams, SupermaskMethod};
     let device = resolve_device(args.device)?;
+    let on = super::on_device(device);
     println!(
         "lth bench --suite supermask: batch {}, {} timed LeNet steps per round, {} rounds, \
-         {device:?}, {} libtorch thread(s); step-cost ratios are medians of paired rounds",
-        args.batch_size,
-        args.steps,
-        args.repeats,
-        tch::get_num_threads()
+         {on}; step-cost ratios are medians of paired rounds",
+        args.batch_size, args.steps, args.repeats,
     );
     let mut worst: f64 = 0.0;
     // A ResNet-20 step costs about 40 LeNet steps: it gets a tenth of the steps per round.
@@ -263,14 +260,12 @@ fn supermask_suite(args: &BenchArgs) -> anyhow::Result<()> {
 /// The narrow networks of Early-Bird channel pruning against their dense network.
 fn early_bird_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
+    let on = super::on_device(device);
     println!(
         "lth bench --suite early-bird: channel masks at p = 0.3, 0.5, 0.7 (a global threshold on \
-         the initial |γ|), batch {}, {} timed steps per round, {} rounds, {device:?}, {} libtorch \
-         thread(s); speed-ups are medians of paired rounds",
-        args.batch_size,
-        args.steps,
-        args.repeats,
-        tch::get_num_threads()
+         the initial |γ|), batch {}, {} timed steps per round, {} rounds, {on}; \
+         speed-ups are medians of paired rounds",
+        args.batch_size, args.steps, args.repeats,
     );
     let info = lth_data::info("cifar10")?;
     for model in ["cifar_resnet_20", "cifar_vgg_16"] {
@@ -333,6 +328,7 @@ fn early_bird_suite(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
+    let on = super::on_device(device);
     let mut hp = TrainFlags {
         model: Some(args.model.clone()),
         dataset: Some(args.dataset.clone()),
@@ -351,13 +347,12 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let mut setup = Setup::new(&hp, 1, &data)?;
     let spe = setup.loader.steps_per_epoch();
     println!(
-        "lth bench: {} on {}, batch {}, {} steps per epoch, {device:?}, {} libtorch thread(s), {:?} at lr {}",
+        "lth bench: {} on {}, batch {}, {} steps per epoch, {on}, {} at lr {}",
         hp.model.model,
         hp.dataset.dataset,
         hp.dataset.batch_size,
         spe,
-        tch::get_num_threads(),
-        hp.training.optimizer,
+        super::optimizer_word(hp.training.optimizer),
         hp.training.lr
     );
     let mut cases = vec![false];
@@ -516,14 +511,16 @@ fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, St
 
 fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
+    let on = super::on_device(device);
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
     println!(
-        "lth bench --suite models: batch {}, {} timed steps after {} warm-up steps, {device:?}{}{}",
+        "lth bench --suite models: batch {}, {} timed steps after {} warm-up steps, {}{}{}",
         args.batch_size,
         args.steps,
         args.warmup,
+        on,
         if args.channels_last {
             ", channels-last"
         } else {
@@ -588,11 +585,11 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
 fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
     use lth_train::{Rewiring, SparseHparams, SparseMode};
     let device = resolve_device(args.device)?;
+    let on = super::on_device(device);
     println!(
         "lth bench --suite sparse: ERK at 90%, RigL updating every 100 steps against static sparse \
-         training, batch {}, {device:?}, {} libtorch thread(s)",
+         training, batch {}, {on}",
         args.batch_size,
-        tch::get_num_threads()
     );
     for (model, steps) in [("lenet_300_100", 300u64), ("cifar_resnet_20", 100)] {
         let mut hp = lth_train::TrainHparams::recipe(model)?;

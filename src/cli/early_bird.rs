@@ -73,18 +73,22 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     folder.bind_hparams(&run)?;
     eprintln!(
         "Early-Bird search: {} on {} ({epochs} epochs of {per_epoch} steps), slimming s = {}, \
-         ratios {:?}, FIFO of {}, ε = {}",
+         ratios {}, FIFO of {}, ε = {}",
         hp.model.model,
         hp.dataset.dataset,
         run.early_bird.slimming,
-        run.early_bird.ratios,
+        run.early_bird
+            .ratios
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         run.early_bird.window,
         run.early_bird.epsilon
     );
     eprintln!("run folder: {}", dir.path().display());
     let mut bar = Bar::new(args.common.quiet);
     let (summary, emerged) = search(&dir, &run, args.replicate, &data, &mut bar)?;
-    println!("run folder: {}", dir.path().display());
     println!(
         "  dense network with slimming: {} steps, test accuracy {}",
         summary.steps,
@@ -92,12 +96,19 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     );
     let dense = Footprint::dense(&run, &data)?;
     let mut narrow_names = Vec::new();
+    let missing: Vec<String> = emerged
+        .iter()
+        .filter(|e| e.epoch.is_none())
+        .map(|e| e.ratio.to_string())
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "  no ticket emerged in {epochs} epochs at p = {} (distances in early_bird.csv)",
+            missing.join(", ")
+        );
+    }
     for e in &emerged {
         let Some(epoch) = e.epoch else {
-            println!(
-                "  p = {}: no ticket emerged in {epochs} epochs (distances in early_bird.csv)",
-                e.ratio
-            );
             continue;
         };
         let narrow = narrow_ticket(&dir, &run, e.ratio, args.replicate, &data)?;
@@ -136,9 +147,9 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
         names.extend(narrow_names.iter().map(|(_, n)| n.clone()));
         let speeds = lth_train::speed::compare(&hp, &names, data.info, device, steps, 5)?;
         println!(
-            "  measured on {device:?} ({} thread(s), batch {}, synthetic batches; medians of 5 \
-             paired rounds of {steps} steps):",
-            tch::get_num_threads(),
+            "  measured on {} (batch {}, synthetic batches; medians of 5 paired rounds of {steps} \
+             steps):",
+            super::on_device(device),
             hp.dataset.batch_size
         );
         for (k, (speed, ratio)) in speeds.iter().enumerate() {

@@ -37,7 +37,21 @@ pub enum GridCmd {
     /// Submit a target's units not done yet as Slurm job arrays (sbatch).
     Submit(SubmitArgs),
     /// The state of each unit of a target's grid: from its marks and squeue/sacct.
-    Status(TargetArgs),
+    Status(StatusArgs),
+}
+
+/// The grid `lth grid status` reports on: no training flags, since it trains nothing.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// A folder of the repro directory (e.g. fig3), or the path of your own target folder.
+    pub target: String,
+    #[command(flatten)]
+    pub at: super::repro::ScaleArgs,
+    #[command(flatten)]
+    pub data: super::DataArgs,
+    /// Root of the run store.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
 }
 
 /// The target and scale of a grid, and what its tasks run with.
@@ -135,24 +149,21 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("{}: cannot make it absolute", p.display()))
 }
 
-fn grid(args: &TargetArgs) -> anyhow::Result<Grid> {
-    let target_dir = absolute(&super::repro::target_dir(&args.at.repro_dir, &args.target))?;
-    let o = args
-        .at
-        .options(target_dir.clone(), tch::Device::Cpu, &args.common);
+fn grid(target: &str, at: &super::repro::ScaleArgs, common: &CommonArgs) -> anyhow::Result<Grid> {
+    let target_dir = absolute(&super::repro::target_dir(&at.repro_dir, target))?;
+    let o = at.options(target_dir.clone(), tch::Device::Cpu, common);
     let plan = lth_repro::plan(&o)?;
     let dir = absolute(
-        &args
-            .common
+        &common
             .runs_dir
             .join("grid")
-            .join(format!("{}_{}", plan.target, args.at.scale)),
+            .join(format!("{}_{}", plan.target, at.scale)),
     )?;
     Ok(Grid {
         dir,
         target_dir,
         plan,
-        scale: args.at.scale.clone(),
+        scale: at.scale.clone(),
     })
 }
 
@@ -357,7 +368,7 @@ fn say_skipped(plan: &Plan) {
 }
 
 fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
-    let g = grid(&args.target)?;
+    let g = grid(&args.target.target, &args.target.at, &args.target.common)?;
     let target = &g.plan.target;
     let scale = &g.scale;
     // A grid is submitted once at a time: a second submission would train the same units twice.
@@ -592,10 +603,11 @@ fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     say_skipped(&g.plan);
     let parts: usize = parts_todo.iter().map(|(_, t)| t.len()).sum();
     println!(
-        "submitted {target} {scale} (submission {n}, {}): {} lottery unit(s), {parts} part(s), \
-         then the report (job {collect})",
+        "submitted {target} {scale} (submission {n}, {}): {}, {}, then the report (job \
+         {collect})",
         dir.display(),
-        lottery_todo.len(),
+        lth_report::count(lottery_todo.len(), "lottery unit"),
+        lth_report::count(parts, "part"),
     );
     for j in &jobs {
         println!(
@@ -603,9 +615,9 @@ fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
             j.id,
             j.kind,
             match (j.part, j.indices.len()) {
-                (Some(p), n) => format!(" {p}, {n} task(s)"),
+                (Some(p), n) => format!(" {p}, {}", lth_report::count(n, "task")),
                 (None, 0) => String::new(),
-                (None, n) => format!(", {n} task(s)"),
+                (None, n) => format!(", {}", lth_report::count(n, "task")),
             }
         );
     }
@@ -616,8 +628,9 @@ fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn status(args: &TargetArgs) -> anyhow::Result<()> {
-    let g = grid(args)?;
+fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let common = CommonArgs::store(args.data.clone(), args.runs_dir.clone());
+    let g = grid(&args.target, &args.at, &common)?;
     let target = &g.plan.target;
     let scale = &g.scale;
     let subs = submissions(&g.dir)?;

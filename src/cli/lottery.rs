@@ -139,11 +139,18 @@ pub fn open<'a>(
     )?;
     let (k, t) = lottery.steps();
     eprintln!(
-        "lottery: {} on {}, {:?} pruning, rewind to step {k} of {t}, {:?}; folder {}",
+        "lottery: {} on {}, {} pruning, rewind to step {k} of {t}, {}; folder {}",
         lottery.hparams().train.model.model,
         lottery.hparams().train.dataset.dataset,
-        lottery.hparams().pruning.strategy,
-        lottery.hparams().retrain,
+        match lottery.hparams().pruning.strategy {
+            lth_prune::Strategy::Layerwise => "layerwise",
+            lth_prune::Strategy::Global => "global",
+        },
+        match lottery.hparams().retrain {
+            lth_rewind::Retrain::WeightRewinding => "weight rewinding",
+            lth_rewind::Retrain::LrRewinding => "learning-rate rewinding",
+            lth_rewind::Retrain::FineTuning => "fine-tuning",
+        },
         lottery.dir().path().display()
     );
     Ok(lottery)
@@ -156,7 +163,7 @@ pub fn train_levels(lottery: &Lottery, levels: &[u64], bar: &mut Bar) -> anyhow:
         if lottery.level_done(level)? {
             continue;
         }
-        eprintln!("level {level}: training");
+        // The bar names the unit (`training level_<n>/main`) as it starts.
         lottery
             .run_level(level, bar)
             .with_context(|| format!("level {level}"))?;

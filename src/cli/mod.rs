@@ -63,14 +63,24 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The per-layer sparsity of a distribution (uniform, ER, ERK) for a model, without training.
     Sparsity(sparsity::SparsityArgs),
-    /// List the models of the registry.
-    Models,
+    /// List the models of the registry, or print one model's recipe (its default
+    /// hyperparameters).
+    Models(ModelsArgs),
     /// List the datasets and whether their files are present.
     Datasets(DataArgs),
     /// Show libtorch's build and the devices it sees.
     Info,
     /// Check every finished unit of a run store against the digests in its done.json.
     Verify(VerifyArgs),
+}
+
+/// What `lth models` shows.
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    /// A model name (e.g. lenet_300_100, cifar_resnet_20): print its recipe, the value each
+    /// training flag takes when it is not given, instead of the list of families.
+    #[arg(value_name = "MODEL")]
+    pub model: Option<String>,
 }
 
 /// What `lth verify` checks.
@@ -134,6 +144,22 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The options of a command that reads the run store but trains nothing (`grid status`):
+    /// every training option at its default.
+    pub fn store(data: DataArgs, runs_dir: PathBuf) -> CommonArgs {
+        CommonArgs {
+            data,
+            runs_dir,
+            device: DeviceChoice::Auto,
+            quiet: false,
+            retrain_damaged: false,
+            no_wait: false,
+            channels_last: false,
+            cudnn_benchmark: true,
+            threads: None,
+        }
+    }
+
     /// The device asked for, with cuDNN configured when it is a GPU.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
         if let Some(n) = self.threads {
@@ -152,6 +178,33 @@ impl CommonArgs {
         let mut data = lth_train::Data::load(hp, &root, self.device()?)?;
         data.channels_last = self.channels_last;
         Ok(data)
+    }
+}
+
+/// A device as a user names it: `cpu`, `cuda:0`.
+pub fn device_word(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cpu => "cpu".into(),
+        tch::Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The device and libtorch's intra-op threads, as a report's header says them: `cpu, 2 libtorch
+/// threads`.
+pub fn on_device(device: tch::Device) -> String {
+    format!(
+        "{}, {}",
+        device_word(device),
+        lth_report::count(tch::get_num_threads(), "libtorch thread")
+    )
+}
+
+/// The optimiser as its flag names it.
+pub fn optimizer_word(o: lth_train::OptimizerKind) -> &'static str {
+    match o {
+        lth_train::OptimizerKind::Sgd => "sgd",
+        lth_train::OptimizerKind::Adam => "adam",
     }
 }
 
@@ -198,10 +251,7 @@ pub fn run(cli: Cli, given: impl Fn(&str) -> bool) -> anyhow::Result<()> {
         Command::Grid(cmd) => grid::run(&cmd),
         Command::Bench(args) => bench::run(&args),
         Command::Sparsity(args) => sparsity::run(&args),
-        Command::Models => {
-            info::models();
-            Ok(())
-        }
+        Command::Models(args) => info::models(&args),
         Command::Datasets(args) => {
             info::datasets(&args);
             Ok(())

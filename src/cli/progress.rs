@@ -34,6 +34,10 @@ impl Bar {
 }
 
 impl Progress for Bar {
+    fn unit(&mut self, label: &str) {
+        self.line(format!("training {label}"));
+    }
+
     fn resumed(&mut self, step: u64) {
         self.resumed = Some(step);
     }

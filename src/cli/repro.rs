@@ -348,20 +348,25 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     }
     println!("combined report: {}", path.display());
     if args.previous.is_some() {
-        println!("{moved} cell(s) moved by more than their margin since the previous run");
+        println!(
+            "{} moved by more than their margin since the previous run",
+            lth_report::count(moved, "cell")
+        );
     }
     println!("{closing}");
     if args.check {
         let unexpected = totals[1] + totals[3];
         if errors > 0 {
             return Err(super::Exit::Error(format!(
-                "{errors} target(s) could not run (see the ERROR lines above)"
+                "{} could not run (see the ERROR lines above)",
+                lth_report::count(errors, "target")
             ))
             .into());
         }
         if unexpected > 0 {
             return Err(super::Exit::Unexpected(format!(
-                "{unexpected} unexpected outcome(s), FAIL or XPASS (see {})",
+                "{} (FAIL or XPASS; see {})",
+                lth_report::count(unexpected, "unexpected outcome"),
                 path.display()
             ))
             .into());

@@ -51,10 +51,13 @@ pub fn run(args: &SparsityArgs) -> anyhow::Result<()> {
     sp.validate()?;
     let (layers, positions) = check(&hp, &sp)?;
     println!(
-        "{} on {} ({:?}), {} at sparsity {}{}",
+        "{} on {} ({}), {} at sparsity {}{}",
         args.model,
         hp.dataset.dataset,
-        lth_data::info(&hp.dataset.dataset)?.shape,
+        lth_data::info(&hp.dataset.dataset)?
+            .shape
+            .map(|d| d.to_string())
+            .join("×"),
         sp.distribution,
         sp.sparsity,
         if sp.distribution == lth_prune::Spread::ErdosRenyiKernel && sp.erk_power != 1.0 {

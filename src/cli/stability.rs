@@ -117,8 +117,16 @@ pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
         &mut bar,
     )?;
     println!(
-        "level {}, {} subnetwork, {:?} split: {:>6} {:>8} {:>8}",
-        args.level, curve.subnetwork, args.split, "alpha", "error", "loss"
+        "level {}, {} subnetwork, {} split: {:>6} {:>8} {:>8}",
+        args.level,
+        curve.subnetwork,
+        match args.split {
+            lth_stability::Split::Test => "test",
+            lth_stability::Split::Train => "train",
+        },
+        "alpha",
+        "error",
+        "loss"
     );
     for p in &curve.points {
         println!(

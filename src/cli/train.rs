@@ -286,13 +286,14 @@ fn announce(hp: &TrainHparams, data: &lth_train::Data, how: &str) {
     let device = data.train.device();
     let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
     eprintln!(
-        "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {device:?}{how}",
+        "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {}{how}",
         hp.model.model,
         hp.dataset.dataset,
         data.train.len(),
         hp.training.steps.iterations(per_epoch),
         hp.dataset.batch_size,
         per_epoch,
+        super::device_word(device),
     );
 }
 

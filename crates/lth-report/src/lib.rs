@@ -73,3 +73,13 @@ pub enum ReportError {
 
 /// Result alias for this crate.
 pub type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+/// `n` with a noun in its number, as a report says it: `1 thread`, `2 threads`, `0 samples`.
+pub fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    if n == "1" {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

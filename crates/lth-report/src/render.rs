@@ -247,8 +247,8 @@ pub fn summary_line(target: &str, scale: &str, verdicts: &[Verdict], absent: &[S
         let alpha = claims.iter().map(|v| v.cell.alpha).fold(0.0, f64::max);
         let _ = write!(
             line,
-            "; {} claim(s), family-wise error ≤ {alpha} each way (Holm)",
-            claims.len()
+            "; {}, family-wise error ≤ {alpha} each way (Holm)",
+            crate::count(claims.len(), "claim")
         );
     }
     if !absent.is_empty() {

@@ -425,8 +425,11 @@ pub fn describe_targets(repro_dir: &Path, data_root: &Path) -> Result<String> {
             });
             let _ = writeln!(
                 out,
-                "  --scale {name}: {} replicate(s) × {} sample(s), meant for {}{time}: {}",
-                s.replicates, s.samples, s.device, s.description
+                "  --scale {name}: {} × {}, meant for {}{time}: {}",
+                crate::count(s.replicates, "replicate"),
+                crate::count(s.samples, "sample"),
+                s.device,
+                s.description
             );
         }
     }

@@ -387,9 +387,10 @@ pub fn decide(found: Vec<(Cell, Finding)>) -> Vec<Verdict> {
                     let (ps, pc) = (support[k], contra[k]);
                     let a = cell.alpha;
                     let tests = format!(
-                        "p = {} for, {} against; Holm-adjusted over {m} claim(s): {}, {} (α = {a})",
+                        "p = {} for, {} against; Holm-adjusted over {}: {}, {} (α = {a})",
                         p_text(p_support),
                         p_text(p_contra),
+                        crate::count(m, "claim"),
                         p_text(ps),
                         p_text(pc)
                     );
@@ -861,7 +862,7 @@ mod outcome_tests {
                 Outcome::Inconclusive
             };
             assert_eq!(v.outcome, expected, "{}", v.detail);
-            assert!(v.detail.contains("over 3 claim(s)"), "{}", v.detail);
+            assert!(v.detail.contains("over 3 claims"), "{}", v.detail);
         }
         assert!(
             adjusted.iter().filter(|p| **p < 0.01).count() < 2,

@@ -1028,8 +1028,13 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             }
             let which: Vec<u64> = todo.iter().map(|t| t.replicate()).collect();
             say(format!(
-                "{}: level {l} of replicate(s) {} of {replicates}{}",
+                "{}: level {l} of {} {} of {replicates}{}",
                 row.id,
+                if which.len() == 1 {
+                    "replicate"
+                } else {
+                    "replicates"
+                },
                 list(&which),
                 if pack > 1 && todo.len() > 1 {
                     format!(", up to {pack} in one packed network")
@@ -1067,9 +1072,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                     }
                     if !jobs.is_empty() {
                         say(format!(
-                            "{}: {} run(s) of the measurement{}",
+                            "{}: {} of the measurement{}",
                             row.id,
-                            jobs.len(),
+                            lth_report::count(jobs.len(), "run"),
                             if pack > 1 && jobs.len() > 1 {
                                 format!(", up to {pack} in one packed network")
                             } else {
@@ -1163,8 +1168,13 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             verdict_lines: String::new(),
             skipped_lines: render_skipped(&results, &[]),
             summary: format!(
-                "{target} {}: trained replicate(s) {} of {replicates}; nothing judged (run again without --only-replicates to judge every replicate)",
+                "{target} {}: trained {} {} of {replicates}; nothing judged (run again without --only-replicates to judge every replicate)",
                 o.scale,
+                if list.len() == 1 {
+                    "replicate"
+                } else {
+                    "replicates"
+                },
                 list.join(", ")
             ),
             verdicts: Vec::new(),
@@ -1315,10 +1325,10 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
     let reused = lth_store::verify::take_other_commit_units().len();
     let reused_line = (reused > 0).then(|| {
         format!(
-            "REUSED {target} {}: {reused} finished unit(s) of the run store were trained by \
-             another commit than {} (or before commits were recorded) and judged as they are; \
-             --retrain trains them afresh\n",
+            "REUSED {target} {}: {} of the run store trained by another commit than {} (or \
+             before commits were recorded), judged as they are; --retrain trains them afresh\n",
             o.scale,
+            lth_report::count(reused, "finished unit"),
             lth_store::verify::commit().unwrap_or_else(|| this_run.commit.clone())
         )
     });

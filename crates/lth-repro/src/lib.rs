@@ -74,7 +74,7 @@ pub enum ReproError {
     #[error("{0}")]
     Invalid(String),
     /// The run finished and some outcomes were not the expected ones (FAIL or XPASS).
-    #[error("{count} unexpected outcome(s), FAIL or XPASS (see {})", results.display())]
+    #[error("{} (FAIL or XPASS; see {})", lth_report::count(count, "unexpected outcome"), results.display())]
     Unexpected {
         count: usize,
         results: std::path::PathBuf,

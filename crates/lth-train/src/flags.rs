@@ -8,7 +8,8 @@ use lth_models::Init;
 
 use crate::{OptimizerKind, Precision, Result, StepList, Steps, TrainError, TrainHparams};
 
-/// Flags for the hyperparameters of a training run; unset flags keep the model's recipe.
+/// Flags for the hyperparameters of a training run; unset flags keep the model's recipe, which
+/// `lth models <model>` prints.
 #[derive(Args, Debug, Clone, Default)]
 pub struct TrainFlags {
     /// Model name from the registry (see `lth models`), e.g. lenet_300_100.
@@ -18,44 +19,51 @@ pub struct TrainFlags {
     /// Dataset name (see `lth datasets`); default: the model's.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Training length, e.g. 2ep, 50000it, 2ep100it.
+    /// Training length, e.g. 2ep, 50000it, 2ep100it (default: the model's recipe).
     // A negative count reaches the parser and its message, not clap's "unexpected argument".
     #[arg(long, allow_hyphen_values = true)]
     pub steps: Option<Steps>,
+    /// Examples per step (default: the model's recipe; `lth models <model>` shows it).
     #[arg(long)]
     pub batch_size: Option<u64>,
-    /// sgd or adam.
+    /// sgd or adam (default: the model's recipe).
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
+    /// Learning rate, the peak after any warmup (default: the model's recipe).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// SGD's momentum (default: the model's recipe; Adam ignores it).
     #[arg(long)]
     pub momentum: Option<f64>,
+    /// Nesterov momentum for SGD (true/false; default: the model's recipe).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub nesterov: Option<bool>,
+    /// Weight decay, an L2 term on every parameter (default: the model's recipe).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Linear learning-rate warmup length, e.g. 500it.
+    /// Linear learning-rate warmup length, e.g. 500it (default: the model's recipe).
     // A negative count reaches the parser and its message, not clap's "unexpected argument".
     #[arg(long, allow_hyphen_values = true)]
     pub warmup: Option<Steps>,
-    /// Steps at which the rate is multiplied by --gamma, comma-separated (80ep,120ep), or none.
+    /// Steps at which the rate is multiplied by --gamma, comma-separated (80ep,120ep), or none
+    /// (default: the model's recipe).
     // A negative count reaches the parser and its message, not clap's "unexpected argument".
     #[arg(long, allow_hyphen_values = true)]
     pub milestones: Option<StepList>,
+    /// The factor applied to the learning rate at each milestone (default: the model's recipe).
     #[arg(long)]
     pub gamma: Option<f64>,
     /// Evaluate every this many steps (default: every epoch).
     // A negative count reaches the parser and its message, not clap's "unexpected argument".
     #[arg(long, allow_hyphen_values = true)]
     pub eval_every: Option<Steps>,
-    /// Training examples held out for validation.
+    /// Training examples held out for validation (default: the model's recipe).
     #[arg(long)]
     pub validation: Option<u64>,
-    /// Train on a fixed subset of this many examples.
+    /// Train on a fixed subset of this many examples (default: all of them).
     #[arg(long)]
     pub subset: Option<u64>,
-    /// kaiming_normal or glorot_normal.
+    /// kaiming_normal or glorot_normal (default: the model family's).
     #[arg(long)]
     pub init: Option<Init>,
     /// Seed of the initial weights (default: the replicate number).
@@ -392,4 +400,76 @@ impl SupermaskFlags {
         hp.validate()?;
         Ok(Some(hp))
     }
+}
+
+/// The value of every [`TrainFlags`] flag in `hp`, as the flag and what it means there: what
+/// `lth models <model>` prints of a model's recipe.
+pub fn flag_values(hp: &TrainHparams) -> Vec<(&'static str, String)> {
+    let (d, m, t) = (&hp.dataset, &hp.model, &hp.training);
+    let or = |v: Option<u64>, none: &str| v.map_or_else(|| none.to_owned(), |v| v.to_string());
+    let optimizer = match t.optimizer {
+        OptimizerKind::Sgd => "sgd",
+        OptimizerKind::Adam => "adam",
+    };
+    let precision = match t.precision {
+        Precision::Fp32 => "fp32",
+        Precision::Bf16 => "bf16",
+    };
+    let milestones = if t.milestones.is_empty() {
+        "none".to_owned()
+    } else {
+        t.milestones
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        ("--dataset", d.dataset.clone()),
+        ("--steps", t.steps.to_string()),
+        ("--batch-size", d.batch_size.to_string()),
+        ("--optimizer", optimizer.to_owned()),
+        ("--lr", t.lr.to_string()),
+        ("--momentum", t.momentum.to_string()),
+        ("--nesterov", t.nesterov.to_string()),
+        ("--weight-decay", t.weight_decay.to_string()),
+        ("--warmup", t.warmup.to_string()),
+        ("--milestones", milestones),
+        ("--gamma", t.gamma.to_string()),
+        (
+            "--eval-every",
+            if t.eval_every.is_zero() {
+                "every epoch".to_owned()
+            } else {
+                t.eval_every.to_string()
+            },
+        ),
+        ("--validation", d.validation.to_string()),
+        (
+            "--subset",
+            if d.subset == 0 {
+                "all examples".to_owned()
+            } else {
+                d.subset.to_string()
+            },
+        ),
+        (
+            "--init",
+            m.init
+                .map_or_else(|| "the family's".to_owned(), |i| i.to_string()),
+        ),
+        ("--init-seed", or(m.init_seed, "the replicate number")),
+        (
+            "--bn-init",
+            m.bn_init
+                .map_or_else(|| "the family's, U(0, 1)".to_owned(), |g| g.to_string()),
+        ),
+        (
+            "--data-order-seed",
+            or(d.data_order_seed, "the replicate number"),
+        ),
+        ("--augment", d.augment.to_string()),
+        ("--augment-seed", or(d.augment_seed, "the replicate number")),
+        ("--precision", precision.to_owned()),
+    ]
 }

@@ -198,6 +198,11 @@ pub fn train_jobs(
         for &i in &group {
             jobs[i].prepare()?;
         }
+        let names: Vec<String> = group.iter().map(|&i| unit_label(&jobs[i].dir)).collect();
+        progress.unit(&match names.len() {
+            1 => names.concat(),
+            n => format!("{n} units packed: {}", names.join(", ")),
+        });
         let trained = if let [i] = group[..] {
             let job = &jobs[i];
             let mut setup = job.setup(hp, data)?;
@@ -222,6 +227,18 @@ pub fn train_jobs(
         .into_iter()
         .map(|s| s.ok_or_else(|| TrainError::Invalid("a job was left untrained".into())))
         .collect()
+}
+
+/// A unit's folder as a progress line names it: its last two components (`level_2/main`).
+fn unit_label(dir: &RunDir) -> String {
+    let parts: Vec<String> = dir
+        .path()
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }
 
 /// The packed setup of compatible jobs: copy k is `members[k]`'s setup.
