@@ -55,6 +55,11 @@ enum Cmd {
     /// launcher that finds the machine's libtorch (PyTorch 2.11), and the PyTorch reference of the
     /// benchmark, in target/bundle/lth-<version>-<arch>-linux.tar.gz.
     Bundle,
+    /// Prepare the GPU check in target/gpu-check/ (at most 64 MiB): the bundle (the release
+    /// binary stripped, its launcher, the PyTorch reference), the reproduction targets,
+    /// Fashion-MNIST, and gpu-check.sh, which runs it on a GPU machine within 8 minutes
+    /// (`bash target/gpu-check/gpu-check.sh RESULTS`; `... RESULTS cpu` rehearses it here).
+    GpuCheck,
     /// Set up, build the release binary, and run the training-loop benchmark.
     Bench {
         /// Arguments of `lth bench`.
@@ -165,6 +170,10 @@ fn run() -> Result<()> {
                 },
             )?;
             bundle(&root)
+        }
+        Cmd::GpuCheck => {
+            setup::run(&root, &setup::SetupArgs::default())?;
+            gpu_check(&root)
         }
         Cmd::Bench { args } => {
             setup::run(&root, &setup::SetupArgs::default())?;
@@ -467,6 +476,105 @@ fn bundle(root: &Path) -> Result<()> {
     println!("{}", archive.display());
     println!("on the GPU machine: tar xzf {name}.tar.gz && {name}/lth.sh info");
     Ok(())
+}
+
+/// The most the GPU check's folder may hold: what the device machine carries with a command.
+const GPU_CHECK_LIMIT: u64 = 64 << 20;
+
+/// Lays out target/gpu-check/: the stripped release binary, its launcher, the PyTorch reference,
+/// the targets (their spec.toml and expected.csv), Fashion-MNIST and gpu-check.sh; refuses a
+/// folder over [`GPU_CHECK_LIMIT`].
+fn gpu_check(root: &Path) -> Result<()> {
+    cargo(root, &["build", "--release", "--quiet", "--package", "lth"])?;
+    let dir = root.join("target/gpu-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for (from, to) in [
+        ("bundle/lth.sh", "lth.sh"),
+        ("bundle/gpu-check.sh", "gpu-check.sh"),
+        ("bench/pytorch_eager.py", "pytorch_eager.py"),
+        ("bundle/README.md", "README.md"),
+    ] {
+        std::fs::copy(root.join(from), dir.join(to)).with_context(|| format!("copying {from}"))?;
+    }
+    // Line tables are for backtraces here; the slot's folder has no room for them.
+    let status = Command::new("strip")
+        .arg("-o")
+        .arg(dir.join("lth"))
+        .arg(root.join("target/release/lth"))
+        .status()
+        .context("running strip (binutils)")?;
+    if !status.success() {
+        bail!("strip could not write {}", dir.join("lth").display());
+    }
+    let data = std::env::var_os("LTH_DATA").map_or_else(|| root.join("data"), PathBuf::from);
+    let fashion = data.join("fashion-mnist");
+    std::fs::create_dir_all(dir.join("data/fashion-mnist"))?;
+    for entry in std::fs::read_dir(&fashion).with_context(|| {
+        format!(
+            "{}: Fashion-MNIST (run `cargo xtask setup`)",
+            fashion.display()
+        )
+    })? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::copy(
+                &path,
+                dir.join("data/fashion-mnist")
+                    .join(path.file_name().unwrap_or_default()),
+            )
+            .with_context(|| format!("copying {}", path.display()))?;
+        }
+    }
+    for entry in std::fs::read_dir(root.join("repro"))? {
+        let target = entry?.path();
+        if !target.join("spec.toml").is_file() {
+            continue;
+        }
+        let to = dir
+            .join("repro")
+            .join(target.file_name().unwrap_or_default());
+        std::fs::create_dir_all(&to)?;
+        for file in ["spec.toml", "expected.csv", "provenance.csv"] {
+            if target.join(file).is_file() {
+                std::fs::copy(target.join(file), to.join(file))
+                    .with_context(|| format!("copying {}", target.join(file).display()))?;
+            }
+        }
+    }
+    let size = folder_size(&dir)?;
+    if size > GPU_CHECK_LIMIT {
+        bail!(
+            "{} holds {:.1} MiB, over the {} MiB a device command carries",
+            dir.display(),
+            size as f64 / f64::from(1u32 << 20),
+            GPU_CHECK_LIMIT >> 20
+        );
+    }
+    println!(
+        "{}: {:.1} MiB (limit {} MiB)",
+        dir.display(),
+        size as f64 / f64::from(1u32 << 20),
+        GPU_CHECK_LIMIT >> 20
+    );
+    println!("on the GPU machine: bash target/gpu-check/gpu-check.sh RESULTS");
+    println!("rehearsal here:     bash target/gpu-check/gpu-check.sh RESULTS cpu");
+    Ok(())
+}
+
+/// The bytes of every file under `dir`.
+fn folder_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            folder_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 /// Prints every reproduction target with its rows' needs and its scales.

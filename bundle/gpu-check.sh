@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The GPU check: what lth can learn in one short slot on a GPU machine that has PyTorch 2.11 but
+# no Rust and no network. `cargo xtask gpu-check` lays this folder out (the binary, its launcher,
+# the PyTorch reference of the benchmark, the reproduction targets and Fashion-MNIST); this script
+# runs it there:
+#
+#   bash gpu-check.sh RESULTS            # on the GPU machine: everything on cuda, within 8 minutes
+#   bash gpu-check.sh RESULTS cpu        # the rehearsal on a CPU (limits ×4)
+#
+# Every step writes its output into RESULTS/<step>.txt and one line (exit status, seconds) into
+# RESULTS/steps.txt; a step that overruns its limit is stopped (exit 124) and the next one runs,
+# so the results of the steps that finished always come back. The steps:
+#   info          lth.sh info: the libtorch, CUDA and cuDNN the binary sees
+#   bench-models  lth against a PyTorch eager loop of the same networks (LeNet, ResNet-20, VGG-16)
+#   bench-packed  N copies packed against N separate runs, N = 1, 2, 4, 8, 16
+#   smoke-check   every target at the smoke scale, --check: claims and the paper's ranges judged;
+#                 without cuda snapshots, each target says once that its cells were not checked
+#   smoke-record  the cuda smoke snapshots, written into RESULTS/repro/<target>/expected.csv for a
+#                 maintainer to commit (from the units smoke-check trained: no training again)
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+results=${1:?usage: gpu-check.sh RESULTS [cuda|cpu]}
+device=${2:-cuda}
+# On the CPU the benchmark times fewer steps: the rehearsal shows the script works, not speeds.
+case "$device" in
+  cuda) slack=1; light=() ;;
+  cpu) slack=4; light=(--steps 30 --warmup 5) ;;
+  *) echo "gpu-check.sh: device must be cuda or cpu, not $device" >&2; exit 2 ;;
+esac
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+: > "$results/steps.txt"
+# The run store is scratch: only the results travel back.
+runs=$(mktemp -d "${TMPDIR:-/tmp}/lth-gpu-check.XXXXXX")
+trap 'rm -rf "$runs"' EXIT
+lth=("$here/lth.sh")
+started=$(date +%s)
+
+# step NAME LIMIT_SECONDS COMMAND...
+step() {
+  local name=$1 limit=$(( $2 * slack )) t0 code
+  shift 2
+  t0=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" > "$results/$name.txt" 2>&1
+  code=$?
+  printf '%-13s exit %3d in %4d s (limit %d s)\n' "$name" "$code" "$(( $(date +%s) - t0 ))" "$limit" \
+    | tee -a "$results/steps.txt"
+}
+
+targets=$(cd "$here/repro" && for d in */; do [ -f "$d/spec.toml" ] && printf '%s ' "${d%/}"; done)
+# The snapshots --record writes go into the results' copy of the targets.
+rm -rf "$results/repro"
+cp -r "$here/repro" "$results/repro"
+common=(--scale smoke --device "$device" --repro-dir "$results/repro" --data-dir "$here/data"
+        --runs-dir "$runs" --quiet)
+
+# Limits (×1 on cuda) sum to 470 s: the whole check ends within 8 minutes.
+step info 30 "${lth[@]}" info
+step bench-models 100 "${lth[@]}" bench --suite models --device "$device" \
+  --pytorch-script "$here/pytorch_eager.py" ${light[@]+"${light[@]}"}
+step bench-packed 90 "${lth[@]}" bench --suite packed --device "$device"
+step smoke-check 200 "${lth[@]}" repro --all --check --out "$results/reports" "${common[@]}"
+record() {
+  local status=0 t
+  for t in $targets; do
+    echo "== $t"
+    "${lth[@]}" repro "$t" --record --out "$results/record" "${common[@]}" || status=1
+  done
+  return "$status"
+}
+step smoke-record 50 bash -c "$(declare -p lth common results targets); $(declare -f record); record"
+echo "gpu-check on $device: $(( $(date +%s) - started )) s in all; results in $results" \
+  | tee -a "$results/steps.txt"
