@@ -6,7 +6,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{err, fashion_root, lth, lth_env, ok};
+use common::{SMALL, err, fashion_root, lth, lth_env, ok};
 
 /// A temporary folder holding generated MNIST-format data under `data/mnist`.
 fn workspace() -> tempfile::TempDir {
@@ -51,24 +51,6 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect()
 }
-
-const SMALL: &[&str] = &[
-    "train",
-    "--model",
-    "lenet_300_100",
-    "--dataset",
-    "mnist",
-    "--steps",
-    "2ep",
-    "--validation",
-    "50",
-    "--batch-size",
-    "25",
-    "--eval-every",
-    "4it",
-    "--device",
-    "cpu",
-];
 
 /// `args` fail with an error that says `expected`, on one `error:` line (clap may add its pointer
 /// to --help), never a panic or a backtrace, and nothing is written into the run store.

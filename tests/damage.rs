@@ -70,20 +70,13 @@ fn finished(runs: &Path) -> BTreeMap<PathBuf, serde_json::Value> {
     out
 }
 
-/// The training flags every case shares: LeNet-300-100 on 300 generated MNIST-format images.
-const SMALL: &[&str] = &[
-    "--model",
-    "lenet_300_100",
-    "--dataset",
-    "mnist",
-    "--steps",
-    "2ep",
-    "--validation",
-    "50",
-    "--batch-size",
-    "50",
-];
+/// The training flags every case shares: LeNet-300-100 on 300 generated MNIST-format images (the
+/// end-to-end tests' small run, without its command).
+fn small() -> &'static [&'static str] {
+    &common::SMALL[1..]
+}
 
+const QUIET: &[&str] = &["--quiet"];
 const CPU: &[&str] = &["--device", "cpu", "--quiet"];
 
 fn args<'a>(parts: &[&[&'a str]]) -> Vec<&'a str> {
@@ -182,7 +175,7 @@ fn a_damaged_lottery_level_is_made_again_from_the_level_before() {
     // The middle level: made from level 1 and level 0, and level 3 is made from it.
     matrix(
         &[],
-        &args(&[&["lottery", "--levels", "3"], SMALL, CPU]),
+        &args(&[&["lottery", "--levels", "3"], small(), QUIET]),
         &["level_2/main"],
         |_| true,
         0,
@@ -195,8 +188,8 @@ fn a_damaged_run_pruned_at_initialisation_is_pruned_again() {
         &[],
         &args(&[
             &["train", "--prune-at-init", "snip", "--sparsity", "0.9"],
-            SMALL,
-            CPU,
+            small(),
+            QUIET,
         ]),
         &["replicate_1"],
         |_| true,
@@ -210,8 +203,8 @@ fn a_damaged_sparse_run_is_trained_again() {
         &[],
         &args(&[
             &["train", "--sparse", "rigl", "--sparsity", "0.9"],
-            SMALL,
-            CPU,
+            small(),
+            QUIET,
         ]),
         &["replicate_1"],
         |_| true,
@@ -223,7 +216,7 @@ fn a_damaged_sparse_run_is_trained_again() {
 fn a_damaged_supermask_is_learned_again() {
     matrix(
         &[],
-        &args(&[&["train", "--supermask", "edge-popup"], SMALL, CPU]),
+        &args(&[&["train", "--supermask", "edge-popup"], small(), QUIET]),
         &["replicate_1"],
         |_| true,
         3,
@@ -234,10 +227,10 @@ fn a_damaged_supermask_is_learned_again() {
 fn a_damaged_transferred_ticket_is_moved_and_trained_again() {
     let source = args(&[
         &["lottery", "--levels", "1"],
-        &SMALL[..3],
+        &small()[..3],
         &["mnist:classes=0-4"],
-        &SMALL[4..],
-        CPU,
+        &small()[4..],
+        QUIET,
     ]);
     // The source's folder, named by the hash of its flags, is known once it exists.
     let command = |runs: &Path| -> Vec<String> {
@@ -318,7 +311,7 @@ fn a_damaged_early_bird_search_and_retraining_are_made_again() {
 fn verify_cross_checks_done_json_against_metrics_csv() {
     let w = tempfile::tempdir().unwrap();
     lth_data::testutil::write_mnist_like(&w.path().join("data/mnist"), 300, 100, true).unwrap();
-    ok(&lth(&args(&[&["train"], SMALL, CPU]), w.path()));
+    ok(&lth(&args(&[&["train"], small(), QUIET]), w.path()));
     let runs = w.path().join("runs");
     let unit = finished(&runs).into_keys().next().unwrap();
     let path = runs.join(unit).join("done.json");

@@ -58,3 +58,22 @@ pub fn fashion_root() -> Option<PathBuf> {
     );
     Some(data)
 }
+
+/// A small LeNet-300-100 training on generated MNIST-format data (`train` and its flags).
+pub const SMALL: &[&str] = &[
+    "train",
+    "--model",
+    "lenet_300_100",
+    "--dataset",
+    "mnist",
+    "--steps",
+    "2ep",
+    "--validation",
+    "50",
+    "--batch-size",
+    "25",
+    "--eval-every",
+    "4it",
+    "--device",
+    "cpu",
+];

@@ -441,6 +441,22 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     }
 }
 
+/// Makes `dir` afresh with the bundle's launcher, README and PyTorch reference, and `extra`
+/// (paths relative to `root`, and their names in `dir`).
+fn lay_out(root: &Path, dir: &Path, extra: &[(&str, &str)]) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let common = [
+        ("bundle/lth.sh", "lth.sh"),
+        ("bench/pytorch_eager.py", "pytorch_eager.py"),
+        ("bundle/README.md", "README.md"),
+    ];
+    for (from, to) in common.iter().chain(extra) {
+        std::fs::copy(root.join(from), dir.join(to)).with_context(|| format!("copying {from}"))?;
+    }
+    Ok(())
+}
+
 /// Packs the release binary with its launcher and the PyTorch reference script.
 fn bundle(root: &Path) -> Result<()> {
     cargo(root, &["build", "--release", "--quiet", "--package", "lth"])?;
@@ -451,16 +467,7 @@ fn bundle(root: &Path) -> Result<()> {
     );
     let out = root.join("target/bundle");
     let dir = out.join(&name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    for (from, to) in [
-        ("target/release/lth", "lth"),
-        ("bundle/lth.sh", "lth.sh"),
-        ("bench/pytorch_eager.py", "pytorch_eager.py"),
-        ("bundle/README.md", "README.md"),
-    ] {
-        std::fs::copy(root.join(from), dir.join(to)).with_context(|| format!("copying {from}"))?;
-    }
+    lay_out(root, &dir, &[("target/release/lth", "lth")])?;
     let archive = out.join(format!("{name}.tar.gz"));
     let status = Command::new("tar")
         .arg("czf")
@@ -487,16 +494,7 @@ const GPU_CHECK_LIMIT: u64 = 64 << 20;
 fn gpu_check(root: &Path) -> Result<()> {
     cargo(root, &["build", "--release", "--quiet", "--package", "lth"])?;
     let dir = root.join("target/gpu-check");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    for (from, to) in [
-        ("bundle/lth.sh", "lth.sh"),
-        ("bundle/gpu-check.sh", "gpu-check.sh"),
-        ("bench/pytorch_eager.py", "pytorch_eager.py"),
-        ("bundle/README.md", "README.md"),
-    ] {
-        std::fs::copy(root.join(from), dir.join(to)).with_context(|| format!("copying {from}"))?;
-    }
+    lay_out(root, &dir, &[("bundle/gpu-check.sh", "gpu-check.sh")])?;
     // Line tables are for backtraces here; the slot's folder has no room for them.
     let status = Command::new("strip")
         .arg("-o")
