@@ -58,8 +58,8 @@ pub fn link_cuda() {
 
 /// Makes what built this crate known to it at compile time, for the provenance of its results:
 /// `LTH_RUSTC` (`rustc --version`), `LTH_TCH` (the tch version in the workspace's `Cargo.lock`)
-/// and `LTH_BUILD_COMMIT` (the checkout's commit, empty outside a git checkout; a binary run
-/// inside a checkout reads the checkout's own state instead).
+/// and `LTH_BUILD_COMMIT` (the checkout's commit at build time, empty outside a git checkout; the
+/// build script reruns when HEAD moves, so it is the commit the binary was built from).
 pub fn embed_build_info() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let version = std::process::Command::new(&rustc)

@@ -27,7 +27,7 @@ pub struct Provenance {
     pub simd: String,
     /// libtorch's intra-op threads.
     pub threads: i32,
-    /// The commit of the code ([`Build::current`]), `unknown` outside a checkout.
+    /// The commit the binary was built from ([`Build::current`]), `unknown` outside a checkout.
     #[serde(default)]
     pub commit: String,
     /// Whether tracked files differed from that commit.
@@ -81,19 +81,21 @@ impl Build {
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         };
-        let (commit, dirty) = match git(&["rev-parse", "HEAD"]) {
-            Some(c) if !c.is_empty() => {
-                let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                    .is_some_and(|s| !s.is_empty());
-                (c, dirty)
-            }
-            _ => (
-                option_env!("LTH_BUILD_COMMIT")
-                    .filter(|c| !c.is_empty())
-                    .unwrap_or("unknown")
-                    .to_owned(),
-                false,
-            ),
+        // The commit this binary was built from (the build script reruns when HEAD moves), not
+        // the checkout's HEAD now: a checkout may move on while a binary built earlier still runs
+        // (a commit made during a long reproduction), and its units are that binary's. Whether
+        // the build had uncommitted changes is read from the checkout while it is still at that
+        // commit; the build script cannot see it.
+        let built = option_env!("LTH_BUILD_COMMIT").filter(|c| !c.is_empty());
+        let head = git(&["rev-parse", "HEAD"]).filter(|c| !c.is_empty());
+        let dirty = || {
+            git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty())
+        };
+        let (commit, dirty) = match (built, head) {
+            (Some(b), Some(h)) if b == h => (h, dirty()),
+            (Some(b), _) => (b.to_owned(), false),
+            (None, Some(h)) => (h, dirty()),
+            (None, None) => ("unknown".to_owned(), false),
         };
         Build {
             commit,
