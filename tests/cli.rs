@@ -678,13 +678,13 @@ fn help_lists_the_commands() {
             {
                 continue;
             }
-            // `--flag <V>   what it does`, or `--flag <V>` over an indented description.
-            let inline = trimmed
-                .split_once("  ")
-                .is_some_and(|(_, d)| !d.trim().is_empty());
+            // `--flag <V>   what it does`, or `--flag <V>` over an indented description; clap's
+            // own `[default: …]` or `[possible values: …]` is not a description.
+            let said = |d: &str| !d.trim().is_empty() && !d.trim().starts_with('[');
+            let inline = trimmed.split_once("  ").is_some_and(|(_, d)| said(d));
             let below = lines.get(i + 1).is_some_and(|next| {
                 let next_trimmed = next.trim_start();
-                !next_trimmed.is_empty()
+                said(next_trimmed)
                     && !next_trimmed.starts_with('-')
                     && next.len() - next_trimmed.len() > line.len() - trimmed.len()
             });

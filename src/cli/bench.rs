@@ -58,6 +58,7 @@ pub struct BenchArgs {
     /// Models suite: timed steps per model (after --warmup untimed ones).
     #[arg(long, default_value_t = 200)]
     pub steps: u64,
+    /// Models suite: untimed steps per model before the timed ones (allocator and cuDNN warm-up).
     #[arg(long, default_value_t = 20)]
     pub warmup: u64,
     /// Models suite: the Python that runs the PyTorch reference (needs torch).
@@ -73,13 +74,16 @@ pub struct BenchArgs {
     /// Models suite: bfloat16 autocast, in both implementations.
     #[arg(long)]
     pub bf16: bool,
+    /// Loop suite: the model trained (on real data).
     #[arg(long, default_value = "lenet_300_100")]
     pub model: String,
+    /// Loop suite: the dataset it trains on.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
+    /// Examples per step, in every suite.
     #[arg(long, default_value_t = 128)]
     pub batch_size: u64,
-    /// Timed epochs per loop.
+    /// Timed epochs per loop (loop suite), or timed rounds (the other suites).
     #[arg(long, default_value_t = 9)]
     pub repeats: usize,
     /// Also time both loops with 80% of the prunable weights masked (the IMP case).
@@ -88,6 +92,7 @@ pub struct BenchArgs {
     /// Exit with failure when the ratio full / bare exceeds this.
     #[arg(long)]
     pub max_ratio: Option<f64>,
+    /// cpu, cuda or cuda:N (auto: CUDA when libtorch sees a GPU).
     #[arg(long, default_value = "cpu")]
     pub device: lth_train::DeviceChoice,
     #[command(flatten)]
