@@ -23,8 +23,8 @@ results=${1:?usage: gpu-check.sh RESULTS [cuda|cpu]}
 device=${2:-cuda}
 # On the CPU the benchmark times fewer steps: the rehearsal shows the script works, not speeds.
 case "$device" in
-  cuda) slack=1; light=() ;;
-  cpu) slack=4; light=(--steps 30 --warmup 5) ;;
+  cuda) slack=1; light=(); light_packed=() ;;
+  cpu) slack=4; light=(--steps 30 --warmup 5); light_packed=(--steps 20 --repeats 1) ;;
   *) echo "gpu-check.sh: device must be cuda or cpu, not $device" >&2; exit 2 ;;
 esac
 mkdir -p "$results"
@@ -58,7 +58,8 @@ common=(--scale smoke --device "$device" --repro-dir "$results/repro" --data-dir
 step info 30 "${lth[@]}" info
 step bench-models 100 "${lth[@]}" bench --suite models --device "$device" \
   --pytorch-script "$here/pytorch_eager.py" ${light[@]+"${light[@]}"}
-step bench-packed 90 "${lth[@]}" bench --suite packed --device "$device"
+step bench-packed 90 "${lth[@]}" bench --suite packed --device "$device" \
+  ${light_packed[@]+"${light_packed[@]}"}
 step smoke-check 200 "${lth[@]}" repro --all --check --out "$results/reports" "${common[@]}"
 record() {
   local status=0 t
