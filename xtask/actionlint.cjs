@@ -48,9 +48,11 @@ function declaredLabels(text) {
       console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
     }
   }
+  // A count in its number: "1 finding", "2 findings".
+  const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
   console.log(
-    `actionlint: ${files.length} workflow(s), ${found} finding(s)` +
-      (dropped ? ` (${dropped} unknown-label finding(s) for the self-hosted labels of ${path.relative(process.cwd(), config)} dropped)` : "")
+    `actionlint: ${count(files.length, "workflow")}, ${count(found, "finding")}` +
+      (dropped ? ` (${count(dropped, "unknown-label finding")} for the self-hosted labels of ${path.relative(process.cwd(), config)} dropped)` : "")
   );
   process.exit(found ? 1 : 0);
 })().catch((e) => {
