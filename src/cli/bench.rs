@@ -142,10 +142,11 @@ fn packed_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
     let on = super::on_device(device);
     println!(
-        "lth bench --suite packed: batch {}, {} rounds, {on}; \
+        "lth bench --suite packed: batch {}, {}, {on}; \
          throughput in copies × images per second, medians; the ratio is the median of paired \
          rounds",
-        args.batch_size, args.repeats,
+        args.batch_size,
+        lth_report::count(args.repeats, "round"),
     );
     // A ResNet-20 step costs about 40 LeNet steps: it gets a tenth of the steps per round.
     for (model, dataset, steps) in [
@@ -202,9 +203,11 @@ fn supermask_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
     let on = super::on_device(device);
     println!(
-        "lth bench --suite supermask: batch {}, {} timed LeNet steps per round, {} rounds, \
-         {on}; step-cost ratios are medians of paired rounds",
-        args.batch_size, args.steps, args.repeats,
+        "lth bench --suite supermask: batch {}, {} per round, {}, {on}; step-cost ratios are \
+         medians of paired rounds",
+        args.batch_size,
+        lth_report::count(args.steps, "timed LeNet step"),
+        lth_report::count(args.repeats, "round"),
     );
     let mut worst: f64 = 0.0;
     // A ResNet-20 step costs about 40 LeNet steps: it gets a tenth of the steps per round.
@@ -268,9 +271,11 @@ fn early_bird_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let on = super::on_device(device);
     println!(
         "lth bench --suite early-bird: channel masks at p = 0.3, 0.5, 0.7 (a global threshold on \
-         the initial |γ|), batch {}, {} timed steps per round, {} rounds, {on}; \
-         speed-ups are medians of paired rounds",
-        args.batch_size, args.steps, args.repeats,
+         the initial |γ|), batch {}, {} per round, {}, {on}; speed-ups are medians of paired \
+         rounds",
+        args.batch_size,
+        lth_report::count(args.steps, "timed step"),
+        lth_report::count(args.repeats, "round"),
     );
     let info = lth_data::info("cifar10")?;
     for model in ["cifar_resnet_20", "cifar_vgg_16"] {
