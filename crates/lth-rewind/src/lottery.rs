@@ -112,6 +112,19 @@ impl<'a> Lottery<'a> {
         ))
     }
 
+    /// Records in `unit` (see [`RunDir::record_inputs`]) that it is made from level `level`
+    /// (its mask or trained weights) and from level 0 (the rewind point): a level, a branch or a
+    /// moved ticket. Trained again with other results, either makes `unit` damaged.
+    pub fn record_made_from(&self, unit: &RunDir, level: u64) -> Result<()> {
+        let (at, origin) = (self.level_dir(level), self.level_dir(0));
+        let inputs = if level == 0 {
+            vec![&at]
+        } else {
+            vec![&at, &origin]
+        };
+        Ok(unit.record_inputs(&inputs)?)
+    }
+
     /// Whether level `level` has finished training.
     pub fn level_done(&self, level: u64) -> Result<bool> {
         Ok(self.level_dir(level).is_done()?)
@@ -287,13 +300,7 @@ impl<'a> Lottery<'a> {
         // What this level is made from: the level before (its mask and trained weights) and
         // level 0 (the rewind point). If either is trained again with other results, this level
         // counts as damaged.
-        let origin = self.level_dir(0);
-        let inputs: Vec<&RunDir> = if level == 1 {
-            vec![&before]
-        } else {
-            vec![&before, &origin]
-        };
-        dir.record_inputs(&inputs)?;
+        self.record_made_from(&dir, level - 1)?;
         let trained = self.final_weights(&before)?;
         let mask = self.level_mask(level, &setup, &trained)?;
         let start = match self.hp.retrain {
@@ -407,12 +414,7 @@ impl<'a> Lottery<'a> {
         let dir = self.branch_dir(level, branch);
         dir.create()?;
         dir.bind_hparams(branch)?;
-        let (at, origin) = (self.level_dir(level), self.level_dir(0));
-        dir.record_inputs(&if level == 0 {
-            vec![&at]
-        } else {
-            vec![&at, &origin]
-        })?;
+        self.record_made_from(&dir, level)?;
         let seed = branch.seed.unwrap_or(self.replicate);
         let level_mask = self.mask(level)?;
         let (start, mask) = match branch.kind {

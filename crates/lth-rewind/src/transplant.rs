@@ -411,16 +411,7 @@ impl<'a> Transplant<'a> {
             Planted::Random { seed } => random_like(&ticket, seed),
         };
         dir.create()?;
-        // Made from the source's level (its mask) and level 0 (the rewind point).
-        let (level, origin) = (
-            self.source.level_dir(self.hp.level),
-            self.source.level_dir(0),
-        );
-        dir.record_inputs(&if self.hp.level == 0 {
-            vec![&level]
-        } else {
-            vec![&level, &origin]
-        })?;
+        self.source.record_made_from(&dir, self.hp.level)?;
         setup.model.load_state(&state)?;
         mask.save(&dir.join(MASK))?;
         setup.optimizer.set_mask(&mask)?;

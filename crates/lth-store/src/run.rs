@@ -329,6 +329,20 @@ impl RunDir {
         verify::check_done(&self.path, &value)
     }
 
+    /// Makes a damaged finished unit unfinished, to be trained again (`--retrain-damaged`): its
+    /// files in `remove` go first, then `done.json`; what this process verified is then
+    /// verified again once the unit finishes anew (units made from it may change with it).
+    fn unfinish(&self, remove: Vec<PathBuf>) -> Result<()> {
+        for file in remove {
+            fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
+        }
+        let done = self.join(DONE_FILE);
+        fs::remove_file(&done).map_err(|e| StoreError::io(&done, e))?;
+        verify::forget_verified(&self.path);
+        verify::note_repairing(&self.path);
+        Ok(())
+    }
+
     /// `done.json`'s contents if the unit is finished and its files pass their digests.
     fn verified_done(&self) -> Result<Option<Value>> {
         let path = self.join(DONE_FILE);
@@ -352,13 +366,7 @@ impl RunDir {
                     "note: {}: {DONE_FILE} {problem}; training it again (--retrain-damaged)",
                     self.path.display()
                 );
-                let all = verify::digests(&self.path)?;
-                for file in verify::damaged_files(&self.path, &all, true) {
-                    fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
-                }
-                fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-                verify::forget_verified(&self.path);
-                verify::note_repairing(&self.path);
+                self.unfinish(verify::damaged_files(&self.path, &Default::default(), true))?;
                 return Ok(None);
             }
         };
@@ -401,12 +409,7 @@ impl RunDir {
                     .get(verify::FILES_KEY)
                     .and_then(|f| serde_json::from_value(f.clone()).ok())
                     .unwrap_or_default();
-                for file in verify::damaged_files(&self.path, &recorded, d.stale) {
-                    fs::remove_file(&file).map_err(|e| StoreError::io(&file, e))?;
-                }
-                fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-                verify::forget_verified(&self.path);
-                verify::note_repairing(&self.path);
+                self.unfinish(verify::damaged_files(&self.path, &recorded, d.stale))?;
                 Ok(None)
             }
             Some(d) => Err(StoreError::Damaged {

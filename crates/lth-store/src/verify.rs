@@ -148,9 +148,10 @@ fn is_result(name: &str) -> bool {
         || name.starts_with("resume_"))
 }
 
-/// The digests of the result files of the unit in `dir`, by path relative to it.
-pub(crate) fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
+/// Every file of the unit in `dir` (its folder and `checkpoints/`, not its child units'
+/// folders), by path relative to it, with its file name.
+fn unit_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
     for (sub, prefix) in [
         (dir.to_owned(), ""),
         (dir.join("checkpoints"), "checkpoints/"),
@@ -158,16 +159,29 @@ pub(crate) fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
         let Ok(entries) = fs::read_dir(&sub) else {
             continue;
         };
-        for entry in entries.filter_map(|e| e.ok()) {
-            let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if !path.is_file() || !is_result(name) {
-                continue;
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if let Some(name) = path.file_name().and_then(|n| n.to_str())
+                && path.is_file()
+            {
+                out.push((format!("{prefix}{name}"), path.clone()));
             }
+        }
+    }
+    out
+}
+
+/// The file name of a path relative to a unit (`checkpoints/step_0.safetensors`).
+fn name_of(relative: &str) -> &str {
+    relative.rsplit('/').next().unwrap_or(relative)
+}
+
+/// The digests of the result files of the unit in `dir`, by path relative to it.
+pub(crate) fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (relative, path) in unit_files(dir) {
+        if is_result(name_of(&relative)) {
             let digest = sha256_file(&path).map_err(|e| StoreError::io(&path, e))?;
-            out.insert(format!("{prefix}{name}"), digest);
+            out.insert(relative, digest);
         }
     }
     Ok(out)
@@ -304,40 +318,33 @@ pub(crate) fn check_done(dir: &Path, value: &serde_json::Value) -> Result<Option
     }
 }
 
-/// Every file of the unit in `dir` that is missing or no longer matches its digest in `recorded`
-/// (what `--retrain-damaged` removes before the unit trains again); with `stale`, every file it
-/// recorded and its resume checkpoints, since all of them derive from an input that changed.
+/// Every file of the unit in `dir` that no longer matches its digest in `recorded` (what
+/// `--retrain-damaged` removes before the unit trains again); with `stale`, every file the unit
+/// wrote, its results and its resume checkpoints, since all of them derive from an input that
+/// changed (or from a `done.json` whose digests are lost).
 pub(crate) fn damaged_files(
     dir: &Path,
     recorded: &BTreeMap<String, String>,
     stale: bool,
 ) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = recorded
+    if stale {
+        return unit_files(dir)
+            .into_iter()
+            .filter(|(relative, _)| {
+                let name = name_of(relative);
+                is_result(name) || name.starts_with("resume_")
+            })
+            .map(|(_, path)| path)
+            .collect();
+    }
+    recorded
         .iter()
         .map(|(file, digest)| (dir.join(file), digest))
         .filter(|(path, digest)| {
-            path.is_file() && (stale || sha256_file(path).map_or(true, |now| &now != *digest))
+            path.is_file() && sha256_file(path).map_or(true, |now| &now != *digest)
         })
         .map(|(path, _)| path)
-        .collect();
-    if stale {
-        for sub in [dir.to_owned(), dir.join("checkpoints")] {
-            let Ok(entries) = fs::read_dir(&sub) else {
-                continue;
-            };
-            out.extend(
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.is_file()
-                            && p.file_name()
-                                .and_then(|n| n.to_str())
-                                .is_some_and(|n| n.starts_with("resume_"))
-                    }),
-            );
-        }
-    }
-    out
+        .collect()
 }
 
 /// Units trained again in this process after damage: when one finishes, what was verified before
