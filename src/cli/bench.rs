@@ -38,7 +38,7 @@ pub enum Suite {
     /// step that trains scores through a mask in the forward pass.
     Supermask,
     /// N copies trained packed (one step of one packed network) against the same N trained as
-    /// separate runs in the same process, N = 1, 2, 4, 8, 16, LeNet-300-100 and ResNet-20 on
+    /// separate runs in the same process, N from --copies, LeNet-300-100 and ResNet-20 on
     /// synthetic data: copies × images per second and the ratio.
     Packed,
 }
@@ -83,6 +83,10 @@ pub struct BenchArgs {
     /// Examples per step, in every suite.
     #[arg(long, default_value_t = 128)]
     pub batch_size: u64,
+    /// Packed suite: the numbers of copies N to time (1 is the plain network, the baseline).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16", value_name = "N,...",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub copies: Vec<u64>,
     /// Timed epochs per loop (loop suite), or timed rounds (the other suites).
     #[arg(long, default_value_t = 9)]
     pub repeats: usize,
@@ -156,12 +160,18 @@ fn packed_suite(args: &BenchArgs) -> anyhow::Result<()> {
         let info = lth_data::info(dataset)?;
         let mut hp = lth_train::TrainHparams::recipe(model)?;
         hp.dataset.batch_size = args.batch_size;
+        let title = format!(
+            "  {model} ({} per copy per round):",
+            lth_report::count(steps, "step")
+        );
         println!(
-            "  {model} ({steps} steps per copy per round): {:>3} {:>14} {:>14} {:>7}",
+            "{title} {:>3} {:>14} {:>14} {:>7}",
             "N", "separate", "packed", "ratio"
         );
-        for copies in [1usize, 2, 4, 8, 16] {
-            let w = model.len() + 30;
+        // The numbers stand under their headings.
+        let w = title.len() - 2;
+        for &copies in &args.copies {
+            let copies = copies as usize;
             if copies == 1 {
                 // One copy is not packed: the plain network is the baseline.
                 let speeds = lth_train::speed::compare(
