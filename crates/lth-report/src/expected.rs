@@ -425,8 +425,9 @@ pub fn save_cells(path: &Path, cells: &[Cell]) -> Result<()> {
 /// Replaces the measured cells of (`row`, `dataset`, `scale`, `device`) with `measured` (metric,
 /// summary and replicate values). A replaced cell keeps its check, α, margin, expectation and
 /// rationale; a new cell takes them from the same metric's measured cell at another scale or
-/// device (this scale's first), and is otherwise shown only (`none`) until someone declares its
-/// margin. Snapshots of other devices are left as they are.
+/// device (this scale's first), its rationale then saying where the margin came from, and is
+/// otherwise shown only (`none`) until someone declares its margin. Snapshots of other devices
+/// are left as they are.
 pub fn record_measured(
     cells: &mut Vec<Cell>,
     row: &str,
@@ -461,7 +462,18 @@ pub fn record_measured(
                     "no margin declared yet: shown, not checked".to_owned(),
                 )
             },
-            |c| (c.check, c.alpha, c.margin, c.expect, c.rationale),
+            |c| {
+                let rationale = if same_place(&c) {
+                    c.rationale
+                } else {
+                    // The reasons were measured on another snapshot: say which.
+                    format!(
+                        "margin as the {} {} snapshot's: {}",
+                        c.scale, c.device, c.rationale
+                    )
+                };
+                (c.check, c.alpha, c.margin, c.expect, rationale)
+            },
         );
         if check == Check::Equivalent && s.n < 2 {
             check = Check::None;
@@ -598,6 +610,11 @@ mod tests {
             ("cuda", Some(5.5))
         );
         assert_eq!(cells[3].margin, Some(Margin::Relative(0.05)));
+        assert_eq!(
+            cells[3].rationale,
+            "margin as the quick cpu snapshot's: rounding"
+        );
+        assert_eq!(cells[0].rationale, "rounding");
         assert_eq!(cells[0].mean, Some(3.5));
         cells.pop();
         assert_eq!(cells.len(), 3);
@@ -617,7 +634,11 @@ mod tests {
                 &cells[2].check,
                 cells[2].rationale.as_str()
             ),
-            ("smoke", &Check::Equivalent, "rounding")
+            (
+                "smoke",
+                &Check::Equivalent,
+                "margin as the quick cpu snapshot's: rounding"
+            )
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("expected.csv");
