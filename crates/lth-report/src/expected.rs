@@ -151,11 +151,50 @@ impl Margin {
     }
 }
 
+impl Margin {
+    /// The narrowest margin of this kind, rounded up to two significant digits, whose width at
+    /// `reference` is at least `width`.
+    pub fn at_least(self, width: f64, reference: f64) -> Margin {
+        // Two significant digits d·10^k, through the decimal text so that 0.052 stays 0.052; a
+        // quotient a rounding error away from a whole number is that number.
+        let v = match self {
+            Margin::Absolute(_) => width,
+            Margin::Relative(_) => 100.0 * width / reference.abs(),
+        };
+        let k = v.log10().floor() as i32 - 1;
+        let x = v / 10f64.powi(k);
+        let mut digits = if (x - x.round()).abs() < 1e-9 {
+            x.round()
+        } else {
+            x.ceil()
+        };
+        loop {
+            let d: f64 = format!("{digits}e{k}").parse().unwrap_or(v);
+            let m = match self {
+                Margin::Absolute(_) => Margin::Absolute(d),
+                Margin::Relative(_) => Margin::Relative(d / 100.0),
+            };
+            if m.width(reference) >= width {
+                return m;
+            }
+            digits += 1.0;
+        }
+    }
+}
+
 impl std::fmt::Display for Margin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Margin::Absolute(m) => write!(f, "{m}"),
-            Margin::Relative(r) => write!(f, "{}%", r * 100.0),
+            // The shortest percentage that reads back as the same margin (14%, not
+            // 14.000000000000002%).
+            Margin::Relative(r) => {
+                let pct = (0..17)
+                    .map(|digits| format!("{:.digits$}", r * 100.0))
+                    .find(|p| p.parse::<f64>().is_ok_and(|v| v / 100.0 == *r))
+                    .unwrap_or_else(|| (r * 100.0).to_string());
+                write!(f, "{pct}%")
+            }
         }
     }
 }
@@ -315,6 +354,48 @@ impl Cell {
         Some(Summary::from_moments(self.mean?, self.spread?, self.n?))
     }
 
+    /// For a measured `equivalent` cell of n ≥ 2 replicates: its margin's width and 2·t·SE of its
+    /// spread (t at 1 − α with n − 1 degrees of freedom, SE = sd/√n). A margin narrower than
+    /// 2·t·SE is one that even an unshifted rerun would fail about as often as not.
+    pub fn margin_and_least(&self) -> Option<(f64, f64)> {
+        let (Some(mean), Some(sd), Some(n), Some(margin)) =
+            (self.mean, self.spread, self.n, self.margin)
+        else {
+            return None;
+        };
+        if self.source != Source::Measured || self.check != Check::Equivalent || n < 2 {
+            return None;
+        }
+        let se = sd / (n as f64).sqrt();
+        let t = crate::stats::t_quantile(1.0 - self.alpha, (n - 1) as f64);
+        Some((margin.width(mean), 2.0 * t * se))
+    }
+
+    /// A cell recorded for the first time at its (scale, device), whose margin came from another
+    /// snapshot's cell and is narrower than 2·t·SE of this one's spread, is widened to that (two
+    /// significant digits, the same kind of margin), the rationale saying so. The line it returns
+    /// names the cell and both margins. Declared margins of cells recorded before are never
+    /// widened here: a re-record refuses them instead.
+    pub fn widen_first_record(&mut self) -> Option<String> {
+        let (width, least) = self.margin_and_least()?;
+        if width >= least {
+            return None;
+        }
+        let old = self.margin?;
+        let new = old.at_least(least, self.mean?);
+        self.margin = Some(new);
+        self.rationale = format!(
+            "widened from {old} to {new} at the first {} {} record: 2·t·SE of its spread (n = {}), \
+             the least its replicates can hold; {}",
+            self.scale, self.device, self.n?, self.rationale
+        );
+        Some(format!(
+            "WIDENED {} · {} · {}: margin {old} = {width:.4} < 2·t·SE = {least:.4} of the first {} \
+             {} snapshot, widened to {new}",
+            self.row, self.dataset, self.metric, self.scale, self.device
+        ))
+    }
+
     /// Whether the cell applies to a run of `row` on `dataset` at `scale`.
     pub fn applies(&self, row: &str, dataset: &str, scale: &str) -> bool {
         self.row == row && self.dataset == dataset && self.scale == scale
@@ -427,7 +508,7 @@ pub fn save_cells(path: &Path, cells: &[Cell]) -> Result<()> {
 /// rationale; a new cell takes them from the same metric's measured cell at another scale or
 /// device (this scale's first), its rationale then saying where the margin came from, and is
 /// otherwise shown only (`none`) until someone declares its margin. Snapshots of other devices
-/// are left as they are.
+/// are left as they are. Returns the positions of the new cells.
 pub fn record_measured(
     cells: &mut Vec<Cell>,
     row: &str,
@@ -436,7 +517,8 @@ pub fn record_measured(
     device: &str,
     command: &str,
     measured: &[(String, Measurement)],
-) {
+) -> Vec<usize> {
+    let mut new = Vec::new();
     for (metric, m) in measured {
         let s = &m.summary;
         let same_metric = |c: &Cell| {
@@ -463,7 +545,7 @@ pub fn record_measured(
                 )
             },
             |c| {
-                let rationale = if same_place(&c) {
+                let rationale = if same_place(&c) || c.margin.is_none() {
                     c.rationale
                 } else {
                     // The reasons were measured on another snapshot: say which.
@@ -498,9 +580,13 @@ pub fn record_measured(
         };
         match cells.iter_mut().find(|c| same_place(c)) {
             Some(c) => *c = cell,
-            None => cells.push(cell),
+            None => {
+                new.push(cells.len());
+                cells.push(cell);
+            }
         }
     }
+    new
 }
 
 #[cfg(test)]
@@ -561,6 +647,52 @@ mod tests {
             "lenet,f,x,measured,quick,cpu,c,1,0,1,equivalent,0.05,0.1,\n",
             "needs a snapshot of n ≥ 2 replicates",
         );
+    }
+
+    #[test]
+    fn margins_widen_to_two_significant_digits_and_print_as_read() {
+        assert_eq!(
+            Margin::Absolute(0.05).at_least(0.0518, 0.8),
+            Margin::Absolute(0.052)
+        );
+        assert_eq!(
+            Margin::Absolute(0.05).at_least(0.052, 0.8),
+            Margin::Absolute(0.052)
+        );
+        // 0.6782 of 4.944 is 13.7%: 14%, printed as written.
+        let m = Margin::Relative(0.1).at_least(0.6782, 4.944);
+        assert_eq!(m, Margin::Relative(0.14));
+        assert_eq!(m.to_string(), "14%");
+        assert!(m.width(4.944) >= 0.6782);
+        for text in ["14%", "2.5%", "14.000000000000002%", "0.021", "10%"] {
+            let m: Margin = text.parse().unwrap();
+            assert_eq!(m.to_string().parse::<Margin>().unwrap(), m, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_first_record_widens_an_inherited_margin_its_spread_cannot_hold() {
+        let cells = load(
+            "lenet,f,a,measured,smoke,cuda,c,0.8,0.02,3,equivalent,0.05,0.03,rounding\n\
+             lenet,f,b,measured,smoke,cuda,c,0.8,0.001,3,equivalent,0.05,0.03,rounding\n",
+        )
+        .unwrap();
+        // a: SE = 0.02/√3, t(0.95, 2) = 2.920, 2·t·SE = 0.0674 > 0.03: widened to 0.068.
+        let mut a = cells[0].clone();
+        let line = a.widen_first_record().unwrap();
+        assert_eq!(a.margin, Some(Margin::Absolute(0.068)));
+        assert!(line.starts_with("WIDENED lenet · f · a: margin 0.03 = 0.0300 < 2·t·SE = 0.0674"));
+        assert!(
+            a.rationale
+                .starts_with("widened from 0.03 to 0.068 at the first smoke cuda record")
+        );
+        assert!(a.rationale.ends_with("; rounding"));
+        let (width, least) = a.margin_and_least().unwrap();
+        assert!(width >= least);
+        // b holds its spread: left alone.
+        let mut b = cells[1].clone();
+        assert_eq!(b.widen_first_record(), None);
+        assert_eq!(b, cells[1]);
     }
 
     #[test]

@@ -493,26 +493,22 @@ fn snapshot_power(
     let (mut lines, mut refused) = (String::new(), Vec::new());
     let mut undetectable = String::new();
     for c in cells {
+        let Some((width, least)) = c.margin_and_least() else {
+            continue;
+        };
         let (Some(mean), Some(sd), Some(n), Some(margin)) = (c.mean, c.spread, c.n, c.margin)
         else {
             continue;
         };
-        if c.source != Source::Measured
-            || c.check != lth_report::Check::Equivalent
-            || c.scale != scale
-            || c.device != device
-            || n < 2
-        {
+        if c.scale != scale || c.device != device {
             continue;
         }
-        let width = margin.width(mean);
         let se = sd / (n as f64).sqrt();
         let t = lth_report::stats::t_quantile(1.0 - c.alpha, (n - 1) as f64);
         let name = format!("{} · {} · {}", c.row, c.dataset, c.metric);
-        if width < 2.0 * t * se {
+        if width < least {
             refused.push(format!(
-                "{name}: margin {margin} = {width:.4} < 2·t·SE = {:.4}",
-                2.0 * t * se
+                "{name}: margin {margin} = {width:.4} < 2·t·SE = {least:.4}"
             ));
         }
         let _ = writeln!(
@@ -1337,6 +1333,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         let command = record_command(target, o, replicates, samples, &class, pack_of(o));
         // Read the table again: another run may have recorded another scale meanwhile.
         let mut latest = load_cells(expected_path)?;
+        let mut widened = String::new();
         for r in &results {
             if let (RowStatus::Ran { .. }, Some(run)) = (&r.status, runs.get(&r.row)) {
                 let measured: Vec<(String, Measurement)> = run
@@ -1344,7 +1341,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                     .iter()
                     .map(|(k, m)| (k.clone(), m.clone()))
                     .collect();
-                record_measured(
+                let new = record_measured(
                     &mut latest,
                     &r.row,
                     &r.dataset,
@@ -1353,6 +1350,12 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                     &command,
                     &measured,
                 );
+                for i in new {
+                    if let Some(line) = latest[i].widen_first_record() {
+                        widened.push_str(&line);
+                        widened.push('\n');
+                    }
+                }
             }
         }
         let (lines, refused) = snapshot_power(&latest, &o.scale, &class, |row, metric| {
@@ -1368,7 +1371,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 refused.join("; ")
             )));
         }
-        record_lines = lines;
+        record_lines = widened + &lines;
         save_cells(expected_path, &latest)?;
         // This run's provenance, with the command that records it (git, the CPU and the data's
         // digests are read once).
