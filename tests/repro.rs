@@ -211,9 +211,36 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
     assert!(std::fs::read_to_string(&leaf).unwrap().contains(&ours));
     let before = finished(&plain.join("runs"));
 
-    // Judged as a cuda run: there is no cuda snapshot, so the measured cells are not checked,
-    // said once, and the claims still are.
+    // Judged as a cuda run against the committed cuda snapshot (recorded on a GPU): its cells
+    // are the ones judged, whatever the verdict of CPU numbers against GPU ones.
     let args = smoke_args("fig3", &data, &plain, &["--device-class", "cuda"]);
+    let out = lth(&strs(&args), root());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("NOT CHECKED fig3 smoke: no cuda snapshot")
+            && stdout.contains("[snapshot equivalent]"),
+        "{stdout}"
+    );
+    // Without a cuda snapshot, the measured cells are not checked, said once, and the claims
+    // still are.
+    let no_cuda = copy_target("fig3", &tmp.path().join("no-cuda"));
+    let table = std::fs::read_to_string(no_cuda.join("expected.csv")).unwrap();
+    let cpu_only: String = table
+        .lines()
+        .filter(|l| !l.contains(",smoke,cuda,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        cpu_only.len() < table.len(),
+        "fig3 has a cuda smoke snapshot"
+    );
+    std::fs::write(no_cuda.join("expected.csv"), cpu_only).unwrap();
+    let args = smoke_args(
+        no_cuda.to_str().unwrap(),
+        &data,
+        &plain,
+        &["--device-class", "cuda"],
+    );
     let stdout = ok(&lth(&strs(&args), root()));
     let not_checked: Vec<&str> = stdout
         .lines()
@@ -278,6 +305,79 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
             .contains("XPASS   lenet · fashion-mnist · data_order_random"),
         "{}",
         String::from_utf8_lossy(&stale.stdout)
+    );
+    assert_eq!(finished(&plain.join("runs")), before);
+
+    // Recording, on the same runs. The first snapshot of a place (here smoke on the cpu, its rows
+    // removed) takes each margin from another snapshot's cell (smoke on cuda, one margin made
+    // too narrow); a margin its spread cannot hold is widened to 2·t·SE, said on a WIDENED line
+    // and in the rationale.
+    let rec = copy_target("fig3", &tmp.path().join("record"));
+    let narrowed = table.replace(
+        "accuracy_imp,measured,smoke,cuda,",
+        "accuracy_imp,measured,smoke,cuda-narrow,",
+    );
+    let mut first = String::new();
+    for line in narrowed.lines().filter(|l| !l.contains(",smoke,cpu,")) {
+        let line = if line.contains(",smoke,cuda-narrow,") {
+            let (head, tail) = line.split_once(",equivalent,0.05,").unwrap();
+            let (_, tail) = tail.split_once(',').unwrap();
+            format!(
+                "{},equivalent,0.05,0.001,{tail}",
+                head.replace("cuda-narrow", "cuda")
+            )
+        } else {
+            line.to_owned()
+        };
+        first.push_str(&line);
+        first.push('\n');
+    }
+    assert!(first.contains(",smoke,cuda,") && first.contains(",0.05,0.001,holds,"));
+    std::fs::write(rec.join("expected.csv"), &first).unwrap();
+    let record_args = |extra: &[&str]| {
+        let mut args = smoke_args(rec.to_str().unwrap(), &data, &plain, extra);
+        args.retain(|a| a != "--check");
+        args.push("--record".into());
+        args
+    };
+    let stdout = ok(&lth(&strs(&record_args(&[])), root()));
+    // (Other cells hold their spread here; on another CPU one may not, and is widened too.)
+    let widened: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("WIDENED lenet · fashion-mnist · accuracy_imp:"))
+        .collect();
+    assert_eq!(widened.len(), 1, "{stdout}");
+    assert!(
+        widened[0].starts_with("WIDENED lenet · fashion-mnist · accuracy_imp: margin 0.001 = "),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(rec.join("expected.csv")).unwrap();
+    let cell = written
+        .lines()
+        .find(|l| l.contains("accuracy_imp,measured,smoke,cpu,"))
+        .unwrap();
+    assert!(
+        cell.contains("\"widened from 0.001 to 0.0")
+            && cell.contains("at the first smoke cpu record"),
+        "{cell}"
+    );
+    // A re-record judges the margins now declared: one the spread cannot hold is refused, the
+    // run exits 2 naming it, and the table is left as it was.
+    let (head, tail) = cell.split_once(",equivalent,0.05,").unwrap();
+    let (_, tail) = tail.split_once(',').unwrap();
+    let tight = written.replace(cell, &format!("{head},equivalent,0.05,0.001,{tail}"));
+    std::fs::write(rec.join("expected.csv"), &tight).unwrap();
+    let refused = lth(&strs(&record_args(&[])), root());
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("not recorded: 1 margin(s) narrower than 2·t·SE")
+            && stderr.contains("lenet · fashion-mnist · accuracy_imp: margin 0.001"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rec.join("expected.csv")).unwrap(),
+        tight
     );
     assert_eq!(finished(&plain.join("runs")), before);
 
