@@ -1443,3 +1443,156 @@ fn lottery_branches_pack_into_the_units_unpacked_ones_fill() {
         assert!(t.repeated(), "{}: {t:?}", path.display());
     }
 }
+
+/// `lth export --sparse` writes a level's ticket in compressed sparse rows that PyTorch loads
+/// (`bench/load_sparse_ticket.py`, torch alone): the same kept weights per layer as the level's
+/// mask, and the same logits as lth's masked dense network, to the rounding bound of the
+/// reordered sums. A folder that is not a lottery, or a level not trained, is one line.
+#[test]
+fn a_ticket_exported_sparse_loads_in_pytorch_and_computes_the_same_logits() {
+    let w = workspace();
+    let mut args = vec!["lottery", "--levels", "2", "--quiet"];
+    args.extend(&SMALL[1..]);
+    ok(&lth(&args, w.path()));
+    let runs = w.path().join("runs");
+    let lottery = runs.join(paths_ending(&runs, "hparams.json")[0].parent().unwrap());
+    let lottery_arg = lottery.to_str().unwrap();
+    let out = ok(&lth(
+        &[
+            "export",
+            "--sparse",
+            lottery_arg,
+            "--level",
+            "2",
+            "--out",
+            "t.safetensors",
+        ],
+        w.path(),
+    ));
+    assert!(
+        out.starts_with("wrote t.safetensors: lenet_300_100, level 2, "),
+        "{out}"
+    );
+    let ticket = w.path().join("t.safetensors");
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = Command::new("python3")
+        .arg(root.join("bench/load_sparse_ticket.py"))
+        .arg(&ticket)
+        .env("PYTHONPATH", root.join(".libtorch"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&py.stdout);
+    assert!(
+        py.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+
+    // Kept weights per layer: the level's mask.
+    let level = lottery.join("replicate_1/level_2/main");
+    let mask = lth_models::load_tensors(&level.join("mask.safetensors")).unwrap();
+    for (name, m) in &mask {
+        let kept = m.sum(tch::Kind::Int64).int64_value(&[]);
+        let size = m.size();
+        let line = format!("{name}: {}x{}, {kept} kept", size[0], size[1]);
+        assert!(stdout.contains(&line), "{line} not in\n{stdout}");
+    }
+    // Logits of the script's fixed input: lth's network with the level's weights under its mask.
+    let weights = lth_models::load_tensors(&level.join("final.safetensors")).unwrap();
+    let mut model =
+        lth_models::Model::new("lenet_300_100", [1, 28, 28], 10, None, 0, tch::Device::Cpu)
+            .unwrap();
+    let masked: Vec<(String, tch::Tensor)> = weights
+        .iter()
+        .map(|(n, t)| {
+            let t = match mask.iter().find(|(m, _)| m == n) {
+                Some((_, m)) => t * m,
+                None => t.shallow_clone(),
+            };
+            (n.clone(), t)
+        })
+        .collect();
+    model.load_state(&masked).unwrap();
+    let x = tch::Tensor::linspace(-1.0, 1.0, 2 * 784, (tch::Kind::Float, tch::Device::Cpu))
+        .view([2, 1, 28, 28]);
+    let ours = Vec::<f32>::try_from(tch::no_grad(|| model.forward_t(&x, false)).get(0)).unwrap();
+    let theirs: Vec<f32> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("logits of a fixed input: "))
+        .unwrap()
+        .split(' ')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let scale = ours.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    let bound = lth_models::rounding::Reductions::of(&model, 2, 10).forward_bound() * scale + 1e-6;
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!(
+            ((a - b).abs() as f64) <= bound,
+            "{ours:?} against {theirs:?} (bound {bound:e})"
+        );
+    }
+
+    // Refusals, one line each.
+    let e = err(&lth(
+        &["export", "--sparse", "runs/nope", "--level", "1"],
+        w.path(),
+    ));
+    assert!(
+        e.starts_with("error: --sparse runs/nope: no such folder"),
+        "{e}"
+    );
+    let e = err(&lth(
+        &["export", "--sparse", lottery_arg, "--level", "7"],
+        w.path(),
+    ));
+    assert!(
+        e.contains("level 7 of ") && e.contains("is not finished"),
+        "{e}"
+    );
+}
+
+/// `lth bench --suite sparse-inference` times every level at batch 1, 32 and 256, checks the
+/// sparse forward against the dense one before timing it, says where sparse becomes faster and
+/// how the 95% targets fare, and draws the plot. (The times themselves are not asserted.)
+#[test]
+fn the_sparse_inference_benchmark_reports_targets_and_draws_its_plot() {
+    let w = tempfile::tempdir().unwrap();
+    let out = ok(&lth(
+        &[
+            "bench",
+            "--suite",
+            "sparse-inference",
+            "--repeats",
+            "1",
+            "--plot",
+            "p/s.svg",
+        ],
+        w.path(),
+    ));
+    for batch in [1, 32, 256] {
+        assert!(out.contains(&format!("batch {batch}: sparse is ")), "{out}");
+    }
+    assert!(
+        out.contains("targets at the level nearest 95% (95.5%): batch 1 at least 3× dense: "),
+        "{out}"
+    );
+    let svg = std::fs::read_to_string(w.path().join("p/s.svg")).unwrap();
+    assert!(svg.contains("batch 256 ("), "{svg}");
+    let e = err(&lth(
+        &[
+            "bench",
+            "--suite",
+            "sparse-inference",
+            "--model",
+            "cifar_resnet_20",
+        ],
+        w.path(),
+    ));
+    assert!(
+        e.starts_with(
+            "error: --model cifar_resnet_20: the sparse-inference suite times the LeNet family"
+        ),
+        "{e}"
+    );
+}

@@ -41,11 +41,16 @@ pub enum Suite {
     /// separate runs in the same process, N from --copies, LeNet-300-100 and ResNet-20 on
     /// synthetic data: copies × images per second and the ratio.
     Packed,
+    /// A pruned LeNet's forward pass (inference) in compressed sparse rows against the dense
+    /// network under its mask, at batch 1, 32 and 256, at the sparsity of each IMP level
+    /// (hidden layers keep 0.8^L of their weights, the output layer 0.9^L): this module's own
+    /// sparse kernel and libtorch's sparse CSR product, with a plot of the speed-up.
+    SparseInference,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// loop (default), models, sparse, early-bird, supermask or packed.
+    /// loop (default), models, sparse, early-bird, supermask, packed or sparse-inference.
     #[arg(long, value_enum, default_value = "loop")]
     pub suite: Suite,
     /// Models suite: the models to time.
@@ -74,6 +79,13 @@ pub struct BenchArgs {
     /// Models suite: bfloat16 autocast, in both implementations.
     #[arg(long)]
     pub bf16: bool,
+    /// Sparse-inference suite: the SVG plot of the speed-up against sparsity.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "target/bench/sparse-inference.svg"
+    )]
+    pub plot: std::path::PathBuf,
     /// Loop suite: the model trained (on real data).
     #[arg(long, default_value = "lenet_300_100")]
     pub model: String,
@@ -138,7 +150,184 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Suite::EarlyBird => early_bird_suite(args),
         Suite::Supermask => supermask_suite(args),
         Suite::Packed => packed_suite(args),
+        Suite::SparseInference => sparse_inference_suite(args),
     }
+}
+
+/// Microseconds per call of each of `fs`, medians over `rounds` rounds; within a round the
+/// functions alternate, each called often enough to take about 20 ms.
+fn time_alternating(fs: &mut [&mut dyn FnMut()], rounds: usize) -> Vec<f64> {
+    let calls: Vec<u32> = fs
+        .iter_mut()
+        .map(|f| {
+            f();
+            let t = Instant::now();
+            f();
+            let once = t.elapsed().as_secs_f64().max(1e-7);
+            ((0.02 / once).ceil() as u32).clamp(1, 10_000)
+        })
+        .collect();
+    let mut times = vec![Vec::new(); fs.len()];
+    for _ in 0..rounds {
+        for ((f, &n), out) in fs.iter_mut().zip(&calls).zip(&mut times) {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            out.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        }
+    }
+    times.iter_mut().map(|v| median(v)).collect()
+}
+
+/// The sparsity at which `ratio` (by increasing sparsity) first reaches 1, interpolated
+/// linearly between the points around it.
+fn crossover(points: &[(f64, f64)]) -> Option<f64> {
+    if points.first()?.1 >= 1.0 {
+        return Some(points[0].0);
+    }
+    points.windows(2).find_map(|w| {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        (y0 < 1.0 && y1 >= 1.0).then(|| x0 + (1.0 - y0) * (x1 - x0) / (y1 - y0))
+    })
+}
+
+/// A pruned LeNet's forward pass: CSR kernels against the dense network under its mask.
+fn sparse_inference_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    use lth_models::sparse::{SparseKernel, SparseMlp};
+    use tch::{Device, Kind, Tensor};
+
+    if lth_models::lenet::parse(&args.model).is_none() {
+        anyhow::bail!(
+            "--model {}: the sparse-inference suite times the LeNet family (lenet_300_100, \
+             lenet_<w>_<w>…), whose layers are all fully connected",
+            args.model
+        );
+    }
+    let model_name = args.model.clone();
+    let levels = [0u32, 2, 4, 6, 8, 10, 12, 13, 14, 16, 18, 20];
+    let batches = [1i64, 32, 256];
+    println!(
+        "lth bench --suite sparse-inference: {model_name} under IMP's layerwise masks (hidden \
+         layers keep 0.8^L of their weights, the output layer 0.9^L), cpu, {} libtorch threads; \
+         forward pass (inference) in µs per batch, medians of {}",
+        tch::get_num_threads(),
+        lth_report::count(args.repeats, "round"),
+    );
+    println!(
+        "  {:>5} {:>8} {:>5} {:>10} {:>10} {:>10} {:>8}",
+        "level", "sparsity", "batch", "dense", "own CSR", "torch CSR", "speed-up"
+    );
+    let mut curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); batches.len()];
+    let mut at95: Option<(f64, Vec<f64>)> = None;
+    for &level in &levels {
+        let model = lth_models::Model::new(&model_name, [1, 28, 28], 10, None, 1, Device::Cpu)?;
+        tch::manual_seed(i64::from(level));
+        tch::no_grad(|| {
+            for (name, t) in model.prunable_tensors() {
+                let keep = if name == model.output_layer() {
+                    0.9f64
+                } else {
+                    0.8
+                }
+                .powi(level as i32);
+                let mask = Tensor::rand(t.size(), (Kind::Float, Device::Cpu)).lt(keep);
+                let _ = t.shallow_clone().g_mul_(&mask.to_kind(Kind::Float));
+            }
+        });
+        let sparse = SparseMlp::from_named(&model_name, &model.state())?;
+        let sparsity = 1.0 - sparse.nnz() as f64 / sparse.total() as f64;
+        let mut speedups = Vec::new();
+        for (bi, &batch) in batches.iter().enumerate() {
+            let x = Tensor::randn([batch, 1, 28, 28], (Kind::Float, Device::Cpu));
+            let dense = tch::no_grad(|| model.forward_t(&x, false));
+            let check = sparse.forward(&x, SparseKernel::Own)?;
+            let bound =
+                lth_models::rounding::Reductions::of(&model, batch as usize, 10).forward_bound();
+            let diff = lth_models::rounding::relative(&check, &dense, 1e-3);
+            anyhow::ensure!(
+                diff <= bound,
+                "the sparse forward differs from the dense one by {diff:e} of its scale (bound {bound:e})"
+            );
+            let t = time_alternating(
+                &mut [
+                    &mut || {
+                        let _ = tch::no_grad(|| model.forward_t(&x, false));
+                    },
+                    &mut || {
+                        let _ = sparse.forward(&x, SparseKernel::Own);
+                    },
+                    &mut || {
+                        let _ = sparse.forward(&x, SparseKernel::Torch);
+                    },
+                ],
+                args.repeats,
+            );
+            let best = t[1].min(t[2]);
+            let speedup = t[0] / best;
+            speedups.push(speedup);
+            curves[bi].push((100.0 * sparsity, speedup));
+            println!(
+                "  {level:>5} {:>7.2}% {batch:>5} {:>10.1} {:>10.1} {:>10.1} {speedup:>7.2}×",
+                100.0 * sparsity,
+                t[0],
+                t[1],
+                t[2]
+            );
+        }
+        if at95
+            .as_ref()
+            .is_none_or(|(s, _)| (sparsity - 0.95).abs() < (s - 0.95).abs())
+        {
+            at95 = Some((sparsity, speedups));
+        }
+    }
+    for (curve, batch) in curves.iter().zip(batches) {
+        match crossover(curve) {
+            Some(x) => println!("batch {batch}: sparse is faster than dense from {x:.1}% sparsity"),
+            None => println!("batch {batch}: sparse is never faster than dense here"),
+        }
+    }
+    if let Some((s, sp)) = at95 {
+        let verdict = |ok: bool| if ok { "met" } else { "not met" };
+        println!(
+            "targets at the level nearest 95% ({:.1}%): batch 1 at least 3× dense: {:.2}×, {}; \
+             batch 256 no slower than dense: {:.2}×, {}",
+            100.0 * s,
+            sp[0],
+            verdict(sp[0] >= 3.0),
+            sp[2],
+            verdict(sp[2] >= 1.0)
+        );
+    }
+    if let Some(dir) = args.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "--plot {}: cannot create {}",
+                args.plot.display(),
+                dir.display()
+            )
+        })?;
+    }
+    let series: Vec<(String, Vec<(f64, f64)>)> = batches
+        .iter()
+        .zip(curves)
+        .map(|(b, c)| {
+            let from =
+                crossover(&c).map_or("never faster".into(), |x| format!("faster from {x:.0}%"));
+            (format!("batch {b} ({from})"), c)
+        })
+        .collect();
+    lth_report::lines_svg(
+        &args.plot,
+        &format!("{model_name}: sparse forward (best CSR kernel) against dense under a mask"),
+        "sparsity (%)",
+        "speed-up over dense (×)",
+        &series,
+        Some(1.0),
+    )?;
+    println!("plot: {}", args.plot.display());
+    Ok(())
 }
 
 /// N copies packed against N separate runs of the same model, in the same process.
@@ -675,4 +864,19 @@ fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crossover;
+
+    #[test]
+    fn the_crossover_is_interpolated_where_the_ratio_reaches_one() {
+        assert_eq!(
+            crossover(&[(0.0, 0.5), (50.0, 0.75), (90.0, 1.25)]),
+            Some(70.0)
+        );
+        assert_eq!(crossover(&[(0.0, 1.5), (50.0, 2.0)]), Some(0.0));
+        assert_eq!(crossover(&[(0.0, 0.5), (50.0, 0.9)]), None);
+    }
 }

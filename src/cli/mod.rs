@@ -2,6 +2,7 @@
 
 mod bench;
 mod early_bird;
+mod export;
 mod grid;
 mod info;
 mod lottery;
@@ -61,6 +62,8 @@ enum Command {
     Grid(grid::GridCmd),
     /// Time the training loop against a bare loop over pre-batched tensors.
     Bench(bench::BenchArgs),
+    /// Write a lottery level's ticket in compressed sparse rows (one per layer) for PyTorch.
+    Export(export::ExportArgs),
     /// The per-layer sparsity of a distribution (uniform, ER, ERK) for a model, without training.
     Sparsity(sparsity::SparsityArgs),
     /// List the models of the registry, or print one model's recipe (its default
@@ -251,6 +254,7 @@ pub fn run(cli: Cli, given: impl Fn(&str) -> bool) -> anyhow::Result<()> {
         Command::Grid(cmd) => grid::run(&cmd),
         Command::Bench(args) => bench::run(&args),
         Command::Sparsity(args) => sparsity::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Models(args) => info::models(&args),
         Command::Datasets(args) => {
             info::datasets(&args);

@@ -63,13 +63,17 @@ pub struct TransferArgs {
     replicate: Option<u64>,
 }
 
-/// The source lottery in `dir` (a lottery folder or one of its replicates): its hyperparameters,
-/// its replicate and its store.
-fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHparams, u64, Store)> {
+/// The lottery in `dir`, given by `flag` (a lottery folder or one of its replicates): its
+/// hyperparameters, its replicate and its store.
+pub(crate) fn from_folder(
+    flag: &str,
+    dir: &Path,
+    replicate: Option<u64>,
+) -> anyhow::Result<(LotteryHparams, u64, Store)> {
     // A source that does not exist is a typo, never a new lottery to train.
     if !dir.is_dir() {
         bail!(
-            "--from {}: no such folder{}",
+            "{flag} {}: no such folder{}",
             dir.display(),
             lth_store::did_you_mean(dir)
         );
@@ -82,10 +86,10 @@ fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHpa
         Some(n) => {
             let n: u64 = n
                 .parse()
-                .with_context(|| format!("--from {}: bad replicate folder", dir.display()))?;
+                .with_context(|| format!("{flag} {}: bad replicate folder", dir.display()))?;
             if replicate.is_some_and(|r| r != n) {
                 bail!(
-                    "--from {} is replicate {n}, but --replicate says otherwise",
+                    "{flag} {} is replicate {n}, but --replicate says otherwise",
                     dir.display()
                 );
             }
@@ -95,13 +99,13 @@ fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHpa
     };
     if !name(&folder).is_some_and(|n| n.starts_with("lottery_")) {
         bail!(
-            "--from {}: expected a lottery folder (runs/lottery_<hash>, or its replicate_<n>)",
+            "{flag} {}: expected a lottery folder (runs/lottery_<hash>, or its replicate_<n>)",
             dir.display()
         );
     }
     let hp: LotteryHparams = RunDir::new(&folder).hparams()?.with_context(|| {
         format!(
-            "--from {}: no hparams.json in {}",
+            "{flag} {}: no hparams.json in {}",
             dir.display(),
             folder.display()
         )
@@ -119,7 +123,7 @@ fn from_folder(dir: &Path, replicate: Option<u64>) -> anyhow::Result<(LotteryHpa
             .unwrap_or_default();
         have.sort();
         bail!(
-            "--from {}: {} has no replicate {replicate} (it has {}); train it with `lth lottery` \
+            "{flag} {}: {} has no replicate {replicate} (it has {}); train it with `lth lottery` \
              first",
             dir.display(),
             folder.display(),
@@ -143,7 +147,11 @@ pub fn run_elastic(args: &ElasticArgs) -> anyhow::Result<()> {
             if args.lottery.flags.train.model.is_some() {
                 bail!("give the source as --from DIR or as lottery flags (--model ...), not both");
             }
-            from_folder(dir, Some(args.lottery.flags.replicate).filter(|&r| r != 1))?
+            from_folder(
+                "--from",
+                dir,
+                Some(args.lottery.flags.replicate).filter(|&r| r != 1),
+            )?
         }
         None => (
             args.lottery.resolve()?,
@@ -168,7 +176,7 @@ pub fn run_transfer(args: &TransferArgs) -> anyhow::Result<()> {
     let Some(dir) = &args.ticket.from else {
         bail!("--from DIR is required: the source lottery's folder (runs/lottery_<hash>)");
     };
-    let (source_hp, replicate, source_store) = from_folder(dir, args.replicate)?;
+    let (source_hp, replicate, source_store) = from_folder("--from", dir, args.replicate)?;
     let hp = TransplantHparams::transfer(source_hp, args.ticket.level, &args.dataset, args.output)?;
     let source_data = args.common.data(&hp.source.train.dataset)?;
     let target_data = args.common.data(&hp.target().dataset)?;

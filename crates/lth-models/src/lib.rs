@@ -33,6 +33,7 @@ pub mod registry;
 pub mod resnet;
 pub mod rounding;
 pub mod slim;
+pub mod sparse;
 pub mod vgg;
 pub mod wrn;
 

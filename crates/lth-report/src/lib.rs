@@ -38,7 +38,7 @@ pub mod verdict;
 pub use expected::{
     Cell, Check, Expect, Margin, Source, load_cells, parse_replicates, record_measured, save_cells,
 };
-pub use plot::plot_svg;
+pub use plot::{lines_svg, plot_svg};
 pub use render::{
     RowResult, RowStatus, counts, render_skipped, render_table, render_verdicts, summary_line,
 };

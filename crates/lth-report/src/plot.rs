@@ -338,3 +338,92 @@ fn lines(
     }
     Ok(())
 }
+
+/// A plain line figure: one line per named series of (x, y) points, a dashed horizontal line at
+/// `reference` (a ratio's 1, say), written as SVG to `path`.
+pub fn lines_svg(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    reference: Option<f64>,
+) -> Result<()> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    let draw = || -> std::result::Result<(), String> {
+        let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| s(&e))?;
+        let points = || series.iter().flat_map(|(_, p)| p.iter());
+        let (x_lo, x_hi) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.0), hi.max(p.0))
+        });
+        let (y_lo, y_hi) = points()
+            .map(|p| p.1)
+            .chain(reference)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+                (lo.min(y), hi.max(y))
+            });
+        let (x_lo, x_hi) = if x_hi > x_lo {
+            (x_lo, x_hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let (y_lo, y_hi) = if y_hi > y_lo {
+            (y_lo, y_hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = (y_hi - y_lo) * 0.08;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_lo..x_hi, (y_lo - pad)..(y_hi + pad))
+            .map_err(|e| s(&e))?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|x: &f64| short(*x))
+            .y_label_formatter(&|y: &f64| short(*y))
+            .draw()
+            .map_err(|e| s(&e))?;
+        if let Some(r) = reference {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x_lo, r), (x_hi, r)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(|e| s(&e))?;
+        }
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| s(&e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| s(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| s(&e))?;
+        root.present().map_err(|e| s(&e))
+    };
+    draw().map_err(|problem| ReportError::Plot {
+        path: path.to_owned(),
+        problem,
+    })
+}

@@ -37,7 +37,7 @@ mod transplant;
 
 pub use error::RewindError;
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
-pub use lottery::{Lottery, MASK};
+pub use lottery::{Lottery, MASK, level_ticket};
 pub use results::{LayerRow, ResultRow};
 pub use transplant::{Destination, Output, Planted, Transplant, TransplantHparams};
 

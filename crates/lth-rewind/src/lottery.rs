@@ -22,6 +22,44 @@ pub const MASK: &str = lth_prune::MASK_FILE;
 const RESULTS: &str = "results.csv";
 const LAYERS: &str = "layers.csv";
 
+/// The folder of level `level`'s IMP subnetwork in a replicate's folder.
+fn level_unit(replicate: &RunDir, level: u64) -> RunDir {
+    replicate.child(format!("level_{level}")).child("main")
+}
+
+/// A finished level's ticket, read without the data: the weights it ended training with, its
+/// pruned weights zero (level 0 is dense). Its files are verified against their digests first.
+pub fn level_ticket(
+    store: &Store,
+    hp: &LotteryHparams,
+    replicate: u64,
+    level: u64,
+) -> Result<Vec<(String, Tensor)>> {
+    let unit = level_unit(
+        &store
+            .run("lottery", hp)
+            .child(format!("replicate_{replicate}")),
+        level,
+    );
+    if !unit.is_done()? {
+        return Err(RewindError::Invalid(format!(
+            "level {level} of {} is not finished; train it with `lth lottery` first",
+            unit.path()
+                .parent()
+                .and_then(|p| p.parent())
+                .unwrap_or(unit.path())
+                .display()
+        )));
+    }
+    let weights = load_tensors(&unit.join(FINAL))?;
+    let mask_path = unit.join(MASK);
+    if mask_path.exists() {
+        let mask = Mask::load(&mask_path)?;
+        mask.apply(&weights)?;
+    }
+    Ok(weights)
+}
+
 /// One replicate of a lottery, on prepared data.
 #[derive(Debug)]
 pub struct Lottery<'a> {
@@ -100,7 +138,7 @@ impl<'a> Lottery<'a> {
 
     /// The folder of level `level`'s IMP subnetwork.
     pub fn level_dir(&self, level: u64) -> RunDir {
-        self.dir.child(format!("level_{level}")).child("main")
+        level_unit(&self.dir, level)
     }
 
     /// The folder of a branch off `level`.
