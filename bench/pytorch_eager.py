@@ -76,7 +76,7 @@ class ResNet(nn.Module):
 class Vgg(nn.Module):
     PLAN = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 
-    def __init__(self):
+    def __init__(self, classes=10):
         super().__init__()
         layers, c = [], 3
         for spec in self.PLAN:
@@ -86,7 +86,7 @@ class Vgg(nn.Module):
                 layers += [nn.Conv2d(c, spec, 3, padding=1), nn.BatchNorm2d(spec), nn.ReLU()]
                 c = spec
         self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(512, 10)
+        self.fc = nn.Linear(512, classes)
 
     def forward(self, x):
         x = F.avg_pool2d(self.layers(x), 2).flatten(1)

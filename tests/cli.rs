@@ -1596,3 +1596,40 @@ fn the_sparse_inference_benchmark_reports_targets_and_draws_its_plot() {
         "{e}"
     );
 }
+
+/// `lth bench --suite synflow` runs SynFlow and the plain PyTorch version of the same algorithm
+/// (`bench/synflow_pytorch.py`) in one command: both prune to the same number of weights by the
+/// same schedule, and the ratio of their times is printed (not asserted).
+#[test]
+fn the_synflow_benchmark_runs_lth_and_plain_pytorch_to_the_same_count() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let w = tempfile::tempdir().unwrap();
+    let script = root.join("bench/synflow_pytorch.py");
+    let pythonpath = root.join(".libtorch");
+    let out = ok(&lth_env(
+        &[
+            "bench",
+            "--suite",
+            "synflow",
+            "--rounds",
+            "2",
+            "--density",
+            "0.5",
+            "--pytorch-script",
+            script.to_str().unwrap(),
+        ],
+        w.path(),
+        &[("PYTHONPATH", pythonpath.to_str().unwrap())],
+    ));
+    let kept = |who: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("  {who} ")))
+            .and_then(|l| l.split("s   ").nth(1))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {who} line in\n{out}"))
+    };
+    // VGG-16 (100 classes) has 14,761,664 prunable weights: half of them stay.
+    assert_eq!(kept("lth"), "7380832 of 14761664 weights kept", "{out}");
+    assert_eq!(kept("PyTorch"), kept("lth"), "{out}");
+    assert!(out.contains("ratio lth / PyTorch "), "{out}");
+}

@@ -46,11 +46,16 @@ pub enum Suite {
     /// (hidden layers keep 0.8^L of their weights, the output layer 0.9^L): this module's own
     /// sparse kernel and libtorch's sparse CSR product, with a plot of the speed-up.
     SparseInference,
+    /// SynFlow pruning at initialisation (float64, global, VGG-16 with BatchNorm at CIFAR-100
+    /// shapes) against the same algorithm written plainly in PyTorch
+    /// (`bench/synflow_pytorch.py`), run by `--python` in the same command.
+    Synflow,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// loop (default), models, sparse, early-bird, supermask, packed or sparse-inference.
+    /// loop (default), models, sparse, early-bird, supermask, packed, sparse-inference or
+    /// synflow.
     #[arg(long, value_enum, default_value = "loop")]
     pub suite: Suite,
     /// Models suite: the models to time.
@@ -69,8 +74,8 @@ pub struct BenchArgs {
     /// Models suite: the Python that runs the PyTorch reference (needs torch).
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// Models suite: the reference script (default: pytorch_eager.py beside the binary, else
-    /// bench/pytorch_eager.py).
+    /// Models and synflow suites: the reference script (default: pytorch_eager.py, or
+    /// synflow_pytorch.py, beside the binary, else in bench/).
     #[arg(long)]
     pub pytorch_script: Option<std::path::PathBuf>,
     /// Models suite: channels-last layout, in both implementations.
@@ -79,6 +84,12 @@ pub struct BenchArgs {
     /// Models suite: bfloat16 autocast, in both implementations.
     #[arg(long)]
     pub bf16: bool,
+    /// SynFlow suite: pruning rounds (the paper's 100).
+    #[arg(long, default_value_t = 100)]
+    pub rounds: u32,
+    /// SynFlow suite: the final density (0.01: compression 100×).
+    #[arg(long, default_value_t = 0.01)]
+    pub density: f64,
     /// Sparse-inference suite: the SVG plot of the speed-up against sparsity.
     #[arg(
         long,
@@ -151,6 +162,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Suite::Supermask => supermask_suite(args),
         Suite::Packed => packed_suite(args),
         Suite::SparseInference => sparse_inference_suite(args),
+        Suite::Synflow => synflow_suite(args),
     }
 }
 
@@ -665,37 +677,27 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the PyTorch reference for `model` and returns its images per second, or why it could not.
-fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, String> {
+/// Runs a PyTorch reference script (`--pytorch-script`, else `default` beside the binary, else in
+/// bench/) with `script_args` and returns the JSON line it prints last, or why it could not.
+fn run_reference(
+    args: &BenchArgs,
+    default: &str,
+    script_args: &[String],
+) -> Result<serde_json::Value, String> {
     let script = match &args.pytorch_script {
         Some(p) => p.clone(),
         None => {
             let beside = std::env::current_exe()
                 .ok()
-                .and_then(|e| e.parent().map(|d| d.join("pytorch_eager.py")));
+                .and_then(|e| e.parent().map(|d| d.join(default)));
             beside
                 .filter(|p| p.is_file())
-                .unwrap_or_else(|| "bench/pytorch_eager.py".into())
+                .unwrap_or_else(|| std::path::Path::new("bench").join(default))
         }
     };
-    let dev = if device.is_cuda() { "cuda" } else { "cpu" };
-    let mut cmd = std::process::Command::new(&args.python);
-    cmd.arg(&script)
-        .args(["--model", model, "--device", dev])
-        .args([
-            "--steps",
-            &args.steps.to_string(),
-            "--warmup",
-            &args.warmup.to_string(),
-        ])
-        .args(["--batch-size", &args.batch_size.to_string()]);
-    if args.channels_last {
-        cmd.arg("--channels-last");
-    }
-    if args.bf16 {
-        cmd.arg("--bf16");
-    }
-    let out = cmd
+    let out = std::process::Command::new(&args.python)
+        .arg(&script)
+        .args(script_args)
         .output()
         .map_err(|e| format!("cannot run {} {}: {e}", args.python, script.display()))?;
     if !out.status.success() {
@@ -712,10 +714,104 @@ fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, St
         .rev()
         .find(|l| l.starts_with('{'))
         .ok_or("no JSON line")?;
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    v["images_per_second"]
+    serde_json::from_str(line).map_err(|e| e.to_string())
+}
+
+/// Runs the PyTorch reference for `model` and returns its images per second, or why it could not.
+fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, String> {
+    let dev = if device.is_cuda() { "cuda" } else { "cpu" };
+    let mut script_args: Vec<String> = [
+        "--model",
+        model,
+        "--device",
+        dev,
+        "--steps",
+        &args.steps.to_string(),
+        "--warmup",
+        &args.warmup.to_string(),
+        "--batch-size",
+        &args.batch_size.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if args.channels_last {
+        script_args.push("--channels-last".into());
+    }
+    if args.bf16 {
+        script_args.push("--bf16".into());
+    }
+    run_reference(args, "pytorch_eager.py", &script_args)?["images_per_second"]
         .as_f64()
         .ok_or_else(|| "no images_per_second".into())
+}
+
+/// SynFlow on VGG-16 (CIFAR-100 shapes) against the same algorithm written plainly in PyTorch.
+fn synflow_suite(args: &BenchArgs) -> anyhow::Result<()> {
+    use lth_prune::{Mask, Method, PaiOptions};
+
+    let device = resolve_device(args.device)?;
+    anyhow::ensure!(
+        args.density > 0.0 && args.density < 1.0,
+        "--density {}: expected a density in (0, 1)",
+        args.density
+    );
+    anyhow::ensure!(
+        args.rounds >= 1,
+        "--rounds 0: SynFlow needs at least one round"
+    );
+    let on = super::on_device(device);
+    println!(
+        "lth bench --suite synflow: cifar_vgg_16 at CIFAR-100 shapes, {} to density {} \
+         (float64, global), {on}; seconds for all rounds, lth against plain PyTorch",
+        lth_report::count(args.rounds, "round"),
+        args.density
+    );
+    let model = lth_models::Model::new("cifar_vgg_16", [3, 32, 32], 100, None, 0, device)?;
+    let mut opts = PaiOptions::new(&[3, 32, 32], 0);
+    opts.rounds = args.rounds;
+    let mask = Mask::ones(&model.prunable_tensors());
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    sync();
+    let start = Instant::now();
+    let pruned = Method::Synflow.prune(&model, &mask, 1.0 - args.density, None, &opts)?;
+    sync();
+    let ours = start.elapsed().as_secs_f64();
+    let dev = if device.is_cuda() { "cuda" } else { "cpu" };
+    let script_args: Vec<String> = [
+        "--rounds".to_owned(),
+        args.rounds.to_string(),
+        "--density".into(),
+        args.density.to_string(),
+        "--device".into(),
+        dev.into(),
+        "--threads".into(),
+        tch::get_num_threads().to_string(),
+    ]
+    .to_vec();
+    println!(
+        "  lth        {ours:9.2} s   {} of {} weights kept",
+        pruned.kept(),
+        pruned.total()
+    );
+    match run_reference(args, "synflow_pytorch.py", &script_args) {
+        Ok(v) => {
+            let theirs = v["seconds"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  PyTorch    {theirs:9.2} s   {} of {} weights kept",
+                v["kept"], v["total"]
+            );
+            println!(
+                "  ratio lth / PyTorch {:.2} (target at most 1.2)",
+                ours / theirs
+            );
+        }
+        Err(why) => println!("  PyTorch    not run: {why}"),
+    }
+    Ok(())
 }
 
 fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
