@@ -101,7 +101,13 @@ fn layer_scores(name: &str, score: &Tensor, keep: &Tensor) -> Result<Tensor> {
         .to_device(keep.device())
         .to_kind(Kind::Double)
         .flatten(0, -1);
-    if s.isfinite().all().int64_value(&[]) != 1 {
+    // Finite when the smallest and the largest are (a NaN makes both NaN): two reductions, not a
+    // tensor of flags (a tenth of the time over VGG-16's 14.7 M scores).
+    let finite = s.numel() == 0 || {
+        let (lo, hi) = s.aminmax(None, false);
+        lo.double_value(&[]).is_finite() && hi.double_value(&[]).is_finite()
+    };
+    if !finite {
         return Err(PruneError::Invalid(format!(
             "scores of `{name}` are not all finite (weights or gradients that diverged?)"
         )));
@@ -112,30 +118,34 @@ fn layer_scores(name: &str, score: &Tensor, keep: &Tensor) -> Result<Tensor> {
 /// Which of the flat candidates leave: the `drop` worst scores among those `kept` (a flat bool
 /// tensor), and among equal scores at the threshold the earliest positions. The same set as the
 /// first `drop` kept entries of a stable sort, found in linear time (a k-th value and a cumulative
-/// sum rather than a sort of every score), which matters for SynFlow's hundred rounds.
+/// sum rather than a sort of every score), which matters for SynFlow's hundred rounds. The
+/// selection runs over the kept entries alone, gathered by their positions: its cost falls with
+/// the density (at 1% kept, 24 ms instead of 300 ms for VGG-16's 14.7 M scores on this CPU, where
+/// filling the pruned entries with +inf and selecting over all costs the same at every density).
 fn leaving(scores: &Tensor, kept: &Tensor, keep: Keep, drop: i64) -> Tensor {
     if drop <= 0 {
         return kept.zeros_like();
     }
-    // Worst first; weights already pruned go last and are never chosen.
+    // Kept positions in increasing order: ties among them go by position.
+    let at_kept = kept.nonzero().view(-1);
+    let candidates = scores.index_select(0, &at_kept);
+    // Worst first.
     let worst_first = match keep {
-        Keep::Largest => scores.shallow_clone(),
-        Keep::Smallest => -scores,
-    }
-    .masked_fill(&kept.logical_not(), f64::INFINITY);
-    // Pruned entries are +inf and rank last, so the `drop`-th smallest of all is that of the kept
-    // (`kthvalue` over everything: on the CPU, `masked_select` of the kept first costs as much as
-    // the selection itself).
+        Keep::Largest => candidates,
+        Keep::Smallest => -candidates,
+    };
     let (threshold, _) = worst_first.kthvalue(drop, 0, false);
     let below = worst_first.lt_tensor(&threshold);
     let at = worst_first.eq_tensor(&threshold);
-    let need = drop - below.sum(Kind::Int64).int64_value(&[]);
-    if at.sum(Kind::Int64).int64_value(&[]) == need {
+    let need = drop - below.count_nonzero(None).int64_value(&[]);
+    let chosen = if at.count_nonzero(None).int64_value(&[]) == need {
         // No tie straddles the threshold: every entry at it leaves.
-        return below.logical_or(&at);
-    }
-    let first_ties = at.logical_and(&at.cumsum(0, Kind::Int64).le(need));
-    below.logical_or(&first_ties)
+        below.logical_or(&at)
+    } else {
+        below.logical_or(&at.logical_and(&at.cumsum(0, Kind::Int64).le(need)))
+    };
+    kept.zeros_like()
+        .index_fill(0, &at_kept.masked_select(&chosen), 1)
 }
 
 fn score_of<'a>(scores: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
@@ -165,7 +175,7 @@ pub fn select_layerwise(
         c.check(&format!("pruning fraction for `{name}`"))?;
         let s = layer_scores(name, score_of(scores, name)?, m)?;
         let kept = m.flatten(0, -1);
-        let remaining = kept.sum(Kind::Int64).int64_value(&[]);
+        let remaining = kept.count_nonzero(None).int64_value(&[]);
         let drop = remaining - c.kept(m.numel() as i64, remaining);
         out.push((name.to_owned(), without(m, &leaving(&s, &kept, keep, drop))));
     }
@@ -201,7 +211,7 @@ pub fn select_global(
     }
     let (all, kept) = (Tensor::cat(&all, 0), Tensor::cat(&kept, 0));
     let total: i64 = sizes.iter().sum();
-    let remaining = kept.sum(Kind::Int64).int64_value(&[]);
+    let remaining = kept.count_nonzero(None).int64_value(&[]);
     let gone = leaving(&all, &kept, keep, remaining - count.kept(total, remaining));
     let mut offset = 0;
     for (name, size) in included.iter().zip(sizes) {
@@ -228,7 +238,7 @@ pub fn drop_and_grow(
     let kept = keep.flatten(0, -1);
     let drop_score = layer_scores(name, drop_score, keep)?;
     let grow_score = layer_scores(name, grow_score, keep)?;
-    let n = n.clamp(0, kept.sum(Kind::Int64).int64_value(&[]));
+    let n = n.clamp(0, kept.count_nonzero(None).int64_value(&[]));
     let after_drop = kept.logical_and(&leaving(&drop_score, &kept, Keep::Largest, n).logical_not());
     // The `n` highest grow scores among the rest: the `n` "worst" when the smallest are kept.
     let grown = leaving(&grow_score, &after_drop.logical_not(), Keep::Smallest, n);
@@ -260,6 +270,30 @@ mod tests {
             let all = s.ones_like().to_kind(Kind::Bool);
             let fast = Vec::<i64>::try_from(
                 &leaving(&s, &all, keep, drop).nonzero().squeeze_dim(1),
+            ).unwrap();
+            prop_assert_eq!(fast, by_sort);
+        }
+
+        /// Among a subset of kept entries (the others never leave, whatever their scores), the
+        /// same: the first `drop` kept entries of a stable sort.
+        #[test]
+        fn leaving_a_subset_matches_a_stable_sort_of_the_kept(
+            entries in prop::collection::vec((0i32..5, any::<bool>()), 1..60),
+            frac in 0.0f64..=1.0,
+            smallest in any::<bool>(),
+        ) {
+            let s = Tensor::from_slice(&entries.iter().map(|e| f64::from(e.0)).collect::<Vec<_>>());
+            let kept = Tensor::from_slice(&entries.iter().map(|e| i64::from(e.1)).collect::<Vec<_>>())
+                .to_kind(Kind::Bool);
+            let mut order: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].1).collect();
+            let drop = (frac * order.len() as f64).floor() as usize;
+            // A stable sort, worst first.
+            order.sort_by_key(|&i| if smallest { -entries[i].0 } else { entries[i].0 });
+            let mut by_sort: Vec<i64> = order[..drop].iter().map(|&i| i as i64).collect();
+            by_sort.sort_unstable();
+            let keep = if smallest { Keep::Smallest } else { Keep::Largest };
+            let fast = Vec::<i64>::try_from(
+                &leaving(&s, &kept, keep, drop as i64).nonzero().squeeze_dim(1),
             ).unwrap();
             prop_assert_eq!(fast, by_sort);
         }
