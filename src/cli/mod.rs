@@ -60,7 +60,8 @@ enum Command {
     /// Spread a reproduction's independent units over a Slurm cluster, and follow them.
     #[command(subcommand)]
     Grid(grid::GridCmd),
-    /// Time the training loop against a bare loop over pre-batched tensors.
+    /// Benchmarks that print ratios measured in one run (--suite: the training loop, models and
+    /// SynFlow against PyTorch, sparse training, Early-Bird, supermasks, packing, sparse inference).
     Bench(bench::BenchArgs),
     /// Write a lottery level's ticket in compressed sparse rows (one per layer) for PyTorch.
     Export(export::ExportArgs),
