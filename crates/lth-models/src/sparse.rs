@@ -62,6 +62,11 @@ fn to_f32(t: &Tensor) -> Result<Vec<f32>> {
     )?)
 }
 
+/// CSR indices as the int64 tensor PyTorch's sparse formats take.
+fn indices(v: &[u32]) -> Tensor {
+    Tensor::from_slice(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>())
+}
+
 impl CsrLinear {
     /// The layer of dense `weight` (out × in; zeros are the pruned weights) and `bias`.
     pub fn from_dense(name: &str, weight: &Tensor, bias: &Tensor) -> Result<CsrLinear> {
@@ -96,11 +101,9 @@ impl CsrLinear {
             row_ptr.push(values.len() as u32);
         }
         let bias = to_f32(bias)?;
-        let as_i64 =
-            |v: &[u32]| Tensor::from_slice(&v.iter().map(|&x| x as i64).collect::<Vec<_>>());
         let torch = Tensor::f_sparse_csr_tensor_crow_col_value_size(
-            &as_i64(&row_ptr),
-            &as_i64(&col_idx),
+            &indices(&row_ptr),
+            &indices(&col_idx),
             &Tensor::from_slice(&values),
             [rows as i64, cols as i64],
             (Kind::Float, Device::Cpu),
@@ -285,12 +288,11 @@ impl SparseMlp {
     /// `<name>.bias`. `torch.sparse_csr_tensor(crow_indices, col_indices, values, size)` rebuilds
     /// each weight.
     pub fn to_named_csr(&self) -> Vec<(String, Tensor)> {
-        let i64s = |v: &[u32]| Tensor::from_slice(&v.iter().map(|&x| x as i64).collect::<Vec<_>>());
         let mut out = Vec::new();
         for l in &self.layers {
             let w = format!("{}.weight", l.name);
-            out.push((format!("{w}.crow_indices"), i64s(&l.row_ptr)));
-            out.push((format!("{w}.col_indices"), i64s(&l.col_idx)));
+            out.push((format!("{w}.crow_indices"), indices(&l.row_ptr)));
+            out.push((format!("{w}.col_indices"), indices(&l.col_idx)));
             out.push((format!("{w}.values"), Tensor::from_slice(&l.values)));
             out.push((
                 format!("{w}.size"),
