@@ -7,10 +7,15 @@ training throughput. The architectures follow OpenLTH's (mnist_lenet_300_100, ci
 cifar_vgg_16). Only torch is needed.
 
     python3 pytorch_eager.py --model cifar_resnet_20 --device cuda --steps 200
+
+With --serve it warms up once, then times one round of --steps steps for every line read on
+stdin, printing one JSON line per round, until stdin closes: `lth bench --suite models` drives
+it so that its own rounds and these alternate (paired rounds in one run, so drift cancels).
 """
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -120,6 +125,8 @@ def main():
     p.add_argument("--examples", type=int, default=50000)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--serve", action="store_true",
+                   help="time one round per line read on stdin, until it closes")
     args = p.parse_args()
 
     dev = torch.device(args.device)
@@ -166,24 +173,32 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    def round_():
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            loss = step()
+        sync()
+        seconds = time.perf_counter() - start
+        print(json.dumps({
+            "model": args.model,
+            "device": str(dev),
+            "torch": torch.__version__,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "seconds": seconds,
+            "images_per_second": args.steps * args.batch_size / seconds,
+            "final_loss": float(loss.detach()),
+        }), flush=True)
+
     for _ in range(args.warmup):
         step()
     sync()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        loss = step()
-    sync()
-    seconds = time.perf_counter() - start
-    print(json.dumps({
-        "model": args.model,
-        "device": str(dev),
-        "torch": torch.__version__,
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "seconds": seconds,
-        "images_per_second": args.steps * args.batch_size / seconds,
-        "final_loss": float(loss.detach()),
-    }))
+    if args.serve:
+        print(json.dumps({"ready": True}), flush=True)
+        for _ in sys.stdin:
+            round_()
+    else:
+        round_()
 
 
 if __name__ == "__main__":

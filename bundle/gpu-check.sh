@@ -14,7 +14,8 @@
 # RESULTS/steps.txt; a step that overruns its limit is stopped (exit 124) and the next one runs,
 # so the results of the steps that finished always come back. The steps:
 #   info          lth.sh info: the libtorch, CUDA and cuDNN the binary sees
-#   bench-models  lth against a PyTorch eager loop of the same networks (LeNet, ResNet-20, VGG-16)
+#   bench-models  lth against a PyTorch eager loop of the same networks (LeNet, ResNet-20, VGG-16),
+#                 5 paired rounds
 #   bench-packed  N copies packed against N separate runs, N = 1, 8, 16 (5 rounds)
 #   smoke-check   every target at the smoke scale, --check: claims and the paper's ranges judged;
 #                 the cells against the committed cuda smoke snapshot where the target has one
@@ -28,8 +29,8 @@ results=${1:?usage: gpu-check.sh RESULTS [cuda|cpu]}
 device=${2:-cuda}
 # On the CPU the benchmark times fewer steps: the rehearsal shows the script works, not speeds.
 case "$device" in
-  cuda) slack=1; light=(); light_packed=(--repeats 5) ;;
-  cpu) slack=4; light=(--steps 30 --warmup 5); light_packed=(--steps 20 --repeats 1) ;;
+  cuda) slack=1; light=(--repeats 5); light_packed=(--repeats 5) ;;
+  cpu) slack=4; light=(--steps 30 --warmup 5 --repeats 2); light_packed=(--steps 20 --repeats 1) ;;
   *) echo "gpu-check.sh: device must be cuda or cpu, not $device" >&2; exit 2 ;;
 esac
 mkdir -p "$results"
@@ -60,16 +61,16 @@ common=(--scale smoke --device "$device" --repro-dir "$results/repro" --data-dir
         --runs-dir "$runs" --quiet)
 
 # Limits (×1 on cuda) sum to 480 s: the whole check ends within 8 minutes. They are sized from
-# the first run on an H200 (2026-12-04, 16 cores): info 5 s, bench-models 54 s, bench-packed
-# 158 s at N = 1, 2, 4, 8, 16 and 9 rounds (hence N = 1, 8, 16 and 5 rounds now), smoke-check
-# 128 s, and smoke-record over 50 s for four of the ten targets (about 10 s a target: each
-# starts CUDA and reads its units again).
-step info 20 "${lth[@]}" info
-step bench-models 80 "${lth[@]}" bench --suite models --device "$device" \
+# two runs on an H200 (2026-12-04, 16 cores): info 5-8 s, bench-models 54-62 s with one round
+# (mostly each reference's start; 5 paired rounds add about 30 s), bench-packed 158 s at
+# N = 1, 2, 4, 8, 16 and 9 rounds, 74 s at N = 1, 8, 16 and 5 rounds, smoke-check 123-128 s,
+# smoke-record 85 s (about 8 s a target: each starts CUDA and reads its units again).
+step info 15 "${lth[@]}" info
+step bench-models 110 "${lth[@]}" bench --suite models --device "$device" \
   --pytorch-script "$here/pytorch_eager.py" ${light[@]+"${light[@]}"}
-step bench-packed 110 "${lth[@]}" bench --suite packed --copies 1,8,16 --device "$device" \
+step bench-packed 95 "${lth[@]}" bench --suite packed --copies 1,8,16 --device "$device" \
   ${light_packed[@]+"${light_packed[@]}"}
-step smoke-check 170 "${lth[@]}" repro --all --check --out "$results/reports" "${common[@]}"
+step smoke-check 160 "${lth[@]}" repro --all --check --out "$results/reports" "${common[@]}"
 record() {
   local status=0 t
   for t in $targets; do

@@ -677,14 +677,9 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a PyTorch reference script (`--pytorch-script`, else `default` beside the binary, else in
-/// bench/) with `script_args` and returns the JSON line it prints last, or why it could not.
-fn run_reference(
-    args: &BenchArgs,
-    default: &str,
-    script_args: &[String],
-) -> Result<serde_json::Value, String> {
-    let script = match &args.pytorch_script {
+/// The reference script: `--pytorch-script`, else `default` beside the binary, else in bench/.
+fn reference_script(args: &BenchArgs, default: &str) -> std::path::PathBuf {
+    match &args.pytorch_script {
         Some(p) => p.clone(),
         None => {
             let beside = std::env::current_exe()
@@ -694,7 +689,17 @@ fn run_reference(
                 .filter(|p| p.is_file())
                 .unwrap_or_else(|| std::path::Path::new("bench").join(default))
         }
-    };
+    }
+}
+
+/// Runs a PyTorch reference script (`--pytorch-script`, else `default` beside the binary, else in
+/// bench/) with `script_args` and returns the JSON line it prints last, or why it could not.
+fn run_reference(
+    args: &BenchArgs,
+    default: &str,
+    script_args: &[String],
+) -> Result<serde_json::Value, String> {
+    let script = reference_script(args, default);
     let out = std::process::Command::new(&args.python)
         .arg(&script)
         .args(script_args)
@@ -717,32 +722,105 @@ fn run_reference(
     serde_json::from_str(line).map_err(|e| e.to_string())
 }
 
-/// Runs the PyTorch reference for `model` and returns its images per second, or why it could not.
-fn pytorch(args: &BenchArgs, model: &str, device: tch::Device) -> Result<f64, String> {
-    let dev = if device.is_cuda() { "cuda" } else { "cpu" };
-    let mut script_args: Vec<String> = [
-        "--model",
-        model,
-        "--device",
-        dev,
-        "--steps",
-        &args.steps.to_string(),
-        "--warmup",
-        &args.warmup.to_string(),
-        "--batch-size",
-        &args.batch_size.to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    if args.channels_last {
-        script_args.push("--channels-last".into());
+/// The PyTorch eager reference of one model (`pytorch_eager.py --serve`), warmed up and waiting:
+/// each [`Reference::round`] times one round of `--steps` steps in it.
+struct Reference {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    script: std::path::PathBuf,
+}
+
+impl Reference {
+    fn start(args: &BenchArgs, model: &str, device: tch::Device) -> Result<Reference, String> {
+        let dev = if device.is_cuda() { "cuda" } else { "cpu" };
+        let mut script_args: Vec<String> = [
+            "--model",
+            model,
+            "--device",
+            dev,
+            "--steps",
+            &args.steps.to_string(),
+            "--warmup",
+            &args.warmup.to_string(),
+            "--batch-size",
+            &args.batch_size.to_string(),
+            "--serve",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if args.channels_last {
+            script_args.push("--channels-last".into());
+        }
+        if args.bf16 {
+            script_args.push("--bf16".into());
+        }
+        let script = reference_script(args, "pytorch_eager.py");
+        let mut child = std::process::Command::new(&args.python)
+            .arg(&script)
+            .args(&script_args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {} {}: {e}", args.python, script.display()))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("no pipes to the reference".into());
+        };
+        let mut r = Reference {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout),
+            script,
+        };
+        r.line()?;
+        Ok(r)
     }
-    if args.bf16 {
-        script_args.push("--bf16".into());
+
+    /// The next JSON line the reference prints, or why there is none (its last error line).
+    fn line(&mut self) -> Result<serde_json::Value, String> {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                let mut err = String::new();
+                if let Some(e) = self.child.stderr.as_mut() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!(
+                    "{} failed: {}",
+                    self.script.display(),
+                    err.lines().last().unwrap_or("it exited without a result")
+                ));
+            }
+            if line.starts_with('{') {
+                return serde_json::from_str(&line).map_err(|e| e.to_string());
+            }
+        }
     }
-    run_reference(args, "pytorch_eager.py", &script_args)?["images_per_second"]
-        .as_f64()
-        .ok_or_else(|| "no images_per_second".into())
+
+    /// Images per second over one round.
+    fn round(&mut self) -> Result<f64, String> {
+        use std::io::Write;
+        writeln!(self.stdin).map_err(|e| format!("the reference stopped: {e}"))?;
+        self.stdin.flush().map_err(|e| e.to_string())?;
+        self.line()?["images_per_second"]
+            .as_f64()
+            .ok_or_else(|| "no images_per_second".into())
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        // The reference waits on stdin between rounds; it has nothing left to do.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// SynFlow on VGG-16 (CIFAR-100 shapes) against the same algorithm written plainly in PyTorch.
@@ -820,8 +898,11 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
     }
+    let rounds = args.repeats.max(1);
     println!(
-        "lth bench --suite models: batch {}, {} timed steps after {} warm-up steps, {}{}{}",
+        "lth bench --suite models: batch {}, {rounds} rounds of {} timed steps after {} warm-up \
+         steps, {}{}{}; throughput medians, the ratio the median of paired rounds (the order \
+         alternates)",
         args.batch_size,
         args.steps,
         args.warmup,
@@ -846,11 +927,11 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
         })?;
         hp.dataset.batch_size = args.batch_size;
         hp.dataset.validation = 0;
-        hp.training.steps = Steps::it(args.warmup + args.steps);
+        hp.training.steps = Steps::it(args.warmup + args.steps * rounds as u64);
         if args.bf16 {
             hp.training.precision = lth_train::Precision::Bf16;
         }
-        let data = lth_train::speed::synthetic(info, device, args.channels_last)?;
+        let data = lth_train::speed::synthetic(info, device, args.channels_last, args.batch_size)?;
         let mut setup = Setup::new(&hp, 1, &data)?;
         let sync = || {
             if let tch::Device::Cuda(i) = device {
@@ -860,25 +941,64 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
         let mut session = setup.session();
         session.train(0, args.warmup, 0, &[], &mut Hooks::none(), &mut ())?;
         sync();
-        let t = Instant::now();
-        session.train(
-            args.warmup,
-            args.warmup + args.steps,
-            0,
-            &[],
-            &mut Hooks::none(),
-            &mut (),
-        )?;
-        sync();
-        let ours = (args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64();
-        match pytorch(args, model, device) {
-            Ok(theirs) => println!(
-                "{model:<18} {ours:>14.0} {theirs:>16.0} {:>7.2}×",
-                ours / theirs
+        let mut from = args.warmup;
+        let mut ours_round = || -> anyhow::Result<f64> {
+            let t = Instant::now();
+            session.train(from, from + args.steps, 0, &[], &mut Hooks::none(), &mut ())?;
+            sync();
+            from += args.steps;
+            Ok((args.steps * args.batch_size) as f64 / t.elapsed().as_secs_f64())
+        };
+        let mut reference = match Reference::start(args, model, device) {
+            Ok(r) => Some(r),
+            Err(why) => {
+                let mut ours: Vec<f64> = (0..rounds)
+                    .map(|_| ours_round())
+                    .collect::<anyhow::Result<_>>()?;
+                println!(
+                    "{model:<18} {:>14.0} {:>16} {:>8}   (PyTorch reference unavailable: {why})",
+                    median(&mut ours),
+                    "-",
+                    "-"
+                );
+                None
+            }
+        };
+        let Some(reference) = reference.as_mut() else {
+            continue;
+        };
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = None;
+        for r in 0..rounds {
+            let (a, b) = if r % 2 == 0 {
+                let a = ours_round()?;
+                (a, reference.round())
+            } else {
+                let b = reference.round();
+                (ours_round()?, b)
+            };
+            match b {
+                Ok(b) => {
+                    ours.push(a);
+                    theirs.push(b);
+                    ratios.push(a / b);
+                }
+                Err(why) => {
+                    failed = Some(why);
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => println!(
+                "{model:<18} {:>14.0} {:>16.0} {:>7.2}×",
+                median(&mut ours),
+                median(&mut theirs),
+                median(&mut ratios)
             ),
-            Err(why) => println!(
-                "{model:<18} {ours:>14.0} {:>16} {:>8}   (PyTorch reference unavailable: {why})",
-                "-", "-"
+            Some(why) => println!(
+                "{model:<18} {:>14} {:>16} {:>8}   (PyTorch reference failed: {why})",
+                "-", "-", "-"
             ),
         }
     }
@@ -906,7 +1026,7 @@ fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
         hp.dataset.batch_size = args.batch_size;
         hp.dataset.validation = 0;
         hp.training.steps = Steps::it(steps);
-        let data = lth_train::speed::synthetic(info, device, false)?;
+        let data = lth_train::speed::synthetic(info, device, false, args.batch_size)?;
         let mut setup = Setup::new(&hp, 1, &data)?;
         let sp = SparseHparams::new(SparseMode::Rigl, lth_prune::Spread::ErdosRenyiKernel, 0.9);
         let layers = sp.layer_sparsities(&setup.model.prunable_tensors())?;

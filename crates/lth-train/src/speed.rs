@@ -12,13 +12,18 @@ pub fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Synthetic training data of `info`'s shape on `device`: 50,000 uniform `u8` images, random labels.
+/// Synthetic training data of `info`'s shape on `device`: uniform `u8` images and random labels,
+/// as many of the 50,000 as fill whole batches of `batch_size`. Every timed step then takes a full
+/// batch (as the PyTorch references do): an epoch's short last batch is a new input shape, for
+/// which cuDNN's autotuner would time every algorithm again inside the timed steps.
 pub fn synthetic(
     info: &'static lth_data::DatasetInfo,
     device: tch::Device,
     channels_last: bool,
+    batch_size: u64,
 ) -> Result<Data> {
-    let n = 50_000;
+    let b = batch_size.clamp(1, 50_000) as i64;
+    let n = 50_000 / b * b;
     let [c, h, w] = info.shape;
     tch::manual_seed(0);
     let split = lth_data::Split {
@@ -100,7 +105,7 @@ pub fn compare_nets(
     steps: u64,
     rounds: usize,
 ) -> Result<Vec<(Speed, Speed)>> {
-    let data = synthetic(info, device, false)?;
+    let data = synthetic(info, device, false, hp.dataset.batch_size)?;
     let mut setups = Vec::new();
     let mut masks = Vec::new();
     for net in nets {
@@ -208,7 +213,7 @@ pub fn packed_against_separate(
     steps: u64,
     rounds: usize,
 ) -> Result<(f64, f64, f64)> {
-    let data = synthetic(info, device, false)?;
+    let data = synthetic(info, device, false, hp.dataset.batch_size)?;
     let hp = timed(hp, steps, rounds);
     let replicates: Vec<u64> = (1..=copies as u64).collect();
     let mut separate: Vec<Setup> = replicates
