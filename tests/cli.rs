@@ -1176,6 +1176,84 @@ fn sparse_training_checks_its_flags_then_logs_the_distribution_and_the_churn() {
     );
 }
 
+#[test]
+fn gradual_pruning_checks_its_schedule_then_logs_each_pruning_step() {
+    let w = workspace();
+    let with = |extra: &[&'static str]| {
+        let mut v = SMALL.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    for (extra, expected) in [
+        (&["--gmp"][..], "--gmp needs --sparsity"),
+        (&["--gmp-every", "10it"][..], "need --gmp"),
+        (
+            &["--gmp", "--sparsity", "1"][..],
+            "--sparsity must be in [0, 1)",
+        ),
+        (
+            &[
+                "--gmp",
+                "--sparsity",
+                "0.9",
+                "--gmp-start",
+                "80%",
+                "--gmp-end",
+                "50%",
+            ][..],
+            "must come after --gmp-start 80%",
+        ),
+        (
+            &["--gmp", "--sparsity", "0.9", "--gmp-every", "1000it"][..],
+            "is longer than the pruning window",
+        ),
+        (
+            &["--gmp", "--sparsity", "0.5", "--gmp-initial", "0.6"][..],
+            "--gmp-initial must be in [0, --sparsity]",
+        ),
+        (
+            &["--gmp", "--sparsity", "0.9", "--sparse", "rigl"][..],
+            "exclude each other",
+        ),
+        (
+            &[
+                "--gmp",
+                "--sparsity",
+                "0.9",
+                "--gmp-scope",
+                "global",
+                "--distribution",
+                "erk",
+            ][..],
+            "--gmp-scope global ranks all layers at once",
+        ),
+    ] {
+        assert_refused(&with(extra), w.path(), expected);
+    }
+    let out = ok(&lth(
+        &with(&[
+            "--gmp",
+            "--sparsity",
+            "0.9",
+            "--gmp-every",
+            "2it",
+            "--distribution",
+            "erk",
+        ]),
+        w.path(),
+    ));
+    assert!(out.contains("pruned gradually: "), "{out}");
+    assert!(out.contains("FLOPs against dense"), "{out}");
+    let log = paths_ending(&w.path().join("runs"), "gmp.csv");
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(log[0].to_string_lossy().starts_with("gmp_"), "{log:?}");
+    let dir = w.path().join("runs").join(log[0].parent().unwrap());
+    let rows = std::fs::read_to_string(dir.join("gmp.csv")).unwrap();
+    assert!(rows.starts_with("step,layer,target,total,kept"), "{rows}");
+    assert!(rows.lines().count() > 3 * 2, "{rows}");
+    assert!(dir.join("mask.safetensors").exists());
+}
+
 /// `lth elastic` and `lth transfer`: bad maps and policies are refused before anything trains;
 /// a ticket moves by lottery flags or by its folder, with the random baseline beside it.
 #[test]

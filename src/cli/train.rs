@@ -66,6 +66,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         return train_supermask_run(args, &hp, &sm);
     }
+    if let Some(g) = args
+        .sparse
+        .gmp
+        .resolve(args.pai.sparsity, &args.sparse.spread)?
+    {
+        if let Some(m) = args.pai.prune_at_init {
+            anyhow::bail!("--gmp and --prune-at-init {m} exclude each other");
+        }
+        if args.supermask.supermask.is_some() || args.replicates.is_some() {
+            anyhow::bail!("--gmp trains one --replicate at a time, without --supermask");
+        }
+        return train_gmp_run(args, &hp, &g);
+    }
     if let Some(sp) = &sparse {
         if let Some(m) = args.pai.prune_at_init {
             anyhow::bail!(
@@ -146,6 +159,53 @@ fn train_sparse_run(
     eprintln!("run folder: {}", dir.path().display());
     let mut bar = Bar::new(args.common.quiet);
     let (summary, _) = train_sparse(&dir, &sparse, args.replicate, &data, &mut bar)?;
+    report(&dir, hp, &summary);
+    Ok(())
+}
+
+fn train_gmp_run(
+    args: &TrainArgs,
+    hp: &TrainHparams,
+    g: &lth_train::GmpHparams,
+) -> anyhow::Result<()> {
+    let run = lth_train::GmpRun {
+        train: hp.clone(),
+        gmp: g.clone(),
+    };
+    // The distribution's layers and budget, checked on the model before any data.
+    let info = lth_data::info(&hp.dataset.dataset)?;
+    let model = lth_models::Model::new(
+        &hp.model.model,
+        info.shape,
+        info.num_classes,
+        hp.model.init,
+        0,
+        tch::Device::Cpu,
+    )?;
+    let shapes = lth_prune::distribution::shapes(&model.prunable_tensors());
+    g.distribution(&shapes).sparsities(&shapes)?;
+    let store = Store::new(&args.common.runs_dir);
+    let unit = store.run("gmp", &run);
+    // The schedule against the run's length (start, end, interval), before anything is written.
+    let check = |data: &lth_train::Data| -> anyhow::Result<()> {
+        let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+        g.schedule(hp.training.steps.iterations(per_epoch), per_epoch)?;
+        Ok(())
+    };
+    let Some((dir, data)) = open_run_checked(args, hp, None, &unit, &run, check)? else {
+        return Ok(());
+    };
+    announce(
+        hp,
+        &data,
+        &format!(
+            ", pruned gradually ({}, {} to sparsity {} from {} to {} every {})",
+            g.scope, g.distribution, g.sparsity, g.start, g.end, g.every
+        ),
+    );
+    eprintln!("run folder: {}", dir.path().display());
+    let mut bar = Bar::new(args.common.quiet);
+    let (summary, _) = lth_train::train_gmp(&dir, &run, args.replicate, &data, &mut bar)?;
     report(&dir, hp, &summary);
     Ok(())
 }
@@ -252,6 +312,18 @@ fn open_run<H: serde::Serialize + serde::de::DeserializeOwned>(
     run: &RunDir,
     run_hp: &H,
 ) -> anyhow::Result<Option<(RunDir, lth_train::Data)>> {
+    open_run_checked(args, hp, pai, run, run_hp, |_| Ok(()))
+}
+
+/// [`open_run`], with `check` run on the data before anything is written.
+fn open_run_checked<H: serde::Serialize + serde::de::DeserializeOwned>(
+    args: &TrainArgs,
+    hp: &TrainHparams,
+    pai: Option<&lth_train::PaiHparams>,
+    run: &RunDir,
+    run_hp: &H,
+    check: impl FnOnce(&lth_train::Data) -> anyhow::Result<()>,
+) -> anyhow::Result<Option<(RunDir, lth_train::Data)>> {
     let dir = run.child(format!("replicate_{}", args.replicate));
     if run.path().exists() {
         run.bind_hparams(run_hp)?;
@@ -262,6 +334,7 @@ fn open_run<H: serde::Serialize + serde::de::DeserializeOwned>(
         return Ok(None);
     }
     let data = load_checked(args, hp, pai)?;
+    check(&data)?;
     run.create()?;
     run.bind_hparams(run_hp)?;
     Ok(Some((dir, data)))
@@ -378,6 +451,43 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
         println!(
             "  files: distribution.csv (sparsity per layer), updates.csv (churn per update and \
              layer), mask.safetensors (the final mask)"
+        );
+    }
+    if let Ok(rows) =
+        lth_store::CsvLog::<lth_train::gmp::GmpRow>::new(dir.join(lth_train::gmp::GMP_FILE)).load()
+        && let Some(last) = rows.last().map(|r| r.step)
+    {
+        let at_end: Vec<_> = rows.iter().filter(|r| r.step == last).collect();
+        let (kept, total) = at_end
+            .iter()
+            .fold((0, 0), |(k, t), r| (k + r.kept, t + r.total));
+        let mut steps: Vec<u64> = rows.iter().map(|r| r.step).collect();
+        steps.dedup();
+        println!(
+            "  pruned gradually: {kept} of {total} prunable weights kept ({:.2}%) after {} \
+             pruning steps (the last at step {last})",
+            100.0 * kept as f64 / total.max(1) as f64,
+            steps.len()
+        );
+        for r in &at_end {
+            println!(
+                "    {:<28} {:>9} of {:>9} ({:6.2}%)",
+                r.layer,
+                r.kept,
+                r.total,
+                100.0 * r.kept as f64 / r.total.max(1) as f64
+            );
+        }
+        if let Some(f) = &s.flops {
+            println!(
+                "  FLOPs against dense (as the RigL paper counts them: dense until the first \
+                 pruning step): training {:.3}×, inference {:.3}×",
+                f.training_relative, f.inference_relative
+            );
+        }
+        println!(
+            "  files: gmp.csv (each pruning step's target and kept count per layer), \
+             mask.safetensors (the final mask)"
         );
     }
     println!("  files: hparams.json (one folder up), metrics.csv, final.safetensors, done.json");

@@ -284,13 +284,88 @@ pub struct SparseFlags {
     /// Apply the optimiser's update on mask-update steps too (rigl skips it).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub keep_update_step: Option<bool>,
+    #[command(flatten)]
+    pub gmp: GmpFlags,
+}
+
+/// Flags of gradual magnitude pruning (`lth train --gmp`); the layerwise spread comes from
+/// --distribution, --erk-power and --first-layer-dense.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GmpFlags {
+    /// Prune gradually by magnitude during training (Zhu & Gupta), to --sparsity; the layerwise
+    /// spread is --distribution (default uniform).
+    #[arg(long)]
+    pub gmp: bool,
+    /// The first pruning step: a percentage of training or a step count (default 10%).
+    #[arg(long, value_name = "WHEN")]
+    pub gmp_start: Option<crate::UpdateEnd>,
+    /// The end of the pruning window (default 75%).
+    #[arg(long, value_name = "WHEN")]
+    pub gmp_end: Option<crate::UpdateEnd>,
+    /// Steps between pruning steps, e.g. 100it or 1ep (default 100it).
+    #[arg(long, value_name = "STEPS")]
+    pub gmp_every: Option<crate::Steps>,
+    /// The sparsity of the first pruning step, in [0, --sparsity] (default 0).
+    #[arg(long, value_name = "S")]
+    pub gmp_initial: Option<f64>,
+    /// layerwise (each layer to its share; default) or global (one threshold).
+    #[arg(long, value_name = "SCOPE")]
+    pub gmp_scope: Option<crate::GmpScope>,
+}
+
+impl GmpFlags {
+    /// The gradual pruning these flags ask for at `--sparsity`, spread by `spread` (`None`: no
+    /// --gmp), checked as far as it can be without the run's length.
+    pub fn resolve(
+        &self,
+        sparsity: Option<f64>,
+        spread: &DistributionFlags,
+    ) -> Result<Option<crate::GmpHparams>> {
+        if !self.gmp {
+            if self.gmp_start.is_some()
+                || self.gmp_end.is_some()
+                || self.gmp_every.is_some()
+                || self.gmp_initial.is_some()
+                || self.gmp_scope.is_some()
+            {
+                return Err(TrainError::Invalid(
+                    "--gmp-start, --gmp-end, --gmp-every, --gmp-initial and --gmp-scope need --gmp"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let sparsity = sparsity.ok_or_else(|| {
+            TrainError::Invalid(
+                "--gmp needs --sparsity (the final fraction of prunable weights removed)".into(),
+            )
+        })?;
+        if !spread.dense_layers.is_empty() || !spread.layer_sparsity.is_empty() {
+            return Err(TrainError::Invalid(
+                "--dense-layers and --layer-sparsity are not supported with --gmp (use \
+                 --first-layer-dense)"
+                    .into(),
+            ));
+        }
+        let mut g = crate::GmpHparams::new(sparsity);
+        set(&mut g.start, self.gmp_start);
+        set(&mut g.end, self.gmp_end);
+        set(&mut g.every, self.gmp_every);
+        set(&mut g.initial, self.gmp_initial);
+        set(&mut g.scope, self.gmp_scope);
+        set(&mut g.distribution, spread.distribution);
+        set(&mut g.erk_power, spread.erk_power);
+        g.first_layer_dense = spread.first_layer_dense.unwrap_or(false);
+        g.validate()?;
+        Ok(Some(g))
+    }
 }
 
 impl SparseFlags {
     /// The sparse training these flags ask for at `--sparsity` (`None`: dense), checked.
     pub fn resolve(&self, sparsity: Option<f64>) -> Result<Option<crate::SparseHparams>> {
         let Some(mode) = self.sparse else {
-            if self.spread.given()
+            if (self.spread.given() && !self.gmp.gmp)
                 || self.update_every.is_some()
                 || self.drop_fraction.is_some()
                 || self.update_end.is_some()
@@ -298,11 +373,19 @@ impl SparseFlags {
                 || self.keep_update_step.is_some()
             {
                 return Err(TrainError::Invalid(
-                    "--distribution and the mask-update flags need --sparse static|set|rigl".into(),
+                    "--distribution and the mask-update flags need --sparse static|set|rigl \
+                     (--distribution also fits --gmp)"
+                        .into(),
                 ));
             }
             return Ok(None);
         };
+        if self.gmp.gmp {
+            return Err(TrainError::Invalid(format!(
+                "--sparse {mode} and --gmp exclude each other (one trains sparse from the start, \
+                 the other prunes a dense network gradually)"
+            )));
+        }
         let sparsity = sparsity.ok_or_else(|| {
             TrainError::Invalid(format!(
                 "--sparse {mode} needs --sparsity (the fraction of prunable weights removed)"

@@ -73,6 +73,12 @@ pub trait Hook {
         Ok(())
     }
 
+    /// The FLOPs of the whole run, when the hook counts them (a method whose density changes
+    /// during training); asked once, when the run finishes.
+    fn flops(&self) -> Option<lth_prune::Flops> {
+        None
+    }
+
     /// Everything the hook needs to resume (on the host or the device), by key.
     fn state(&self) -> Named {
         Named::new()
@@ -167,6 +173,11 @@ impl<'a> Hooks<'a> {
             h.finish(dir, model)?;
         }
         Ok(())
+    }
+
+    /// The first FLOPs count a hook gives.
+    pub fn flops(&self) -> Option<lth_prune::Flops> {
+        self.hooks.iter().find_map(|h| h.flops())
     }
 
     /// The states of all hooks, as `hook.<name>.<key>`.

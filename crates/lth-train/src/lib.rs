@@ -34,6 +34,7 @@ pub mod early_bird;
 mod error;
 #[cfg(feature = "clap")]
 pub mod flags;
+pub mod gmp;
 mod hooks;
 pub mod hparams;
 pub mod jobs;
@@ -51,6 +52,7 @@ pub mod supermask;
 pub use device::{DeviceChoice, resolve_device};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
 pub use error::TrainError;
+pub use gmp::{GmpHparams, GmpRun, GmpScope, train_gmp};
 pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{
     DatasetHparams, ModelHparams, OptimizerKind, Precision, TrainHparams, TrainingHparams,

@@ -414,7 +414,7 @@ pub fn run_resumable(
     }
     hooks.finish(dir.path(), &setup.model)?;
     let summary = RunSummary {
-        flops: plan.flops.clone(),
+        flops: plan.flops.clone().or_else(|| hooks.flops()),
         ..RunSummary::from_rows(&rows)
     };
     dir.mark_done(&summary)?;

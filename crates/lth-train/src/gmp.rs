@@ -1,0 +1,567 @@
+//! Gradual magnitude pruning (Zhu & Gupta, "To prune, or not to prune", 2017), as a [`Hook`]: the
+//! pruning method of "The State of Sparsity in Deep Neural Networks" (Gale, Elsen & Hooker, 2019)
+//! and RigL's "Pruning" baseline.
+//!
+//! The network starts dense. From step `t0` to `t0 + nΔt`, every `Δt` steps, the weights of
+//! smallest magnitude leave until the sparsity is Zhu & Gupta's cubic
+//! `s_t = s_f + (s_i − s_f)(1 − (t − t0)/(nΔt))³`, so `s_i` at `t0` and `s_f` from `t0 + nΔt` on
+//! (`n = ⌊(t_end − t0)/Δt⌋`). Pruning is layerwise or global:
+//! - **layerwise**: each layer's final sparsity `s_f^l` comes from a [`Distribution`] (uniform, ER,
+//!   ERK, first layer dense) at `s_f`, and at step `t` the layer is at `s_f^l · s_t / s_f`: every
+//!   layer follows the cubic scaled to its share (with `s_i = 0` this is `model_pruning`'s
+//!   per-layer cubic from 0 to each layer's target, as rigl's pruning baseline runs it). The final
+//!   mask keeps exactly the distribution's per-layer counts.
+//! - **global**: one magnitude threshold over the prunable layers (the first left out with
+//!   `first_layer_dense`), the network at `s_t`.
+//!
+//! Counts follow [`Count::SparsityFloor`] (`N − ⌊s·N⌋` kept, rigl's rule). A selection ranks only
+//! the weights still kept, so pruned weights stay pruned; they are zeroed (the optimiser's mask)
+//! and their optimiser state (momentum, Adam's moments) is reset. Pruning at step `t` happens
+//! after that step's backward pass and before its update, so the update already applies the new
+//! mask, and the mask in force after step `t` is at `s_t`.
+//!
+//! **Host synchronisation.** None on the steps between pruning steps. A pruning step reads each
+//! layer's threshold (a k-th value) and kept count.
+//!
+//! **Resume.** The mask in force is in the optimiser's resume state; the hook keeps only its step
+//! count, and its log (`gmp.csv`) is cut back to the checkpoint on resume, so a killed run resumes
+//! bit-identically.
+//!
+//! **FLOPs** as the RigL paper counts them: dense until `t0`, then each step at the density in
+//! force (three forward passes' worth per example), from the log of the counts each pruning step
+//! left.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use lth_models::Named;
+use lth_prune::{
+    Count, Distribution, Flops, Keep, LayerSparsity, MASK_FILE, Mask, Spread, select_global,
+    select_layerwise,
+};
+use lth_store::{CsvLog, RunDir};
+
+use crate::{
+    Data, Hook, Hooks, Progress, Result, RunSummary, Setup, StepContext, Steps, TrainError,
+    TrainHparams, Update, UpdateEnd, run_resumable,
+};
+
+/// The per-pruning-step log of a GMP run: each layer's target and kept count.
+pub const GMP_FILE: &str = "gmp.csv";
+
+/// Whether pruning ranks each layer on its own or the network at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GmpScope {
+    /// Each layer to its own sparsity (from the distribution).
+    #[default]
+    Layerwise,
+    /// One magnitude threshold over every prunable layer.
+    Global,
+}
+
+impl std::fmt::Display for GmpScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            GmpScope::Layerwise => "layerwise",
+            GmpScope::Global => "global",
+        })
+    }
+}
+
+impl std::str::FromStr for GmpScope {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "layerwise" => Ok(GmpScope::Layerwise),
+            "global" => Ok(GmpScope::Global),
+            _ => Err(format!(
+                "unknown pruning scope `{s}` (known: layerwise, global)"
+            )),
+        }
+    }
+}
+
+/// How a run prunes gradually.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GmpHparams {
+    /// The final sparsity `s_f` over the prunable weights, in [0, 1).
+    pub sparsity: f64,
+    /// The sparsity `s_i` of the first pruning step, in [0, s_f].
+    #[serde(default)]
+    pub initial: f64,
+    /// The first pruning step `t0`: a fraction of training or a step count.
+    #[serde(default = "default_start")]
+    pub start: UpdateEnd,
+    /// The last point of the schedule `t_end` (the last pruning step is `t0 + nΔt ≤ t_end`).
+    #[serde(default)]
+    pub end: UpdateEnd,
+    /// Steps between pruning steps, `Δt`.
+    #[serde(default = "default_every")]
+    pub every: Steps,
+    #[serde(default)]
+    pub scope: GmpScope,
+    /// How a layerwise schedule spreads `s_f` over the layers.
+    #[serde(default = "default_spread")]
+    pub distribution: Spread,
+    /// ERK's power on the raw density.
+    #[serde(default = "one")]
+    pub erk_power: f64,
+    /// Leave the first prunable layer dense (outside the budget).
+    #[serde(default)]
+    pub first_layer_dense: bool,
+}
+
+fn default_start() -> UpdateEnd {
+    UpdateEnd::Fraction(0.1)
+}
+fn default_every() -> Steps {
+    Steps::it(100)
+}
+fn default_spread() -> Spread {
+    Spread::Uniform
+}
+fn one() -> f64 {
+    1.0
+}
+
+impl GmpHparams {
+    /// GMP to `sparsity`, layerwise and uniform, from 10% to 75% of training every 100 steps,
+    /// starting from dense (`s_i = 0`).
+    pub fn new(sparsity: f64) -> GmpHparams {
+        GmpHparams {
+            sparsity,
+            initial: 0.0,
+            start: default_start(),
+            end: UpdateEnd::default(),
+            every: default_every(),
+            scope: GmpScope::Layerwise,
+            distribution: Spread::Uniform,
+            erk_power: 1.0,
+            first_layer_dense: false,
+        }
+    }
+
+    /// Checks what does not depend on the run's length, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        if !(0.0..1.0).contains(&self.sparsity) {
+            return bad(format!(
+                "--sparsity must be in [0, 1) (the final fraction of prunable weights removed), \
+                 got {}",
+                self.sparsity
+            ));
+        }
+        if !(0.0..=self.sparsity).contains(&self.initial) {
+            return bad(format!(
+                "--gmp-initial must be in [0, --sparsity] = [0, {}], got {}",
+                self.sparsity, self.initial
+            ));
+        }
+        if self.every.is_zero() {
+            return bad("--gmp-every must be at least one step".into());
+        }
+        if self.scope == GmpScope::Global
+            && (self.distribution != Spread::Uniform || self.erk_power != 1.0)
+        {
+            return bad(
+                "--distribution and --erk-power spread a layerwise schedule; --gmp-scope global \
+                 ranks all layers at once"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The schedule of a run of `total` steps of `per_epoch` each, or a one-line error naming the
+    /// flag (an end before the start, an interval longer than the window).
+    pub fn schedule(&self, total: u64, per_epoch: u64) -> Result<GmpSchedule> {
+        self.validate()?;
+        let t0 = self.start.steps(total, per_epoch);
+        let end = self.end.steps(total, per_epoch);
+        let dt = self.every.iterations(per_epoch);
+        let bad = |m: String| Err(TrainError::Invalid(m));
+        if t0 >= total {
+            return bad(format!(
+                "--gmp-start {} is step {t0}, not before the end of training (step {total})",
+                self.start
+            ));
+        }
+        if end <= t0 {
+            return bad(format!(
+                "--gmp-end {} (step {end}) must come after --gmp-start {} (step {t0})",
+                self.end, self.start
+            ));
+        }
+        if dt > end - t0 {
+            return bad(format!(
+                "--gmp-every {} ({dt} steps) is longer than the pruning window from --gmp-start \
+                 to --gmp-end ({} steps)",
+                self.every,
+                end - t0
+            ));
+        }
+        Ok(GmpSchedule {
+            t0,
+            dt,
+            n: (end - t0) / dt,
+            initial: self.initial,
+            last: self.sparsity,
+        })
+    }
+
+    /// The distribution of `s_f` over `layers` (layerwise scope).
+    pub fn distribution(&self, layers: &[(String, Vec<i64>)]) -> Distribution {
+        let mut d = Distribution::new(self.distribution, self.sparsity);
+        d.power = self.erk_power;
+        if self.first_layer_dense
+            && let Some((first, _)) = layers.first()
+        {
+            d.custom.insert(first.clone(), 0.0);
+        }
+        d
+    }
+}
+
+impl Default for GmpHparams {
+    /// The defaults of every field, at sparsity 0.
+    fn default() -> GmpHparams {
+        GmpHparams::new(0.0)
+    }
+}
+
+/// When a GMP run prunes and to what sparsity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GmpSchedule {
+    /// The first pruning step.
+    pub t0: u64,
+    /// Steps between pruning steps.
+    pub dt: u64,
+    /// Pruning steps after the first (the last is `t0 + n·dt`).
+    pub n: u64,
+    pub initial: f64,
+    pub last: f64,
+}
+
+impl GmpSchedule {
+    /// Whether step `t` (counting from 0) prunes.
+    pub fn prunes_at(&self, t: u64) -> bool {
+        t >= self.t0 && (t - self.t0).is_multiple_of(self.dt) && (t - self.t0) / self.dt <= self.n
+    }
+
+    /// The pruning steps, in order.
+    pub fn steps(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..=self.n).map(|j| self.t0 + j * self.dt)
+    }
+
+    /// The network's sparsity in force after step `t`: 0 before `t0`, the cubic from the last
+    /// pruning step at or before `t`.
+    pub fn sparsity_at(&self, t: u64) -> f64 {
+        if t < self.t0 {
+            return 0.0;
+        }
+        let j = ((t - self.t0) / self.dt).min(self.n);
+        let left = 1.0 - j as f64 / self.n as f64;
+        self.last + (self.initial - self.last) * left.powi(3)
+    }
+}
+
+/// One layer at one pruning step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GmpRow {
+    /// The pruning step (counting from 0).
+    pub step: u64,
+    pub layer: String,
+    /// The network's sparsity of the schedule at this step.
+    pub target: f64,
+    /// Weights of the layer.
+    pub total: i64,
+    /// Weights it keeps after the step.
+    pub kept: i64,
+}
+
+/// The pruning hook.
+#[derive(Debug)]
+pub struct Gmp {
+    hp: GmpHparams,
+    schedule: GmpSchedule,
+    /// Each prunable layer at its final sparsity (layerwise: the distribution's; global: `s_f`,
+    /// only the names, shapes and totals are used).
+    layers: Vec<LayerSparsity>,
+    /// Where each prunable kernel is applied per example (for the FLOPs).
+    positions: Vec<i64>,
+    steps: u64,
+    batch: u64,
+    done: u64,
+    log: Option<CsvLog<GmpRow>>,
+    rows: Vec<GmpRow>,
+}
+
+const DONE: &str = "steps";
+
+impl Gmp {
+    /// Pruning the prunable `weights` (applied at `positions`) of a run of `steps` steps of
+    /// `batch` examples on `schedule`; logs to `log` when given.
+    pub fn new(
+        hp: &GmpHparams,
+        schedule: GmpSchedule,
+        weights: &[(String, Tensor)],
+        positions: &[i64],
+        steps: u64,
+        batch: u64,
+        log: Option<CsvLog<GmpRow>>,
+    ) -> Result<Gmp> {
+        let shapes = lth_prune::distribution::shapes(weights);
+        let layers = match hp.scope {
+            GmpScope::Layerwise => hp.distribution(&shapes).sparsities(&shapes)?,
+            GmpScope::Global => {
+                Distribution::new(Spread::Uniform, hp.sparsity).sparsities(&shapes)?
+            }
+        };
+        Ok(Gmp {
+            hp: hp.clone(),
+            schedule,
+            layers,
+            positions: positions.to_vec(),
+            steps,
+            batch,
+            done: 0,
+            log,
+            rows: Vec::new(),
+        })
+    }
+
+    /// The per-layer final sparsities of a layerwise schedule.
+    pub fn layers(&self) -> &[LayerSparsity] {
+        &self.layers
+    }
+
+    /// The log so far.
+    pub fn rows(&self) -> &[GmpRow] {
+        &self.rows
+    }
+
+    /// The layer's sparsity at step `t` of a layerwise schedule: its final share scaled by the
+    /// cubic.
+    pub fn layer_sparsity_at(&self, layer: &LayerSparsity, t: u64) -> f64 {
+        if self.hp.sparsity == 0.0 {
+            return 0.0;
+        }
+        (layer.sparsity * self.schedule.sparsity_at(t) / self.hp.sparsity).clamp(0.0, 1.0)
+    }
+
+    /// The mask step `t` leaves: `mask` with the smallest magnitudes of `weights` removed.
+    pub fn prune(&self, t: u64, weights: &Named, mask: &Mask) -> Result<Mask> {
+        let scores: Vec<(String, Tensor)> = self
+            .layers
+            .iter()
+            .map(|l| {
+                let w = weights.get(&l.name).ok_or_else(|| {
+                    TrainError::Invalid(format!("no weights for prunable layer `{}`", l.name))
+                })?;
+                Ok((l.name.clone(), w.abs()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(match self.hp.scope {
+            GmpScope::Layerwise => select_layerwise(&scores, mask, Keep::Largest, |name| {
+                let s = self
+                    .layers
+                    .iter()
+                    .find(|l| l.name == name)
+                    .map_or(0.0, |l| self.layer_sparsity_at(l, t));
+                Count::SparsityFloor(s)
+            })?,
+            GmpScope::Global => {
+                let skip = usize::from(self.hp.first_layer_dense);
+                let included: Vec<String> = self
+                    .layers
+                    .iter()
+                    .skip(skip)
+                    .map(|l| l.name.clone())
+                    .collect();
+                select_global(
+                    &scores,
+                    mask,
+                    &included,
+                    Keep::Largest,
+                    Count::SparsityFloor(self.schedule.sparsity_at(t)),
+                )?
+            }
+        })
+    }
+
+    /// The FLOPs of the run from its log: dense until the first pruning step, then each step at
+    /// the counts the last pruning step left.
+    pub fn run_flops(&self) -> Flops {
+        let at = |kept: &dyn Fn(&LayerSparsity) -> i64| {
+            let layers: Vec<LayerSparsity> = self
+                .layers
+                .iter()
+                .map(|l| LayerSparsity {
+                    kept: kept(l),
+                    ..l.clone()
+                })
+                .collect();
+            lth_prune::flops::inference(&layers, &self.positions)
+        };
+        let (_, f_d) = at(&|l| l.total);
+        let mut phases: Vec<(u64, f64)> = vec![(0, f_d)];
+        let mut steps: Vec<u64> = self.rows.iter().map(|r| r.step).collect();
+        steps.dedup();
+        for s in steps {
+            let (f_s, _) = at(&|l| {
+                self.rows
+                    .iter()
+                    .find(|r| r.step == s && r.layer == l.name)
+                    .map_or(l.total, |r| r.kept)
+            });
+            phases.push((s, f_s));
+        }
+        let examples = self.batch as f64;
+        let mut training = 0.0;
+        for (i, &(from, f)) in phases.iter().enumerate() {
+            let to = phases
+                .get(i + 1)
+                .map_or(self.steps, |p| p.0)
+                .min(self.steps);
+            training += examples * to.saturating_sub(from) as f64 * 3.0 * f;
+        }
+        let dense_training = examples * self.steps as f64 * 3.0 * f_d;
+        let f_s = phases.last().map_or(f_d, |p| p.1);
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        Flops {
+            inference: f_s,
+            dense_inference: f_d,
+            inference_relative: ratio(f_s, f_d),
+            training,
+            dense_training,
+            training_relative: ratio(training, dense_training),
+            steps: self.steps,
+            dense_gradient_steps: 0,
+        }
+    }
+}
+
+impl Hook for Gmp {
+    fn name(&self) -> &str {
+        "gmp"
+    }
+
+    fn after_backward(&mut self, t: u64, ctx: &mut StepContext<'_>) -> Result<Update> {
+        if !self.schedule.prunes_at(t) {
+            return Ok(Update::Apply);
+        }
+        let mask = ctx
+            .optimizer
+            .mask()
+            .ok_or_else(|| TrainError::Invalid("gradual pruning without a mask".into()))?
+            .clone();
+        let new = self.prune(t, &ctx.optimizer.weights(), &mask)?;
+        let gone: Vec<(String, Tensor)> = mask
+            .iter()
+            .map(|(n, old)| {
+                let kept = new.get(n).map_or_else(|| old.copy(), Tensor::shallow_clone);
+                (n.to_owned(), old.logical_and(&kept.logical_not()))
+            })
+            .collect();
+        ctx.optimizer.reset_state(&Mask::from_named(gone)?)?;
+        ctx.optimizer.set_mask(&new)?;
+        let target = self.schedule.sparsity_at(t);
+        for l in &self.layers {
+            let kept = new
+                .get(&l.name)
+                .map_or(l.total, |m| m.sum(Kind::Int64).int64_value(&[]));
+            self.rows.push(GmpRow {
+                step: t,
+                layer: l.name.clone(),
+                target,
+                total: l.total,
+                kept,
+            });
+        }
+        if let Some(log) = &self.log {
+            log.save(&self.rows)?;
+        }
+        Ok(Update::Apply)
+    }
+
+    fn after_step(&mut self, t: u64, _ctx: &mut StepContext<'_>) -> Result<()> {
+        self.done = t + 1;
+        Ok(())
+    }
+
+    fn flops(&self) -> Option<Flops> {
+        Some(self.run_flops())
+    }
+
+    fn state(&self) -> Named {
+        let mut out = Named::new();
+        out.insert(DONE.to_owned(), Tensor::from_slice(&[self.done as i64]));
+        out
+    }
+
+    fn load_state(&mut self, state: &Named) -> Result<()> {
+        self.done = state
+            .get(DONE)
+            .ok_or_else(|| TrainError::Invalid("the checkpoint lacks the gmp hook's steps".into()))?
+            .int64_value(&[0]) as u64;
+        if let Some(log) = &self.log {
+            self.rows = log.load()?;
+            self.rows.retain(|r| r.step < self.done);
+            log.save(&self.rows)?;
+        }
+        Ok(())
+    }
+}
+
+/// A run pruned gradually: what `lth train --gmp` stores (folder `gmp_<hash>`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GmpRun {
+    pub train: TrainHparams,
+    pub gmp: GmpHparams,
+}
+
+/// Trains replicate `replicate` of `run` in `dir`, dense until the schedule's first pruning step,
+/// logging each pruning step to `gmp.csv`; the final mask is saved as `mask.safetensors` and the
+/// FLOPs go into `done.json`.
+pub fn train_gmp(
+    dir: &RunDir,
+    run: &GmpRun,
+    replicate: u64,
+    data: &Data,
+    progress: &mut dyn Progress,
+) -> Result<(RunSummary, Mask)> {
+    let hp = &run.train;
+    let mut setup = Setup::new(hp, replicate, data)?;
+    let mut plan = setup.plan(hp);
+    let schedule = run.gmp.schedule(plan.to, setup.loader.steps_per_epoch())?;
+    if dir.is_done()? {
+        let summary = run_resumable(dir, &mut setup, &plan, &mut Hooks::none(), progress)?;
+        return Ok((summary, Mask::load(&dir.join(MASK_FILE))?));
+    }
+    let weights = setup.model.prunable_tensors();
+    let mut gmp = Gmp::new(
+        &run.gmp,
+        schedule,
+        &weights,
+        setup.model.positions(),
+        plan.to,
+        hp.dataset.batch_size,
+        Some(CsvLog::new(dir.join(GMP_FILE))),
+    )?;
+    dir.create()?;
+    setup.optimizer.set_mask(&Mask::ones(&weights))?;
+    plan.save_final_mask = true;
+    let summary = {
+        let mut hooks = Hooks::new(vec![&mut gmp])?;
+        run_resumable(dir, &mut setup, &plan, &mut hooks, progress)?
+    };
+    let mask = setup
+        .optimizer
+        .mask()
+        .cloned()
+        .ok_or_else(|| TrainError::Invalid("gradual pruning lost its mask".into()))?;
+    Ok((summary, mask))
+}
