@@ -15,10 +15,13 @@
 //!   `first_layer_dense`), the network at `s_t`.
 //!
 //! Counts follow [`Count::SparsityFloor`] (`N − ⌊s·N⌋` kept, rigl's rule). A selection ranks only
-//! the weights still kept, so pruned weights stay pruned; they are zeroed (the optimiser's mask)
-//! and their optimiser state (momentum, Adam's moments) is reset. Pruning at step `t` happens
-//! after that step's backward pass and before its update, so the update already applies the new
-//! mask, and the mask in force after step `t` is at `s_t`.
+//! the weights still kept, so pruned weights stay pruned (tfmot's rule: it writes W ← W⊙M); they
+//! are zeroed (the optimiser's mask) and their optimiser state (momentum, Adam's moments) is
+//! reset. Pruning at step `t` happens after that step's update, as State of Sparsity chains the
+//! mask update onto the train op, so the mask in force after step `t` is at `s_t` and step
+//! `t + 1` trains under it. The threshold is the exact k-th magnitude (tfmot's, not contrib's
+//! 255-bin histogram), with no moving average (State of Sparsity's `threshold_decay = 0`); ties
+//! at the threshold leave in position order.
 //!
 //! **Host synchronisation.** None on the steps between pruning steps. A pruning step reads each
 //! layer's threshold (a k-th value) and kept count.
@@ -43,7 +46,7 @@ use lth_store::{CsvLog, RunDir};
 
 use crate::{
     Data, Hook, Hooks, Progress, Result, RunSummary, Setup, StepContext, Steps, TrainError,
-    TrainHparams, Update, UpdateEnd, run_resumable,
+    TrainHparams, UpdateEnd, run_resumable,
 };
 
 /// The per-pruning-step log of a GMP run: each layer's target and kept count.
@@ -391,8 +394,8 @@ impl Gmp {
         })
     }
 
-    /// The FLOPs of the run from its log: dense until the first pruning step, then each step at
-    /// the counts the last pruning step left.
+    /// The FLOPs of the run from its log: dense through the first pruning step, then each step
+    /// at the counts the last pruning step before it left.
     pub fn run_flops(&self) -> Flops {
         let at = |kept: &dyn Fn(&LayerSparsity) -> i64| {
             let layers: Vec<LayerSparsity> = self
@@ -416,7 +419,8 @@ impl Gmp {
                     .find(|r| r.step == s && r.layer == l.name)
                     .map_or(l.total, |r| r.kept)
             });
-            phases.push((s, f_s));
+            // Step `s` trained under the mask before it; the new one holds from step `s + 1`.
+            phases.push((s + 1, f_s));
         }
         let examples = self.batch as f64;
         let mut training = 0.0;
@@ -448,9 +452,10 @@ impl Hook for Gmp {
         "gmp"
     }
 
-    fn after_backward(&mut self, t: u64, ctx: &mut StepContext<'_>) -> Result<Update> {
+    fn after_step(&mut self, t: u64, ctx: &mut StepContext<'_>) -> Result<()> {
+        self.done = t + 1;
         if !self.schedule.prunes_at(t) {
-            return Ok(Update::Apply);
+            return Ok(());
         }
         let mask = ctx
             .optimizer
@@ -483,11 +488,6 @@ impl Hook for Gmp {
         if let Some(log) = &self.log {
             log.save(&self.rows)?;
         }
-        Ok(Update::Apply)
-    }
-
-    fn after_step(&mut self, t: u64, _ctx: &mut StepContext<'_>) -> Result<()> {
-        self.done = t + 1;
         Ok(())
     }
 

@@ -268,7 +268,7 @@ fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
         model: &setup.model,
         optimizer: &mut setup.optimizer,
     };
-    gmp.after_backward(3, &mut ctx).unwrap();
+    gmp.after_step(3, &mut ctx).unwrap();
     let mask = setup.optimizer.mask().unwrap().clone();
     assert!((mask.sparsity() - 0.5).abs() < 1e-3);
     let state = setup.optimizer.state();
