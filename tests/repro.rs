@@ -875,6 +875,53 @@ fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
     assert!(value("lenet_erk_98", "inference_flops") < value("lenet_erk_90", "inference_flops"));
 }
 
+/// `state-of-sparsity` at the smoke scale: per replicate GMP, its mask trained three ways, and
+/// static, SET and RigL at its sparsity beside the lottery; the snapshot cells pass, the ImageNet
+/// rows are skipped once with the reason, and GMP's final density is the row's to a weight per
+/// layer.
+#[test]
+fn state_of_sparsity_smoke_prunes_gradually_and_retrains_the_mask() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("state-of-sparsity", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.contains("PASS    lenet_erk_98 · fashion-mnist · gmp_final [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("state-of-sparsity smoke: ")
+            && stdout.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("SKIPPED resnet50_").count(), 1, "{stdout}");
+    // 2 rows × 2 replicates: levels 0 and 1, GMP, its mask trained three ways, three sparse runs.
+    let runs = finished(&tmp.path().join("runs"));
+    assert_eq!(runs.len(), 2 * 2 * (2 + 1 + 3 + 3), "{runs:?}");
+    let logs = runs
+        .iter()
+        .filter(|(p, _)| p.parent().unwrap().join("gmp.csv").exists())
+        .count();
+    assert_eq!(logs, 2 * 2, "{runs:?}");
+    let results = csv(&tmp
+        .path()
+        .join("out/state-of-sparsity/smoke/replicates.csv"));
+    for l in results.iter().filter(|l| l.contains(",weights_remaining,")) {
+        let v: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        let target = if l.starts_with("lenet_erk_90,") {
+            0.1
+        } else {
+            0.02
+        };
+        assert!((v - target).abs() <= 3.0 / 266_200.0, "{l}");
+    }
+}
+
 /// `repro --all` runs every target of the repro folder, skips what this machine cannot run once per
 /// target with the reason, writes one combined report and ends with one line of counts.
 #[test]

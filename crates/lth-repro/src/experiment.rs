@@ -6,11 +6,11 @@ use lth_data::DatasetInfo;
 use lth_report::Summary;
 use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::Store;
-use lth_train::{Data, EarlyBirdHparams, Progress, SparseHparams, SupermaskHparams};
+use lth_train::{Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams, SupermaskHparams};
 
 use crate::{
     EarlyBirdTickets, LayerCollapse, LearnedSupermask, LotteryCurve, PruneAtInit, Result,
-    SparseTraining, Stability, Supermask, Transplanted,
+    SparseTraining, Stability, StateOfSparsity, Supermask, Transplanted,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -27,6 +27,8 @@ pub enum FlagGroup {
     EarlyBird,
     /// A learned supermask.
     Supermask,
+    /// `lth train --gmp` flags: gradual magnitude pruning.
+    Gmp,
 }
 
 impl FlagGroup {
@@ -39,6 +41,7 @@ impl FlagGroup {
                 "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop"
             }
             FlagGroup::Supermask => "--supermask, --keep and --supermask-weights",
+            FlagGroup::Gmp => "--gmp flags",
         }
     }
 
@@ -49,6 +52,7 @@ impl FlagGroup {
             FlagGroup::Transplant => "elastic and transfer",
             FlagGroup::EarlyBird => "early_bird",
             FlagGroup::Supermask => "learned_supermask",
+            FlagGroup::Gmp => "state_of_sparsity",
         }
     }
 }
@@ -61,6 +65,7 @@ pub struct MethodFlags {
     pub transplant: Option<TransplantHparams>,
     pub early_bird: Option<EarlyBirdHparams>,
     pub supermask: Option<SupermaskHparams>,
+    pub gmp: Option<GmpHparams>,
 }
 
 impl MethodFlags {
@@ -71,6 +76,7 @@ impl MethodFlags {
             (self.transplant.is_some(), FlagGroup::Transplant),
             (self.early_bird.is_some(), FlagGroup::EarlyBird),
             (self.supermask.is_some(), FlagGroup::Supermask),
+            (self.gmp.is_some(), FlagGroup::Gmp),
         ]
         .into_iter()
         .filter_map(|(given, g)| given.then_some(g))
@@ -200,6 +206,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Supermask),
         Box::new(EarlyBirdTickets),
         Box::new(LearnedSupermask),
+        Box::new(StateOfSparsity),
     ]
 }
 
@@ -274,5 +281,19 @@ mod tests {
         );
         none.check(experiment("early_bird").unwrap().as_ref())
             .unwrap();
+        assert!(
+            none.check(experiment("state_of_sparsity").unwrap().as_ref())
+                .unwrap_err()
+                .contains("needs the gmp and sparsity flags")
+        );
+        let gmp = MethodFlags {
+            gmp: Some(GmpHparams::new(0.9)),
+            ..MethodFlags::default()
+        };
+        assert!(
+            gmp.check(experiment("sparse_training").unwrap().as_ref())
+                .unwrap_err()
+                .contains("--gmp flags belong to state_of_sparsity rows, not sparse_training")
+        );
     }
 }

@@ -237,9 +237,13 @@ impl RowFlags {
     /// supermask).
     fn resolve(&self, level: u64) -> Result<Resolved> {
         let sparse = self.sparse.resolve(self.lottery.level1.sparsity)?;
+        let gmp = self
+            .sparse
+            .gmp
+            .resolve(self.lottery.level1.sparsity, &self.sparse.spread)?;
         let mut lottery = self.lottery.clone();
-        if sparse.is_some() {
-            // --sparsity belongs to the sparse training, not to a level 1 pruned at init.
+        if sparse.is_some() || gmp.is_some() {
+            // --sparsity belongs to the sparse training or GMP, not to a level 1 pruned at init.
             lottery.level1.sparsity = None;
         }
         let hp = lottery.resolve()?;
@@ -252,6 +256,7 @@ impl RowFlags {
                 transplant,
                 early_bird: self.early_bird.given().then_some(early_bird),
                 supermask: self.supermask.resolve()?,
+                gmp,
             },
         })
     }

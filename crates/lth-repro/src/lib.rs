@@ -32,6 +32,7 @@ mod pai;
 mod provenance;
 mod sparse;
 mod stability;
+mod state_of_sparsity;
 mod supermask;
 mod transplant;
 
@@ -46,6 +47,7 @@ pub use pai::PruneAtInit;
 pub use provenance::{Build, Provenance, cpu_description, data_checksums};
 pub use sparse::SparseTraining;
 pub use stability::Stability;
+pub use state_of_sparsity::StateOfSparsity;
 pub use supermask::Supermask;
 pub use transplant::Transplanted;
 

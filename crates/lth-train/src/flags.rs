@@ -294,8 +294,8 @@ pub struct SparseFlags {
 pub struct GmpFlags {
     /// Prune gradually by magnitude during training (Zhu & Gupta), to --sparsity; the layerwise
     /// spread is --distribution (default uniform).
-    #[arg(long)]
-    pub gmp: bool,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub gmp: Option<bool>,
     /// The first pruning step: a percentage of training or a step count (default 10%).
     #[arg(long, value_name = "WHEN")]
     pub gmp_start: Option<crate::UpdateEnd>,
@@ -314,6 +314,11 @@ pub struct GmpFlags {
 }
 
 impl GmpFlags {
+    /// Whether --gmp is on.
+    pub fn given(&self) -> bool {
+        self.gmp == Some(true)
+    }
+
     /// The gradual pruning these flags ask for at `--sparsity`, spread by `spread` (`None`: no
     /// --gmp), checked as far as it can be without the run's length.
     pub fn resolve(
@@ -321,7 +326,7 @@ impl GmpFlags {
         sparsity: Option<f64>,
         spread: &DistributionFlags,
     ) -> Result<Option<crate::GmpHparams>> {
-        if !self.gmp {
+        if !self.given() {
             if self.gmp_start.is_some()
                 || self.gmp_end.is_some()
                 || self.gmp_every.is_some()
@@ -365,7 +370,7 @@ impl SparseFlags {
     /// The sparse training these flags ask for at `--sparsity` (`None`: dense), checked.
     pub fn resolve(&self, sparsity: Option<f64>) -> Result<Option<crate::SparseHparams>> {
         let Some(mode) = self.sparse else {
-            if (self.spread.given() && !self.gmp.gmp)
+            if (self.spread.given() && !self.gmp.given())
                 || self.update_every.is_some()
                 || self.drop_fraction.is_some()
                 || self.update_end.is_some()
@@ -380,7 +385,7 @@ impl SparseFlags {
             }
             return Ok(None);
         };
-        if self.gmp.gmp {
+        if self.gmp.given() {
             return Err(TrainError::Invalid(format!(
                 "--sparse {mode} and --gmp exclude each other (one trains sparse from the start, \
                  the other prunes a dense network gradually)"

@@ -43,6 +43,14 @@ impl Steps {
             .checked_add(self.iterations)
     }
 
+    /// This many steps `k` times over (epochs and iterations alike, saturating).
+    pub fn times(self, k: u64) -> Steps {
+        Steps {
+            epochs: self.epochs.saturating_mul(k),
+            iterations: self.iterations.saturating_mul(k),
+        }
+    }
+
     /// Whether this is zero steps.
     pub fn is_zero(self) -> bool {
         self.epochs == 0 && self.iterations == 0

@@ -1,0 +1,205 @@
+//! `experiment = "state_of_sparsity"`: gradual magnitude pruning against its own mask trained from
+//! scratch (Gale, Elsen & Hooker, "The State of Sparsity in Deep Neural Networks", 2019), beside
+//! the sparse-training methods at the same sparsity and IMP.
+//!
+//! Per replicate, from the replicate's W0 and data order:
+//! - `gmp_*`: the dense network pruned gradually to the row's sparsity (`lth train --gmp`);
+//! - `ticket_*`: GMP's final mask trained from the run's own W0 (the paper's "lottery ticket",
+//!   at k = 0), for the same steps;
+//! - `scratch_*`: the same mask from a fresh initialisation ("scratch-e": same steps);
+//! - `scratch_b_*`: the same fresh start for twice the steps, the learning-rate schedule
+//!   (milestones, warm-up) stretched to match ("scratch-b", the State of Sparsity CSVs' time
+//!   multiplier 2);
+//! - `rigl_*`, `set_*`, `static_*`: sparse training from scratch at GMP's sparsity and
+//!   distribution, in the same folders the `sparse_training` experiment uses, so a row whose
+//!   lottery flags are another target's shares those runs through the run store;
+//! - `dense_*` (level 0) and, from level 1, `imp_*` (the row's IMP level).
+//!
+//! `weights_remaining` is GMP's final density; `gmp_train_flops` and `inference_flops` are
+//! relative to dense, as the RigL paper counts them (dense until the first pruning step).
+
+use lth_prune::Mask;
+use lth_store::{RunDir, hparams_hash};
+use lth_train::{
+    GmpHparams, GmpRun, Hooks, Progress, RunSummary, Setup, SparseHparams, SparseMode, SparseRun,
+    TrainHparams, run_resumable, train_gmp, train_sparse,
+};
+
+use crate::curve::{record, summary};
+use crate::{Experiment, Measured, Result, Unit};
+
+#[derive(Debug, Clone, Copy)]
+pub struct StateOfSparsity;
+
+/// How GMP's mask is trained again from scratch.
+#[derive(Debug, Clone, Copy)]
+enum Scratch {
+    /// From the run's own W0, same steps.
+    Ticket,
+    /// From a fresh initialisation, same steps (scratch-e).
+    Fresh,
+    /// From a fresh initialisation, twice the steps with the schedule stretched (scratch-b).
+    FreshTwice,
+}
+
+impl Scratch {
+    const ALL: [Scratch; 3] = [Scratch::Ticket, Scratch::Fresh, Scratch::FreshTwice];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scratch::Ticket => "ticket",
+            Scratch::Fresh => "scratch",
+            Scratch::FreshTwice => "scratch_b",
+        }
+    }
+
+    /// The run's hyperparameters for replicate `replicate` of `hp`.
+    fn hparams(self, hp: &TrainHparams, replicate: u64) -> TrainHparams {
+        let mut hp = hp.clone();
+        if !matches!(self, Scratch::Ticket) {
+            hp.model.init_seed = Some(lth_rewind::reinit_seed(hp.init_seed(replicate)));
+        }
+        if matches!(self, Scratch::FreshTwice) {
+            let t = &mut hp.training;
+            t.steps = t.steps.times(2);
+            t.warmup = t.warmup.times(2);
+            t.milestones = t.milestones.iter().map(|m| m.times(2)).collect();
+        }
+        hp
+    }
+}
+
+/// Trains `hp` (replicate `replicate`) under the fixed `mask` in `dir`, unless it is done.
+fn train_masked(
+    dir: &RunDir,
+    hp: &TrainHparams,
+    replicate: u64,
+    mask: &Mask,
+    data: &lth_train::Data,
+    progress: &mut dyn Progress,
+) -> Result<RunSummary> {
+    let mut setup = Setup::new(hp, replicate, data)?;
+    let plan = setup.plan(hp);
+    if !dir.is_done()? {
+        dir.create()?;
+        mask.save(&dir.join(lth_prune::MASK_FILE))
+            .map_err(lth_train::TrainError::from)?;
+    }
+    setup.optimizer.set_mask(mask)?;
+    Ok(run_resumable(
+        dir,
+        &mut setup,
+        &plan,
+        &mut Hooks::none(),
+        progress,
+    )?)
+}
+
+impl Experiment for StateOfSparsity {
+    fn kind(&self) -> &'static str {
+        "state_of_sparsity"
+    }
+
+    fn metrics(&self) -> &'static [&'static str] {
+        &[
+            "weights_remaining",
+            "gmp_final",
+            "gmp_early_stop",
+            "gmp_stop_iteration",
+            "ticket_final",
+            "ticket_early_stop",
+            "ticket_stop_iteration",
+            "scratch_final",
+            "scratch_early_stop",
+            "scratch_stop_iteration",
+            "scratch_b_final",
+            "scratch_b_early_stop",
+            "scratch_b_stop_iteration",
+            "rigl_final",
+            "rigl_early_stop",
+            "rigl_stop_iteration",
+            "set_final",
+            "set_early_stop",
+            "set_stop_iteration",
+            "static_final",
+            "static_early_stop",
+            "static_stop_iteration",
+            "dense_final",
+            "dense_early_stop",
+            "dense_stop_iteration",
+            "imp_final",
+            "imp_early_stop",
+            "imp_stop_iteration",
+            "imp_weights_remaining",
+            "gmp_train_flops",
+            "inference_flops",
+        ]
+    }
+
+    fn flag_group(&self) -> Option<crate::FlagGroup> {
+        Some(crate::FlagGroup::Gmp)
+    }
+
+    fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
+        match &m.gmp {
+            Some(_) => Ok(()),
+            None => Err("a state_of_sparsity row needs the gmp and sparsity flags".into()),
+        }
+    }
+
+    fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
+        let lottery = unit.lottery()?;
+        let g: &GmpHparams = unit.methods.gmp.as_ref().ok_or_else(|| {
+            crate::ReproError::Invalid("a state_of_sparsity row without gmp flags".into())
+        })?;
+        let data = lottery.data();
+        let mut m = Measured::new();
+        let run = GmpRun {
+            train: unit.hp.train.clone(),
+            gmp: g.clone(),
+        };
+        let name = format!("gmp_{}", hparams_hash(&run));
+        let (s, mask) = train_gmp(
+            &lottery.dir().child(&name),
+            &run,
+            unit.replicate,
+            data,
+            progress,
+        )?;
+        record(&mut m, "gmp", &s);
+        m.insert("weights_remaining".into(), vec![mask.density()]);
+        if let Some(f) = &s.flops {
+            m.insert("gmp_train_flops".into(), vec![f.training_relative]);
+            m.insert("inference_flops".into(), vec![f.inference_relative]);
+        }
+        for how in Scratch::ALL {
+            let hp = how.hparams(&unit.hp.train, unit.replicate);
+            let dir = lottery.dir().child(format!("{name}_{}", how.name()));
+            let s = train_masked(&dir, &hp, unit.replicate, &mask, data, progress)?;
+            record(&mut m, how.name(), &s);
+        }
+        for mode in SparseMode::ALL {
+            let mut sp = SparseHparams::new(mode, g.distribution, g.sparsity);
+            sp.erk_power = g.erk_power;
+            sp.first_layer_dense = g.first_layer_dense;
+            let run = SparseRun {
+                train: unit.hp.train.clone(),
+                sparse: Some(sp),
+            };
+            let dir = lottery
+                .dir()
+                .child(format!("sparse_{}", hparams_hash(&run)));
+            let (s, _) = train_sparse(&dir, &run, unit.replicate, data, progress)?;
+            record(&mut m, mode.name(), &s);
+        }
+        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        if unit.level >= 1 {
+            record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
+            m.insert(
+                "imp_weights_remaining".into(),
+                vec![lottery.mask(unit.level)?.density()],
+            );
+        }
+        Ok(m)
+    }
+}
