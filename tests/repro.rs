@@ -843,17 +843,8 @@ fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
         .filter(|(p, _)| p.parent().unwrap().join("updates.csv").exists())
         .count();
     assert_eq!(logs, 2 * 2 * 2, "{runs:?}");
-    // ERK keeps the target count to within a weight per layer.
     let results = csv(&tmp.path().join("out/rigl/smoke/replicates.csv"));
-    for l in results.iter().filter(|l| l.contains(",weights_remaining,")) {
-        let v: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
-        let target = if l.starts_with("lenet_erk_90,") {
-            0.1
-        } else {
-            0.02
-        };
-        assert!((v - target).abs() <= 3.0 / 266_200.0, "{l}");
-    }
+    erk_rows_keep_their_share(&results);
     // FLOPs against dense: RigL's dense-gradient steps cost more than static training's, and
     // static training costs what inference does (3 f_S against 3 f_D).
     let value = |row: &str, metric: &str| -> f64 {
@@ -873,6 +864,23 @@ fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
         assert!((stat - inference).abs() < 1e-9, "{row}: {stat} {inference}");
     }
     assert!(value("lenet_erk_98", "inference_flops") < value("lenet_erk_90", "inference_flops"));
+}
+
+/// ERK keeps the rows' target counts (90% and 98% sparsity) to within a weight per layer of
+/// LeNet-300-100's three.
+fn erk_rows_keep_their_share(replicates: &[String]) {
+    for l in replicates
+        .iter()
+        .filter(|l| l.contains(",weights_remaining,"))
+    {
+        let v: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        let target = if l.starts_with("lenet_erk_90,") {
+            0.1
+        } else {
+            0.02
+        };
+        assert!((v - target).abs() <= 3.0 / 266_200.0, "{l}");
+    }
 }
 
 /// `state-of-sparsity` at the smoke scale: per replicate GMP, its mask trained three ways, and
@@ -911,15 +919,7 @@ fn state_of_sparsity_smoke_prunes_gradually_and_retrains_the_mask() {
     let results = csv(&tmp
         .path()
         .join("out/state-of-sparsity/smoke/replicates.csv"));
-    for l in results.iter().filter(|l| l.contains(",weights_remaining,")) {
-        let v: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
-        let target = if l.starts_with("lenet_erk_90,") {
-            0.1
-        } else {
-            0.02
-        };
-        assert!((v - target).abs() <= 3.0 / 266_200.0, "{l}");
-    }
+    erk_rows_keep_their_share(&results);
 }
 
 /// `repro --all` runs every target of the repro folder, skips what this machine cannot run once per

@@ -142,10 +142,7 @@ pub fn open<'a>(
         "lottery: {} on {}, {} pruning, rewind to step {k} of {t}, {}; folder {}",
         lottery.hparams().train.model.model,
         lottery.hparams().train.dataset.dataset,
-        match lottery.hparams().pruning.strategy {
-            lth_prune::Strategy::Layerwise => "layerwise",
-            lth_prune::Strategy::Global => "global",
-        },
+        lottery.hparams().pruning.strategy,
         match lottery.hparams().retrain {
             lth_rewind::Retrain::WeightRewinding => "weight rewinding",
             lth_rewind::Retrain::LrRewinding => "learning-rate rewinding",

@@ -25,19 +25,24 @@ pub struct SparsityArgs {
 /// The distribution of `sp` over the prunable layers of the model of `hp`, built on the CPU
 /// (no data read), with the output positions of those layers: errors name a bad layer or budget
 /// before any training.
-pub fn check(
-    hp: &TrainHparams,
-    sp: &SparseHparams,
-) -> anyhow::Result<(Vec<LayerSparsity>, Vec<i64>)> {
+/// The network of `hp` on the CPU (seed 0), for checks of its layers before any data is read.
+pub fn outline(hp: &TrainHparams) -> anyhow::Result<Model> {
     let info = lth_data::info(&hp.dataset.dataset)?;
-    let model = Model::new(
+    Ok(Model::new(
         &hp.model.model,
         info.shape,
         info.num_classes,
         hp.model.init,
         0,
         tch::Device::Cpu,
-    )?;
+    )?)
+}
+
+pub fn check(
+    hp: &TrainHparams,
+    sp: &SparseHparams,
+) -> anyhow::Result<(Vec<LayerSparsity>, Vec<i64>)> {
+    let model = outline(hp)?;
     let layers = sp.layer_sparsities(&model.prunable_tensors())?;
     Ok((layers, model.positions().to_vec()))
 }

@@ -173,15 +173,7 @@ fn train_gmp_run(
         gmp: g.clone(),
     };
     // The distribution's layers and budget, checked on the model before any data.
-    let info = lth_data::info(&hp.dataset.dataset)?;
-    let model = lth_models::Model::new(
-        &hp.model.model,
-        info.shape,
-        info.num_classes,
-        hp.model.init,
-        0,
-        tch::Device::Cpu,
-    )?;
+    let model = super::sparsity::outline(hp)?;
     let shapes = lth_prune::distribution::shapes(&model.prunable_tensors());
     g.distribution(&shapes).sparsities(&shapes)?;
     let store = Store::new(&args.common.runs_dir);

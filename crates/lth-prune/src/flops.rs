@@ -92,6 +92,41 @@ impl Flops {
         let examples = batch as f64;
         let training = examples * (plain * 3.0 * f_s + updates * (2.0 * f_s + f_d));
         let dense_training = examples * steps as f64 * 3.0 * f_d;
+        Flops::of(
+            f_s,
+            f_d,
+            training,
+            dense_training,
+            steps,
+            dense_gradient_steps.min(steps),
+        )
+    }
+
+    /// A run of `steps` steps of `batch` examples whose density changes (gradual pruning): each
+    /// `(from, f_s)` of `phases` (by increasing `from`) costs 3 f_S per example from step `from`
+    /// to the next phase's (the last to `steps`); before the first phase the network is dense
+    /// (`f_d`). The inference cost is the last phase's.
+    pub fn phased(f_d: f64, phases: &[(u64, f64)], steps: u64, batch: u64) -> Flops {
+        let examples = batch as f64;
+        let start = phases.first().map_or(steps, |p| p.0).min(steps);
+        let mut training = examples * start as f64 * 3.0 * f_d;
+        for (i, &(from, f)) in phases.iter().enumerate() {
+            let to = phases.get(i + 1).map_or(steps, |p| p.0).min(steps);
+            training += examples * to.saturating_sub(from.min(steps)) as f64 * 3.0 * f;
+        }
+        let dense_training = examples * steps as f64 * 3.0 * f_d;
+        let f_s = phases.last().map_or(f_d, |p| p.1);
+        Flops::of(f_s, f_d, training, dense_training, steps, 0)
+    }
+
+    fn of(
+        f_s: f64,
+        f_d: f64,
+        training: f64,
+        dense_training: f64,
+        steps: u64,
+        dense_gradient_steps: u64,
+    ) -> Flops {
         Flops {
             inference: f_s,
             dense_inference: f_d,
@@ -100,7 +135,7 @@ impl Flops {
             dense_training,
             training_relative: ratio(training, dense_training),
             steps,
-            dense_gradient_steps: dense_gradient_steps.min(steps),
+            dense_gradient_steps,
         }
     }
 }
@@ -112,6 +147,18 @@ fn ratio(a: f64, b: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phased_run_is_dense_until_its_first_phase_then_at_each_phases_cost() {
+        // 10 steps of 2 examples, f_D = 8: dense for 4 steps, at 4 for 3, at 2 for the last 3.
+        let f = Flops::phased(8.0, &[(4, 4.0), (7, 2.0)], 10, 2);
+        assert_eq!(f.training, 2.0 * 3.0 * (4.0 * 8.0 + 3.0 * 4.0 + 3.0 * 2.0));
+        assert_eq!(f.dense_training, 2.0 * 3.0 * 10.0 * 8.0);
+        assert_eq!((f.inference, f.inference_relative), (2.0, 0.25));
+        assert_eq!(f.dense_gradient_steps, 0);
+        // No phase: dense throughout.
+        assert_eq!(Flops::phased(8.0, &[], 10, 2).training_relative, 1.0);
+    }
 
     #[test]
     fn static_training_costs_three_forward_passes_and_rigl_adds_its_dense_gradients() {

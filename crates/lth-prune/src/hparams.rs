@@ -16,6 +16,22 @@ pub enum Strategy {
     Global,
 }
 
+impl Strategy {
+    /// The command line's name: `layerwise`, `global`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Layerwise => "layerwise",
+            Strategy::Global => "global",
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
 impl std::str::FromStr for Strategy {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

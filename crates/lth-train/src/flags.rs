@@ -310,7 +310,7 @@ pub struct GmpFlags {
     pub gmp_initial: Option<f64>,
     /// layerwise (each layer to its share; default) or global (one threshold).
     #[arg(long, value_name = "SCOPE")]
-    pub gmp_scope: Option<crate::GmpScope>,
+    pub gmp_scope: Option<lth_prune::Strategy>,
 }
 
 impl GmpFlags {

@@ -39,8 +39,8 @@ use tch::{Kind, Tensor};
 
 use lth_models::Named;
 use lth_prune::{
-    Count, Distribution, Flops, Keep, LayerSparsity, MASK_FILE, Mask, Spread, select_global,
-    select_layerwise,
+    Count, Distribution, Flops, Keep, LayerSparsity, MASK_FILE, Mask, Spread, Strategy,
+    select_global, select_layerwise,
 };
 use lth_store::{CsvLog, RunDir};
 
@@ -51,39 +51,6 @@ use crate::{
 
 /// The per-pruning-step log of a GMP run: each layer's target and kept count.
 pub const GMP_FILE: &str = "gmp.csv";
-
-/// Whether pruning ranks each layer on its own or the network at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GmpScope {
-    /// Each layer to its own sparsity (from the distribution).
-    #[default]
-    Layerwise,
-    /// One magnitude threshold over every prunable layer.
-    Global,
-}
-
-impl std::fmt::Display for GmpScope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(match self {
-            GmpScope::Layerwise => "layerwise",
-            GmpScope::Global => "global",
-        })
-    }
-}
-
-impl std::str::FromStr for GmpScope {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "layerwise" => Ok(GmpScope::Layerwise),
-            "global" => Ok(GmpScope::Global),
-            _ => Err(format!(
-                "unknown pruning scope `{s}` (known: layerwise, global)"
-            )),
-        }
-    }
-}
 
 /// How a run prunes gradually.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,8 +70,9 @@ pub struct GmpHparams {
     /// Steps between pruning steps, `Δt`.
     #[serde(default = "default_every")]
     pub every: Steps,
+    /// Layerwise (each layer to its share of the distribution) or global (one threshold).
     #[serde(default)]
-    pub scope: GmpScope,
+    pub scope: Strategy,
     /// How a layerwise schedule spreads `s_f` over the layers.
     #[serde(default = "default_spread")]
     pub distribution: Spread,
@@ -139,7 +107,7 @@ impl GmpHparams {
             start: default_start(),
             end: UpdateEnd::default(),
             every: default_every(),
-            scope: GmpScope::Layerwise,
+            scope: Strategy::Layerwise,
             distribution: Spread::Uniform,
             erk_power: 1.0,
             first_layer_dense: false,
@@ -165,7 +133,7 @@ impl GmpHparams {
         if self.every.is_zero() {
             return bad("--gmp-every must be at least one step".into());
         }
-        if self.scope == GmpScope::Global
+        if self.scope == Strategy::Global
             && (self.distribution != Spread::Uniform || self.erk_power != 1.0)
         {
             return bad(
@@ -317,8 +285,8 @@ impl Gmp {
     ) -> Result<Gmp> {
         let shapes = lth_prune::distribution::shapes(weights);
         let layers = match hp.scope {
-            GmpScope::Layerwise => hp.distribution(&shapes).sparsities(&shapes)?,
-            GmpScope::Global => {
+            Strategy::Layerwise => hp.distribution(&shapes).sparsities(&shapes)?,
+            Strategy::Global => {
                 Distribution::new(Spread::Uniform, hp.sparsity).sparsities(&shapes)?
             }
         };
@@ -367,7 +335,7 @@ impl Gmp {
             })
             .collect::<Result<_>>()?;
         Ok(match self.hp.scope {
-            GmpScope::Layerwise => select_layerwise(&scores, mask, Keep::Largest, |name| {
+            Strategy::Layerwise => select_layerwise(&scores, mask, Keep::Largest, |name| {
                 let s = self
                     .layers
                     .iter()
@@ -375,7 +343,7 @@ impl Gmp {
                     .map_or(0.0, |l| self.layer_sparsity_at(l, t));
                 Count::SparsityFloor(s)
             })?,
-            GmpScope::Global => {
+            Strategy::Global => {
                 let skip = usize::from(self.hp.first_layer_dense);
                 let included: Vec<String> = self
                     .layers
@@ -409,41 +377,22 @@ impl Gmp {
             lth_prune::flops::inference(&layers, &self.positions)
         };
         let (_, f_d) = at(&|l| l.total);
-        let mut phases: Vec<(u64, f64)> = vec![(0, f_d)];
         let mut steps: Vec<u64> = self.rows.iter().map(|r| r.step).collect();
         steps.dedup();
-        for s in steps {
-            let (f_s, _) = at(&|l| {
-                self.rows
-                    .iter()
-                    .find(|r| r.step == s && r.layer == l.name)
-                    .map_or(l.total, |r| r.kept)
-            });
-            // Step `s` trained under the mask before it; the new one holds from step `s + 1`.
-            phases.push((s + 1, f_s));
-        }
-        let examples = self.batch as f64;
-        let mut training = 0.0;
-        for (i, &(from, f)) in phases.iter().enumerate() {
-            let to = phases
-                .get(i + 1)
-                .map_or(self.steps, |p| p.0)
-                .min(self.steps);
-            training += examples * to.saturating_sub(from) as f64 * 3.0 * f;
-        }
-        let dense_training = examples * self.steps as f64 * 3.0 * f_d;
-        let f_s = phases.last().map_or(f_d, |p| p.1);
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        Flops {
-            inference: f_s,
-            dense_inference: f_d,
-            inference_relative: ratio(f_s, f_d),
-            training,
-            dense_training,
-            training_relative: ratio(training, dense_training),
-            steps: self.steps,
-            dense_gradient_steps: 0,
-        }
+        let phases: Vec<(u64, f64)> = steps
+            .into_iter()
+            .map(|s| {
+                let (f_s, _) = at(&|l| {
+                    self.rows
+                        .iter()
+                        .find(|r| r.step == s && r.layer == l.name)
+                        .map_or(l.total, |r| r.kept)
+                });
+                // Step `s` trained under the mask before it; the new one holds from `s + 1`.
+                (s + 1, f_s)
+            })
+            .collect();
+        Flops::phased(f_d, &phases, self.steps, self.batch)
     }
 }
 

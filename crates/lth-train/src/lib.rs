@@ -52,7 +52,7 @@ pub mod supermask;
 pub use device::{DeviceChoice, resolve_device};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
 pub use error::TrainError;
-pub use gmp::{GmpHparams, GmpRun, GmpScope, train_gmp};
+pub use gmp::{GmpHparams, GmpRun, train_gmp};
 pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{
     DatasetHparams, ModelHparams, OptimizerKind, Precision, TrainHparams, TrainingHparams,

@@ -8,17 +8,15 @@ mod common;
 use common::{Crash, data, hparams};
 
 use lth_models::Named;
-use lth_prune::{Distribution, Mask, Spread};
+use lth_prune::{Distribution, Mask, Spread, Strategy};
 use lth_store::{CsvLog, RunDir};
 use lth_train::gmp::{GMP_FILE, Gmp, GmpRow, GmpSchedule};
-use lth_train::{
-    GmpHparams, GmpRun, GmpScope, Hook, Setup, StepContext, UpdateEnd, load_tensors, train_gmp,
-};
+use lth_train::{GmpHparams, GmpRun, Hook, Setup, StepContext, UpdateEnd, load_tensors, train_gmp};
 use tch::{Device, Kind, Tensor};
 
 /// GMP to `sparsity` from step 3 (10% of 30) to 75% (step 22) every 4 steps: pruning steps 3, 7,
 /// 11, 15, 19 (n = 4).
-fn run(sparsity: f64, scope: GmpScope, spread: Spread) -> GmpRun {
+fn run(sparsity: f64, scope: Strategy, spread: Spread) -> GmpRun {
     let mut g = GmpHparams::new(sparsity);
     g.every = lth_train::Steps::it(4);
     g.scope = scope;
@@ -43,9 +41,9 @@ fn each_pruning_step_follows_the_cubic_to_one_weight_per_layer_and_ends_at_the_r
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
     for (scope, spread) in [
-        (GmpScope::Layerwise, Spread::Uniform),
-        (GmpScope::Layerwise, Spread::ErdosRenyiKernel),
-        (GmpScope::Global, Spread::Uniform),
+        (Strategy::Layerwise, Spread::Uniform),
+        (Strategy::Layerwise, Spread::ErdosRenyiKernel),
+        (Strategy::Global, Spread::Uniform),
     ] {
         let what = format!("{scope} {spread}");
         let r = run(0.9, scope, spread);
@@ -66,7 +64,7 @@ fn each_pruning_step_follows_the_cubic_to_one_weight_per_layer_and_ends_at_the_r
             let s = cubic(0.0, 0.9, j as u64, 4);
             let at: Vec<&GmpRow> = log.iter().filter(|r| r.step == t).collect();
             match scope {
-                GmpScope::Layerwise => {
+                Strategy::Layerwise => {
                     for (row, layer) in at.iter().zip(&finals) {
                         assert_eq!(row.layer, layer.name);
                         let n = layer.total as f64;
@@ -79,7 +77,7 @@ fn each_pruning_step_follows_the_cubic_to_one_weight_per_layer_and_ends_at_the_r
                         );
                     }
                 }
-                GmpScope::Global => {
+                Strategy::Global => {
                     let total: i64 = at.iter().map(|r| r.total).sum();
                     let kept: i64 = at.iter().map(|r| r.kept).sum();
                     let want = total as f64 - (s * total as f64).floor();
@@ -92,13 +90,13 @@ fn each_pruning_step_follows_the_cubic_to_one_weight_per_layer_and_ends_at_the_r
         }
         // The final mask has the requested counts: the distribution's per layer, or the network's.
         match scope {
-            GmpScope::Layerwise => {
+            Strategy::Layerwise => {
                 for l in &finals {
                     let kept = mask.get(&l.name).unwrap().sum(Kind::Int64).int64_value(&[]);
                     assert_eq!(kept, l.kept, "{what}: final count of {}", l.name);
                 }
             }
-            GmpScope::Global => {
+            Strategy::Global => {
                 let total = mask.total();
                 assert_eq!(mask.kept(), total - (0.9 * total as f64).floor() as i64);
             }
@@ -129,7 +127,7 @@ fn each_pruning_step_follows_the_cubic_to_one_weight_per_layer_and_ends_at_the_r
 fn gmp_runs_resume_bit_identically_after_a_kill_between_pruning_steps() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
-    let r = run(0.8, GmpScope::Layerwise, Spread::ErdosRenyiKernel);
+    let r = run(0.8, Strategy::Layerwise, Spread::ErdosRenyiKernel);
     let whole = RunDir::new(root.path().join("whole"));
     let cut = RunDir::new(root.path().join("cut"));
     let (expected, mask) = train_gmp(&whole, &r, 1, &data, &mut ()).unwrap();
@@ -205,7 +203,7 @@ fn a_hand_checked_three_layer_example_gives_the_exact_mask() {
     // Step 0 is at s_i = 0: nothing leaves.
     assert!(mask_of(&gmp, 0, &weights).iter().flatten().all(|&k| k));
     // Global: the 7 largest of all 14 magnitudes (0.9 0.8 0.7 0.6 0.5 0.4 0.35) stay.
-    g.scope = GmpScope::Global;
+    g.scope = Strategy::Global;
     let gmp = Gmp::new(&g, schedule, &weights, &positions, 2, 1, None).unwrap();
     assert_eq!(
         mask_of(&gmp, 1, &weights),
