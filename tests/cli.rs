@@ -1254,6 +1254,88 @@ fn gradual_pruning_checks_its_schedule_then_logs_each_pruning_step() {
     assert!(dir.join("mask.safetensors").exists());
 }
 
+/// A GMP run killed with SIGKILL after its first pruning step resumes to byte-identical files:
+/// the mask in force comes back from the resume checkpoint and the pruning log is cut back to it.
+#[test]
+fn a_gmp_run_killed_between_pruning_steps_resumes_to_the_same_files() {
+    const GMP: &[&str] = &[
+        "train",
+        "--model",
+        "lenet_300_100",
+        "--dataset",
+        "mnist",
+        "--steps",
+        "4ep",
+        "--batch-size",
+        "10",
+        "--validation",
+        "100",
+        "--eval-every",
+        "20it",
+        "--gmp",
+        "--sparsity",
+        "0.9",
+        "--gmp-every",
+        "20it",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
+    let (whole, cut) = (workspace_of(1000), workspace_of(1000));
+    ok(&lth(GMP, whole.path()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lth"))
+        .args(GMP)
+        .current_dir(cut.path())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let runs = cut.path().join("runs");
+        let pruned = !paths_ending(&runs, "gmp.csv").is_empty();
+        let resumable = paths_ending(&runs, ".safetensors")
+            .iter()
+            .any(|p| p.to_string_lossy().contains("checkpoints/resume_"));
+        if pruned && resumable {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        assert!(started.elapsed().as_secs() < 120, "pruning never started");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        paths_ending(&cut.path().join("runs"), "done.json").is_empty(),
+        "killed too late: the run had finished"
+    );
+    let again = lth(GMP, cut.path());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("resuming an interrupted run"));
+    ok(&again);
+    for suffix in [
+        "gmp.csv",
+        "metrics.csv",
+        "mask.safetensors",
+        "final.safetensors",
+    ] {
+        let (a, b) = (
+            files_ending(&whole.path().join("runs"), suffix),
+            files_ending(&cut.path().join("runs"), suffix),
+        );
+        assert_eq!(a.len(), 1, "{suffix}");
+        assert_eq!(a.len(), b.len(), "{suffix}");
+        assert!(
+            a[0].1 == b[0].1,
+            "{} differs after the kill and resume",
+            a[0].0.display()
+        );
+    }
+}
+
 /// `lth elastic` and `lth transfer`: bad maps and policies are refused before anything trains;
 /// a ticket moves by lottery flags or by its folder, with the random baseline beside it.
 #[test]
