@@ -514,3 +514,49 @@ pub fn train_gmp(
         .ok_or_else(|| TrainError::Invalid("gradual pruning lost its mask".into()))?;
     Ok((summary, mask))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any valid schedule prunes at t0, t0 + Δt, …, t0 + nΔt and nowhere else, starts at
+        /// s_i, ends at s_f at or before the window's end, and never lowers the sparsity.
+        #[test]
+        fn schedules_rise_from_the_initial_to_the_final_sparsity_on_their_steps(
+            total in 10u64..5000,
+            start in 0.0f64..0.5,
+            span in 0.1f64..0.5,
+            every in 1u64..400,
+            last in 0.0f64..0.99,
+            initial_share in 0.0f64..1.0,
+        ) {
+            let mut g = GmpHparams::new(last);
+            g.initial = last * initial_share;
+            g.start = UpdateEnd::Fraction(start);
+            g.end = UpdateEnd::Fraction(start + span);
+            g.every = Steps::it(every);
+            let Ok(s) = g.schedule(total, 100) else {
+                // Refused only for an interval longer than the window or an empty window.
+                let (t0, end) = ((start * total as f64) as u64, ((start + span) * total as f64) as u64);
+                prop_assert!(end <= t0 || every > end - t0);
+                return Ok(());
+            };
+            let steps: Vec<u64> = s.steps().collect();
+            prop_assert_eq!(steps.len() as u64, s.n + 1);
+            prop_assert!(*steps.last().unwrap() <= ((start + span) * total as f64) as u64);
+            for t in 0..total {
+                prop_assert_eq!(s.prunes_at(t), steps.contains(&t));
+            }
+            prop_assert!((s.sparsity_at(steps[0]) - g.initial).abs() < 1e-12);
+            prop_assert!((s.sparsity_at(*steps.last().unwrap()) - last).abs() < 1e-12);
+            let mut before = 0.0;
+            for t in 0..total {
+                let now = s.sparsity_at(t);
+                prop_assert!(now >= before - 1e-12, "step {t}: {now} after {before}");
+                before = now;
+            }
+        }
+    }
+}
