@@ -20,6 +20,30 @@ use crate::{Experiment, Measured, Result, Unit};
 #[derive(Debug, Clone, Copy)]
 pub struct SparseTraining;
 
+/// Trains `sp` from the W0 and data order of `unit`'s replicate, in the folder `sparse_<hash>`
+/// inside its lottery (the one home of that folder: rows of other kinds with the same lottery
+/// flags find the run there), unless it is done; the folder, summary and final mask.
+pub(crate) fn train_mode(
+    unit: &Unit,
+    sp: SparseHparams,
+    progress: &mut dyn Progress,
+) -> Result<(
+    lth_store::RunDir,
+    lth_train::RunSummary,
+    Option<lth_prune::Mask>,
+)> {
+    let lottery = unit.lottery()?;
+    let run = SparseRun {
+        train: unit.hp.train.clone(),
+        sparse: Some(sp),
+    };
+    let dir = lottery
+        .dir()
+        .child(format!("sparse_{}", hparams_hash(&run)));
+    let (s, mask) = train_sparse(&dir, &run, unit.replicate, lottery.data(), progress)?;
+    Ok((dir, s, mask))
+}
+
 impl Experiment for SparseTraining {
     fn kind(&self) -> &'static str {
         "sparse_training"
@@ -73,17 +97,9 @@ impl Experiment for SparseTraining {
         let sp = unit.methods.sparse.as_ref().ok_or_else(|| {
             crate::ReproError::Invalid("a sparse_training row without sparse flags".into())
         })?;
-        let data = lottery.data();
         let mut m = Measured::new();
         for mode in SparseMode::ALL {
-            let run = SparseRun {
-                train: unit.hp.train.clone(),
-                sparse: Some(SparseHparams { mode, ..sp.clone() }),
-            };
-            let dir = lottery
-                .dir()
-                .child(format!("sparse_{}", hparams_hash(&run)));
-            let (s, mask) = train_sparse(&dir, &run, unit.replicate, data, progress)?;
+            let (dir, s, mask) = train_mode(unit, SparseHparams { mode, ..sp.clone() }, progress)?;
             record(&mut m, mode.name(), &s);
             if let Some(f) = &s.flops {
                 m.insert(

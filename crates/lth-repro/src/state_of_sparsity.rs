@@ -21,8 +21,8 @@
 use lth_prune::Mask;
 use lth_store::{RunDir, hparams_hash};
 use lth_train::{
-    GmpHparams, GmpRun, Hooks, Progress, RunSummary, Setup, SparseHparams, SparseMode, SparseRun,
-    TrainHparams, run_resumable, train_gmp, train_sparse,
+    GmpHparams, GmpRun, Hooks, Progress, RunSummary, Setup, SparseHparams, SparseMode,
+    TrainHparams, run_resumable, train_gmp,
 };
 
 use crate::curve::{record, summary};
@@ -182,14 +182,7 @@ impl Experiment for StateOfSparsity {
             let mut sp = SparseHparams::new(mode, g.distribution, g.sparsity);
             sp.erk_power = g.erk_power;
             sp.first_layer_dense = g.first_layer_dense;
-            let run = SparseRun {
-                train: unit.hp.train.clone(),
-                sparse: Some(sp),
-            };
-            let dir = lottery
-                .dir()
-                .child(format!("sparse_{}", hparams_hash(&run)));
-            let (s, _) = train_sparse(&dir, &run, unit.replicate, data, progress)?;
+            let (_, s, _) = crate::sparse::train_mode(unit, sp, progress)?;
             record(&mut m, mode.name(), &s);
         }
         record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
