@@ -1505,6 +1505,62 @@ fn elastic_and_transfer_move_tickets_and_refuse_what_cannot_move() {
     let e = err(&transfer("mnist:classes=5-9", &[]));
     assert!(e.contains("say --output copy"), "{e}");
     ok(&transfer("mnist:classes=5-9", &["--output", "copy"]));
+
+    // The same ticket (found with the recipe's Adam) trained with SGD on its own data. Recipes
+    // that do not fit are one-line errors before anything trains.
+    let by_optimizer = |extra: &[&str]| {
+        let mut v = vec!["transfer", "--from", &from, "--level", "1"];
+        v.extend(extra);
+        v.extend(["--device", "cpu", "--quiet"]);
+        lth(&v, w.path())
+    };
+    let before = paths_ending(&w.path().join("runs"), "done.json").len();
+    for (extra, expected) in [
+        (
+            &["--optimizer", "sgd"][..],
+            "--lr is required with --optimizer",
+        ),
+        (
+            &["--optimizer", "adam", "--lr", "1e-3", "--momentum", "0.9"],
+            "--momentum and --nesterov apply to --optimizer sgd, not adam",
+        ),
+        (
+            &["--optimizer", "adam", "--lr", "0.0012"],
+            "the ticket was found with adam (lr 0.0012) already",
+        ),
+        (
+            &["--optimizer", "sgd", "--lr", "0.05", "--dataset", "mnist"],
+            "cannot be used with",
+        ),
+        (
+            &["--lr", "0.05"],
+            "--dataset <DATASET>|--optimizer <OPTIMIZER>",
+        ),
+        (
+            &["--optimizer", "sgd", "--lr", "-1"],
+            "--lr must be a non-negative number",
+        ),
+    ] {
+        let e = err(&by_optimizer(extra));
+        assert!(e.contains(expected), "{extra:?}: {e}");
+        assert!(e.starts_with("error: ") && !e.contains("panicked"), "{e}");
+    }
+    assert_eq!(
+        paths_ending(&w.path().join("runs"), "done.json").len(),
+        before,
+        "nothing trained"
+    );
+    let out = by_optimizer(&["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains("moved to sgd (lr 0.05, momentum 0.9)"),
+        "{said}"
+    );
+    let out = ok(&out);
+    assert!(
+        out.contains("source level 1") && out.contains("ticket"),
+        "{out}"
+    );
 }
 
 /// `--replicates` with `--pack`: the replicates train packed, each in the folder `--replicate`

@@ -538,9 +538,47 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         root(),
     ));
     assert!(
-        e.contains("row `lenet` at scale `paper`: --target-model, --target-dataset, --map and --output belong to elastic and transfer rows, not stability"),
+        e.contains("row `lenet` at scale `paper`: --target-model, --target-dataset, --target-optimizer (and its --target-*), --map and --output belong to elastic and transfer rows, not stability"),
         "{e}"
     );
+    // An optimiser move without its rate, or with a momentum Adam does not have, is refused with
+    // its row and scale before anything trains.
+    let transfer = copy_target("transfer", tmp.path());
+    let transfer_spec = std::fs::read_to_string(transfer.join("spec.toml")).unwrap();
+    for (from, to, expected) in [
+        (
+            "target-lr = 0.05, ",
+            "",
+            "row `lenet_adam_to_sgd` at scale `paper`: --target-lr is required with --target-optimizer",
+        ),
+        (
+            "target-lr = 0.0012,",
+            "target-lr = 0.0012, target-momentum = 0.9,",
+            "row `lenet_sgd_to_adam` at scale `paper`: --target-momentum and --target-nesterov apply to --target-optimizer sgd, not adam",
+        ),
+        (
+            "target-optimizer = \"sgd\", target-lr = 0.05, target-momentum = 0.9,",
+            "target-lr = 0.05,",
+            "row `lenet_adam_to_sgd` at scale `paper`: --target-lr, --target-momentum, --target-nesterov and --target-weight-decay need --target-optimizer",
+        ),
+        (
+            "target-lr = 0.0012,",
+            "target-lr = 0.0012, target-dataset = \"fashion-mnist:classes=5-9\",",
+            "leave out --target-model and --target-dataset",
+        ),
+    ] {
+        assert!(transfer_spec.contains(from), "{from}");
+        std::fs::write(
+            transfer.join("spec.toml"),
+            transfer_spec.replacen(from, to, 1),
+        )
+        .unwrap();
+        let e = err(&lth(
+            &["repro", "transfer", "--repro-dir", dir, "--device", "cpu"],
+            root(),
+        ));
+        assert!(e.contains(expected), "{e}");
+    }
     // A block map that leaves a target block uncovered, named with its row and scale.
     let elastic = copy_target("elastic", tmp.path());
     let elastic_spec = std::fs::read_to_string(elastic.join("spec.toml")).unwrap();
@@ -996,12 +1034,14 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
 
 /// `elastic` and `transfer` at the smoke scale: every replicate trains the source lottery, the
 /// target's own lottery, the moved ticket and its random mask, and the snapshot cells pass; the
-/// CIFAR-10 rows of `elastic` are skipped once, with the reason.
+/// CIFAR-10 rows of `elastic` are skipped once, with the reason. `transfer`'s two optimiser rows
+/// (Adam → SGD and back) share their two lotteries: each is the other's target.
 #[test]
 fn elastic_and_transfer_smoke_move_tickets_beside_the_targets_own_lottery() {
     let Some(data) = fashion_root() else { return };
     let _one = serial();
-    for (target, rows) in [("elastic", 1), ("transfer", 2)] {
+    // (target, rows moving to another depth or dataset, rows moving to another optimiser)
+    for (target, moves, optimizer_moves) in [("elastic", 1, 0), ("transfer", 2, 2)] {
         let tmp = tempfile::tempdir().unwrap();
         let args = smoke_args(target, &data, tmp.path(), &[]);
         let stdout = ok(&lth(&strs(&args), root()));
@@ -1010,29 +1050,42 @@ fn elastic_and_transfer_smoke_move_tickets_beside_the_targets_own_lottery() {
             last.starts_with(&format!("{target} smoke: ")) && last.contains(" 0 FAIL"),
             "{stdout}"
         );
-        assert!(
-            stdout.contains(&format!(
-                "PASS    {}",
-                if rows == 1 {
-                    "lenet_deeper"
-                } else {
-                    "lenet_classes"
-                }
-            )),
-            "{stdout}"
-        );
+        let checked: &[&str] = if target == "elastic" {
+            &["lenet_deeper"]
+        } else {
+            &["lenet_classes", "lenet_adam_to_sgd", "lenet_sgd_to_adam"]
+        };
+        for row in checked {
+            assert!(stdout.contains(&format!("PASS    {row} ")), "{row}: {stdout}");
+        }
         if target == "elastic" {
             assert_eq!(stdout.matches("SKIPPED resnet").count(), 1, "{stdout}");
         }
         // Per row and replicate (2): levels 0–2 of the source and of the target's own lottery, the
-        // moved ticket and the random mask.
+        // moved ticket and the random mask; an optimiser pair trains its two lotteries once.
         let runs = finished(&tmp.path().join("runs"));
-        assert_eq!(runs.len(), rows * 2 * (3 + 3 + 2), "{runs:?}");
+        let lotteries = 2 * moves + optimizer_moves;
+        assert_eq!(
+            runs.len(),
+            2 * (3 * lotteries + 2 * (moves + optimizer_moves)),
+            "{runs:?}"
+        );
         let moved = runs
             .iter()
             .filter(|(p, _)| p.to_string_lossy().contains("transplant_"))
             .count();
-        assert_eq!(moved, rows * 2 * 2, "{runs:?}");
+        assert_eq!(moved, (moves + optimizer_moves) * 2 * 2, "{runs:?}");
+        let folders = std::fs::read_dir(tmp.path().join("runs"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("lottery_")
+            })
+            .count();
+        assert_eq!(folders, lotteries, "lottery folders");
     }
 }
 

@@ -50,7 +50,7 @@ enum Command {
     Interpolate(stability::InterpolateArgs),
     /// Move a lottery ticket to another depth of its family (Elastic LTH) and train it there.
     Elastic(transplant::ElasticArgs),
-    /// Move a lottery ticket to another dataset (ticket transfer) and train it there.
+    /// Move a lottery ticket to another dataset or optimiser (ticket transfer) and train it there.
     Transfer(transplant::TransferArgs),
     /// Early-Bird tickets: channel masks from BatchNorm scales settle early in training; the
     /// narrow network is built for real and retrained.

@@ -1,12 +1,14 @@
-//! `lth elastic` and `lth transfer`: a lottery level's ticket moved to another depth or dataset,
-//! and trained there from the rewind step.
+//! `lth elastic` and `lth transfer`: a lottery level's ticket moved to another depth, dataset or
+//! optimiser, and trained there from the rewind step.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 
-use lth_rewind::{Lottery, LotteryHparams, Output, Planted, Transplant, TransplantHparams};
+use lth_rewind::{
+    Lottery, LotteryHparams, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
+};
 use lth_store::{RunDir, Store};
 use lth_train::RunSummary;
 
@@ -46,16 +48,33 @@ pub struct ElasticArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("to").required(true).args(["dataset", "optimizer"])))]
 pub struct TransferArgs {
     #[command(flatten)]
     ticket: TicketArgs,
     /// The target dataset (any registry name, e.g. fashion-mnist:classes=5-9).
     #[arg(long)]
-    dataset: String,
+    dataset: Option<String>,
     /// The classifier: reinit (re-initialised, dense), keep-mask (re-initialised under the
     /// ticket's mask) or copy; required when the class counts differ (then only reinit fits).
-    #[arg(long)]
+    #[arg(long, requires = "dataset")]
     output: Option<Output>,
+    /// Train the ticket with another optimiser (sgd or adam) on its own network and data, from
+    /// the rewind step with a fresh optimiser state; the schedule stays the ticket's.
+    #[arg(long, conflicts_with = "dataset")]
+    optimizer: Option<lth_train::OptimizerKind>,
+    /// The target optimiser's learning rate (required with --optimizer).
+    #[arg(long, requires = "optimizer")]
+    lr: Option<f64>,
+    /// The target SGD's momentum [default: 0].
+    #[arg(long, requires = "optimizer")]
+    momentum: Option<f64>,
+    /// Nesterov momentum for the target SGD [default: false].
+    #[arg(long, requires = "optimizer", num_args = 0..=1, default_missing_value = "true")]
+    nesterov: Option<bool>,
+    /// The target optimiser's weight decay [default: 0].
+    #[arg(long, requires = "optimizer")]
+    weight_decay: Option<f64>,
     #[command(flatten)]
     common: CommonArgs,
     /// The replicate of a lottery folder given by --from (default: 1, or the folder's own).
@@ -177,7 +196,23 @@ pub fn run_transfer(args: &TransferArgs) -> anyhow::Result<()> {
         bail!("--from DIR is required: the source lottery's folder (runs/lottery_<hash>)");
     };
     let (source_hp, replicate, source_store) = from_folder("--from", dir, args.replicate)?;
-    let hp = TransplantHparams::transfer(source_hp, args.ticket.level, &args.dataset, args.output)?;
+    let hp = match (&args.dataset, args.optimizer) {
+        (Some(dataset), _) => {
+            TransplantHparams::transfer(source_hp, args.ticket.level, dataset, args.output)?
+        }
+        (None, Some(optimizer)) => {
+            let recipe = OptimizerRecipe::from_flags(
+                optimizer,
+                args.lr,
+                args.momentum,
+                args.nesterov,
+                args.weight_decay,
+                "--",
+            )?;
+            TransplantHparams::optimizer(source_hp, args.ticket.level, recipe)?
+        }
+        (None, None) => bail!("give the destination: --dataset or --optimizer"),
+    };
     let source_data = args.common.data(&hp.source.train.dataset)?;
     let target_data = args.common.data(&hp.target().dataset)?;
     drive(
@@ -207,10 +242,9 @@ fn drive(
     let kind = hp.kind();
     let transplant = Transplant::new(&Store::new(&common.runs_dir), hp, &source, target_data)?;
     eprintln!(
-        "{kind}: level {level} of {} moved to {} on {}; folder {}",
+        "{kind}: level {level} of {} moved to {}; folder {}",
         source.dir().path().display(),
-        transplant.hparams().target().model.model,
-        transplant.hparams().target().dataset.dataset,
+        transplant.hparams().destination(),
         transplant.dir().path().display()
     );
     let mut units = vec![Planted::Ticket];

@@ -36,7 +36,10 @@ impl FlagGroup {
     pub fn flags(self) -> &'static str {
         match self {
             FlagGroup::Sparse => "--sparse flags",
-            FlagGroup::Transplant => "--target-model, --target-dataset, --map and --output",
+            FlagGroup::Transplant => {
+                "--target-model, --target-dataset, --target-optimizer (and its --target-*), --map \
+                 and --output"
+            }
             FlagGroup::EarlyBird => {
                 "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop"
             }

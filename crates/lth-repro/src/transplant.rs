@@ -1,7 +1,8 @@
 //! `experiment = "elastic"` and `"transfer"`: a lottery ticket moved to another depth (Chen et al.,
-//! the Elastic Lottery Ticket Hypothesis, NeurIPS 2021) or to another dataset (Morcos et al., "One
-//! ticket to win them all", NeurIPS 2019), against a random mask of the same per-layer counts on
-//! the target and against the target's own IMP ticket.
+//! the Elastic Lottery Ticket Hypothesis, NeurIPS 2021), to another dataset or to another optimiser
+//! (Morcos et al., "One ticket to win them all", NeurIPS 2019), against a random mask of the same
+//! per-layer counts on the target and against the target's own IMP ticket (on an optimiser move:
+//! the ticket IMP finds with the target optimiser).
 
 use lth_rewind::{Destination, Lottery, Planted, Transplant, TransplantHparams};
 use lth_train::Progress;
@@ -102,12 +103,14 @@ fn check(
 ) -> std::result::Result<(), String> {
     match transplant.map(|t| &t.to) {
         Some(Destination::Elastic { .. }) if elastic => Ok(()),
-        Some(Destination::Transfer { .. }) if !elastic => Ok(()),
+        Some(Destination::Transfer { .. } | Destination::Optimizer(_)) if !elastic => Ok(()),
         _ if elastic => Err(format!(
-            "an {kind} row needs --target-model (and --map), not --target-dataset"
+            "an {kind} row needs --target-model (and --map), not --target-dataset or \
+             --target-optimizer"
         )),
         _ => Err(format!(
-            "a {kind} row needs --target-dataset (and --output), not --target-model"
+            "a {kind} row needs --target-dataset (and --output) or --target-optimizer (and \
+             --target-lr), not --target-model"
         )),
     }
 }
@@ -131,7 +134,7 @@ pub struct Transplanted {
 impl Transplanted {
     /// Elastic LTH: a ticket stretched or squeezed to another depth.
     pub const ELASTIC: Transplanted = Transplanted { elastic: true };
-    /// Ticket transfer: a ticket moved to another dataset.
+    /// Ticket transfer: a ticket moved to another dataset or optimiser.
     pub const TRANSFER: Transplanted = Transplanted { elastic: false };
 }
 

@@ -8,7 +8,9 @@ use lth_prune::Strategy;
 use lth_train::Steps;
 use lth_train::flags::{PaiFlags, TrainFlags};
 
-use crate::{LotteryHparams, Output, Result, Retrain, RewindError, TransplantHparams};
+use crate::{
+    LotteryHparams, OptimizerRecipe, Output, Result, Retrain, RewindError, TransplantHparams,
+};
 
 /// Flags that determine a lottery; unset flags keep the model's recipe.
 #[derive(Args, Debug, Clone, Default)]
@@ -82,8 +84,9 @@ impl LotteryFlags {
 }
 
 /// Where a reproduction row moves its ticket (`elastic` and `transfer` rows): `lth elastic --to
-/// MODEL --map M` and `lth transfer --dataset D --output P` as flags of a row, whose own
-/// `--model` and `--dataset` are the source lottery's.
+/// MODEL --map M`, `lth transfer --dataset D --output P` and `lth transfer --optimizer O --lr R`
+/// as flags of a row, whose own `--model`, `--dataset`, `--optimizer` and `--lr` are the source
+/// lottery's.
 #[derive(Args, Debug, Clone, Default)]
 pub struct TransplantFlags {
     /// Elastic: the target depth of the source's family.
@@ -98,6 +101,21 @@ pub struct TransplantFlags {
     /// Transfer: the classifier's policy (reinit, keep-mask, copy).
     #[arg(long)]
     pub output: Option<Output>,
+    /// Transfer to another optimiser (sgd, adam) on the same network and data.
+    #[arg(long, value_name = "OPTIMIZER")]
+    pub target_optimizer: Option<lth_train::OptimizerKind>,
+    /// The target optimiser's learning rate (required with --target-optimizer).
+    #[arg(long, value_name = "LR")]
+    pub target_lr: Option<f64>,
+    /// The target SGD's momentum (default 0).
+    #[arg(long, value_name = "MOMENTUM")]
+    pub target_momentum: Option<f64>,
+    /// Nesterov momentum for the target SGD (default false).
+    #[arg(long, value_name = "BOOL")]
+    pub target_nesterov: Option<bool>,
+    /// The target optimiser's weight decay (default 0).
+    #[arg(long, value_name = "DECAY")]
+    pub target_weight_decay: Option<f64>,
 }
 
 impl TransplantFlags {
@@ -108,6 +126,36 @@ impl TransplantFlags {
         level: u64,
     ) -> Result<Option<TransplantHparams>> {
         let invalid = |m: &str| Err(RewindError::Invalid(m.to_owned()));
+        let recipe_flags = self.target_lr.is_some()
+            || self.target_momentum.is_some()
+            || self.target_nesterov.is_some()
+            || self.target_weight_decay.is_some();
+        if let Some(optimizer) = self.target_optimizer {
+            if self.target_model.is_some() || self.target_dataset.is_some() {
+                return invalid(
+                    "--target-optimizer moves a ticket to another optimiser on its own network \
+                     and data: leave out --target-model and --target-dataset",
+                );
+            }
+            if self.map.is_some() || self.output.is_some() {
+                return invalid("--map and --output belong to --target-model and --target-dataset");
+            }
+            let recipe = OptimizerRecipe::from_flags(
+                optimizer,
+                self.target_lr,
+                self.target_momentum,
+                self.target_nesterov,
+                self.target_weight_decay,
+                "--target-",
+            )?;
+            return TransplantHparams::optimizer(source.clone(), level, recipe).map(Some);
+        }
+        if recipe_flags {
+            return invalid(
+                "--target-lr, --target-momentum, --target-nesterov and --target-weight-decay \
+                 need --target-optimizer",
+            );
+        }
         match (&self.target_model, &self.target_dataset) {
             (Some(_), Some(_)) => invalid(
                 "--target-model (elastic) and --target-dataset (transfer) exclude each other",

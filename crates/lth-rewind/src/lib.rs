@@ -39,7 +39,9 @@ pub use error::RewindError;
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
 pub use lottery::{Lottery, MASK, level_ticket};
 pub use results::{LayerRow, ResultRow};
-pub use transplant::{Destination, Output, Planted, Transplant, TransplantHparams};
+pub use transplant::{
+    Destination, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
+};
 
 /// Result alias for this crate.
 pub type Result<T, E = RewindError> = std::result::Result<T, E>;

@@ -1,7 +1,7 @@
 //! Tickets that travel: a lottery level's mask and rewind weights moved to a network of another
-//! depth (the Elastic Lottery Ticket Hypothesis, Chen et al., NeurIPS 2021) or to another dataset
-//! (Morcos et al., "One ticket to win them all", NeurIPS 2019), then trained there from the rewind
-//! step.
+//! depth (the Elastic Lottery Ticket Hypothesis, Chen et al., NeurIPS 2021), to another dataset or
+//! to another optimiser (Morcos et al., "One ticket to win them all", NeurIPS 2019), then trained
+//! there from the rewind step.
 //!
 //! A transplant is a unit of the run store keyed by the *source* lottery's hyperparameters, the
 //! level, and where the ticket goes: `runs/transplant_<hash>/replicate_<n>/{ticket,random_<seed>}`,
@@ -12,7 +12,10 @@
 //! What moves: every variable at the rewind point W_k (weights and BatchNorm statistics) and the
 //! level's mask; masks cover prunable kernels only, so BatchNorm's γ is never masked. A depth move
 //! maps blocks by a [`BlockMap`] (stem and classifier copied); a data move copies everything but
-//! the classifier, which follows an explicit [`Output`] policy whenever it cannot simply be copied.
+//! the classifier, which follows an explicit [`Output`] policy whenever it cannot simply be copied;
+//! an optimiser move copies everything and trains it with another optimiser's recipe
+//! ([`OptimizerRecipe`]), its state fresh at the rewind step: the ticket's optimiser state is the
+//! source optimiser's and has no meaning to another one.
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -20,7 +23,10 @@ use tch::Tensor;
 use lth_models::morph::{self, BlockMap, Depth};
 use lth_prune::{Mask, random_like};
 use lth_store::{RunDir, Store};
-use lth_train::{Data, Hooks, Progress, RunPlan, RunSummary, Setup, TrainHparams, run_resumable};
+use lth_train::{
+    Data, Hooks, OptimizerKind, Progress, RunPlan, RunSummary, Setup, TrainHparams,
+    TrainingHparams, run_resumable,
+};
 
 use crate::{Lottery, LotteryHparams, MASK, Result, RewindError};
 
@@ -60,8 +66,96 @@ impl std::str::FromStr for Output {
     }
 }
 
+/// The optimiser a ticket is trained with on an optimiser move: the parts of a recipe that belong
+/// to the optimiser. The schedule (length, warmup, milestones, evaluation) stays the source's, so
+/// the ticket trains the same steps k..T under another update rule.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerRecipe {
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+}
+
+impl OptimizerRecipe {
+    /// The recipe the flags give: `lr` is required (a rate tuned for one optimiser means nothing
+    /// to another), the rest default to the plain optimiser (no momentum, no weight decay).
+    pub fn from_flags(
+        optimizer: OptimizerKind,
+        lr: Option<f64>,
+        momentum: Option<f64>,
+        nesterov: Option<bool>,
+        weight_decay: Option<f64>,
+        flag: &str,
+    ) -> Result<Self> {
+        let Some(lr) = lr else {
+            return Err(RewindError::Invalid(format!(
+                "{flag}lr is required with {flag}optimizer: the ticket's rate was tuned for its own \
+                 optimiser"
+            )));
+        };
+        if optimizer == OptimizerKind::Adam
+            && (momentum.is_some_and(|m| m != 0.0) || nesterov == Some(true))
+        {
+            return Err(RewindError::Invalid(format!(
+                "{flag}momentum and {flag}nesterov apply to {flag}optimizer sgd, not adam"
+            )));
+        }
+        Ok(OptimizerRecipe {
+            optimizer,
+            lr,
+            momentum: momentum.unwrap_or(0.0),
+            nesterov: nesterov.unwrap_or(false),
+            weight_decay: weight_decay.unwrap_or(0.0),
+        })
+    }
+
+    /// The recipe's own part of `training`.
+    pub fn of(training: &TrainingHparams) -> Self {
+        OptimizerRecipe {
+            optimizer: training.optimizer,
+            lr: training.lr,
+            momentum: training.momentum,
+            nesterov: training.nesterov,
+            weight_decay: training.weight_decay,
+        }
+    }
+
+    /// `training` with this optimiser in place of its own.
+    pub fn apply(&self, training: &mut TrainingHparams) {
+        training.optimizer = self.optimizer;
+        training.lr = self.lr;
+        training.momentum = self.momentum;
+        training.nesterov = self.nesterov;
+        training.weight_decay = self.weight_decay;
+    }
+}
+
+impl std::fmt::Display for OptimizerRecipe {
+    /// `sgd (lr 0.05, momentum 0.9)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.optimizer {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        };
+        write!(f, "{name} (lr {}", self.lr)?;
+        if self.momentum != 0.0 {
+            write!(f, ", momentum {}", self.momentum)?;
+        }
+        if self.nesterov {
+            f.write_str(", nesterov")?;
+        }
+        if self.weight_decay != 0.0 {
+            write!(f, ", weight decay {}", self.weight_decay)?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// Where a ticket goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Destination {
     /// Another depth of the same family; `map` is the block map written out (`0:0;1:1,2;2:3,4`),
@@ -69,6 +163,8 @@ pub enum Destination {
     Elastic { model: String, map: String },
     /// Another dataset, with the classifier's policy.
     Transfer { dataset: String, output: Output },
+    /// Another optimiser on the same network and data (Morcos et al., section 4.3).
+    Optimizer(OptimizerRecipe),
 }
 
 impl Default for Destination {
@@ -139,14 +235,46 @@ impl TransplantHparams {
         Ok(hp)
     }
 
-    /// The target's training hyperparameters: the source's, with the model or dataset replaced.
+    /// An optimiser move of `source`'s level `level`: the same network and data, trained with
+    /// `recipe` from the rewind step.
+    pub fn optimizer(source: LotteryHparams, level: u64, recipe: OptimizerRecipe) -> Result<Self> {
+        if OptimizerRecipe::of(&source.train.training) == recipe {
+            return Err(RewindError::Invalid(format!(
+                "the ticket was found with {recipe} already: an optimiser move trains it with \
+                 another optimiser or rate"
+            )));
+        }
+        let hp = TransplantHparams {
+            source,
+            level,
+            to: Destination::Optimizer(recipe),
+        };
+        hp.validate()?;
+        Ok(hp)
+    }
+
+    /// The target's training hyperparameters: the source's, with the model, the dataset or the
+    /// optimiser replaced.
     pub fn target(&self) -> TrainHparams {
         let mut t = self.source.train.clone();
         match &self.to {
             Destination::Elastic { model, .. } => t.model.model.clone_from(model),
             Destination::Transfer { dataset, .. } => t.dataset.dataset.clone_from(dataset),
+            Destination::Optimizer(recipe) => recipe.apply(&mut t.training),
         }
         t
+    }
+
+    /// Where the ticket goes, in words: `cifar_resnet_32 (blocks 0:0;1:1,2;2:3,4)`,
+    /// `mnist (classifier reinit)`, `sgd (lr 0.05, momentum 0.9)`.
+    pub fn destination(&self) -> String {
+        match &self.to {
+            Destination::Elastic { model, map } => format!("{model} (blocks {map})"),
+            Destination::Transfer { dataset, output } => {
+                format!("{dataset} (classifier {})", output.name())
+            }
+            Destination::Optimizer(recipe) => recipe.to_string(),
+        }
     }
 
     /// Checks, without data: both networks build, the map fits both depths, and the classifier
@@ -236,15 +364,18 @@ impl TransplantHparams {
                     )));
                 }
             }
+            // The network and data are the source's; `target.validate()` above has judged the
+            // recipe (a momentum with Adam, a rate out of range), naming the flag.
+            Destination::Optimizer(_) => {}
         }
         Ok(())
     }
 
-    /// The unit's name in the run store's folders and tables (`elastic`, `transfer`).
+    /// The move's name in messages (`elastic`, `transfer`: to another dataset or optimiser).
     pub fn kind(&self) -> &'static str {
         match self.to {
             Destination::Elastic { .. } => "elastic",
-            Destination::Transfer { .. } => "transfer",
+            Destination::Transfer { .. } | Destination::Optimizer(_) => "transfer",
         }
     }
 }
@@ -394,6 +525,8 @@ impl<'a> Transplant<'a> {
                     .collect();
                 (state, mask)
             }
+            // The same network: every variable and the whole mask, as they are.
+            Destination::Optimizer(_) => (state, mask),
         };
         Ok((state, Mask::from_named(mask)?))
     }

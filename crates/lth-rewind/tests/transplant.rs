@@ -1,13 +1,15 @@
-//! Tickets moved to another dataset (transfer) and another depth (Elastic LTH), on generated
-//! MNIST-format data.
+//! Tickets moved to another dataset or optimiser (transfer) and another depth (Elastic LTH), on
+//! generated MNIST-format data.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 
 use lth_prune::Mask;
-use lth_rewind::{Lottery, LotteryHparams, MASK, Output, Planted, Transplant, TransplantHparams};
+use lth_rewind::{
+    Lottery, LotteryHparams, MASK, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
+};
 use lth_store::Store;
-use lth_train::{Data, DatasetHparams, Steps};
+use lth_train::{Data, DatasetHparams, OptimizerKind, Steps};
 use tch::{Device, Kind, Tensor};
 
 fn hparams(model: &str, dataset: &str) -> LotteryHparams {
@@ -137,6 +139,122 @@ fn transfer_moves_every_layer_but_the_classifier_by_its_policy() {
         lth_store::hparams_hash(reinit.hparams())
     );
     assert!(reinit.dir().path().starts_with(root.path().join("runs")));
+}
+
+/// One ticket, another optimiser: every variable of W_k and the whole mask move unchanged, the
+/// target's recipe (and nothing of the source's) trains them, and recipes that cannot be are
+/// refused, naming the flag.
+#[test]
+fn an_optimizer_move_trains_the_whole_ticket_with_the_target_recipe() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::new(root.path().join("runs"));
+    let data = load(root.path(), "mnist");
+    // The LeNet recipe is Adam at 1.2e-3.
+    let source = hparams("lenet_300_100", "mnist");
+    assert_eq!(source.train.training.optimizer, OptimizerKind::Adam);
+    let lottery = Lottery::new(&store, source.clone(), 1, &data).unwrap();
+    for level in 0..=1 {
+        lottery.run_level(level, &mut ()).unwrap();
+    }
+    let sgd = |lr: f64, momentum: Option<f64>| {
+        OptimizerRecipe::from_flags(OptimizerKind::Sgd, Some(lr), momentum, None, None, "--")
+            .unwrap()
+    };
+
+    // Refused: no rate, a momentum for Adam, the ticket's own recipe, a rate out of range.
+    let e = |r: lth_rewind::Result<OptimizerRecipe>| r.unwrap_err().to_string();
+    assert!(
+        e(OptimizerRecipe::from_flags(
+            OptimizerKind::Sgd,
+            None,
+            None,
+            None,
+            None,
+            "--"
+        ))
+        .contains("--lr is required with --optimizer")
+    );
+    assert!(
+        e(OptimizerRecipe::from_flags(
+            OptimizerKind::Adam,
+            Some(1e-3),
+            Some(0.9),
+            None,
+            None,
+            "--target-"
+        ))
+        .contains("--target-momentum and --target-nesterov apply to --target-optimizer sgd")
+    );
+    let own = OptimizerRecipe::of(&source.train.training);
+    let e = TransplantHparams::optimizer(source.clone(), 1, own)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("was found with adam (lr 0.0012) already"), "{e}");
+    let e = TransplantHparams::optimizer(source.clone(), 1, sgd(-1.0, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--lr must be a non-negative number"), "{e}");
+
+    // The move: the target is the source with SGD's recipe in place of Adam's, all else kept.
+    let hp = TransplantHparams::optimizer(source.clone(), 1, sgd(0.0, Some(0.9))).unwrap();
+    let target = hp.target();
+    assert_eq!(target.training.optimizer, OptimizerKind::Sgd);
+    assert_eq!((target.training.lr, target.training.momentum), (0.0, 0.9));
+    assert_eq!(target.training.steps, source.train.training.steps);
+    assert_eq!(
+        (&target.model, &target.dataset),
+        (&source.train.model, &source.train.dataset)
+    );
+    assert_eq!(hp.destination(), "sgd (lr 0, momentum 0.9)");
+    let frozen = Transplant::new(&store, hp, &lottery, &data).unwrap();
+    let setup = lth_train::Setup::new(&frozen.hparams().target(), 1, &data).unwrap();
+    let (state, mask) = frozen.moved(&setup).unwrap();
+    let wk = lottery.dense_weights_at(4).unwrap();
+    let ticket = lottery.mask(1).unwrap();
+    assert_eq!(state.len(), wk.len());
+    for (name, t) in &wk {
+        assert!(named(&state, name).equal(t), "{name}");
+    }
+    for c in ticket.counts() {
+        assert!(
+            mask.get(&c.name)
+                .unwrap()
+                .equal(ticket.get(&c.name).unwrap()),
+            "{}",
+            c.name
+        );
+    }
+    // At rate 0 the target's SGD moves nothing: the ticket ends exactly at W_k under its mask. The
+    // source's Adam (rate 1.2e-3) would have moved every kept weight.
+    let s = frozen.run(Planted::Ticket, &mut ()).unwrap();
+    let per_epoch = (data.train.len() as u64).div_ceil(50);
+    assert_eq!(s.steps, 2 * per_epoch);
+    let end =
+        lth_train::load_tensors(&frozen.unit_dir(Planted::Ticket).join(lth_train::FINAL)).unwrap();
+    for (name, t) in &wk {
+        let expected = match ticket.get(name) {
+            Some(m) => t * m.to_kind(t.kind()),
+            None => t.shallow_clone(),
+        };
+        assert!(named(&end, name).equal(&expected), "{name}");
+    }
+    // At a positive rate it trains, from the same moved weights; another recipe is another run.
+    let hp = TransplantHparams::optimizer(source, 1, sgd(0.05, Some(0.9))).unwrap();
+    let moving = Transplant::new(&store, hp, &lottery, &data).unwrap();
+    assert_ne!(moving.dir().path(), frozen.dir().path());
+    moving.run(Planted::Ticket, &mut ()).unwrap();
+    let end =
+        lth_train::load_tensors(&moving.unit_dir(Planted::Ticket).join(lth_train::FINAL)).unwrap();
+    let w = "fc_layers.0.weight";
+    let kept = ticket.get(w).unwrap().to_kind(Kind::Bool);
+    let moved = (named(&end, w) - named(&wk, w))
+        .abs()
+        .masked_select(&kept)
+        .gt(0.0)
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[]);
+    assert!(moved > 0.99, "{moved} of the kept weights moved");
 }
 
 #[test]
