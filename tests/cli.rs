@@ -1187,6 +1187,7 @@ fn gradual_pruning_checks_its_schedule_then_logs_each_pruning_step() {
     for (extra, expected) in [
         (&["--gmp"][..], "--gmp needs --sparsity"),
         (&["--gmp-every", "10it"][..], "need --gmp"),
+        (&["--gmp-regrow"][..], "--gmp-regrow need --gmp"),
         (
             &["--gmp", "--sparsity", "1"][..],
             "--sparsity must be in [0, 1)",
@@ -1249,9 +1250,36 @@ fn gradual_pruning_checks_its_schedule_then_logs_each_pruning_step() {
     assert!(log[0].to_string_lossy().starts_with("gmp_"), "{log:?}");
     let dir = w.path().join("runs").join(log[0].parent().unwrap());
     let rows = std::fs::read_to_string(dir.join("gmp.csv")).unwrap();
-    assert!(rows.starts_with("step,layer,target,total,kept"), "{rows}");
+    assert!(
+        rows.starts_with("step,layer,target,total,kept,regrown"),
+        "{rows}"
+    );
     assert!(rows.lines().count() > 3 * 2, "{rows}");
     assert!(dir.join("mask.safetensors").exists());
+    // Pruned weights may come back: at a constant 90% from the first pruning step, kept weights
+    // that drift below held ones trade places with them. Another run, in its own folder.
+    let out = ok(&lth(
+        &with(&[
+            "--gmp",
+            "--sparsity",
+            "0.9",
+            "--gmp-initial",
+            "0.9",
+            "--gmp-every",
+            "2it",
+            "--gmp-regrow",
+        ]),
+        w.path(),
+    ));
+    assert!(
+        out.contains("pruned weights came back at later pruning steps (--gmp-regrow)"),
+        "{out}"
+    );
+    assert_eq!(
+        paths_ending(&w.path().join("runs"), "gmp.csv").len(),
+        2,
+        "a run of its own"
+    );
 }
 
 /// A GMP run killed with SIGKILL after its first pruning step resumes to byte-identical files:

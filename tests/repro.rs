@@ -1056,7 +1056,10 @@ fn elastic_and_transfer_smoke_move_tickets_beside_the_targets_own_lottery() {
             &["lenet_classes", "lenet_adam_to_sgd", "lenet_sgd_to_adam"]
         };
         for row in checked {
-            assert!(stdout.contains(&format!("PASS    {row} ")), "{row}: {stdout}");
+            assert!(
+                stdout.contains(&format!("PASS    {row} ")),
+                "{row}: {stdout}"
+            );
         }
         if target == "elastic" {
             assert_eq!(stdout.matches("SKIPPED resnet").count(), 1, "{stdout}");

@@ -461,6 +461,10 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
             100.0 * kept as f64 / total.max(1) as f64,
             steps.len()
         );
+        let regrown: i64 = rows.iter().map(|r| r.regrown).sum();
+        if regrown > 0 {
+            println!("  {regrown} pruned weights came back at later pruning steps (--gmp-regrow)");
+        }
         for r in &at_end {
             println!(
                 "    {:<28} {:>9} of {:>9} ({:6.2}%)",
@@ -478,7 +482,7 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
             );
         }
         println!(
-            "  files: gmp.csv (each pruning step's target and kept count per layer), \
+            "  files: gmp.csv (each pruning step's target, kept and regrown counts per layer), \
              mask.safetensors (the final mask)"
         );
     }

@@ -311,6 +311,10 @@ pub struct GmpFlags {
     /// layerwise (each layer to its share; default) or global (one threshold).
     #[arg(long, value_name = "SCOPE")]
     pub gmp_scope: Option<lth_prune::Strategy>,
+    /// Let pruned weights come back at later pruning steps, ranked by the magnitude they had when
+    /// pruned (TF model_pruning's behaviour) [default: false: pruned weights stay pruned].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub gmp_regrow: Option<bool>,
 }
 
 impl GmpFlags {
@@ -332,9 +336,11 @@ impl GmpFlags {
                 || self.gmp_every.is_some()
                 || self.gmp_initial.is_some()
                 || self.gmp_scope.is_some()
+                || self.gmp_regrow.is_some()
             {
                 return Err(TrainError::Invalid(
-                    "--gmp-start, --gmp-end, --gmp-every, --gmp-initial and --gmp-scope need --gmp"
+                    "--gmp-start, --gmp-end, --gmp-every, --gmp-initial, --gmp-scope and \
+                     --gmp-regrow need --gmp"
                         .into(),
                 ));
             }
@@ -361,6 +367,7 @@ impl GmpFlags {
         set(&mut g.distribution, spread.distribution);
         set(&mut g.erk_power, spread.erk_power);
         g.first_layer_dense = spread.first_layer_dense.unwrap_or(false);
+        g.regrow = self.gmp_regrow.unwrap_or(false);
         g.validate()?;
         Ok(Some(g))
     }

@@ -14,10 +14,17 @@
 //! - **global**: one magnitude threshold over the prunable layers (the first left out with
 //!   `first_layer_dense`), the network at `s_t`.
 //!
-//! Counts follow [`Count::SparsityFloor`] (`N − ⌊s·N⌋` kept, rigl's rule). A selection ranks only
-//! the weights still kept, so pruned weights stay pruned (tfmot's rule: it writes W ← W⊙M); they
-//! are zeroed (the optimiser's mask) and their optimiser state (momentum, Adam's moments) is
-//! reset. Pruning at step `t` happens after that step's update, as State of Sparsity chains the
+//! Counts follow [`Count::SparsityFloor`] (`N − ⌊s·N⌋` kept, rigl's rule). By default a selection
+//! ranks only the weights still kept, so pruned weights stay pruned (tfmot's rule: it writes
+//! W ← W⊙M); they are zeroed (the optimiser's mask) and their optimiser state (momentum, Adam's
+//! moments) is reset.
+//!
+//! With `regrow`, pruned weights may come back, as in TF's `model_pruning` (the State of Sparsity
+//! code), which keeps each weight's value behind its mask and ranks every weight at each pruning
+//! step: here a pruned weight's value is held as it was when pruned (no gradient reaches it behind
+//! the mask, so it would not have moved), every weight is ranked (a kept one by its magnitude, a
+//! pruned one by its held magnitude), and a weight that ranks in again returns with its held
+//! value and a fresh optimiser state. The held values are in the resume state. Pruning at step `t` happens after that step's update, as State of Sparsity chains the
 //! mask update onto the train op, so the mask in force after step `t` is at `s_t` and step
 //! `t + 1` trains under it. The threshold is the exact k-th magnitude (tfmot's, not contrib's
 //! 255-bin histogram), with no moving average (State of Sparsity's `threshold_decay = 0`); ties
@@ -26,8 +33,8 @@
 //! **Host synchronisation.** None on the steps between pruning steps. A pruning step reads each
 //! layer's threshold (a k-th value) and kept count.
 //!
-//! **Resume.** The mask in force is in the optimiser's resume state; the hook keeps only its step
-//! count, and its log (`gmp.csv`) is cut back to the checkpoint on resume, so a killed run resumes
+//! **Resume.** The mask in force is in the optimiser's resume state; the hook keeps its step
+//! count (and, with `regrow`, the held values), and its log (`gmp.csv`) is cut back to the checkpoint on resume, so a killed run resumes
 //! bit-identically.
 //!
 //! **FLOPs** as the RigL paper counts them: dense until `t0`, then each step at the density in
@@ -82,6 +89,11 @@ pub struct GmpHparams {
     /// Leave the first prunable layer dense (outside the budget).
     #[serde(default)]
     pub first_layer_dense: bool,
+    /// Let pruned weights come back at later pruning steps (ranked by their held magnitude);
+    /// by default they stay pruned. Left out of the identity when off, so runs from before it
+    /// existed keep their folders.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub regrow: bool,
 }
 
 fn default_start() -> UpdateEnd {
@@ -111,6 +123,7 @@ impl GmpHparams {
             distribution: Spread::Uniform,
             erk_power: 1.0,
             first_layer_dense: false,
+            regrow: false,
         }
     }
 
@@ -250,6 +263,9 @@ pub struct GmpRow {
     pub total: i64,
     /// Weights it keeps after the step.
     pub kept: i64,
+    /// Of those, weights that were pruned before the step and came back (`regrow` only).
+    #[serde(default)]
+    pub regrown: i64,
 }
 
 /// The pruning hook.
@@ -267,9 +283,13 @@ pub struct Gmp {
     done: u64,
     log: Option<CsvLog<GmpRow>>,
     rows: Vec<GmpRow>,
+    /// With `regrow`: each layer's pruned weights at the values they had when pruned (zero where
+    /// kept); a layer is absent until its first weight leaves.
+    held: Named,
 }
 
 const DONE: &str = "steps";
+const HELD: &str = "held.";
 
 impl Gmp {
     /// Pruning the prunable `weights` (applied at `positions`) of a run of `steps` steps of
@@ -300,6 +320,7 @@ impl Gmp {
             done: 0,
             log,
             rows: Vec::new(),
+            held: Named::new(),
         })
     }
 
@@ -322,7 +343,13 @@ impl Gmp {
         (layer.sparsity * self.schedule.sparsity_at(t) / self.hp.sparsity).clamp(0.0, 1.0)
     }
 
-    /// The mask step `t` leaves: `mask` with the smallest magnitudes of `weights` removed.
+    /// The held values of pruned weights (`regrow`), by layer.
+    pub fn held(&self) -> &Named {
+        &self.held
+    }
+
+    /// The mask step `t` leaves: `mask` with the smallest magnitudes of `weights` removed; with
+    /// `regrow`, chosen among every weight, the pruned ones at their held magnitudes.
     pub fn prune(&self, t: u64, weights: &Named, mask: &Mask) -> Result<Mask> {
         let scores: Vec<(String, Tensor)> = self
             .layers
@@ -331,9 +358,25 @@ impl Gmp {
                 let w = weights.get(&l.name).ok_or_else(|| {
                     TrainError::Invalid(format!("no weights for prunable layer `{}`", l.name))
                 })?;
-                Ok((l.name.clone(), w.abs()))
+                // A pruned weight is zero in storage, and its held value is zero where kept.
+                let score = match self.held.get(&l.name).filter(|_| self.hp.regrow) {
+                    Some(h) => (w + h.to_device(w.device())).abs(),
+                    None => w.abs(),
+                };
+                Ok((l.name.clone(), score))
             })
             .collect::<Result<_>>()?;
+        let everything;
+        let mask = if self.hp.regrow {
+            everything = Mask::from_named(
+                mask.iter()
+                    .map(|(n, m)| (n.to_owned(), m.ones_like()))
+                    .collect(),
+            )?;
+            &everything
+        } else {
+            mask
+        };
         Ok(match self.hp.scope {
             Strategy::Layerwise => select_layerwise(&scores, mask, Keep::Largest, |name| {
                 let s = self
@@ -411,15 +454,37 @@ impl Hook for Gmp {
             .mask()
             .ok_or_else(|| TrainError::Invalid("gradual pruning without a mask".into()))?
             .clone();
-        let new = self.prune(t, &ctx.optimizer.weights(), &mask)?;
-        let gone: Vec<(String, Tensor)> = mask
-            .iter()
-            .map(|(n, old)| {
-                let kept = new.get(n).map_or_else(|| old.copy(), Tensor::shallow_clone);
-                (n.to_owned(), old.logical_and(&kept.logical_not()))
-            })
-            .collect();
-        ctx.optimizer.reset_state(&Mask::from_named(gone)?)?;
+        let weights = ctx.optimizer.weights();
+        let new = self.prune(t, &weights, &mask)?;
+        // Per layer: the weights leaving (`gone`) and those coming back (`back`, regrow only).
+        let mut changed = Vec::new();
+        let mut regrown = Named::new();
+        for (n, old) in mask.iter() {
+            let kept = new.get(n).map_or_else(|| old.copy(), Tensor::shallow_clone);
+            let gone = old.logical_and(&kept.logical_not());
+            let back = kept.logical_and(&old.logical_not());
+            if self.hp.regrow
+                && let Some(w) = weights.get(n)
+            {
+                let held = self
+                    .held
+                    .get(n)
+                    .map_or_else(|| w.zeros_like(), |h| h.to_device(w.device()));
+                let stay = gone.logical_not().to_device(w.device());
+                let away = back.logical_not().to_device(w.device());
+                tch::no_grad(|| {
+                    // Hold the leaving weights' values before the mask zeroes them; give the
+                    // returning ones theirs back (the mask set below keeps them).
+                    let holding = held.where_self(&stay, w);
+                    w.shallow_clone().copy_(&w.where_self(&away, &held));
+                    self.held
+                        .insert(n, holding.where_self(&away, &holding.zeros_like()));
+                });
+                regrown.insert(n, back.sum(Kind::Int64));
+            }
+            changed.push((n.to_owned(), gone.logical_or(&back)));
+        }
+        ctx.optimizer.reset_state(&Mask::from_named(changed)?)?;
         ctx.optimizer.set_mask(&new)?;
         let target = self.schedule.sparsity_at(t);
         for l in &self.layers {
@@ -432,6 +497,7 @@ impl Hook for Gmp {
                 target,
                 total: l.total,
                 kept,
+                regrown: regrown.get(&l.name).map_or(0, |b| b.int64_value(&[])),
             });
         }
         if let Some(log) = &self.log {
@@ -447,6 +513,9 @@ impl Hook for Gmp {
     fn state(&self) -> Named {
         let mut out = Named::new();
         out.insert(DONE.to_owned(), Tensor::from_slice(&[self.done as i64]));
+        for (n, h) in self.held.iter() {
+            out.insert(format!("{HELD}{n}"), h.copy());
+        }
         out
     }
 
@@ -455,6 +524,12 @@ impl Hook for Gmp {
             .get(DONE)
             .ok_or_else(|| TrainError::Invalid("the checkpoint lacks the gmp hook's steps".into()))?
             .int64_value(&[0]) as u64;
+        self.held = Named::new();
+        for (n, h) in state.iter() {
+            if let Some(layer) = n.strip_prefix(HELD) {
+                self.held.insert(layer, h.copy());
+            }
+        }
         if let Some(log) = &self.log {
             self.rows = log.load()?;
             self.rows.retain(|r| r.step < self.done);

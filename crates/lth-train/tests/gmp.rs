@@ -125,9 +125,22 @@ fn each_pruning_step_follows_the_cubic_to_one_weight_per_layer_and_ends_at_the_r
 
 #[test]
 fn gmp_runs_resume_bit_identically_after_a_kill_between_pruning_steps() {
+    for regrow in [false, true] {
+        resumes_bit_identically(regrow);
+    }
+}
+
+fn resumes_bit_identically(regrow: bool) {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
-    let r = run(0.8, Strategy::Layerwise, Spread::ErdosRenyiKernel);
+    let mut r = run(0.8, Strategy::Layerwise, Spread::ErdosRenyiKernel);
+    if regrow {
+        // At a rising sparsity a held weight rarely outranks a kept one (it ranked below every
+        // kept one when it left, and the threshold climbs); at a constant one, kept weights that
+        // drift below held ones trade places with them at every pruning step.
+        r.gmp.regrow = true;
+        r.gmp.initial = r.gmp.sparsity;
+    }
     let whole = RunDir::new(root.path().join("whole"));
     let cut = RunDir::new(root.path().join("cut"));
     let (expected, mask) = train_gmp(&whole, &r, 1, &data, &mut ()).unwrap();
@@ -142,6 +155,13 @@ fn gmp_runs_resume_bit_identically_after_a_kill_between_pruning_steps() {
     let (resumed, resumed_mask) = train_gmp(&cut, &r, 1, &data, &mut ()).unwrap();
     assert_eq!(resumed, expected);
     assert_eq!(rows(&cut), log, "pruning log after resuming");
+    // With regrow, weights came back after the checkpoint, from values held in it.
+    let regrown: i64 = log.iter().filter(|r| r.step > 10).map(|r| r.regrown).sum();
+    assert_eq!(
+        regrown > 0,
+        regrow,
+        "{regrown} weights came back after step 10"
+    );
     for ((n, a), (_, b)) in mask.iter().zip(resumed_mask.iter()) {
         assert!(a.equal(b), "mask of {n} differs after resuming");
     }
@@ -280,5 +300,129 @@ fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
             let kept = b.masked_select(m).ne(0.0).sum(Kind::Int64).int64_value(&[]);
             assert!(kept > 0, "{key} lost its state at kept weights");
         }
+    }
+}
+
+/// With `regrow`, a pruned weight whose held magnitude outranks a kept one comes back with its
+/// held value and a fresh optimiser state, and the kept one leaves; without it the mask holds.
+#[test]
+fn regrow_brings_back_a_held_weight_that_outranks_a_shrunken_one() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let hp = hparams();
+    for regrow in [false, true] {
+        let mut setup = Setup::new(&hp, 1, &data).unwrap();
+        let weights = setup.model.prunable_tensors();
+        setup.optimizer.set_mask(&Mask::ones(&weights)).unwrap();
+        setup
+            .session()
+            .train(0, 3, 0, &[], &mut lth_train::Hooks::none(), &mut ())
+            .unwrap();
+        let mut g = GmpHparams::new(0.5);
+        g.regrow = regrow;
+        // Steps 3 and 4 both prune to 50%.
+        let schedule = GmpSchedule {
+            t0: 3,
+            dt: 1,
+            n: 1,
+            initial: 0.5,
+            last: 0.5,
+        };
+        let mut gmp = Gmp::new(
+            &g,
+            schedule,
+            &weights,
+            setup.model.positions(),
+            10,
+            hp.dataset.batch_size,
+            None,
+        )
+        .unwrap();
+        let name = weights[0].0.clone();
+        let before = setup.optimizer.weights().get(&name).unwrap().copy();
+        let mut ctx = StepContext {
+            model: &setup.model,
+            optimizer: &mut setup.optimizer,
+        };
+        gmp.after_step(3, &mut ctx).unwrap();
+        let first = setup.optimizer.mask().unwrap().get(&name).unwrap().copy();
+        // Pruned: zero in the model, held at their values (regrow), or not held at all.
+        let w = setup.optimizer.weights().get(&name).unwrap().copy();
+        let pruned = first.logical_not();
+        assert_eq!(
+            w.masked_select(&pruned)
+                .abs()
+                .sum(Kind::Double)
+                .double_value(&[]),
+            0.0
+        );
+        if regrow {
+            let held = gmp.held().get(&name).unwrap();
+            assert!(
+                held.masked_select(&pruned)
+                    .equal(&before.masked_select(&pruned))
+            );
+            assert_eq!(
+                held.masked_select(&first)
+                    .abs()
+                    .sum(Kind::Double)
+                    .double_value(&[]),
+                0.0
+            );
+        } else {
+            assert!(gmp.held().get(&name).is_none());
+        }
+        // The kept weight of least magnitude shrinks to 0; the pruned one of largest held
+        // magnitude now outranks it.
+        let flat = |t: &Tensor| t.flatten(0, -1);
+        let shrunk = flat(&w.abs().where_self(&first, &Tensor::from(f32::INFINITY)))
+            .argmin(0, false)
+            .int64_value(&[]);
+        let back = flat(&before.abs().where_self(&pruned, &Tensor::from(-1.0f32)))
+            .argmax(0, false)
+            .int64_value(&[]);
+        tch::no_grad(|| {
+            let _ = setup
+                .optimizer
+                .weights()
+                .get(&name)
+                .unwrap()
+                .flatten(0, -1)
+                .get(shrunk)
+                .fill_(0.0);
+        });
+        let mut ctx = StepContext {
+            model: &setup.model,
+            optimizer: &mut setup.optimizer,
+        };
+        gmp.after_step(4, &mut ctx).unwrap();
+        let second = setup.optimizer.mask().unwrap().get(&name).unwrap().copy();
+        let kept_at = |m: &Tensor, i: i64| flat(m).int64_value(&[i]) != 0;
+        let w2 = flat(setup.optimizer.weights().get(&name).unwrap());
+        if !regrow {
+            assert!(second.equal(&first), "without regrow the mask holds");
+            continue;
+        }
+        assert!(kept_at(&second, back) && !kept_at(&second, shrunk));
+        assert_eq!(
+            second.logical_xor(&first).sum(Kind::Int64).int64_value(&[]),
+            2,
+            "one weight back, one gone"
+        );
+        assert_eq!(
+            w2.double_value(&[back]),
+            flat(&before).double_value(&[back]),
+            "back with its held value"
+        );
+        let state = setup.optimizer.state();
+        for buffer in ["exp_avg", "exp_avg_sq"] {
+            let key = format!("optimizer.{name}.{buffer}");
+            let (_, b) = state.iter().find(|(n, _)| *n == key).unwrap();
+            assert_eq!(flat(b).double_value(&[back]), 0.0, "{key}: fresh state");
+        }
+        // The one that left is held at the value it had (0), the one back no longer held.
+        let held = flat(gmp.held().get(&name).unwrap());
+        assert_eq!(held.double_value(&[back]), 0.0);
+        assert_eq!(held.double_value(&[shrunk]), 0.0);
     }
 }
