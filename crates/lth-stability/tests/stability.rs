@@ -155,7 +155,28 @@ fn stability_measures_both_analyses_for_imp_and_random_and_reuses_copies() {
         .find(|s| s.analysis == "data_order" && s.subnetwork == "imp")
         .unwrap();
     assert_eq!(imp_data_order.n, 2);
-    assert!(imp_data_order.comp.unwrap() > 0.0);
+    // Comp is random's mean distance over IMP's, from the rows themselves.
+    let mean_l2 = |analysis: &str, sub: &str| {
+        let l2: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.analysis == analysis && r.subnetwork == sub)
+            .map(|r| r.l2)
+            .collect();
+        l2.iter().sum::<f64>() / l2.len() as f64
+    };
+    for analysis in ["data_order", "pruning"] {
+        let comp = summary
+            .iter()
+            .find(|s| s.analysis == analysis && s.subnetwork == "imp")
+            .unwrap()
+            .comp
+            .unwrap();
+        let expected = mean_l2(analysis, "random") / mean_l2(analysis, "imp");
+        assert!(
+            (comp - expected).abs() <= 1e-12 * expected,
+            "{analysis}: comp {comp}, random/imp {expected}"
+        );
+    }
     let csv = lottery.dir().child("level_1").join("stability.csv");
     let written = std::fs::read(&csv).unwrap();
     // A second measurement trains nothing new and gives the same numbers.
@@ -174,8 +195,31 @@ fn stability_measures_both_analyses_for_imp_and_random_and_reuses_copies() {
     )
     .unwrap();
     assert_eq!(curve.points.len(), 5);
-    // The max over α includes both ends, so the barrier is never negative.
-    assert!(curve.barrier >= 0.0, "{curve:?}");
+    // The ends are the two copies of sample 0 themselves (LeNet has no BatchNorm to recompute;
+    // α = 1 is the first copy, α = 0 the second): their errors are one minus the test accuracies
+    // the data-order row recorded, and the barrier is the worst error over α minus the mean of
+    // the ends.
+    let pair = rows
+        .iter()
+        .find(|r| r.analysis == "data_order" && r.subnetwork == "imp" && r.sample == 0)
+        .unwrap();
+    let (first, last) = (&curve.points[0], &curve.points[4]);
+    assert_eq!((first.alpha, last.alpha), (0.0, 1.0));
+    // Accuracies are counts over the test split: equal to float rounding of one division.
+    assert!(
+        (first.error - (1.0 - pair.test_accuracy_b)).abs() < 1e-9,
+        "{curve:?} {pair:?}"
+    );
+    assert!(
+        (last.error - (1.0 - pair.test_accuracy_a)).abs() < 1e-9,
+        "{curve:?} {pair:?}"
+    );
+    let worst = curve
+        .points
+        .iter()
+        .map(|p| p.error)
+        .fold(f64::MIN, f64::max);
+    assert_eq!(curve.barrier, worst - (first.error + last.error) / 2.0);
     assert!(
         lottery
             .dir()

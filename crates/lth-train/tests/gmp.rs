@@ -251,20 +251,19 @@ fn a_hand_checked_three_layer_example_gives_the_exact_mask() {
     );
 }
 
-#[test]
-fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
-    let root = tempfile::tempdir().unwrap();
-    let data = data(root.path());
+/// A network trained 3 steps with Adam (its moments non-zero everywhere) under an all-ones mask,
+/// and a GMP hook that prunes to 50% at steps 3 and 4.
+fn adam_after_three_steps(data: &lth_train::Data, regrow: bool) -> (Setup, Gmp) {
     let hp = hparams();
-    let mut setup = Setup::new(&hp, 1, &data).unwrap();
+    let mut setup = Setup::new(&hp, 1, data).unwrap();
     let weights = setup.model.prunable_tensors();
     setup.optimizer.set_mask(&Mask::ones(&weights)).unwrap();
-    // Adam's moments are non-zero everywhere after a few steps.
     setup
         .session()
         .train(0, 3, 0, &[], &mut lth_train::Hooks::none(), &mut ())
         .unwrap();
-    let g = GmpHparams::new(0.5);
+    let mut g = GmpHparams::new(0.5);
+    g.regrow = regrow;
     let schedule = GmpSchedule {
         t0: 3,
         dt: 1,
@@ -272,7 +271,7 @@ fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
         initial: 0.5,
         last: 0.5,
     };
-    let mut gmp = Gmp::new(
+    let gmp = Gmp::new(
         &g,
         schedule,
         &weights,
@@ -282,6 +281,14 @@ fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
         None,
     )
     .unwrap();
+    (setup, gmp)
+}
+
+#[test]
+fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
+    let root = tempfile::tempdir().unwrap();
+    let data = data(root.path());
+    let (mut setup, mut gmp) = adam_after_three_steps(&data, false);
     let mut ctx = StepContext {
         model: &setup.model,
         optimizer: &mut setup.optimizer,
@@ -309,36 +316,9 @@ fn pruned_weights_lose_their_optimizer_state_and_the_rest_keep_it() {
 fn regrow_brings_back_a_held_weight_that_outranks_a_shrunken_one() {
     let root = tempfile::tempdir().unwrap();
     let data = data(root.path());
-    let hp = hparams();
     for regrow in [false, true] {
-        let mut setup = Setup::new(&hp, 1, &data).unwrap();
-        let weights = setup.model.prunable_tensors();
-        setup.optimizer.set_mask(&Mask::ones(&weights)).unwrap();
-        setup
-            .session()
-            .train(0, 3, 0, &[], &mut lth_train::Hooks::none(), &mut ())
-            .unwrap();
-        let mut g = GmpHparams::new(0.5);
-        g.regrow = regrow;
-        // Steps 3 and 4 both prune to 50%.
-        let schedule = GmpSchedule {
-            t0: 3,
-            dt: 1,
-            n: 1,
-            initial: 0.5,
-            last: 0.5,
-        };
-        let mut gmp = Gmp::new(
-            &g,
-            schedule,
-            &weights,
-            setup.model.positions(),
-            10,
-            hp.dataset.batch_size,
-            None,
-        )
-        .unwrap();
-        let name = weights[0].0.clone();
+        let (mut setup, mut gmp) = adam_after_three_steps(&data, regrow);
+        let name = setup.model.prunable_tensors()[0].0.clone();
         let before = setup.optimizer.weights().get(&name).unwrap().copy();
         let mut ctx = StepContext {
             model: &setup.model,
