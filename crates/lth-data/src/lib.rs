@@ -3,8 +3,10 @@
 //! - [`idx`] reads MNIST-format IDX files (raw or gzip) with errors that name the file and the problem.
 //! - [`registry`] knows each dataset: where its files live under the data root, its shape, classes,
 //!   normalisation, and how a user obtains it.
-//! - [`Loader`] keeps a whole split on the training device as `u8` and yields normalised batches in
-//!   an order fixed by a data-order seed: a fresh permutation per epoch, drawn on the host from an
+//! - [`Loader`] yields normalised batches from a [`Source`]: a whole split kept on the training
+//!   device as `u8` ([`DeviceSplit`], the small datasets), or image folders read from disk as each
+//!   batch needs them ([`FolderSplit`], ImageNet-sized data). Either way the batches come in an
+//!   order fixed by a data-order seed: a fresh permutation per epoch, drawn on the host from an
 //!   `lth-rng` stream, so the order is the same on every device and any step can be served without
 //!   replaying the ones before it (which is what resuming and rewinding need).
 //!

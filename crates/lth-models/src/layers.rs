@@ -1,6 +1,6 @@
 //! The layers every family is built from, for one network or for N copies of it packed into one.
 //!
-//! Packing (HFTA, Wang et al., MLSys 2021; ../shared/METHODS.md §8) trains N same-shape networks
+//! Packing (HFTA, Wang et al., MLSys 2021; docs/METHODS.md §8) trains N same-shape networks
 //! in one step: each variable gains a leading dimension of N copies (copy i's slice has the plain
 //! network's shape and name), and the operations act on all copies at once:
 //! - a linear layer is a batched matrix product over activations laid out `[N, B, features]`;

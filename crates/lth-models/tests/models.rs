@@ -86,7 +86,7 @@ fn count(name: &str, input: [i64; 3], classes: i64) -> (i64, i64, Model) {
     (m.num_parameters(), m.num_prunable(), m)
 }
 
-/// Parameter counts (total / prunable) of ../shared/PAPERS.md section 9 and the LTH paper.
+/// Parameter counts (total / prunable) of docs/PAPERS.md section 9 and the LTH paper.
 #[test]
 fn the_zoo_has_the_papers_parameter_counts() {
     let cifar = [3, 32, 32];

@@ -498,9 +498,8 @@ pub fn save_cells(path: &Path, cells: &[Cell]) -> Result<()> {
     let bytes = w
         .into_inner()
         .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-    let tmp = path.with_extension("csv.tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    // A per-process temporary sibling, renamed into place (no fixed `csv.tmp` left behind).
+    lth_store::write_atomic(path, &bytes).map_err(|e| io(std::io::Error::other(e.to_string())))
 }
 
 /// Replaces the measured cells of (`row`, `dataset`, `scale`, `device`) with `measured` (metric,

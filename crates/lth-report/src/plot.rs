@@ -42,7 +42,8 @@ fn paper_value(cells: &[Cell], r: &RowResult, metric: &str) -> Option<f64> {
         .and_then(|c| c.mean)
 }
 
-/// Draws the spec's panels for the rows that ran into an SVG file at `path`.
+/// Draws the spec's panels for the rows that ran into an SVG file at `path`, written atomically
+/// (drawn in memory, then renamed into place): a reader never sees half a plot.
 pub fn plot_svg(spec: &Spec, results: &[RowResult], cells: &[Cell], path: &Path) -> Result<()> {
     let fail = |e: String| ReportError::Plot {
         path: path.to_owned(),
@@ -56,17 +57,21 @@ pub fn plot_svg(spec: &Spec, results: &[RowResult], cells: &[Cell], path: &Path)
         })
         .collect();
     let panels = spec.plot.len().max(1);
-    let root = SVGBackend::new(path, (520 * panels as u32, 420)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    for (panel, area) in spec.plot.iter().zip(root.split_evenly((1, panels))) {
-        match panel.kind {
-            PanelKind::Bars => bars(spec, panel, &ran, cells, &area),
-            PanelKind::Lines => lines(spec, panel, &ran, cells, &area),
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (520 * panels as u32, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+        for (panel, area) in spec.plot.iter().zip(root.split_evenly((1, panels))) {
+            match panel.kind {
+                PanelKind::Bars => bars(spec, panel, &ran, cells, &area),
+                PanelKind::Lines => lines(spec, panel, &ran, cells, &area),
+            }
+            .map_err(fail)?;
         }
-        .map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
     }
-    root.present().map_err(|e| fail(e.to_string()))?;
-    Ok(())
+    lth_store::write_atomic(path, svg.as_bytes()).map_err(|e| fail(e.to_string()))
 }
 
 fn bars(

@@ -11,7 +11,11 @@
 //! Retraining variants ([`Retrain`]): weight rewinding (above), learning-rate rewinding (Renda et
 //! al. 2020: keep W_T, replay the schedule from k), fine-tuning (keep W_T, train at the final rate).
 //! Branches ([`BranchKind`]) share a level's mask (or its per-layer sparsity) and train steps k..T:
-//! random reinitialisation, random pruning, sign-preserving reinitialisation (Zhou et al. 2019).
+//! random reinitialisation, random pruning (per layer, or uniform over the network as the
+//! pruning-at-initialisation papers draw it), sign-preserving reinitialisation and reshuffling
+//! (Zhou et al. 2019); two more, the supermasks, evaluate the mask on the untrained W0 (its own
+//! values or signed constants) without training. Transplants ([`Transplant`]) move a level's ticket
+//! to another depth, dataset or optimiser.
 //!
 //! Every level and branch is a unit of the run store, resumable and never recomputed once done:
 //! `runs/lottery_<hash>/replicate_<n>/level_<L>/{main,branch_<kind>_<hash>}/`.

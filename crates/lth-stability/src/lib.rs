@@ -2,8 +2,8 @@
 //! arXiv 1903.01611) and "Linear Mode Connectivity and the LTH" (Frankle et al., ICML 2020) define it.
 //!
 //! - [`metrics`]: pure functions over named tensors and masks: the L2 distance and the angle
-//!   between two networks' masked prunable weights, linear interpolation and its error barrier,
-//!   the normalised Hamming distance between masks.
+//!   between two networks' masked prunable weights, linear interpolation and its error barrier
+//!   (the normalised Hamming distance between masks is `lth_prune::Mask::hamming`).
 //! - [`experiment`]: the measurements. Data-order stability of a ticket (W_k, m) trains copies of
 //!   m⊙W_k with different data orders and measures their distance; pruning stability trains the
 //!   full network from W_k and the subnetwork from m⊙W_k with the same data order. Both run for IMP

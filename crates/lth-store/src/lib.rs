@@ -30,6 +30,7 @@
 
 mod atomic;
 mod error;
+mod files;
 mod hash;
 mod log;
 mod nearest;
@@ -38,10 +39,11 @@ pub mod verify;
 
 pub use atomic::{tmp_path, write_atomic, write_json_atomic};
 pub use error::{StoreError, io_message};
+pub use files::{DONE_FILE, HPARAMS_FILE};
 pub use hash::{hparams_hash, non_default};
 pub use log::{CsvLog, CsvProblem, read_csv};
 pub use nearest::{did_you_mean, nearest};
-pub use run::{DONE_FILE, HPARAMS_FILE, RunDir, RunLock, Store};
+pub use run::{RunDir, RunLock, Store};
 
 /// Result alias for this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

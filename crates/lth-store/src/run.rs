@@ -7,13 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::files::{DONE_FILE, HPARAMS_FILE, LOCK_FILE, read_json};
 use crate::{Result, StoreError, hparams_hash, verify, write_json_atomic};
-
-/// The file that binds a run folder to its hyperparameters.
-pub const HPARAMS_FILE: &str = "hparams.json";
-/// The file whose presence says the folder's work is finished; it holds a summary.
-pub const DONE_FILE: &str = "done.json";
-pub(crate) const LOCK_FILE: &str = "lock";
 
 /// The root of a run store (`runs/` by default).
 #[derive(Debug, Clone)]
@@ -444,15 +439,6 @@ fn relative_path(from: &Path, to: &Path) -> String {
             .map(|c| c.as_os_str().to_string_lossy().into_owned()),
     );
     parts.join("/")
-}
-
-/// Reads and parses a JSON file, naming it in any error.
-pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 /// The first field (as a dotted path) where two JSON values differ, with both values.

@@ -142,8 +142,8 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Whether a file of a unit's folder is one of its results (digested when it finishes).
 fn is_result(name: &str) -> bool {
-    !(name == crate::run::DONE_FILE
-        || name == crate::run::LOCK_FILE
+    !(name == crate::files::DONE_FILE
+        || name == crate::files::LOCK_FILE
         || name.ends_with(".tmp")
         || name.starts_with("resume_"))
 }
@@ -215,11 +215,11 @@ pub const INPUTS_FILE: &str = "inputs.json";
 /// The digest a finished unit's results have now: its recorded [`SUMMARY_KEY`], else (written
 /// before `done.json` digested itself) the digest computed from it. `None`: not finished.
 pub(crate) fn results_digest(dir: &Path) -> Result<Option<String>> {
-    let path = dir.join(crate::run::DONE_FILE);
+    let path = dir.join(crate::files::DONE_FILE);
     if !path.exists() {
         return Ok(None);
     }
-    let value: serde_json::Value = crate::run::read_json(&path)?;
+    let value: serde_json::Value = crate::files::read_json(&path)?;
     Ok(Some(
         value
             .get(SUMMARY_KEY)
@@ -235,7 +235,7 @@ fn check_inputs(dir: &Path) -> Result<Option<Damage>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let inputs: BTreeMap<String, String> = crate::run::read_json(&path)?;
+    let inputs: BTreeMap<String, String> = crate::files::read_json(&path)?;
     for (input, recorded) in inputs {
         let stale = |problem: String| Damage {
             file: INPUTS_FILE.into(),
@@ -301,7 +301,7 @@ pub(crate) fn check_done(dir: &Path, value: &serde_json::Value) -> Result<Option
         && recorded != summary_digest(value)
     {
         return Ok(Some(Damage::of(
-            crate::run::DONE_FILE,
+            crate::files::DONE_FILE,
             "does not match its own digest (its numbers were changed)",
         )));
     }

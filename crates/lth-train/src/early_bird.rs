@@ -1,4 +1,4 @@
-//! Early-Bird tickets (You et al., "Drawing Early-Bird Tickets", ICLR 2020; ../shared/METHODS.md
+//! Early-Bird tickets (You et al., "Drawing Early-Bird Tickets", ICLR 2020; docs/METHODS.md
 //! §5): during training, a channel mask per pruning ratio from the BatchNorm scales at the start of
 //! every epoch, and the ticket is drawn when the newest mask is within ε of each of the masks of the
 //! epochs before it.

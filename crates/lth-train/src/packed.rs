@@ -1,6 +1,6 @@
 //! Packed training: N replicates of one run (same architecture, recipe and batch size), each with
 //! its own W0, data order, augmentation draws and optimiser state, trained in one step of one
-//! [`PackedModel`] (HFTA, Wang et al., MLSys 2021; ../shared/METHODS.md §8).
+//! [`PackedModel`] (HFTA, Wang et al., MLSys 2021; docs/METHODS.md §8).
 //!
 //! The loss of a step is the sum over copies of each copy's mean cross-entropy, so copy i's
 //! gradient is exactly the gradient it gets alone; one [`Optimizer`] over the packed variables
