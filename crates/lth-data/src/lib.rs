@@ -1,7 +1,7 @@
 //! Datasets for lottery-ticket experiments: on-disk readers, a registry, and a seeded on-device loader.
 //!
 //! - [`idx`] reads MNIST-format IDX files (raw or gzip) with errors that name the file and the problem.
-//! - [`registry`] knows each dataset: where its files live under the data root, its shape, classes,
+//! - [`registry`](mod@registry) knows each dataset: where its files live under the data root, its shape, classes,
 //!   normalisation, and how a user obtains it.
 //! - [`Loader`] yields normalised batches from a [`Source`]: a whole split kept on the training
 //!   device as `u8` ([`DeviceSplit`], the small datasets), or image folders read from disk as each
