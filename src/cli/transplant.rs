@@ -258,7 +258,7 @@ fn drive(
         let summary = transplant
             .run(planted, &mut bar)
             .with_context(|| format!("{kind} {}", planted.name()))?;
-        let mask = lth_prune::Mask::load(&transplant.unit_dir(planted).join(lth_rewind::MASK))?;
+        let mask = lth_prune::Mask::load(&transplant.unit_dir(planted).join(lth_prune::MASK_FILE))?;
         rows.push((planted.name(), mask.density(), summary));
     }
     let pct = |x: f64| format!("{:.2}%", 100.0 * x);

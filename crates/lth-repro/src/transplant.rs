@@ -53,9 +53,12 @@ fn measure(unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let s = transplant.run(p, progress)?;
         record(&mut m, prefix, &s);
     }
-    let ticket =
-        lth_prune::Mask::load(&transplant.unit_dir(Planted::Ticket).join(lth_rewind::MASK))
-            .map_err(lth_rewind::RewindError::from)?;
+    let ticket = lth_prune::Mask::load(
+        &transplant
+            .unit_dir(Planted::Ticket)
+            .join(lth_prune::MASK_FILE),
+    )
+    .map_err(lth_rewind::RewindError::from)?;
     m.insert("weights_remaining".into(), vec![ticket.density()]);
     record(&mut m, "source_imp", &summary(&source.level_dir(level))?);
     record(&mut m, "target_imp", &summary(&target.level_dir(level))?);

@@ -41,7 +41,7 @@ mod transplant;
 
 pub use error::RewindError;
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
-pub use lottery::{Lottery, MASK, level_ticket};
+pub use lottery::{Lottery, level_ticket};
 pub use results::{LayerRow, ResultRow};
 pub use transplant::{
     Destination, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,

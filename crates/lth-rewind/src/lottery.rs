@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tch::Tensor;
 
 use lth_models::load_tensors;
-use lth_prune::{Mask, random_like};
+use lth_prune::{MASK_FILE, Mask, random_like};
 use lth_store::{CsvLog, RunDir, Store};
 use lth_train::{
     Data, FINAL, Job, Progress, RunPlan, RunSummary, Setup, Start, TrainHparams, step_checkpoint,
@@ -17,8 +17,6 @@ use crate::{
     reinit_seed,
 };
 
-/// The mask a unit trained with, in its folder.
-pub const MASK: &str = lth_prune::MASK_FILE;
 const RESULTS: &str = "results.csv";
 const LAYERS: &str = "layers.csv";
 
@@ -52,7 +50,7 @@ pub fn level_ticket(
         )));
     }
     let weights = load_tensors(&unit.join(FINAL))?;
-    let mask_path = unit.join(MASK);
+    let mask_path = unit.join(MASK_FILE);
     if mask_path.exists() {
         let mask = Mask::load(&mask_path)?;
         mask.apply(&weights)?;
@@ -173,7 +171,7 @@ impl<'a> Lottery<'a> {
         // A finished level's mask is read only once its files pass their digests (once per
         // process): a damaged one is an error, never a moved or branched ticket.
         self.level_dir(level).is_done()?;
-        let path = self.level_dir(level).join(MASK);
+        let path = self.level_dir(level).join(MASK_FILE);
         if !path.exists() {
             return Err(RewindError::Invalid(format!(
                 "level {level} has no mask yet ({} is absent); train the levels before it first",
@@ -359,7 +357,7 @@ impl<'a> Lottery<'a> {
     /// mask by the magnitudes of its trained weights (or, for level 1 with `level1`, pruned at
     /// initialisation from `setup`'s W0), and saved before any training.
     fn level_mask(&self, level: u64, setup: &Setup, trained: &[(String, Tensor)]) -> Result<Mask> {
-        let path = self.level_dir(level).join(MASK);
+        let path = self.level_dir(level).join(MASK_FILE);
         if path.exists() {
             return Ok(Mask::load(&path)?);
         }
@@ -570,7 +568,7 @@ impl<'a> Lottery<'a> {
                 let Some(s) = unit.done_summary::<RunSummary>()? else {
                     continue;
                 };
-                let mask = Mask::load(&unit.join(MASK))?;
+                let mask = Mask::load(&unit.join(MASK_FILE))?;
                 let counts = mask.counts_in(order.names());
                 rows.push(ResultRow {
                     level,

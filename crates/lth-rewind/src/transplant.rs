@@ -28,7 +28,7 @@ use lth_train::{
     TrainingHparams, run_resumable,
 };
 
-use crate::{Lottery, LotteryHparams, MASK, Result, RewindError};
+use crate::{Lottery, LotteryHparams, Result, RewindError};
 
 /// What happens to the classifier (the output layer's weight and bias) on a data move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -546,7 +546,7 @@ impl<'a> Transplant<'a> {
         dir.create()?;
         self.source.record_made_from(&dir, self.hp.level)?;
         setup.model.load_state(&state)?;
-        mask.save(&dir.join(MASK))?;
+        mask.save(&dir.join(lth_prune::MASK_FILE))?;
         setup.optimizer.set_mask(&mask)?;
         let every = self
             .hp

@@ -6,7 +6,7 @@ use std::path::Path;
 use lth_models::rounding::Trajectory;
 use lth_models::{Named, load_tensors};
 use lth_prune::{Mask, prune_count};
-use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, MASK, Retrain};
+use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, Retrain};
 use lth_store::{CsvLog, Store};
 use lth_train::{Data, MetricsRow, Steps, evaluate};
 use tch::{Device, Kind};
@@ -119,7 +119,7 @@ fn branches_share_the_level_mask_or_its_fractions() {
         let b = BranchHparams { kind, seed: None };
         lottery.run_branch(1, &b, &mut ()).unwrap();
         let dir = lottery.branch_dir(1, &b);
-        let mask = Mask::load(&dir.join(MASK)).unwrap();
+        let mask = Mask::load(&dir.join(lth_prune::MASK_FILE)).unwrap();
         if kind == BranchKind::RandomUniform {
             // The same total, spread over the layers at random: not the recipe's fractions.
             assert_eq!(mask.kept(), level_mask.kept());

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use lth_prune::Mask;
 use lth_rewind::{
-    Lottery, LotteryHparams, MASK, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
+    Lottery, LotteryHparams, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
 };
 use lth_store::Store;
 use lth_train::{Data, DatasetHparams, OptimizerKind, Steps};
@@ -120,8 +120,13 @@ fn transfer_moves_every_layer_but_the_classifier_by_its_policy() {
     assert_eq!(s.steps, 2 * per_epoch);
     let r = reinit.run(Planted::Random { seed: 3 }, &mut ()).unwrap();
     assert_eq!(r.steps, s.steps);
-    let t = Mask::load(&reinit.unit_dir(Planted::Ticket).join(MASK)).unwrap();
-    let rnd = Mask::load(&reinit.unit_dir(Planted::Random { seed: 3 }).join(MASK)).unwrap();
+    let t = Mask::load(&reinit.unit_dir(Planted::Ticket).join(lth_prune::MASK_FILE)).unwrap();
+    let rnd = Mask::load(
+        &reinit
+            .unit_dir(Planted::Random { seed: 3 })
+            .join(lth_prune::MASK_FILE),
+    )
+    .unwrap();
     for c in t.counts() {
         assert_eq!(kept(&rnd, &c.name), c.kept, "{}", c.name);
     }

@@ -548,7 +548,7 @@ impl Hook for LearnedMask {
 
     /// The final mask, `mask.safetensors`.
     fn finish(&mut self, dir: &std::path::Path, model: &Model) -> Result<()> {
-        mask_in(model)?.save(&dir.join(SUPERMASK_FILE))?;
+        mask_in(model)?.save(&dir.join(lth_prune::MASK_FILE))?;
         Ok(())
     }
 
@@ -582,9 +582,6 @@ impl Hook for LearnedMask {
         self.scores.load_state(&opt)
     }
 }
-
-/// The file of a learned supermask's final mask, in its run folder.
-pub const SUPERMASK_FILE: &str = "mask.safetensors";
 
 /// The mask a model's kernels hold: 1 where the kernel is non-zero. After a learned-supermask run
 /// the kernels are w ⊙ m with w non-zero, so this is m.
