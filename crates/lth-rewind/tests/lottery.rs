@@ -8,21 +8,19 @@ use lth_models::{Named, load_tensors};
 use lth_prune::{Mask, prune_count};
 use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, Retrain};
 use lth_store::{CsvLog, Store};
+use lth_train::testutil::{mnist_like, small_lenet};
 use lth_train::{Data, MetricsRow, Steps, evaluate};
-use tch::{Device, Kind};
+use tch::Kind;
 
+/// LeNet-300-100's lottery recipe on [`small_lenet`]'s training (30 steps, evaluated every 5).
 fn hparams() -> LotteryHparams {
     let mut hp = LotteryHparams::recipe("lenet_300_100").unwrap();
-    hp.train.dataset.validation = 100;
-    hp.train.dataset.batch_size = 50;
-    hp.train.training.steps = Steps::ep(3);
-    hp.train.training.eval_every = Steps::it(5);
+    hp.train = small_lenet().unwrap();
     hp
 }
 
 fn data(root: &Path) -> Data {
-    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
-    Data::load(&hparams().train.dataset, root, Device::Cpu).unwrap()
+    mnist_like(root, &hparams().train.dataset).unwrap()
 }
 
 fn rows(dir: &lth_store::RunDir) -> Vec<MetricsRow> {

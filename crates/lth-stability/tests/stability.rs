@@ -11,6 +11,7 @@ use lth_stability::{
     l2_distance, stability, summarize,
 };
 use lth_store::{RunDir, Store};
+use lth_train::testutil::{mnist_like, small_lenet};
 use lth_train::{Data, Steps};
 use proptest::prelude::*;
 use tch::{Device, Tensor};
@@ -58,14 +59,14 @@ fn barrier_is_the_bump_above_the_mean_of_the_ends() {
 }
 
 fn data(root: &Path) -> Data {
-    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
-    Data::load(&hparams().train.dataset, root, Device::Cpu).unwrap()
+    mnist_like(root, &hparams().train.dataset).unwrap()
 }
 
+/// LeNet-300-100's lottery recipe on [`small_lenet`]'s data, 2 epochs evaluated once per epoch,
+/// rewinding to step 4.
 fn hparams() -> LotteryHparams {
     let mut hp = LotteryHparams::recipe("lenet_300_100").unwrap();
-    hp.train.dataset.validation = 100;
-    hp.train.dataset.batch_size = 50;
+    hp.train = small_lenet().unwrap();
     hp.train.training.steps = Steps::ep(2);
     hp.train.training.eval_every = Steps::ep(1);
     hp.rewind = Steps::it(4);

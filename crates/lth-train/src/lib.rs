@@ -48,6 +48,7 @@ mod sparse;
 pub mod speed;
 mod steps;
 pub mod supermask;
+pub mod testutil;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};

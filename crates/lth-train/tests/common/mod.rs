@@ -4,24 +4,17 @@
 
 use std::path::Path;
 
-use lth_train::{Data, Progress, Steps, TrainHparams};
-use tch::Device;
+use lth_train::testutil::{mnist_like, small_lenet};
+use lth_train::{Data, Progress, TrainHparams};
 
 /// 600 training and 200 test examples of the generated task, under `root/mnist`.
 pub fn data(root: &Path) -> Data {
-    lth_data::testutil::write_mnist_like(&root.join("mnist"), 600, 200, true).unwrap();
-    Data::load(&hparams().dataset, root, Device::Cpu).unwrap()
+    mnist_like(root, &hparams().dataset).unwrap()
 }
 
-/// LeNet-300-100's recipe (Adam), 3 epochs of batch 50 on the 500 examples left after 100 are
-/// held out (30 steps), evaluated every 5.
+/// [`small_lenet`]: LeNet-300-100's recipe, 30 steps evaluated every 5.
 pub fn hparams() -> TrainHparams {
-    let mut hp = TrainHparams::recipe("lenet_300_100").unwrap();
-    hp.dataset.validation = 100;
-    hp.dataset.batch_size = 50;
-    hp.training.steps = Steps::ep(3);
-    hp.training.eval_every = Steps::it(5);
-    hp
+    small_lenet().unwrap()
 }
 
 /// Panics at step `self.0`, as a killed process stops there.
