@@ -318,6 +318,8 @@ fn refused_commands_say_why_and_write_nothing() {
     ];
     if no_cuda {
         cases.push((small_with(14, "cuda:1"), "(--device cuda:1)"));
+    } else {
+        eprintln!("SKIPPED: --device cuda:1 refused for want of CUDA: this machine has CUDA");
     }
     let repro_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("repro");
     let grid = |extra: &[&'static str]| {
