@@ -91,7 +91,7 @@ impl Experiment for Stability {
 
     /// The paper's Comp: the random subnetworks' mean distance over the IMP subnetworks'.
     fn derived(&self, s: &BTreeMap<String, Summary>) -> Vec<(String, f64)> {
-        let ratio = |a: &str, b: &str| Some(s.get(a)?.mean / s.get(b)?.mean);
+        let ratio = |a: &str, b: &str| lth_stability::comp(s.get(a)?.mean, s.get(b)?.mean);
         [
             (
                 "comp_data_order",

@@ -328,6 +328,13 @@ pub struct StabilitySummary {
     pub comp: Option<f64>,
 }
 
+/// The paper's "Comp": the random subnetworks' mean distance over the IMP subnetworks' (how
+/// much more stable IMP is); none when IMP's distance is zero (identical copies), where the
+/// ratio means nothing.
+pub fn comp(random_mean: f64, imp_mean: f64) -> Option<f64> {
+    (imp_mean > 0.0).then(|| random_mean / imp_mean)
+}
+
 /// Summaries per (analysis, subnetwork), with the Comp ratio on the IMP rows.
 pub fn summarize(rows: &[StabilityRow]) -> Vec<StabilitySummary> {
     let mut out: Vec<StabilitySummary> = Vec::new();
@@ -342,21 +349,16 @@ pub fn summarize(rows: &[StabilityRow]) -> Vec<StabilitySummary> {
             }
             let n = cell.len() as f64;
             let l2: Vec<f64> = cell.iter().map(|r| r.l2).collect();
-            let mean = l2.iter().sum::<f64>() / n;
-            let var = if cell.len() > 1 {
-                l2.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-            } else {
-                0.0
-            };
+            let d = lth_report::Summary::of(&l2);
             let accuracy = cell.iter().map(|r| r.test_accuracy_a).sum::<f64>() / n;
             out.push(StabilitySummary {
                 analysis: analysis.into(),
                 subnetwork: sub.into(),
-                n: cell.len() as u64,
-                mean_l2: mean,
-                std_l2: var.sqrt(),
-                min_l2: l2.iter().copied().fold(f64::MAX, f64::min),
-                max_l2: l2.iter().copied().fold(f64::MIN, f64::max),
+                n: d.n,
+                mean_l2: d.mean,
+                std_l2: d.sd,
+                min_l2: d.min,
+                max_l2: d.max,
                 mean_angle: cell.iter().map(|r| r.angle).sum::<f64>() / n,
                 mean_accuracy: accuracy,
                 comp: None,
@@ -370,7 +372,7 @@ pub fn summarize(rows: &[StabilityRow]) -> Vec<StabilitySummary> {
                 .map(|s| s.mean_l2)
         };
         if let (Some(imp), Some(random)) = (mean("imp"), mean("random")) {
-            let comp = (imp > 0.0).then(|| random / imp);
+            let comp = comp(random, imp);
             if let Some(s) = out
                 .iter_mut()
                 .find(|s| s.analysis == analysis && s.subnetwork == "imp")

@@ -29,8 +29,8 @@ pub mod metrics;
 
 pub use experiment::{
     CopySpec, CurvePoint, InterpolationSummary, Split, StabilityRow, StabilitySummary, Subnetwork,
-    copy_jobs, interpolation, level_copies, sample_copies, stability, summarize, train_copies,
-    train_sample,
+    comp, copy_jobs, interpolation, level_copies, sample_copies, stability, summarize,
+    train_copies, train_sample,
 };
 pub use metrics::{
     BnStats, angle, barrier, interpolate, interpolation_curve, interpolation_curve_with,
