@@ -24,18 +24,20 @@
 //! step: here a pruned weight's value is held as it was when pruned (no gradient reaches it behind
 //! the mask, so it would not have moved), every weight is ranked (a kept one by its magnitude, a
 //! pruned one by its held magnitude), and a weight that ranks in again returns with its held
-//! value and a fresh optimiser state. The held values are in the resume state. Pruning at step `t` happens after that step's update, as State of Sparsity chains the
-//! mask update onto the train op, so the mask in force after step `t` is at `s_t` and step
-//! `t + 1` trains under it. The threshold is the exact k-th magnitude (tfmot's, not contrib's
-//! 255-bin histogram), with no moving average (State of Sparsity's `threshold_decay = 0`); ties
-//! at the threshold leave in position order.
+//! value and a fresh optimiser state. The held values are in the resume state.
+//!
+//! Pruning at step `t` happens after that step's update, as State of Sparsity chains the mask
+//! update onto the train op, so the mask in force after step `t` is at `s_t` and step `t + 1`
+//! trains under it. The threshold is the exact k-th magnitude (tfmot's, not contrib's 255-bin
+//! histogram), with no moving average (State of Sparsity's `threshold_decay = 0`); ties at the
+//! threshold leave in position order.
 //!
 //! **Host synchronisation.** None on the steps between pruning steps. A pruning step reads each
 //! layer's threshold (a k-th value) and kept count.
 //!
 //! **Resume.** The mask in force is in the optimiser's resume state; the hook keeps its step
-//! count (and, with `regrow`, the held values), and its log (`gmp.csv`) is cut back to the checkpoint on resume, so a killed run resumes
-//! bit-identically.
+//! count (and, with `regrow`, the held values), and its log (`gmp.csv`) is cut back to the
+//! checkpoint on resume, so a killed run resumes bit-identically.
 //!
 //! **FLOPs** as the RigL paper counts them: dense until `t0`, then each step at the density in
 //! force (three forward passes' worth per example), from the log of the counts each pruning step
