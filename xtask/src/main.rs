@@ -202,6 +202,9 @@ fn lint(root: &Path) -> Result<()> {
             "warnings",
         ],
     )?;
+    // The binary alone, as the README's main job builds it: the workspace's checks above unify
+    // the test-only features of the tests' dependencies, which can hide a library that needs one.
+    cargo(root, &["check", "--quiet", "--package", "lth"])?;
     let zizmor = setup::zizmor()?;
     let status = Command::new(&zizmor)
         .current_dir(root)

@@ -48,6 +48,7 @@ mod sparse;
 pub mod speed;
 mod steps;
 pub mod supermask;
+#[cfg(feature = "test-util")]
 pub mod testutil;
 
 pub use device::{DeviceChoice, resolve_device};
