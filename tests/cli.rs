@@ -1880,3 +1880,72 @@ fn the_synflow_benchmark_runs_lth_and_plain_pytorch_to_the_same_count() {
     assert_eq!(kept("PyTorch"), kept("lth"), "{out}");
     assert!(out.contains("ratio lth / PyTorch "), "{out}");
 }
+
+/// `lth lottery --rewind-grid` checks every point before anything trains (order, duplicates, the
+/// end of training, and --rewind beside it), then trains one lottery per point, each rewinding to
+/// its own W_k, prints one line per point and writes the grid's table in its own folder.
+#[test]
+fn a_rewind_grid_checks_its_points_then_trains_one_lottery_per_point() {
+    let w = workspace();
+    // SMALL's lottery flags (2 epochs of 10 steps: T = 20), without the command.
+    let lottery: Vec<&str> = SMALL[1..].iter().copied().chain(["--quiet"]).collect();
+    let with = |grid: &'static str| {
+        let mut a = vec!["lottery", "--levels", "1", "--rewind-grid", grid];
+        a.extend_from_slice(&lottery);
+        a
+    };
+    for (grid, expected) in [
+        (
+            "0,6it,3it",
+            "--rewind-grid: 3it (3 iterations) comes after 6it (6 iterations): give the points \
+             in increasing order",
+        ),
+        (
+            "0,1ep,10it",
+            "--rewind-grid: 10it and 1ep are the same point (10 iterations): give each point once",
+        ),
+        (
+            "0,2ep",
+            "--rewind-grid: 2ep (20 iterations) is not before the end of training (20 iterations)",
+        ),
+        ("0,soon", "bad step count `soon`"),
+    ] {
+        assert_refused(&with(grid), w.path(), expected);
+    }
+    let mut both = with("0,3it");
+    both.extend(["--rewind", "3it"]);
+    assert_refused(&both, w.path(), "cannot be used with");
+
+    let mut args = with("0,3it");
+    args.extend(["--branch", "random-reinit"]);
+    let out = ok(&lth(&args, w.path()));
+    assert!(
+        out.contains("k = 0it (0 iterations, 0.0% of training): imp "),
+        "{out}"
+    );
+    assert!(
+        out.contains("k = 3it (3 iterations, 15.0% of training): imp "),
+        "{out}"
+    );
+    assert!(out.contains("random_reinit"), "{out}");
+    let runs = w.path().join("runs");
+    // Two lotteries (k = 0 and k = 3) and the grid's folder.
+    assert_eq!(paths_ending(&runs, "level_1/main/done.json").len(), 2);
+    let csv = paths_ending(&runs, "rewind_grid.csv");
+    assert_eq!(csv.len(), 1, "{csv:?}");
+    let table = std::fs::read_to_string(runs.join(&csv[0])).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1 + 2 * 2, "{table}");
+    assert!(lines[1].starts_with("0it,0,0.0,1,imp,"), "{table}");
+    assert!(lines[3].starts_with("3it,3,0.15,1,imp,"), "{table}");
+    // The two points are two lotteries: the same mask fraction, their own folders.
+    assert_ne!(
+        lines[1].rsplit(',').next(),
+        lines[3].rsplit(',').next(),
+        "{table}"
+    );
+    // Asked again, nothing trains and the same table comes back.
+    let again = ok(&lth(&args, w.path()));
+    assert!(again.contains("already finished"), "{again}");
+    assert_eq!(std::fs::read_to_string(runs.join(&csv[0])).unwrap(), table);
+}

@@ -4,9 +4,12 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use lth_rewind::flags::LotteryFlags;
-use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, ResultRow};
-use lth_store::Store;
-use lth_train::Data;
+use lth_rewind::{
+    BranchHparams, BranchKind, GridHparams, GridRow, Lottery, LotteryHparams, ResultRow,
+    rewind_points,
+};
+use lth_store::{CsvLog, Store};
+use lth_train::{Data, Steps};
 
 use super::CommonArgs;
 use super::progress::Bar;
@@ -54,6 +57,16 @@ struct LotteryRun {
     /// packing does not pay, 8 on CUDA). Results equal unpacked runs' to float tolerance.
     #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pack: Option<usize>,
+    /// Train one lottery per rewind point instead of --rewind (comma-separated, increasing:
+    /// 0,50it,100it,1ep), each rewinding to its own W_k at every level; prints one line per point
+    /// and writes the points' results to rewind_grid.csv.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "rewind",
+        value_name = "K,K,..."
+    )]
+    rewind_grid: Vec<Steps>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +126,9 @@ pub fn run(cmd: &LotteryCmd) -> anyhow::Result<()> {
                 })
                 .collect();
             let branch_levels: Vec<u64> = (1..=n).collect();
+            if !r.rewind_grid.is_empty() {
+                return grid(r, &levels, &branch_levels, &branches);
+            }
             drive(&r.lottery, &levels, &branch_levels, &branches, r.pack)
         }
     }
@@ -180,6 +196,28 @@ fn drive(
 ) -> anyhow::Result<()> {
     let (hp, data) = load(args)?;
     let lottery = open(args, hp, &data)?;
+    let trained = train_all(args, &lottery, levels, branch_levels, branches, pack)?;
+    let (results, layers) = lottery.write_tables()?;
+    if trained == 0 {
+        println!("already finished; nothing to train.");
+    }
+    let (rows, _) = lottery.results()?;
+    print!("{}", table(&rows));
+    println!("results: {}", results.display());
+    println!("per layer: {}", layers.display());
+    Ok(())
+}
+
+/// Trains what is not done of `levels` and of each branch off each of `branch_levels` (up to
+/// `pack` branches at once in one packed network); returns how many units it trained.
+fn train_all(
+    args: &LotteryArgs,
+    lottery: &Lottery,
+    levels: &[u64],
+    branch_levels: &[u64],
+    branches: &[BranchHparams],
+    pack: Option<usize>,
+) -> anyhow::Result<usize> {
     let mut bar = Bar::new(args.common.quiet);
     let mut trained = train_levels(&lottery, levels, &mut bar)?;
     let mut todo = Vec::new();
@@ -192,7 +230,8 @@ fn drive(
         }
     }
     if !todo.is_empty() {
-        let pack = pack.unwrap_or_else(|| lth_train::packed::default_pack(data.train.device()));
+        let pack =
+            pack.unwrap_or_else(|| lth_train::packed::default_pack(lottery.data().train.device()));
         if pack > 1 && todo.len() > 1 {
             eprintln!("branches: up to {pack} in one packed network");
         }
@@ -201,14 +240,75 @@ fn drive(
             .context("branches")?;
         trained += todo.len();
     }
-    let (results, layers) = lottery.write_tables()?;
+    Ok(trained)
+}
+
+/// `--rewind-grid`: one lottery per rewind point, every point checked (and every lottery's
+/// hyperparameters) before anything trains; one line per point at the last level, and
+/// `rewind_grid.csv` in the grid's own folder of the store.
+fn grid(
+    r: &LotteryRun,
+    levels: &[u64],
+    branch_levels: &[u64],
+    branches: &[BranchHparams],
+) -> anyhow::Result<()> {
+    let args = &r.lottery;
+    let base = args.resolve()?;
+    base.validate()?;
+    let g = GridHparams::new(&base, &r.rewind_grid);
+    let data = args.common.data(&base.train.dataset)?;
+    let per_epoch = (data.train.len() as u64).div_ceil(base.train.dataset.batch_size);
+    let total = base.train.training.steps.iterations(per_epoch);
+    let points = rewind_points("--rewind-grid", &r.rewind_grid, per_epoch, total)?;
+    let store = Store::new(&args.common.runs_dir);
+    let lotteries = r
+        .rewind_grid
+        .iter()
+        .map(|&k| open(args, g.at(k), &data))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let last = levels.last().copied().unwrap_or(0);
+    let mut rows = Vec::new();
+    let mut trained = 0;
+    for ((lottery, &k), &it) in lotteries.iter().zip(&r.rewind_grid).zip(&points) {
+        trained += train_all(args, lottery, levels, branch_levels, branches, r.pack)
+            .with_context(|| format!("rewind point {k}"))?;
+        lottery.write_tables()?;
+        let (results, _) = lottery.results()?;
+        let mut line = format!(
+            "k = {k} ({it} iterations, {:.1}% of training):",
+            100.0 * it as f64 / total as f64
+        );
+        for row in results.iter().filter(|x| x.level == last) {
+            line.push_str(&format!(
+                " {} {:.2}%",
+                row.branch,
+                100.0 * row.final_test_accuracy
+            ));
+            rows.push(GridRow {
+                rewind: k.to_string(),
+                rewind_iteration: it,
+                rewind_fraction: it as f64 / total as f64,
+                level: row.level,
+                branch: row.branch.clone(),
+                weights_remaining: row.weights_remaining,
+                final_test_accuracy: row.final_test_accuracy,
+                best_test_accuracy: row.best_test_accuracy,
+                lottery: lottery.dir().path().display().to_string(),
+            });
+        }
+        println!("{line} at level {last}");
+    }
     if trained == 0 {
         println!("already finished; nothing to train.");
     }
-    let (rows, _) = lottery.results()?;
-    print!("{}", table(&rows));
-    println!("results: {}", results.display());
-    println!("per layer: {}", layers.display());
+    let run = store.run("rewind_grid", &g);
+    run.create()?;
+    run.bind_hparams(&g)?;
+    let dir = run.child(format!("replicate_{}", args.flags.replicate));
+    dir.create()?;
+    let csv = dir.join("rewind_grid.csv");
+    CsvLog::new(&csv).save(&rows)?;
+    println!("rewind grid: {}", csv.display());
     Ok(())
 }
 

@@ -34,12 +34,14 @@
 mod error;
 #[cfg(feature = "clap")]
 pub mod flags;
+mod grid;
 mod hparams;
 mod lottery;
 mod results;
 mod transplant;
 
 pub use error::RewindError;
+pub use grid::{GridHparams, GridRow, rewind_points};
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
 pub use lottery::{Lottery, level_ticket};
 pub use results::{LayerRow, ResultRow};
