@@ -96,20 +96,20 @@ impl OptimizerRecipe {
                  optimiser"
             )));
         };
-        if optimizer == OptimizerKind::Adam
-            && (momentum.is_some_and(|m| m != 0.0) || nesterov == Some(true))
-        {
-            return Err(RewindError::Invalid(format!(
-                "{flag}momentum and {flag}nesterov apply to {flag}optimizer sgd, not adam"
-            )));
-        }
-        Ok(OptimizerRecipe {
+        let recipe = OptimizerRecipe {
             optimizer,
             lr,
             momentum: momentum.unwrap_or(0.0),
             nesterov: nesterov.unwrap_or(false),
             weight_decay: weight_decay.unwrap_or(0.0),
-        })
+        };
+        // The checks of every training's optimiser, named with this recipe's flags.
+        let mut training = TrainingHparams::default();
+        recipe.apply(&mut training);
+        training
+            .check_optimizer(flag)
+            .map_err(RewindError::Invalid)?;
+        Ok(recipe)
     }
 
     /// The recipe's own part of `training`.
@@ -136,11 +136,7 @@ impl OptimizerRecipe {
 impl std::fmt::Display for OptimizerRecipe {
     /// `sgd (lr 0.05, momentum 0.9)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self.optimizer {
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::Adam => "adam",
-        };
-        write!(f, "{name} (lr {}", self.lr)?;
+        write!(f, "{} (lr {}", self.optimizer.name(), self.lr)?;
         if self.momentum != 0.0 {
             write!(f, ", momentum {}", self.momentum)?;
         }

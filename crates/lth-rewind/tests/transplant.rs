@@ -195,10 +195,21 @@ fn an_optimizer_move_trains_the_whole_ticket_with_the_target_recipe() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("was found with adam (lr 0.0012) already"), "{e}");
-    let e = TransplantHparams::optimizer(source.clone(), 1, sgd(-1.0, None))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("--lr must be a non-negative number"), "{e}");
+    // The checks of every training's optimiser, named with the recipe's own flags.
+    let e = OptimizerRecipe::from_flags(
+        OptimizerKind::Sgd,
+        Some(-1.0),
+        None,
+        None,
+        None,
+        "--target-",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("--target-lr must be a non-negative number"),
+        "{e}"
+    );
 
     // The move: the target is the source with SGD's recipe in place of Adam's, all else kept.
     let hp = TransplantHparams::optimizer(source.clone(), 1, sgd(0.0, Some(0.9))).unwrap();

@@ -56,14 +56,61 @@ pub enum OptimizerKind {
     Adam,
 }
 
+impl OptimizerKind {
+    /// Every kind.
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Sgd, OptimizerKind::Adam];
+
+    /// The name flags and messages use (`sgd`, `adam`).
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+}
+
 impl std::str::FromStr for OptimizerKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sgd" => Ok(OptimizerKind::Sgd),
-            "adam" => Ok(OptimizerKind::Adam),
-            _ => Err(format!("unknown optimiser `{s}`: expected sgd or adam")),
+        OptimizerKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown optimiser `{s}`: expected sgd or adam"))
+    }
+}
+
+impl TrainingHparams {
+    /// Whether the optimiser's numbers make sense (a non-negative rate and weight decay, momentum
+    /// in [0, 1), Nesterov only with momentum, neither with Adam); the reason, naming each flag
+    /// with `prefix` (`--`, or a spec row's `--target-`), if not.
+    pub fn check_optimizer(&self, prefix: &str) -> std::result::Result<(), String> {
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(format!(
+                "{prefix}lr must be a non-negative number, got {}",
+                self.lr
+            ));
         }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!(
+                "{prefix}momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if self.optimizer == OptimizerKind::Adam && (self.momentum != 0.0 || self.nesterov) {
+            return Err(format!(
+                "{prefix}momentum and {prefix}nesterov apply to {prefix}optimizer sgd, not adam"
+            ));
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            return Err(format!("{prefix}nesterov needs a {prefix}momentum above 0"));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!(
+                "{prefix}weight-decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -235,24 +282,7 @@ impl TrainHparams {
         if self.dataset.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
         }
-        if !(t.lr.is_finite() && t.lr >= 0.0) {
-            return bad(format!("--lr must be a non-negative number, got {}", t.lr));
-        }
-        if !(0.0..1.0).contains(&t.momentum) {
-            return bad(format!("--momentum must be in [0, 1), got {}", t.momentum));
-        }
-        if t.nesterov && t.momentum == 0.0 {
-            return bad("--nesterov needs a --momentum above 0".into());
-        }
-        if t.optimizer == OptimizerKind::Adam && (t.momentum != 0.0 || t.nesterov) {
-            return bad("--momentum and --nesterov apply to --optimizer sgd, not adam".into());
-        }
-        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-            return bad(format!(
-                "--weight-decay must be ≥ 0, got {}",
-                t.weight_decay
-            ));
-        }
+        t.check_optimizer("--").map_err(TrainError::Invalid)?;
         if !(t.gamma.is_finite() && t.gamma > 0.0) {
             return bad(format!("--gamma must be above 0, got {}", t.gamma));
         }
