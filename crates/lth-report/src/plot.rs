@@ -213,11 +213,15 @@ fn lines(
                     let y = m.get(metric)?;
                     Some((x, y.mean, y.sd))
                 })
+                // A logarithmic axis has no place for x ≤ 0 (a rewind point k = 0): such a row
+                // is in the table, not on the line.
+                .filter(|p| !panel.x_log || p.0 > 0.0)
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             let papers = ran
                 .iter()
                 .filter_map(|(r, m)| Some((m.get(x_metric)?.mean, paper_value(cells, r, metric)?)))
+                .filter(|p: &(f64, f64)| !panel.x_log || p.0 > 0.0)
                 .collect();
             (metric, pts, papers)
         })

@@ -26,6 +26,9 @@ pub struct Scale {
     /// Samples per replicate (stability: pairs of copies; curves: 1). Averaged within a replicate.
     #[serde(default = "one")]
     pub samples: u64,
+    /// Values of α along an interpolation line (`lmc` rows): the paper's 30 unless a scale that
+    /// cannot afford them declares fewer (a coarser line can only miss the barrier's peak).
+    pub points: Option<u64>,
     /// Rough wall-clock minutes on a 2-core CPU, when that is a sensible place to run it.
     pub cpu_minutes: Option<f64>,
     /// The device the scale is meant for (`cpu`, `cuda`).
@@ -233,6 +236,12 @@ impl Spec {
                     "[scales.{name}] replicates = {}: at least 2 independent replicates are \
                      needed for a test over replicates",
                     s.replicates
+                )));
+            }
+            if s.points.is_some_and(|p| p < 2) {
+                return Err(self.error(format!(
+                    "[scales.{name}] points = {}: a line needs at least its two ends",
+                    s.points.unwrap_or(0)
                 )));
             }
             if s.samples < 1 {

@@ -306,3 +306,54 @@ fn a_line_panel_draws_a_curve_against_weights_remaining() {
     );
     assert!(svg.contains("<polyline"), "{svg}");
 }
+
+/// On a logarithmic axis a row at x = 0 (a rewind point k = 0) stays in the table and off the
+/// line: the axis spans the other rows' x, not a fallback range.
+#[test]
+fn a_log_axis_leaves_out_rows_at_zero() {
+    let text = SPEC.replace(
+        "plot = [{ title = \"Data-order stability\", metrics = [\"data_order_imp\", \"data_order_random\"], y_label = \"L2 distance\" }]",
+        "plot = [{ title = \"Accuracy\", metrics = [\"accuracy_imp\"], y_label = \"Test accuracy\", kind = \"lines\", x = \"data_order_imp\", x_log = true, x_label = \"Rewind iteration\" }]",
+    );
+    let spec = Spec::parse(&text, Path::new("repro/rewind/spec.toml")).unwrap();
+    let point = |row: &str, k: f64, acc: f64| RowResult {
+        row: row.into(),
+        label: row.into(),
+        dataset: "fashion-mnist".into(),
+        variant_of: None,
+        status: RowStatus::Ran {
+            metrics: [
+                ("data_order_imp".to_owned(), Summary::of(&[k, k])),
+                ("accuracy_imp".to_owned(), Summary::of(&[acc, acc + 0.002])),
+            ]
+            .into_iter()
+            .collect(),
+        },
+    };
+    let svg_of = |results: &[RowResult]| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rewind.svg");
+        plot_svg(&spec, results, &[], &path).unwrap();
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let with_zero = svg_of(&[
+        point("k0", 0.0, 0.86),
+        point("k20", 20.0, 0.87),
+        point("k500", 500.0, 0.88),
+    ]);
+    let without = svg_of(&[point("k20", 20.0, 0.87), point("k500", 500.0, 0.88)]);
+    assert!(with_zero.contains("<polyline"), "{with_zero}");
+    // The horizontal axis's ticks (whole numbers; the vertical axis's are accuracies) are those
+    // of the plot without the row at zero, not a fallback range's.
+    let ticks = |svg: &str| -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let label = t.split_once('>')?.1.split_once("</text>")?.0.trim();
+                label.parse::<u64>().is_ok().then(|| label.to_owned())
+            })
+            .collect()
+    };
+    assert!(ticks(&without).contains(&"100".to_owned()), "{without}");
+    assert_eq!(ticks(&with_zero), ticks(&without), "{with_zero}");
+}
