@@ -90,7 +90,7 @@ impl Experiment for LotteryCurve {
 }
 
 /// The random reinitialisation branch of a row's level.
-fn reinit() -> BranchHparams {
+pub(crate) fn reinit() -> BranchHparams {
     BranchHparams {
         kind: BranchKind::RandomReinit,
         seed: None,

@@ -9,8 +9,9 @@ use lth_store::Store;
 use lth_train::{Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams, SupermaskHparams};
 
 use crate::{
-    EarlyBirdTickets, LayerCollapse, LearnedSupermask, LotteryCurve, PruneAtInit, Result,
-    SparseTraining, Stability, StateOfSparsity, Supermask, Transplanted,
+    EarlyBirdTickets, LayerCollapse, LearnedSupermask, LinearModeConnectivity, LotteryCurve,
+    PruneAtInit, Result, Rewinding, SparseTraining, Stability, StateOfSparsity, Supermask,
+    Transplanted,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -128,6 +129,8 @@ pub struct Unit<'a, 'd> {
     pub info: &'static DatasetInfo,
     pub level: u64,
     pub samples: u64,
+    /// Values of α along an interpolation line (the scale's `points`, else the paper's 30).
+    pub points: u64,
 }
 
 impl Unit<'_, '_> {
@@ -210,6 +213,8 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(EarlyBirdTickets),
         Box::new(LearnedSupermask),
         Box::new(StateOfSparsity),
+        Box::new(Rewinding),
+        Box::new(LinearModeConnectivity),
     ]
 }
 

@@ -1061,6 +1061,7 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
                 info,
                 level,
                 samples,
+                points: scale.points.unwrap_or(30),
             })
             .collect();
         match (&o.unit, part) {
