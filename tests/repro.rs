@@ -1258,3 +1258,93 @@ fn fig3_smoke_passes_with_packed_stability_copies() {
         "{stdout}"
     );
 }
+
+/// The Stabilizing paper's three targets at the smoke scale, in one run store as a user would run
+/// them: `rewinding`'s rows are lotteries rewound to their k, the late row's k = 0 comparison is the
+/// k = 0 row's own lottery (found in the store, not trained again); `rethinking`'s large-rate rows
+/// and `lmc`'s row are those same lotteries, so each trains only what is its own. Every snapshot
+/// count passes (accuracies are shown, not checked, at this scale: rounding moves 60 steps of VGG
+/// by points) and the paper's networks are skipped with the reason.
+#[test]
+fn the_stabilizing_targets_share_their_lotteries() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let run = |target: &str| {
+        let stdout = ok(&lth(
+            &strs(&smoke_args(target, &data, tmp.path(), &[])),
+            root(),
+        ));
+        let last = stdout.lines().last().unwrap();
+        assert!(
+            last.starts_with(&format!("{target} smoke: ")) && last.contains(" 0 FAIL"),
+            "{stdout}"
+        );
+        stdout
+    };
+    let stdout = run("rewinding");
+    assert!(
+        stdout
+            .contains("PASS    fvgg_k20 · fashion-mnist · weights_remaining [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SKIPPED resnet20_k0, "), "{stdout}");
+    assert!(stdout.contains("SKIPPED resnet50_k0, "), "{stdout}");
+    // Per replicate and k (0 and 10 iterations): levels 0 and 1, the reinitialisation, two
+    // data-order copies. The late row's k = 0 lottery is the k = 0 row's: 2 × 2 × 5, not 2 × 3 × 5.
+    assert_eq!(finished(&runs).len(), 2 * 2 * 5);
+    let results = csv(&tmp.path().join("out/rewinding/smoke/replicates.csv"));
+    let value = |row: &str, r: u64, metric: &str| -> f64 {
+        let prefix = format!("{row},fashion-mnist,smoke,{r},{metric},");
+        let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
+        l.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    for r in [1, 2] {
+        assert_eq!(
+            value("fvgg_k20", r, "k0_final"),
+            value("fvgg_k0", r, "imp_final")
+        );
+        assert_eq!(
+            value("fvgg_k20", r, "data_order_k0"),
+            value("fvgg_k0", r, "data_order_imp")
+        );
+        assert_eq!(value("fvgg_k20", r, "rewind_iteration"), 10.0);
+        assert_eq!(value("fvgg_k0", r, "rewind_iteration"), 0.0);
+        // Rewound to 10 iterations, the level-1 copies train 50 of the 60 steps from W_10: not the
+        // k = 0 lottery's copies.
+        assert_ne!(
+            value("fvgg_k20", r, "data_order_imp"),
+            value("fvgg_k0", r, "data_order_imp")
+        );
+    }
+    // `rethinking`: only the small-rate row's lottery (levels 0 and 1) and its reinitialisation
+    // are new.
+    let stdout = run("rethinking");
+    assert!(stdout.contains("SKIPPED vgg16_small_k0, "), "{stdout}");
+    assert_eq!(finished(&runs).len(), 2 * 2 * 5 + 2 * 3);
+    // `lmc`: the late row's dense and random copies (two data orders each) are new; its IMP
+    // copies and both lotteries are `rewinding`'s.
+    let stdout = run("lmc");
+    assert!(
+        stdout
+            .contains("PASS    fvgg_k20 · fashion-mnist · weights_remaining [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert_eq!(finished(&runs).len(), 2 * 2 * 5 + 2 * 3 + 2 * 4);
+    let lines = csv(&tmp.path().join("out/lmc/smoke/replicates.csv"));
+    for metric in [
+        "barrier_dense",
+        "barrier_imp",
+        "barrier_random",
+        "barrier_imp_k0",
+    ] {
+        let n = lines
+            .iter()
+            .filter(|l| l.contains(&format!(",{metric},")))
+            .map(|l| l.rsplit(',').next().unwrap().parse::<f64>().unwrap())
+            .filter(|b| (-1.0..=1.0).contains(b))
+            .count();
+        assert_eq!(n, 2, "{metric}: {lines:?}");
+    }
+}
