@@ -219,7 +219,7 @@ fn train_all(
     pack: Option<usize>,
 ) -> anyhow::Result<usize> {
     let mut bar = Bar::new(args.common.quiet);
-    let mut trained = train_levels(&lottery, levels, &mut bar)?;
+    let mut trained = train_levels(lottery, levels, &mut bar)?;
     let mut todo = Vec::new();
     for &level in branch_levels {
         for b in branches {
