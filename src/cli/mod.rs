@@ -166,9 +166,11 @@ impl CommonArgs {
 
     /// The device asked for, with cuDNN configured when it is a GPU.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
-        if let Some(n) = self.threads {
-            tch::set_num_threads(n);
-        }
+        // Set also when --threads is not given (to libtorch's own count): PyTorch's
+        // set_num_threads also turns off MKL's dynamic choice of fewer threads than asked, under
+        // which two identical runs on a loaded AVX-512 machine took other reduction orders (a
+        // unit repaired by --retrain-damaged differed from the original in its last bits).
+        tch::set_num_threads(self.threads.unwrap_or_else(tch::get_num_threads));
         let device = lth_train::resolve_device(self.device)?;
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(self.cudnn_benchmark);
