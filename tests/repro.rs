@@ -267,9 +267,12 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
     let table = std::fs::read_to_string(target.join("expected.csv")).unwrap();
     let header = table.lines().next().unwrap();
     assert!(header.ends_with(",margin,expect,rationale"), "{header}");
-    let claim = |metric: &str, other: &str, expect: &str| {
+    // Claims against a constant far from the data (the random subnetworks' mean distance is about
+    // 6, with a spread of tenths), so that their verdicts do not hang on the last digits of a
+    // p-value on this machine's rounding.
+    let claim = |check: &str, expect: &str| {
         format!(
-            "lenet,fashion-mnist,{metric},claim,smoke,,,,,,,greater:{other},0.01,,{expect},\
+            "lenet,fashion-mnist,data_order_random,claim,smoke,,,,,,,{check},0.01,,{expect},\
              a test of expectations\n"
         )
     };
@@ -278,19 +281,18 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
         let args = smoke_args(target.to_str().unwrap(), &data, &plain, &[]);
         lth(&strs(&args), root())
     };
-    let contradicted = judge(&claim("data_order_imp", "data_order_random", "holds"));
-    assert_eq!(contradicted.status.code(), Some(1));
+    let contradicted = judge(&claim("below:1", "holds"));
     let stdout = String::from_utf8_lossy(&contradicted.stdout);
+    assert_eq!(contradicted.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains(
-            "FAIL    lenet · fashion-mnist · data_order_imp [claim greater:data_order_random]"
-        ) && stdout.contains("; contradicted: "),
+        stdout.contains("FAIL    lenet · fashion-mnist · data_order_random [claim below:1]")
+            && stdout.contains("; contradicted: "),
         "{stdout}"
     );
-    let declared = judge(&claim("data_order_imp", "data_order_random", "deviates"));
+    let declared = judge(&claim("below:1", "deviates"));
     let stdout = ok(&declared);
     assert!(
-        stdout.contains("XFAIL   lenet · fashion-mnist · data_order_imp")
+        stdout.contains("XFAIL   lenet · fashion-mnist · data_order_random")
             && stdout.contains("declared to deviate: a test of expectations"),
         "{stdout}"
     );
@@ -298,7 +300,7 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
         stdout.lines().last().unwrap().contains(" 1 XFAIL, "),
         "{stdout}"
     );
-    let stale = judge(&claim("data_order_random", "data_order_imp", "deviates"));
+    let stale = judge(&claim("above:1", "deviates"));
     assert_eq!(stale.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&stale.stdout)
