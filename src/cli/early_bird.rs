@@ -65,7 +65,7 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     let dir = folder.child(format!("replicate_{}", args.replicate));
     let data = args.common.data(&hp.dataset)?;
     hp.check_data(data.train.len() as u64)?;
-    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+    let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
     let total = hp.training.steps.iterations(per_epoch);
     let epochs = total.div_ceil(per_epoch);
     run.early_bird.check_epochs(epochs)?;

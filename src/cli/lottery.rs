@@ -257,7 +257,7 @@ fn grid(
     base.validate()?;
     let g = GridHparams::new(&base, &r.rewind_grid);
     let data = args.common.data(&base.train.dataset)?;
-    let per_epoch = (data.train.len() as u64).div_ceil(base.train.dataset.batch_size);
+    let per_epoch = data.iterations_per_epoch(base.train.dataset.batch_size);
     let total = base.train.training.steps.iterations(per_epoch);
     let points = rewind_points("--rewind-grid", &r.rewind_grid, per_epoch, total)?;
     let store = Store::new(&args.common.runs_dir);

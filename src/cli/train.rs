@@ -180,7 +180,7 @@ fn train_gmp_run(
     let unit = store.run("gmp", &run);
     // The schedule against the run's length (start, end, interval), before anything is written.
     let check = |data: &lth_train::Data| -> anyhow::Result<()> {
-        let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+        let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
         g.schedule(hp.training.steps.iterations(per_epoch), per_epoch)?;
         Ok(())
     };
@@ -240,7 +240,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
         &format!(", replicates {todo:?} in groups of up to {pack}"),
     );
     eprintln!("run folders: {}/replicate_<r>", run.path().display());
-    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+    let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
     let plan = lth_train::RunPlan::whole(hp, per_epoch);
     let jobs: Vec<lth_train::Job> = todo
         .iter()
@@ -349,7 +349,7 @@ fn load_checked(
 
 fn announce(hp: &TrainHparams, data: &lth_train::Data, how: &str) {
     let device = data.train.device();
-    let per_epoch = (data.train.len() as u64).div_ceil(hp.dataset.batch_size);
+    let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
     eprintln!(
         "training {} on {} ({} training examples, {} steps of batch {}, {} per epoch) on {}{how}",
         hp.model.model,

@@ -122,7 +122,7 @@ impl Experiment for EarlyBirdTickets {
         );
         m.insert("slimmed_final".into(), vec![searched.final_test_accuracy]);
         let (_, total) = lottery.steps();
-        let per_epoch = (data.train.len() as u64).div_ceil(run.train.dataset.batch_size);
+        let per_epoch = data.iterations_per_epoch(run.train.dataset.batch_size);
         let epochs = total.div_ceil(per_epoch) as f64;
         let dense = Footprint::dense(&run, data)?;
         let mut narrow_names = Vec::new();

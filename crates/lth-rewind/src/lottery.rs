@@ -79,7 +79,7 @@ impl<'a> Lottery<'a> {
         if let Some(l1) = &hp.level1 {
             l1.check_data(data.train.len() as u64)?;
         }
-        let per_epoch = (data.train.len() as u64).div_ceil(hp.train.dataset.batch_size);
+        let per_epoch = data.iterations_per_epoch(hp.train.dataset.batch_size);
         let total = hp.train.training.steps.iterations(per_epoch);
         let rewind = hp.rewind.iterations(per_epoch);
         if rewind >= total {

@@ -423,7 +423,7 @@ impl<'a> Transplant<'a> {
         }
         let target = hp.target();
         target.check_data(data.train.len() as u64)?;
-        let per_epoch = (data.train.len() as u64).div_ceil(target.dataset.batch_size);
+        let per_epoch = data.iterations_per_epoch(target.dataset.batch_size);
         let total = target.training.steps.iterations(per_epoch);
         let (rewind, _) = source.steps();
         if rewind >= total {

@@ -57,6 +57,12 @@ impl Data {
             channels_last: false,
         })
     }
+
+    /// Iterations per epoch at `batch_size`: ⌈N / batch size⌉ over the training split, the last
+    /// batch short. What `160ep` in a step count means on this data.
+    pub fn iterations_per_epoch(&self, batch_size: u64) -> u64 {
+        (self.train.len() as u64).div_ceil(batch_size)
+    }
 }
 
 /// A model, its data, optimiser and schedule, ready to train.
