@@ -786,7 +786,7 @@ fn a_lottery_killed_during_training_resumes_to_the_same_results() {
     let out = ok(&lth(LOTTERY, whole.path()));
     assert!(out.contains("random_reinit"), "{out}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lth"))
+    let mut child = common::lth_command()
         .args(LOTTERY)
         .current_dir(cut.path())
         .stderr(std::process::Stdio::null())
@@ -1314,7 +1314,7 @@ fn a_gmp_run_killed_between_pruning_steps_resumes_to_the_same_files() {
     ];
     let (whole, cut) = (workspace_of(1000), workspace_of(1000));
     ok(&lth(GMP, whole.path()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lth"))
+    let mut child = common::lth_command()
         .args(GMP)
         .current_dir(cut.path())
         .stderr(std::process::Stdio::null())

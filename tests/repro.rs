@@ -43,6 +43,10 @@ fn smoke_args(target: &str, data: &Path, tmp: &Path, extra: &[&str]) -> Vec<Stri
     ]
     .map(str::to_owned)
     .to_vec();
+    // Two threads, as the smoke snapshots were recorded (the tests' `lth` runs at one unless told).
+    if !extra.contains(&"--threads") {
+        v.extend(["--threads", "2"].map(str::to_owned));
+    }
     v.extend(extra.iter().map(|s| (*s).to_owned()));
     v
 }

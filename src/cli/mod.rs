@@ -166,10 +166,9 @@ impl CommonArgs {
 
     /// The device asked for, with cuDNN configured when it is a GPU.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
-        // Set also when --threads is not given (to libtorch's own count): PyTorch's
-        // set_num_threads also turns off MKL's dynamic choice of fewer threads than asked, under
-        // which two identical runs on a loaded AVX-512 machine took other reduction orders (a
-        // unit repaired by --retrain-damaged differed from the original in its last bits).
+        // Set also when --threads is not given (to libtorch's own count), so that every command
+        // runs under the settings `lth repro` uses: PyTorch's set_num_threads also turns off MKL's
+        // dynamic choice of fewer threads than asked.
         tch::set_num_threads(self.threads.unwrap_or_else(tch::get_num_threads));
         let device = lth_train::resolve_device(self.device)?;
         if device.is_cuda() {

@@ -9,12 +9,22 @@ pub fn lth(args: &[&str], cwd: &Path) -> Output {
     lth_env(args, cwd, &[])
 }
 
+/// The `lth` binary as the end-to-end tests run it: without the user's LTH_DATA, and at one
+/// libtorch thread unless a test's `--threads` says otherwise (`OMP_NUM_THREADS=1` makes
+/// libtorch's own count 1). These tests demand bit-identical reruns, resumes and repairs, and at
+/// two threads on an AVX-512 Xeon a few processes in 100 compute a weight gradient (in MKL's
+/// AVX-512 GEMM) with other last bits; ARCHITECTURE.md has the counts.
+pub fn lth_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lth"));
+    c.env_remove("LTH_DATA").env("OMP_NUM_THREADS", "1");
+    c
+}
+
 /// Runs the `lth` binary with `args` in `cwd` and extra environment variables.
 pub fn lth_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lth"))
+    lth_command()
         .args(args)
         .current_dir(cwd)
-        .env_remove("LTH_DATA")
         .envs(env.iter().copied())
         .output()
         .expect("the lth binary runs")
