@@ -1949,3 +1949,81 @@ fn a_rewind_grid_checks_its_points_then_trains_one_lottery_per_point() {
     assert!(again.contains("already finished"), "{again}");
     assert_eq!(std::fs::read_to_string(runs.join(&csv[0])).unwrap(), table);
 }
+
+/// `stability` and `interpolate` take the same grid: its points are checked before anything
+/// trains, each point's lottery is the one `lottery --rewind-grid` trained (no level is trained
+/// again), and each command's table lands in the grid's folder beside `rewind_grid.csv`.
+#[test]
+fn stability_and_interpolate_measure_the_lotteries_of_a_rewind_grid() {
+    let w = workspace();
+    let lottery: Vec<&str> = SMALL[1..].iter().copied().chain(["--quiet"]).collect();
+    let with = |command: &'static str, grid: &'static str, extra: &[&'static str]| {
+        let mut a = vec![command, "--level", "1", "--rewind-grid", grid];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&lottery);
+        a
+    };
+    assert_refused(
+        &with("stability", "0,6it,3it", &["--samples", "1"]),
+        w.path(),
+        "--rewind-grid: 3it (3 iterations) comes after 6it (6 iterations)",
+    );
+    assert_refused(
+        &with("interpolate", "0,2ep", &["--points", "3"]),
+        w.path(),
+        "--rewind-grid: 2ep (20 iterations) is not before the end of training",
+    );
+    let mut levels = vec!["lottery", "--levels", "1", "--rewind-grid", "0,3it"];
+    levels.extend_from_slice(&lottery);
+    ok(&lth(&levels, w.path()));
+    let runs = w.path().join("runs");
+    let trained = |runs: &Path| -> Vec<String> {
+        paths_ending(runs, "main/done.json")
+            .iter()
+            .map(|p| std::fs::read_to_string(runs.join(p)).unwrap())
+            .collect()
+    };
+    let levels_before = trained(&runs);
+    assert_eq!(levels_before.len(), 4, "two lotteries of two levels");
+
+    let out = ok(&lth(
+        &with("stability", "0,3it", &["--samples", "1"]),
+        w.path(),
+    ));
+    for point in [
+        "k = 0it (0 iterations, 0.0% of training): data_order imp ",
+        "k = 3it (3 iterations, 15.0% of training): data_order imp ",
+    ] {
+        assert!(out.contains(point), "{out}");
+    }
+    let out = ok(&lth(
+        &with("interpolate", "0,3it", &["--points", "3"]),
+        w.path(),
+    ));
+    assert!(
+        out.contains("k = 3it (3 iterations, 15.0% of training): imp error barrier "),
+        "{out}"
+    );
+    // The levels are the lottery command's, untouched.
+    assert_eq!(trained(&runs), levels_before);
+
+    let grid = paths_ending(&runs, "rewind_grid.csv");
+    assert_eq!(grid.len(), 1, "{grid:?}");
+    let folder = runs.join(grid[0].parent().unwrap());
+    let stability = std::fs::read_to_string(folder.join("stability_level_1.csv")).unwrap();
+    let rows: Vec<&str> = stability.lines().collect();
+    // Two points × (data order, pruning) × (imp, random).
+    assert_eq!(rows.len(), 1 + 2 * 4, "{stability}");
+    assert!(rows[1].starts_with("0it,0,0.0,1,"), "{stability}");
+    assert!(rows[5].starts_with("3it,3,0.15,1,"), "{stability}");
+    let curve = std::fs::read_to_string(folder.join("interpolation_level_1_imp_test.csv")).unwrap();
+    let rows: Vec<&str> = curve.lines().collect();
+    assert_eq!(rows.len(), 1 + 2, "{curve}");
+    assert!(rows[2].starts_with("3it,3,0.15,1,imp,test,3,"), "{curve}");
+    // Each point's row names its own lottery.
+    assert_ne!(
+        rows[1].rsplit(',').next(),
+        rows[2].rsplit(',').next(),
+        "{curve}"
+    );
+}

@@ -243,6 +243,76 @@ fn train_all(
     Ok(trained)
 }
 
+/// A grid of rewind points over the lottery that `args` selects (`--rewind-grid`): the points
+/// checked before anything trains, one lottery per point, and the grid's own folder of the store
+/// for its tables (`rewind_grid_<hash>/replicate_<r>/`), shared by `lottery`, `stability` and
+/// `interpolate` over the same grid.
+pub struct RewindGrid {
+    hparams: GridHparams,
+    /// Each point as given, with its iteration.
+    pub points: Vec<(Steps, u64)>,
+    /// Iterations of the whole training.
+    pub total: u64,
+}
+
+impl RewindGrid {
+    /// Checks `grid` (named `--rewind-grid` in errors) against the lottery of `args` on `data`.
+    pub fn new(args: &LotteryArgs, grid: &[Steps], data: &Data) -> anyhow::Result<RewindGrid> {
+        let base = args.resolve()?;
+        base.validate()?;
+        let per_epoch = data.iterations_per_epoch(base.train.dataset.batch_size);
+        let total = base.train.training.steps.iterations(per_epoch);
+        let its = rewind_points("--rewind-grid", grid, per_epoch, total)?;
+        Ok(RewindGrid {
+            hparams: GridHparams::new(&base, grid),
+            points: grid.iter().copied().zip(its).collect(),
+            total,
+        })
+    }
+
+    /// The lottery of every point, each checked and announced, in the grid's order.
+    pub fn lotteries<'a>(
+        &self,
+        args: &LotteryArgs,
+        data: &'a Data,
+    ) -> anyhow::Result<Vec<Lottery<'a>>> {
+        self.points
+            .iter()
+            .map(|&(k, _)| open(args, self.hparams.at(k), data))
+            .collect()
+    }
+
+    /// The fraction of training before iteration `it`.
+    pub fn fraction(&self, it: u64) -> f64 {
+        it as f64 / self.total as f64
+    }
+
+    /// How a point is said on its line: `k = 50it (50 iterations, 8.3% of training):`.
+    pub fn label(&self, k: Steps, it: u64) -> String {
+        format!(
+            "k = {k} ({it} iterations, {:.1}% of training):",
+            100.0 * self.fraction(it)
+        )
+    }
+
+    /// Writes `rows` to `file` in the grid's folder of the store; returns its path.
+    pub fn save<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        args: &LotteryArgs,
+        file: &str,
+        rows: &[T],
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let run = Store::new(&args.common.runs_dir).run("rewind_grid", &self.hparams);
+        run.create()?;
+        run.bind_hparams(&self.hparams)?;
+        let dir = run.child(format!("replicate_{}", args.flags.replicate));
+        dir.create()?;
+        let path = dir.join(file);
+        CsvLog::new(&path).save(rows)?;
+        Ok(path)
+    }
+}
+
 /// `--rewind-grid`: one lottery per rewind point, every point checked (and every lottery's
 /// hyperparameters) before anything trains; one line per point at the last level, and
 /// `rewind_grid.csv` in the grid's own folder of the store.
@@ -255,29 +325,18 @@ fn grid(
     let args = &r.lottery;
     let base = args.resolve()?;
     base.validate()?;
-    let g = GridHparams::new(&base, &r.rewind_grid);
     let data = args.common.data(&base.train.dataset)?;
-    let per_epoch = data.iterations_per_epoch(base.train.dataset.batch_size);
-    let total = base.train.training.steps.iterations(per_epoch);
-    let points = rewind_points("--rewind-grid", &r.rewind_grid, per_epoch, total)?;
-    let store = Store::new(&args.common.runs_dir);
-    let lotteries = r
-        .rewind_grid
-        .iter()
-        .map(|&k| open(args, g.at(k), &data))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let g = RewindGrid::new(args, &r.rewind_grid, &data)?;
+    let lotteries = g.lotteries(args, &data)?;
     let last = levels.last().copied().unwrap_or(0);
     let mut rows = Vec::new();
     let mut trained = 0;
-    for ((lottery, &k), &it) in lotteries.iter().zip(&r.rewind_grid).zip(&points) {
+    for (lottery, &(k, it)) in lotteries.iter().zip(&g.points) {
         trained += train_all(args, lottery, levels, branch_levels, branches, r.pack)
             .with_context(|| format!("rewind point {k}"))?;
         lottery.write_tables()?;
         let (results, _) = lottery.results()?;
-        let mut line = format!(
-            "k = {k} ({it} iterations, {:.1}% of training):",
-            100.0 * it as f64 / total as f64
-        );
+        let mut line = g.label(k, it);
         for row in results.iter().filter(|x| x.level == last) {
             line.push_str(&format!(
                 " {} {:.2}%",
@@ -287,7 +346,7 @@ fn grid(
             rows.push(GridRow {
                 rewind: k.to_string(),
                 rewind_iteration: it,
-                rewind_fraction: it as f64 / total as f64,
+                rewind_fraction: g.fraction(it),
                 level: row.level,
                 branch: row.branch.clone(),
                 weights_remaining: row.weights_remaining,
@@ -301,13 +360,7 @@ fn grid(
     if trained == 0 {
         println!("already finished; nothing to train.");
     }
-    let run = store.run("rewind_grid", &g);
-    run.create()?;
-    run.bind_hparams(&g)?;
-    let dir = run.child(format!("replicate_{}", args.flags.replicate));
-    dir.create()?;
-    let csv = dir.join("rewind_grid.csv");
-    CsvLog::new(&csv).save(&rows)?;
+    let csv = g.save(args, "rewind_grid.csv", &rows)?;
     println!("rewind grid: {}", csv.display());
     Ok(())
 }

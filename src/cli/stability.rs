@@ -3,9 +3,25 @@
 use clap::Args;
 
 use lth_stability::{BnStats, Split, Subnetwork, interpolation, stability, summarize};
+use lth_train::Steps;
 
-use super::lottery::{LotteryArgs, load, open, train_levels};
+use super::lottery::{LotteryArgs, RewindGrid, load, open, train_levels};
 use super::progress::Bar;
+
+/// `--rewind-grid`, as `stability` and `interpolate` take it.
+#[derive(Args, Debug)]
+struct GridArg {
+    /// Measure one lottery per rewind point instead of --rewind (comma-separated, increasing:
+    /// 0,50it,100it,1ep), each rewinding to its own W_k; prints one line per point and writes
+    /// the points' results to a table in the grid's folder (rewind_grid_<hash>/replicate_<r>/).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "rewind",
+        value_name = "K,K,..."
+    )]
+    rewind_grid: Vec<Steps>,
+}
 
 #[derive(Args, Debug)]
 pub struct StabilityArgs {
@@ -21,6 +37,8 @@ pub struct StabilityArgs {
     /// packing does not pay, 8 on CUDA). Results equal unpacked copies' to float tolerance.
     #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pack: Option<usize>,
+    #[command(flatten)]
+    grid: GridArg,
 }
 
 #[derive(Args, Debug)]
@@ -43,6 +61,8 @@ pub struct InterpolateArgs {
     /// interpolate. Networks without BatchNorm are unaffected.
     #[arg(long, default_value = "recompute", value_parser = parse_bn)]
     bn: BnStats,
+    #[command(flatten)]
+    grid: GridArg,
 }
 
 fn parse_bn(s: &str) -> Result<BnStats, String> {
@@ -56,6 +76,9 @@ fn parse_bn(s: &str) -> Result<BnStats, String> {
 }
 
 pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
+    if !args.grid.rewind_grid.is_empty() {
+        return stability_grid(args);
+    }
     let (hp, data) = load(&args.lottery)?;
     let lottery = open(&args.lottery, hp, &data)?;
     let mut bar = Bar::new(args.lottery.common.quiet);
@@ -103,6 +126,9 @@ pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
+    if !args.grid.rewind_grid.is_empty() {
+        return interpolate_grid(args);
+    }
     let (hp, data) = load(&args.lottery)?;
     let lottery = open(&args.lottery, hp, &data)?;
     let mut bar = Bar::new(args.lottery.common.quiet);
@@ -145,5 +171,150 @@ pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
         "error barrier: {:.2} percentage points: {verdict}",
         100.0 * curve.barrier
     );
+    Ok(())
+}
+
+/// One row of `stability_level_<L>.csv`: an analysis of one subnetwork at one rewind point.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StabilityGridRow {
+    rewind: String,
+    rewind_iteration: u64,
+    rewind_fraction: f64,
+    level: u64,
+    weights_remaining: f64,
+    analysis: String,
+    subnetwork: String,
+    samples: u64,
+    mean_l2: f64,
+    std_l2: f64,
+    mean_angle: f64,
+    mean_accuracy: f64,
+    comp: Option<f64>,
+    lottery: String,
+}
+
+/// `stability --rewind-grid`: the stability analyses of one lottery per rewind point.
+fn stability_grid(args: &StabilityArgs) -> anyhow::Result<()> {
+    let (_, data) = load(&args.lottery)?;
+    let g = RewindGrid::new(&args.lottery, &args.grid.rewind_grid, &data)?;
+    let lotteries = g.lotteries(&args.lottery, &data)?;
+    let pack = args
+        .pack
+        .unwrap_or_else(|| lth_train::packed::default_pack(data.train.device()));
+    let mut bar = Bar::new(args.lottery.common.quiet);
+    let mut rows = Vec::new();
+    for (lottery, &(k, it)) in lotteries.iter().zip(&g.points) {
+        train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
+        let measured = stability(lottery, args.level, args.samples, pack, &mut bar)?;
+        let remaining = measured.first().map_or(1.0, |r| r.weights_remaining);
+        let mut line = g.label(k, it);
+        for s in summarize(&measured) {
+            line.push_str(&format!(
+                " {} {} {:.3};",
+                s.analysis, s.subnetwork, s.mean_l2
+            ));
+            rows.push(StabilityGridRow {
+                rewind: k.to_string(),
+                rewind_iteration: it,
+                rewind_fraction: g.fraction(it),
+                level: args.level,
+                weights_remaining: remaining,
+                analysis: s.analysis,
+                subnetwork: s.subnetwork,
+                samples: s.n,
+                mean_l2: s.mean_l2,
+                std_l2: s.std_l2,
+                mean_angle: s.mean_angle,
+                mean_accuracy: s.mean_accuracy,
+                comp: s.comp,
+                lottery: lottery.dir().path().display().to_string(),
+            });
+        }
+        println!(
+            "{} (L2 distances, level {})",
+            line.trim_end_matches(';'),
+            args.level
+        );
+    }
+    let csv = g.save(
+        &args.lottery,
+        &format!("stability_level_{}.csv", args.level),
+        &rows,
+    )?;
+    println!("rewind grid: {}", csv.display());
+    Ok(())
+}
+
+/// One row of `interpolation_level_<L>_<subnetwork>_<split>.csv`: the interpolation of one
+/// subnetwork at one rewind point.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct InterpolationGridRow {
+    rewind: String,
+    rewind_iteration: u64,
+    rewind_fraction: f64,
+    level: u64,
+    subnetwork: String,
+    split: String,
+    points: usize,
+    /// Errors of the two trained copies (α = 0 and α = 1).
+    error_start: f64,
+    error_end: f64,
+    barrier: f64,
+    lottery: String,
+}
+
+/// `interpolate --rewind-grid`: the error barrier of one lottery per rewind point.
+fn interpolate_grid(args: &InterpolateArgs) -> anyhow::Result<()> {
+    let (_, data) = load(&args.lottery)?;
+    let g = RewindGrid::new(&args.lottery, &args.grid.rewind_grid, &data)?;
+    let lotteries = g.lotteries(&args.lottery, &data)?;
+    let mut bar = Bar::new(args.lottery.common.quiet);
+    let split = match args.split {
+        Split::Test => "test",
+        Split::Train => "train",
+    };
+    let mut rows = Vec::new();
+    for (lottery, &(k, it)) in lotteries.iter().zip(&g.points) {
+        train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
+        let curve = interpolation(
+            lottery,
+            args.level,
+            args.subnetwork,
+            args.points,
+            args.split,
+            args.bn,
+            &mut bar,
+        )?;
+        let error = |i: usize| curve.points.get(i).map_or(f64::NAN, |p| p.error);
+        println!(
+            "{} {} error barrier {:.2} percentage points",
+            g.label(k, it),
+            curve.subnetwork,
+            100.0 * curve.barrier
+        );
+        rows.push(InterpolationGridRow {
+            rewind: k.to_string(),
+            rewind_iteration: it,
+            rewind_fraction: g.fraction(it),
+            level: args.level,
+            subnetwork: curve.subnetwork.clone(),
+            split: split.into(),
+            points: curve.points.len(),
+            error_start: error(0),
+            error_end: error(curve.points.len().saturating_sub(1)),
+            barrier: curve.barrier,
+            lottery: lottery.dir().path().display().to_string(),
+        });
+    }
+    let csv = g.save(
+        &args.lottery,
+        &format!(
+            "interpolation_level_{}_{}_{split}.csv",
+            args.level,
+            rows.first().map_or("imp", |r| r.subnetwork.as_str())
+        ),
+        &rows,
+    )?;
+    println!("rewind grid: {}", csv.display());
     Ok(())
 }
