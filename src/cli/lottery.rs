@@ -57,16 +57,23 @@ struct LotteryRun {
     /// packing does not pay, 8 on CUDA). Results equal unpacked runs' to float tolerance.
     #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pack: Option<usize>,
-    /// Train one lottery per rewind point instead of --rewind (comma-separated, increasing:
+    #[command(flatten)]
+    grid: GridArg,
+}
+
+/// `--rewind-grid`, as `lottery`, `stability` and `interpolate` take it.
+#[derive(Args, Debug)]
+pub struct GridArg {
+    /// One lottery per rewind point instead of --rewind (comma-separated, increasing:
     /// 0,50it,100it,1ep), each rewinding to its own W_k at every level; prints one line per point
-    /// and writes the points' results to rewind_grid.csv.
+    /// and writes the points' table to the grid's folder (rewind_grid_<hash>/replicate_<r>/).
     #[arg(
         long,
         value_delimiter = ',',
         conflicts_with = "rewind",
         value_name = "K,K,..."
     )]
-    rewind_grid: Vec<Steps>,
+    pub rewind_grid: Vec<Steps>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,7 +133,7 @@ pub fn run(cmd: &LotteryCmd) -> anyhow::Result<()> {
                 })
                 .collect();
             let branch_levels: Vec<u64> = (1..=n).collect();
-            if !r.rewind_grid.is_empty() {
+            if !r.grid.rewind_grid.is_empty() {
                 return grid(r, &levels, &branch_levels, &branches);
             }
             drive(&r.lottery, &levels, &branch_levels, &branches, r.pack)
@@ -326,7 +333,7 @@ fn grid(
     let base = args.resolve()?;
     base.validate()?;
     let data = args.common.data(&base.train.dataset)?;
-    let g = RewindGrid::new(args, &r.rewind_grid, &data)?;
+    let g = RewindGrid::new(args, &r.grid.rewind_grid, &data)?;
     let lotteries = g.lotteries(args, &data)?;
     let last = levels.last().copied().unwrap_or(0);
     let mut rows = Vec::new();

@@ -3,25 +3,9 @@
 use clap::Args;
 
 use lth_stability::{BnStats, Split, Subnetwork, interpolation, stability, summarize};
-use lth_train::Steps;
 
-use super::lottery::{LotteryArgs, RewindGrid, load, open, train_levels};
+use super::lottery::{GridArg, LotteryArgs, RewindGrid, load, open, train_levels};
 use super::progress::Bar;
-
-/// `--rewind-grid`, as `stability` and `interpolate` take it.
-#[derive(Args, Debug)]
-struct GridArg {
-    /// Measure one lottery per rewind point instead of --rewind (comma-separated, increasing:
-    /// 0,50it,100it,1ep), each rewinding to its own W_k; prints one line per point and writes
-    /// the points' results to a table in the grid's folder (rewind_grid_<hash>/replicate_<r>/).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        conflicts_with = "rewind",
-        value_name = "K,K,..."
-    )]
-    rewind_grid: Vec<Steps>,
-}
 
 #[derive(Args, Debug)]
 pub struct StabilityArgs {
@@ -125,6 +109,25 @@ pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The interpolation `args` asks for on `lottery`, its levels up to the measured one trained
+/// first if missing.
+fn curve(
+    args: &InterpolateArgs,
+    lottery: &lth_rewind::Lottery,
+    bar: &mut Bar,
+) -> anyhow::Result<lth_stability::InterpolationSummary> {
+    train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), bar)?;
+    Ok(interpolation(
+        lottery,
+        args.level,
+        args.subnetwork,
+        args.points,
+        args.split,
+        args.bn,
+        bar,
+    )?)
+}
+
 pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     if !args.grid.rewind_grid.is_empty() {
         return interpolate_grid(args);
@@ -132,16 +135,7 @@ pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
     let (hp, data) = load(&args.lottery)?;
     let lottery = open(&args.lottery, hp, &data)?;
     let mut bar = Bar::new(args.lottery.common.quiet);
-    train_levels(&lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
-    let curve = interpolation(
-        &lottery,
-        args.level,
-        args.subnetwork,
-        args.points,
-        args.split,
-        args.bn,
-        &mut bar,
-    )?;
+    let curve = curve(args, &lottery, &mut bar)?;
     println!(
         "level {}, {} subnetwork, {} split: {:>6} {:>8} {:>8}",
         args.level,
@@ -275,16 +269,7 @@ fn interpolate_grid(args: &InterpolateArgs) -> anyhow::Result<()> {
     };
     let mut rows = Vec::new();
     for (lottery, &(k, it)) in lotteries.iter().zip(&g.points) {
-        train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
-        let curve = interpolation(
-            lottery,
-            args.level,
-            args.subnetwork,
-            args.points,
-            args.split,
-            args.bn,
-            &mut bar,
-        )?;
+        let curve = curve(args, lottery, &mut bar)?;
         let error = |i: usize| curve.points.get(i).map_or(f64::NAN, |p| p.error);
         println!(
             "{} {} error barrier {:.2} percentage points",
