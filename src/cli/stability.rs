@@ -59,6 +59,24 @@ fn parse_bn(s: &str) -> Result<BnStats, String> {
     }
 }
 
+/// The stability copies `args` asks for on `lottery`, its levels up to the measured one trained
+/// first if missing.
+fn measure(
+    args: &StabilityArgs,
+    lottery: &lth_rewind::Lottery,
+    bar: &mut Bar,
+) -> anyhow::Result<Vec<lth_stability::StabilityRow>> {
+    train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), bar)?;
+    eprintln!(
+        "level {}: stability copies ({} samples)",
+        args.level, args.samples
+    );
+    let pack = args
+        .pack
+        .unwrap_or_else(|| lth_train::packed::default_pack(lottery.data().train.device()));
+    Ok(stability(lottery, args.level, args.samples, pack, bar)?)
+}
+
 pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
     if !args.grid.rewind_grid.is_empty() {
         return stability_grid(args);
@@ -66,15 +84,7 @@ pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
     let (hp, data) = load(&args.lottery)?;
     let lottery = open(&args.lottery, hp, &data)?;
     let mut bar = Bar::new(args.lottery.common.quiet);
-    train_levels(&lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
-    eprintln!(
-        "level {}: stability copies ({} samples)",
-        args.level, args.samples
-    );
-    let pack = args
-        .pack
-        .unwrap_or_else(|| lth_train::packed::default_pack(data.train.device()));
-    let rows = stability(&lottery, args.level, args.samples, pack, &mut bar)?;
+    let rows = measure(args, &lottery, &mut bar)?;
     let remaining = rows.first().map_or(1.0, |r| r.weights_remaining);
     println!(
         "level {} ({:.2}% of weights remaining), {} samples",
@@ -140,10 +150,7 @@ pub fn run_interpolate(args: &InterpolateArgs) -> anyhow::Result<()> {
         "level {}, {} subnetwork, {} split: {:>6} {:>8} {:>8}",
         args.level,
         curve.subnetwork,
-        match args.split {
-            lth_stability::Split::Test => "test",
-            lth_stability::Split::Train => "train",
-        },
+        args.split.label(),
         "alpha",
         "error",
         "loss"
@@ -192,14 +199,10 @@ fn stability_grid(args: &StabilityArgs) -> anyhow::Result<()> {
     let (_, data) = load(&args.lottery)?;
     let g = RewindGrid::new(&args.lottery, &args.grid.rewind_grid, &data)?;
     let lotteries = g.lotteries(&args.lottery, &data)?;
-    let pack = args
-        .pack
-        .unwrap_or_else(|| lth_train::packed::default_pack(data.train.device()));
     let mut bar = Bar::new(args.lottery.common.quiet);
     let mut rows = Vec::new();
     for (lottery, &(k, it)) in lotteries.iter().zip(&g.points) {
-        train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), &mut bar)?;
-        let measured = stability(lottery, args.level, args.samples, pack, &mut bar)?;
+        let measured = measure(args, lottery, &mut bar)?;
         let remaining = measured.first().map_or(1.0, |r| r.weights_remaining);
         let mut line = g.label(k, it);
         for s in summarize(&measured) {
@@ -263,10 +266,7 @@ fn interpolate_grid(args: &InterpolateArgs) -> anyhow::Result<()> {
     let g = RewindGrid::new(&args.lottery, &args.grid.rewind_grid, &data)?;
     let lotteries = g.lotteries(&args.lottery, &data)?;
     let mut bar = Bar::new(args.lottery.common.quiet);
-    let split = match args.split {
-        Split::Test => "test",
-        Split::Train => "train",
-    };
+    let split = args.split.label();
     let mut rows = Vec::new();
     for (lottery, &(k, it)) in lotteries.iter().zip(&g.points) {
         let curve = curve(args, lottery, &mut bar)?;
@@ -296,7 +296,7 @@ fn interpolate_grid(args: &InterpolateArgs) -> anyhow::Result<()> {
         &format!(
             "interpolation_level_{}_{}_{split}.csv",
             args.level,
-            rows.first().map_or("imp", |r| r.subnetwork.as_str())
+            args.subnetwork.label()
         ),
         &rows,
     )?;

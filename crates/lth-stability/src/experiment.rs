@@ -393,6 +393,16 @@ pub enum Split {
     Train,
 }
 
+impl Split {
+    /// The split's name, as flags and file names give it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Split::Test => "test",
+            Split::Train => "train",
+        }
+    }
+}
+
 impl std::str::FromStr for Split {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -480,13 +490,10 @@ pub fn interpolation(
         .map(|(alpha, error, loss)| CurvePoint { alpha, error, loss })
         .collect();
     let errors: Vec<f64> = points.iter().map(|p| p.error).collect();
-    let split_name = match split {
-        Split::Test => "test",
-        Split::Train => "train",
-    };
     CsvLog::new(lottery.dir().child(format!("level_{level}")).join(format!(
-        "interpolation_{}_{split_name}.csv",
-        subnetwork.label()
+        "interpolation_{}_{}.csv",
+        subnetwork.label(),
+        split.label()
     )))
     .save(&points)?;
     Ok(InterpolationSummary {
