@@ -16,13 +16,11 @@ use lth_models::{Named, PackedModel, load_tensors, save_tensors};
 use lth_store::{CsvLog, RunDir};
 
 use crate::run::{replicate_loader, resume_checkpoint, resume_checkpoints};
+use crate::session::EVAL_BATCH;
 use crate::{
     Data, EvalSets, Evaluation, FINAL, METRICS, MetricsRow, Optimizer, Progress, Result, RunPlan,
     RunSummary, Schedule, TrainError, TrainHparams, step_checkpoint,
 };
-
-/// Batch size of evaluation passes.
-const EVAL_BATCH: i64 = 1000;
 
 /// N replicates of a run, packed, ready to train.
 #[derive(Debug)]
