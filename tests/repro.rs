@@ -1324,6 +1324,35 @@ fn the_stabilizing_targets_share_their_lotteries() {
             value("fvgg_k0", r, "data_order_imp")
         );
     }
+    // A trend claim over the two rows, judged from the finished units (nothing trains): each
+    // replicate's rewind point rises from row to row (0 → 10, no spread: decided whatever the
+    // machine's rounding).
+    let target = copy_target("rewinding", tmp.path());
+    let table = std::fs::read_to_string(target.join("expected.csv")).unwrap();
+    std::fs::write(
+        target.join("expected.csv"),
+        table
+            + "fvgg_k0>fvgg_k20,fashion-mnist,rewind_iteration,claim,smoke,,,,,,,increasing,0.01,,\
+               holds,a trend over rows\n",
+    )
+    .unwrap();
+    let stdout = ok(&lth(
+        &strs(&smoke_args(
+            target.to_str().unwrap(),
+            &data,
+            tmp.path(),
+            &[],
+        )),
+        root(),
+    ));
+    assert!(
+        stdout.contains(
+            "PASS    fvgg_k0>fvgg_k20 · fashion-mnist · rewind_iteration [claim increasing]: \
+             rewind_iteration rises along fvgg_k0 → fvgg_k20"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(finished(&runs).len(), 2 * 2 * 5);
     // `rethinking`: only the small-rate row's lottery (levels 0 and 1) and its reinitialisation
     // are new.
     let stdout = run("rethinking");

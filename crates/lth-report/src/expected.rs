@@ -20,6 +20,8 @@
 //! paper's min/max ranges), `greater:<metric>` (claim: our `metric` exceeds our `<metric>`,
 //! one-sided Welch), `not_less:<metric>` (claim: our `metric` is not below `<metric>` by more than
 //! the margin: a non-inferiority test), `within:<metric>`, `below:<number>`, `above:<number>`,
+//! `decreasing` and `increasing` (claim: the metric falls or rises along several rows, which the
+//! cell's `row` names in order, `a>b>c`: a one-sample test of each replicate's slope over them),
 //! `none` (shown, not checked). How claims become outcomes is [`crate::verdict`]'s.
 
 use std::path::Path;
@@ -53,6 +55,13 @@ pub enum Check {
     /// A claim that the metric's mean is above a constant (`above:0.86`), the same test the other
     /// way.
     Above(f64),
+    /// A trend claim over several rows (the cell's `row` lists them in order, `a>b>c`): the
+    /// metric falls along them. Per replicate, the least-squares slope of the metric on the rows'
+    /// positions 0, 1, …; a one-sample one-sided t-test over replicates that the mean slope is
+    /// below 0 (the replicates are the blocks: replicate r of every row shares r's seeds).
+    Decreasing,
+    /// The same trend test, rising.
+    Increasing,
     None,
 }
 
@@ -63,6 +72,11 @@ impl Check {
             Check::Greater(m) | Check::NotLess(m) | Check::Within(m) => Some(m),
             _ => None,
         }
+    }
+
+    /// Whether the check is a trend over several rows.
+    pub fn is_trend(&self) -> bool {
+        matches!(self, Check::Decreasing | Check::Increasing)
     }
 
     /// Whether the check needs a margin.
@@ -84,6 +98,8 @@ impl std::fmt::Display for Check {
             Check::Within(m) => write!(f, "within:{m}"),
             Check::Below(b) => write!(f, "below:{b}"),
             Check::Above(b) => write!(f, "above:{b}"),
+            Check::Decreasing => f.write_str("decreasing"),
+            Check::Increasing => f.write_str("increasing"),
             Check::None => f.write_str("none"),
         }
     }
@@ -96,6 +112,8 @@ impl std::str::FromStr for Check {
             None if s == "equivalent" => Ok(Check::Equivalent),
             None if s == "range" => Ok(Check::Range),
             None if s == "none" => Ok(Check::None),
+            None if s == "decreasing" => Ok(Check::Decreasing),
+            None if s == "increasing" => Ok(Check::Increasing),
             Some(("greater", m)) if !m.is_empty() => Ok(Check::Greater(m.into())),
             Some(("not_less", m)) if !m.is_empty() => Ok(Check::NotLess(m.into())),
             Some(("within", m)) if !m.is_empty() => Ok(Check::Within(m.into())),
@@ -112,7 +130,7 @@ impl std::str::FromStr for Check {
                 .map(Check::Above)
                 .ok_or_else(|| format!("check `{s}`: above:<number>, a finite bound")),
             _ => Err(format!(
-                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric>, within:<metric>, below:<number> or above:<number>"
+                "unknown check `{s}`: expected equivalent, range, none, greater:<metric>, not_less:<metric>, within:<metric>, below:<number>, above:<number>, decreasing or increasing"
             )),
         }
     }
@@ -396,6 +414,11 @@ impl Cell {
         ))
     }
 
+    /// The rows the cell is about: its one row, or a trend claim's rows in order (`a>b>c`).
+    pub fn rows(&self) -> Vec<&str> {
+        self.row.split('>').collect()
+    }
+
     /// Whether the cell applies to a run of `row` on `dataset` at `scale`.
     pub fn applies(&self, row: &str, dataset: &str, scale: &str) -> bool {
         self.row == row && self.dataset == dataset && self.scale == scale
@@ -416,12 +439,39 @@ pub fn load_cells(path: &Path) -> Result<Vec<Cell>> {
         if cell.source == Source::Claim
             && cell.check.other().is_none()
             && !matches!(cell.check, Check::Below(_) | Check::Above(_))
+            && !cell.check.is_trend()
         {
             return Err(bad(
                 line,
                 "a claim needs a greater:<metric>, not_less:<metric>, within:<metric>, \
-                 below:<number> or above:<number> check"
+                 below:<number>, above:<number>, decreasing or increasing check"
                     .into(),
+            ));
+        }
+        let rows = cell.rows();
+        if cell.check.is_trend() {
+            if cell.source != Source::Claim {
+                return Err(bad(
+                    line,
+                    format!("a `{}` check is a claim (source = claim)", cell.check),
+                ));
+            }
+            if rows.len() < 2 || rows.iter().any(|r| r.trim().is_empty()) {
+                return Err(bad(
+                    line,
+                    format!(
+                        "a `{}` claim names its rows in order, at least two, as row = a>b>c; got `{}`",
+                        cell.check, cell.row
+                    ),
+                ));
+            }
+        } else if rows.len() > 1 {
+            return Err(bad(
+                line,
+                format!(
+                    "row `{}` lists several rows, which only a decreasing or increasing claim may",
+                    cell.row
+                ),
             ));
         }
         if cell.check.needs_margin() && cell.margin.is_none() {
@@ -822,5 +872,25 @@ mod tests {
             "lenet,f,acc,claim,quick,,,,,,,not_less:b,0.01,,,x\n",
             "a `not_less:b` check needs a margin",
         );
+        // A trend names its rows in order, at least two; only a trend may name several.
+        fails(
+            "lenet,f,acc,claim,quick,,,,,,,decreasing,0.01,,,x\n",
+            "a `decreasing` claim names its rows in order, at least two, as row = a>b>c; got `lenet`",
+        );
+        fails(
+            "a>>c,f,acc,claim,quick,,,,,,,increasing,0.01,,,x\n",
+            "got `a>>c`",
+        );
+        fails(
+            "a>b,f,acc,claim,quick,,,,,,,greater:b,0.01,,,x\n",
+            "row `a>b` lists several rows, which only a decreasing or increasing claim may",
+        );
+        fails(
+            "a>b,f,acc,measured,quick,cpu,c,0.5,0.1,2,,decreasing,0.01,,,x\n",
+            "a `decreasing` check is a claim (source = claim)",
+        );
+        let trend = write("k0>k5>k20,f,acc,claim,quick,,,,,,,decreasing,0.01,,,x\n").unwrap();
+        assert_eq!(trend[0].rows(), ["k0", "k5", "k20"]);
+        assert_eq!(trend[0].check, Check::Decreasing);
     }
 }

@@ -46,7 +46,7 @@ pub use spec::{Spec, describe_targets, targets};
 pub use stats::{
     Difference, Equivalence, Measurement, Summary, TTest, equivalence, holm, one_sample, welch,
 };
-pub use verdict::{Finding, Outcome, Verdict, assess, decide, judge, skipped};
+pub use verdict::{Finding, Outcome, Verdict, assess, assess_trend, decide, judge, skipped};
 
 use std::path::PathBuf;
 

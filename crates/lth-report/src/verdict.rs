@@ -167,6 +167,7 @@ pub fn assess(cell: &Cell, ours: &BTreeMap<String, Measurement>) -> Finding {
     let margin_of = |reference: f64| cell.margin.map(|m| m.width(reference));
     match &cell.check {
         Check::None => unreachable!("handled above"),
+        Check::Decreasing | Check::Increasing => assess_trend(cell, &[ours]),
         Check::Equivalent => {
             // `load_cells` refuses such cells; a cell built by hand gets a broken finding.
             let (Some(theirs), Some(margin)) =
@@ -325,6 +326,83 @@ pub fn assess(cell: &Cell, ours: &BTreeMap<String, Measurement>) -> Finding {
             }
         }
     }
+}
+
+/// What the data say about a trend claim (`decreasing`, `increasing`) given the measurements of
+/// its rows, in the order the cell names them. Replicate r of every row shares r's seeds, so each
+/// replicate is a block: its least-squares slope of the metric on the rows' positions 0, 1, … is
+/// one observation, and the claim is a one-sample one-sided t-test of the slopes against 0 over
+/// the replicates measured on every row. Two rows make it the paired test of their difference.
+pub fn assess_trend(cell: &Cell, rows: &[&BTreeMap<String, Measurement>]) -> Finding {
+    let mut series: Vec<&[(u64, f64)]> = Vec::new();
+    for (name, ours) in cell.rows().iter().zip(rows) {
+        match ours.get(&cell.metric) {
+            Some(m) => series.push(&m.replicates),
+            None => {
+                return Finding::Broken(format!("row `{name}` measured no `{}`", cell.metric));
+            }
+        }
+    }
+    if series.len() < 2 {
+        return Finding::Broken(format!(
+            "a trend needs the measurements of at least two rows, got {}",
+            series.len()
+        ));
+    }
+    let mut slopes = Vec::new();
+    for &(r, _) in series[0] {
+        let ys: Option<Vec<f64>> = series
+            .iter()
+            .map(|s| s.iter().find(|x| x.0 == r).map(|x| x.1))
+            .collect();
+        if let Some(ys) = ys {
+            slopes.push(slope(&ys));
+        }
+    }
+    let s = Summary::of(&slopes);
+    let Some(d) = Difference::one_sample(&s, 0.0) else {
+        return Finding::Broken(format!(
+            "a trend test needs n ≥ 2 replicates measured on every row, got {}",
+            slopes.len()
+        ));
+    };
+    let falls = cell.check == Check::Decreasing;
+    let (p_support, p_contra) = if falls {
+        (d.p_below(0.0), d.p_above(0.0))
+    } else {
+        (d.p_above(0.0), d.p_below(0.0))
+    };
+    Finding::Claim {
+        p_support,
+        p_contra,
+        difference: d,
+        from: 0.0,
+        n: s.n,
+        detail: format!(
+            "{} {} along {}: per-replicate slope per row {} ({} rows), one-sample t over \
+             replicates, df = {:.0}",
+            cell.metric,
+            if falls { "falls" } else { "rises" },
+            cell.rows().join(" → "),
+            show(&s),
+            series.len(),
+            d.df
+        ),
+    }
+}
+
+/// The least-squares slope of `ys` on their positions 0, 1, … (at least two values).
+fn slope(ys: &[f64]) -> f64 {
+    let n = ys.len() as f64;
+    let mx = (n - 1.0) / 2.0;
+    let my = ys.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx) = (0.0, 0.0);
+    for (i, y) in ys.iter().enumerate() {
+        let dx = i as f64 - mx;
+        sxy += dx * (y - my);
+        sxx += dx * dx;
+    }
+    sxy / sxx
 }
 
 fn p_text(p: f64) -> String {
@@ -902,6 +980,50 @@ mod outcome_tests {
         assert!(
             v.detail
                 .contains("unpaired (Welch): the replicate sets differ"),
+            "{}",
+            v.detail
+        );
+    }
+
+    #[test]
+    fn a_trend_is_tested_on_each_replicates_slope_over_the_rows() {
+        let row = |v: &[(u64, f64)]| -> BTreeMap<String, Measurement> {
+            [("a".to_owned(), Measurement::of(v.to_vec()))].into()
+        };
+        // Three rows; the replicates differ by far more than the trend (a shared offset per
+        // replicate, as shared seeds give), which the blocks cancel: an unpaired comparison of
+        // the ends would not see it.
+        let k0 = row(&[(1, 0.10), (2, 0.30), (3, 0.50), (4, 0.70)]);
+        let k1 = row(&[(1, 0.09), (2, 0.29), (3, 0.495), (4, 0.69)]);
+        let k2 = row(&[(1, 0.08), (2, 0.27), (3, 0.49), (4, 0.68)]);
+        let mut c = claim("decreasing", Expect::Holds);
+        c.row = "k0>k1>k2".into();
+        let outcome = |c: &Cell, rows: &[&BTreeMap<String, Measurement>]| {
+            decide(vec![(c.clone(), assess_trend(c, rows))])
+                .pop()
+                .unwrap()
+        };
+        let v = outcome(&c, &[&k0, &k1, &k2]);
+        assert_eq!(v.outcome, Outcome::Pass, "{}", v.detail);
+        assert!(v.detail.contains("k0 → k1 → k2"), "{}", v.detail);
+        // The same rows in the other order rise: contradicted.
+        let v = outcome(&c, &[&k2, &k1, &k0]);
+        assert_eq!(v.outcome, Outcome::Fail, "{}", v.detail);
+        c.check = Check::Increasing;
+        assert_eq!(outcome(&c, &[&k2, &k1, &k0]).outcome, Outcome::Pass);
+        // The slope is the least-squares one: (1, 0, 2) on positions 0, 1, 2 has slope 0.5.
+        assert!((slope(&[1.0, 0.0, 2.0]) - 0.5).abs() < 1e-12);
+        assert!((slope(&[3.0, 1.0]) + 2.0).abs() < 1e-12);
+        // Only replicates measured on every row count; fewer than two is nothing to judge.
+        let lone = row(&[(1, 0.1), (9, 0.2)]);
+        let v = outcome(&c, &[&k0, &lone]);
+        assert_eq!(v.outcome, Outcome::Fail, "{}", v.detail);
+        assert!(v.detail.contains("n ≥ 2 replicates"), "{}", v.detail);
+        // A metric a row did not measure names the row.
+        let other: BTreeMap<String, Measurement> = BTreeMap::new();
+        let v = outcome(&c, &[&k0, &other, &k2]);
+        assert!(
+            v.detail.contains("row `k1` measured no `a`"),
             "{}",
             v.detail
         );

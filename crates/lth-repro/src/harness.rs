@@ -12,8 +12,8 @@ use tch::Device;
 use lth_report::spec::Row;
 use lth_report::{
     Cell, Finding, Measurement, Outcome, RowResult, RowStatus, Source, Spec, Summary, Verdict,
-    assess, decide, load_cells, plot_svg, record_measured, render_skipped, render_table,
-    render_verdicts, save_cells, summary_line,
+    assess, assess_trend, decide, load_cells, plot_svg, record_measured, render_skipped,
+    render_table, render_verdicts, save_cells, summary_line,
 };
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams};
@@ -356,12 +356,16 @@ fn check_cells(path: &Path, spec: &Spec, exp: &dyn Experiment, cells: &[Cell]) -
     }
     let metrics = exp.metrics();
     for (i, c) in cells.iter().enumerate() {
-        if !spec.rows.iter().any(|r| r.id == c.row) {
+        if let Some(row) = c
+            .rows()
+            .into_iter()
+            .find(|&row| !spec.rows.iter().any(|r| r.id == row))
+        {
             return Err(bad(
                 i,
                 format!(
                     "row `{}` is not a row of {} (rows: {})",
-                    c.row,
+                    row,
                     spec.path.display(),
                     spec.rows
                         .iter()
@@ -1222,6 +1226,40 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             };
             found.push((cell.clone(), finding));
         }
+    }
+    // Trend claims, over several rows: judged where every row ran on the cell's data.
+    for cell in cells
+        .iter()
+        .filter(|c| c.check.is_trend() && c.scale == o.scale)
+    {
+        let mut rows = Vec::new();
+        let mut not_judged = None;
+        for name in cell.rows() {
+            let Some(r) = results.iter().find(|r| r.row == name) else {
+                not_judged = Some(Finding::Broken(format!("row `{name}` did not run")));
+                break;
+            };
+            match (&r.status, runs.get(&r.row)) {
+                (RowStatus::Skipped { reason }, _) => {
+                    not_judged = Some(Finding::Skipped(format!("row `{name}`: {reason}")));
+                    break;
+                }
+                _ if r.dataset != cell.dataset => {
+                    not_judged = Some(Finding::Skipped(format!(
+                        "row `{name}` ran on {}; the claim is for {}",
+                        r.dataset, cell.dataset
+                    )));
+                    break;
+                }
+                (RowStatus::Ran { .. }, Some(run)) => rows.push(&run.measured),
+                (RowStatus::Ran { .. }, None) => {
+                    not_judged = Some(Finding::Broken(format!("row `{name}` measured nothing")));
+                    break;
+                }
+            }
+        }
+        let finding = not_judged.unwrap_or_else(|| assess_trend(cell, &rows));
+        found.push((cell.clone(), finding));
     }
     let verdicts: Vec<Verdict> = decide(found);
     // A scale with measured snapshots, none of them for this device class: said once.
