@@ -305,25 +305,14 @@ pub fn assess(cell: &Cell, ours: &BTreeMap<String, Measurement>) -> Finding {
             let Some(d) = Difference::one_sample(&mine.summary, *bound) else {
                 return Finding::Broken("a one-sample t-test needs n ≥ 2 replicates".into());
             };
-            let (p_support, p_contra) = if below {
-                (d.p_below(0.0), d.p_above(0.0))
-            } else {
-                (d.p_above(0.0), d.p_below(0.0))
-            };
-            Finding::Claim {
-                p_support,
-                p_contra,
-                difference: d,
-                from: 0.0,
-                n: mine.summary.n,
-                detail: format!(
-                    "{} {} {bound}: {}: one-sample t, df = {:.0}",
-                    cell.metric,
-                    if below { "below" } else { "above" },
-                    show(&mine.summary),
-                    d.df
-                ),
-            }
+            let detail = format!(
+                "{} {} {bound}: {}: one-sample t, df = {:.0}",
+                cell.metric,
+                if below { "below" } else { "above" },
+                show(&mine.summary),
+                d.df
+            );
+            one_sided(d, below, mine.summary.n, detail)
         }
     }
 }
@@ -367,7 +356,23 @@ pub fn assess_trend(cell: &Cell, rows: &[&BTreeMap<String, Measurement>]) -> Fin
         ));
     };
     let falls = cell.check == Check::Decreasing;
-    let (p_support, p_contra) = if falls {
+    let detail = format!(
+        "{} {} along {}: per-replicate slope per row {} ({} rows), one-sample t over \
+             replicates, df = {:.0}",
+        cell.metric,
+        if falls { "falls" } else { "rises" },
+        cell.rows().join(" → "),
+        show(&s),
+        series.len(),
+        d.df
+    );
+    one_sided(d, falls, s.n, detail)
+}
+
+/// A one-sample claim on `d` against 0: that it lies below (`below`) or above, with the opposite
+/// as its contradiction.
+fn one_sided(d: Difference, below: bool, n: u64, detail: String) -> Finding {
+    let (p_support, p_contra) = if below {
         (d.p_below(0.0), d.p_above(0.0))
     } else {
         (d.p_above(0.0), d.p_below(0.0))
@@ -377,17 +382,8 @@ pub fn assess_trend(cell: &Cell, rows: &[&BTreeMap<String, Measurement>]) -> Fin
         p_contra,
         difference: d,
         from: 0.0,
-        n: s.n,
-        detail: format!(
-            "{} {} along {}: per-replicate slope per row {} ({} rows), one-sample t over \
-             replicates, df = {:.0}",
-            cell.metric,
-            if falls { "falls" } else { "rises" },
-            cell.rows().join(" → "),
-            show(&s),
-            series.len(),
-            d.df
-        ),
+        n,
+        detail,
     }
 }
 
