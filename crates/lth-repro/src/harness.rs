@@ -866,6 +866,36 @@ fn place(
     }))
 }
 
+/// Row `r`'s measurements, for judging `cell` at `scale`; or, where they cannot judge it, the
+/// finding that says why: the row skipped, run on other data than the cell's, measured nothing, or
+/// the cell is the paper's, checked at the paper scale only.
+fn measured_for<'a>(
+    r: &RowResult,
+    cell: &Cell,
+    runs: &'a BTreeMap<String, RowRun>,
+    scale: &str,
+) -> std::result::Result<&'a BTreeMap<String, Measurement>, Finding> {
+    match &r.status {
+        RowStatus::Skipped { reason } => Err(Finding::Skipped(reason.clone())),
+        RowStatus::Ran { .. } if cell.dataset == r.dataset && cell.scale == scale => runs
+            .get(&r.row)
+            .map(|run| &run.measured)
+            .ok_or_else(|| Finding::Broken(format!("row `{}` measured nothing", r.row))),
+        RowStatus::Ran { .. } if cell.dataset != r.dataset => {
+            Err(Finding::Skipped(match &r.variant_of {
+                Some(why) => format!("ran on {}, a labelled variant ({why})", r.dataset),
+                None => format!(
+                    "this run is on {}; the cell is for {}",
+                    r.dataset, cell.dataset
+                ),
+            }))
+        }
+        RowStatus::Ran { .. } => Err(Finding::Skipped(format!(
+            "the paper's numbers are checked at the paper scale, not {scale}"
+        ))),
+    }
+}
+
 /// Runs a target at a scale. Every input is checked first (the spec, every row's flags at every
 /// scale, the snapshot table); then each row runs on its dataset, or on a labelled variant, or is
 /// skipped with the reason. Returns the report; [`Report::check`] turns failed cells into an error.
@@ -1202,27 +1232,9 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
             if !(cell.scale == o.scale || cell.source == Source::Paper) || !snapshot_here(cell) {
                 continue;
             }
-            let finding = match &r.status {
-                RowStatus::Skipped { reason } => Finding::Skipped(reason.clone()),
-                RowStatus::Ran { .. } if cell.dataset == r.dataset && cell.scale == o.scale => {
-                    match runs.get(&r.row) {
-                        Some(run) => assess(cell, &run.measured),
-                        None => Finding::Broken(format!("row `{}` measured nothing", r.row)),
-                    }
-                }
-                RowStatus::Ran { .. } if cell.dataset != r.dataset => {
-                    Finding::Skipped(match &r.variant_of {
-                        Some(why) => format!("ran on {}, a labelled variant ({why})", r.dataset),
-                        None => format!(
-                            "this run is on {}; the cell is for {}",
-                            r.dataset, cell.dataset
-                        ),
-                    })
-                }
-                RowStatus::Ran { .. } => Finding::Skipped(format!(
-                    "the paper's numbers are checked at the paper scale, not {}",
-                    o.scale
-                )),
+            let finding = match measured_for(r, cell, &runs, &o.scale) {
+                Ok(measured) => assess(cell, measured),
+                Err(not_judged) => not_judged,
             };
             found.push((cell.clone(), finding));
         }
@@ -1232,33 +1244,24 @@ pub fn run_target(o: &Options, progress: &mut dyn Progress) -> Result<Report> {
         .iter()
         .filter(|c| c.check.is_trend() && c.scale == o.scale)
     {
-        let mut rows = Vec::new();
-        let mut not_judged = None;
-        for name in cell.rows() {
-            let Some(r) = results.iter().find(|r| r.row == name) else {
-                not_judged = Some(Finding::Broken(format!("row `{name}` did not run")));
-                break;
-            };
-            match (&r.status, runs.get(&r.row)) {
-                (RowStatus::Skipped { reason }, _) => {
-                    not_judged = Some(Finding::Skipped(format!("row `{name}`: {reason}")));
-                    break;
-                }
-                _ if r.dataset != cell.dataset => {
-                    not_judged = Some(Finding::Skipped(format!(
-                        "row `{name}` ran on {}; the claim is for {}",
-                        r.dataset, cell.dataset
-                    )));
-                    break;
-                }
-                (RowStatus::Ran { .. }, Some(run)) => rows.push(&run.measured),
-                (RowStatus::Ran { .. }, None) => {
-                    not_judged = Some(Finding::Broken(format!("row `{name}` measured nothing")));
-                    break;
-                }
-            }
-        }
-        let finding = not_judged.unwrap_or_else(|| assess_trend(cell, &rows));
+        let rows: std::result::Result<Vec<_>, Finding> = cell
+            .rows()
+            .into_iter()
+            .map(|name| {
+                let r = results
+                    .iter()
+                    .find(|r| r.row == name)
+                    .ok_or_else(|| Finding::Broken(format!("row `{name}` did not run")))?;
+                measured_for(r, cell, &runs, &o.scale).map_err(|f| match f {
+                    Finding::Skipped(why) => Finding::Skipped(format!("row `{name}`: {why}")),
+                    other => other,
+                })
+            })
+            .collect();
+        let finding = match rows {
+            Ok(rows) => assess_trend(cell, &rows),
+            Err(not_judged) => not_judged,
+        };
         found.push((cell.clone(), finding));
     }
     let verdicts: Vec<Verdict> = decide(found);
