@@ -12,9 +12,10 @@ use crate::{Control, Hooks, Optimizer, Result, Schedule, StepContext, Update};
 pub const STOPPED: &str = "session.stopped";
 
 /// Batch size of evaluation passes, packed or not (no gradients, so larger than training batches).
-/// 500 rather than 1000: on a 2-core CPU a VGG-11/8 evaluation of 10,000 Fashion-MNIST images took
-/// about half the time at 500 (and no less at 250), where 1000's activations spill the caches; the
-/// measurement is in the README's `lmc` section.
+/// 500 rather than 1000: on a 2-core CPU a VGG-11/8 line of 42 interpolated networks, each
+/// evaluated on 10,000 Fashion-MNIST images, took 34-49 s at 1000 and 22-28 s at 500 (23 s at 250);
+/// at 1000 the allocator maps and unmaps each batch's activations (an `lmc` run spent 4 minutes in
+/// system time, 6 s at 500). The measurement is in the README's `lmc` section.
 pub(crate) const EVAL_BATCH: i64 = 500;
 
 /// Loss and accuracy of a model on a split.
