@@ -967,7 +967,8 @@ fn state_of_sparsity_smoke_prunes_gradually_and_retrains_the_mask() {
 }
 
 /// `repro --all` runs every target of the repro folder, skips what this machine cannot run once per
-/// target with the reason, writes one combined report and ends with one line of counts.
+/// target with the reason, writes one combined report with each target's time and its shares, and
+/// ends with one line of counts and the whole time.
 #[test]
 fn repro_all_runs_every_target_and_writes_one_summary() {
     let Some(data) = fashion_root() else { return };
@@ -1005,9 +1006,16 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
     let last = stdout.lines().last().unwrap();
     assert!(
         last.starts_with("repro --all smoke: 4 PASS, 0 FAIL, 0 XFAIL, 0 XPASS, 0 INCONCLUSIVE, ")
-            && last.ends_with("cells over 2 targets (1 could not run)"),
+            && last.contains("cells over 2 targets (1 could not run) in ")
+            && last.contains(" (training ")
+            && last.contains("%, other ")
+            && last.ends_with("%)"),
         "{stdout}"
     );
+    // Each target's time and its shares: synflow-collapse neither trains nor evaluates; it prunes
+    // at initialisation (bisections over SynFlow's rounds) and writes little; the broken target
+    // stopped at its spec and did nothing.
+    assert!(stdout.contains("time: "), "{stdout}");
     assert_eq!(stdout.matches("ERROR broken: ").count(), 1, "{stdout}");
     assert!(
         stdout.contains("synflow-collapse smoke: 4 PASS, 0 FAIL"),
@@ -1017,8 +1025,24 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
     assert!(
         summary.contains("| synflow-collapse | 4 | 0 | 0 | 0 | 0 |")
             && summary.contains("(synflow-collapse/smoke/table.md)")
-            && summary.contains("| broken | 0 | 0 | 0 | 0 | 0 | 0 | ERROR broken: "),
+            && summary.contains("| broken | 0 | 0 | 0 | 0 | 0 | 0 | ")
+            && summary.contains("| 0% | 0% | 0% | 0% | ERROR broken: "),
         "{summary}"
+    );
+    let row: Vec<&str> = summary
+        .lines()
+        .find(|l| l.starts_with("| synflow-collapse |"))
+        .unwrap()
+        .split(" | ")
+        .collect();
+    let share = |i: usize| row[i].trim_end_matches('%').parse::<f64>().unwrap();
+    assert!(
+        share(8) == 0.0
+            && share(9) == 0.0
+            && share(10) > share(11)
+            && (8..12).map(share).sum::<f64>() <= 102.0,
+        "time, training, evaluation, pruning, I/O: {:?}",
+        &row[7..12]
     );
     std::fs::remove_dir_all(repro.join("broken")).unwrap();
     assert!(

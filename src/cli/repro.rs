@@ -198,6 +198,7 @@ fn print_report(report: &lth_repro::Report) {
         );
     }
     println!("reports: {}", report.out.display());
+    println!("{}", report.time_line());
     println!("{}", report.summary);
 }
 
@@ -213,6 +214,9 @@ struct Outcome {
     ran: bool,
     /// The target could not run: a bad spec, a crash.
     error: bool,
+    /// Its wall time and what the time was spent on.
+    wall: std::time::Duration,
+    spent: lth_store::ledger::Spent,
 }
 
 impl Outcome {
@@ -261,8 +265,11 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         weights.iter().sum(),
     );
     let targets = specs.len();
+    let suite_began = std::time::Instant::now();
+    let suite_before = lth_store::ledger::spent();
     for (i, (spec_path, weight)) in specs.into_iter().zip(weights).enumerate() {
         let began = std::time::Instant::now();
+        let before = lth_store::ledger::spent();
         let folder = spec_path.parent().unwrap_or(&args.at.repro_dir).to_owned();
         let name = folder
             .file_name()
@@ -274,6 +281,8 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
             notable: Vec::new(),
             ran: false,
             error: true,
+            wall: began.elapsed(),
+            spent: lth_store::ledger::Spent::default(),
         };
         // Every spec has the three scales; a broken one is an error of its own, the others still
         // run.
@@ -311,9 +320,14 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
                         .collect(),
                     ran: true,
                     error: false,
+                    wall: report.wall,
+                    spent: report.spent,
                 });
             }
-            Err(e) => outcomes.push(broken(e.to_string())),
+            Err(e) => outcomes.push(Outcome {
+                spent: lth_store::ledger::spent() - before,
+                ..broken(e.to_string())
+            }),
         }
         pace.worked(weight, began);
         progress_line(args, i + 1, targets, &pace);
@@ -331,10 +345,13 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         .map(|(o, n)| format!("{n} {o}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let wall = suite_began.elapsed();
     let closing = format!(
-        "repro --all {}: {counted} cells over {} targets ({errors} could not run)",
+        "repro --all {}: {counted} cells over {} targets ({errors} could not run) in {} ({})",
         args.at.scale,
         outcomes.len(),
+        lth_repro::duration(wall),
+        (lth_store::ledger::spent() - suite_before).shares(wall),
     );
     let mut summary = summary_markdown(args, &outcomes, &closing);
     if args.previous.is_some() {
@@ -381,7 +398,8 @@ fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> St
     use lth_report::Outcome as O;
     let mut s = format!(
         "# Reproductions at the {} scale\n\n| Target | PASS | FAIL | XFAIL | XPASS | INCONCLUSIVE | \
-         SKIPPED | Result |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+         SKIPPED | Time | Training | Evaluation | Pruning | I/O | Result |\n| --- | ---: | ---: | ---: \
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
         args.at.scale
     );
     for o in outcomes {
@@ -393,8 +411,10 @@ fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> St
         } else {
             o.line.clone()
         };
+        let share =
+            |d: std::time::Duration| format!("{:.0}%", lth_store::ledger::percent(d, o.wall));
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             o.name,
             o.count(O::Pass),
             o.count(O::Fail),
@@ -402,6 +422,11 @@ fn summary_markdown(args: &ReproArgs, outcomes: &[Outcome], closing: &str) -> St
             o.count(O::XPass),
             o.count(O::Inconclusive),
             o.count(O::Skipped),
+            lth_repro::duration(o.wall),
+            share(o.spent.training),
+            share(o.spent.evaluation),
+            share(o.spent.pruning),
+            share(o.spent.io),
             report.replace('|', "\\|")
         ));
     }

@@ -353,6 +353,7 @@ impl Dataset {
     /// Loads `info` from its folder under `root` (a derived dataset: its base, keeping its
     /// classes).
     pub fn load(info: &'static DatasetInfo, root: &Path) -> Result<Dataset> {
+        let _io = lth_store::ledger::span(lth_store::ledger::Activity::Io);
         if let Some(d) = info.derived {
             let base = Dataset::load(d.base, root)?;
             let keep = |split: &Split| -> Split {

@@ -13,6 +13,7 @@ use crate::{ModelError, Result};
 
 /// Writes named tensors to `path` atomically (CPU copies, contiguous).
 pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
+    let _io = lth_store::ledger::span(lth_store::ledger::Activity::Io);
     let fail = |problem: String| ModelError::File {
         path: path.to_owned(),
         problem,
@@ -47,6 +48,7 @@ pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
 
 /// Reads the named tensors of a safetensors file (on the CPU), sorted by name.
 pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let _io = lth_store::ledger::span(lth_store::ledger::Activity::Io);
     if !path.is_file() {
         return Err(ModelError::File {
             path: path.to_owned(),

@@ -259,6 +259,7 @@ impl Model {
         let Some(control) = &self.batchnorm else {
             return Ok(());
         };
+        let _eval = lth_store::ledger::span(lth_store::ledger::Activity::Evaluation);
         let mut vars = self.vs.variables();
         let result = tch::no_grad(|| -> Result<()> {
             for (name, t) in vars.iter_mut() {

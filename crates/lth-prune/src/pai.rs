@@ -99,6 +99,7 @@ impl Method {
         batch: Option<(&Tensor, &Tensor)>,
         opts: &PaiOptions,
     ) -> Result<Mask> {
+        let _pruning = lth_store::ledger::span(lth_store::ledger::Activity::Pruning);
         if !(0.0..1.0).contains(&sparsity) {
             return Err(PruneError::Invalid(format!(
                 "sparsity must be in [0, 1), got {sparsity}"

@@ -169,6 +169,7 @@ pub fn select_layerwise(
     keep: Keep,
     count: impl Fn(&str) -> Count,
 ) -> Result<Mask> {
+    let _pruning = lth_store::ledger::span(lth_store::ledger::Activity::Pruning);
     let mut out = Vec::new();
     for (name, m) in mask.iter() {
         let c = count(name);
@@ -191,6 +192,7 @@ pub fn select_global(
     keep: Keep,
     count: Count,
 ) -> Result<Mask> {
+    let _pruning = lth_store::ledger::span(lth_store::ledger::Activity::Pruning);
     count.check("the global pruning fraction")?;
     let mut out: Vec<(String, Tensor)> = mask
         .iter()

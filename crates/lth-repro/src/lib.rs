@@ -45,7 +45,7 @@ pub use experiment::{Experiment, FlagGroup, Measured, MethodFlags, Unit, experim
 pub use harness::{GridUnit, Options, Plan, Report, plan, run_target};
 pub use learned_supermask::LearnedSupermask;
 pub use lmc::LinearModeConnectivity;
-pub use pace::Pace;
+pub use pace::{Pace, duration};
 pub use pai::PruneAtInit;
 pub use provenance::{Build, Provenance, cpu_description, data_checksums};
 pub use rewinding::Rewinding;

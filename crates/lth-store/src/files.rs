@@ -17,6 +17,7 @@ pub(crate) const LOCK_FILE: &str = "lock";
 
 /// Reads and parses a JSON file, naming it in any error.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let _io = crate::ledger::span(crate::ledger::Activity::Io);
     let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
         path: path.to_owned(),

@@ -78,6 +78,7 @@ pub struct CsvProblem {
 /// line, the column (by its header) and the value: `line 3: column \`lr\` = \`fast\`: invalid
 /// float literal`, rather than a 0-based field index.
 pub fn read_csv<R: DeserializeOwned>(path: &Path) -> std::result::Result<Vec<R>, CsvProblem> {
+    let _io = crate::ledger::span(crate::ledger::Activity::Io);
     let whole = |e: csv::Error| CsvProblem {
         line: e.position().map(csv::Position::line),
         problem: match e.kind() {

@@ -177,6 +177,7 @@ fn name_of(relative: &str) -> &str {
 
 /// The digests of the result files of the unit in `dir`, by path relative to it.
 pub(crate) fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let _io = crate::ledger::span(crate::ledger::Activity::Io);
     let mut out = BTreeMap::new();
     for (relative, path) in unit_files(dir) {
         if is_result(name_of(&relative)) {

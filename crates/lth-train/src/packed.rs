@@ -166,6 +166,7 @@ impl PackedSetup {
 
     /// Trains steps `from..to` of every copy.
     pub fn train(&mut self, from: u64, to: u64) -> Result<()> {
+        let _training = lth_store::ledger::span(lth_store::ledger::Activity::Training);
         for step in from..to {
             let _ = self.step(step)?;
         }
@@ -199,6 +200,7 @@ pub fn per_copy_loss(logits: &Tensor, y: &Tensor) -> Tensor {
 
 /// Every copy of `model` evaluated on `data`, reading the device once.
 pub fn evaluate_packed(model: &PackedModel, data: &Source) -> Result<Vec<Evaluation>> {
+    let _eval = lth_store::ledger::span(lth_store::ledger::Activity::Evaluation);
     let n = model.copies();
     tch::no_grad(|| {
         let device = data.device();
@@ -330,6 +332,7 @@ pub fn run_packed(
         }
     };
     progress.begin(start, plan.to);
+    let _training = lth_store::ledger::span(lth_store::ledger::Activity::Training);
     let device = setup.model.device();
     let mut loss_sum = Tensor::zeros([n as i64], (Kind::Float, device));
     let mut since = 0u64;

@@ -29,6 +29,7 @@ pub struct Evaluation {
 
 /// Evaluates `model` on `data` in evaluation mode, without gradients; reads the device once.
 pub fn evaluate(model: &Model, data: &Source) -> Result<Evaluation> {
+    let _eval = lth_store::ledger::span(lth_store::ledger::Activity::Evaluation);
     tch::no_grad(|| {
         let device = data.device();
         let mut loss = Tensor::zeros([], (Kind::Double, device));
@@ -188,6 +189,7 @@ impl Session<'_> {
         hooks: &mut Hooks<'_>,
         observer: &mut dyn Observer,
     ) -> Result<u64> {
+        let _training = lth_store::ledger::span(lth_store::ledger::Activity::Training);
         let device = self.model.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut since = 0u64;
