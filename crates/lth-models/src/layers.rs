@@ -79,29 +79,20 @@ pub struct Linear {
     pack: Pack,
 }
 
-/// A linear layer at `p` from `input` to `output` features, with a bias.
+/// A linear layer at `p` from `input` to `output` features, with a bias. Its variables start at
+/// zero: construction only lays a network out, and [`crate::Model::new`] draws every trainable
+/// variable from its own seeded stream (a draw here from libtorch's generator would be thrown
+/// away, and building a network only to read its outline cost seconds for ResNet-50).
 pub fn linear(p: nn::Path, input: i64, output: i64, pack: Pack) -> Linear {
-    let bound = 1.0 / (input as f64).sqrt();
     Linear {
-        weight: p.var(
-            "weight",
-            &pack.shape(&[output, input]),
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        ),
-        bias: Some(p.var(
-            "bias",
-            &pack.shape(&[output]),
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        )),
+        weight: p.var("weight", &pack.shape(&[output, input]), UNDRAWN),
+        bias: Some(p.var("bias", &pack.shape(&[output]), UNDRAWN)),
         pack,
     }
 }
+
+/// The value weights and biases are built with, before [`crate::Model::new`] draws them.
+const UNDRAWN: Init = Init::Const(0.0);
 
 impl Linear {
     /// `[B, in]` → `[B, out]`; packed, `[N, B, in]` → `[N, B, out]`.
@@ -147,7 +138,8 @@ impl Window {
     }
 }
 
-/// A convolution at `p` from `input` to `output` channels over `window`, with a bias or not.
+/// A convolution at `p` from `input` to `output` channels over `window`, with a bias or not; its
+/// variables start at zero, as [`linear`]'s do.
 pub fn conv2d(
     p: nn::Path,
     input: i64,
@@ -157,14 +149,9 @@ pub fn conv2d(
     pack: Pack,
 ) -> Conv2d {
     let Window { k, stride, padding } = window;
-    let bound = 1.0 / ((input * k * k) as f64).sqrt();
-    let init = Init::Uniform {
-        lo: -bound,
-        up: bound,
-    };
     Conv2d {
-        weight: p.var("weight", &pack.shape(&[output, input, k, k]), init),
-        bias: bias.then(|| p.var("bias", &pack.shape(&[output]), init)),
+        weight: p.var("weight", &pack.shape(&[output, input, k, k]), UNDRAWN),
+        bias: bias.then(|| p.var("bias", &pack.shape(&[output]), UNDRAWN)),
         stride,
         padding,
         pack,
