@@ -141,8 +141,9 @@ pub struct CommonArgs {
     /// may vary between runs, so results on a GPU are reproducible only up to it).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cudnn_benchmark: bool,
-    /// libtorch's intra-op threads (default: libtorch's choice). Results are the same science on
-    /// any count, but may differ in the last bits between counts.
+    /// libtorch's intra-op threads [default: libtorch's count (the cores, or OMP_NUM_THREADS),
+    /// lowered when the command starts to the processors other busy work leaves free]. Results are
+    /// the same science on any count, but may differ in the last bits between counts.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub threads: Option<i32>,
 }
@@ -169,7 +170,7 @@ impl CommonArgs {
         // Set also when --threads is not given (to libtorch's own count), so that every command
         // runs under the settings `lth repro` uses: PyTorch's set_num_threads also turns off MKL's
         // dynamic choice of fewer threads than asked.
-        tch::set_num_threads(self.threads.unwrap_or_else(tch::get_num_threads));
+        tch::set_num_threads(self.threads.unwrap_or_else(|| default_threads(self.quiet)));
         let device = lth_train::resolve_device(self.device)?;
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(self.cudnn_benchmark);
@@ -184,6 +185,31 @@ impl CommonArgs {
         data.channels_last = self.channels_last;
         Ok(data)
     }
+}
+
+/// The intra-op threads of a command without `--threads`, decided once when it first asks:
+/// libtorch's count, lowered to the processors that other busy work leaves free (said on stderr
+/// unless quiet). With OMP_NUM_THREADS set, the user chose: libtorch's count as it stands.
+fn default_threads(quiet: bool) -> i32 {
+    static CHOSEN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let wanted = tch::get_num_threads();
+        if std::env::var_os("OMP_NUM_THREADS").is_some() {
+            return wanted;
+        }
+        let Some((cpus, others)) = lth_train::busy_processors() else {
+            return wanted;
+        };
+        let chosen = lth_train::threads_for_load(wanted, cpus, others);
+        if chosen < wanted && !quiet {
+            eprintln!(
+                "threads: {chosen} of {wanted}, as {} already keep this machine's {cpus} \
+                 processors busy (--threads N sets the count)",
+                lth_report::count(others, "other task")
+            );
+        }
+        chosen
+    })
 }
 
 /// A device as a user names it: `cpu`, `cuda:0`.

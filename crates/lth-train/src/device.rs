@@ -70,9 +70,80 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
+/// What other work occupies this machine's processors: its processor count and how many tasks other
+/// than the caller are ready to run, read from `/proc/stat` (Linux; `None` elsewhere or when it
+/// cannot be read). The count is the least of a few readings 2 ms apart, so that a task that only
+/// passes through (a shell, a compiler's short step) does not count; a job that computes without
+/// pause (another training, a `yes` loop) is ready at every reading.
+pub fn busy_processors() -> Option<(usize, usize)> {
+    let mut least: Option<(usize, usize)> = None;
+    for i in 0..5 {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let (cpus, running) = parse_proc_stat(&stat)?;
+        // This process's own thread is one of the running tasks.
+        let others = running.saturating_sub(1);
+        least = Some(match least {
+            Some((_, o)) if o <= others => (cpus, o),
+            _ => (cpus, others),
+        });
+    }
+    least
+}
+
+/// The processor count (`cpuN` lines) and `procs_running` of `/proc/stat`'s text.
+fn parse_proc_stat(stat: &str) -> Option<(usize, usize)> {
+    let cpus = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    let running = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("procs_running "))
+        .and_then(|n| n.trim().parse().ok())?;
+    (cpus > 0).then_some((cpus, running))
+}
+
+/// The intra-op threads to use when none were asked for: libtorch's own count (`wanted`), or fewer
+/// when other tasks keep the machine's processors busy, so that each thread has a processor to
+/// itself. At least one. (Threads that outnumber the free processors wait on each other at every
+/// parallel region: on a 2-core machine beside two busy processes, an epoch took twice as long at
+/// 2 threads as at 1.)
+pub fn threads_for_load(wanted: i32, cpus: usize, others: usize) -> i32 {
+    let free = i32::try_from(cpus.saturating_sub(others)).unwrap_or(i32::MAX);
+    wanted.min(free).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_leave_the_busy_processors_to_their_jobs() {
+        // Quiet: libtorch's count.
+        assert_eq!(threads_for_load(2, 2, 0), 2);
+        // One busy processor of two: one thread; two or more busy: still one.
+        assert_eq!(threads_for_load(2, 2, 1), 1);
+        assert_eq!(threads_for_load(2, 2, 5), 1);
+        // A large host with a few busy processors: the count asked for stands.
+        assert_eq!(threads_for_load(8, 64, 30), 8);
+        assert_eq!(threads_for_load(16, 16, 4), 12);
+    }
+
+    #[test]
+    fn proc_stat_gives_processors_and_running_tasks() {
+        let stat = "cpu  10 0 5 100 0 0 0 0 0 0\ncpu0 5 0 2 50 0 0 0 0 0 0\n\
+                    cpu1 5 0 3 50 0 0 0 0 0 0\nintr 1 2\nctxt 9\nprocs_running 3\n\
+                    procs_blocked 0\n";
+        assert_eq!(parse_proc_stat(stat), Some((2, 3)));
+        assert_eq!(parse_proc_stat("cpu  1 2 3\n"), None);
+        if cfg!(target_os = "linux") {
+            let (cpus, _) = busy_processors().unwrap();
+            assert!(cpus >= 1);
+        }
+    }
 
     #[test]
     fn parses_choices() {

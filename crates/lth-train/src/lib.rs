@@ -51,7 +51,7 @@ pub mod supermask;
 #[cfg(feature = "test-util")]
 pub mod testutil;
 
-pub use device::{DeviceChoice, resolve_device};
+pub use device::{DeviceChoice, busy_processors, resolve_device, threads_for_load};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
 pub use error::TrainError;
 pub use gmp::{GmpHparams, GmpRun, train_gmp};
