@@ -167,8 +167,8 @@ impl CommonArgs {
 
     /// The device asked for, with cuDNN configured when it is a GPU.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
-        // Set also when --threads is not given (to libtorch's own count), so that every command
-        // runs under the settings `lth repro` uses: PyTorch's set_num_threads also turns off MKL's
+        // Set also when --threads is not given (to the default count), so that every command runs
+        // under the settings `lth repro` uses: PyTorch's set_num_threads also turns off MKL's
         // dynamic choice of fewer threads than asked.
         tch::set_num_threads(self.threads.unwrap_or_else(|| default_threads(self.quiet)));
         let device = lth_train::resolve_device(self.device)?;
