@@ -203,9 +203,9 @@ fn default_threads(quiet: bool) -> i32 {
         let chosen = lth_train::threads_for_load(wanted, cpus, others);
         if chosen < wanted && !quiet {
             eprintln!(
-                "threads: {chosen} of {wanted}, as {} already keep this machine's {cpus} \
-                 processors busy (--threads N sets the count)",
-                lth_report::count(others, "other task")
+                "threads: {chosen} of {wanted}: {} of other processes ready to run on this \
+                 machine's {cpus} processors (--threads N sets the count)",
+                lth_report::count(others, "task")
             );
         }
         chosen

@@ -70,11 +70,13 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
-/// What other work occupies this machine's processors: its processor count and how many tasks other
-/// than the caller are ready to run, read from `/proc/stat` (Linux; `None` elsewhere or when it
-/// cannot be read). The count is the least of a few readings 2 ms apart, so that a task that only
-/// passes through (a shell, a compiler's short step) does not count; a job that computes without
-/// pause (another training, a `yes` loop) is ready at every reading.
+/// What other work occupies this machine's processors: its processor count and how many tasks of
+/// other processes are ready to run, read from `/proc/stat` less this process's own running threads
+/// (`/proc/self/task`: a data loader's or a thread pool's workers may still be finishing) (Linux;
+/// `None` elsewhere or when it cannot be read). The count is the least of a few readings 2 ms
+/// apart, so that a task that only passes through (a shell, a compiler's short step) does not
+/// count; a job that computes without pause (another training, a `yes` loop) is ready at every
+/// reading.
 pub fn busy_processors() -> Option<(usize, usize)> {
     let mut least: Option<(usize, usize)> = None;
     for i in 0..5 {
@@ -83,14 +85,31 @@ pub fn busy_processors() -> Option<(usize, usize)> {
         }
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let (cpus, running) = parse_proc_stat(&stat)?;
-        // This process's own thread is one of the running tasks.
-        let others = running.saturating_sub(1);
+        // The reading thread is always one of ours that runs.
+        let others = running.saturating_sub(own_running().max(1));
         least = Some(match least {
             Some((_, o)) if o <= others => (cpus, o),
             _ => (cpus, others),
         });
     }
     least
+}
+
+/// How many of this process's threads are running (state `R` in `/proc/self/task/*/stat`).
+fn own_running() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 1;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|s| task_state(s) == Some('R'))
+        .count()
+}
+
+/// The state letter of a `/proc/<pid>/task/<tid>/stat` line: the first field after the command
+/// name, which is in parentheses and may itself hold spaces and parentheses.
+fn task_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// The processor count (`cpuN` lines) and `procs_running` of `/proc/stat`'s text.
@@ -139,9 +158,13 @@ mod tests {
                     procs_blocked 0\n";
         assert_eq!(parse_proc_stat(stat), Some((2, 3)));
         assert_eq!(parse_proc_stat("cpu  1 2 3\n"), None);
+        assert_eq!(task_state("4242 (lth (x) y) R 1 2 3"), Some('R'));
+        assert_eq!(task_state("4242 (lth) S 1 2 3"), Some('S'));
         if cfg!(target_os = "linux") {
             let (cpus, _) = busy_processors().unwrap();
             assert!(cpus >= 1);
+            // The thread asking is running.
+            assert!(own_running() >= 1);
         }
     }
 
