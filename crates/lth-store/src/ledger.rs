@@ -78,12 +78,6 @@ pub fn span(activity: Activity) -> Span {
     }
 }
 
-/// Runs `f` inside a span of `activity`.
-pub fn time<T>(activity: Activity, f: impl FnOnce() -> T) -> T {
-    let _span = span(activity);
-    f()
-}
-
 impl Drop for Span {
     fn drop(&mut self) {
         let elapsed = self.began.elapsed();
@@ -155,18 +149,6 @@ impl std::ops::Sub for Spent {
     }
 }
 
-impl std::ops::Add for Spent {
-    type Output = Spent;
-    fn add(self, rhs: Spent) -> Spent {
-        Spent {
-            training: self.training + rhs.training,
-            evaluation: self.evaluation + rhs.evaluation,
-            pruning: self.pruning + rhs.pruning,
-            io: self.io + rhs.io,
-        }
-    }
-}
-
 /// The time closed spans have counted in this process so far.
 pub fn spent() -> Spent {
     let read = |a: Activity| Duration::from_nanos(NANOS[a.index()].load(Ordering::Relaxed));
@@ -203,9 +185,11 @@ mod tests {
                 let _io = span(Activity::Io);
                 busy(Duration::from_millis(40));
                 // The same activity nested: still once.
-                time(Activity::Io, || busy(Duration::from_millis(20)));
+                let _inner = span(Activity::Io);
+                busy(Duration::from_millis(20));
             }
-            time(Activity::Evaluation, || busy(Duration::from_millis(60)));
+            let _evaluation = span(Activity::Evaluation);
+            busy(Duration::from_millis(60));
         }
         let wall = began.elapsed();
         let d = spent() - before;
