@@ -87,10 +87,7 @@ pub fn busy_processors() -> Option<(usize, usize)> {
         let (cpus, running) = parse_proc_stat(&stat)?;
         // The reading thread is always one of ours that runs.
         let others = running.saturating_sub(own_running().max(1));
-        least = Some(match least {
-            Some((_, o)) if o <= others => (cpus, o),
-            _ => (cpus, others),
-        });
+        least = Some((cpus, least.map_or(others, |(_, o)| o.min(others))));
     }
     least
 }
