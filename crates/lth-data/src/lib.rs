@@ -24,6 +24,7 @@ pub mod augment;
 pub mod cifar;
 pub mod error;
 pub mod folder;
+pub mod generated;
 pub mod idx;
 pub mod loader;
 pub mod mnist;

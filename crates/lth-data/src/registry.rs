@@ -7,6 +7,7 @@ use tch::{Device, Kind, Tensor};
 use crate::augment::Augment;
 use crate::cifar::{self, Variant};
 use crate::folder::{Files, ImageFolder};
+use crate::generated::{self, Generator};
 use crate::{DataError, DeviceSplit, FolderSplit, Result, Source, mnist};
 
 /// How a dataset is stored on disk.
@@ -18,6 +19,8 @@ pub enum Format {
     Cifar(Variant),
     /// `train/<class>/*.JPEG` and `val/<class>/*.JPEG`, streamed from disk.
     Folder,
+    /// Drawn by lth from a fixed seed ([`crate::generated`]): no files.
+    Generated(Generator),
 }
 
 /// A dataset the registry knows.
@@ -59,7 +62,7 @@ const CIFAR_HELP: &str = "CIFAR is not fetched by lth; download the binary versi
 dataset (cifar-10-binary.tar.gz or cifar-100-binary.tar.gz from the CIFAR page of the University \
 of Toronto) and unpack it into <data root>/cifar10/ or <data root>/cifar100/. See data/README.md.";
 
-static REGISTRY: [DatasetInfo; 5] = [
+static REGISTRY: [DatasetInfo; 6] = [
     DatasetInfo {
         name: "mnist",
         dir: "mnist",
@@ -131,6 +134,21 @@ training images in <data root>/imagenet/train/<wnid>/*.JPEG and the validation i
 class folders, in <data root>/imagenet/val/<wnid>/*.JPEG. See data/README.md.",
         derived: None,
     },
+    DatasetInfo {
+        name: "two-moons",
+        dir: "two-moons",
+        format: Format::Generated(Generator::TwoMoons),
+        // A point of the plane, stored as a 1×1×2 image whose normalisation gives back its
+        // coordinates (lth_data::generated).
+        shape: [1, 1, 2],
+        num_classes: 2,
+        mean: &[generated::MEAN],
+        std: &[generated::STD],
+        augment: None,
+        how_to_get: "two-moons is drawn by lth from a fixed seed (2,000 training and 1,000 test \
+points, noise 0.1); it needs no files.",
+        derived: None,
+    },
 ];
 
 /// `\nPresent here with the same input shape: fashion-mnist (pass --dataset fashion-mnist).`, or
@@ -156,6 +174,7 @@ impl DatasetInfo {
     pub fn absent(&self, root: &Path) -> Option<String> {
         let dir = root.join(self.dir);
         match self.format {
+            Format::Generated(_) => None,
             Format::Idx => {
                 let absent = mnist::missing(&dir);
                 (!absent.is_empty()).then(|| {
@@ -391,6 +410,7 @@ impl Dataset {
                 mnist::load(&dir, info.num_classes as u8, [info.shape[1], info.shape[2]])?
             }
             Format::Cifar(v) => cifar::load(&dir, v)?,
+            Format::Generated(g) => generated::load(g),
             Format::Folder => {
                 return Err(DataError::Invalid(format!(
                     "{} is streamed from files and never loaded into memory; use lth_data::prepare",

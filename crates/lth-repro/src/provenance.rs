@@ -148,6 +148,13 @@ pub fn data_checksums(root: &Path, datasets: &[String]) -> String {
         if !seen.insert(info.dir) {
             continue;
         }
+        if let lth_data::Format::Generated(g) = info.format {
+            out.push(format!(
+                "{} (drawn by lth: {g:?}, fixed seed; no files)",
+                info.name
+            ));
+            continue;
+        }
         let dir = root.join(info.dir);
         let mut files = Vec::new();
         let mut stack = vec![dir.clone()];
