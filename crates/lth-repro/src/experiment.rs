@@ -11,7 +11,7 @@ use lth_train::{Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams, Sup
 use crate::{
     EarlyBirdTickets, LayerCollapse, LearnedSupermask, LinearModeConnectivity, LotteryCurve,
     PruneAtInit, Result, Rewinding, SparseTraining, Stability, StateOfSparsity, Supermask,
-    Transplanted,
+    Transplanted, Tropical,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -215,6 +215,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(StateOfSparsity),
         Box::new(Rewinding),
         Box::new(LinearModeConnectivity),
+        Box::new(Tropical),
     ]
 }
 

@@ -37,6 +37,7 @@ mod stability;
 mod state_of_sparsity;
 mod supermask;
 mod transplant;
+mod tropical;
 
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
@@ -54,6 +55,7 @@ pub use stability::Stability;
 pub use state_of_sparsity::StateOfSparsity;
 pub use supermask::Supermask;
 pub use transplant::Transplanted;
+pub use tropical::{Networks, Tropical, networks};
 
 /// What can go wrong running a reproduction.
 #[derive(Debug, thiserror::Error)]

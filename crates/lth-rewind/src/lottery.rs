@@ -186,6 +186,13 @@ impl<'a> Lottery<'a> {
         Ok(load_tensors(&step_checkpoint(&self.level_dir(0), step))?)
     }
 
+    /// The initial weights of the random reinitialisation of branch seed `seed` (a
+    /// `random-reinit` branch without a seed uses the replicate's): every variable, unmasked, as
+    /// that branch starts from them.
+    pub fn reinit_weights(&self, seed: u64) -> Result<Vec<(String, Tensor)>> {
+        Ok(self.setup(Some(reinit_seed(seed)))?.model.state())
+    }
+
     /// The weights a unit ended training with.
     pub fn final_weights(&self, unit: &RunDir) -> Result<Vec<(String, Tensor)>> {
         Ok(load_tensors(&unit.join(FINAL))?)
