@@ -665,6 +665,7 @@ fn help_lists_the_commands() {
         &["grid", "submit"],
         &["grid", "status"],
         &["bench"],
+        &["tropical"],
         &["sparsity"],
         &["models"],
         &["datasets"],
@@ -2025,5 +2026,83 @@ fn stability_and_interpolate_measure_the_lotteries_of_a_rewind_grid() {
         rows[1].rsplit(',').next(),
         rows[2].rsplit(',').next(),
         "{curve}"
+    );
+}
+
+/// `lth tropical` draws a two-moons lottery's level: an SVG with the three networks' boundaries
+/// and polygons, and a table whose shape distances are the polygons' (the trained network's own
+/// is 0). It refuses a level not trained and a folder that does not exist, in one line each.
+#[test]
+fn tropical_draws_a_two_moons_ticket_and_refuses_what_it_cannot_draw() {
+    let w = tempfile::tempdir().unwrap();
+    let lottery_args = [
+        "lottery",
+        "--model",
+        "lenet_16",
+        "--dataset",
+        "two-moons",
+        "--levels",
+        "1",
+        "--rate",
+        "0.5",
+        "--steps",
+        "3ep",
+        "--batch-size",
+        "64",
+        "--validation",
+        "100",
+        "--quiet",
+    ];
+    ok(&lth(&lottery_args, w.path()));
+    let runs = w.path().join("runs");
+    let lottery = runs.join(paths_ending(&runs, "hparams.json")[0].parent().unwrap());
+    let from = lottery.to_str().unwrap();
+    let out = ok(&lth(
+        &["tropical", "--from", from, "--level", "1", "--out", "t.svg"],
+        w.path(),
+    ));
+    assert!(out.starts_with("wrote t.svg\n"), "{out}");
+    let svg = std::fs::read_to_string(w.path().join("t.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("Newton polygon"),
+        "{}",
+        &svg[..200]
+    );
+    let row = |title: &str| -> Vec<String> {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(title))
+            .unwrap_or_else(|| panic!("{out}"));
+        line[title.len()..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("trained (dense, level 0)")[1], "0.0000");
+    // The distances are those of the polygons built from the stored weights.
+    let load = |p: &str| lth_models::load_tensors(&lottery.join(p)).unwrap();
+    let trained =
+        lth_tropical::OneHidden::from_named(&load("replicate_1/level_0/main/final.safetensors"))
+            .unwrap();
+    let mask =
+        lth_prune::Mask::load(&lottery.join("replicate_1/level_1/main/mask.safetensors")).unwrap();
+    let w0 = load("replicate_1/level_0/main/checkpoints/step_0.safetensors");
+    mask.apply(&w0).unwrap();
+    let ticket = lth_tropical::OneHidden::from_named(&w0).unwrap();
+    let d = lth_tropical::shape_distance(&ticket.polygon().hull, &trained.polygon().hull).unwrap();
+    let ours = row("ticket: W0 under level 1's mask");
+    assert_eq!(ours.last().unwrap(), &format!("{d:.4}"), "{out}");
+    assert!(d > 0.0);
+
+    let e = err(&lth(
+        &["tropical", "--from", from, "--level", "2"],
+        w.path(),
+    ));
+    assert!(e.contains("level 2 of replicate 1 is not finished"), "{e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    let e = err(&lth(&["tropical", "--from", "runs/lottery_nope"], w.path()));
+    assert!(
+        e.contains("--from runs/lottery_nope: no such folder"),
+        "{e}"
     );
 }

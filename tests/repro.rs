@@ -1407,3 +1407,47 @@ fn the_stabilizing_targets_share_their_lotteries() {
         assert_eq!(n, 2, "{metric}: {lines:?}");
     }
 }
+
+/// The tropical target runs from no data files at all (two-moons is drawn by lth): its smoke
+/// scale checks its snapshot, judges no claim (they are quick's), and measures a shape distance of
+/// every network in every replicate, with the ticket's trained polygon nearer the trained dense
+/// network's than its initialisation's.
+#[test]
+fn tropical_smoke_needs_no_data_files_and_measures_every_shape() {
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("no-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let args = smoke_args("tropical", &empty, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.contains(
+            "PASS    moons_50 · two-moons · trained_ticket_distance [snapshot equivalent]"
+        ),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("tropical smoke: ") && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    let results = csv(&tmp.path().join("out/tropical/smoke/replicates.csv"));
+    for metric in [
+        "ticket_distance",
+        "reinit_distance",
+        "dense_init_distance",
+        "trained_ticket_distance",
+        "trained_reinit_distance",
+    ] {
+        let values: Vec<f64> = results
+            .iter()
+            .filter(|l| l.contains(&format!(",{metric},")))
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(values.len(), 30, "{metric}: {results:?}");
+        assert!(
+            values.iter().all(|v| (0.0..=2.0).contains(v) && *v > 0.0),
+            "{metric}: {values:?}"
+        );
+    }
+}

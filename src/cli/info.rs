@@ -49,7 +49,11 @@ pub fn datasets(args: &DataArgs) {
             Err(lth_data::DataError::Missing { .. }) => "absent".to_owned(),
             Err(e) => format!("unreadable: {e}"),
         };
-        println!("  {:<16} {}/  {present}", d.name, d.dir);
+        let place = match d.format {
+            lth_data::Format::Generated(_) => "(drawn by lth)".to_owned(),
+            _ => format!("{}/", d.dir),
+        };
+        println!("  {:<16} {place}  {present}", d.name);
     }
 }
 

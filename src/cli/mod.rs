@@ -12,6 +12,7 @@ mod sparsity;
 mod stability;
 mod train;
 mod transplant;
+mod tropical;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a lottery level's ticket in compressed sparse rows (one per layer) for PyTorch.
     Export(export::ExportArgs),
+    /// The tropical-geometry picture of a lottery level of a one-hidden-layer network on 2-D data:
+    /// decision boundaries and Newton polygons of the trained network, its ticket and a random
+    /// reinitialisation (Alfarra et al.), with their shape distances.
+    Tropical(tropical::TropicalArgs),
     /// The per-layer sparsity of a distribution (uniform, ER, ERK) for a model, without training.
     Sparsity(sparsity::SparsityArgs),
     /// List the models of the registry, or print one model's recipe (its default
@@ -283,6 +288,7 @@ pub fn run(cli: Cli, given: impl Fn(&str) -> bool) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Sparsity(args) => sparsity::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Tropical(args) => tropical::run(&args),
         Command::Models(args) => info::models(&args),
         Command::Datasets(args) => {
             info::datasets(&args);
