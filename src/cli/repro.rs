@@ -489,7 +489,10 @@ fn list(args: &ReproArgs) -> anyhow::Result<()> {
         );
     }
     let root = lth_data::data_root(args.common.data.data_dir.as_deref());
-    let text = lth_report::describe_targets(dir, &root)?;
+    // A dataset is present when the registry finds its files (a derived one: its base's; a
+    // generated one always); a name the registry does not know is absent.
+    let present = |d: &str| lth_data::info(d).is_ok_and(|info| info.absent(&root).is_none());
+    let text = lth_report::describe_targets(dir, &present)?;
     if text.is_empty() {
         anyhow::bail!("{}: no targets (folders with a spec.toml)", dir.display());
     }

@@ -146,7 +146,12 @@ fn run() -> Result<()> {
             setup::run(&root, &setup::SetupArgs::default())?;
             run_lth(&root, &args)
         }
-        Cmd::Repro { list: true, .. } => list_targets(&root),
+        // The registry knows which datasets are present (a generated one needs no files), so
+        // the list comes from `lth` itself.
+        Cmd::Repro { list: true, .. } => errors_exit_2(
+            setup::run(&root, &setup::SetupArgs::default())
+                .and_then(|()| run_lth(&root, &["repro".to_owned(), "--list".to_owned()])),
+        ),
         Cmd::Repro { list: false, args } => {
             if args.is_empty() {
                 bail!(
@@ -579,15 +584,6 @@ fn folder_size(dir: &Path) -> Result<u64> {
 }
 
 /// Prints every reproduction target with its rows' needs and its scales.
-fn list_targets(root: &Path) -> Result<()> {
-    let data = std::env::var_os("LTH_DATA").map_or_else(|| root.join("data"), PathBuf::from);
-    print!(
-        "{}",
-        lth_report::describe_targets(&root.join("repro"), &data)?
-    );
-    Ok(())
-}
-
 /// Builds the release `lth` binary and runs it with `args` from the workspace root.
 fn run_lth(root: &Path, args: &[String]) -> Result<()> {
     cargo(root, &["build", "--release", "--quiet", "--package", "lth"])?;

@@ -397,8 +397,8 @@ fn line_of(source: &str, offset: usize) -> u64 {
 }
 
 /// What `repro --list` prints: each target under `repro_dir` with its title, rows, models, the
-/// datasets it uses (present or absent under `data_root`, by their folders) and its scales.
-pub fn describe_targets(repro_dir: &Path, data_root: &Path) -> Result<String> {
+/// datasets it uses (present or absent, as `present` says of a dataset's name) and its scales.
+pub fn describe_targets(repro_dir: &Path, present: &dyn Fn(&str) -> bool) -> Result<String> {
     use std::fmt::Write as _;
     let mut out = String::new();
     for path in targets(repro_dir)? {
@@ -415,12 +415,7 @@ pub fn describe_targets(repro_dir: &Path, data_root: &Path) -> Result<String> {
         datasets.dedup();
         let present: Vec<String> = datasets
             .iter()
-            .map(|d| {
-                // A derived dataset (`fashion-mnist:classes=0-4`) is here when its base is.
-                let base = d.split_once(':').map_or(*d, |(b, _)| b);
-                let here = data_root.join(base).is_dir();
-                format!("{d} ({})", if here { "present" } else { "absent" })
-            })
+            .map(|d| format!("{d} ({})", if present(d) { "present" } else { "absent" }))
             .collect();
         let mut models: Vec<&str> = spec.rows.iter().map(|r| r.model.as_str()).collect();
         models.dedup();
