@@ -34,6 +34,7 @@ pub mod criterion;
 pub mod distribution;
 mod error;
 pub mod flops;
+pub mod greedy;
 mod hparams;
 mod mask;
 mod network;
