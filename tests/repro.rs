@@ -1451,3 +1451,55 @@ fn tropical_smoke_needs_no_data_files_and_measures_every_shape() {
         );
     }
 }
+
+/// The early-bird-theory target pre-trains each replicate once, keeping its weights along the
+/// way, and prunes every kept point by greedy forward selection: at smoke it checks its snapshot,
+/// and every replicate's greedy subnetwork ends below its random one of the same size, with a knee
+/// inside the grid of points.
+#[test]
+fn early_bird_theory_smoke_selects_units_along_one_pretraining() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let args = smoke_args("early-bird-theory", &data, tmp.path(), &[]);
+    let stdout = ok(&lth(&strs(&args), root()));
+    assert!(
+        stdout.contains("PASS    m4k · fashion-mnist · greedy_loss_9 [snapshot equivalent]"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("early-bird-theory smoke: ") && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    let results = csv(&tmp
+        .path()
+        .join("out/early-bird-theory/smoke/replicates.csv"));
+    let value = |row: &str, replicate: u64, metric: &str| -> f64 {
+        let prefix = format!("{row},fashion-mnist,smoke,{replicate},{metric},");
+        results
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {results:?}"))
+            .parse()
+            .unwrap()
+    };
+    for row in ["m4k", "m16k", "m60k"] {
+        for r in 1..=2 {
+            assert!(
+                value(row, r, "greedy_loss_9") < value(row, r, "random_loss_9"),
+                "{row} {r}"
+            );
+            let knee = value(row, r, "knee_log2_step");
+            // 128 iterations: the positive points are t = 1 (twice: T/256 rounds up to one
+            // step), 2, 4, …, 128, and the knee is an inner one: log2 t in [0, 7).
+            assert!((0.0..7.0).contains(&knee), "{row} {r}: {knee}");
+        }
+    }
+    // One trajectory per replicate and row, with its kept weights.
+    let trajectories: Vec<_> = finished(&tmp.path().join("runs"))
+        .into_iter()
+        .filter(|(p, _)| p.to_string_lossy().contains("trajectory_"))
+        .collect();
+    assert_eq!(trajectories.len(), 6, "{trajectories:?}");
+}

@@ -9,9 +9,9 @@ use lth_store::Store;
 use lth_train::{Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams, SupermaskHparams};
 
 use crate::{
-    EarlyBirdTickets, LayerCollapse, LearnedSupermask, LinearModeConnectivity, LotteryCurve,
-    PruneAtInit, Result, Rewinding, SparseTraining, Stability, StateOfSparsity, Supermask,
-    Transplanted, Tropical,
+    EarlyBirdTickets, GreedySelection, LayerCollapse, LearnedSupermask, LinearModeConnectivity,
+    LotteryCurve, PruneAtInit, Result, Rewinding, SparseTraining, Stability, StateOfSparsity,
+    Supermask, Transplanted, Tropical,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -216,6 +216,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Rewinding),
         Box::new(LinearModeConnectivity),
         Box::new(Tropical),
+        Box::new(GreedySelection),
     ]
 }
 

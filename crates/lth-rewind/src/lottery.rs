@@ -193,6 +193,56 @@ impl<'a> Lottery<'a> {
         Ok(self.setup(Some(reinit_seed(seed)))?.model.state())
     }
 
+    /// The folder of the dense trajectory that keeps the weights at the steps `keep`:
+    /// `trajectory_<hash of keep>` in the replicate's folder.
+    pub fn trajectory_dir(&self, keep: &[u64]) -> RunDir {
+        self.dir.child(format!(
+            "trajectory_{}",
+            lth_store::hparams_hash(&keep.to_vec())
+        ))
+    }
+
+    /// Level 0's training again (W0, the replicate's data order, the whole plan) in
+    /// [`Lottery::trajectory_dir`], keeping the weights at the steps `keep`: for measurements
+    /// along the dense network's training at steps level 0 does not keep. Its weights at step `t`
+    /// are level 0's at `t`.
+    pub fn trajectory_job(&self, keep: &[u64]) -> Result<Job> {
+        if let Some(&t) = keep.iter().find(|&&t| t > self.total) {
+            return Err(RewindError::Invalid(format!(
+                "a trajectory checkpoint at step {t} is beyond the training's {} steps",
+                self.total
+            )));
+        }
+        let dir = self.trajectory_dir(keep);
+        dir.create()?;
+        dir.bind_hparams(&keep.to_vec())?;
+        Ok(self.job(dir, self.plan(0, keep.to_vec())))
+    }
+
+    /// The weights of a finished trajectory (see [`Lottery::trajectory_job`]) at step `step`, one
+    /// of its `keep`.
+    pub fn trajectory_weights(&self, keep: &[u64], step: u64) -> Result<Vec<(String, Tensor)>> {
+        let dir = self.trajectory_dir(keep);
+        if !dir.is_done()? {
+            return Err(RewindError::Invalid(format!(
+                "{} is not finished; train its trajectory job first",
+                dir.path().display()
+            )));
+        }
+        Ok(load_tensors(&step_checkpoint(&dir, step))?)
+    }
+
+    /// Trains `jobs` of this lottery's recipe (from [`Lottery::trajectory_job`] and the like), up
+    /// to `pack` at a time, each unless it is done.
+    pub fn train_jobs(
+        &self,
+        jobs: &[Job],
+        pack: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<RunSummary>> {
+        self.train(jobs, pack, progress)
+    }
+
     /// The weights a unit ended training with.
     pub fn final_weights(&self, unit: &RunDir) -> Result<Vec<(String, Tensor)>> {
         Ok(load_tensors(&unit.join(FINAL))?)
