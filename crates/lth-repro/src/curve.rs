@@ -54,15 +54,8 @@ impl Experiment for LotteryCurve {
         ]
     }
 
-    /// The random reinitialisation of the row's level, which the harness packs across
-    /// replicates.
     fn jobs(&self, unit: &Unit) -> Result<Vec<lth_train::Job>> {
-        let lottery = unit.lottery()?;
-        let branch = reinit();
-        if unit.level == 0 || lottery.branch_dir(unit.level, &branch).is_done()? {
-            return Ok(Vec::new());
-        }
-        Ok(vec![lottery.branch_job(unit.level, &branch)?])
+        reinit_jobs(unit)
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
@@ -87,6 +80,17 @@ impl Experiment for LotteryCurve {
         }
         Ok(m)
     }
+}
+
+/// The random reinitialisation of the row's level, if it is pruned and not done: a job the
+/// harness packs across replicates.
+pub(crate) fn reinit_jobs(unit: &Unit) -> Result<Vec<lth_train::Job>> {
+    let lottery = unit.lottery()?;
+    let branch = reinit();
+    if unit.level == 0 || lottery.branch_dir(unit.level, &branch).is_done()? {
+        return Ok(Vec::new());
+    }
+    Ok(vec![lottery.branch_job(unit.level, &branch)?])
 }
 
 /// The random reinitialisation branch of a row's level.

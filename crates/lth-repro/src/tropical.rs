@@ -9,7 +9,7 @@ use lth_store::RunDir;
 use lth_train::Progress;
 use lth_tropical::{OneHidden, Polygon, shape_distance};
 
-use crate::curve::{record, reinit, summary};
+use crate::curve::{record, reinit, reinit_jobs, summary};
 use crate::{Experiment, Measured, ReproError, Result, Unit};
 
 /// A row is a level L ≥ 1 of a lottery of a one-hidden-layer network (`lenet_<width>`) on a 2-D
@@ -138,12 +138,7 @@ impl Experiment for Tropical {
     /// The random reinitialisation of the row's level, which the harness packs across
     /// replicates.
     fn jobs(&self, unit: &Unit) -> Result<Vec<lth_train::Job>> {
-        let lottery = unit.lottery()?;
-        let branch = reinit();
-        if lottery.branch_dir(unit.level, &branch).is_done()? {
-            return Ok(Vec::new());
-        }
-        Ok(vec![lottery.branch_job(unit.level, &branch)?])
+        reinit_jobs(unit)
     }
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
