@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod adversarial;
 mod device;
 pub mod early_bird;
 mod error;
