@@ -57,19 +57,20 @@ pub fn run(args: &TropicalArgs) -> anyhow::Result<()> {
     }
     let seed = args.reinit_seed.unwrap_or(replicate);
     let nets = lth_repro::networks(&lottery, args.level, seed).with_context(from)?;
-    let trained = nets.trained.polygon().hull;
-    let distance = |net: &lth_tropical::OneHidden| shape_distance(&net.polygon().hull, &trained);
-    let kept = 100.0 * nets.kept;
-    let panels = [
-        ("trained (dense, level 0)".to_owned(), nets.trained.clone()),
-        (
-            format!("ticket: W0 under level {}'s mask ({kept:.1}%)", args.level),
-            nets.ticket.clone(),
-        ),
-        (
-            format!("random reinit. (seed {seed}) under the mask"),
-            nets.reinit.clone(),
-        ),
+    let kept = 100.0 * nets.mask.density();
+    let panels = vec![
+        Panel {
+            title: "trained (dense, level 0)".to_owned(),
+            net: nets.trained,
+        },
+        Panel {
+            title: format!("ticket: W0 under level {}'s mask ({kept:.1}%)", args.level),
+            net: nets.ticket,
+        },
+        Panel {
+            title: format!("random reinit. (seed {seed}) under the mask"),
+            net: nets.reinit,
+        },
     ];
     let out = args.out.clone().unwrap_or_else(|| {
         let name = lottery
@@ -90,24 +91,17 @@ pub fn run(args: &TropicalArgs) -> anyhow::Result<()> {
         }
         _ => Vec::new(),
     };
-    let panels: Vec<Panel> = panels
-        .into_iter()
-        .map(|(title, net)| Panel { title, net })
-        .collect();
     lth_tropical::picture(&panels, &points, &out)?;
     println!("wrote {}", out.display());
     println!(
         "{:<44} {:>9} {:>26}",
         "network", "vertices", "shape distance to trained"
     );
-    for p in &panels {
-        let d = distance(&p.net).map_or_else(|| "none (a point)".to_owned(), |d| format!("{d:.4}"));
-        println!(
-            "{:<44} {:>9} {:>26}",
-            p.title,
-            p.net.polygon().hull.len(),
-            d
-        );
+    let hulls: Vec<_> = panels.iter().map(|p| p.net.polygon().hull).collect();
+    for (p, hull) in panels.iter().zip(&hulls) {
+        let d = shape_distance(hull, &hulls[0])
+            .map_or_else(|| "none (a point)".to_owned(), |d| format!("{d:.4}"));
+        println!("{:<44} {:>9} {:>26}", p.title, hull.len(), d);
     }
     Ok(())
 }

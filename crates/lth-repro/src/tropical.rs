@@ -55,8 +55,8 @@ pub struct Networks {
     /// The random reinitialisation of branch seed `seed` under the same mask (the start of the
     /// level's `random-reinit` branch).
     pub reinit: OneHidden,
-    /// The fraction of prunable weights the level keeps.
-    pub kept: f64,
+    /// The level's mask, under which `ticket` and `reinit` are taken.
+    pub mask: lth_prune::Mask,
 }
 
 /// The networks of level `level` of `lottery` (which must be trained up to it); the random
@@ -69,7 +69,7 @@ pub fn networks(lottery: &Lottery, level: u64, seed: u64) -> Result<Networks> {
         ticket: network(&w0, Some(&mask))?,
         dense_init: network(&w0, None)?,
         reinit: network(&lottery.reinit_weights(seed)?, Some(&mask))?,
-        kept: mask.density(),
+        mask,
     })
 }
 
@@ -152,10 +152,10 @@ impl Experiment for Tropical {
         let dense_dir = lottery.level_dir(0);
         let ticket_dir = lottery.level_dir(level);
         let nets = networks(lottery, level, unit.replicate)?;
-        let mask = lottery.mask(level)?;
+        let mask = &nets.mask;
         let trained = nets.trained.polygon();
-        let trained_ticket = network(&lottery.final_weights(&ticket_dir)?, Some(&mask))?.polygon();
-        let trained_reinit = network(&lottery.final_weights(&reinit_dir)?, Some(&mask))?.polygon();
+        let trained_ticket = network(&lottery.final_weights(&ticket_dir)?, Some(mask))?.polygon();
+        let trained_reinit = network(&lottery.final_weights(&reinit_dir)?, Some(mask))?.polygon();
         let (ticket, reinit_w, dense_init) = (
             nets.ticket.polygon(),
             nets.reinit.polygon(),
@@ -191,7 +191,7 @@ impl Experiment for Tropical {
         ] {
             m.insert(metric.into(), vec![distance(p, &trained, what, dir)?]);
         }
-        m.insert("weights_remaining".into(), vec![nets.kept]);
+        m.insert("weights_remaining".into(), vec![nets.mask.density()]);
         record(&mut m, "imp", &summary(&ticket_dir)?);
         record(&mut m, "dense", &summary(&dense_dir)?);
         record(&mut m, "reinit", &summary(&reinit_dir)?);

@@ -232,17 +232,6 @@ impl<'a> Lottery<'a> {
         Ok(load_tensors(&step_checkpoint(&dir, step))?)
     }
 
-    /// Trains `jobs` of this lottery's recipe (from [`Lottery::trajectory_job`] and the like), up
-    /// to `pack` at a time, each unless it is done.
-    pub fn train_jobs(
-        &self,
-        jobs: &[Job],
-        pack: usize,
-        progress: &mut dyn Progress,
-    ) -> Result<Vec<RunSummary>> {
-        self.train(jobs, pack, progress)
-    }
-
     /// The weights a unit ended training with.
     pub fn final_weights(&self, unit: &RunDir) -> Result<Vec<(String, Tensor)>> {
         Ok(load_tensors(&unit.join(FINAL))?)
@@ -292,7 +281,7 @@ impl<'a> Lottery<'a> {
             return Ok(s);
         }
         let job = self.rewind_copy_job(dir, mask, data_order_seed)?;
-        Ok(self.train(&[job], 1, progress)?.remove(0))
+        Ok(self.train_jobs(&[job], 1, progress)?.remove(0))
     }
 
     /// The rewind point W_k, as a job's start (read when the job starts).
@@ -305,8 +294,9 @@ impl<'a> Lottery<'a> {
         Job::new(dir, &self.hp.train, self.replicate, plan)
     }
 
-    /// Trains `jobs` of this lottery's recipe on its data.
-    fn train(
+    /// Trains `jobs` of this lottery's recipe on its data (levels, branches, copies,
+    /// [`Lottery::trajectory_job`]), up to `pack` at a time, each unless it is done.
+    pub fn train_jobs(
         &self,
         jobs: &[Job],
         pack: usize,
@@ -362,7 +352,7 @@ impl<'a> Lottery<'a> {
                 }
             }
         }
-        let trained = first.train(&jobs, pack, progress)?;
+        let trained = first.train_jobs(&jobs, pack, progress)?;
         if !jobs.is_empty() {
             for l in lotteries {
                 l.write_tables()?;
@@ -489,7 +479,7 @@ impl<'a> Lottery<'a> {
                 }
             }
         }
-        let trained = self.train(&jobs, pack, progress)?;
+        let trained = self.train_jobs(&jobs, pack, progress)?;
         if !jobs.is_empty() {
             self.write_tables()?;
         }
