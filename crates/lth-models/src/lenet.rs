@@ -37,6 +37,33 @@ pub fn parse(name: &str) -> Option<Vec<i64>> {
     widths.filter(|w| !w.is_empty())
 }
 
+/// The weights of a one-hidden-layer LeNet (`lenet_<width>`) by PyTorch name, as
+/// `[W₁, b₁, W₂, b₂]` = `fc_layers.0.{weight,bias}`, `fc.{weight,bias}`: an error names the
+/// weight that is missing, or says the network has a second hidden layer. `what` names the use in
+/// the error ("greedy forward selection").
+pub fn one_hidden_layer(weights: &[(String, Tensor)], what: &str) -> Result<[Tensor; 4]> {
+    let mismatch = |problem: String| ModelError::StateMismatch {
+        name: "lenet_<width>".into(),
+        problem: format!("{what} needs a network with one hidden layer; {problem}"),
+    };
+    if weights.iter().any(|(n, _)| n.starts_with("fc_layers.1.")) {
+        return Err(mismatch("this one has more".into()));
+    }
+    let get = |name: &str| -> Result<Tensor> {
+        weights
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.shallow_clone())
+            .ok_or_else(|| mismatch(format!("the weights lack {name}")))
+    };
+    Ok([
+        get("fc_layers.0.weight")?,
+        get("fc_layers.0.bias")?,
+        get("fc.weight")?,
+        get("fc.bias")?,
+    ])
+}
+
 pub(crate) fn build(
     name: &str,
     p: &nn::Path,

@@ -33,31 +33,10 @@ impl TwoLayer {
     /// The network of a one-hidden-layer LeNet's weights by PyTorch name (`fc_layers.0.*`,
     /// `fc.*`).
     pub fn from_named(weights: &[(String, Tensor)]) -> Result<TwoLayer> {
-        let get = |name: &str| -> Result<Tensor> {
-            weights
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.detach().to_kind(Kind::Float))
-                .ok_or_else(|| {
-                    PruneError::Mismatch(format!(
-                        "greedy forward selection needs a network with one hidden layer \
-                         (lenet_<width>); the weights lack {name}"
-                    ))
-                })
-        };
-        if weights.iter().any(|(n, _)| n.starts_with("fc_layers.1.")) {
-            return Err(PruneError::Mismatch(
-                "greedy forward selection here is of networks with one hidden layer \
-                 (lenet_<width>); this one has more"
-                    .into(),
-            ));
-        }
-        Ok(TwoLayer {
-            w1: get("fc_layers.0.weight")?,
-            b1: get("fc_layers.0.bias")?,
-            w2: get("fc.weight")?,
-            b2: get("fc.bias")?,
-        })
+        let [w1, b1, w2, b2] =
+            lth_models::lenet::one_hidden_layer(weights, "greedy forward selection")?
+                .map(|t| t.detach().to_kind(Kind::Float));
+        Ok(TwoLayer { w1, b1, w2, b2 })
     }
 
     /// The number of hidden units N.

@@ -83,29 +83,16 @@ impl OneHidden {
     /// its weights by PyTorch name: `fc_layers.0.{weight,bias}` and `fc.{weight,bias}`. Pass the
     /// weights under their mask (pruned entries zero).
     pub fn from_named(weights: &[(String, Tensor)]) -> Result<OneHidden> {
-        let get = |name: &str| -> Result<Vec<f64>> {
-            let (_, t) = weights.iter().find(|(n, _)| n == name).ok_or_else(|| {
-                TropicalError::Shape(format!(
-                    "the weights lack {name}: the tropical view needs a network with one hidden \
-                     layer (lenet_<width>) on a 2-D dataset of two classes (two-moons)"
-                ))
-            })?;
+        let [w1, c1, w2, c2] = lth_models::lenet::one_hidden_layer(
+            weights,
+            "the tropical view (on a 2-D dataset of two classes, e.g. two-moons)",
+        )
+        .map_err(|e| TropicalError::Shape(e.to_string()))?
+        .map(|t| {
             Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1))
-                .map_err(|e| TropicalError::Shape(format!("{name}: {e}")))
-        };
-        if weights.iter().any(|(n, _)| n.starts_with("fc_layers.1.")) {
-            return Err(TropicalError::Shape(
-                "the network has more than one hidden layer; the tropical view here is of \
-                 one-hidden-layer networks (lenet_<width>)"
-                    .into(),
-            ));
-        }
-        let (w1, c1, w2, c2) = (
-            get("fc_layers.0.weight")?,
-            get("fc_layers.0.bias")?,
-            get("fc.weight")?,
-            get("fc.bias")?,
-        );
+                .map_err(|e| TropicalError::Shape(e.to_string()))
+        });
+        let (w1, c1, w2, c2) = (w1?, c1?, w2?, c2?);
         let p = c1.len();
         if w1.len() != 2 * p || c2.len() != 2 || w2.len() != 2 * p {
             return Err(TropicalError::Shape(format!(
