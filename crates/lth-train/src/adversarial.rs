@@ -13,8 +13,9 @@
 //! signed steps can overshoot, does not promise. With a random start (Madry et al.'s uniform draw
 //! in the ball, from an `lth-rng` stream) the clean input is still a candidate.
 
-use lth_data::DatasetInfo;
+use lth_data::{DatasetInfo, Source};
 use lth_models::Model;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::{Result, TrainError};
@@ -112,6 +113,163 @@ impl InputSpace {
         let low = (clean - radius).maximum(&self.lo);
         let high = (clean + radius).minimum(&self.hi);
         x.maximum(&low).minimum(&high)
+    }
+}
+
+/// Adversarial training (Madry et al.): every training batch is replaced by its adversarial
+/// examples under [`AdversarialHparams::attack`] before the step, and every evaluation also
+/// measures the robust accuracy on the first `eval_examples` test examples under
+/// [`AdversarialHparams::eval_attack`]. Part of [`crate::TrainingHparams`]; absent (the default)
+/// trains on clean batches and names no stored run differently.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarialHparams {
+    /// The L∞ radius in pixel units.
+    pub epsilon: f64,
+    /// The training attack's step size in pixel units.
+    pub step_size: f64,
+    /// The training attack's steps (1 with `step_size = epsilon` and no random start: FGSM).
+    pub steps: u32,
+    /// The training attack starts from a uniform draw in the ball.
+    pub random_start: bool,
+    /// Steps of the evaluation attack (PGD from the clean input, step 2.5 ε / steps).
+    pub eval_steps: u32,
+    /// Test examples the robust accuracy is measured on (the first ones of the test split).
+    pub eval_examples: u64,
+}
+
+impl AdversarialHparams {
+    /// PGD with Madry et al.'s step size 2.5 ε / `steps` and a random start; `steps` = 1 is FGSM
+    /// (step ε from the clean input). Evaluated by PGD with `eval_steps` steps on
+    /// `eval_examples` test examples.
+    pub fn pgd(epsilon: f64, steps: u32, eval_steps: u32, eval_examples: u64) -> Self {
+        let fgsm = steps == 1;
+        AdversarialHparams {
+            epsilon,
+            step_size: if fgsm {
+                epsilon
+            } else {
+                madry_step(epsilon, steps)
+            },
+            steps,
+            random_start: !fgsm,
+            eval_steps,
+            eval_examples,
+        }
+    }
+
+    /// The attack training batches are replaced by.
+    pub fn attack(&self) -> Pgd {
+        Pgd {
+            epsilon: self.epsilon,
+            step_size: self.step_size,
+            steps: self.steps,
+            random_start: self.random_start,
+        }
+    }
+
+    /// The attack robust accuracy is measured under: PGD from the clean input (deterministic),
+    /// `eval_steps` steps of 2.5 ε / `eval_steps`.
+    pub fn eval_attack(&self) -> Pgd {
+        Pgd {
+            epsilon: self.epsilon,
+            step_size: madry_step(self.epsilon, self.eval_steps),
+            steps: self.eval_steps,
+            random_start: false,
+        }
+    }
+
+    /// Refuses settings that cannot be an attack or an evaluation, naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |flag: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(TrainError::Invalid(format!(
+                    "{flag} {v}: a radius or step in pixel units of [0, 1] images, in (0, 1]"
+                )))
+            }
+        };
+        unit("--adv-epsilon", self.epsilon)?;
+        unit("--adv-step-size", self.step_size)?;
+        for (flag, n) in [
+            ("--adv-steps", u64::from(self.steps)),
+            ("--adv-eval-steps", u64::from(self.eval_steps)),
+            ("--adv-eval-examples", self.eval_examples),
+        ] {
+            if n == 0 {
+                return Err(TrainError::Invalid(format!("{flag} 0: at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Madry et al.'s step size: 2.5 ε / steps (capped at 1 pixel unit).
+fn madry_step(epsilon: f64, steps: u32) -> f64 {
+    (2.5 * epsilon / f64::from(steps.max(1))).min(1.0)
+}
+
+/// Adversarial training as a run carries it: the settings, the dataset's input space, and the
+/// seed of the training attack's random starts (the run's data-order seed: like the order, the
+/// draws are a pure function of seed and step, so a resumed run draws the same).
+#[derive(Debug)]
+pub struct Adversary {
+    pub hp: AdversarialHparams,
+    space: InputSpace,
+    pub seed: u64,
+}
+
+impl Adversary {
+    /// The adversary of `hp` for inputs of `info`, on `device`.
+    pub fn new(hp: AdversarialHparams, info: &DatasetInfo, device: tch::Device, seed: u64) -> Self {
+        Adversary {
+            hp,
+            space: InputSpace::of(info, device),
+            seed,
+        }
+    }
+
+    /// The training batch of step `step`, attacked. The attack runs the model in evaluation mode
+    /// (BatchNorm's running statistics and dropout are left alone by the attack's passes).
+    pub fn batch(&self, model: &Model, x: &Tensor, y: &Tensor, step: u64) -> Result<Tensor> {
+        perturb(
+            model,
+            x,
+            y,
+            &self.hp.attack(),
+            &self.space,
+            (self.seed, step),
+            false,
+        )
+    }
+
+    /// The fraction of the first `eval_examples` examples of `data` that `model` still classifies
+    /// correctly under the evaluation attack; reads the device once.
+    pub fn robust_accuracy(&self, model: &Model, data: &Source) -> Result<f64> {
+        let _eval = lth_store::ledger::span(lth_store::ledger::Activity::Evaluation);
+        let attack = self.hp.eval_attack();
+        let total = (self.hp.eval_examples as i64).min(data.len());
+        let mut correct = Tensor::zeros([], (Kind::Int64, data.device()));
+        let mut seen = 0i64;
+        for b in data.sequential(crate::session::EVAL_BATCH) {
+            if seen >= total {
+                break;
+            }
+            let b = b?;
+            let n = (total - seen).min(b.y.size()[0]);
+            let (x, y) = (b.x.narrow(0, 0, n), b.y.narrow(0, 0, n));
+            let adv = perturb(model, &x, &y, &attack, &self.space, (0, 0), false)?;
+            correct += tch::no_grad(|| {
+                model
+                    .forward_t(&adv, false)
+                    .argmax(-1, false)
+                    .eq_tensor(&y)
+                    .sum(Kind::Int64)
+            });
+            seen += n;
+        }
+        Ok(correct.int64_value(&[]) as f64 / total.max(1) as f64)
     }
 }
 

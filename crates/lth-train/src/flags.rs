@@ -568,3 +568,150 @@ pub fn flag_values(hp: &TrainHparams) -> Vec<(&'static str, String)> {
         ("--precision", precision.to_owned()),
     ]
 }
+
+/// The attack adversarial training trains against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttackKind {
+    /// Projected gradient descent (Madry et al.), from a random start in the ball.
+    Pgd,
+    /// The fast gradient sign method: one step of ε from the clean input.
+    Fgsm,
+}
+
+/// Flags of adversarial training (`lth train --adversarial`, and a `fast_tickets` row's
+/// adversarial trainings). Radii and steps are in pixel units of [0, 1] images.
+#[derive(Args, Debug, Clone, Default)]
+pub struct AdversarialFlags {
+    /// Train on adversarial examples: pgd (Madry et al.) or fgsm (PGD with one step of ε).
+    #[arg(long, value_name = "ATTACK")]
+    pub adversarial: Option<AttackKind>,
+    /// The L∞ radius in pixel units (default 0.1, the usual Fashion-MNIST radius; 8/255 ≈ 0.031
+    /// is CIFAR-10's).
+    #[arg(long, value_name = "EPS")]
+    pub adv_epsilon: Option<f64>,
+    /// PGD's steps (default 7; fgsm takes 1).
+    #[arg(long, value_name = "N")]
+    pub adv_steps: Option<u32>,
+    /// PGD's step size in pixel units (default 2.5 ε / steps, Madry et al.'s).
+    #[arg(long, value_name = "SIZE")]
+    pub adv_step_size: Option<f64>,
+    /// Steps of the PGD attack robust accuracy is measured under (default 20).
+    #[arg(long, value_name = "N")]
+    pub adv_eval_steps: Option<u32>,
+    /// Test examples robust accuracy is measured on, the first of the test split (default 1000).
+    #[arg(long, value_name = "N")]
+    pub adv_eval_examples: Option<u64>,
+}
+
+impl AdversarialFlags {
+    /// Whether any of these flags was given.
+    pub fn given(&self) -> bool {
+        self.adversarial.is_some()
+            || self.adv_epsilon.is_some()
+            || self.adv_steps.is_some()
+            || self.adv_step_size.is_some()
+            || self.adv_eval_steps.is_some()
+            || self.adv_eval_examples.is_some()
+    }
+
+    /// The adversarial training these flags ask for (`None` without `--adversarial`), checked.
+    pub fn resolve(&self) -> Result<Option<crate::AdversarialHparams>> {
+        let Some(kind) = self.adversarial else {
+            if self.given() {
+                return Err(TrainError::Invalid(
+                    "--adv-epsilon, --adv-steps, --adv-step-size, --adv-eval-steps and \
+                     --adv-eval-examples set up --adversarial pgd or fgsm, which was not given"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let epsilon = self.adv_epsilon.unwrap_or(0.1);
+        let steps = match (kind, self.adv_steps) {
+            (AttackKind::Fgsm, Some(n)) if n != 1 => {
+                return Err(TrainError::Invalid(format!(
+                    "--adv-steps {n}: fgsm is one step (use --adversarial pgd for more)"
+                )));
+            }
+            (AttackKind::Fgsm, _) => 1,
+            (AttackKind::Pgd, n) => n.unwrap_or(7),
+        };
+        let mut hp = crate::AdversarialHparams::pgd(
+            epsilon,
+            steps,
+            self.adv_eval_steps.unwrap_or(20),
+            self.adv_eval_examples.unwrap_or(1000),
+        );
+        if kind == AttackKind::Pgd {
+            // PGD starts at random even at one step; FGSM is the one-step attack from x.
+            hp.random_start = true;
+        }
+        set(&mut hp.step_size, self.adv_step_size);
+        hp.validate()?;
+        Ok(Some(hp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn flags(kind: Option<AttackKind>) -> AdversarialFlags {
+        AdversarialFlags {
+            adversarial: kind,
+            ..AdversarialFlags::default()
+        }
+    }
+
+    /// PGD defaults to Madry et al.'s shape (random start, step 2.5 ε / steps), FGSM is one step
+    /// of ε from the clean input, and the settings without `--adversarial` or FGSM with more steps
+    /// are refused by name.
+    #[test]
+    fn adversarial_flags_resolve_to_pgd_or_fgsm_and_refuse_what_does_not_fit() {
+        assert_eq!(flags(None).resolve().unwrap(), None);
+        let pgd = flags(Some(AttackKind::Pgd)).resolve().unwrap().unwrap();
+        assert_eq!((pgd.epsilon, pgd.steps, pgd.random_start), (0.1, 7, true));
+        assert!((pgd.step_size - 2.5 * 0.1 / 7.0).abs() < 1e-15);
+        assert_eq!((pgd.eval_steps, pgd.eval_examples), (20, 1000));
+        let fgsm = flags(Some(AttackKind::Fgsm)).resolve().unwrap().unwrap();
+        assert_eq!(fgsm.attack(), crate::adversarial::Pgd::fgsm(0.1));
+        let one_step_pgd = AdversarialFlags {
+            adv_steps: Some(1),
+            ..flags(Some(AttackKind::Pgd))
+        };
+        assert!(one_step_pgd.resolve().unwrap().unwrap().random_start);
+        let e = AdversarialFlags {
+            adv_steps: Some(3),
+            ..flags(Some(AttackKind::Fgsm))
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--adv-steps 3: fgsm is one step"), "{e}");
+        let e = AdversarialFlags {
+            adv_epsilon: Some(0.2),
+            ..flags(None)
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--adversarial pgd or fgsm"), "{e}");
+        let e = AdversarialFlags {
+            adv_epsilon: Some(0.0),
+            ..flags(Some(AttackKind::Pgd))
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--adv-epsilon 0: a radius"), "{e}");
+        let e = AdversarialFlags {
+            adv_eval_examples: Some(0),
+            ..flags(Some(AttackKind::Pgd))
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--adv-eval-examples 0: at least 1"), "{e}");
+    }
+}

@@ -158,6 +158,10 @@ pub struct TrainingHparams {
     pub eval_every: Steps,
     /// f32, or bf16 autocast (an explicit choice, never a recipe's default).
     pub precision: Precision,
+    /// Adversarial training: train on PGD examples and measure robust accuracy (`None`: clean
+    /// training, the default; left out of the stored hyperparameters then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<crate::adversarial::AdversarialHparams>,
 }
 
 /// Everything that determines one training run.
@@ -283,6 +287,9 @@ impl TrainHparams {
             return bad("--batch-size must be at least 1".into());
         }
         t.check_optimizer("--").map_err(TrainError::Invalid)?;
+        if let Some(a) = &t.adversarial {
+            a.validate()?;
+        }
         if !(t.gamma.is_finite() && t.gamma > 0.0) {
             return bad(format!("--gamma must be above 0, got {}", t.gamma));
         }

@@ -128,6 +128,9 @@ impl Job {
         let mut setup = Setup::new(&hp, self.replicate, data)?;
         if self.data_order_seed != hp.data_order_seed(self.replicate) {
             setup.loader = replicate_loader(&hp, data, self.data_order_seed, self.replicate)?;
+            if let Some(adv) = &mut setup.adversary {
+                adv.seed = self.data_order_seed;
+            }
         }
         if let Some(w) = self.start.weights()? {
             setup.model.load_state(&w)?;
@@ -194,6 +197,13 @@ pub fn train_jobs(
         .map(|j| j.dir.done_summary::<RunSummary>())
         .collect::<Result<_, _>>()?;
     let done: Vec<bool> = summaries.iter().map(Option::is_some).collect();
+    // Adversarial training attacks each copy's batch through its own network; a packed network
+    // has no per-copy attack, so such runs train one at a time.
+    let pack = if hp.training.adversarial.is_some() {
+        1
+    } else {
+        pack
+    };
     for group in groups(jobs, &done, pack) {
         for &i in &group {
             jobs[i].prepare()?;

@@ -52,6 +52,7 @@ pub mod supermask;
 #[cfg(feature = "test-util")]
 pub mod testutil;
 
+pub use adversarial::{AdversarialHparams, Adversary};
 pub use device::{DeviceChoice, busy_processors, resolve_device, threads_for_load};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
 pub use error::TrainError;

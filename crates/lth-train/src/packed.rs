@@ -55,6 +55,12 @@ impl PackedSetup {
     ) -> Result<PackedSetup> {
         hp.validate()?;
         hp.check_data(data.train.len() as u64)?;
+        if hp.training.adversarial.is_some() {
+            return Err(TrainError::Invalid(
+                "adversarial training does not pack: each copy needs its own attack (use --pack 1)"
+                    .into(),
+            ));
+        }
         if replicates.len() < 2 {
             return Err(TrainError::Invalid(format!(
                 "packing needs at least 2 replicates, not {}",
@@ -465,6 +471,7 @@ impl PackedSetup {
                 test_accuracy: test[i].accuracy,
                 val_loss: val.as_ref().map(|v| v[i].loss),
                 val_accuracy: val.as_ref().map(|v| v[i].accuracy),
+                robust_accuracy: None,
             })
             .collect())
     }

@@ -74,6 +74,8 @@ pub struct Setup {
     pub schedule: Schedule,
     pub eval: EvalSets,
     pub bf16: bool,
+    /// Adversarial training's attacker, when the recipe asks for it.
+    pub adversary: Option<crate::adversarial::Adversary>,
 }
 
 impl Setup {
@@ -96,6 +98,14 @@ impl Setup {
             schedule,
             eval: data.eval.clone(),
             bf16: hp.training.precision == crate::Precision::Bf16,
+            adversary: hp.training.adversarial.map(|a| {
+                crate::adversarial::Adversary::new(
+                    a,
+                    data.info,
+                    data.train.device(),
+                    hp.data_order_seed(replicate),
+                )
+            }),
         })
     }
 
@@ -108,6 +118,7 @@ impl Setup {
             schedule: &self.schedule,
             eval: &self.eval,
             bf16: self.bf16,
+            adversary: self.adversary.as_ref(),
         }
     }
 

@@ -78,6 +78,10 @@ pub struct MetricsRow {
     pub test_accuracy: f64,
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
+    /// Accuracy under the evaluation attack on the first test examples (adversarial training
+    /// only: the column is absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robust_accuracy: Option<f64>,
 }
 
 /// Hears about a session's progress; the run store's bookkeeping and progress bars are observers.
@@ -113,6 +117,9 @@ pub struct Session<'a> {
     pub eval: &'a EvalSets,
     /// Run the forward pass under bfloat16 autocast.
     pub bf16: bool,
+    /// Adversarial training: each batch is attacked before the step, and each row measures
+    /// robust accuracy.
+    pub adversary: Option<&'a crate::adversarial::Adversary>,
 }
 
 impl Session<'_> {
@@ -123,7 +130,10 @@ impl Session<'_> {
 
     /// [`Session::step`], calling `hooks` after backward and after the update.
     pub fn step_with(&mut self, step: u64, hooks: &mut Hooks<'_>) -> Result<Tensor> {
-        let batch = self.loader.batch(step)?;
+        let mut batch = self.loader.batch(step)?;
+        if let Some(adv) = self.adversary {
+            batch.x = adv.batch(self.model, &batch.x, &batch.y, step)?;
+        }
         let forward = || {
             let logits = self.model.forward_t(&batch.x, true);
             logits.cross_entropy_for_logits(&batch.y)
@@ -172,6 +182,10 @@ impl Session<'_> {
             test_accuracy: test.accuracy,
             val_loss: val.map(|v| v.loss),
             val_accuracy: val.map(|v| v.accuracy),
+            robust_accuracy: match self.adversary {
+                Some(adv) => Some(adv.robust_accuracy(self.model, &self.eval.test)?),
+                None => None,
+            },
         })
     }
 
