@@ -2106,3 +2106,84 @@ fn tropical_draws_a_two_moons_ticket_and_refuses_what_it_cannot_draw() {
         "{e}"
     );
 }
+
+/// `lth train --adversarial` trains on PGD examples and logs robust accuracy in each row of the
+/// run's metrics, prints it at the end, and names a run folder of its own (the clean run's is
+/// not reused); flags that cannot be an attack, or that do not combine with it, are refused in one
+/// line before anything is written.
+#[test]
+fn adversarial_training_logs_robust_accuracy_and_refuses_bad_attacks() {
+    let w = workspace();
+    let cwd = w.path();
+    for (extra, expected) in [
+        (
+            vec!["--adversarial", "pgd", "--adv-epsilon", "0"],
+            "--adv-epsilon 0: a radius",
+        ),
+        (
+            vec!["--adversarial", "fgsm", "--adv-steps", "3"],
+            "fgsm is one step",
+        ),
+        (
+            vec!["--adv-steps", "3"],
+            "--adversarial pgd or fgsm, which was not given",
+        ),
+        (
+            vec!["--adversarial", "pgd", "--adv-eval-examples", "0"],
+            "--adv-eval-examples 0",
+        ),
+        (
+            vec!["--adversarial", "sgd"],
+            "invalid value 'sgd' for '--adversarial <ATTACK>'",
+        ),
+        (
+            vec![
+                "--adversarial",
+                "pgd",
+                "--sparse",
+                "rigl",
+                "--sparsity",
+                "0.5",
+            ],
+            "does not combine with --sparse",
+        ),
+    ] {
+        let mut args = SMALL.to_vec();
+        args.extend(extra);
+        assert_refused(&args, cwd, expected);
+    }
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--adversarial",
+        "pgd",
+        "--adv-steps",
+        "2",
+        "--adv-eval-examples",
+        "40",
+    ]);
+    let out = ok(&lth(&args, cwd));
+    assert!(
+        out.contains("robust accuracy (PGD-20, ε 0.1 pixel units, first 40 test examples): final"),
+        "{out}"
+    );
+    let folder = run_folder(cwd);
+    let metrics = std::fs::read_to_string(folder.join("metrics.csv")).unwrap();
+    let mut lines = metrics.lines();
+    assert!(
+        lines.next().unwrap().ends_with(",robust_accuracy"),
+        "{metrics}"
+    );
+    for l in lines {
+        let robust: f64 = l.rsplit(',').next().unwrap().parse().unwrap();
+        // Of 40 examples: a multiple of 1/40.
+        assert!(
+            (robust * 40.0 - (robust * 40.0).round()).abs() < 1e-9,
+            "{l}"
+        );
+    }
+    let hparams = std::fs::read_to_string(folder.parent().unwrap().join("hparams.json")).unwrap();
+    assert!(hparams.contains("\"adversarial\""), "{hparams}");
+    // The clean run of the same flags is another folder.
+    ok(&lth(SMALL, cwd));
+    assert_eq!(std::fs::read_dir(cwd.join("runs")).unwrap().count(), 2);
+}

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use lth_store::{RunDir, Store};
-use lth_train::flags::{PaiFlags, SparseFlags, SupermaskFlags};
+use lth_train::flags::{AdversarialFlags, PaiFlags, SparseFlags, SupermaskFlags};
 use lth_train::{
     PrunedRun, RunSummary, SparseRun, SupermaskHparams, SupermaskRun, TrainHparams, train_pruned,
     train_sparse, train_supermask,
@@ -22,6 +22,8 @@ pub struct TrainArgs {
     pub sparse: SparseFlags,
     #[command(flatten)]
     pub supermask: SupermaskFlags,
+    #[command(flatten)]
+    pub adversarial: AdversarialFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,
@@ -43,8 +45,25 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
-    let hp = args.hp.resolve()?;
+    let mut hp = args.hp.resolve()?;
     let sparse = args.sparse.resolve(args.pai.sparsity)?;
+    if let Some(adv) = args.adversarial.resolve()? {
+        if sparse.is_some()
+            || args.supermask.supermask.is_some()
+            || args.sparse.gmp.gmp.is_some()
+            || args.pai.prune_at_init.is_some()
+        {
+            anyhow::bail!(
+                "--adversarial trains a dense network; it does not combine with --sparse, --gmp, \
+                 --supermask or --prune-at-init"
+            );
+        }
+        if args.pack.is_some_and(|p| p > 1) {
+            anyhow::bail!("--adversarial does not pack: each copy needs its own attack (--pack 1)");
+        }
+        hp.training.adversarial = Some(adv);
+    }
+    let hp = hp;
     if args.replicates.is_some() && (sparse.is_some() || args.supermask.supermask.is_some()) {
         anyhow::bail!(
             "--replicates trains dense runs; --sparse and --supermask train one --replicate at a time"
@@ -382,6 +401,26 @@ fn report(dir: &RunDir, hp: &TrainHparams, s: &RunSummary) {
         println!(
             "  validation loss: minimum {loss:.4} at step {step} (test accuracy there {:.2}%)",
             100.0 * acc
+        );
+    }
+    if let Some(a) = &hp.training.adversarial
+        && let Ok(rows) =
+            lth_store::CsvLog::<lth_train::MetricsRow>::new(dir.join(lth_train::METRICS)).load()
+        && let Some(last) = rows.last().and_then(|r| r.robust_accuracy)
+    {
+        let best = rows
+            .iter()
+            .filter_map(|r| r.robust_accuracy.map(|a| (a, r.step)))
+            .fold((f64::MIN, 0), |b, x| if x.0 > b.0 { x } else { b });
+        println!(
+            "  robust accuracy (PGD-{}, ε {} pixel units, first {} test examples): final {:.2}%, \
+             best {:.2}% at step {}",
+            a.eval_steps,
+            a.epsilon,
+            a.eval_examples,
+            100.0 * last,
+            100.0 * best.0,
+            best.1
         );
     }
     if let Ok(counts) =
