@@ -1503,3 +1503,69 @@ fn early_bird_theory_smoke_selects_units_along_one_pretraining() {
         .collect();
     assert_eq!(trajectories.len(), 9, "{trajectories:?}");
 }
+
+/// The fast-tickets target finds its tickets in `fig3`'s LeNet lotteries (the same flags, hence
+/// the same folders): run after `fig3` in one store it trains no level, only its adversarial runs
+/// (per replicate one dense run shared by both rows, and a ticket and a reinitialisation per
+/// row). It checks its snapshot, skips the paper's VGG-16 with the reason, and each replicate's
+/// target is 95% of its dense network's final robust accuracy, reached within the run.
+#[test]
+fn fast_tickets_smoke_reuses_fig3s_lotteries_and_trains_only_its_adversarial_runs() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    ok(&lth(
+        &strs(&smoke_args("fig3", &data, tmp.path(), &[])),
+        root(),
+    ));
+    let before = finished(&runs);
+    let stdout = ok(&lth(
+        &strs(&smoke_args("fast-tickets", &data, tmp.path(), &[])),
+        root(),
+    ));
+    assert!(
+        stdout.contains("PASS    lenet_64 · fashion-mnist · dense_robust [snapshot equivalent]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("SKIPPED vgg16 "), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("fast-tickets smoke: ") && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    let after = finished(&runs);
+    for f in &before {
+        assert!(after.contains(f), "{} was trained again", f.0.display());
+    }
+    let new: Vec<&PathBuf> = after
+        .iter()
+        .filter(|f| !before.contains(f))
+        .map(|f| &f.0)
+        .collect();
+    assert_eq!(new.len(), 3 * 5, "{new:?}");
+    assert!(
+        new.iter()
+            .all(|p| p.to_string_lossy().contains("/adversarial_")),
+        "{new:?}"
+    );
+    let results = csv(&tmp.path().join("out/fast-tickets/smoke/replicates.csv"));
+    let value = |row: &str, r: u64, metric: &str| -> f64 {
+        let prefix = format!("{row},fashion-mnist,smoke,{r},{metric},");
+        let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
+        l.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    for row in ["lenet_64", "lenet_41"] {
+        for r in 1..=3 {
+            let target = value(row, r, "target_robust");
+            assert!(
+                (target - 0.95 * value(row, r, "dense_robust")).abs() < 1e-12,
+                "{row} {r}"
+            );
+            for arm in ["dense", "ticket", "reinit"] {
+                let steps = value(row, r, &format!("{arm}_steps_to_target"));
+                assert!((0.0..=300.0).contains(&steps), "{row} {r} {arm}: {steps}");
+            }
+        }
+    }
+}

@@ -6,12 +6,15 @@ use lth_data::DatasetInfo;
 use lth_report::Summary;
 use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::Store;
-use lth_train::{Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams, SupermaskHparams};
+use lth_train::{
+    AdversarialHparams, Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams,
+    SupermaskHparams,
+};
 
 use crate::{
-    EarlyBirdTickets, GreedySelection, LayerCollapse, LearnedSupermask, LinearModeConnectivity,
-    LotteryCurve, PruneAtInit, Result, Rewinding, SparseTraining, Stability, StateOfSparsity,
-    Supermask, Transplanted, Tropical,
+    EarlyBirdTickets, FastTickets, GreedySelection, LayerCollapse, LearnedSupermask,
+    LinearModeConnectivity, LotteryCurve, PruneAtInit, Result, Rewinding, SparseTraining,
+    Stability, StateOfSparsity, Supermask, Transplanted, Tropical,
 };
 
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
@@ -30,6 +33,8 @@ pub enum FlagGroup {
     Supermask,
     /// `lth train --gmp` flags: gradual magnitude pruning.
     Gmp,
+    /// `lth train --adversarial` flags: the attack of adversarial training.
+    Adversarial,
 }
 
 impl FlagGroup {
@@ -46,6 +51,7 @@ impl FlagGroup {
             }
             FlagGroup::Supermask => "--supermask, --keep and --supermask-weights",
             FlagGroup::Gmp => "--gmp flags",
+            FlagGroup::Adversarial => "--adversarial and --adv-* flags",
         }
     }
 
@@ -57,6 +63,7 @@ impl FlagGroup {
             FlagGroup::EarlyBird => "early_bird",
             FlagGroup::Supermask => "learned_supermask",
             FlagGroup::Gmp => "state_of_sparsity",
+            FlagGroup::Adversarial => "fast_tickets",
         }
     }
 }
@@ -70,6 +77,7 @@ pub struct MethodFlags {
     pub early_bird: Option<EarlyBirdHparams>,
     pub supermask: Option<SupermaskHparams>,
     pub gmp: Option<GmpHparams>,
+    pub adversarial: Option<AdversarialHparams>,
 }
 
 impl MethodFlags {
@@ -81,6 +89,7 @@ impl MethodFlags {
             (self.early_bird.is_some(), FlagGroup::EarlyBird),
             (self.supermask.is_some(), FlagGroup::Supermask),
             (self.gmp.is_some(), FlagGroup::Gmp),
+            (self.adversarial.is_some(), FlagGroup::Adversarial),
         ]
         .into_iter()
         .filter_map(|(given, g)| given.then_some(g))
@@ -217,6 +226,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(LinearModeConnectivity),
         Box::new(Tropical),
         Box::new(GreedySelection),
+        Box::new(FastTickets),
     ]
 }
 

@@ -18,7 +18,7 @@ use lth_report::{
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams};
 use lth_store::{CsvLog, Store};
-use lth_train::flags::{EarlyBirdFlags, SparseFlags, SupermaskFlags};
+use lth_train::flags::{AdversarialFlags, EarlyBirdFlags, SparseFlags, SupermaskFlags};
 use lth_train::{Data, Progress};
 
 use crate::experiment::replicate_means;
@@ -237,6 +237,8 @@ struct RowFlags {
     early_bird: EarlyBirdFlags,
     #[command(flatten)]
     supermask: SupermaskFlags,
+    #[command(flatten)]
+    adversarial: AdversarialFlags,
 }
 
 /// A row's hyperparameters.
@@ -271,6 +273,7 @@ impl RowFlags {
                 early_bird: self.early_bird.given().then_some(early_bird),
                 supermask: self.supermask.resolve()?,
                 gmp,
+                adversarial: self.adversarial.resolve()?,
             },
         })
     }
