@@ -28,6 +28,7 @@
 //! assert_eq!(kept.counts()[1].kept, 0); // fc2's weights were all smaller
 //! ```
 
+pub mod basis;
 pub mod channels;
 mod criteria;
 pub mod criterion;

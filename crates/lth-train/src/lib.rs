@@ -30,6 +30,7 @@
 //! ```
 
 pub mod adversarial;
+pub mod basis;
 mod device;
 pub mod early_bird;
 mod error;
