@@ -5,25 +5,31 @@
 //! and L2 weight decay included, both linear) on the kept coefficients `Z` is exactly SGD on `W`
 //! with each gradient projected by `P` (`lth_prune::basis` tests it), so the network, its
 //! optimiser state, its checkpoints and every measurement stay those of an ordinary network. Adam
-//! scales each coordinate of `W`, not of `Z`, so under Adam the hook also projects the weights
-//! after each step: projected Adam, not Adam on `Z` (an approximation it names, not hides).
+//! scales each coordinate of `W`, not of `Z`, so under Adam the hook must also project the weights
+//! after each step (`every_step`): projected Adam, not Adam on `Z` (an approximation it names, not
+//! hides). Under SGD the update stays in the subspace but for rounding, which the hook removes at
+//! each evaluation (before the checkpoint), so every stored weight is in the subspace; a
+//! projection of LeNet-300-100's first layer costs about five of its training steps, which is why
+//! it is not done at every step when it need not be.
 
 use lth_models::Named;
 use lth_prune::basis::{Basis, LayerBasis};
 use tch::Tensor;
 
-use crate::{Hook, Result, StepContext, TrainError, Update};
+use crate::{Control, Hook, MetricsRow, Result, StepContext, TrainError, Update};
 
 /// The layers trained in a basis: per layer its bases and the coefficients kept.
 #[derive(Debug)]
 pub struct InBasis {
     layers: Vec<(String, LayerBasis, Tensor)>,
+    every_step: bool,
 }
 
 impl InBasis {
     /// `basis` for each `(name, keep)`: `keep` a boolean mask of the layer's coefficients, of
-    /// the weight's shape, on its device.
-    pub fn new(basis: Basis, keep: &[(String, Tensor)]) -> Result<InBasis> {
+    /// the weight's shape, on its device. `every_step`: project the weights after every step
+    /// (needed for any optimiser but SGD), not only at evaluations.
+    pub fn new(basis: Basis, keep: &[(String, Tensor)], every_step: bool) -> Result<InBasis> {
         let layers = keep
             .iter()
             .map(|(n, k)| {
@@ -32,7 +38,7 @@ impl InBasis {
                 Ok((n.clone(), l, k.shallow_clone()))
             })
             .collect::<Result<_>>()?;
-        Ok(InBasis { layers })
+        Ok(InBasis { layers, every_step })
     }
 
     /// Projects the named tensors (weights or gradients) in place.
@@ -66,7 +72,16 @@ impl Hook for InBasis {
     }
 
     fn after_step(&mut self, _step: u64, ctx: &mut StepContext<'_>) -> Result<()> {
-        // Exact already under SGD (rounding aside); under Adam this is what keeps the subspace.
-        self.project(&ctx.optimizer.weights())
+        if self.every_step {
+            self.project(&ctx.optimizer.weights())?;
+        }
+        Ok(())
+    }
+
+    fn on_eval(&mut self, _row: &MetricsRow, ctx: &mut StepContext<'_>) -> Result<Control> {
+        // The row was measured on these weights less a rounding-sized drift; what is
+        // checkpointed and kept is exactly in the subspace.
+        self.project(&ctx.optimizer.weights())?;
+        Ok(Control::Continue)
     }
 }

@@ -715,3 +715,35 @@ mod tests {
         assert!(e.contains("--adv-eval-examples 0: at least 1"), "{e}");
     }
 }
+
+/// The basis a generalized ticket is sparse in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BasisKind {
+    /// The identity: ordinary IMP.
+    Canonical,
+    /// The orthonormal DCT-II on each linear layer's rows and columns.
+    Dct,
+    /// A Haar-random orthogonal matrix per side of each layer, drawn from the replicate.
+    Random,
+}
+
+/// Flags of a generalized lottery ticket (a `generalized` row): the basis its coefficients are
+/// pruned in.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BasisFlags {
+    /// Prune coefficients in this basis: canonical, dct or random (Alabdulmohsin et al.).
+    #[arg(long, value_name = "BASIS")]
+    pub basis: Option<BasisKind>,
+}
+
+impl BasisKind {
+    /// The basis of replicate `replicate` (a random basis is drawn from its number).
+    pub fn basis(self, replicate: u64) -> lth_prune::basis::Basis {
+        use lth_prune::basis::Basis;
+        match self {
+            BasisKind::Canonical => Basis::Canonical,
+            BasisKind::Dct => Basis::Dct,
+            BasisKind::Random => Basis::Random(replicate),
+        }
+    }
+}
