@@ -1569,3 +1569,77 @@ fn fast_tickets_smoke_reuses_fig3s_lotteries_and_trains_only_its_adversarial_run
         }
     }
 }
+
+/// The generalized target prunes coefficients in the DCT and in a random orthogonal basis: at
+/// smoke it checks its snapshot, and every stored DCT ticket's trained weights lie in the subspace
+/// of its kept coefficients (what trains is the ticket the coefficients name), with as many kept as
+/// the row reports.
+#[test]
+fn generalized_smoke_trains_tickets_inside_their_coefficients_subspace() {
+    let Some(data) = fashion_root() else { return };
+    let _one = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let stdout = ok(&lth(
+        &strs(&smoke_args("generalized", &data, tmp.path(), &[])),
+        root(),
+    ));
+    assert!(
+        stdout.contains("PASS    random_25 · fashion-mnist · ticket_final [snapshot equivalent]"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("generalized smoke: ") && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+    let results = csv(&tmp.path().join("out/generalized/smoke/replicates.csv"));
+    let value = |row: &str, r: u64, metric: &str| -> f64 {
+        let prefix = format!("{row},fashion-mnist,smoke,{r},{metric},");
+        let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
+        l.rsplit(',').next().unwrap().parse().unwrap()
+    };
+    let tickets: Vec<PathBuf> = finished(&tmp.path().join("runs"))
+        .into_iter()
+        .map(|(p, _)| p.parent().unwrap().to_owned())
+        .filter(|p| p.ends_with("basis_dct/level_4/main"))
+        .collect();
+    assert_eq!(tickets.len(), 3, "{tickets:?}");
+    for dir in &tickets {
+        let level = dir.parent().unwrap();
+        let keep = lth_prune::Mask::load(&level.join("coefficients.safetensors")).unwrap();
+        let r: u64 = level
+            .ancestors()
+            .find_map(|a| {
+                a.file_name()?
+                    .to_str()?
+                    .strip_prefix("replicate_")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap();
+        assert!((keep.density() - value("dct_6", r, "coefficients_remaining")).abs() < 1e-12);
+        let weights = lth_models::load_tensors(&dir.join("final.safetensors")).unwrap();
+        for (name, k) in keep.iter() {
+            let w = &weights.iter().find(|(n, _)| n == name).unwrap().1;
+            let basis = lth_prune::basis::LayerBasis::new(
+                lth_prune::basis::Basis::Dct,
+                &w.size(),
+                w.device(),
+            )
+            .unwrap();
+            let s: Vec<usize> = w.size().iter().map(|&d| d as usize).collect();
+            // One projection (four products) and the coefficients taken again (two).
+            let bound = lth_models::rounding::Reductions::bound(
+                &[s[0], s[1], s[0], s[1], s[0], s[1]],
+                lth_models::rounding::F32,
+                lth_models::rounding::F32,
+            );
+            let off = (basis.coefficients(w) * k.logical_not().to_kind(tch::Kind::Float))
+                .abs()
+                .max()
+                .double_value(&[]);
+            let scale = w.abs().max().double_value(&[]);
+            assert!(off <= bound * scale, "{}: {name}: {off}", dir.display());
+        }
+    }
+}

@@ -12,7 +12,7 @@ use lth_train::{
 };
 
 use crate::{
-    EarlyBirdTickets, FastTickets, GreedySelection, LayerCollapse, LearnedSupermask,
+    EarlyBirdTickets, FastTickets, Generalized, GreedySelection, LayerCollapse, LearnedSupermask,
     LinearModeConnectivity, LotteryCurve, PruneAtInit, Result, Rewinding, SparseTraining,
     Stability, StateOfSparsity, Supermask, Transplanted, Tropical,
 };
@@ -35,6 +35,8 @@ pub enum FlagGroup {
     Gmp,
     /// `lth train --adversarial` flags: the attack of adversarial training.
     Adversarial,
+    /// `--basis`: the basis a generalized ticket is sparse in.
+    Basis,
 }
 
 impl FlagGroup {
@@ -52,6 +54,7 @@ impl FlagGroup {
             FlagGroup::Supermask => "--supermask, --keep and --supermask-weights",
             FlagGroup::Gmp => "--gmp flags",
             FlagGroup::Adversarial => "--adversarial and --adv-* flags",
+            FlagGroup::Basis => "--basis",
         }
     }
 
@@ -64,6 +67,7 @@ impl FlagGroup {
             FlagGroup::Supermask => "learned_supermask",
             FlagGroup::Gmp => "state_of_sparsity",
             FlagGroup::Adversarial => "fast_tickets",
+            FlagGroup::Basis => "generalized",
         }
     }
 }
@@ -78,6 +82,7 @@ pub struct MethodFlags {
     pub supermask: Option<SupermaskHparams>,
     pub gmp: Option<GmpHparams>,
     pub adversarial: Option<AdversarialHparams>,
+    pub basis: Option<lth_train::flags::BasisKind>,
 }
 
 impl MethodFlags {
@@ -90,6 +95,7 @@ impl MethodFlags {
             (self.supermask.is_some(), FlagGroup::Supermask),
             (self.gmp.is_some(), FlagGroup::Gmp),
             (self.adversarial.is_some(), FlagGroup::Adversarial),
+            (self.basis.is_some(), FlagGroup::Basis),
         ]
         .into_iter()
         .filter_map(|(given, g)| given.then_some(g))
@@ -227,6 +233,7 @@ fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Tropical),
         Box::new(GreedySelection),
         Box::new(FastTickets),
+        Box::new(Generalized),
     ]
 }
 

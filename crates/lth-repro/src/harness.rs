@@ -18,7 +18,7 @@ use lth_report::{
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams};
 use lth_store::{CsvLog, Store};
-use lth_train::flags::{AdversarialFlags, EarlyBirdFlags, SparseFlags, SupermaskFlags};
+use lth_train::flags::{AdversarialFlags, BasisFlags, EarlyBirdFlags, SparseFlags, SupermaskFlags};
 use lth_train::{Data, Progress};
 
 use crate::experiment::replicate_means;
@@ -239,6 +239,8 @@ struct RowFlags {
     supermask: SupermaskFlags,
     #[command(flatten)]
     adversarial: AdversarialFlags,
+    #[command(flatten)]
+    basis: BasisFlags,
 }
 
 /// A row's hyperparameters.
@@ -274,6 +276,7 @@ impl RowFlags {
                 supermask: self.supermask.resolve()?,
                 gmp,
                 adversarial: self.adversarial.resolve()?,
+                basis: self.basis.basis,
             },
         })
     }

@@ -1,0 +1,357 @@
+//! `experiment = "generalized"`: lottery tickets in another basis of parameter space
+//! (Alabdulmohsin, Markeeva, Keysers & Tolstikhin, "A Generalized Lottery Ticket Hypothesis",
+//! arXiv:2107.06825, 2021): IMP that prunes the coefficients of each linear layer's weight in an
+//! orthonormal basis (`lth_prune::basis`) rather than its entries, rewinds the kept coefficients
+//! to W0's, and trains the network in the kept subspace (`lth_train::basis::InBasis`).
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use lth_prune::basis::{Basis, LayerBasis};
+use lth_prune::{Count, Keep, Mask, PruningHparams, select_layerwise};
+use lth_rewind::{Lottery, LotteryHparams, reinit_seed};
+use lth_store::RunDir;
+use lth_train::basis::InBasis;
+use lth_train::{Hooks, Job, OptimizerKind, Progress, RunPlan, RunSummary, Start, run_resumable};
+
+use crate::curve::{record, summary};
+use crate::experiment::FlagGroup;
+use crate::{Experiment, Measured, MethodFlags, ReproError, Result, Unit};
+
+/// The kept coefficients of a level, in its folder.
+pub const COEFFICIENTS_FILE: &str = "coefficients.safetensors";
+
+/// What a basis lottery's folder is bound to: the basis (the recipe is its parent's, the
+/// canonical lottery's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct BasisRecord {
+    basis: String,
+}
+
+/// A row is a level L ≥ 1 of a lottery and a basis (`basis = "dct"` or `"random"`). Per replicate
+/// the harness trains the ordinary (canonical) lottery to level L; the kind then runs the same
+/// IMP in the row's basis, sharing level 0 (the dense network is the same in every basis): at
+/// each level l it keeps the largest coefficients |B_outᵀ W B_in| of the previous level's trained
+/// weights, layer by layer at the lottery's rates, and trains W0 projected onto them (the
+/// ticket); at level L also a random reinitialisation projected onto the same coefficients.
+/// Measured: the ticket's, the reinitialisation's, the canonical ticket's and the dense
+/// network's accuracies (`ticket_*`, `reinit_*`, `canonical_*`, `dense_*`: final, early stop and
+/// its step) and the fraction of coefficients kept.
+///
+/// The runs live in `basis_<name>/level_<l>/{main,reinit}` of the replicate's folder; a level's
+/// kept coefficients are its `coefficients.safetensors`. A `random` basis is drawn per replicate
+/// (seed = replicate number), each layer side its own matrix. Training is SGD (with momentum and
+/// weight decay), under which the projected training is exactly SGD on the kept coefficients.
+#[derive(Debug, Clone, Copy)]
+pub struct Generalized;
+
+/// The kept coefficients after one level of pruning in `bases`: each layer's largest
+/// |coefficients| of the trained weights `last`, among those `previous` keeps, at the lottery's
+/// layerwise rates. In the canonical basis this is IMP's magnitude pruning, mask for mask.
+pub fn prune_coefficients(
+    pruning: &PruningHparams,
+    bases: &[(String, LayerBasis)],
+    last: &[(String, Tensor)],
+    previous: &Mask,
+    output: &str,
+) -> Result<Mask> {
+    let mut scores = Vec::new();
+    for (name, l) in bases {
+        let w = weight(last, name)?;
+        scores.push((name.clone(), l.coefficients(w).abs()));
+    }
+    select_layerwise(&scores, previous, Keep::Largest, |name| {
+        let rate = last
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(pruning.rate, |(n, w)| pruning.layer_rate(n, w, output));
+        Count::PruneFraction(rate)
+    })
+    .map_err(prune_error)
+}
+
+fn prune_error(e: lth_prune::PruneError) -> ReproError {
+    ReproError::Invalid(e.to_string())
+}
+
+fn weight<'a>(named: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
+    named
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .ok_or_else(|| ReproError::Invalid(format!("no weight `{name}`")))
+}
+
+/// The bases of every prunable kernel of the lottery's network.
+fn bases(lottery: &Lottery, basis: Basis) -> Result<Vec<(String, LayerBasis)>> {
+    let kernels = lottery.dense_weights_at(0)?;
+    let model = lth_train::initial_model(
+        &lottery.hparams().train,
+        lottery.replicate(),
+        lottery.data().info,
+        tch::Device::Cpu,
+    )?;
+    model
+        .prunable()
+        .iter()
+        .map(|n| {
+            let w = weight(&kernels, n)?;
+            let l = LayerBasis::new(basis, &w.size(), w.device())
+                .map_err(|e| ReproError::Invalid(format!("layer `{n}`: {e}")))?;
+            Ok((n.clone(), l))
+        })
+        .collect()
+}
+
+/// The kept coefficients as the hook takes them, in the network's order.
+fn keep_list(bases: &[(String, LayerBasis)], keep: &Mask) -> Result<Vec<(String, Tensor)>> {
+    bases
+        .iter()
+        .map(|(n, _)| {
+            keep.get(n)
+                .map(|k| (n.clone(), k.shallow_clone()))
+                .ok_or_else(|| ReproError::Invalid(format!("no kept coefficients for `{n}`")))
+        })
+        .collect()
+}
+
+/// Trains `start` projected onto `keep` in `basis` as the unit `dir`, unless it is done.
+fn train(
+    lottery: &Lottery,
+    dir: &RunDir,
+    start: Start,
+    basis: Basis,
+    bases: &[(String, LayerBasis)],
+    keep: &Mask,
+    progress: &mut dyn Progress,
+) -> Result<RunSummary> {
+    if let Some(s) = dir.done_summary::<RunSummary>()? {
+        return Ok(s);
+    }
+    dir.create()?;
+    let hp = &lottery.hparams().train;
+    let data = lottery.data();
+    let plan = RunPlan::whole(hp, data.iterations_per_epoch(hp.dataset.batch_size));
+    let job = Job::new(dir.clone(), hp, lottery.replicate(), plan.clone()).starting(start);
+    let mut setup = job.setup(hp, data)?;
+    // SGD (check_row): the update stays in the subspace, projected at each evaluation.
+    let mut hook = InBasis::new(basis, &keep_list(bases, keep)?, false)?;
+    hook.project_weights(&setup.optimizer.weights())?;
+    progress.unit(&format!("{}", dir.path().display()));
+    let mut hooks = Hooks::new(vec![&mut hook])?;
+    Ok(run_resumable(dir, &mut setup, &plan, &mut hooks, progress)?)
+}
+
+/// The kept coefficients of level `level` in folder `dir`: read if saved, else pruned from the
+/// level before's trained weights and saved.
+fn level_keep(dir: &RunDir, make: impl FnOnce() -> Result<Mask>) -> Result<Mask> {
+    let path = dir.join(COEFFICIENTS_FILE);
+    if path.exists() {
+        return Mask::load(&path).map_err(prune_error);
+    }
+    let keep = make()?;
+    dir.create()?;
+    keep.save(&path).map_err(prune_error)?;
+    Ok(keep)
+}
+
+impl Experiment for Generalized {
+    fn kind(&self) -> &'static str {
+        "generalized"
+    }
+
+    fn metrics(&self) -> &'static [&'static str] {
+        &[
+            "coefficients_remaining",
+            "ticket_final",
+            "ticket_early_stop",
+            "ticket_stop_iteration",
+            "reinit_final",
+            "reinit_early_stop",
+            "reinit_stop_iteration",
+            "canonical_final",
+            "canonical_early_stop",
+            "canonical_stop_iteration",
+            "dense_final",
+            "dense_early_stop",
+            "dense_stop_iteration",
+        ]
+    }
+
+    fn check_row(&self, hp: &LotteryHparams, level: u64) -> std::result::Result<(), String> {
+        if level == 0 {
+            return Err(
+                "level 0 keeps every coefficient: a generalized row is level 1 or more".into(),
+            );
+        }
+        if !hp.rewind.is_zero() {
+            return Err(format!(
+                "a generalized ticket rewinds its coefficients to W0's (--rewind 0), not {}",
+                hp.rewind
+            ));
+        }
+        if hp.train.training.optimizer != OptimizerKind::Sgd {
+            return Err(
+                "training in a basis by projection is exactly training its coefficients under SGD \
+                 only (--optimizer sgd); Adam scales the weights' coordinates, not the \
+                 coefficients'"
+                    .into(),
+            );
+        }
+        if hp.pruning.strategy != lth_prune::Strategy::Layerwise {
+            return Err("generalized tickets are pruned layerwise (--strategy layerwise)".into());
+        }
+        if hp.level1.is_some() {
+            return Err("level 1 is pruned in the basis, not at initialisation".into());
+        }
+        let info = lth_data::info(&hp.train.dataset.dataset).map_err(|e| e.to_string())?;
+        let kernels = lth_models::kernels(&hp.train.model.model, info.shape, info.num_classes)
+            .map_err(|e| e.to_string())?;
+        if kernels.has_convolutions() {
+            return Err(format!(
+                "bases here are for linear layers' matrices; {} has convolutions",
+                hp.train.model.model
+            ));
+        }
+        Ok(())
+    }
+
+    fn flag_group(&self) -> Option<FlagGroup> {
+        Some(FlagGroup::Basis)
+    }
+
+    fn check_methods(&self, methods: &MethodFlags) -> std::result::Result<(), String> {
+        match methods.basis {
+            None => Err("a generalized row needs --basis dct, random or canonical".into()),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
+        let lottery = unit.lottery()?;
+        let kind = unit
+            .methods
+            .basis
+            .ok_or_else(|| ReproError::Invalid("no --basis".into()))?;
+        let basis = kind.basis(unit.replicate);
+        let level = unit.level;
+        let mut m = Measured::new();
+        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        record(&mut m, "canonical", &summary(&lottery.level_dir(level))?);
+        if basis == Basis::Canonical {
+            // The canonical basis is the lottery itself: its levels are the tickets.
+            m.insert(
+                "coefficients_remaining".into(),
+                vec![lottery.mask(level)?.density()],
+            );
+            record(&mut m, "ticket", &summary(&lottery.level_dir(level))?);
+            return Ok(m);
+        }
+        let root = lottery
+            .dir()
+            .child(format!("basis_{}", basis.name().replace(':', "_")));
+        root.create()?;
+        root.bind_hparams(&BasisRecord {
+            basis: format!("{} (seed: replicate {})", basis.name(), unit.replicate),
+        })?;
+        let bases = bases(lottery, basis)?;
+        let output = {
+            let model = lth_train::initial_model(
+                &lottery.hparams().train,
+                lottery.replicate(),
+                lottery.data().info,
+                tch::Device::Cpu,
+            )?;
+            model.output_layer().to_owned()
+        };
+        let kernels: Vec<(String, Tensor)> = lottery
+            .dense_weights_at(0)?
+            .into_iter()
+            .filter(|(n, _)| bases.iter().any(|(b, _)| b == n))
+            .collect();
+        let mut previous = Mask::ones(&kernels);
+        let mut last = lottery.final_weights(&lottery.level_dir(0))?;
+        let mut ticket = None;
+        for l in 1..=level {
+            let dir = root.child(format!("level_{l}"));
+            let keep = level_keep(&dir, || {
+                prune_coefficients(
+                    &lottery.hparams().pruning,
+                    &bases,
+                    &last,
+                    &previous,
+                    &output,
+                )
+            })?;
+            let main = dir.child("main");
+            let s = train(lottery, &main, Start::W0, basis, &bases, &keep, progress)?;
+            last = lottery.final_weights(&main)?;
+            previous = keep;
+            ticket = Some(s);
+        }
+        let reinit = train(
+            lottery,
+            &root.child(format!("level_{level}")).child("reinit"),
+            Start::Init(reinit_seed(unit.replicate)),
+            basis,
+            &bases,
+            &previous,
+            progress,
+        )?;
+        let ticket = ticket.ok_or_else(|| ReproError::Invalid("no level trained".into()))?;
+        record(&mut m, "ticket", &ticket);
+        record(&mut m, "reinit", &reinit);
+        m.insert("coefficients_remaining".into(), vec![previous.density()]);
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// In the canonical basis, a level of coefficient pruning is IMP's level of layerwise
+    /// magnitude pruning, with its output-layer rate: the same mask, position by position, over
+    /// three levels.
+    #[test]
+    fn canonical_coefficient_pruning_is_the_lotterys_pruning() {
+        let shapes = [("fc_layers.0.weight", [30i64, 20]), ("fc.weight", [10, 30])];
+        let weights: Vec<(String, Tensor)> = shapes
+            .iter()
+            .zip(1u64..)
+            .map(|((n, s), seed)| {
+                let v = lth_rng::Stream::new(seed, "generalized_test", 0)
+                    .normal((s[0] * s[1]) as usize, 1.0);
+                ((*n).to_owned(), Tensor::from_slice(&v).view(*s))
+            })
+            .collect();
+        let bases: Vec<(String, LayerBasis)> = weights
+            .iter()
+            .map(|(n, w)| {
+                let l = LayerBasis::new(Basis::Canonical, &w.size(), tch::Device::Cpu).unwrap();
+                (n.clone(), l)
+            })
+            .collect();
+        let hp = PruningHparams {
+            rate: 0.2,
+            output_rate: Some(0.1),
+            ..PruningHparams::default()
+        };
+        let (mut imp, mut ours) = (Mask::ones(&weights), Mask::ones(&weights));
+        for _ in 0..3 {
+            imp = hp
+                .prune_from(&weights, &weights, &imp, "fc.weight")
+                .unwrap();
+            ours = prune_coefficients(&hp, &bases, &weights, &ours, "fc.weight").unwrap();
+            for ((n, a), (_, b)) in imp.iter().zip(ours.iter()) {
+                assert!(a.equal(b), "layer {n}");
+            }
+        }
+        // The output layer lost ⌈10%⌉ of what remained per level (300 → 270 → 243 → 218), the
+        // hidden one ⌈20%⌉ (600 → 480 → 384 → 307): OpenLTH's rounding.
+        let kept = |m: &Mask, n: &str| m.get(n).unwrap().sum(tch::Kind::Int64).int64_value(&[]);
+        assert_eq!(kept(&ours, "fc.weight"), 218);
+        assert_eq!(kept(&ours, "fc_layers.0.weight"), 307);
+    }
+}
