@@ -82,17 +82,10 @@ fn weight<'a>(named: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
         .ok_or_else(|| ReproError::Invalid(format!("no weight `{name}`")))
 }
 
-/// The bases of every prunable kernel of the lottery's network.
-fn bases(lottery: &Lottery, basis: Basis) -> Result<Vec<(String, LayerBasis)>> {
+/// The bases of the kernels `names` of the lottery's network.
+fn bases(lottery: &Lottery, basis: Basis, names: &[String]) -> Result<Vec<(String, LayerBasis)>> {
     let kernels = lottery.dense_weights_at(0)?;
-    let model = lth_train::initial_model(
-        &lottery.hparams().train,
-        lottery.replicate(),
-        lottery.data().info,
-        tch::Device::Cpu,
-    )?;
-    model
-        .prunable()
+    names
         .iter()
         .map(|n| {
             let w = weight(&kernels, n)?;
@@ -254,16 +247,15 @@ impl Experiment for Generalized {
         root.bind_hparams(&BasisRecord {
             basis: format!("{} (seed: replicate {})", basis.name(), unit.replicate),
         })?;
-        let bases = bases(lottery, basis)?;
-        let output = {
-            let model = lth_train::initial_model(
-                &lottery.hparams().train,
-                lottery.replicate(),
-                lottery.data().info,
-                tch::Device::Cpu,
-            )?;
-            model.output_layer().to_owned()
-        };
+        // The network's prunable kernels and output layer (built once, never trained).
+        let model = lth_train::initial_model(
+            &lottery.hparams().train,
+            lottery.replicate(),
+            lottery.data().info,
+            tch::Device::Cpu,
+        )?;
+        let output = model.output_layer().to_owned();
+        let bases = bases(lottery, basis, model.prunable())?;
         let kernels: Vec<(String, Tensor)> = lottery
             .dense_weights_at(0)?
             .into_iter()
