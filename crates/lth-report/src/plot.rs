@@ -63,6 +63,11 @@ pub fn plot_svg(spec: &Spec, results: &[RowResult], cells: &[Cell], path: &Path)
             SVGBackend::with_string(&mut svg, (520 * panels as u32, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
         for (panel, area) in spec.plot.iter().zip(root.split_evenly((1, panels))) {
+            let ran: Vec<Ran> = ran
+                .iter()
+                .filter(|(r, _)| panel.rows.is_empty() || panel.rows.contains(&r.row))
+                .copied()
+                .collect();
             match panel.kind {
                 PanelKind::Bars => bars(spec, panel, &ran, cells, &area),
                 PanelKind::Lines => lines(spec, panel, &ran, cells, &area),

@@ -86,6 +86,10 @@ pub struct Panel {
     /// Lines: the label of the horizontal axis.
     #[serde(default)]
     pub x_label: String,
+    /// Only these rows (by id); every row when empty. Rows of different families (bases,
+    /// networks) that share an `x` get a panel each rather than one line through all of them.
+    #[serde(default)]
+    pub rows: Vec<String>,
 }
 
 /// How a panel draws its metrics.
@@ -251,6 +255,16 @@ impl Spec {
             }
         }
         for p in &self.plot {
+            if let Some(r) = p
+                .rows
+                .iter()
+                .find(|r| !self.rows.iter().any(|row| &row.id == *r))
+            {
+                return Err(self.error(format!(
+                    "plot panel `{}` names row `{r}`, which the spec does not have",
+                    p.title
+                )));
+            }
             if p.kind == PanelKind::Lines && p.x.is_none() {
                 return Err(self.error(format!(
                     "plot panel `{}` draws lines and needs `x`, the metric of its horizontal axis",
@@ -602,6 +616,13 @@ flags = { steps = "200it", subset = 3000 }
                 "plot = [{ title = \"t\", metrics = [], y_label = \"y\", kind = \"lines\" }]\ncolumns = [",
             ),
             "needs `x`",
+        );
+        check(
+            &GOOD.replace(
+                "columns = [",
+                "plot = [{ title = \"t\", metrics = [], y_label = \"y\", rows = [\"lenet\", \"vgg\"] }]\ncolumns = [",
+            ),
+            "plot panel `t` names row `vgg`, which the spec does not have",
         );
     }
 }
