@@ -1570,10 +1570,12 @@ fn fast_tickets_smoke_reuses_fig3s_lotteries_and_trains_only_its_adversarial_run
     }
 }
 
-/// The generalized target prunes coefficients in the DCT and in a random orthogonal basis: at
-/// smoke it checks its snapshot, and every stored DCT ticket's trained weights lie in the subspace
-/// of its kept coefficients (what trains is the ticket the coefficients name), with as many kept as
-/// the row reports.
+/// The generalized target prunes coefficients in the DCT, a random orthogonal, the units and the
+/// low-rank basis: at smoke it checks its snapshot, and every stored level-4 DCT, units and
+/// low-rank ticket's trained weights lie in the subspace of its kept coefficients (what trains is
+/// the ticket the coefficients name), with as many kept as the row reports; units keep whole rows
+/// (pruned ones exactly zero), and low rank keeps diagonal coefficients in the singular vectors
+/// stored with the level.
 #[test]
 fn generalized_smoke_trains_tickets_inside_their_coefficients_subspace() {
     let Some(data) = fashion_root() else { return };
@@ -1598,48 +1600,93 @@ fn generalized_smoke_trains_tickets_inside_their_coefficients_subspace() {
         let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
         l.rsplit(',').next().unwrap().parse().unwrap()
     };
-    let tickets: Vec<PathBuf> = finished(&tmp.path().join("runs"))
-        .into_iter()
-        .map(|(p, _)| p.parent().unwrap().to_owned())
-        .filter(|p| p.ends_with("basis_dct/level_4/main"))
-        .collect();
-    assert_eq!(tickets.len(), 3, "{tickets:?}");
-    for dir in &tickets {
-        let level = dir.parent().unwrap();
-        let keep = lth_prune::Mask::load(&level.join("coefficients.safetensors")).unwrap();
-        let r: u64 = level
-            .ancestors()
-            .find_map(|a| {
-                a.file_name()?
-                    .to_str()?
-                    .strip_prefix("replicate_")?
-                    .parse()
-                    .ok()
-            })
-            .unwrap();
-        assert!((keep.density() - value("dct_6", r, "coefficients_remaining")).abs() < 1e-12);
-        let weights = lth_models::load_tensors(&dir.join("final.safetensors")).unwrap();
-        for (name, k) in keep.iter() {
-            let w = &weights.iter().find(|(n, _)| n == name).unwrap().1;
-            let basis = lth_prune::basis::LayerBasis::new(
-                lth_prune::basis::Basis::Dct,
-                &w.size(),
-                w.device(),
-            )
-            .unwrap();
-            let s: Vec<usize> = w.size().iter().map(|&d| d as usize).collect();
-            // One projection (four products) and the coefficients taken again (two).
-            let bound = lth_models::rounding::Reductions::bound(
-                &[s[0], s[1], s[0], s[1], s[0], s[1]],
-                lth_models::rounding::F32,
-                lth_models::rounding::F32,
+    // The level-4 tickets of the DCT, units and low-rank rows, each in its basis (the low-rank
+    // one read from the level's stored singular vectors).
+    for (folder, row) in [
+        ("basis_dct", "dct_6"),
+        ("basis_units", "units_6"),
+        ("basis_low-rank", "low_rank_6"),
+    ] {
+        let tickets: Vec<PathBuf> = finished(&tmp.path().join("runs"))
+            .into_iter()
+            .map(|(p, _)| p.parent().unwrap().to_owned())
+            .filter(|p| p.ends_with(format!("{folder}/level_4/main")))
+            .collect();
+        assert_eq!(tickets.len(), 3, "{folder}: {tickets:?}");
+        for dir in &tickets {
+            let level = dir.parent().unwrap();
+            let keep = lth_prune::Mask::load(&level.join("coefficients.safetensors")).unwrap();
+            let r: u64 = level
+                .ancestors()
+                .find_map(|a| {
+                    a.file_name()?
+                        .to_str()?
+                        .strip_prefix("replicate_")?
+                        .parse()
+                        .ok()
+                })
+                .unwrap();
+            assert!((keep.density() - value(row, r, "coefficients_remaining")).abs() < 1e-12);
+            let weights = lth_models::load_tensors(&dir.join("final.safetensors")).unwrap();
+            let stored = level.join("basis.safetensors");
+            assert_eq!(
+                stored.exists(),
+                folder == "basis_low-rank",
+                "{}",
+                stored.display()
             );
-            let off = (basis.coefficients(w) * k.logical_not().to_kind(tch::Kind::Float))
-                .abs()
-                .max()
-                .double_value(&[]);
-            let scale = w.abs().max().double_value(&[]);
-            assert!(off <= bound * scale, "{}: {name}: {off}", dir.display());
+            for (name, k) in keep.iter() {
+                let w = &weights.iter().find(|(n, _)| n == name).unwrap().1;
+                let basis = match folder {
+                    "basis_dct" => lth_prune::basis::LayerBasis::new(
+                        lth_prune::basis::Basis::Dct,
+                        &w.size(),
+                        w.device(),
+                    )
+                    .unwrap(),
+                    "basis_units" => {
+                        // Pruned units' rows are exactly zero: the identity basis masks exactly.
+                        let dropped = w * k.logical_not().to_kind(tch::Kind::Float);
+                        assert_eq!(dropped.abs().max().double_value(&[]), 0.0, "{name}");
+                        let rows = k.any_dim(1, true).expand(k.size(), false);
+                        assert!(k.equal(&rows), "{name}: a row split");
+                        continue;
+                    }
+                    _ => {
+                        let m = lth_models::load_tensors(&stored).unwrap();
+                        let side = |s: &str| {
+                            let key = format!("{name}.{s}");
+                            m.iter().find(|(n, _)| *n == key).unwrap().1.shallow_clone()
+                        };
+                        let b = lth_prune::basis::LayerBasis::from_matrices(
+                            side("out"),
+                            side("in"),
+                            lth_prune::basis::Grouping::Diagonal,
+                        )
+                        .unwrap();
+                        // A rank-r factorisation: r kept coefficients, all on the diagonal.
+                        let diag = k.diagonal(0, 0, 1).sum(tch::Kind::Int64);
+                        assert_eq!(
+                            diag.int64_value(&[]),
+                            k.sum(tch::Kind::Int64).int64_value(&[])
+                        );
+                        b
+                    }
+                };
+                let s: Vec<usize> = w.size().iter().map(|&d| d as usize).collect();
+                // One projection (four products) and the coefficients taken again (two).
+                let bound = lth_models::rounding::Reductions::bound(
+                    &[s[0], s[1], s[0], s[1], s[0], s[1]],
+                    lth_models::rounding::F32,
+                    lth_models::rounding::F32,
+                );
+                let off = (basis.coefficients(w) * k.logical_not().to_kind(tch::Kind::Float))
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                let scale = w.abs().max().double_value(&[]);
+                assert!(off <= bound * scale, "{}: {name}: {off}", dir.display());
+            }
         }
     }
 }

@@ -123,6 +123,22 @@ impl PruningHparams {
         }
     }
 
+    /// How many of each layer's weights a layerwise level keeps: each layer (named in `weights`,
+    /// the network's kernels) loses [`Self::layer_rate`] of what it has left.
+    pub fn layerwise_counts<'a>(
+        &'a self,
+        weights: &'a [(String, Tensor)],
+        output: &'a str,
+    ) -> impl Fn(&str) -> Count + 'a {
+        move |name| {
+            let rate = weights
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(self.rate, |(n, w)| self.layer_rate(n, w, output));
+            Count::PruneFraction(rate)
+        }
+    }
+
     /// One level of pruning by magnitude (`large_final`): the mask after removing this level's
     /// weights from `mask`, judged by `weights` (the trained weights, in network order). `output`
     /// names the output layer. A criterion that reads the starting weights needs [`Self::prune_from`].
@@ -141,13 +157,12 @@ impl PruningHparams {
     ) -> Result<Mask> {
         let scores = self.criterion.score(last, first)?;
         match self.strategy {
-            Strategy::Layerwise => select_layerwise(&scores, mask, Keep::Largest, |name| {
-                let rate = last
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or(self.rate, |(n, w)| self.layer_rate(n, w, output));
-                Count::PruneFraction(rate)
-            }),
+            Strategy::Layerwise => select_layerwise(
+                &scores,
+                mask,
+                Keep::Largest,
+                self.layerwise_counts(last, output),
+            ),
             Strategy::Global => {
                 let included: Vec<String> = last
                     .iter()

@@ -72,16 +72,16 @@ fn folder(lottery: &Lottery, recipe: &TrainHparams) -> Result<RunDir> {
     Ok(dir)
 }
 
-/// The three runs of a unit, as jobs of [`recipe`], and their folders: dense, ticket, reinit.
-fn jobs(unit: &Unit) -> Result<Vec<Job>> {
+/// The three runs of a unit, as jobs of its recipe `hp` ([`recipe`]), and their folders:
+/// dense, ticket, reinit.
+fn jobs(unit: &Unit, hp: &TrainHparams) -> Result<Vec<Job>> {
     let lottery = unit.lottery()?;
-    let hp = recipe(unit)?;
-    let dir = folder(lottery, &hp)?;
+    let dir = folder(lottery, hp)?;
     let data = lottery.data();
-    let plan = RunPlan::whole(&hp, data.iterations_per_epoch(hp.dataset.batch_size));
+    let plan = RunPlan::whole(hp, data.iterations_per_epoch(hp.dataset.batch_size));
     let mask = lottery.mask(unit.level)?;
     let level = unit.level;
-    let job = |name: String| Job::new(dir.child(name), &hp, unit.replicate, plan.clone());
+    let job = |name: String| Job::new(dir.child(name), hp, unit.replicate, plan.clone());
     Ok(vec![
         job("dense".into()),
         job(format!("ticket_level_{level}")).masked(Some(mask.clone())),
@@ -164,9 +164,10 @@ impl Experiment for FastTickets {
 
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let lottery = unit.lottery()?;
-        let jobs = jobs(unit)?;
+        let hp = recipe(unit)?;
+        let jobs = jobs(unit, &hp)?;
         // One at a time: adversarial runs do not pack.
-        train_jobs(&recipe(unit)?, lottery.data(), &jobs, 1, progress)?;
+        train_jobs(&hp, lottery.data(), &jobs, 1, progress)?;
         let runs: Vec<Vec<MetricsRow>> = jobs
             .iter()
             .map(|j| metrics(&j.dir))

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use lth_prune::basis::{Basis, LayerBasis};
+use lth_prune::basis::{Basis, Grouping, LayerBasis};
 use lth_prune::{Count, Keep, Mask, PruningHparams, select_layerwise};
 use lth_rewind::{Lottery, LotteryHparams, reinit_seed};
 use lth_store::RunDir;
@@ -21,6 +21,10 @@ use crate::{Experiment, Measured, MethodFlags, ReproError, Result, Unit};
 /// The kept coefficients of a level, in its folder.
 pub const COEFFICIENTS_FILE: &str = "coefficients.safetensors";
 
+/// A level's bases where they depend on the weights (the low-rank basis), in its folder: per
+/// layer `<name>.out` and `<name>.in`, written before the kept coefficients.
+pub const BASIS_FILE: &str = "basis.safetensors";
+
 /// What a basis lottery's folder is bound to: the basis (the recipe is its parent's, the
 /// canonical lottery's).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,26 +32,35 @@ struct BasisRecord {
     basis: String,
 }
 
-/// A row is a level L ≥ 1 of a lottery and a basis (`basis = "dct"` or `"random"`). Per replicate
-/// the harness trains the ordinary (canonical) lottery to level L; the kind then runs the same
-/// IMP in the row's basis, sharing level 0 (the dense network is the same in every basis): at
-/// each level l it keeps the largest coefficients |B_outᵀ W B_in| of the previous level's trained
-/// weights, layer by layer at the lottery's rates, and trains W0 projected onto them (the
-/// ticket); at level L also a random reinitialisation projected onto the same coefficients.
-/// Measured: the ticket's, the reinitialisation's, the canonical ticket's and the dense
-/// network's accuracies (`ticket_*`, `reinit_*`, `canonical_*`, `dense_*`: final, early stop and
-/// its step) and the fraction of coefficients kept.
+/// A row is a level L ≥ 1 of a lottery and a basis (`basis = "dct"`, `"random"`, `"units"` or
+/// `"low-rank"`). Per replicate the harness trains the ordinary (canonical) lottery to level L;
+/// the kind then runs the same IMP in the row's basis, sharing level 0 (the dense network is the
+/// same in every basis): at each level l it keeps the largest coefficients of the previous
+/// level's trained weights in the basis (grouped as the basis groups them: rows for units, the
+/// diagonal for low rank), layer by layer at the lottery's rates, and trains W0 projected onto
+/// them (the ticket); at level L also a random reinitialisation projected onto the same
+/// coefficients. Measured: the ticket's, the reinitialisation's, the canonical ticket's and the
+/// dense network's accuracies (`ticket_*`, `reinit_*`, `canonical_*`, `dense_*`: final, early
+/// stop and its step) and the fraction of coefficients kept.
 ///
 /// The runs live in `basis_<name>/level_<l>/{main,reinit}` of the replicate's folder; a level's
-/// kept coefficients are its `coefficients.safetensors`. A `random` basis is drawn per replicate
-/// (seed = replicate number), each layer side its own matrix. Training is SGD (with momentum and
-/// weight decay), under which the projected training is exactly SGD on the kept coefficients.
+/// kept coefficients are its `coefficients.safetensors`, and a low-rank level's singular vectors
+/// (the SVD of the previous level's trained weights) its `basis.safetensors`. A `random` basis
+/// is drawn per replicate (seed = replicate number), each layer side its own matrix. In the units
+/// basis the output layer keeps every row (its units are the classes). Training is SGD (with
+/// momentum and weight decay), under which the projected training is exactly SGD on the kept
+/// coefficients.
 #[derive(Debug, Clone, Copy)]
 pub struct Generalized;
 
-/// The kept coefficients after one level of pruning in `bases`: each layer's largest
-/// |coefficients| of the trained weights `last`, among those `previous` keeps, at the lottery's
-/// layerwise rates. In the canonical basis this is IMP's magnitude pruning, mask for mask.
+/// Each kernel's bases, in the network's order.
+pub type Bases = Vec<(String, LayerBasis)>;
+
+/// The kept coefficients after one level of pruning in `bases`: in each layer, the groups of
+/// coefficients (entries, rows or the diagonal: [`lth_prune::basis::Grouping`]) of the trained
+/// weights `last` with the largest scores, among those `previous` keeps, at the lottery's
+/// layerwise rates. The output layer's rows are classes, so a rows basis keeps them all. In the
+/// canonical basis this is IMP's magnitude pruning, mask for mask.
 pub fn prune_coefficients(
     pruning: &PruningHparams,
     bases: &[(String, LayerBasis)],
@@ -55,19 +68,38 @@ pub fn prune_coefficients(
     previous: &Mask,
     output: &str,
 ) -> Result<Mask> {
-    let mut scores = Vec::new();
+    let (mut scores, mut groups) = (Vec::new(), Vec::new());
     for (name, l) in bases {
-        let w = weight(last, name)?;
-        scores.push((name.clone(), l.coefficients(w).abs()));
+        let kept = previous
+            .get(name)
+            .ok_or_else(|| ReproError::Invalid(format!("no kept coefficients for `{name}`")))?;
+        scores.push((name.clone(), l.group_scores(weight(last, name)?)));
+        groups.push((name.clone(), l.kept_groups(kept)));
     }
-    select_layerwise(&scores, previous, Keep::Largest, |name| {
-        let rate = last
+    let counts = pruning.layerwise_counts(last, output);
+    let rows = |name: &str| {
+        bases
             .iter()
-            .find(|(n, _)| n == name)
-            .map_or(pruning.rate, |(n, w)| pruning.layer_rate(n, w, output));
-        Count::PruneFraction(rate)
+            .any(|(n, l)| n == name && l.grouping() == Grouping::Rows)
+    };
+    let groups = Mask::from_named(groups).map_err(prune_error)?;
+    let kept = select_layerwise(&scores, &groups, Keep::Largest, |name| {
+        if name == output && rows(name) {
+            Count::PruneFraction(0.0)
+        } else {
+            counts(name)
+        }
     })
-    .map_err(prune_error)
+    .map_err(prune_error)?;
+    let mut out = Vec::new();
+    for (name, l) in bases {
+        let shape = weight(last, name)?.size();
+        let g = kept
+            .get(name)
+            .ok_or_else(|| ReproError::Invalid(format!("no kept groups for `{name}`")))?;
+        out.push((name.clone(), l.expand(g, &shape)));
+    }
+    Mask::from_named(out).map_err(prune_error)
 }
 
 fn prune_error(e: lth_prune::PruneError) -> ReproError {
@@ -82,38 +114,74 @@ fn weight<'a>(named: &'a [(String, Tensor)], name: &str) -> Result<&'a Tensor> {
         .ok_or_else(|| ReproError::Invalid(format!("no weight `{name}`")))
 }
 
-/// The bases of the kernels `names` of the lottery's network.
-fn bases(lottery: &Lottery, basis: Basis, names: &[String]) -> Result<Vec<(String, LayerBasis)>> {
-    let kernels = lottery.dense_weights_at(0)?;
-    names
-        .iter()
-        .map(|n| {
-            let w = weight(&kernels, n)?;
-            let l = LayerBasis::new(basis, &w.size(), w.device())
-                .map_err(|e| ReproError::Invalid(format!("layer `{n}`: {e}")))?;
-            Ok((n.clone(), l))
-        })
-        .collect()
+/// The bases of level folder `dir`: `fixed` where the basis does not depend on the weights;
+/// else (low rank) read from the level's `basis.safetensors`, or the singular vectors of the
+/// previous level's trained weights `last`, saved there.
+fn level_bases(
+    dir: &RunDir,
+    fixed: Option<&Bases>,
+    kernels: &[(String, Tensor)],
+    last: &[(String, Tensor)],
+) -> Result<Bases> {
+    if let Some(fixed) = fixed {
+        return Ok(fixed
+            .iter()
+            .map(|(n, l)| (n.clone(), l.shallow_clone()))
+            .collect());
+    }
+    let path = dir.join(BASIS_FILE);
+    if path.exists() {
+        let stored = lth_models::load_tensors(&path)?;
+        let bad = |e: String| ReproError::Invalid(format!("{}: {e}", path.display()));
+        return kernels
+            .iter()
+            .map(|(n, _)| {
+                let side = |s: &str| {
+                    weight(&stored, &format!("{n}.{s}"))
+                        .map(Tensor::shallow_clone)
+                        .map_err(|e| bad(e.to_string()))
+                };
+                let l = LayerBasis::from_matrices(side("out")?, side("in")?, Grouping::Diagonal)
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok((n.clone(), l))
+            })
+            .collect();
+    }
+    let mut bases = Vec::new();
+    let mut stored = Vec::new();
+    for (n, _) in kernels {
+        let l = LayerBasis::for_weights(Basis::LowRank, weight(last, n)?)
+            .map_err(|e| ReproError::Invalid(format!("layer `{n}`: {e}")))?;
+        let (out, inp) = l.matrices();
+        stored.push((format!("{n}.out"), out.shallow_clone()));
+        stored.push((format!("{n}.in"), inp.shallow_clone()));
+        bases.push((n.clone(), l));
+    }
+    dir.create()?;
+    lth_models::save_tensors(&path, &stored)?;
+    Ok(bases)
 }
 
-/// The kept coefficients as the hook takes them, in the network's order.
-fn keep_list(bases: &[(String, LayerBasis)], keep: &Mask) -> Result<Vec<(String, Tensor)>> {
+/// The hook's layers: each kernel's bases with its kept coefficients, in the network's order.
+fn hook_layers(
+    bases: &[(String, LayerBasis)],
+    keep: &Mask,
+) -> Result<Vec<(String, LayerBasis, Tensor)>> {
     bases
         .iter()
-        .map(|(n, _)| {
+        .map(|(n, l)| {
             keep.get(n)
-                .map(|k| (n.clone(), k.shallow_clone()))
+                .map(|k| (n.clone(), l.shallow_clone(), k.shallow_clone()))
                 .ok_or_else(|| ReproError::Invalid(format!("no kept coefficients for `{n}`")))
         })
         .collect()
 }
 
-/// Trains `start` projected onto `keep` in `basis` as the unit `dir`, unless it is done.
+/// Trains `start` projected onto `keep` in `bases` as the unit `dir`, unless it is done.
 fn train(
     lottery: &Lottery,
     dir: &RunDir,
     start: Start,
-    basis: Basis,
     bases: &[(String, LayerBasis)],
     keep: &Mask,
     progress: &mut dyn Progress,
@@ -128,7 +196,7 @@ fn train(
     let job = Job::new(dir.clone(), hp, lottery.replicate(), plan.clone()).starting(start);
     let mut setup = job.setup(hp, data)?;
     // SGD (check_row): the update stays in the subspace, projected at each evaluation.
-    let mut hook = InBasis::new(basis, &keep_list(bases, keep)?, false)?;
+    let mut hook = InBasis::new(hook_layers(bases, keep)?, false)?;
     hook.project_weights(&setup.optimizer.weights())?;
     progress.unit(&format!("{}", dir.path().display()));
     let mut hooks = Hooks::new(vec![&mut hook])?;
@@ -215,7 +283,10 @@ impl Experiment for Generalized {
 
     fn check_methods(&self, methods: &MethodFlags) -> std::result::Result<(), String> {
         match methods.basis {
-            None => Err("a generalized row needs --basis dct, random or canonical".into()),
+            None => Err(
+                "a generalized row needs --basis (canonical, dct, random, units or low-rank)"
+                    .into(),
+            ),
             Some(_) => Ok(()),
         }
     }
@@ -255,17 +326,31 @@ impl Experiment for Generalized {
             tch::Device::Cpu,
         )?;
         let output = model.output_layer().to_owned();
-        let bases = bases(lottery, basis, model.prunable())?;
         let kernels: Vec<(String, Tensor)> = lottery
             .dense_weights_at(0)?
             .into_iter()
-            .filter(|(n, _)| bases.iter().any(|(b, _)| b == n))
+            .filter(|(n, _)| model.prunable().contains(n))
             .collect();
+        let fixed = match basis {
+            Basis::LowRank => None,
+            _ => Some(
+                kernels
+                    .iter()
+                    .map(|(n, w)| {
+                        let l = LayerBasis::new(basis, &w.size(), w.device())
+                            .map_err(|e| ReproError::Invalid(format!("layer `{n}`: {e}")))?;
+                        Ok((n.clone(), l))
+                    })
+                    .collect::<Result<Bases>>()?,
+            ),
+        };
         let mut previous = Mask::ones(&kernels);
         let mut last = lottery.final_weights(&lottery.level_dir(0))?;
         let mut ticket = None;
+        let mut bases = Vec::new();
         for l in 1..=level {
             let dir = root.child(format!("level_{l}"));
+            bases = level_bases(&dir, fixed.as_ref(), &kernels, &last)?;
             let keep = level_keep(&dir, || {
                 prune_coefficients(
                     &lottery.hparams().pruning,
@@ -276,16 +361,14 @@ impl Experiment for Generalized {
                 )
             })?;
             let main = dir.child("main");
-            let s = train(lottery, &main, Start::W0, basis, &bases, &keep, progress)?;
+            ticket = Some(train(lottery, &main, Start::W0, &bases, &keep, progress)?);
             last = lottery.final_weights(&main)?;
             previous = keep;
-            ticket = Some(s);
         }
         let reinit = train(
             lottery,
             &root.child(format!("level_{level}")).child("reinit"),
             Start::Init(reinit_seed(unit.replicate)),
-            basis,
             &bases,
             &previous,
             progress,
@@ -345,5 +428,111 @@ mod tests {
         let kept = |m: &Mask, n: &str| m.get(n).unwrap().sum(tch::Kind::Int64).int64_value(&[]);
         assert_eq!(kept(&ours, "fc.weight"), 218);
         assert_eq!(kept(&ours, "fc_layers.0.weight"), 307);
+    }
+
+    fn two_layers() -> Vec<(String, Tensor)> {
+        [("fc_layers.0.weight", [30i64, 20]), ("fc.weight", [10, 30])]
+            .iter()
+            .zip(1u64..)
+            .map(|((n, s), seed)| {
+                let v = lth_rng::Stream::new(seed, "generalized_test", 0)
+                    .normal((s[0] * s[1]) as usize, 1.0);
+                ((*n).to_owned(), Tensor::from_slice(&v).view(*s))
+            })
+            .collect()
+    }
+
+    fn kept(m: &Mask, n: &str) -> i64 {
+        m.get(n).unwrap().sum(tch::Kind::Int64).int64_value(&[])
+    }
+
+    /// The units basis drops whole rows of the hidden layer, those of smallest norm, at the
+    /// hidden rate, and no row of the output layer (its units are the classes).
+    #[test]
+    fn units_pruning_drops_the_weakest_hidden_units_and_no_class() {
+        let weights = two_layers();
+        let bases: Bases = weights
+            .iter()
+            .map(|(n, w)| (n.clone(), LayerBasis::for_weights(Basis::Units, w).unwrap()))
+            .collect();
+        let hp = PruningHparams {
+            rate: 0.2,
+            output_rate: Some(0.1),
+            ..PruningHparams::default()
+        };
+        let mut keep = Mask::ones(&weights);
+        for units in [24, 19, 15] {
+            keep = prune_coefficients(&hp, &bases, &weights, &keep, "fc.weight").unwrap();
+            assert_eq!(
+                kept(&keep, "fc.weight"),
+                300,
+                "the output layer lost a class"
+            );
+            let hidden = keep.get("fc_layers.0.weight").unwrap();
+            let rows = hidden.any_dim(1, false);
+            assert!(hidden.equal(&rows.unsqueeze(1).expand([30, 20], false)));
+            assert_eq!(rows.sum(tch::Kind::Int64).int64_value(&[]), units);
+            // Every kept row is at least as long as every dropped one.
+            let norms = weights[0]
+                .1
+                .square()
+                .sum_dim_intlist(1, false, tch::Kind::Float);
+            let min_kept = norms.masked_select(&rows).min().double_value(&[]);
+            let max_dropped = norms
+                .masked_select(&rows.logical_not())
+                .max()
+                .double_value(&[]);
+            assert!(min_kept >= max_dropped);
+        }
+    }
+
+    /// The low-rank basis keeps each layer's leading singular directions of the weights it
+    /// prunes: over levels, the rank falls at the layer's rate (OpenLTH's rounding), and a
+    /// level's weights projected onto what it keeps are their best approximation of that rank.
+    #[test]
+    fn low_rank_pruning_keeps_the_leading_singular_directions_level_by_level() {
+        let mut last = two_layers();
+        let hp = PruningHparams {
+            rate: 0.2,
+            output_rate: Some(0.1),
+            ..PruningHparams::default()
+        };
+        let mut keep = Mask::ones(&last);
+        // Hidden: rank 20 → 16 → 12 → 9; output: rank 10 → 9 → 8 → 7.
+        for (hidden, out) in [(16, 9), (12, 8), (9, 7)] {
+            let bases: Bases = last
+                .iter()
+                .map(|(n, w)| {
+                    (
+                        n.clone(),
+                        LayerBasis::for_weights(Basis::LowRank, w).unwrap(),
+                    )
+                })
+                .collect();
+            keep = prune_coefficients(&hp, &bases, &last, &keep, "fc.weight").unwrap();
+            assert_eq!(kept(&keep, "fc_layers.0.weight"), hidden);
+            assert_eq!(kept(&keep, "fc.weight"), out);
+            // The next level prunes these projected weights (standing in for their training).
+            last = bases
+                .iter()
+                .map(|(n, l)| {
+                    let k = keep.get(n).unwrap();
+                    let w = weight(&last, n).unwrap();
+                    let p = l.project(w, k);
+                    let r = k.sum(tch::Kind::Int64).int64_value(&[]);
+                    let (u, sv, v) = w.to_kind(tch::Kind::Double).svd(false, true);
+                    let best = u
+                        .narrow(1, 0, r)
+                        .matmul(&(v.narrow(1, 0, r) * sv.narrow(0, 0, r).unsqueeze(0)).tr());
+                    // Float32 products of length ≤ 30 over orthonormal factors (see
+                    // lth_prune::basis's test), on the weights' scale.
+                    let scale = w.abs().max().double_value(&[]);
+                    let tol = 8.0 * 30.0 * f64::from(f32::EPSILON) * 600f64.sqrt() * scale;
+                    let diff = (p.to_kind(tch::Kind::Double) - best).abs().max();
+                    assert!(diff.double_value(&[]) <= tol, "{n}: {diff}");
+                    (n.clone(), p)
+                })
+                .collect();
+        }
     }
 }

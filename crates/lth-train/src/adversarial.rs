@@ -139,20 +139,30 @@ pub struct AdversarialHparams {
 }
 
 impl AdversarialHparams {
-    /// PGD with Madry et al.'s step size 2.5 ε / `steps` and a random start; `steps` = 1 is FGSM
-    /// (step ε from the clean input). Evaluated by PGD with `eval_steps` steps on
-    /// `eval_examples` test examples.
+    /// PGD with Madry et al.'s step size 2.5 ε / `steps` and a random start, at any number of
+    /// steps (one included: a random start and one step of 2.5 ε, not FGSM, which is
+    /// [`AdversarialHparams::fgsm`]). Evaluated by PGD with `eval_steps` steps on `eval_examples`
+    /// test examples.
     pub fn pgd(epsilon: f64, steps: u32, eval_steps: u32, eval_examples: u64) -> Self {
-        let fgsm = steps == 1;
         AdversarialHparams {
             epsilon,
-            step_size: if fgsm {
-                epsilon
-            } else {
-                madry_step(epsilon, steps)
-            },
+            step_size: madry_step(epsilon, steps),
             steps,
-            random_start: !fgsm,
+            random_start: true,
+            eval_steps,
+            eval_examples,
+        }
+    }
+
+    /// FGSM (Goodfellow et al.): one step of ε from the clean input. Evaluated as
+    /// [`AdversarialHparams::pgd`] is.
+    pub fn fgsm(epsilon: f64, eval_steps: u32, eval_examples: u64) -> Self {
+        let f = Pgd::fgsm(epsilon);
+        AdversarialHparams {
+            epsilon,
+            step_size: f.step_size,
+            steps: f.steps,
+            random_start: f.random_start,
             eval_steps,
             eval_examples,
         }

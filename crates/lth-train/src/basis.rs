@@ -26,10 +26,27 @@ pub struct InBasis {
 }
 
 impl InBasis {
-    /// `basis` for each `(name, keep)`: `keep` a boolean mask of the layer's coefficients, of
-    /// the weight's shape, on its device. `every_step`: project the weights after every step
-    /// (needed for any optimiser but SGD), not only at evaluations.
-    pub fn new(basis: Basis, keep: &[(String, Tensor)], every_step: bool) -> Result<InBasis> {
+    /// For each `(name, basis, keep)`: the layer's bases and `keep`, a boolean mask of its
+    /// coefficients of the weight's shape, on its device. `every_step`: project the weights after
+    /// every step (needed for any optimiser but SGD), not only at evaluations.
+    pub fn new(layers: Vec<(String, LayerBasis, Tensor)>, every_step: bool) -> Result<InBasis> {
+        for (n, l, k) in &layers {
+            let (out, inp) = l.matrices();
+            if k.size() != [out.size()[0], inp.size()[0]] {
+                return Err(TrainError::Invalid(format!(
+                    "layer `{n}`: kept coefficients of shape {:?} for bases of {} and {}",
+                    k.size(),
+                    out.size()[0],
+                    inp.size()[0]
+                )));
+            }
+        }
+        Ok(InBasis { layers, every_step })
+    }
+
+    /// [`InBasis::new`] for a basis that does not depend on the weights, built at each kept
+    /// mask's shape and device.
+    pub fn fixed(basis: Basis, keep: &[(String, Tensor)], every_step: bool) -> Result<InBasis> {
         let layers = keep
             .iter()
             .map(|(n, k)| {
@@ -38,7 +55,7 @@ impl InBasis {
                 Ok((n.clone(), l, k.shallow_clone()))
             })
             .collect::<Result<_>>()?;
-        Ok(InBasis { layers, every_step })
+        InBasis::new(layers, every_step)
     }
 
     /// Projects the named tensors (weights or gradients) in place.

@@ -627,25 +627,23 @@ impl AdversarialFlags {
             return Ok(None);
         };
         let epsilon = self.adv_epsilon.unwrap_or(0.1);
-        let steps = match (kind, self.adv_steps) {
+        let (eval_steps, eval_examples) = (
+            self.adv_eval_steps.unwrap_or(20),
+            self.adv_eval_examples.unwrap_or(1000),
+        );
+        let mut hp = match (kind, self.adv_steps) {
             (AttackKind::Fgsm, Some(n)) if n != 1 => {
                 return Err(TrainError::Invalid(format!(
                     "--adv-steps {n}: fgsm is one step (use --adversarial pgd for more)"
                 )));
             }
-            (AttackKind::Fgsm, _) => 1,
-            (AttackKind::Pgd, n) => n.unwrap_or(7),
+            (AttackKind::Fgsm, _) => {
+                crate::AdversarialHparams::fgsm(epsilon, eval_steps, eval_examples)
+            }
+            (AttackKind::Pgd, n) => {
+                crate::AdversarialHparams::pgd(epsilon, n.unwrap_or(7), eval_steps, eval_examples)
+            }
         };
-        let mut hp = crate::AdversarialHparams::pgd(
-            epsilon,
-            steps,
-            self.adv_eval_steps.unwrap_or(20),
-            self.adv_eval_examples.unwrap_or(1000),
-        );
-        if kind == AttackKind::Pgd {
-            // PGD starts at random even at one step; FGSM is the one-step attack from x.
-            hp.random_start = true;
-        }
         set(&mut hp.step_size, self.adv_step_size);
         hp.validate()?;
         Ok(Some(hp))
@@ -680,7 +678,10 @@ mod tests {
             adv_steps: Some(1),
             ..flags(Some(AttackKind::Pgd))
         };
-        assert!(one_step_pgd.resolve().unwrap().unwrap().random_start);
+        // One step of PGD is PGD's (random start, step 2.5 ε), not FGSM's.
+        let one = one_step_pgd.resolve().unwrap().unwrap();
+        assert!(one.random_start);
+        assert!((one.step_size - 0.25).abs() < 1e-15, "{}", one.step_size);
         let e = AdversarialFlags {
             adv_steps: Some(3),
             ..flags(Some(AttackKind::Fgsm))
@@ -725,13 +726,18 @@ pub enum BasisKind {
     Dct,
     /// A Haar-random orthogonal matrix per side of each layer, drawn from the replicate.
     Random,
+    /// The identity, pruned a row (one unit's incoming weights) at a time: structured pruning.
+    Units,
+    /// Each level's singular vectors of the weights it prunes, pruned on the diagonal (singular
+    /// values): a low-rank factorisation.
+    LowRank,
 }
 
 /// Flags of a generalized lottery ticket (a `generalized` row): the basis its coefficients are
 /// pruned in.
 #[derive(Args, Debug, Clone, Default)]
 pub struct BasisFlags {
-    /// Prune coefficients in this basis: canonical, dct or random (Alabdulmohsin et al.).
+    /// Prune coefficients in this basis (Alabdulmohsin et al.).
     #[arg(long, value_name = "BASIS")]
     pub basis: Option<BasisKind>,
 }
@@ -744,6 +750,8 @@ impl BasisKind {
             BasisKind::Canonical => Basis::Canonical,
             BasisKind::Dct => Basis::Dct,
             BasisKind::Random => Basis::Random(replicate),
+            BasisKind::Units => Basis::Units,
+            BasisKind::LowRank => Basis::LowRank,
         }
     }
 }

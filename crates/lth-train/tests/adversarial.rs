@@ -100,7 +100,7 @@ fn the_evaluation_attack_lowers_the_accuracy_of_a_trained_network() {
     let clean = evaluate(&setup.model, test).unwrap().accuracy;
     let robust = |eps: f64| {
         let adv = Adversary::new(
-            AdversarialHparams::pgd(eps, 1, 10, test.len() as u64),
+            AdversarialHparams::fgsm(eps, 10, test.len() as u64),
             data.info,
             tch::Device::Cpu,
             1,

@@ -54,7 +54,7 @@ fn a_ticket_trained_in_the_dct_basis_stays_in_its_subspace_and_computes_with_it(
         .iter()
         .map(|(n, _)| (n.clone(), keep.get(n).unwrap().shallow_clone()))
         .collect();
-    let mut hook = InBasis::new(Basis::Dct, &keep, false).unwrap();
+    let mut hook = InBasis::fixed(Basis::Dct, &keep, false).unwrap();
     hook.project_weights(&setup.optimizer.weights()).unwrap();
     let dir = RunDir::new(root.path().join("dct"));
     let plan = RunPlan::whole(&hp, data.iterations_per_epoch(hp.dataset.batch_size));
