@@ -181,13 +181,19 @@ fn bars(
 }
 
 /// A tick label with at most three significant digits and no trailing zeros.
+/// A tick label: at most two decimals above 1, and below 1 the decimals that show three
+/// significant digits (so the ticks 0.015 and 0.02 of a narrow axis stay distinct: not 0.02 and
+/// 0.02).
 fn short(v: f64) -> String {
-    let digits = if v.abs() >= 100.0 {
+    let a = v.abs();
+    let digits = if a >= 100.0 {
         0
-    } else if v.abs() >= 10.0 {
+    } else if a >= 10.0 {
         1
-    } else {
+    } else if !(1e-9..1.0).contains(&a) {
         2
+    } else {
+        (2.0 + (-a.log10()).ceil()).min(9.0) as usize
     };
     let text = format!("{v:.digits$}");
     if text.contains('.') {
@@ -440,4 +446,22 @@ pub fn lines_svg(
         path: path.to_owned(),
         problem,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    /// Tick labels of a narrow axis stay distinct, and round ones stay short.
+    #[test]
+    fn tick_labels_keep_three_significant_digits_below_one() {
+        let labels: Vec<String> = [0.01, 0.015, 0.02, 0.025, 0.03].map(short).to_vec();
+        assert_eq!(labels, ["0.01", "0.015", "0.02", "0.025", "0.03"]);
+        assert_eq!(short(0.855), "0.855");
+        assert_eq!(short(0.5), "0.5");
+        assert_eq!(short(25.0), "25");
+        assert_eq!(short(6.25), "6.25");
+        assert_eq!(short(0.0), "0");
+        assert_eq!(short(-0.0125), "-0.0125");
+    }
 }
