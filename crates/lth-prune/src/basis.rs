@@ -300,6 +300,17 @@ mod tests {
         Tensor::from_slice(&v).view(shape)
     }
 
+    /// Every basis, the random one drawn from `seed`.
+    fn every_basis(seed: u64) -> [Basis; 5] {
+        [
+            Basis::Canonical,
+            Basis::Dct,
+            Basis::Random(seed),
+            Basis::Units,
+            Basis::LowRank,
+        ]
+    }
+
     fn max_abs(t: &Tensor) -> f64 {
         t.abs().max().double_value(&[])
     }
@@ -356,13 +367,7 @@ mod tests {
     fn coefficients_invert_and_projection_is_idempotent() {
         let w = randn(&[30, 20], 1);
         let keep = randn(&[30, 20], 2).gt(0.0);
-        for basis in [
-            Basis::Canonical,
-            Basis::Dct,
-            Basis::Random(1),
-            Basis::Units,
-            Basis::LowRank,
-        ] {
+        for basis in every_basis(1) {
             let l = LayerBasis::for_weights(basis, &w).unwrap();
             let tol = 8.0 * 30.0 * f64::from(f32::EPSILON) * max_abs(&w);
             let back = l.weights(&l.coefficients(&w));
@@ -422,13 +427,7 @@ mod tests {
         let (lr, momentum, decay) = (0.1, 0.9, 0.01);
         let keep = randn(&[12, 9], 5).gt(0.25);
         let keepf = keep.to_kind(Kind::Float);
-        for basis in [
-            Basis::Canonical,
-            Basis::Dct,
-            Basis::Random(5),
-            Basis::Units,
-            Basis::LowRank,
-        ] {
+        for basis in every_basis(5) {
             let w0 = randn(&[12, 9], 6);
             // The low-rank basis is built from other weights than the start's (as IMP does).
             let l = LayerBasis::for_weights(basis, &randn(&[12, 9], 13)).unwrap();

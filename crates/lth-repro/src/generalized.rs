@@ -391,16 +391,7 @@ mod tests {
     /// three levels.
     #[test]
     fn canonical_coefficient_pruning_is_the_lotterys_pruning() {
-        let shapes = [("fc_layers.0.weight", [30i64, 20]), ("fc.weight", [10, 30])];
-        let weights: Vec<(String, Tensor)> = shapes
-            .iter()
-            .zip(1u64..)
-            .map(|((n, s), seed)| {
-                let v = lth_rng::Stream::new(seed, "generalized_test", 0)
-                    .normal((s[0] * s[1]) as usize, 1.0);
-                ((*n).to_owned(), Tensor::from_slice(&v).view(*s))
-            })
-            .collect();
+        let weights = two_layers();
         let bases: Vec<(String, LayerBasis)> = weights
             .iter()
             .map(|(n, w)| {
@@ -425,7 +416,6 @@ mod tests {
         }
         // The output layer lost ⌈10%⌉ of what remained per level (300 → 270 → 243 → 218), the
         // hidden one ⌈20%⌉ (600 → 480 → 384 → 307): OpenLTH's rounding.
-        let kept = |m: &Mask, n: &str| m.get(n).unwrap().sum(tch::Kind::Int64).int64_value(&[]);
         assert_eq!(kept(&ours, "fc.weight"), 218);
         assert_eq!(kept(&ours, "fc_layers.0.weight"), 307);
     }
