@@ -39,11 +39,13 @@ struct BasisRecord {
 /// level's trained weights in the basis (grouped as the basis groups them: rows for units, the
 /// diagonal for low rank), layer by layer at the lottery's rates, and trains W0 projected onto
 /// them (the ticket); at level L also a random reinitialisation projected onto the same
-/// coefficients. Measured: the ticket's, the reinitialisation's, the canonical ticket's and the
-/// dense network's accuracies (`ticket_*`, `reinit_*`, `canonical_*`, `dense_*`: final, early
-/// stop and its step) and the fraction of coefficients kept.
+/// coefficients, and the ticket with a random sign on each kept coefficient (its sizes without
+/// its signs). Measured: the ticket's, the reinitialisation's, the random signs', the canonical
+/// ticket's and the dense network's accuracies (`ticket_*`, `reinit_*`, `signs_*`,
+/// `canonical_*`, `dense_*`: final, early stop and its step) and the fraction of coefficients
+/// kept.
 ///
-/// The runs live in `basis_<name>/level_<l>/{main,reinit}` of the replicate's folder; a level's
+/// The runs live in `basis_<name>/level_<l>/{main,reinit,signs}` of the replicate's folder; a level's
 /// kept coefficients are its `coefficients.safetensors`, and a low-rank level's singular vectors
 /// (the SVD of the previous level's trained weights) its `basis.safetensors`. A `random` basis
 /// is drawn per replicate (seed = replicate number), each layer side its own matrix. In the units
@@ -177,11 +179,14 @@ fn hook_layers(
         .collect()
 }
 
-/// Trains `start` projected onto `keep` in `bases` as the unit `dir`, unless it is done.
+/// Trains `start` projected onto `keep` in `bases` as the unit `dir`, unless it is done; with
+/// `signs`, each kept coefficient of the start first gets a random sign drawn from that seed (its
+/// magnitude kept).
 fn train(
     lottery: &Lottery,
     dir: &RunDir,
     start: Start,
+    signs: Option<u64>,
     bases: &[(String, LayerBasis)],
     keep: &Mask,
     progress: &mut dyn Progress,
@@ -198,9 +203,37 @@ fn train(
     // SGD (check_row): the update stays in the subspace, projected at each evaluation.
     let mut hook = InBasis::new(hook_layers(bases, keep)?, false)?;
     hook.project_weights(&setup.optimizer.weights())?;
+    if let Some(seed) = signs {
+        random_signs(&setup.optimizer.weights(), bases, seed)?;
+    }
     progress.unit(&format!("{}", dir.path().display()));
     let mut hooks = Hooks::new(vec![&mut hook])?;
     Ok(run_resumable(dir, &mut setup, &plan, &mut hooks, progress)?)
+}
+
+/// Gives each coefficient of the named weights in `bases` a random sign (drawn per layer from
+/// `seed`), its magnitude kept, in place: a coefficient outside the subspace stays zero, so the
+/// weights stay in it.
+fn random_signs(weights: &lth_models::Named, bases: &[(String, LayerBasis)], seed: u64) -> Result<()> {
+    tch::no_grad(|| {
+        for (name, l) in bases {
+            let w = weights
+                .get(name)
+                .ok_or_else(|| ReproError::Invalid(format!("no weight `{name}`")))?;
+            let z = l.coefficients(w);
+            let draw = lth_rng::Stream::named(seed, "generalized_signs", name)
+                .normal(z.numel(), 1.0);
+            let signs = Tensor::from_slice(&draw)
+                .view(z.size().as_slice())
+                .to_device(z.device())
+                .ge(0.0)
+                .to_kind(z.kind())
+                * 2.0
+                - 1.0;
+            w.shallow_clone().copy_(&l.weights(&(z * signs)));
+        }
+        Ok(())
+    })
 }
 
 /// The kept coefficients of level `level` in folder `dir`: read if saved, else pruned from the
@@ -230,6 +263,9 @@ impl Experiment for Generalized {
             "reinit_final",
             "reinit_early_stop",
             "reinit_stop_iteration",
+            "signs_final",
+            "signs_early_stop",
+            "signs_stop_iteration",
             "canonical_final",
             "canonical_early_stop",
             "canonical_stop_iteration",
@@ -361,14 +397,28 @@ impl Experiment for Generalized {
                 )
             })?;
             let main = dir.child("main");
-            ticket = Some(train(lottery, &main, Start::W0, &bases, &keep, progress)?);
+            ticket = Some(train(
+                lottery, &main, Start::W0, None, &bases, &keep, progress,
+            )?);
             last = lottery.final_weights(&main)?;
             previous = keep;
         }
+        let last_level = root.child(format!("level_{level}"));
         let reinit = train(
             lottery,
-            &root.child(format!("level_{level}")).child("reinit"),
+            &last_level.child("reinit"),
             Start::Init(reinit_seed(unit.replicate)),
+            None,
+            &bases,
+            &previous,
+            progress,
+        )?;
+        // The ticket's coefficients with random signs: its sizes without its signs.
+        let signs = train(
+            lottery,
+            &last_level.child("signs"),
+            Start::W0,
+            Some(reinit_seed(unit.replicate)),
             &bases,
             &previous,
             progress,
@@ -376,6 +426,7 @@ impl Experiment for Generalized {
         let ticket = ticket.ok_or_else(|| ReproError::Invalid("no level trained".into()))?;
         record(&mut m, "ticket", &ticket);
         record(&mut m, "reinit", &reinit);
+        record(&mut m, "signs", &signs);
         m.insert("coefficients_remaining".into(), vec![previous.density()]);
         Ok(m)
     }
@@ -524,5 +575,31 @@ mod tests {
                 })
                 .collect();
         }
+    }
+
+    /// Random signs keep each kept coefficient's magnitude, flip about half of them, and leave
+    /// the weights in their subspace.
+    #[test]
+    fn random_signs_keep_the_sizes_and_the_subspace() {
+        let weights = two_layers();
+        let name = "fc_layers.0.weight";
+        let w = weights[0].1.copy();
+        let l = LayerBasis::for_weights(Basis::Dct, &w).unwrap();
+        let keep = w.abs().gt(0.5);
+        let start = l.project(&w, &keep);
+        let named: lth_models::Named = vec![(name.to_owned(), start.copy())].into();
+        random_signs(&named, &[(name.to_owned(), l.shallow_clone())], 3).unwrap();
+        let (before, after) = (l.coefficients(&start), l.coefficients(named.get(name).unwrap()));
+        // Two float32 products of length ≤ 30 each way, on the coefficients' scale.
+        let tol = 8.0 * 30.0 * f64::from(f32::EPSILON) * before.abs().max().double_value(&[]);
+        let size = (before.abs() - after.abs()).abs().max().double_value(&[]);
+        assert!(size <= tol, "{size}");
+        let off = after.abs() * keep.logical_not().to_kind(tch::Kind::Float);
+        assert!(off.max().double_value(&[]) <= tol);
+        let kept = keep.sum(tch::Kind::Int64).int64_value(&[]) as f64;
+        let flipped = (before * &after).lt(0.0).logical_and(&keep);
+        let flipped = flipped.sum(tch::Kind::Int64).int64_value(&[]) as f64;
+        // Binomial(kept, 1/2): within five standard deviations of half.
+        assert!((flipped - kept / 2.0).abs() <= 5.0 * (kept / 4.0).sqrt(), "{flipped} of {kept}");
     }
 }
