@@ -214,15 +214,19 @@ fn train(
 /// Gives each coefficient of the named weights in `bases` a random sign (drawn per layer from
 /// `seed`), its magnitude kept, in place: a coefficient outside the subspace stays zero, so the
 /// weights stay in it.
-fn random_signs(weights: &lth_models::Named, bases: &[(String, LayerBasis)], seed: u64) -> Result<()> {
+fn random_signs(
+    weights: &lth_models::Named,
+    bases: &[(String, LayerBasis)],
+    seed: u64,
+) -> Result<()> {
     tch::no_grad(|| {
         for (name, l) in bases {
             let w = weights
                 .get(name)
                 .ok_or_else(|| ReproError::Invalid(format!("no weight `{name}`")))?;
             let z = l.coefficients(w);
-            let draw = lth_rng::Stream::named(seed, "generalized_signs", name)
-                .normal(z.numel(), 1.0);
+            let draw =
+                lth_rng::Stream::named(seed, "generalized_signs", name).normal(z.numel(), 1.0);
             let signs = Tensor::from_slice(&draw)
                 .view(z.size().as_slice())
                 .to_device(z.device())
@@ -398,7 +402,13 @@ impl Experiment for Generalized {
             })?;
             let main = dir.child("main");
             ticket = Some(train(
-                lottery, &main, Start::W0, None, &bases, &keep, progress,
+                lottery,
+                &main,
+                Start::W0,
+                None,
+                &bases,
+                &keep,
+                progress,
             )?);
             last = lottery.final_weights(&main)?;
             previous = keep;
@@ -589,7 +599,10 @@ mod tests {
         let start = l.project(&w, &keep);
         let named: lth_models::Named = vec![(name.to_owned(), start.copy())].into();
         random_signs(&named, &[(name.to_owned(), l.shallow_clone())], 3).unwrap();
-        let (before, after) = (l.coefficients(&start), l.coefficients(named.get(name).unwrap()));
+        let (before, after) = (
+            l.coefficients(&start),
+            l.coefficients(named.get(name).unwrap()),
+        );
         // Two float32 products of length ≤ 30 each way, on the coefficients' scale.
         let tol = 8.0 * 30.0 * f64::from(f32::EPSILON) * before.abs().max().double_value(&[]);
         let size = (before.abs() - after.abs()).abs().max().double_value(&[]);
@@ -600,6 +613,9 @@ mod tests {
         let flipped = (before * &after).lt(0.0).logical_and(&keep);
         let flipped = flipped.sum(tch::Kind::Int64).int64_value(&[]) as f64;
         // Binomial(kept, 1/2): within five standard deviations of half.
-        assert!((flipped - kept / 2.0).abs() <= 5.0 * (kept / 4.0).sqrt(), "{flipped} of {kept}");
+        assert!(
+            (flipped - kept / 2.0).abs() <= 5.0 * (kept / 4.0).sqrt(),
+            "{flipped} of {kept}"
+        );
     }
 }
