@@ -26,6 +26,25 @@ pub(crate) fn summary(dir: &RunDir) -> Result<RunSummary> {
     })
 }
 
+/// A kind's metric names: its own, then the three that [`record`] writes for each run prefix
+/// (`<run>_final`, `<run>_early_stop`, `<run>_stop_iteration`), then its own that follow:
+/// `metric_names!(["weights_remaining"], ["imp", "dense"], ["inference_flops"])`.
+macro_rules! metric_names {
+    ([$($own:literal),* $(,)?], [$($run:literal),+ $(,)?] $(, [$($after:literal),* $(,)?])? $(,)?) => {
+        &[
+            $($own,)*
+            $(
+                concat!($run, "_final"),
+                concat!($run, "_early_stop"),
+                concat!($run, "_stop_iteration"),
+            )+
+            $($($after,)*)?
+        ]
+    };
+}
+pub(crate) use metric_names;
+
+/// Writes a finished run's accuracies under `prefix` (the names [`metric_names`] declares).
 pub(crate) fn record(m: &mut Measured, prefix: &str, s: &RunSummary) {
     m.insert(format!("{prefix}_final"), vec![s.final_test_accuracy]);
     if let (Some(acc), Some(step)) = (s.test_accuracy_at_min_val_loss, s.min_val_loss_step) {
@@ -40,18 +59,7 @@ impl Experiment for LotteryCurve {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "weights_remaining",
-            "imp_final",
-            "imp_early_stop",
-            "imp_stop_iteration",
-            "reinit_final",
-            "reinit_early_stop",
-            "reinit_stop_iteration",
-            "dense_final",
-            "dense_early_stop",
-            "dense_stop_iteration",
-        ]
+        metric_names!(["weights_remaining"], ["imp", "reinit", "dense"])
     }
 
     fn jobs(&self, unit: &Unit) -> Result<Vec<lth_train::Job>> {
@@ -98,5 +106,49 @@ pub(crate) fn reinit() -> BranchHparams {
     BranchHparams {
         kind: BranchKind::RandomReinit,
         seed: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `metric_names!` declares exactly the names `record` writes for each run, between the
+    /// kind's own names.
+    #[test]
+    fn record_writes_the_names_metric_names_declares() {
+        let names: &[&str] = metric_names!(["own"], ["a", "b"], ["after"]);
+        assert_eq!(
+            names,
+            [
+                "own",
+                "a_final",
+                "a_early_stop",
+                "a_stop_iteration",
+                "b_final",
+                "b_early_stop",
+                "b_stop_iteration",
+                "after",
+            ]
+        );
+        let s = RunSummary {
+            steps: 10,
+            final_test_accuracy: 0.5,
+            final_test_loss: 1.0,
+            best_test_accuracy: 0.6,
+            best_test_step: 5,
+            min_val_loss_step: Some(5),
+            min_val_loss: Some(0.9),
+            test_accuracy_at_min_val_loss: Some(0.6),
+            flops: None,
+        };
+        let mut m = Measured::new();
+        record(&mut m, "a", &s);
+        record(&mut m, "b", &s);
+        let mut written: Vec<&str> = m.keys().map(String::as_str).collect();
+        let mut declared: Vec<&str> = names[1..7].to_vec();
+        written.sort_unstable();
+        declared.sort_unstable();
+        assert_eq!(written, declared);
     }
 }

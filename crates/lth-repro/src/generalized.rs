@@ -14,7 +14,7 @@ use lth_store::RunDir;
 use lth_train::basis::InBasis;
 use lth_train::{Hooks, Job, OptimizerKind, Progress, RunPlan, RunSummary, Start, run_resumable};
 
-use crate::curve::{record, summary};
+use crate::curve::{metric_names, record, summary};
 use crate::experiment::FlagGroup;
 use crate::{Experiment, Measured, MethodFlags, ReproError, Result, Unit};
 
@@ -259,24 +259,10 @@ impl Experiment for Generalized {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "coefficients_remaining",
-            "ticket_final",
-            "ticket_early_stop",
-            "ticket_stop_iteration",
-            "reinit_final",
-            "reinit_early_stop",
-            "reinit_stop_iteration",
-            "signs_final",
-            "signs_early_stop",
-            "signs_stop_iteration",
-            "canonical_final",
-            "canonical_early_stop",
-            "canonical_stop_iteration",
-            "dense_final",
-            "dense_early_stop",
-            "dense_stop_iteration",
-        ]
+        metric_names!(
+            ["coefficients_remaining"],
+            ["ticket", "reinit", "signs", "canonical", "dense"]
+        )
     }
 
     fn check_row(&self, hp: &LotteryHparams, level: u64) -> std::result::Result<(), String> {

@@ -5,7 +5,7 @@
 use lth_rewind::{BranchHparams, BranchKind, LotteryHparams};
 use lth_train::Progress;
 
-use crate::curve::{record, summary};
+use crate::curve::{metric_names, record, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// A row is a lottery whose level 1 is pruned at initialisation (`prune-at-init` and `sparsity`
@@ -22,18 +22,7 @@ impl Experiment for PruneAtInit {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "weights_remaining",
-            "pruned_final",
-            "pruned_early_stop",
-            "pruned_stop_iteration",
-            "random_final",
-            "random_early_stop",
-            "random_stop_iteration",
-            "dense_final",
-            "dense_early_stop",
-            "dense_stop_iteration",
-        ]
+        metric_names!(["weights_remaining"], ["pruned", "random", "dense"])
     }
 
     fn check_row(&self, hp: &LotteryHparams, level: u64) -> std::result::Result<(), String> {

@@ -4,7 +4,7 @@
 use lth_store::hparams_hash;
 use lth_train::{Progress, SparseHparams, SparseMode, SparseRun, train_sparse};
 
-use crate::curve::{record, summary};
+use crate::curve::{metric_names, record, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// A row gives `sparse = "rigl"`, a `distribution` and a `sparsity` (and any mask-update flags);
@@ -50,30 +50,17 @@ impl Experiment for SparseTraining {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "weights_remaining",
-            "rigl_final",
-            "rigl_early_stop",
-            "rigl_stop_iteration",
-            "rigl_reactivated",
-            "set_final",
-            "set_early_stop",
-            "set_stop_iteration",
-            "static_final",
-            "static_early_stop",
-            "static_stop_iteration",
-            "dense_final",
-            "dense_early_stop",
-            "dense_stop_iteration",
-            "imp_final",
-            "imp_early_stop",
-            "imp_stop_iteration",
-            "imp_weights_remaining",
-            "inference_flops",
-            "rigl_train_flops",
-            "set_train_flops",
-            "static_train_flops",
-        ]
+        metric_names!(
+            ["weights_remaining", "rigl_reactivated"],
+            ["rigl", "set", "static", "dense", "imp"],
+            [
+                "imp_weights_remaining",
+                "inference_flops",
+                "rigl_train_flops",
+                "set_train_flops",
+                "static_train_flops",
+            ]
+        )
     }
 
     fn flag_group(&self) -> Option<crate::FlagGroup> {

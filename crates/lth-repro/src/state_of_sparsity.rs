@@ -25,7 +25,7 @@ use lth_train::{
     TrainHparams, run_resumable, train_gmp,
 };
 
-use crate::curve::{record, summary};
+use crate::curve::{metric_names, record, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 #[derive(Debug, Clone, Copy)]
@@ -101,39 +101,25 @@ impl Experiment for StateOfSparsity {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "weights_remaining",
-            "gmp_final",
-            "gmp_early_stop",
-            "gmp_stop_iteration",
-            "ticket_final",
-            "ticket_early_stop",
-            "ticket_stop_iteration",
-            "scratch_final",
-            "scratch_early_stop",
-            "scratch_stop_iteration",
-            "scratch_b_final",
-            "scratch_b_early_stop",
-            "scratch_b_stop_iteration",
-            "rigl_final",
-            "rigl_early_stop",
-            "rigl_stop_iteration",
-            "set_final",
-            "set_early_stop",
-            "set_stop_iteration",
-            "static_final",
-            "static_early_stop",
-            "static_stop_iteration",
-            "dense_final",
-            "dense_early_stop",
-            "dense_stop_iteration",
-            "imp_final",
-            "imp_early_stop",
-            "imp_stop_iteration",
-            "imp_weights_remaining",
-            "gmp_train_flops",
-            "inference_flops",
-        ]
+        metric_names!(
+            ["weights_remaining"],
+            [
+                "gmp",
+                "ticket",
+                "scratch",
+                "scratch_b",
+                "rigl",
+                "set",
+                "static",
+                "dense",
+                "imp"
+            ],
+            [
+                "imp_weights_remaining",
+                "gmp_train_flops",
+                "inference_flops"
+            ]
+        )
     }
 
     fn flag_group(&self) -> Option<crate::FlagGroup> {

@@ -5,7 +5,7 @@
 use lth_rewind::{BranchHparams, BranchKind};
 use lth_train::Progress;
 
-use crate::curve::{record, summary};
+use crate::curve::{metric_names, record, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// A row is a level L of a lottery whose `--criterion` chose the masks. Per replicate it measures,
@@ -23,16 +23,16 @@ impl Experiment for Supermask {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "weights_remaining",
-            "supermask",
-            "supermask_signed",
-            "random_supermask",
-            "random_supermask_signed",
-            "ticket_final",
-            "ticket_early_stop",
-            "ticket_stop_iteration",
-        ]
+        metric_names!(
+            [
+                "weights_remaining",
+                "supermask",
+                "supermask_signed",
+                "random_supermask",
+                "random_supermask_signed",
+            ],
+            ["ticket"]
+        )
     }
 
     fn check_row(

@@ -9,7 +9,7 @@ use lth_store::RunDir;
 use lth_train::Progress;
 use lth_tropical::{OneHidden, Polygon, shape_distance};
 
-use crate::curve::{record, reinit, reinit_jobs, summary};
+use crate::curve::{metric_names, record, reinit, reinit_jobs, summary};
 use crate::{Experiment, Measured, ReproError, Result, Unit};
 
 /// A row is a level L ≥ 1 of a lottery of a one-hidden-layer network (`lenet_<width>`) on a 2-D
@@ -89,23 +89,17 @@ impl Experiment for Tropical {
     }
 
     fn metrics(&self) -> &'static [&'static str] {
-        &[
-            "weights_remaining",
-            "ticket_distance",
-            "reinit_distance",
-            "dense_init_distance",
-            "trained_ticket_distance",
-            "trained_reinit_distance",
-            "imp_final",
-            "imp_early_stop",
-            "imp_stop_iteration",
-            "reinit_final",
-            "reinit_early_stop",
-            "reinit_stop_iteration",
-            "dense_final",
-            "dense_early_stop",
-            "dense_stop_iteration",
-        ]
+        metric_names!(
+            [
+                "weights_remaining",
+                "ticket_distance",
+                "reinit_distance",
+                "dense_init_distance",
+                "trained_ticket_distance",
+                "trained_reinit_distance",
+            ],
+            ["imp", "reinit", "dense"]
+        )
     }
 
     fn check_row(&self, hp: &LotteryHparams, level: u64) -> std::result::Result<(), String> {
