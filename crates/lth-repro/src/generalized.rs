@@ -604,4 +604,31 @@ mod tests {
             "{flipped} of {kept}"
         );
     }
+
+    /// A low-rank level's basis is stored before its kept coefficients and read back as it was:
+    /// a resumed level prunes in the basis it started with, not in an SVD recomputed from other
+    /// weights; a damaged file is an error that names it.
+    #[test]
+    fn a_low_rank_levels_basis_is_stored_and_read_back_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("level_1"));
+        let last = two_layers();
+        let first = level_bases(&dir, None, &last, &last).unwrap();
+        assert!(dir.join(BASIS_FILE).exists());
+        let other: Vec<(String, Tensor)> = last
+            .iter()
+            .map(|(n, w)| (n.clone(), w * 2.0 + 1.0))
+            .collect();
+        let again = level_bases(&dir, None, &last, &other).unwrap();
+        for ((n, a), (_, b)) in first.iter().zip(&again) {
+            assert!(a.matrices().0.equal(b.matrices().0), "{n}");
+            assert!(a.matrices().1.equal(b.matrices().1), "{n}");
+            assert_eq!(b.grouping(), Grouping::Diagonal);
+        }
+        std::fs::write(dir.join(BASIS_FILE), b"not a tensor file").unwrap();
+        let e = level_bases(&dir, None, &last, &last)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(BASIS_FILE), "{e}");
+    }
 }
