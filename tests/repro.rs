@@ -64,6 +64,22 @@ fn csv(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that a target's closing line counts no FAIL.
+fn assert_no_failure(stdout: &str, target: &str) {
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!("{target} smoke: ")) && last.contains(" 0 FAIL"),
+        "{stdout}"
+    );
+}
+
+/// One replicate's value of a Fashion-MNIST row's metric in a smoke `replicates.csv`.
+fn replicate_value(results: &[String], row: &str, replicate: u64, metric: &str) -> f64 {
+    let prefix = format!("{row},fashion-mnist,smoke,{replicate},{metric},");
+    let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
+    l.rsplit(',').next().unwrap().parse().unwrap()
+}
+
 /// Every `done.json` under `dir` with its modification time: what a run finished.
 fn finished(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
     let mut out = Vec::new();
@@ -1133,11 +1149,7 @@ fn deconstructing_smoke_measures_supermasks_without_training() {
     let tmp = tempfile::tempdir().unwrap();
     let args = smoke_args("deconstructing", &data, tmp.path(), &[]);
     let stdout = ok(&lth(&strs(&args), root()));
-    let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("deconstructing smoke: ") && last.contains(" 0 FAIL"),
-        "{stdout}"
-    );
+    assert_no_failure(&stdout, "deconstructing");
     assert!(
         stdout.contains(
             "PASS    fc_magnitude_increase · fashion-mnist · ticket_final [snapshot equivalent]"
@@ -1232,11 +1244,7 @@ fn learned_supermask_smoke_learns_masks_on_frozen_weights() {
     let tmp = tempfile::tempdir().unwrap();
     let args = smoke_args("learned-supermask", &data, tmp.path(), &[]);
     let stdout = ok(&lth(&strs(&args), root()));
-    let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("learned-supermask smoke: ") && last.contains(" 0 FAIL"),
-        "{stdout}"
-    );
+    assert_no_failure(&stdout, "learned-supermask");
     assert_eq!(
         stdout.matches("SKIPPED conv2_bernoulli").count(),
         1,
@@ -1325,11 +1333,7 @@ fn the_stabilizing_targets_share_their_lotteries() {
     // data-order copies. The late row's k = 0 lottery is the k = 0 row's: 2 × 2 × 5, not 2 × 3 × 5.
     assert_eq!(finished(&runs).len(), 2 * 2 * 5);
     let results = csv(&tmp.path().join("out/rewinding/smoke/replicates.csv"));
-    let value = |row: &str, r: u64, metric: &str| -> f64 {
-        let prefix = format!("{row},fashion-mnist,smoke,{r},{metric},");
-        let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
-        l.rsplit(',').next().unwrap().parse().unwrap()
-    };
+    let value = |row: &str, r: u64, metric: &str| replicate_value(&results, row, r, metric);
     for r in [1, 2] {
         assert_eq!(
             value("fvgg_k20", r, "k0_final"),
@@ -1426,11 +1430,7 @@ fn tropical_smoke_needs_no_data_files_and_measures_every_shape() {
         ),
         "{stdout}"
     );
-    let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("tropical smoke: ") && last.contains(" 0 FAIL"),
-        "{stdout}"
-    );
+    assert_no_failure(&stdout, "tropical");
     let results = csv(&tmp.path().join("out/tropical/smoke/replicates.csv"));
     for metric in [
         "ticket_distance",
@@ -1467,11 +1467,7 @@ fn early_bird_theory_smoke_selects_units_along_one_pretraining() {
         stdout.contains("PASS    m4k · fashion-mnist · greedy_loss_9 [snapshot equivalent]"),
         "{stdout}"
     );
-    let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("early-bird-theory smoke: ") && last.contains(" 0 FAIL"),
-        "{stdout}"
-    );
+    assert_no_failure(&stdout, "early-bird-theory");
     let results = csv(&tmp
         .path()
         .join("out/early-bird-theory/smoke/replicates.csv"));
@@ -1529,11 +1525,7 @@ fn fast_tickets_smoke_reuses_fig3s_lotteries_and_trains_only_its_adversarial_run
         "{stdout}"
     );
     assert!(stdout.contains("SKIPPED vgg16 "), "{stdout}");
-    let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("fast-tickets smoke: ") && last.contains(" 0 FAIL"),
-        "{stdout}"
-    );
+    assert_no_failure(&stdout, "fast-tickets");
     let after = finished(&runs);
     for f in &before {
         assert!(after.contains(f), "{} was trained again", f.0.display());
@@ -1550,11 +1542,7 @@ fn fast_tickets_smoke_reuses_fig3s_lotteries_and_trains_only_its_adversarial_run
         "{new:?}"
     );
     let results = csv(&tmp.path().join("out/fast-tickets/smoke/replicates.csv"));
-    let value = |row: &str, r: u64, metric: &str| -> f64 {
-        let prefix = format!("{row},fashion-mnist,smoke,{r},{metric},");
-        let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
-        l.rsplit(',').next().unwrap().parse().unwrap()
-    };
+    let value = |row: &str, r: u64, metric: &str| replicate_value(&results, row, r, metric);
     for row in ["lenet_64", "lenet_41"] {
         for r in 1..=3 {
             let target = value(row, r, "target_robust");
@@ -1589,17 +1577,9 @@ fn generalized_smoke_trains_tickets_inside_their_coefficients_subspace() {
         stdout.contains("PASS    random_25 · fashion-mnist · ticket_final [snapshot equivalent]"),
         "{stdout}"
     );
-    let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("generalized smoke: ") && last.contains(" 0 FAIL"),
-        "{stdout}"
-    );
+    assert_no_failure(&stdout, "generalized");
     let results = csv(&tmp.path().join("out/generalized/smoke/replicates.csv"));
-    let value = |row: &str, r: u64, metric: &str| -> f64 {
-        let prefix = format!("{row},fashion-mnist,smoke,{r},{metric},");
-        let l = results.iter().find(|l| l.starts_with(&prefix)).unwrap();
-        l.rsplit(',').next().unwrap().parse().unwrap()
-    };
+    let value = |row: &str, r: u64, metric: &str| replicate_value(&results, row, r, metric);
     // The level-4 tickets of the DCT, units and low-rank rows, each in its basis (the low-rank
     // one read from the level's stored singular vectors).
     for (folder, row) in [
