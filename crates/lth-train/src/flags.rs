@@ -650,6 +650,45 @@ impl AdversarialFlags {
     }
 }
 
+/// The basis a generalized ticket is sparse in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BasisKind {
+    /// The identity: ordinary IMP.
+    Canonical,
+    /// The orthonormal DCT-II on each linear layer's rows and columns.
+    Dct,
+    /// A Haar-random orthogonal matrix per side of each layer, drawn from the replicate.
+    Random,
+    /// The identity, pruned a row (one unit's incoming weights) at a time: structured pruning.
+    Units,
+    /// Each level's singular vectors of the weights it prunes, pruned on the diagonal (singular
+    /// values): a low-rank factorisation.
+    LowRank,
+}
+
+/// Flags of a generalized lottery ticket (a `generalized` row): the basis its coefficients are
+/// pruned in.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BasisFlags {
+    /// Prune coefficients in this basis (Alabdulmohsin et al.).
+    #[arg(long, value_name = "BASIS")]
+    pub basis: Option<BasisKind>,
+}
+
+impl BasisKind {
+    /// The basis of replicate `replicate` (a random basis is drawn from its number).
+    pub fn basis(self, replicate: u64) -> lth_prune::basis::Basis {
+        use lth_prune::basis::Basis;
+        match self {
+            BasisKind::Canonical => Basis::Canonical,
+            BasisKind::Dct => Basis::Dct,
+            BasisKind::Random => Basis::Random(replicate),
+            BasisKind::Units => Basis::Units,
+            BasisKind::LowRank => Basis::LowRank,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -714,44 +753,5 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--adv-eval-examples 0: at least 1"), "{e}");
-    }
-}
-
-/// The basis a generalized ticket is sparse in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BasisKind {
-    /// The identity: ordinary IMP.
-    Canonical,
-    /// The orthonormal DCT-II on each linear layer's rows and columns.
-    Dct,
-    /// A Haar-random orthogonal matrix per side of each layer, drawn from the replicate.
-    Random,
-    /// The identity, pruned a row (one unit's incoming weights) at a time: structured pruning.
-    Units,
-    /// Each level's singular vectors of the weights it prunes, pruned on the diagonal (singular
-    /// values): a low-rank factorisation.
-    LowRank,
-}
-
-/// Flags of a generalized lottery ticket (a `generalized` row): the basis its coefficients are
-/// pruned in.
-#[derive(Args, Debug, Clone, Default)]
-pub struct BasisFlags {
-    /// Prune coefficients in this basis (Alabdulmohsin et al.).
-    #[arg(long, value_name = "BASIS")]
-    pub basis: Option<BasisKind>,
-}
-
-impl BasisKind {
-    /// The basis of replicate `replicate` (a random basis is drawn from its number).
-    pub fn basis(self, replicate: u64) -> lth_prune::basis::Basis {
-        use lth_prune::basis::Basis;
-        match self {
-            BasisKind::Canonical => Basis::Canonical,
-            BasisKind::Dct => Basis::Dct,
-            BasisKind::Random => Basis::Random(replicate),
-            BasisKind::Units => Basis::Units,
-            BasisKind::LowRank => Basis::LowRank,
-        }
     }
 }
