@@ -27,6 +27,61 @@ pub fn libtorch_lib_dir() -> Option<PathBuf> {
     Some(dir.canonicalize().unwrap_or(dir))
 }
 
+/// Compiles `source` (a C++ file of the calling crate, against libtorch's headers) into the static
+/// library `name`, linked into everything that depends on the crate.
+///
+/// With `openmp`, the file is compiled with `-fopenmp` (so `at::parallel_for` runs on libtorch's
+/// intra-op threads) and linked against the OpenMP runtime in libtorch's own folder: the process then
+/// has one OpenMP runtime, libtorch's, and one thread count, the one `tch::set_num_threads` sets. When
+/// that folder has no OpenMP runtime (a libtorch built without it), the file is compiled without
+/// `-fopenmp` and its parallel loops run on the calling thread. Returns whether OpenMP is on.
+///
+/// # Panics
+/// When torch-sys did not publish libtorch's folder, or the compiler fails: a build script reports
+/// that way.
+#[allow(
+    clippy::expect_used,
+    reason = "a build-script helper: a panic is how a build script reports"
+)]
+pub fn compile_shim(source: &str, name: &str, openmp: bool) -> bool {
+    let lib =
+        libtorch_lib_dir().expect("torch-sys publishes the libtorch folder (DEP_TCH_LIBTORCH_LIB)");
+    let root: PathBuf = lib.parent().expect("libtorch/lib has a parent").to_owned();
+    println!("cargo:rerun-if-changed={source}");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    // libtorch's OpenMP runtime: `libgomp.so.1` in a wheel, `libgomp-<hash>.so.1` in the zip.
+    let gomp = if openmp && cfg!(target_os = "linux") {
+        std::fs::read_dir(&lib).ok().and_then(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("libgomp") && n.ends_with(".so.1"))
+                .min()
+        })
+    } else {
+        None
+    };
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file(source)
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .opt_level(3)
+        .warnings(false);
+    if gomp.is_some() {
+        build.flag("-fopenmp");
+    }
+    build.compile(name);
+    if let Some(gomp) = &gomp {
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-lib=dylib:+verbatim={gomp}");
+    }
+    gomp.is_some()
+}
+
 /// Adds libtorch's library folder to the run-time search path of this package's binaries, tests,
 /// examples and benchmarks.
 pub fn rpath_libtorch() {

@@ -15,6 +15,8 @@ pub enum TrainError {
     Store(#[from] lth_store::StoreError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Kernel(#[from] lth_kernels::KernelError),
     /// A hyperparameter or option that cannot work, with what was expected.
     #[error("{0}")]
     Invalid(String),

@@ -83,6 +83,7 @@ pub fn compare(
         .map(|m| Net {
             model: m.clone(),
             supermask: None,
+            fused: false,
         })
         .collect();
     compare_nets(hp, &nets, info, device, steps, rounds)
@@ -93,6 +94,9 @@ pub fn compare(
 pub struct Net {
     pub model: String,
     pub supermask: Option<crate::SupermaskHparams>,
+    /// A supermask's masks and gradients from `lth_kernels`' fused passes (the CPU's default) or
+    /// from chains of libtorch operations (CUDA's); see [`crate::LearnedMask::set_fused`].
+    pub fused: bool,
 }
 
 /// [`compare`] over networks that may learn supermasks (their training steps run the
@@ -121,6 +125,7 @@ pub fn compare_nets(
                     setup.schedule.clone(),
                     1,
                 )?;
+                hook.set_fused(net.fused)?;
                 hook.apply(0, &setup.optimizer.weights())?;
                 Some(hook)
             }

@@ -28,6 +28,13 @@
 //! The hook's state (scores and their optimiser state) goes into resume checkpoints; the model's
 //! checkpointed kernels already hold w ⊙ m for the next step, so a resumed run continues
 //! bit-identically.
+//!
+//! **Two paths, the same bits.** On CUDA the masks and gradients are chains of libtorch
+//! operations (each a device kernel). On the CPU such a chain is 15 or more passes over the scores
+//! per step, which on LeNet-300-100 cost more than the step's matrix products; there
+//! `lth_kernels`' fused passes compute the same IEEE operations in the same order, with w ⊙ m
+//! written in the mask's pass ([`LearnedMask::set_fused`]; a test holds the two paths equal bit
+//! for bit over training steps of both methods).
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -208,6 +215,12 @@ pub struct LearnedMask {
     flags: Tensor,
     /// The step whose mask `mask` and `chain` hold.
     chain_step: Option<u64>,
+    /// Whether the mask and the scores' gradient come from `lth_kernels`' fused passes (on the
+    /// CPU) rather than chains of libtorch operations (on CUDA, where each is a device kernel);
+    /// the two give the same bits.
+    fused: bool,
+    /// Per layer, where edge-popup's previous threshold lay (the fused search starts there).
+    windows: Vec<lth_kernels::Window>,
 }
 
 const HASH_DOMAIN: u32 = 0x5eed_3a5c;
@@ -317,6 +330,7 @@ impl LearnedMask {
                  weights"
             )));
         }
+        let n_layers = layers.len();
         let mut scores = Optimizer::over(training, scores, device);
         scores.bind_zero_grads();
         Ok(LearnedMask {
@@ -333,7 +347,25 @@ impl LearnedMask {
             int: Tensor::zeros([offset], (Kind::Int, device)),
             flags: Tensor::zeros([offset], (Kind::Bool, device)),
             chain_step: None,
+            fused: device == Device::Cpu,
+            windows: vec![lth_kernels::Window::default(); n_layers],
         })
+    }
+
+    /// Computes masks and gradients with `lth_kernels`' fused passes (`true`, the default on the
+    /// CPU) or with chains of libtorch operations (`false`, what CUDA runs). Both give the same
+    /// bits; tests and `lth bench --suite supermask` compare them. The fused passes run on the CPU
+    /// only.
+    pub fn set_fused(&mut self, fused: bool) -> Result<()> {
+        let device = self.frozen.device();
+        if fused && device != Device::Cpu {
+            return Err(TrainError::Invalid(format!(
+                "the fused supermask kernels run on the CPU, not on {device:?}"
+            )));
+        }
+        self.fused = fused;
+        self.chain_step = None;
+        Ok(())
     }
 
     /// The scores by kernel name (views: the hook's own).
@@ -355,14 +387,49 @@ impl LearnedMask {
     }
 
     /// Computes, into the workspace, the mask the forward pass of step `step` uses and the
-    /// backward pass's part of it.
-    fn compute_mask(&mut self, step: u64) {
+    /// backward pass's part of it (Bernoulli's σ(s) in `chain`; edge-popup's w ⊙ sign(s) on the
+    /// tensor path only, since the fused gradient reads s). With `kernels` (each layer's kernel in
+    /// the model), the fused path also writes w ⊙ m into them in the same pass; returns whether
+    /// it did.
+    fn compute_mask(&mut self, step: u64, kernels: Option<&[Tensor]>) -> Result<bool> {
         if self.chain_step == Some(step) {
-            return;
+            return Ok(false);
         }
         let s = self.scores.values();
-        tch::no_grad(|| match self.method {
-            SupermaskMethod::Bernoulli => {
+        let _guard = tch::no_grad_guard();
+        let applied = |i: usize, l: &Layer| {
+            kernels.map(|k| (self.frozen.narrow(0, l.offset, l.numel), k[i].view([-1])))
+        };
+        match (self.method, self.fused) {
+            (SupermaskMethod::Bernoulli, true) => {
+                let _ = s.sigmoid_out(&self.chain);
+                let key = step_key(self.seed, step);
+                for (i, l) in self.layers.iter().enumerate() {
+                    let part = |t: &Tensor| t.narrow(0, l.offset, l.numel);
+                    let apply = applied(i, l);
+                    lth_kernels::bernoulli_mask(
+                        &part(&self.chain),
+                        key,
+                        l.offset,
+                        &part(&self.mask),
+                        apply.as_ref().map(|(w, k)| (w, k)),
+                    )?;
+                }
+            }
+            (SupermaskMethod::EdgePopup, true) => {
+                for (i, (l, window)) in self.layers.iter().zip(&mut self.windows).enumerate() {
+                    let part = |t: &Tensor| t.narrow(0, l.offset, l.numel);
+                    let apply = applied(i, l);
+                    lth_kernels::edge_popup_mask(
+                        &part(&s),
+                        l.keep,
+                        &part(&self.mask),
+                        apply.as_ref().map(|(w, k)| (w, k)),
+                        window,
+                    )?;
+                }
+            }
+            (SupermaskMethod::Bernoulli, false) => {
                 let _ = s.sigmoid_out(&self.chain);
                 let scratch = self.float.view_dtype(Kind::Int);
                 uniform_draws_into(self.seed, step, &self.counters, &self.int, &scratch);
@@ -373,7 +440,7 @@ impl LearnedMask {
                 let _ = self.mask.sign_();
                 let _ = self.mask.clamp_min_(0.0);
             }
-            SupermaskMethod::EdgePopup => {
+            (SupermaskMethod::EdgePopup, false) => {
                 for l in &self.layers {
                     let part = |t: &Tensor| t.narrow(0, l.offset, l.numel);
                     top_k_into(
@@ -389,26 +456,39 @@ impl LearnedMask {
                 let _ = self.chain.sign_();
                 let _ = self.chain.g_mul_(&self.frozen);
             }
-        });
+        }
         self.chain_step = Some(step);
+        Ok(self.fused && kernels.is_some())
     }
 
     /// The binary masks (float 0/1) the forward pass of step `step` uses, by kernel name.
-    pub fn masks(&mut self, step: u64) -> Vec<(String, Tensor)> {
-        self.compute_mask(step);
-        self.layers
+    pub fn masks(&mut self, step: u64) -> Result<Vec<(String, Tensor)>> {
+        self.compute_mask(step, None)?;
+        Ok(self
+            .layers
             .iter()
             .map(|l| (l.name.clone(), self.layer(&self.mask, l).copy()))
-            .collect()
+            .collect())
     }
 
     /// Writes w ⊙ m of step `step` into `weights` (the model's kernels by name).
     pub fn apply(&mut self, step: u64, weights: &Named) -> Result<()> {
-        self.compute_mask(step);
-        for l in &self.layers {
-            let w = weights.get(&l.name).ok_or_else(|| {
-                TrainError::Invalid(format!("the model lost its kernel `{}`", l.name))
-            })?;
+        let kernels = self
+            .layers
+            .iter()
+            .map(|l| {
+                weights
+                    .get(&l.name)
+                    .map(Tensor::shallow_clone)
+                    .ok_or_else(|| {
+                        TrainError::Invalid(format!("the model lost its kernel `{}`", l.name))
+                    })
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        if self.compute_mask(step, Some(&kernels))? {
+            return Ok(());
+        }
+        for (l, w) in self.layers.iter().zip(&kernels) {
             let _ = tch::no_grad(|| {
                 self.layer(&self.frozen, l)
                     .mul_out(w, &self.layer(&self.mask, l))
@@ -513,15 +593,33 @@ impl Hook for LearnedMask {
     fn after_backward(&mut self, step: u64, ctx: &mut StepContext<'_>) -> Result<Update> {
         // The workspace holds this step's mask since it was applied; the first step of a resumed
         // run (whose kernels came from the checkpoint) computes it again from the same scores.
-        self.compute_mask(step);
+        self.compute_mask(step, None)?;
         #[allow(clippy::expect_used, reason = "bound at construction")]
         let gs = self.scores.gradients().expect("bound gradients");
+        let (gs_flat, s) = (gs.shallow_clone(), self.scores.values());
         tch::no_grad(|| -> Result<()> {
             for l in &self.layers {
                 let g = ctx.optimizer.grad(&l.name).ok_or_else(|| {
                     TrainError::Invalid(format!("no gradient for kernel `{}`", l.name))
                 })?;
                 let (gs, c) = (self.layer(&gs, l), self.layer(&self.chain, l));
+                if self.fused {
+                    let (g, w) = (
+                        g.contiguous().view([-1]),
+                        self.layer(&self.frozen, l).view([-1]),
+                    );
+                    let flat = |t: &Tensor| t.narrow(0, l.offset, l.numel);
+                    let gs = flat(&gs_flat);
+                    match self.method {
+                        SupermaskMethod::Bernoulli => {
+                            lth_kernels::bernoulli_grad(&g, &w, &flat(&self.chain), &gs)?
+                        }
+                        SupermaskMethod::EdgePopup => {
+                            lth_kernels::edge_popup_grad(&g, &w, &flat(&s), &gs)?
+                        }
+                    }
+                    continue;
+                }
                 let _ = match self.method {
                     // ∂L/∂s = (∂L/∂(w ⊙ m) ⊙ w) ⊙ σ(s)(1 − σ(s)), the last product fused.
                     SupermaskMethod::Bernoulli => {

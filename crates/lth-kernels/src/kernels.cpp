@@ -1,0 +1,267 @@
+// Fused CPU kernels of the learned-supermask step (see lib.rs): each replaces a chain of ATen
+// element-wise operations by one pass, computing the same IEEE operations in the same order, so its
+// results equal the chain's bit for bit. Loops run on libtorch's intra-op threads (at::parallel_for).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+thread_local std::string last_error;
+
+// Elements per task of the parallel loops: below it, one thread does the work.
+constexpr int64_t kGrain = 32768;
+
+// Wellons' lowbias32 in signed 32-bit arithmetic with wrapping products and arithmetic shifts:
+// lth_train::supermask::hash32.
+inline int32_t hash32(int32_t x) {
+  x ^= x >> 16;
+  x = static_cast<int32_t>(static_cast<uint32_t>(x) * 0x7feb352du);
+  x ^= x >> 15;
+  x = static_cast<int32_t>(static_cast<uint32_t>(x) * 0x846ca68bu);
+  x ^= x >> 16;
+  return x;
+}
+
+const float* in(const void* t) { return static_cast<const at::Tensor*>(t)->data_ptr<float>(); }
+float* out(const void* t) { return static_cast<const at::Tensor*>(t)->data_ptr<float>(); }
+
+template <typename F>
+int guarded(F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return 1;
+}
+
+// Bernoulli draws: m[i] = [y[i] > u], u = (hash32((first + i) ^ key) & (2^24 - 1)) / 2^24.
+void bernoulli_range(const float* y, float* m, int32_t key, int64_t first, int64_t begin,
+                     int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const int32_t u = hash32(static_cast<int32_t>(first + i) ^ key) & 0xffffff;
+    m[i] = y[i] > static_cast<float>(u) * (1.0f / 16777216.0f) ? 1.0f : 0.0f;
+  }
+}
+
+// The masked kernel: k = w ⊙ m (ATen's product: w·0 is a zero with w's sign).
+void apply_range(const float* w, const float* m, float* k, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) k[i] = w[i] * m[i];
+}
+
+// ∂L/∂s of a Bernoulli mask: ((g ⊙ w) ⊙ (1 − y)) ⊙ y, ATen's sigmoid_backward of g ⊙ w.
+void bernoulli_grad_range(const float* g, const float* w, const float* y, float* gs, int64_t begin,
+                          int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const float gw = g[i] * w[i];
+    gs[i] = gw * (1.0f - y[i]) * y[i];
+  }
+}
+
+// One pass over positions [b, e) of a layer: writes the mask m = [|s| ≥ tp] (and k = w ⊙ m when k
+// is not null) for the previous threshold tp, counts the |s| above h, and appends the positions of
+// those in [l, h] to `out`. With l ≤ tp ≤ h and the new threshold t in [l, h], only the appended
+// positions can have a different mask under t. With SSE2 (every x86-64), four values at a time:
+// |s| by clearing the sign bit (what fabs does), the tests as bit masks, and the scalar gather only
+// where the window's mask is not empty (for a narrow window, rarely).
+int64_t scan(const float* sp, const float* wp, float* mp, float* kp, int64_t b, int64_t e, float l,
+             float h, float tp, std::vector<int64_t>& out) {
+  int64_t count = 0, i = b;
+#if defined(__SSE2__)
+  const __m128 magnitude = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  const __m128 vl = _mm_set1_ps(l), vh = _mm_set1_ps(h), vt = _mm_set1_ps(tp);
+  const __m128 one = _mm_set1_ps(1.0f);
+  for (; i + 4 <= e; i += 4) {
+    const __m128 a = _mm_and_ps(_mm_loadu_ps(sp + i), magnitude);
+    const __m128 m = _mm_and_ps(_mm_cmpge_ps(a, vt), one);
+    _mm_storeu_ps(mp + i, m);
+    if (kp) _mm_storeu_ps(kp + i, _mm_mul_ps(_mm_loadu_ps(wp + i), m));
+    count += __builtin_popcount(_mm_movemask_ps(_mm_cmpgt_ps(a, vh)));
+    int inside = _mm_movemask_ps(_mm_and_ps(_mm_cmpge_ps(a, vl), _mm_cmple_ps(a, vh)));
+    for (int j = 0; inside != 0; ++j, inside >>= 1) {
+      if (inside & 1) out.push_back(i + j);
+    }
+  }
+#endif
+  for (; i < e; ++i) {
+    const float a = std::fabs(sp[i]);
+    mp[i] = a >= tp ? 1.0f : 0.0f;
+    if (kp) kp[i] = wp[i] * mp[i];
+    count += a > h;
+    if (a >= l && a <= h) out.push_back(i);
+  }
+  return count;
+}
+
+// The value at position `p` of `v` sorted in decreasing order, with [0, p) ≥ it ≥ (p, end).
+float place(std::vector<float>& v, size_t p) {
+  std::nth_element(v.begin(), v.begin() + p, v.end(), std::greater<float>());
+  return v[p];
+}
+
+// The window of the next step's search from `v` (just placed at `p`, decreasing): the values
+// `margin` ranks above and below position p where `v` has them, else `hi`/`lo` unchanged.
+void recentre(std::vector<float>& v, size_t p, size_t margin, float* lo, float* hi) {
+  if (p >= margin) {
+    std::nth_element(v.begin(), v.begin() + (p - margin), v.begin() + p, std::greater<float>());
+    *hi = v[p - margin];
+  }
+  if (p + margin < v.size()) {
+    std::nth_element(v.begin() + p + 1, v.begin() + p + margin, v.end(), std::greater<float>());
+    *lo = v[p + margin];
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+// The message of this thread's last failed call.
+const char* lth_kernels_last_error() { return last_error.c_str(); }
+
+// Whether the kernels run on libtorch's OpenMP threads (1) or on the calling thread (0).
+int lth_kernels_parallel() {
+#ifdef _OPENMP
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// m = [y > u] for the flat float tensors y (σ of the scores) and m, u drawn for counters
+// first, first + 1, … under `key`; with w and k (both or neither null), also k = w ⊙ m in the same
+// pass. Returns 0, or 1 with the message in lth_kernels_last_error.
+int lth_bernoulli_mask(const void* y, int32_t key, int64_t first, const void* m, const void* w,
+                       const void* k) {
+  return guarded([&] {
+    const float* yp = in(y);
+    float* mp = out(m);
+    const float* wp = w ? in(w) : nullptr;
+    float* kp = k ? out(k) : nullptr;
+    const int64_t n = static_cast<const at::Tensor*>(y)->numel();
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      bernoulli_range(yp, mp, key, first, b, e);
+      if (kp) apply_range(wp, mp, kp, b, e);
+    });
+  });
+}
+
+// gs = ((g ⊙ w) ⊙ (1 − y)) ⊙ y over flat float tensors of one size.
+int lth_bernoulli_grad(const void* g, const void* w, const void* y, const void* gs) {
+  return guarded([&] {
+    const float *gp = in(g), *wp = in(w), *yp = in(y);
+    float* op = out(gs);
+    const int64_t n = static_cast<const at::Tensor*>(g)->numel();
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      bernoulli_grad_range(gp, wp, yp, op, b, e);
+    });
+  });
+}
+
+// Edge-popup's mask of one layer: m = [|s| ≥ t] with t the `keep`-th largest |s| (all kept when
+// keep ≥ n), and with w and k (both or neither null) the masked kernel k = w ⊙ m in the same pass. `lo`, `hi` carry a window of |s| values from
+// the previous call that should hold t, and `prev` that call's threshold: one pass writes the mask
+// (and kernel) under `prev`, counts the values above `hi` and gathers the positions of those in
+// [lo, hi]; t is selected among the gathered values, and only their mask entries are rewritten.
+// When t is outside the window (or lo > hi, the first call), every |s| is searched and the mask is
+// written again. Either way t is the exact keep-th largest value, so the
+// mask is the same; the window is then recentred on t, `margin` ranks either side. `full` is set to
+// whether every |s| was searched.
+int lth_edge_popup_mask(const void* s, int64_t keep, int64_t margin, const void* m, const void* w,
+                        const void* k, float* lo, float* hi, float* prev, int* full) {
+  return guarded([&] {
+    const float* sp = in(s);
+    float* mp = out(m);
+    const float* wp = w ? in(w) : nullptr;
+    float* kp = k ? out(k) : nullptr;
+    const int64_t n = static_cast<const at::Tensor*>(s)->numel();
+    TORCH_CHECK(keep >= 1, "edge-popup keeps at least one weight");
+    // With every weight kept, the threshold is below every |s|.
+    float t = -1.0f;
+    bool found = keep >= n, written = false;
+    if (!found && *lo <= *hi) {
+      const float l = *lo, h = *hi;
+      const int threads = at::get_num_threads();
+      std::vector<int64_t> above(threads, 0);
+      std::vector<std::vector<int64_t>> gathered(threads);
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        const int id = at::get_thread_num();
+        above[id] += scan(sp, wp, mp, kp, b, e, l, h, *prev, gathered[id]);
+      });
+      int64_t over = 0;
+      std::vector<int64_t> where;
+      for (int id = 0; id < threads; ++id) {
+        over += above[id];
+        where.insert(where.end(), gathered[id].begin(), gathered[id].end());
+      }
+      if (over < keep && keep <= over + static_cast<int64_t>(where.size())) {
+        std::vector<float> window(where.size());
+        for (size_t j = 0; j < where.size(); ++j) window[j] = std::fabs(sp[where[j]]);
+        const size_t p = static_cast<size_t>(keep - over - 1);
+        t = place(window, p);
+        recentre(window, p, static_cast<size_t>(margin), lo, hi);
+        // Outside the window the mask is the same under t as under the previous threshold.
+        for (const int64_t i : where) {
+          mp[i] = std::fabs(sp[i]) >= t ? 1.0f : 0.0f;
+          if (kp) kp[i] = wp[i] * mp[i];
+        }
+        found = written = true;
+      }
+    }
+    *full = found ? 0 : 1;
+    if (!found) {
+      std::vector<float> all(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) all[i] = std::fabs(sp[i]);
+      const size_t p = static_cast<size_t>(keep - 1);
+      t = place(all, p);
+      // Without `margin` ranks on a side, the window reaches to the end of that side.
+      *lo = 0.0f;
+      *hi = t;
+      if (p < static_cast<size_t>(margin)) {
+        for (size_t i = 0; i < p; ++i) *hi = std::max(*hi, all[i]);
+      }
+      recentre(all, p, static_cast<size_t>(margin), lo, hi);
+    }
+    // The window and its threshold stay a selection's (every weight kept selects nothing).
+    if (keep < n) *prev = t;
+    if (written) return;
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) mp[i] = std::fabs(sp[i]) >= t ? 1.0f : 0.0f;
+      if (kp) apply_range(wp, mp, kp, b, e);
+    });
+  });
+}
+
+// ∂L/∂s of edge-popup's mask: gs = g ⊙ (sign(s) ⊙ w), with ATen's sign (+0 at ±0; sign(s) ⊙ w is
+// exact, so this is the one rounding of g times it).
+int lth_edge_popup_grad(const void* g, const void* w, const void* s, const void* gs) {
+  return guarded([&] {
+    const float *gp = in(g), *wp = in(w), *sp = in(s);
+    float* op = out(gs);
+    const int64_t n = static_cast<const at::Tensor*>(g)->numel();
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float x = sp[i];
+        const float sign = x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f);
+        op[i] = gp[i] * (sign * wp[i]);
+      }
+    });
+  });
+}
+
+}  // extern "C"
