@@ -280,6 +280,31 @@ fn bernoulli_runs_learn_above_chance_and_resume_bit_identically() {
 /// Every family shares the mechanism: on convolutional networks with and without BatchNorm, a
 /// step trains the scores only, the kernels hold the frozen values under the next step's mask,
 /// and biases and BatchNorm's affine parameters keep their values.
+/// One training step of the scores on the batch (x, y), as the session runs it: backward, the
+/// hook's update of the scores, and the next step's mask into the kernels.
+fn train_step(
+    model: &Model,
+    opt: &mut lth_train::Optimizer,
+    hook: &mut LearnedMask,
+    step: u64,
+    x: &Tensor,
+    y: &Tensor,
+) -> Update {
+    opt.zero_grad();
+    model
+        .forward_t(x, true)
+        .cross_entropy_for_logits(y)
+        .backward();
+    opt.bind_grads();
+    let mut ctx = StepContext {
+        model,
+        optimizer: opt,
+    };
+    let update = hook.after_backward(step, &mut ctx).unwrap();
+    hook.after_step(step, &mut ctx).unwrap();
+    update
+}
+
 #[test]
 fn convolutional_families_train_scores_and_nothing_else() {
     for (name, method) in [
@@ -313,18 +338,10 @@ fn convolutional_families_train_scores_and_nothing_else() {
         let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[1i64, 2, 3, 4]);
         for step in 0..2 {
-            opt.zero_grad();
-            model
-                .forward_t(&x, true)
-                .cross_entropy_for_logits(&y)
-                .backward();
-            opt.bind_grads();
-            let mut ctx = StepContext {
-                model: &model,
-                optimizer: &mut opt,
-            };
-            assert_eq!(hook.after_backward(step, &mut ctx).unwrap(), Update::Skip);
-            hook.after_step(step, &mut ctx).unwrap();
+            assert_eq!(
+                train_step(&model, &mut opt, &mut hook, step, &x, &y),
+                Update::Skip
+            );
         }
         let masks = hook.masks(2).unwrap();
         for (n, w) in model.prunable_tensors() {
@@ -391,18 +408,7 @@ fn fused_kernels_give_the_bits_of_the_chained_operations() {
         let y = Tensor::randint(10, [32], (Kind::Int64, Device::Cpu));
         for step in 0..6 {
             for (model, opt, hook) in [&mut a, &mut b] {
-                opt.zero_grad();
-                model
-                    .forward_t(&x, true)
-                    .cross_entropy_for_logits(&y)
-                    .backward();
-                opt.bind_grads();
-                let mut ctx = StepContext {
-                    model,
-                    optimizer: opt,
-                };
-                hook.after_backward(step, &mut ctx).unwrap();
-                hook.after_step(step, &mut ctx).unwrap();
+                train_step(model, opt, hook, step, &x, &y);
             }
             let what = format!("{} step {step}", hp.method);
             for ((n, s), (_, t)) in a.2.scores().iter().zip(b.2.scores().iter()) {
