@@ -35,7 +35,9 @@ pub enum Suite {
     /// Learned supermasks (Bernoulli and edge-popup at k = 0.5) against dense training of the
     /// same model with the same optimiser (SGD, momentum 0.9, as both references train scores;
     /// LeNet-300-100 on MNIST-shaped, ResNet-20 on CIFAR-shaped synthetic data): the cost of a
-    /// step that trains scores through a mask in the forward pass.
+    /// step that trains scores through a mask in the forward pass. On the CPU, LeNet's rows come
+    /// twice: with the fused kernels runs use there, and with the chains of libtorch operations
+    /// that CUDA runs.
     Supermask,
     /// N copies trained packed (one step of one packed network) against the same N trained as
     /// separate runs in the same process, N from --copies, LeNet-300-100 and ResNet-20 on
