@@ -398,7 +398,12 @@ impl LearnedMask {
         let s = self.scores.values();
         let _guard = tch::no_grad_guard();
         let applied = |i: usize, l: &Layer| {
-            kernels.map(|k| (self.frozen.narrow(0, l.offset, l.numel), k[i].view([-1])))
+            kernels.map(|k| {
+                (
+                    self.frozen.narrow(0, l.offset, l.numel),
+                    k[i].shallow_clone(),
+                )
+            })
         };
         match (self.method, self.fused) {
             (SupermaskMethod::Bernoulli, true) => {
@@ -596,7 +601,7 @@ impl Hook for LearnedMask {
         self.compute_mask(step, None)?;
         #[allow(clippy::expect_used, reason = "bound at construction")]
         let gs = self.scores.gradients().expect("bound gradients");
-        let (gs_flat, s) = (gs.shallow_clone(), self.scores.values());
+        let s = self.scores.values();
         tch::no_grad(|| -> Result<()> {
             for l in &self.layers {
                 let g = ctx.optimizer.grad(&l.name).ok_or_else(|| {
@@ -604,18 +609,11 @@ impl Hook for LearnedMask {
                 })?;
                 let (gs, c) = (self.layer(&gs, l), self.layer(&self.chain, l));
                 if self.fused {
-                    let (g, w) = (
-                        g.contiguous().view([-1]),
-                        self.layer(&self.frozen, l).view([-1]),
-                    );
-                    let flat = |t: &Tensor| t.narrow(0, l.offset, l.numel);
-                    let gs = flat(&gs_flat);
+                    let (g, w) = (g.contiguous(), self.layer(&self.frozen, l));
                     match self.method {
-                        SupermaskMethod::Bernoulli => {
-                            lth_kernels::bernoulli_grad(&g, &w, &flat(&self.chain), &gs)?
-                        }
+                        SupermaskMethod::Bernoulli => lth_kernels::bernoulli_grad(&g, &w, &c, &gs)?,
                         SupermaskMethod::EdgePopup => {
-                            lth_kernels::edge_popup_grad(&g, &w, &flat(&s), &gs)?
+                            lth_kernels::edge_popup_grad(&g, &w, &self.layer(&s, l), &gs)?
                         }
                     }
                     continue;
