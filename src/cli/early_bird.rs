@@ -62,7 +62,7 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     if folder.path().exists() {
         folder.bind_hparams(&run)?;
     }
-    let dir = folder.child(format!("replicate_{}", args.replicate));
+    let dir = folder.replicate(args.replicate);
     let data = args.common.data(&hp.dataset)?;
     hp.check_data(data.train.len() as u64)?;
     let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);

@@ -312,7 +312,7 @@ impl RewindGrid {
         let run = Store::new(&args.common.runs_dir).run("rewind_grid", &self.hparams);
         run.create()?;
         run.bind_hparams(&self.hparams)?;
-        let dir = run.child(format!("replicate_{}", args.flags.replicate));
+        let dir = run.replicate(args.flags.replicate);
         dir.create()?;
         let path = dir.join(file);
         CsvLog::new(&path).save(rows)?;

@@ -112,7 +112,7 @@ pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
         "rows: {}",
         lottery
             .dir()
-            .child(format!("level_{}", args.level))
+            .level(args.level)
             .join("stability.csv")
             .display()
     );

@@ -233,7 +233,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
     if run.path().exists() {
         run.bind_hparams(hp)?;
     }
-    let dir = |r: u64| run.child(format!("replicate_{r}"));
+    let dir = |r: u64| run.replicate(r);
     let mut todo = Vec::new();
     for &r in replicates {
         match dir(r).done_summary::<RunSummary>()? {
@@ -258,7 +258,11 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
         &data,
         &format!(", replicates {todo:?} in groups of up to {pack}"),
     );
-    eprintln!("run folders: {}/replicate_<r>", run.path().display());
+    eprintln!(
+        "run folders: {}/{}",
+        run.path().display(),
+        lth_store::layout::REPLICATE_PATTERN
+    );
     let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
     let plan = lth_train::RunPlan::whole(hp, per_epoch);
     let jobs: Vec<lth_train::Job> = todo
@@ -335,7 +339,7 @@ fn open_run_checked<H: serde::Serialize + serde::de::DeserializeOwned>(
     run_hp: &H,
     check: impl FnOnce(&lth_train::Data) -> anyhow::Result<()>,
 ) -> anyhow::Result<Option<(RunDir, lth_train::Data)>> {
-    let dir = run.child(format!("replicate_{}", args.replicate));
+    let dir = run.replicate(args.replicate);
     if run.path().exists() {
         run.bind_hparams(run_hp)?;
     }

@@ -9,7 +9,7 @@ use clap::Args;
 use lth_rewind::{
     Lottery, LotteryHparams, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
 };
-use lth_store::{RunDir, Store};
+use lth_store::{RunDir, Store, layout};
 use lth_train::RunSummary;
 
 use super::CommonArgs;
@@ -100,11 +100,10 @@ pub(crate) fn from_folder(
     let name = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_owned);
     let (folder, replicate) = match name(dir)
         .as_deref()
-        .and_then(|n| n.strip_prefix("replicate_"))
+        .filter(|n| n.starts_with(layout::REPLICATE_PREFIX))
     {
         Some(n) => {
-            let n: u64 = n
-                .parse()
+            let n = layout::replicate_of(n)
                 .with_context(|| format!("{flag} {}: bad replicate folder", dir.display()))?;
             if replicate.is_some_and(|r| r != n) {
                 bail!(
@@ -129,14 +128,14 @@ pub(crate) fn from_folder(
             folder.display()
         )
     })?;
-    let chosen = folder.join(format!("replicate_{replicate}"));
+    let chosen = folder.join(layout::replicate(replicate));
     if !chosen.is_dir() {
         let mut have: Vec<String> = std::fs::read_dir(&folder)
             .map(|entries| {
                 entries
                     .filter_map(|e| e.ok())
                     .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                    .filter(|n| n.starts_with("replicate_"))
+                    .filter(|n| n.starts_with(layout::REPLICATE_PREFIX))
                     .collect()
             })
             .unwrap_or_default();

@@ -375,7 +375,7 @@ impl Experiment for Generalized {
         let mut ticket = None;
         let mut bases = Vec::new();
         for l in 1..=level {
-            let dir = root.child(format!("level_{l}"));
+            let dir = root.level(l);
             bases = level_bases(&dir, fixed.as_ref(), &kernels, &last)?;
             let keep = level_keep(&dir, || {
                 prune_coefficients(
@@ -399,7 +399,7 @@ impl Experiment for Generalized {
             last = lottery.final_weights(&main)?;
             previous = keep;
         }
-        let last_level = root.child(format!("level_{level}"));
+        let last_level = root.level(level);
         let reinit = train(
             lottery,
             &last_level.child("reinit"),

@@ -70,7 +70,7 @@ impl Experiment for LearnedSupermask {
         let folder = store.run("supermask", &run);
         folder.create()?;
         folder.bind_hparams(&run)?;
-        let dir = folder.child(format!("replicate_{}", unit.replicate));
+        let dir = folder.replicate(unit.replicate);
         let (summary, mask) = train_supermask(&dir, &run, unit.replicate, data, progress)?;
         let random = lth_prune::random_like(&mask, unit.replicate);
         let at_random = evaluate_supermask(&run, unit.replicate, data, &random)?;

@@ -22,7 +22,7 @@ const LAYERS: &str = "layers.csv";
 
 /// The folder of level `level`'s IMP subnetwork in a replicate's folder.
 fn level_unit(replicate: &RunDir, level: u64) -> RunDir {
-    replicate.child(format!("level_{level}")).child("main")
+    replicate.level(level).child("main")
 }
 
 /// A finished level's ticket, read without the data: the weights it ended training with, its
@@ -33,12 +33,7 @@ pub fn level_ticket(
     replicate: u64,
     level: u64,
 ) -> Result<Vec<(String, Tensor)>> {
-    let unit = level_unit(
-        &store
-            .run("lottery", hp)
-            .child(format!("replicate_{replicate}")),
-        level,
-    );
+    let unit = level_unit(&store.run("lottery", hp).replicate(replicate), level);
     if !unit.is_done()? {
         return Err(RewindError::Invalid(format!(
             "level {level} of {} is not finished; train it with `lth lottery` first",
@@ -94,7 +89,7 @@ impl<'a> Lottery<'a> {
         run.create()?;
         run.bind_hparams(&hp)?;
         Ok(Lottery {
-            dir: run.child(format!("replicate_{replicate}")),
+            dir: run.replicate(replicate),
             hp,
             replicate,
             data,
@@ -141,7 +136,7 @@ impl<'a> Lottery<'a> {
 
     /// The folder of a branch off `level`.
     pub fn branch_dir(&self, level: u64, branch: &BranchHparams) -> RunDir {
-        self.dir.child(format!("level_{level}")).child(format!(
+        self.dir.level(level).child(format!(
             "branch_{}_{}",
             branch.kind.name(),
             lth_store::hparams_hash(branch)
@@ -589,7 +584,7 @@ impl<'a> Lottery<'a> {
         let mut rows = Vec::new();
         let mut layers = Vec::new();
         for level in 0.. {
-            let level_folder = self.dir.join(format!("level_{level}"));
+            let level_folder = self.dir.level(level).path().to_owned();
             if !level_folder.is_dir() {
                 break;
             }

@@ -436,7 +436,7 @@ impl<'a> Transplant<'a> {
         run.create()?;
         run.bind_hparams(&hp)?;
         Ok(Transplant {
-            dir: run.child(format!("replicate_{}", source.replicate())),
+            dir: run.replicate(source.replicate()),
             hp,
             source,
             data,

@@ -103,12 +103,12 @@ impl CopySpec {
             Subnetwork::Dense => lottery.dir().child("dense_copies").child(order),
             Subnetwork::Imp => lottery
                 .dir()
-                .child(format!("level_{}", self.level))
+                .level(self.level)
                 .child("copies")
                 .child(format!("imp_{order}")),
             Subnetwork::Random(s) => lottery
                 .dir()
-                .child(format!("level_{}", self.level))
+                .level(self.level)
                 .child("copies")
                 .child(format!("random_{s}_{order}")),
         }
@@ -300,13 +300,7 @@ pub fn stability(
             });
         }
     }
-    CsvLog::new(
-        lottery
-            .dir()
-            .child(format!("level_{level}"))
-            .join("stability.csv"),
-    )
-    .save(&rows)?;
+    CsvLog::new(lottery.dir().level(level).join("stability.csv")).save(&rows)?;
     Ok(rows)
 }
 
@@ -490,7 +484,7 @@ pub fn interpolation(
         .map(|(alpha, error, loss)| CurvePoint { alpha, error, loss })
         .collect();
     let errors: Vec<f64> = points.iter().map(|p| p.error).collect();
-    CsvLog::new(lottery.dir().child(format!("level_{level}")).join(format!(
+    CsvLog::new(lottery.dir().level(level).join(format!(
         "interpolation_{}_{}.csv",
         subnetwork.label(),
         split.label()

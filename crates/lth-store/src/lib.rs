@@ -32,6 +32,7 @@ mod atomic;
 mod error;
 mod files;
 mod hash;
+pub mod layout;
 pub mod ledger;
 mod log;
 mod nearest;
