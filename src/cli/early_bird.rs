@@ -58,7 +58,7 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     let info = lth_data::info(&hp.dataset.dataset)?;
     run.validate(info.shape, info.num_classes)?;
     let store = Store::new(&args.common.runs_dir);
-    let folder = store.run("earlybird", &run);
+    let folder = store.run(lth_store::RunKind::EarlyBird, &run);
     if folder.path().exists() {
         folder.bind_hparams(&run)?;
     }

@@ -34,7 +34,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--sparse {}", args.sparse.display()))?;
     let sparse = SparseMlp::from_named(model, &weights)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        let folder = store.run("lottery", &hp);
+        let folder = store.run(lth_store::RunKind::Lottery, &hp);
         let name = folder
             .path()
             .file_name()

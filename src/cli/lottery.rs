@@ -309,7 +309,8 @@ impl RewindGrid {
         file: &str,
         rows: &[T],
     ) -> anyhow::Result<std::path::PathBuf> {
-        let run = Store::new(&args.common.runs_dir).run("rewind_grid", &self.hparams);
+        let run =
+            Store::new(&args.common.runs_dir).run(lth_store::RunKind::RewindGrid, &self.hparams);
         run.create()?;
         run.bind_hparams(&self.hparams)?;
         let dir = run.replicate(args.flags.replicate);

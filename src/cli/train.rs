@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use lth_store::{RunDir, Store};
+use lth_store::{RunDir, RunKind, Store};
 use lth_train::flags::{AdversarialFlags, PaiFlags, SparseFlags, SupermaskFlags};
 use lth_train::{
     PrunedRun, RunSummary, SparseRun, SupermaskHparams, SupermaskRun, TrainHparams, train_pruned,
@@ -126,8 +126,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         prune_at_init: pai.clone(),
     };
     let run = match &pai {
-        None => store.run("train", &hp),
-        Some(_) => store.run("pai", &pruned),
+        None => store.run(RunKind::Train, &hp),
+        Some(_) => store.run(RunKind::PruneAtInit, &pruned),
     };
     let opened = match &pai {
         None => open_run(args, &hp, None, &run, &hp)?,
@@ -163,7 +163,7 @@ fn train_sparse_run(
         train: hp.clone(),
         sparse: Some(sp.clone()),
     };
-    let run = store.run("sparse", &sparse);
+    let run = store.run(RunKind::Sparse, &sparse);
     let Some((dir, data)) = open_run(args, hp, None, &run, &sparse)? else {
         return Ok(());
     };
@@ -196,7 +196,7 @@ fn train_gmp_run(
     let shapes = lth_prune::distribution::shapes(&model.prunable_tensors());
     g.distribution(&shapes).sparsities(&shapes)?;
     let store = Store::new(&args.common.runs_dir);
-    let unit = store.run("gmp", &run);
+    let unit = store.run(RunKind::Gmp, &run);
     // The schedule against the run's length (start, end, interval), before anything is written.
     let check = |data: &lth_train::Data| -> anyhow::Result<()> {
         let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
@@ -229,7 +229,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
         anyhow::bail!("--replicates: replicate {r} is 0 or listed twice");
     }
     let store = Store::new(&args.common.runs_dir);
-    let run = store.run("train", hp);
+    let run = store.run(RunKind::Train, hp);
     if run.path().exists() {
         run.bind_hparams(hp)?;
     }
@@ -287,7 +287,7 @@ fn train_supermask_run(
         train: hp.clone(),
         supermask: sm.clone(),
     };
-    let run = store.run("supermask", &run_hp);
+    let run = store.run(RunKind::Supermask, &run_hp);
     let Some((dir, data)) = open_run(args, hp, None, &run, &run_hp)? else {
         return Ok(());
     };

@@ -9,7 +9,7 @@ use clap::Args;
 use lth_rewind::{
     Lottery, LotteryHparams, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
 };
-use lth_store::{RunDir, Store, layout};
+use lth_store::{RunDir, RunKind, Store, layout};
 use lth_train::RunSummary;
 
 use super::CommonArgs;
@@ -115,7 +115,7 @@ pub(crate) fn from_folder(
         }
         None => (dir.to_owned(), replicate.unwrap_or(1)),
     };
-    if !name(&folder).is_some_and(|n| n.starts_with("lottery_")) {
+    if !name(&folder).is_some_and(|n| RunKind::Lottery.holds(&n)) {
         bail!(
             "{flag} {}: expected a lottery folder (runs/lottery_<hash>, or its replicate_<n>)",
             dir.display()

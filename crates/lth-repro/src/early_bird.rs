@@ -2,7 +2,6 @@
 //! of a network trained with slimming settle, and how the narrow network retrained from that
 //! point compares with the dense one.
 
-use lth_store::hparams_hash;
 use lth_train::early_bird::{Footprint, Retrain, narrow_ticket, retrain, search};
 use lth_train::{EarlyBirdRun, Progress};
 
@@ -111,7 +110,7 @@ impl Experiment for EarlyBirdTickets {
         };
         let dir = lottery
             .dir()
-            .child(format!("earlybird_{}", hparams_hash(&run)));
+            .child(lth_store::RunKind::EarlyBird.folder(&run));
         dir.create()?;
         dir.bind_hparams(&run)?;
         let (searched, emerged) = search(&dir, &run, unit.replicate, data, progress)?;

@@ -67,7 +67,7 @@ impl Experiment for LearnedSupermask {
             supermask: supermask.clone(),
         };
         let store: &Store = unit.store;
-        let folder = store.run("supermask", &run);
+        let folder = store.run(lth_store::RunKind::Supermask, &run);
         folder.create()?;
         folder.bind_hparams(&run)?;
         let dir = folder.replicate(unit.replicate);

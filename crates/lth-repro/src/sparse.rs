@@ -1,7 +1,6 @@
 //! `experiment = "sparse_training"`: networks trained sparse from scratch (static, SET and RigL,
 //! Evci et al., ICML 2020), against the dense network and, for context, IMP at the row's level.
 
-use lth_store::hparams_hash;
 use lth_train::{Progress, SparseHparams, SparseMode, SparseRun, train_sparse};
 
 use crate::curve::{metric_names, record, summary};
@@ -37,9 +36,7 @@ pub(crate) fn train_mode(
         train: unit.hp.train.clone(),
         sparse: Some(sp),
     };
-    let dir = lottery
-        .dir()
-        .child(format!("sparse_{}", hparams_hash(&run)));
+    let dir = lottery.dir().child(lth_store::RunKind::Sparse.folder(&run));
     let (s, mask) = train_sparse(&dir, &run, unit.replicate, lottery.data(), progress)?;
     Ok((dir, s, mask))
 }

@@ -19,7 +19,7 @@
 //! relative to dense, as the RigL paper counts them (dense until the first pruning step).
 
 use lth_prune::Mask;
-use lth_store::{RunDir, hparams_hash};
+use lth_store::RunDir;
 use lth_train::{
     GmpHparams, GmpRun, Hooks, Progress, RunSummary, Setup, SparseHparams, SparseMode,
     TrainHparams, run_resumable, train_gmp,
@@ -144,7 +144,7 @@ impl Experiment for StateOfSparsity {
             train: unit.hp.train.clone(),
             gmp: g.clone(),
         };
-        let name = format!("gmp_{}", hparams_hash(&run));
+        let name = lth_store::RunKind::Gmp.folder(&run);
         let (s, mask) = train_gmp(
             &lottery.dir().child(&name),
             &run,

@@ -6,7 +6,7 @@ use tch::Tensor;
 
 use lth_models::load_tensors;
 use lth_prune::{MASK_FILE, Mask, random_like};
-use lth_store::{CsvLog, RunDir, Store};
+use lth_store::{CsvLog, RunDir, RunKind, Store};
 use lth_train::{
     Data, FINAL, Job, Progress, RunPlan, RunSummary, Setup, Start, TrainHparams, step_checkpoint,
     train_jobs,
@@ -33,7 +33,7 @@ pub fn level_ticket(
     replicate: u64,
     level: u64,
 ) -> Result<Vec<(String, Tensor)>> {
-    let unit = level_unit(&store.run("lottery", hp).replicate(replicate), level);
+    let unit = level_unit(&store.run(RunKind::Lottery, hp).replicate(replicate), level);
     if !unit.is_done()? {
         return Err(RewindError::Invalid(format!(
             "level {level} of {} is not finished; train it with `lth lottery` first",
@@ -85,7 +85,7 @@ impl<'a> Lottery<'a> {
             )));
         }
         // Only a lottery whose every input was checked gets a folder.
-        let run = store.run("lottery", &hp);
+        let run = store.run(RunKind::Lottery, &hp);
         run.create()?;
         run.bind_hparams(&hp)?;
         Ok(Lottery {

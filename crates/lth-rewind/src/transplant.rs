@@ -432,7 +432,7 @@ impl<'a> Transplant<'a> {
                  ({total} iterations)"
             )));
         }
-        let run = store.run("transplant", &hp);
+        let run = store.run(lth_store::RunKind::Transplant, &hp);
         run.create()?;
         run.bind_hparams(&hp)?;
         Ok(Transplant {

@@ -9,14 +9,14 @@
 //! checkpoints) write their files there through [`write_atomic`] or their own atomic rename.
 //!
 //! ```
-//! use lth_store::Store;
+//! use lth_store::{RunKind, Store};
 //! #[derive(serde::Serialize, serde::Deserialize, Default)]
 //! struct Hparams { lr: f64, steps: u64 }
 //! let root = std::env::temp_dir().join(format!("lth-store-doc-{}", std::process::id()));
 //! let store = Store::new(&root);
 //! // The folder is named by a hash of the fields that differ from their defaults.
 //! let hp = Hparams { lr: 0.1, steps: 10 };
-//! let run = store.run("train", &hp);
+//! let run = store.run(RunKind::Train, &hp);
 //! run.create()?;
 //! run.bind_hparams(&hp)?;
 //! // Another set of hyperparameters never takes over a bound folder.
@@ -43,6 +43,7 @@ pub use atomic::{tmp_path, write_atomic, write_json_atomic};
 pub use error::{StoreError, io_message};
 pub use files::{DONE_FILE, HPARAMS_FILE};
 pub use hash::{hparams_hash, non_default};
+pub use layout::RunKind;
 pub use log::{CsvLog, CsvProblem, read_csv};
 pub use nearest::{did_you_mean, nearest};
 pub use run::{RunDir, RunLock, Store};

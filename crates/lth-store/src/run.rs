@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::files::{DONE_FILE, HPARAMS_FILE, LOCK_FILE, read_json};
-use crate::{Result, StoreError, hparams_hash, verify, write_json_atomic};
+use crate::{Result, RunKind, StoreError, verify, write_json_atomic};
 
 /// The root of a run store (`runs/` by default).
 #[derive(Debug, Clone)]
@@ -27,10 +27,9 @@ impl Store {
         &self.root
     }
 
-    /// The folder of the run of `kind` (`train`, `lottery`, …) with these hyperparameters:
-    /// `<root>/<kind>_<hash>`.
-    pub fn run<T: Serialize + Default>(&self, kind: &str, hparams: &T) -> RunDir {
-        RunDir::new(self.root.join(format!("{kind}_{}", hparams_hash(hparams))))
+    /// The folder of the run of `kind` with these hyperparameters: `<root>/<kind>_<hash>`.
+    pub fn run<T: Serialize + Default>(&self, kind: RunKind, hparams: &T) -> RunDir {
+        RunDir::new(self.root.join(kind.folder(hparams)))
     }
 }
 
@@ -514,7 +513,7 @@ mod tests {
             lr: 0.1,
             steps: "2ep".into(),
         };
-        let run = store.run("train", &hp);
+        let run = store.run(RunKind::Train, &hp);
         assert!(
             run.path()
                 .file_name()
@@ -556,8 +555,12 @@ mod tests {
             steps: "2ep".into(),
             augment: false,
         };
-        let run = store.run("train", &old);
-        assert_eq!(run, store.run("train", &new), "defaults are not hashed");
+        let run = store.run(RunKind::Train, &old);
+        assert_eq!(
+            run,
+            store.run(RunKind::Train, &new),
+            "defaults are not hashed"
+        );
         run.bind_hparams(&old).unwrap();
         let before = fs::read_to_string(run.join(HPARAMS_FILE)).unwrap();
         run.bind_hparams(&new).unwrap();
