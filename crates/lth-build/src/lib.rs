@@ -34,7 +34,7 @@ pub fn libtorch_lib_dir() -> Option<PathBuf> {
 /// intra-op threads) and linked against the OpenMP runtime in libtorch's own folder: the process then
 /// has one OpenMP runtime, libtorch's, and one thread count, the one `tch::set_num_threads` sets. When
 /// that folder has no OpenMP runtime (a libtorch built without it), the file is compiled without
-/// `-fopenmp` and its parallel loops run on the calling thread. Returns whether OpenMP is on.
+/// `-fopenmp` and its parallel loops run on the calling thread.
 ///
 /// # Panics
 /// When torch-sys did not publish libtorch's folder, or the compiler fails: a build script reports
@@ -43,7 +43,7 @@ pub fn libtorch_lib_dir() -> Option<PathBuf> {
     clippy::expect_used,
     reason = "a build-script helper: a panic is how a build script reports"
 )]
-pub fn compile_shim(source: &str, name: &str, openmp: bool) -> bool {
+pub fn compile_shim(source: &str, name: &str, openmp: bool) {
     let lib =
         libtorch_lib_dir().expect("torch-sys publishes the libtorch folder (DEP_TCH_LIBTORCH_LIB)");
     let root: PathBuf = lib.parent().expect("libtorch/lib has a parent").to_owned();
@@ -79,7 +79,6 @@ pub fn compile_shim(source: &str, name: &str, openmp: bool) -> bool {
         println!("cargo:rustc-link-search=native={}", lib.display());
         println!("cargo:rustc-link-lib=dylib:+verbatim={gomp}");
     }
-    gomp.is_some()
 }
 
 /// Adds libtorch's library folder to the run-time search path of this package's binaries, tests,

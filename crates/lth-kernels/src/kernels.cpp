@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -134,15 +133,6 @@ extern "C" {
 // The message of this thread's last failed call.
 const char* lth_kernels_last_error() { return last_error.c_str(); }
 
-// Whether the kernels run on libtorch's OpenMP threads (1) or on the calling thread (0).
-int lth_kernels_parallel() {
-#ifdef _OPENMP
-  return 1;
-#else
-  return 0;
-#endif
-}
-
 // m = [y > u] for the flat float tensors y (σ of the scores) and m, u drawn for counters
 // first, first + 1, … under `key`; with w and k (both or neither null), also k = w ⊙ m in the same
 // pass. Returns 0, or 1 with the message in lth_kernels_last_error.
@@ -174,14 +164,14 @@ int lth_bernoulli_grad(const void* g, const void* w, const void* y, const void* 
 }
 
 // Edge-popup's mask of one layer: m = [|s| ≥ t] with t the `keep`-th largest |s| (all kept when
-// keep ≥ n), and with w and k (both or neither null) the masked kernel k = w ⊙ m in the same pass. `lo`, `hi` carry a window of |s| values from
-// the previous call that should hold t, and `prev` that call's threshold: one pass writes the mask
-// (and kernel) under `prev`, counts the values above `hi` and gathers the positions of those in
-// [lo, hi]; t is selected among the gathered values, and only their mask entries are rewritten.
-// When t is outside the window (or lo > hi, the first call), every |s| is searched and the mask is
-// written again. Either way t is the exact keep-th largest value, so the
-// mask is the same; the window is then recentred on t, `margin` ranks either side. `full` is set to
-// whether every |s| was searched.
+// keep ≥ n), and with w and k (both or neither null) the masked kernel k = w ⊙ m in the same pass.
+// `lo`, `hi` carry a window of |s| values from the previous call that should hold t, and `prev`
+// that call's threshold: one pass writes the mask (and kernel) under `prev`, counts the values
+// above `hi` and gathers the positions of those in [lo, hi]; t is selected among the gathered
+// values, and only their mask entries are rewritten. When t is outside the window (or lo > hi, the
+// first call), every |s| is searched and the mask is written again. Either way t is the exact
+// keep-th largest value, so the mask is the same; the window is then recentred on t, `margin`
+// ranks either side. `full` is set to whether every |s| was searched.
 int lth_edge_popup_mask(const void* s, int64_t keep, int64_t margin, const void* m, const void* w,
                         const void* k, float* lo, float* hi, float* prev, int* full) {
   return guarded([&] {

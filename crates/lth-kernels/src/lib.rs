@@ -20,7 +20,6 @@ use tch::{Device, Kind, Tensor};
 
 unsafe extern "C" {
     fn lth_kernels_last_error() -> *const c_char;
-    fn lth_kernels_parallel() -> i32;
     fn lth_bernoulli_mask(
         y: *const c_void,
         key: i32,
@@ -69,13 +68,6 @@ pub enum KernelError {
 
 /// The kernels' result.
 pub type Result<T> = std::result::Result<T, KernelError>;
-
-/// Whether the kernels run on libtorch's OpenMP threads (false: on the calling thread, when the
-/// libtorch they were built against has no OpenMP runtime).
-pub fn parallel() -> bool {
-    // SAFETY: no arguments; returns a constant.
-    unsafe { lth_kernels_parallel() == 1 }
-}
 
 /// Checks that `t` (called `name`) is a contiguous float32 CPU tensor of `numel` elements, and
 /// returns the pointer the C++ side reads as an `at::Tensor`.
