@@ -68,6 +68,10 @@ pub fn compile_shim(source: &str, name: &str, openmp: bool) {
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
+        // Every product and sum rounded on its own, as ATen's kernels round them (the fused
+        // kernels' results must be those of the operations they replace, bit for bit), even where
+        // CXXFLAGS enable FMA instructions.
+        .flag("-ffp-contract=off")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .opt_level(3)
         .warnings(false);

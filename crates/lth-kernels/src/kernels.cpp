@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -123,6 +124,38 @@ void recentre(std::vector<float>& v, size_t p, size_t margin, float* lo, float* 
   if (p + margin < v.size()) {
     std::nth_element(v.begin() + p + 1, v.begin() + p + margin, v.end(), std::greater<float>());
     *lo = v[p + margin];
+  }
+}
+
+// The operands of lth_score_sgd.
+struct ScoreSgd {
+  const float *g, *w, *y;
+  float *p, *buf;
+  float lr, momentum, weight_decay;
+};
+
+// lth_score_sgd over positions [b, e), one loop per combination of the switches. ATen's sign (+0 at
+// ±0 and NaN) without a branch: (s > 0) − (s < 0).
+template <bool EdgePopup, bool Momentum, bool Decay, bool Nesterov>
+void score_sgd_range(const ScoreSgd& k, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float s = k.p[i];
+    float d;
+    if constexpr (EdgePopup) {
+      const float sign = static_cast<float>(s > 0.0f) - static_cast<float>(s < 0.0f);
+      d = k.g[i] * (sign * k.w[i]);
+    } else {
+      const float gw = k.g[i] * k.w[i];
+      d = gw * (1.0f - k.y[i]) * k.y[i];
+    }
+    if constexpr (Decay) d = d + s * k.weight_decay;
+    float u = d;
+    if constexpr (Momentum) {
+      const float v = k.buf[i] * k.momentum + d;
+      k.buf[i] = v;
+      u = Nesterov ? v * k.momentum + d : v;
+    }
+    k.p[i] = s - u * k.lr;
   }
 }
 
@@ -251,6 +284,59 @@ int lth_edge_popup_grad(const void* g, const void* w, const void* s, const void*
         op[i] = gp[i] * (sign * wp[i]);
       }
     });
+  });
+}
+
+// The scores' gradient of a supermask and their SGD step in one pass, for the flat float tensors
+// g (the kernel's gradient), w (the frozen weights), p (the scores, updated in place), y (σ(p) of
+// the mask pass, Bernoulli only) and buf (the momentum buffer, or null without momentum). Per
+// element: gs = ((g ⊙ w) ⊙ (1 − y)) ⊙ y (Bernoulli) or g ⊙ (sign(p) ⊙ w) (edge-popup); then
+// lth_train::Optimizer::step's SGD, operation by operation: d = gs + p·wd (with `decay`);
+// buf = buf·μ + d; u = buf·μ + d (Nesterov) or buf; p = p − u·lr. The scalars are float, as ATen's
+// CPU kernels convert a scalar operand of a float tensor.
+int lth_score_sgd(int edge_popup, const void* g, const void* w, const void* y, const void* p,
+                  const void* buf, float lr, float momentum, int decay, float weight_decay,
+                  int nesterov) {
+  return guarded([&] {
+    const float *gp = in(g), *wp = in(w), *yp = y ? in(y) : nullptr;
+    float* pp = out(p);
+    float* bp = buf ? out(buf) : nullptr;
+    const int64_t n = static_cast<const at::Tensor*>(g)->numel();
+    TORCH_CHECK(edge_popup || yp, "Bernoulli's gradient needs σ(s)");
+    const ScoreSgd k{gp, wp, yp, pp, bp, lr, momentum, weight_decay};
+    // Each combination of the switches is its own loop, without branches (vectorised).
+    const auto run = [&](auto ep, auto mom, auto dec, auto nes) {
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        score_sgd_range<decltype(ep)::value, decltype(mom)::value, decltype(dec)::value,
+                        decltype(nes)::value>(k, b, e);
+      });
+    };
+    const auto with_nesterov = [&](auto ep, auto mom, auto dec) {
+      if (nesterov) {
+        run(ep, mom, dec, std::true_type{});
+      } else {
+        run(ep, mom, dec, std::false_type{});
+      }
+    };
+    const auto with_decay = [&](auto ep, auto mom) {
+      if (decay) {
+        with_nesterov(ep, mom, std::true_type{});
+      } else {
+        with_nesterov(ep, mom, std::false_type{});
+      }
+    };
+    const auto with_momentum = [&](auto ep) {
+      if (bp) {
+        with_decay(ep, std::true_type{});
+      } else {
+        with_decay(ep, std::false_type{});
+      }
+    };
+    if (edge_popup) {
+      with_momentum(std::true_type{});
+    } else {
+      with_momentum(std::false_type{});
+    }
   });
 }
 

@@ -53,6 +53,20 @@ unsafe extern "C" {
         s: *const c_void,
         gs: *const c_void,
     ) -> i32;
+    #[allow(clippy::too_many_arguments, reason = "a C signature")]
+    fn lth_score_sgd(
+        edge_popup: i32,
+        g: *const c_void,
+        w: *const c_void,
+        y: *const c_void,
+        p: *const c_void,
+        buf: *const c_void,
+        lr: f32,
+        momentum: f32,
+        decay: i32,
+        weight_decay: f32,
+        nesterov: i32,
+    ) -> i32;
 }
 
 /// Why a kernel was not run, or failed.
@@ -218,6 +232,72 @@ pub fn edge_popup_grad(
     let o = arg("output", out, n)?;
     // SAFETY: four contiguous float CPU tensors of n elements (checked), alive for the call.
     status(unsafe { lth_edge_popup_grad(g, w, s, o) })
+}
+
+/// Which mask the scores' gradient goes through in [`score_sgd`].
+#[derive(Debug, Clone, Copy)]
+pub enum ScoreGrad<'a> {
+    /// A Bernoulli mask, with σ(scores) as the mask pass computed it.
+    Bernoulli { sigma: &'a Tensor },
+    /// Edge-popup's top-k mask (straight through to the scores).
+    EdgePopup,
+}
+
+/// An SGD step's terms, as `lth_train::Optimizer` holds them (PyTorch's `torch.optim.SGD` with
+/// dampening 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Sgd<'a> {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    /// The momentum buffer, updated in place; `None` without momentum.
+    pub momentum_buffer: Option<&'a Tensor>,
+}
+
+/// The scores' gradient through a supermask and their SGD step, in one pass that never stores the
+/// gradient: per element, `gs` as [`bernoulli_grad`] or [`edge_popup_grad`] computes it from
+/// `grad` (the kernel's gradient) and `weights`, then the update of `lth_train::Optimizer::step`
+/// with the same operations in the same order (`d = gs + scores·wd` when wd ≠ 0;
+/// `buf = buf·momentum + d`; `u = buf·momentum + d` with Nesterov, else `buf`; `scores −= u·lr`),
+/// its scalars rounded to float32 as libtorch's CPU kernels round a scalar operand. So the scores
+/// and buffer equal the unfused gradient-then-step bit for bit.
+pub fn score_sgd(
+    mask: ScoreGrad<'_>,
+    grad: &Tensor,
+    weights: &Tensor,
+    scores: &Tensor,
+    sgd: &Sgd<'_>,
+) -> Result<()> {
+    let n = grad.numel();
+    let g = arg("gradient", grad, n)?;
+    let w = arg("weights", weights, n)?;
+    let p = arg("scores", scores, n)?;
+    let (edge_popup, y) = match mask {
+        ScoreGrad::Bernoulli { sigma } => (0, arg("sigma", sigma, n)?),
+        ScoreGrad::EdgePopup => (1, std::ptr::null()),
+    };
+    let buf = match sgd.momentum_buffer {
+        Some(b) => arg("momentum buffer", b, n)?,
+        None => std::ptr::null(),
+    };
+    // SAFETY: contiguous float CPU tensors of n elements (checked), alive for the call; y is null
+    // only for edge-popup, buf only without momentum.
+    status(unsafe {
+        lth_score_sgd(
+            edge_popup,
+            g,
+            w,
+            y,
+            p,
+            buf,
+            sgd.lr as f32,
+            sgd.momentum as f32,
+            i32::from(sgd.weight_decay != 0.0),
+            sgd.weight_decay as f32,
+            i32::from(sgd.nesterov),
+        )
+    })
 }
 
 #[cfg(test)]

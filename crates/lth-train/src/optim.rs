@@ -344,6 +344,30 @@ impl Optimizer {
         });
     }
 
+    /// One SGD step whose gradient `update` computes inside the update itself (a fused kernel
+    /// such as `lth_kernels::score_sgd`), given the flat values and the step's terms; the gradient
+    /// buffer is neither read nor written. `None`, without calling `update`, where the optimiser
+    /// is not plain SGD (Adam, or a mask in force): the caller then writes the gradients and
+    /// calls [`Optimizer::step`].
+    pub fn fused_sgd_step<E>(
+        &mut self,
+        lr: f64,
+        update: impl FnOnce(&Tensor, &lth_kernels::Sgd<'_>) -> std::result::Result<(), E>,
+    ) -> Option<std::result::Result<(), E>> {
+        if self.kind != OptimizerKind::Sgd || self.mask.is_some() {
+            return None;
+        }
+        self.steps += 1;
+        let sgd = lth_kernels::Sgd {
+            lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            nesterov: self.nesterov,
+            momentum_buffer: self.buffers.first().map(|(_, b)| b),
+        };
+        Some(tch::no_grad(|| update(&self.flat, &sgd)))
+    }
+
     /// The optimiser's state as named tensors: `optimizer.<param>.<buffer>`, `optimizer.steps`,
     /// and the mask in force as `optimizer.mask.<param>` (so a run whose mask changes resumes
     /// with the mask it had).

@@ -599,6 +599,55 @@ impl Hook for LearnedMask {
         // The workspace holds this step's mask since it was applied; the first step of a resumed
         // run (whose kernels came from the checkpoint) computes it again from the same scores.
         self.compute_mask(step, None)?;
+        let lr = self.schedule.lr_at(step);
+        if self.fused {
+            // Plain SGD (what both references train scores with): the gradient goes straight
+            // into the update, one pass per layer, and is never stored.
+            let grads = self
+                .layers
+                .iter()
+                .map(|l| {
+                    ctx.optimizer
+                        .grad(&l.name)
+                        .map(|g| g.contiguous())
+                        .ok_or_else(|| {
+                            TrainError::Invalid(format!("no gradient for kernel `{}`", l.name))
+                        })
+                })
+                .collect::<Result<Vec<Tensor>>>()?;
+            let (layers, frozen, chain, method) =
+                (&self.layers, &self.frozen, &self.chain, self.method);
+            let fused = self.scores.fused_sgd_step(lr, |flat, sgd| {
+                for (l, g) in layers.iter().zip(&grads) {
+                    let part = |t: &Tensor| t.narrow(0, l.offset, l.numel);
+                    let buf = sgd.momentum_buffer.map(part);
+                    let sigma = part(chain);
+                    let mask = match method {
+                        SupermaskMethod::Bernoulli => {
+                            lth_kernels::ScoreGrad::Bernoulli { sigma: &sigma }
+                        }
+                        SupermaskMethod::EdgePopup => lth_kernels::ScoreGrad::EdgePopup,
+                    };
+                    let sgd = lth_kernels::Sgd {
+                        momentum_buffer: buf.as_ref(),
+                        ..*sgd
+                    };
+                    lth_kernels::score_sgd(
+                        mask,
+                        &g.reshape([-1]),
+                        &part(frozen),
+                        &part(flat),
+                        &sgd,
+                    )?;
+                }
+                Ok::<(), lth_kernels::KernelError>(())
+            });
+            if let Some(done) = fused {
+                done?;
+                self.chain_step = None;
+                return Ok(Update::Skip);
+            }
+        }
         #[allow(clippy::expect_used, reason = "bound at construction")]
         let gs = self.scores.gradients().expect("bound gradients");
         let s = self.scores.values();
@@ -631,7 +680,7 @@ impl Hook for LearnedMask {
             }
             Ok(())
         })?;
-        self.scores.step(self.schedule.lr_at(step));
+        self.scores.step(lr);
         // The scores moved: the workspace no longer holds any step's mask.
         self.chain_step = None;
         Ok(Update::Skip)

@@ -386,17 +386,33 @@ fn convolutional_families_train_scores_and_nothing_else() {
 fn fused_kernels_give_the_bits_of_the_chained_operations() {
     let mut edge = SupermaskHparams::new(SupermaskMethod::EdgePopup);
     edge.keep = Some(0.3);
-    for hp in [SupermaskHparams::new(SupermaskMethod::Bernoulli), edge] {
+    // The scores' optimisers: SGD with momentum (both references'), where the gradient is fused
+    // into the update; with weight decay and Nesterov; without momentum; and Adam, which takes
+    // the unfused update after the fused gradient. The learning rates are large enough that
+    // every layer's mask changes within the six steps.
+    use lth_train::OptimizerKind::{Adam, Sgd};
+    let optimisers = [
+        (Sgd, 0.9, 0.0, false, 5.0),
+        (Sgd, 0.9, 5e-4, true, 5.0),
+        (Sgd, 0.0, 1e-4, false, 20.0),
+        (Adam, 0.0, 0.0, false, 0.05),
+    ];
+    let hps = [SupermaskHparams::new(SupermaskMethod::Bernoulli), edge];
+    for (hp, (optimizer, momentum, weight_decay, nesterov, lr)) in hps
+        .iter()
+        .flat_map(|hp| optimisers.iter().map(move |o| (hp, *o)))
+    {
         let mut training = hparams().training;
-        training.optimizer = lth_train::OptimizerKind::Sgd;
-        training.momentum = 0.9;
-        // Large enough that every layer's mask changes within the six steps.
-        training.lr = 5.0;
+        training.optimizer = optimizer;
+        training.momentum = momentum;
+        training.weight_decay = weight_decay;
+        training.nesterov = nesterov;
+        training.lr = lr;
         let build = |fused: bool| {
             let model = Model::new("lenet_300_100", [1, 28, 28], 10, None, 7, Device::Cpu).unwrap();
             let opt = lth_train::Optimizer::new(&training, &model);
             let schedule = lth_train::Schedule::new(&training, 10);
-            let mut hook = LearnedMask::new(&hp, &training, &model, schedule, 5).unwrap();
+            let mut hook = LearnedMask::new(hp, &training, &model, schedule, 5).unwrap();
             hook.set_fused(fused).unwrap();
             hook.apply(0, &opt.weights()).unwrap();
             (model, opt, hook)
@@ -410,9 +426,12 @@ fn fused_kernels_give_the_bits_of_the_chained_operations() {
             for (model, opt, hook) in [&mut a, &mut b] {
                 train_step(model, opt, hook, step, &x, &y);
             }
-            let what = format!("{} step {step}", hp.method);
-            for ((n, s), (_, t)) in a.2.scores().iter().zip(b.2.scores().iter()) {
-                assert!(s.equal(t), "{what}: scores of {n} differ");
+            let what = format!("{} under {optimizer:?} step {step}", hp.method);
+            // The scores and the optimiser's buffers.
+            let (sa, sb) = (a.2.state(), b.2.state());
+            assert_eq!(sa.len(), sb.len());
+            for ((n, s), (_, t)) in sa.iter().zip(sb.iter()) {
+                assert!(s.equal(t), "{what}: {n} differs");
             }
             for ((n, s), (_, t)) in a.0.prunable_tensors().iter().zip(b.0.prunable_tensors()) {
                 assert!(s.equal(&t), "{what}: kernel {n} differs");
