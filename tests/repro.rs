@@ -918,8 +918,102 @@ fn rigl_smoke_trains_static_set_and_rigl_beside_the_lottery() {
     let Some(data) = fashion_root() else { return };
     let _one = serial();
     let tmp = tempfile::tempdir().unwrap();
+    let runs_dir = tmp.path().join("runs");
+    // One run, one folder: lenet_erk_90's RigL run of a replicate, trained by hand with the row's
+    // flags and the smoke scale's, is the target's unit (found done, not trained again), and the
+    // reverse.
+    let by_hand = |replicate: &str| {
+        let (d, r) = (data.to_str().unwrap(), runs_dir.to_str().unwrap());
+        let mut args = vec![
+            "train",
+            "--model",
+            "lenet_300_100",
+            "--dataset",
+            "fashion-mnist",
+        ];
+        args.extend(["--data-dir", d, "--runs-dir", r, "--replicate", replicate]);
+        args.extend([
+            "--sparse",
+            "rigl",
+            "--distribution",
+            "erk",
+            "--sparsity",
+            "0.9",
+        ]);
+        args.extend(["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9"]);
+        args.extend([
+            "--nesterov",
+            "true",
+            "--weight-decay",
+            "0.0001",
+            "--batch-size",
+            "100",
+        ]);
+        // The row's validation (5000) over the scale's.
+        args.extend([
+            "--steps",
+            "150it",
+            "--subset",
+            "3000",
+            "--validation",
+            "5000",
+        ]);
+        args.extend(["--eval-every", "50it", "--update-every", "20", "--quiet"]);
+        ok(&lth(&args, root()))
+    };
+    by_hand("1");
+    let hand = finished(&runs_dir);
+    assert_eq!(hand.len(), 1, "{hand:?}");
+    let home = hand[0].0.parent().unwrap().to_owned();
+    assert!(
+        home.parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("sparse_")
+            && home.ends_with("replicate_1"),
+        "{hand:?}"
+    );
     let args = smoke_args("rigl", &data, tmp.path(), &[]);
     let stdout = ok(&lth(&strs(&args), root()));
+    // 2 rows × 2 replicates: levels 0 and 1 and three sparse runs, one of them the one by hand.
+    let runs = finished(&runs_dir);
+    assert!(
+        runs.contains(&hand[0]) && runs.len() == 2 * 2 * (2 + 3),
+        "the run trained by hand was not the target's: {runs:?}"
+    );
+    assert!(
+        by_hand("2").contains("already finished; nothing to train."),
+        "the target's run of replicate 2 was not found by lth train"
+    );
+    // A store of an older layout, with the run inside its lottery's replicate folder, is moved to
+    // the one home and found done there.
+    let before = finished(&runs_dir).len();
+    let lottery = std::fs::read_dir(&runs_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with("lottery_")
+                // lenet_erk_90's lottery, not lenet_erk_98's.
+                && !std::fs::read_to_string(p.join("hparams.json"))
+                    .unwrap()
+                    .contains("0.98")
+        })
+        .unwrap();
+    let old = lottery
+        .join("replicate_1")
+        .join(home.parent().unwrap().file_name().unwrap());
+    std::fs::rename(&home, &old).unwrap();
+    let out = lth(&strs(&args), root());
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("moved {} to {}", old.display(), home.display())),
+        "{stderr}"
+    );
+    assert_eq!(finished(&runs_dir).len(), before, "nothing trains again");
+    assert!(home.join("done.json").exists() && !old.exists());
     assert!(
         stdout.contains("PASS    lenet_erk_98 · fashion-mnist · rigl_final [snapshot equivalent]"),
         "{stdout}"

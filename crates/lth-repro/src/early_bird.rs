@@ -13,7 +13,8 @@ const RATIOS: [(f64, &str); 3] = [(0.3, "eb30"), (0.5, "eb50"), (0.7, "eb70")];
 
 /// Per replicate: the dense network (level 0 of the row's lottery, trained without slimming:
 /// `dense_final`), the Early-Bird search from the same W0 and data order (the dense network with
-/// slimming, `slimmed_final`, in `earlybird_<hash>/` inside the replicate), and per tracked ratio
+/// slimming, `slimmed_final`, in `earlybird_<hash>/replicate_<r>`, as `lth early-bird` writes it),
+/// and per tracked ratio
 /// p ∈ {0.3, 0.5, 0.7} (`eb30_*`, `eb50_*`, `eb70_*`): the emergence epoch as a fraction of
 /// training (`*_epoch_fraction`; a ticket that never emerged counts as 1), the fraction of
 /// slimmable channels kept (`*_channels`), the narrow network's parameter and FLOP reductions
@@ -108,11 +109,17 @@ impl Experiment for EarlyBirdTickets {
             train: unit.hp.train.clone(),
             early_bird: unit.methods.early_bird.clone().unwrap_or_default(),
         };
-        let dir = lottery
-            .dir()
-            .child(lth_store::RunKind::EarlyBird.folder(&run));
-        dir.create()?;
-        dir.bind_hparams(&run)?;
+        // The folder `lth early-bird` writes for the same flags (its one home); a search that an
+        // older version kept inside the lottery's replicate folder is moved there first.
+        let home = unit.store.run(lth_store::RunKind::EarlyBird, &run);
+        let dir = home.replicate(unit.replicate);
+        dir.take_over(
+            &lottery
+                .dir()
+                .child(lth_store::RunKind::EarlyBird.folder(&run)),
+        )?;
+        home.create()?;
+        home.bind_hparams(&run)?;
         let (searched, emerged) = search(&dir, &run, unit.replicate, data, progress)?;
         let mut m = Measured::new();
         m.insert(

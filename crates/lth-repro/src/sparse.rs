@@ -19,9 +19,11 @@ use crate::{Experiment, Measured, Result, Unit};
 #[derive(Debug, Clone, Copy)]
 pub struct SparseTraining;
 
-/// Trains `sp` from the W0 and data order of `unit`'s replicate, in the folder `sparse_<hash>`
-/// inside its lottery (the one home of that folder: rows of other kinds with the same lottery
-/// flags find the run there), unless it is done; the folder, summary and final mask.
+/// Trains `sp` from the W0 and data order of `unit`'s replicate, in the run store's
+/// `sparse_<hash>/replicate_<r>`, the folder `lth train --sparse` writes for the same flags (so a
+/// run trained by hand is found done here, and the reverse), unless it is done; the folder,
+/// summary and final mask. A run that an older version kept inside the lottery's replicate folder
+/// is moved there first.
 pub(crate) fn train_mode(
     unit: &Unit,
     sp: SparseHparams,
@@ -36,7 +38,11 @@ pub(crate) fn train_mode(
         train: unit.hp.train.clone(),
         sparse: Some(sp),
     };
-    let dir = lottery.dir().child(lth_store::RunKind::Sparse.folder(&run));
+    let home = unit.store.run(lth_store::RunKind::Sparse, &run);
+    let dir = home.replicate(unit.replicate);
+    dir.take_over(&lottery.dir().child(lth_store::RunKind::Sparse.folder(&run)))?;
+    home.create()?;
+    home.bind_hparams(&run)?;
     let (s, mask) = train_sparse(&dir, &run, unit.replicate, lottery.data(), progress)?;
     Ok((dir, s, mask))
 }

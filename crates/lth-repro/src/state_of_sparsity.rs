@@ -144,14 +144,20 @@ impl Experiment for StateOfSparsity {
             train: unit.hp.train.clone(),
             gmp: g.clone(),
         };
+        // The folder `lth train --gmp` writes for the same flags (its one home), with the masks
+        // trained from scratch inside it; runs that an older version kept inside the lottery's
+        // replicate folder are moved there first.
         let name = lth_store::RunKind::Gmp.folder(&run);
-        let (s, mask) = train_gmp(
-            &lottery.dir().child(&name),
-            &run,
-            unit.replicate,
-            data,
-            progress,
-        )?;
+        let home = unit.store.run(lth_store::RunKind::Gmp, &run);
+        let gmp = home.replicate(unit.replicate);
+        gmp.take_over(&lottery.dir().child(&name))?;
+        for how in Scratch::ALL {
+            let old = lottery.dir().child(format!("{name}_{}", how.name()));
+            gmp.child(how.name()).take_over(&old)?;
+        }
+        home.create()?;
+        home.bind_hparams(&run)?;
+        let (s, mask) = train_gmp(&gmp, &run, unit.replicate, data, progress)?;
         record(&mut m, "gmp", &s);
         m.insert("weights_remaining".into(), vec![mask.density()]);
         if let Some(f) = &s.flops {
@@ -160,7 +166,7 @@ impl Experiment for StateOfSparsity {
         }
         for how in Scratch::ALL {
             let hp = how.hparams(&unit.hp.train, unit.replicate);
-            let dir = lottery.dir().child(format!("{name}_{}", how.name()));
+            let dir = gmp.child(how.name());
             let s = train_masked(&dir, &hp, unit.replicate, &mask, data, progress)?;
             record(&mut m, how.name(), &s);
         }

@@ -82,6 +82,25 @@ impl RunDir {
         Ok(out)
     }
 
+    /// Moves `old`, the same run in an older layout of the store, here, when `old` exists and
+    /// this folder does not (creating the parents), and says so on one line; returns whether it
+    /// moved. Both existing, `old` is left where it is (this folder is the run's home).
+    pub fn take_over(&self, old: &RunDir) -> Result<bool> {
+        if !old.path.is_dir() || self.path.exists() {
+            return Ok(false);
+        }
+        if let Some(parent) = self.path.parent() {
+            fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        fs::rename(&old.path, &self.path).map_err(|e| StoreError::io(&old.path, e))?;
+        eprintln!(
+            "moved {} to {}: the run's one home in this version of the store",
+            old.path.display(),
+            self.path.display()
+        );
+        Ok(true)
+    }
+
     /// A nested run folder (`replicate_1`, `level_3`, `branch_random_reinit_<hash>`).
     pub fn child(&self, name: impl AsRef<Path>) -> RunDir {
         RunDir::new(self.path.join(name))
@@ -503,6 +522,37 @@ mod tests {
             assert!(!p.exists(), "{} stayed", p.display());
         }
         assert!(live.exists() && other.exists());
+    }
+
+    /// A run of an older layout moves to its one home once (with what it holds), and never over
+    /// a home that exists.
+    #[test]
+    fn a_run_moves_to_its_home_once_and_never_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let hp = Hp {
+            lr: 0.1,
+            steps: "1ep".into(),
+        };
+        let home = store.run(RunKind::Sparse, &hp).replicate(1);
+        let old = store
+            .run(RunKind::Lottery, &hp)
+            .replicate(1)
+            .child(RunKind::Sparse.folder(&hp));
+        // Nothing to move.
+        assert!(!home.take_over(&old).unwrap());
+        fs::create_dir_all(old.join("checkpoints")).unwrap();
+        fs::write(old.join("metrics.csv"), b"step\n").unwrap();
+        assert!(home.take_over(&old).unwrap());
+        assert!(!old.path().exists());
+        assert_eq!(home.files().unwrap(), vec!["metrics.csv".to_owned()]);
+        assert!(home.join("checkpoints").is_dir());
+        // Both present: the home stays as it is and the old folder where it was.
+        fs::create_dir_all(old.path()).unwrap();
+        fs::write(old.join("metrics.csv"), b"other\n").unwrap();
+        assert!(!home.take_over(&old).unwrap());
+        assert_eq!(fs::read(home.join("metrics.csv")).unwrap(), b"step\n");
+        assert!(old.join("metrics.csv").exists());
     }
 
     #[test]
