@@ -201,18 +201,16 @@ pub struct LearnedMask {
     frozen: Tensor,
     scores: Optimizer,
     schedule: Schedule,
-    /// 0..n over all prunable weights (int32), on the device: the counters of the Bernoulli draws.
-    counters: Tensor,
     /// Workspace, flat over all prunable weights and allocated once (a step allocates nothing
     /// of the model's size: on the CPU a fresh buffer of that size costs more in page faults than
     /// the arithmetic on it). `mask`: the mask of `chain_step` as 0/1 floats; `chain`: what the
     /// backward pass needs of it, σ(s) for Bernoulli (∂m/∂s = σ(s)(1 − σ(s))), w ⊙ sign(s) for
-    /// edge-popup; `float`, `int`, `flags`: scratch.
+    /// edge-popup on the chained path.
     mask: Tensor,
     chain: Tensor,
-    float: Tensor,
-    int: Tensor,
-    flags: Tensor,
+    /// The chained path's own buffers, allocated at its first step (the fused path, the CPU's
+    /// default, never needs them).
+    chained: Option<Chained>,
     /// The step whose mask `mask` and `chain` hold.
     chain_step: Option<u64>,
     /// Whether the mask and the scores' gradient come from `lth_kernels`' fused passes (on the
@@ -221,6 +219,37 @@ pub struct LearnedMask {
     fused: bool,
     /// Per layer, where edge-popup's previous threshold lay (the fused search starts there).
     windows: Vec<lth_kernels::Window>,
+}
+
+/// The chained path's buffers, flat over all prunable weights: `counters`, 0..n (int32), the
+/// counters of the Bernoulli draws; `float`, `int`, `flags`: scratch.
+#[derive(Debug)]
+struct Chained {
+    counters: Tensor,
+    float: Tensor,
+    int: Tensor,
+    flags: Tensor,
+}
+
+impl Chained {
+    fn new(n: i64, device: Device) -> Chained {
+        Chained {
+            counters: Tensor::arange(n, (Kind::Int, device)),
+            float: Tensor::zeros([n], (Kind::Float, device)),
+            int: Tensor::zeros([n], (Kind::Int, device)),
+            flags: Tensor::zeros([n], (Kind::Bool, device)),
+        }
+    }
+
+    /// The same buffers (shallow copies, which share their storage).
+    fn share(&self) -> Chained {
+        Chained {
+            counters: self.counters.shallow_clone(),
+            float: self.float.shallow_clone(),
+            int: self.int.shallow_clone(),
+            flags: self.flags.shallow_clone(),
+        }
+    }
 }
 
 const HASH_DOMAIN: u32 = 0x5eed_3a5c;
@@ -340,12 +369,9 @@ impl LearnedMask {
             frozen: Tensor::cat(&frozen, 0),
             scores,
             schedule,
-            counters: Tensor::arange(offset, (Kind::Int, device)),
             mask: Tensor::zeros([offset], (Kind::Float, device)),
             chain: Tensor::zeros([offset], (Kind::Float, device)),
-            float: Tensor::zeros([offset], (Kind::Float, device)),
-            int: Tensor::zeros([offset], (Kind::Int, device)),
-            flags: Tensor::zeros([offset], (Kind::Bool, device)),
+            chained: None,
             chain_step: None,
             fused: device == Device::Cpu,
             windows: vec![lth_kernels::Window::default(); n_layers],
@@ -379,6 +405,14 @@ impl LearnedMask {
             .iter()
             .map(|l| (l.name.clone(), self.layer(&self.frozen, l)))
             .collect()
+    }
+
+    /// The chained path's buffers, allocated the first time.
+    fn chained(&mut self) -> Chained {
+        let (n, device) = (self.frozen.size()[0], self.frozen.device());
+        self.chained
+            .get_or_insert_with(|| Chained::new(n, device))
+            .share()
     }
 
     /// Layer `l`'s part of a flat tensor, in its shape.
@@ -436,25 +470,34 @@ impl LearnedMask {
             }
             (SupermaskMethod::Bernoulli, false) => {
                 let _ = s.sigmoid_out(&self.chain);
-                let scratch = self.float.view_dtype(Kind::Int);
-                uniform_draws_into(self.seed, step, &self.counters, &self.int, &scratch);
-                self.float.copy_(&self.int);
-                let _ = self.float.g_mul_scalar_(1.0 / DRAW_SCALE);
+                let Chained {
+                    counters,
+                    mut float,
+                    int,
+                    ..
+                } = self.chained();
+                let scratch = float.view_dtype(Kind::Int);
+                uniform_draws_into(self.seed, step, &counters, &int, &scratch);
+                float.copy_(&int);
+                let _ = float.g_mul_scalar_(1.0 / DRAW_SCALE);
                 // m = [u < σ(s)] as 0/1: sign(σ(s) − u) clamped at 0 (equality gives 0).
-                let _ = self.chain.sub_out(&self.mask, &self.float);
+                let _ = self.chain.sub_out(&self.mask, &float);
                 let _ = self.mask.sign_();
                 let _ = self.mask.clamp_min_(0.0);
             }
             (SupermaskMethod::EdgePopup, false) => {
+                let Chained {
+                    float, int, flags, ..
+                } = self.chained();
                 for l in &self.layers {
                     let part = |t: &Tensor| t.narrow(0, l.offset, l.numel);
                     top_k_into(
                         &part(&s),
                         l.keep,
                         &part(&self.mask),
-                        &part(&self.float),
-                        &part(&self.int),
-                        &part(&self.flags),
+                        &part(&float),
+                        &part(&int),
+                        &part(&flags),
                     );
                 }
                 self.chain.copy_(&s);
@@ -651,6 +694,11 @@ impl Hook for LearnedMask {
         #[allow(clippy::expect_used, reason = "bound at construction")]
         let gs = self.scores.gradients().expect("bound gradients");
         let s = self.scores.values();
+        let float = if self.fused {
+            None
+        } else {
+            Some(self.chained().float)
+        };
         tch::no_grad(|| -> Result<()> {
             for l in &self.layers {
                 let g = ctx.optimizer.grad(&l.name).ok_or_else(|| {
@@ -670,8 +718,9 @@ impl Hook for LearnedMask {
                 let _ = match self.method {
                     // ∂L/∂s = (∂L/∂(w ⊙ m) ⊙ w) ⊙ σ(s)(1 − σ(s)), the last product fused.
                     SupermaskMethod::Bernoulli => {
-                        let gw =
-                            g.mul_out(&self.layer(&self.float, l), &self.layer(&self.frozen, l));
+                        #[allow(clippy::expect_used, reason = "allocated above when chained")]
+                        let float = float.as_ref().expect("the chained path's buffers");
+                        let gw = g.mul_out(&self.layer(float, l), &self.layer(&self.frozen, l));
                         Tensor::sigmoid_backward_grad_input(&gs, &gw, &c)
                     }
                     // ∂L/∂s = ∂L/∂(w ⊙ m) ⊙ (w ⊙ sign(s)).
