@@ -111,15 +111,7 @@ impl Experiment for EarlyBirdTickets {
         };
         // The folder `lth early-bird` writes for the same flags (its one home); a search that an
         // older version kept inside the lottery's replicate folder is moved there first.
-        let home = unit.store.run(lth_store::RunKind::EarlyBird, &run);
-        let dir = home.replicate(unit.replicate);
-        dir.take_over(
-            &lottery
-                .dir()
-                .child(lth_store::RunKind::EarlyBird.folder(&run)),
-        )?;
-        home.create()?;
-        home.bind_hparams(&run)?;
+        let dir = unit.run_home(lth_store::RunKind::EarlyBird, &run)?;
         let (searched, emerged) = search(&dir, &run, unit.replicate, data, progress)?;
         let mut m = Measured::new();
         m.insert(

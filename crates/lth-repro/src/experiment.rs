@@ -155,6 +155,22 @@ impl Unit<'_, '_> {
             crate::ReproError::Invalid("this experiment was given no lottery".into())
         })
     }
+
+    /// The replicate's folder of the run `run` of `kind` (sparse, GMP, Early-Bird): the store's
+    /// `<kind>_<hash>/replicate_<r>`, the folder the CLI writes for the same flags, with the
+    /// hyperparameters bound one level up as the CLI binds them. A run that an older version
+    /// kept inside the lottery's replicate folder is moved there first.
+    pub fn run_home<T>(&self, kind: lth_store::RunKind, run: &T) -> Result<lth_store::RunDir>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Default,
+    {
+        let home = self.store.run(kind, run);
+        let dir = home.replicate(self.replicate);
+        dir.take_over(&self.lottery()?.dir().child(kind.folder(run)))?;
+        home.create()?;
+        home.bind_hparams(run)?;
+        Ok(dir)
+    }
 }
 
 /// A kind of measurement (`experiment = "..."` in a spec). Rows are lotteries: a row's flags are

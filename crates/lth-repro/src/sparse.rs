@@ -38,11 +38,7 @@ pub(crate) fn train_mode(
         train: unit.hp.train.clone(),
         sparse: Some(sp),
     };
-    let home = unit.store.run(lth_store::RunKind::Sparse, &run);
-    let dir = home.replicate(unit.replicate);
-    dir.take_over(&lottery.dir().child(lth_store::RunKind::Sparse.folder(&run)))?;
-    home.create()?;
-    home.bind_hparams(&run)?;
+    let dir = unit.run_home(lth_store::RunKind::Sparse, &run)?;
     let (s, mask) = train_sparse(&dir, &run, unit.replicate, lottery.data(), progress)?;
     Ok((dir, s, mask))
 }

@@ -147,16 +147,12 @@ impl Experiment for StateOfSparsity {
         // The folder `lth train --gmp` writes for the same flags (its one home), with the masks
         // trained from scratch inside it; runs that an older version kept inside the lottery's
         // replicate folder are moved there first.
+        let gmp = unit.run_home(lth_store::RunKind::Gmp, &run)?;
         let name = lth_store::RunKind::Gmp.folder(&run);
-        let home = unit.store.run(lth_store::RunKind::Gmp, &run);
-        let gmp = home.replicate(unit.replicate);
-        gmp.take_over(&lottery.dir().child(&name))?;
         for how in Scratch::ALL {
             let old = lottery.dir().child(format!("{name}_{}", how.name()));
             gmp.child(how.name()).take_over(&old)?;
         }
-        home.create()?;
-        home.bind_hparams(&run)?;
         let (s, mask) = train_gmp(&gmp, &run, unit.replicate, data, progress)?;
         record(&mut m, "gmp", &s);
         m.insert("weights_remaining".into(), vec![mask.density()]);

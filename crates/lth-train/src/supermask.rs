@@ -415,6 +415,19 @@ impl LearnedMask {
             .share()
     }
 
+    /// Each layer's kernel gradient from the model's optimiser (views of its flat buffer, in the
+    /// kernels' layouts).
+    fn kernel_grads(&self, ctx: &StepContext<'_>) -> Result<Vec<Tensor>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                ctx.optimizer.grad(&l.name).ok_or_else(|| {
+                    TrainError::Invalid(format!("no gradient for kernel `{}`", l.name))
+                })
+            })
+            .collect()
+    }
+
     /// Layer `l`'s part of a flat tensor, in its shape.
     fn layer(&self, flat: &Tensor, l: &Layer) -> Tensor {
         flat.narrow(0, l.offset, l.numel).view(l.shape.as_slice())
@@ -646,18 +659,12 @@ impl Hook for LearnedMask {
         if self.fused {
             // Plain SGD (what both references train scores with): the gradient goes straight
             // into the update, one pass per layer, and is never stored.
-            let grads = self
-                .layers
+            // The fused kernels take contiguous tensors (a copy only for a channels-last kernel).
+            let grads: Vec<Tensor> = self
+                .kernel_grads(ctx)?
                 .iter()
-                .map(|l| {
-                    ctx.optimizer
-                        .grad(&l.name)
-                        .map(|g| g.contiguous())
-                        .ok_or_else(|| {
-                            TrainError::Invalid(format!("no gradient for kernel `{}`", l.name))
-                        })
-                })
-                .collect::<Result<Vec<Tensor>>>()?;
+                .map(Tensor::contiguous)
+                .collect();
             let (layers, frozen, chain, method) =
                 (&self.layers, &self.frozen, &self.chain, self.method);
             let fused = self.scores.fused_sgd_step(lr, |flat, sgd| {
@@ -699,11 +706,9 @@ impl Hook for LearnedMask {
         } else {
             Some(self.chained().float)
         };
+        let grads = self.kernel_grads(ctx)?;
         tch::no_grad(|| -> Result<()> {
-            for l in &self.layers {
-                let g = ctx.optimizer.grad(&l.name).ok_or_else(|| {
-                    TrainError::Invalid(format!("no gradient for kernel `{}`", l.name))
-                })?;
+            for (l, g) in self.layers.iter().zip(&grads) {
                 let (gs, c) = (self.layer(&gs, l), self.layer(&self.chain, l));
                 if self.fused {
                     let (g, w) = (g.contiguous(), self.layer(&self.frozen, l));
