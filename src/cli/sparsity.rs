@@ -2,7 +2,6 @@
 
 use clap::Args;
 
-use lth_models::Model;
 use lth_prune::LayerSparsity;
 use lth_train::flags::DistributionFlags;
 use lth_train::{SparseHparams, SparseMode, TrainHparams};
@@ -25,24 +24,11 @@ pub struct SparsityArgs {
 /// The distribution of `sp` over the prunable layers of the model of `hp`, built on the CPU
 /// (no data read), with the output positions of those layers: errors name a bad layer or budget
 /// before any training.
-/// The network of `hp` on the CPU (seed 0), for checks of its layers before any data is read.
-pub fn outline(hp: &TrainHparams) -> anyhow::Result<Model> {
-    let info = lth_data::info(&hp.dataset.dataset)?;
-    Ok(Model::new(
-        &hp.model.model,
-        info.shape,
-        info.num_classes,
-        hp.model.init,
-        0,
-        tch::Device::Cpu,
-    )?)
-}
-
 pub fn check(
     hp: &TrainHparams,
     sp: &SparseHparams,
 ) -> anyhow::Result<(Vec<LayerSparsity>, Vec<i64>)> {
-    let model = outline(hp)?;
+    let model = lth_train::method::outline(hp)?;
     let layers = sp.layer_sparsities(&model.prunable_tensors())?;
     Ok((layers, model.positions().to_vec()))
 }

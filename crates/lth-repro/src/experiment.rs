@@ -156,19 +156,22 @@ impl Unit<'_, '_> {
         })
     }
 
-    /// The replicate's folder of the run `run` of `kind` (sparse, GMP, Early-Bird): the store's
-    /// `<kind>_<hash>/replicate_<r>`, the folder the CLI writes for the same flags, with the
-    /// hyperparameters bound one level up as the CLI binds them. A run that an older version
-    /// kept inside the lottery's replicate folder is moved there first.
-    pub fn run_home<T>(&self, kind: lth_store::RunKind, run: &T) -> Result<lth_store::RunDir>
-    where
-        T: serde::Serialize + serde::de::DeserializeOwned + Default,
-    {
-        let home = self.store.run(kind, run);
+    /// The replicate's folder of the run `run` of `kind` (a method's run, an Early-Bird search):
+    /// the store's `<kind>_<hash>/replicate_<r>`, the folder the CLI writes for the same flags,
+    /// with the hyperparameters bound one level up as the CLI binds them. A run that an older
+    /// version kept inside the lottery's replicate folder is moved there first.
+    pub fn run_home(
+        &self,
+        kind: lth_store::RunKind,
+        run: &dyn lth_train::method::Stored,
+    ) -> Result<lth_store::RunDir> {
+        let home = run.home_in(kind, self.store);
         let dir = home.replicate(self.replicate);
-        dir.take_over(&self.lottery()?.dir().child(kind.folder(run)))?;
+        if let (Some(lottery), Some(name)) = (self.lottery, home.path().file_name()) {
+            dir.take_over(&lottery.dir().child(name))?;
+        }
         home.create()?;
-        home.bind_hparams(run)?;
+        run.bind_to(&home)?;
         Ok(dir)
     }
 }

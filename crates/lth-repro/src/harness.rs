@@ -18,7 +18,10 @@ use lth_report::{
 use lth_rewind::flags::{LotteryFlags, TransplantFlags};
 use lth_rewind::{Lottery, LotteryHparams};
 use lth_store::{CsvLog, Store};
-use lth_train::flags::{AdversarialFlags, BasisFlags, EarlyBirdFlags, SparseFlags, SupermaskFlags};
+use lth_train::flags::{
+    AdversarialFlags, BasisFlags, DistributionFlags, EarlyBirdFlags, GmpFlags, SparseFlags,
+    SupermaskFlags,
+};
 use lth_train::{Data, Progress};
 
 use crate::experiment::replicate_means;
@@ -230,7 +233,11 @@ struct RowFlags {
     #[command(flatten)]
     lottery: LotteryFlags,
     #[command(flatten)]
+    spread: DistributionFlags,
+    #[command(flatten)]
     sparse: SparseFlags,
+    #[command(flatten)]
+    gmp: GmpFlags,
     #[command(flatten)]
     transplant: TransplantFlags,
     #[command(flatten)]
@@ -254,11 +261,11 @@ impl RowFlags {
     /// scratch, moves its ticket of level `level`, searches for Early-Bird tickets or learns a
     /// supermask).
     fn resolve(&self, level: u64) -> Result<Resolved> {
-        let sparse = self.sparse.resolve(self.lottery.level1.sparsity)?;
-        let gmp = self
-            .sparse
-            .gmp
-            .resolve(self.lottery.level1.sparsity, &self.sparse.spread)?;
+        let sparsity = self.lottery.level1.sparsity;
+        let sparse = self.sparse.resolve(sparsity, &self.spread)?;
+        let gmp = self.gmp.resolve(sparsity, &self.spread)?;
+        self.spread
+            .refuse_unused(sparse.is_some() || gmp.is_some())?;
         let mut lottery = self.lottery.clone();
         if sparse.is_some() || gmp.is_some() {
             // --sparsity belongs to the sparse training or GMP, not to a level 1 pruned at init.

@@ -2,9 +2,8 @@
 //! Bernoulli supermask; Ramanujan et al.'s edge-popup): how far a mask alone, trained, takes an
 //! untrained network, against a random mask with the same per-layer counts on the same weights.
 
-use lth_store::Store;
 use lth_train::supermask::evaluate_supermask;
-use lth_train::{Progress, SupermaskRun, train_supermask};
+use lth_train::{Method, Progress, SupermaskRun, train_supermask};
 
 use crate::{Experiment, Measured, ReproError, Result, Unit};
 
@@ -66,11 +65,7 @@ impl Experiment for LearnedSupermask {
             train: unit.hp.train.clone(),
             supermask: supermask.clone(),
         };
-        let store: &Store = unit.store;
-        let folder = store.run(lth_store::RunKind::Supermask, &run);
-        folder.create()?;
-        folder.bind_hparams(&run)?;
-        let dir = folder.replicate(unit.replicate);
+        let dir = unit.run_home(run.kind(), &run)?;
         let (summary, mask) = train_supermask(&dir, &run, unit.replicate, data, progress)?;
         let random = lth_prune::random_like(&mask, unit.replicate);
         let at_random = evaluate_supermask(&run, unit.replicate, data, &random)?;

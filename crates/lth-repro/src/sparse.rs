@@ -1,7 +1,7 @@
 //! `experiment = "sparse_training"`: networks trained sparse from scratch (static, SET and RigL,
 //! Evci et al., ICML 2020), against the dense network and, for context, IMP at the row's level.
 
-use lth_train::{Progress, SparseHparams, SparseMode, SparseRun, train_sparse};
+use lth_train::{Method, Progress, SparseHparams, SparseMode, SparseRun};
 
 use crate::curve::{metric_names, record, summary};
 use crate::{Experiment, Measured, Result, Unit};
@@ -38,8 +38,8 @@ pub(crate) fn train_mode(
         train: unit.hp.train.clone(),
         sparse: Some(sp),
     };
-    let dir = unit.run_home(lth_store::RunKind::Sparse, &run)?;
-    let (s, mask) = train_sparse(&dir, &run, unit.replicate, lottery.data(), progress)?;
+    let dir = unit.run_home(run.kind(), &run)?;
+    let (s, mask) = run.train(&dir, unit.replicate, lottery.data(), progress)?;
     Ok((dir, s, mask))
 }
 

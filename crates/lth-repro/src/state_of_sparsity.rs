@@ -21,7 +21,7 @@
 use lth_prune::Mask;
 use lth_store::RunDir;
 use lth_train::{
-    GmpHparams, GmpRun, Hooks, Progress, RunSummary, Setup, SparseHparams, SparseMode,
+    GmpHparams, GmpRun, Hooks, Method, Progress, RunSummary, Setup, SparseHparams, SparseMode,
     TrainHparams, run_resumable, train_gmp,
 };
 
@@ -147,7 +147,7 @@ impl Experiment for StateOfSparsity {
         // The folder `lth train --gmp` writes for the same flags (its one home), with the masks
         // trained from scratch inside it; runs that an older version kept inside the lottery's
         // replicate folder are moved there first.
-        let gmp = unit.run_home(lth_store::RunKind::Gmp, &run)?;
+        let gmp = unit.run_home(run.kind(), &run)?;
         let name = lth_store::RunKind::Gmp.folder(&run);
         for how in Scratch::ALL {
             let old = lottery.dir().child(format!("{name}_{}", how.name()));

@@ -8,6 +8,12 @@ use lth_models::Init;
 
 use crate::{OptimizerKind, Precision, Result, StepList, Steps, TrainError, TrainHparams};
 
+pub use crate::gmp::GmpFlags;
+pub use crate::method::{MethodArgs, MethodFlags, Shared};
+pub use crate::pai::PaiFlags;
+pub use crate::sparse::SparseFlags;
+pub use crate::supermask::SupermaskFlags;
+
 /// Flags for the hyperparameters of a training run; unset flags keep the model's recipe, which
 /// `lth models <model>` prints.
 #[derive(Args, Debug, Clone, Default)]
@@ -140,57 +146,9 @@ impl TrainFlags {
     }
 }
 
-fn set<T>(field: &mut T, value: Option<T>) {
+pub(crate) fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
-    }
-}
-
-/// Flags of pruning at initialisation (`lth train`, and `lth lottery` for its level 1).
-#[derive(Args, Debug, Clone, Default)]
-pub struct PaiFlags {
-    /// Prune once at initialisation: snip, grasp, synflow, magnitude or random.
-    #[arg(long)]
-    pub prune_at_init: Option<lth_prune::Method>,
-    /// Fraction of the prunable weights --prune-at-init removes, in [0, 1).
-    #[arg(long)]
-    pub sparsity: Option<f64>,
-    /// Examples in the scoring batch of snip (default: the batch size) and grasp (default: 10 per
-    /// class; class-balanced).
-    #[arg(long)]
-    pub prune_batch: Option<u64>,
-    /// Rounds of iterative pruning at initialisation (synflow; default 100; one-shot methods
-    /// ignore it).
-    #[arg(long)]
-    pub prune_rounds: Option<u32>,
-}
-
-impl PaiFlags {
-    /// The pruning these flags ask for (`None`: no pruning at initialisation), checked against
-    /// the run.
-    pub fn resolve(&self, hp: &TrainHparams) -> Result<Option<crate::PaiHparams>> {
-        match (self.prune_at_init, self.sparsity) {
-            (None, None) if self.prune_batch.is_none() && self.prune_rounds.is_none() => Ok(None),
-            (None, _) => Err(TrainError::Invalid(
-                "--sparsity needs --prune-at-init or --sparse; --prune-batch and --prune-rounds \
-                 need --prune-at-init"
-                    .into(),
-            )),
-            (Some(m), None) => Err(TrainError::Invalid(format!(
-                "--prune-at-init {m} needs --sparsity (the fraction of weights removed)"
-            ))),
-            (Some(m), Some(s)) => {
-                let mut pai = crate::PaiHparams {
-                    batch: self.prune_batch,
-                    ..crate::PaiHparams::new(m, s)
-                };
-                if let Some(r) = self.prune_rounds {
-                    pai.rounds = r;
-                }
-                pai.validate(hp)?;
-                Ok(Some(pai))
-            }
-        }
     }
 }
 
@@ -252,165 +210,25 @@ impl DistributionFlags {
         Ok(sp)
     }
 
-    fn given(&self) -> bool {
+    /// Whether any of these flags was given.
+    pub fn given(&self) -> bool {
         self.distribution.is_some()
             || self.erk_power.is_some()
             || self.first_layer_dense.is_some()
             || !self.dense_layers.is_empty()
             || !self.layer_sparsity.is_empty()
     }
-}
 
-/// Flags of sparse training from scratch (`lth train --sparse`).
-#[derive(Args, Debug, Clone, Default)]
-pub struct SparseFlags {
-    /// Train sparse from scratch: static (a fixed random mask), set or rigl; with --sparsity.
-    #[arg(long)]
-    pub sparse: Option<crate::SparseMode>,
-    #[command(flatten)]
-    pub spread: DistributionFlags,
-    /// Steps between mask updates (default 100).
-    #[arg(long)]
-    pub update_every: Option<u64>,
-    /// The fraction of each layer's active weights the first update drops (default 0.3).
-    #[arg(long)]
-    pub drop_fraction: Option<f64>,
-    /// No mask updates after this point: a percentage of training (default 75%) or a step count.
-    #[arg(long)]
-    pub update_end: Option<crate::UpdateEnd>,
-    /// How the drop fraction decays: cosine (default) or constant.
-    #[arg(long)]
-    pub drop_schedule: Option<crate::DropSchedule>,
-    /// Apply the optimiser's update on mask-update steps too (rigl skips it).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub keep_update_step: Option<bool>,
-    #[command(flatten)]
-    pub gmp: GmpFlags,
-}
-
-/// Flags of gradual magnitude pruning (`lth train --gmp`); the layerwise spread comes from
-/// --distribution, --erk-power and --first-layer-dense.
-#[derive(Args, Debug, Clone, Default)]
-pub struct GmpFlags {
-    /// Prune gradually by magnitude during training (Zhu & Gupta), to --sparsity; the layerwise
-    /// spread is --distribution (default uniform).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub gmp: Option<bool>,
-    /// The first pruning step: a percentage of training or a step count (default 10%).
-    #[arg(long, value_name = "WHEN")]
-    pub gmp_start: Option<crate::UpdateEnd>,
-    /// The end of the pruning window (default 75%).
-    #[arg(long, value_name = "WHEN")]
-    pub gmp_end: Option<crate::UpdateEnd>,
-    /// Steps between pruning steps, e.g. 100it or 1ep (default 100it).
-    #[arg(long, value_name = "STEPS")]
-    pub gmp_every: Option<crate::Steps>,
-    /// The sparsity of the first pruning step, in [0, --sparsity] (default 0).
-    #[arg(long, value_name = "S")]
-    pub gmp_initial: Option<f64>,
-    /// layerwise (each layer to its share; default) or global (one threshold).
-    #[arg(long, value_name = "SCOPE")]
-    pub gmp_scope: Option<lth_prune::Strategy>,
-    /// Let pruned weights come back at later pruning steps, ranked by the magnitude they had when
-    /// pruned (TF model_pruning's behaviour) [default: false: pruned weights stay pruned].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub gmp_regrow: Option<bool>,
-}
-
-impl GmpFlags {
-    /// Whether --gmp is on.
-    pub fn given(&self) -> bool {
-        self.gmp == Some(true)
-    }
-
-    /// The gradual pruning these flags ask for at `--sparsity`, spread by `spread` (`None`: no
-    /// --gmp), checked as far as it can be without the run's length.
-    pub fn resolve(
-        &self,
-        sparsity: Option<f64>,
-        spread: &DistributionFlags,
-    ) -> Result<Option<crate::GmpHparams>> {
-        if !self.given() {
-            if self.gmp_start.is_some()
-                || self.gmp_end.is_some()
-                || self.gmp_every.is_some()
-                || self.gmp_initial.is_some()
-                || self.gmp_scope.is_some()
-                || self.gmp_regrow.is_some()
-            {
-                return Err(TrainError::Invalid(
-                    "--gmp-start, --gmp-end, --gmp-every, --gmp-initial, --gmp-scope and \
-                     --gmp-regrow need --gmp"
-                        .into(),
-                ));
-            }
-            return Ok(None);
-        }
-        let sparsity = sparsity.ok_or_else(|| {
-            TrainError::Invalid(
-                "--gmp needs --sparsity (the final fraction of prunable weights removed)".into(),
-            )
-        })?;
-        if !spread.dense_layers.is_empty() || !spread.layer_sparsity.is_empty() {
+    /// Refuses these flags when the run's method does not spread a sparsity (`used`: it does).
+    pub fn refuse_unused(&self, used: bool) -> Result<()> {
+        if self.given() && !used {
             return Err(TrainError::Invalid(
-                "--dense-layers and --layer-sparsity are not supported with --gmp (use \
-                 --first-layer-dense)"
+                "--distribution and the mask-update flags need --sparse static|set|rigl (the \
+                 spread flags also fit --gmp)"
                     .into(),
             ));
         }
-        let mut g = crate::GmpHparams::new(sparsity);
-        set(&mut g.start, self.gmp_start);
-        set(&mut g.end, self.gmp_end);
-        set(&mut g.every, self.gmp_every);
-        set(&mut g.initial, self.gmp_initial);
-        set(&mut g.scope, self.gmp_scope);
-        set(&mut g.distribution, spread.distribution);
-        set(&mut g.erk_power, spread.erk_power);
-        g.first_layer_dense = spread.first_layer_dense.unwrap_or(false);
-        g.regrow = self.gmp_regrow.unwrap_or(false);
-        g.validate()?;
-        Ok(Some(g))
-    }
-}
-
-impl SparseFlags {
-    /// The sparse training these flags ask for at `--sparsity` (`None`: dense), checked.
-    pub fn resolve(&self, sparsity: Option<f64>) -> Result<Option<crate::SparseHparams>> {
-        let Some(mode) = self.sparse else {
-            if (self.spread.given() && !self.gmp.given())
-                || self.update_every.is_some()
-                || self.drop_fraction.is_some()
-                || self.update_end.is_some()
-                || self.drop_schedule.is_some()
-                || self.keep_update_step.is_some()
-            {
-                return Err(TrainError::Invalid(
-                    "--distribution and the mask-update flags need --sparse static|set|rigl \
-                     (--distribution also fits --gmp)"
-                        .into(),
-                ));
-            }
-            return Ok(None);
-        };
-        if self.gmp.given() {
-            return Err(TrainError::Invalid(format!(
-                "--sparse {mode} and --gmp exclude each other (one trains sparse from the start, \
-                 the other prunes a dense network gradually)"
-            )));
-        }
-        let sparsity = sparsity.ok_or_else(|| {
-            TrainError::Invalid(format!(
-                "--sparse {mode} needs --sparsity (the fraction of prunable weights removed)"
-            ))
-        })?;
-        let mut sp = self.spread.hparams(mode, sparsity)?;
-        set(&mut sp.update_every, self.update_every);
-        set(&mut sp.drop_fraction, self.drop_fraction);
-        set(&mut sp.update_end, self.update_end);
-        set(&mut sp.drop_schedule, self.drop_schedule);
-        sp.keep_update_step = self.keep_update_step.unwrap_or(false);
-        sp.validate()?;
-        Ok(Some(sp))
+        Ok(())
     }
 }
 
@@ -455,45 +273,6 @@ impl EarlyBirdFlags {
         hp.stop = self.eb_stop;
         hp.validate()?;
         Ok(hp)
-    }
-}
-
-/// Flags of a learned supermask (`lth train --supermask`): the weights stay frozen and only a
-/// score per prunable weight trains, with the run's optimiser (`--lr`, `--weight-decay` on the
-/// scores, the schedule).
-#[derive(Args, Debug, Clone, Default)]
-pub struct SupermaskFlags {
-    /// Learn a supermask: bernoulli (Zhou et al.: a Bernoulli(σ(s)) sample per step,
-    /// straight-through) or edge-popup (Ramanujan et al.: each layer's top --keep of |s|).
-    #[arg(long, value_name = "METHOD")]
-    pub supermask: Option<crate::SupermaskMethod>,
-    /// edge-popup: the fraction of each layer's weights kept (default 0.5).
-    #[arg(long, value_name = "K")]
-    pub keep: Option<f64>,
-    /// The frozen weights: init (W0; Bernoulli's default) or signed-constant (sign(W0) × the
-    /// layer's init std; edge-popup's default).
-    #[arg(long, value_name = "W")]
-    pub supermask_weights: Option<crate::FrozenWeights>,
-}
-
-impl SupermaskFlags {
-    /// The supermask these flags ask for (`None`: none), checked.
-    pub fn resolve(&self) -> Result<Option<crate::SupermaskHparams>> {
-        let Some(method) = self.supermask else {
-            if self.keep.is_some() || self.supermask_weights.is_some() {
-                return Err(TrainError::Invalid(
-                    "--keep and --supermask-weights need --supermask bernoulli|edge-popup".into(),
-                ));
-            }
-            return Ok(None);
-        };
-        let mut hp = crate::SupermaskHparams::new(method);
-        if self.keep.is_some() {
-            hp.keep = self.keep;
-        }
-        set(&mut hp.weights, self.supermask_weights);
-        hp.validate()?;
-        Ok(Some(hp))
     }
 }
 

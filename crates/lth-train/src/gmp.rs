@@ -51,8 +51,11 @@ use lth_prune::{
     Count, Distribution, Flops, Keep, LayerSparsity, MASK_FILE, Mask, Spread, Strategy,
     select_global, select_layerwise,
 };
-use lth_store::{CsvLog, RunDir};
+use lth_store::{CsvLog, RunDir, RunKind};
 
+#[cfg(feature = "clap")]
+use crate::flags::{DistributionFlags, set};
+use crate::method::Method;
 use crate::{
     Data, Hook, Hooks, Progress, Result, RunSummary, Setup, StepContext, Steps, TrainError,
     TrainHparams, UpdateEnd, run_resumable,
@@ -590,6 +593,221 @@ pub fn train_gmp(
         .cloned()
         .ok_or_else(|| TrainError::Invalid("gradual pruning lost its mask".into()))?;
     Ok((summary, mask))
+}
+
+// The method's flags and its place in the registry.
+
+#[cfg(feature = "clap")]
+/// Flags of gradual magnitude pruning (`lth train --gmp`); the layerwise spread comes from
+/// --distribution, --erk-power and --first-layer-dense.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GmpFlags {
+    /// Prune gradually by magnitude during training (Zhu & Gupta), to --sparsity; the layerwise
+    /// spread is --distribution (default uniform).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub gmp: Option<bool>,
+    /// The first pruning step: a percentage of training or a step count (default 10%).
+    #[arg(long, value_name = "WHEN")]
+    pub gmp_start: Option<UpdateEnd>,
+    /// The end of the pruning window (default 75%).
+    #[arg(long, value_name = "WHEN")]
+    pub gmp_end: Option<UpdateEnd>,
+    /// Steps between pruning steps, e.g. 100it or 1ep (default 100it).
+    #[arg(long, value_name = "STEPS")]
+    pub gmp_every: Option<Steps>,
+    /// The sparsity of the first pruning step, in [0, --sparsity] (default 0).
+    #[arg(long, value_name = "S")]
+    pub gmp_initial: Option<f64>,
+    /// layerwise (each layer to its share; default) or global (one threshold).
+    #[arg(long, value_name = "SCOPE")]
+    pub gmp_scope: Option<lth_prune::Strategy>,
+    /// Let pruned weights come back at later pruning steps, ranked by the magnitude they had when
+    /// pruned (TF model_pruning's behaviour) [default: false: pruned weights stay pruned].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub gmp_regrow: Option<bool>,
+}
+
+#[cfg(feature = "clap")]
+impl GmpFlags {
+    /// Whether --gmp is on.
+    pub fn given(&self) -> bool {
+        self.gmp == Some(true)
+    }
+
+    /// The gradual pruning these flags ask for at `--sparsity`, spread by `spread` (`None`: no
+    /// --gmp), checked as far as it can be without the run's length.
+    pub fn resolve(
+        &self,
+        sparsity: Option<f64>,
+        spread: &DistributionFlags,
+    ) -> Result<Option<GmpHparams>> {
+        if !self.given() {
+            if self.gmp_start.is_some()
+                || self.gmp_end.is_some()
+                || self.gmp_every.is_some()
+                || self.gmp_initial.is_some()
+                || self.gmp_scope.is_some()
+                || self.gmp_regrow.is_some()
+            {
+                return Err(TrainError::Invalid(
+                    "--gmp-start, --gmp-end, --gmp-every, --gmp-initial, --gmp-scope and \
+                     --gmp-regrow need --gmp"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let sparsity = sparsity.ok_or_else(|| {
+            TrainError::Invalid(
+                "--gmp needs --sparsity (the final fraction of prunable weights removed)".into(),
+            )
+        })?;
+        if !spread.dense_layers.is_empty() || !spread.layer_sparsity.is_empty() {
+            return Err(TrainError::Invalid(
+                "--dense-layers and --layer-sparsity are not supported with --gmp (use \
+                 --first-layer-dense)"
+                    .into(),
+            ));
+        }
+        let mut g = GmpHparams::new(sparsity);
+        set(&mut g.start, self.gmp_start);
+        set(&mut g.end, self.gmp_end);
+        set(&mut g.every, self.gmp_every);
+        set(&mut g.initial, self.gmp_initial);
+        set(&mut g.scope, self.gmp_scope);
+        set(&mut g.distribution, spread.distribution);
+        set(&mut g.erk_power, spread.erk_power);
+        g.first_layer_dense = spread.first_layer_dense.unwrap_or(false);
+        g.regrow = self.gmp_regrow.unwrap_or(false);
+        g.validate()?;
+        Ok(Some(g))
+    }
+}
+
+#[cfg(feature = "clap")]
+impl crate::method::MethodFlags for GmpFlags {
+    fn asked(&self) -> Option<String> {
+        self.given().then(|| "--gmp".to_owned())
+    }
+
+    fn takes_sparsity(&self) -> bool {
+        true
+    }
+
+    fn takes_spread(&self) -> bool {
+        true
+    }
+
+    fn method(
+        &self,
+        shared: crate::method::Shared,
+        hp: &TrainHparams,
+    ) -> Result<Option<Box<dyn Method>>> {
+        Ok(self.resolve(shared.sparsity, shared.spread)?.map(|gmp| {
+            Box::new(GmpRun {
+                train: hp.clone(),
+                gmp,
+            }) as Box<dyn Method>
+        }))
+    }
+}
+
+impl Method for GmpRun {
+    fn flag(&self) -> String {
+        "--gmp".into()
+    }
+
+    fn kind(&self) -> RunKind {
+        RunKind::Gmp
+    }
+
+    fn train_hparams(&self) -> &TrainHparams {
+        &self.train
+    }
+
+    fn describe(&self) -> String {
+        let g = &self.gmp;
+        format!(
+            ", pruned gradually ({}, {} to sparsity {} from {} to {} every {})",
+            g.scope, g.distribution, g.sparsity, g.start, g.end, g.every
+        )
+    }
+
+    /// The distribution's layers and budget.
+    fn check(&self) -> Result<()> {
+        let model = crate::method::outline(&self.train)?;
+        let shapes = lth_prune::distribution::shapes(&model.prunable_tensors());
+        self.gmp.distribution(&shapes).sparsities(&shapes)?;
+        Ok(())
+    }
+
+    /// The schedule against the run's length (start, end, interval).
+    fn check_data(&self, data: &Data) -> Result<()> {
+        let hp = &self.train;
+        let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
+        self.gmp
+            .schedule(hp.training.steps.iterations(per_epoch), per_epoch)?;
+        Ok(())
+    }
+
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)> {
+        train_gmp(dir, self, replicate, data, progress).map(|(s, m)| (s, Some(m)))
+    }
+
+    fn report(&self, dir: &RunDir, summary: &RunSummary) -> Vec<String> {
+        let Ok(rows) = CsvLog::<GmpRow>::new(dir.join(GMP_FILE)).load() else {
+            return Vec::new();
+        };
+        let Some(last) = rows.last().map(|r| r.step) else {
+            return Vec::new();
+        };
+        let at_end: Vec<_> = rows.iter().filter(|r| r.step == last).collect();
+        let (kept, total) = at_end
+            .iter()
+            .fold((0, 0), |(k, t), r| (k + r.kept, t + r.total));
+        let mut steps: Vec<u64> = rows.iter().map(|r| r.step).collect();
+        steps.dedup();
+        let mut lines = vec![format!(
+            "  pruned gradually: {kept} of {total} prunable weights kept ({:.2}%) after {} \
+             pruning steps (the last at step {last})",
+            100.0 * kept as f64 / total.max(1) as f64,
+            steps.len()
+        )];
+        let regrown: i64 = rows.iter().map(|r| r.regrown).sum();
+        if regrown > 0 {
+            lines.push(format!(
+                "  {regrown} pruned weights came back at later pruning steps (--gmp-regrow)"
+            ));
+        }
+        for r in &at_end {
+            lines.push(format!(
+                "    {:<28} {:>9} of {:>9} ({:6.2}%)",
+                r.layer,
+                r.kept,
+                r.total,
+                100.0 * r.kept as f64 / r.total.max(1) as f64
+            ));
+        }
+        if let Some(f) = &summary.flops {
+            lines.push(format!(
+                "  FLOPs against dense (as the RigL paper counts them: dense until the first \
+                 pruning step): training {:.3}×, inference {:.3}×",
+                f.training_relative, f.inference_relative
+            ));
+        }
+        lines.push(
+            "  files: gmp.csv (each pruning step's target, kept and regrown counts per layer), \
+             mask.safetensors (the final mask)"
+                .into(),
+        );
+        lines
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub mod gmp;
 mod hooks;
 pub mod hparams;
 pub mod jobs;
+pub mod method;
 mod optim;
 pub mod packed;
 mod pai;
@@ -64,6 +65,7 @@ pub use hparams::{
 };
 pub use jobs::{Job, Start, train_jobs};
 pub use lth_models::{load_tensors, save_tensors};
+pub use method::{Dense, Method};
 pub use optim::Optimizer;
 pub use pai::{PaiHparams, PrunedRun, train_pruned};
 pub use run::{

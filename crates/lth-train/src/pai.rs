@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use lth_prune::{LAYERS_FILE, LayerCount, MASK_FILE, Mask, Method, PaiOptions};
-use lth_store::{CsvLog, RunDir};
+use lth_store::{CsvLog, RunDir, RunKind};
 
 use crate::{
     Data, Hooks, Progress, Result, RunSummary, Setup, TrainError, TrainHparams, run_resumable,
@@ -227,5 +227,162 @@ impl PaiHparams {
             }
         };
         Ok(data.train.examples(&chosen)?)
+    }
+}
+
+// The method's flags and its place in the registry.
+
+#[cfg(feature = "clap")]
+/// Flags of pruning at initialisation (`lth train`, and `lth lottery` for its level 1).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PaiFlags {
+    /// Prune once at initialisation: snip, grasp, synflow, magnitude or random.
+    #[arg(long)]
+    pub prune_at_init: Option<lth_prune::Method>,
+    /// Fraction of the prunable weights --prune-at-init removes, in [0, 1).
+    #[arg(long)]
+    pub sparsity: Option<f64>,
+    /// Examples in the scoring batch of snip (default: the batch size) and grasp (default: 10 per
+    /// class; class-balanced).
+    #[arg(long)]
+    pub prune_batch: Option<u64>,
+    /// Rounds of iterative pruning at initialisation (synflow; default 100; one-shot methods
+    /// ignore it).
+    #[arg(long)]
+    pub prune_rounds: Option<u32>,
+}
+
+#[cfg(feature = "clap")]
+impl PaiFlags {
+    /// The pruning these flags ask for (`None`: no pruning at initialisation), checked against
+    /// the run.
+    pub fn resolve(&self, hp: &TrainHparams) -> Result<Option<PaiHparams>> {
+        match (self.prune_at_init, self.sparsity) {
+            (None, None) if self.prune_batch.is_none() && self.prune_rounds.is_none() => Ok(None),
+            (None, _) => Err(TrainError::Invalid(
+                "--sparsity needs --prune-at-init or --sparse; --prune-batch and --prune-rounds \
+                 need --prune-at-init"
+                    .into(),
+            )),
+            (Some(m), None) => Err(TrainError::Invalid(format!(
+                "--prune-at-init {m} needs --sparsity (the fraction of weights removed)"
+            ))),
+            (Some(m), Some(s)) => {
+                let mut pai = PaiHparams {
+                    batch: self.prune_batch,
+                    ..PaiHparams::new(m, s)
+                };
+                if let Some(r) = self.prune_rounds {
+                    pai.rounds = r;
+                }
+                pai.validate(hp)?;
+                Ok(Some(pai))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "clap")]
+impl crate::method::MethodFlags for PaiFlags {
+    fn asked(&self) -> Option<String> {
+        self.prune_at_init.map(|m| format!("--prune-at-init {m}"))
+    }
+
+    fn takes_sparsity(&self) -> bool {
+        true
+    }
+
+    fn takes_spread(&self) -> bool {
+        false
+    }
+
+    /// `--sparsity` alone is judged by the registry, which knows whether another method took it.
+    fn method(
+        &self,
+        _shared: crate::method::Shared,
+        hp: &TrainHparams,
+    ) -> Result<Option<Box<dyn crate::Method>>> {
+        if self.prune_at_init.is_none() {
+            if self.prune_batch.is_some() || self.prune_rounds.is_some() {
+                return Err(TrainError::Invalid(
+                    "--prune-batch and --prune-rounds need --prune-at-init".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(self.resolve(hp)?.map(|pai| {
+            Box::new(PrunedRun {
+                train: hp.clone(),
+                prune_at_init: Some(pai),
+            }) as Box<dyn crate::Method>
+        }))
+    }
+}
+
+impl crate::Method for PrunedRun {
+    fn flag(&self) -> String {
+        self.prune_at_init
+            .as_ref()
+            .map_or_else(String::new, |p| format!("--prune-at-init {}", p.method))
+    }
+
+    fn kind(&self) -> RunKind {
+        RunKind::PruneAtInit
+    }
+
+    fn train_hparams(&self) -> &TrainHparams {
+        &self.train
+    }
+
+    fn describe(&self) -> String {
+        self.prune_at_init.as_ref().map_or_else(String::new, |p| {
+            format!(
+                ", pruned at initialisation by {} to sparsity {}",
+                p.method, p.sparsity
+            )
+        })
+    }
+
+    /// The scoring batch against the training examples.
+    fn check_data(&self, data: &Data) -> Result<()> {
+        match &self.prune_at_init {
+            Some(p) => p.check_data(data.train.len() as u64),
+            None => Ok(()),
+        }
+    }
+
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)> {
+        train_pruned(dir, self, replicate, data, progress)
+    }
+
+    fn report(&self, dir: &RunDir, _summary: &RunSummary) -> Vec<String> {
+        let counts = match CsvLog::<LayerCount>::new(dir.join(LAYERS_FILE)).load() {
+            Ok(c) if !c.is_empty() => c,
+            _ => return Vec::new(),
+        };
+        let (kept, total) = counts
+            .iter()
+            .fold((0, 0), |(k, t), c| (k + c.kept, t + c.total));
+        let mut lines = vec![format!(
+            "  pruned at initialisation: {kept} of {total} prunable weights kept ({:.2}%)",
+            100.0 * kept as f64 / total.max(1) as f64
+        )];
+        lines.extend(counts.iter().map(|c| {
+            format!(
+                "    {:<28} {:>9} of {:>9} ({:6.2}%)",
+                c.name,
+                c.kept,
+                c.total,
+                100.0 * c.density()
+            )
+        }));
+        lines.push("  files: mask.safetensors, layers.csv (kept per layer)".into());
+        lines
     }
 }

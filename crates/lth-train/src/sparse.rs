@@ -28,6 +28,11 @@ use lth_models::Named;
 use lth_prune::{Distribution, Flops, LayerSparsity, MASK_FILE, Mask, Spread};
 use lth_store::{CsvLog, RunDir};
 
+use lth_store::RunKind;
+
+#[cfg(feature = "clap")]
+use crate::flags::{DistributionFlags, set};
+use crate::method::Method;
 use crate::{
     Data, Hook, Hooks, Progress, Result, RunPlan, RunSummary, Setup, StepContext, Steps,
     TrainError, TrainHparams, Update, run_resumable,
@@ -597,4 +602,181 @@ pub fn train_sparse(
         .cloned()
         .ok_or_else(|| TrainError::Invalid("sparse training lost its mask".into()))?;
     Ok((summary, Some(final_mask)))
+}
+
+// The method's flags and its place in the registry.
+
+#[cfg(feature = "clap")]
+/// Flags of sparse training from scratch (`lth train --sparse`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SparseFlags {
+    /// Train sparse from scratch: static (a fixed random mask), set or rigl; with --sparsity.
+    #[arg(long)]
+    pub sparse: Option<SparseMode>,
+    /// Steps between mask updates (default 100).
+    #[arg(long)]
+    pub update_every: Option<u64>,
+    /// The fraction of each layer's active weights the first update drops (default 0.3).
+    #[arg(long)]
+    pub drop_fraction: Option<f64>,
+    /// No mask updates after this point: a percentage of training (default 75%) or a step count.
+    #[arg(long)]
+    pub update_end: Option<UpdateEnd>,
+    /// How the drop fraction decays: cosine (default) or constant.
+    #[arg(long)]
+    pub drop_schedule: Option<DropSchedule>,
+    /// Apply the optimiser's update on mask-update steps too (rigl skips it).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub keep_update_step: Option<bool>,
+}
+
+#[cfg(feature = "clap")]
+impl SparseFlags {
+    /// The sparse training these flags ask for at `--sparsity`, spread by `spread` (`None`: not
+    /// asked for), checked.
+    pub fn resolve(
+        &self,
+        sparsity: Option<f64>,
+        spread: &DistributionFlags,
+    ) -> Result<Option<SparseHparams>> {
+        let Some(mode) = self.sparse else {
+            if self.update_every.is_some()
+                || self.drop_fraction.is_some()
+                || self.update_end.is_some()
+                || self.drop_schedule.is_some()
+                || self.keep_update_step.is_some()
+            {
+                return Err(TrainError::Invalid(
+                    "--distribution and the mask-update flags need --sparse static|set|rigl \
+                     (--distribution also fits --gmp)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let sparsity = sparsity.ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "--sparse {mode} needs --sparsity (the fraction of prunable weights removed)"
+            ))
+        })?;
+        let mut sp = spread.hparams(mode, sparsity)?;
+        set(&mut sp.update_every, self.update_every);
+        set(&mut sp.drop_fraction, self.drop_fraction);
+        set(&mut sp.update_end, self.update_end);
+        set(&mut sp.drop_schedule, self.drop_schedule);
+        sp.keep_update_step = self.keep_update_step.unwrap_or(false);
+        sp.validate()?;
+        Ok(Some(sp))
+    }
+}
+
+#[cfg(feature = "clap")]
+impl crate::method::MethodFlags for SparseFlags {
+    fn asked(&self) -> Option<String> {
+        self.sparse.map(|m| format!("--sparse {m}"))
+    }
+
+    fn takes_sparsity(&self) -> bool {
+        true
+    }
+
+    fn takes_spread(&self) -> bool {
+        true
+    }
+
+    fn method(
+        &self,
+        shared: crate::method::Shared,
+        hp: &TrainHparams,
+    ) -> Result<Option<Box<dyn Method>>> {
+        Ok(self.resolve(shared.sparsity, shared.spread)?.map(|sp| {
+            Box::new(SparseRun {
+                train: hp.clone(),
+                sparse: Some(sp),
+            }) as Box<dyn Method>
+        }))
+    }
+}
+
+impl Method for SparseRun {
+    fn flag(&self) -> String {
+        self.sparse
+            .as_ref()
+            .map_or_else(String::new, |sp| format!("--sparse {}", sp.mode))
+    }
+
+    fn kind(&self) -> RunKind {
+        RunKind::Sparse
+    }
+
+    fn train_hparams(&self) -> &TrainHparams {
+        &self.train
+    }
+
+    fn describe(&self) -> String {
+        self.sparse.as_ref().map_or_else(String::new, |sp| {
+            format!(
+                ", sparse from scratch ({}, {} at sparsity {})",
+                sp.mode, sp.distribution, sp.sparsity
+            )
+        })
+    }
+
+    /// The distribution's layer names and budget.
+    fn check(&self) -> Result<()> {
+        if let Some(sp) = &self.sparse {
+            sp.layer_sparsities(&crate::method::outline(&self.train)?.prunable_tensors())?;
+        }
+        Ok(())
+    }
+
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)> {
+        train_sparse(dir, self, replicate, data, progress)
+    }
+
+    fn report(&self, dir: &RunDir, summary: &RunSummary) -> Vec<String> {
+        let Ok(layers) = CsvLog::<DistributionRow>::new(dir.join(DISTRIBUTION_FILE)).load() else {
+            return Vec::new();
+        };
+        let (kept, total) = layers
+            .iter()
+            .fold((0, 0), |(k, t), l| (k + l.kept, t + l.total));
+        let updates = CsvLog::<UpdateRow>::new(dir.join(UPDATES_FILE))
+            .load()
+            .unwrap_or_default();
+        let mut steps: Vec<u64> = updates.iter().map(|u| u.step).collect();
+        steps.dedup();
+        let grown: i64 = updates.iter().map(|u| u.grown).sum();
+        let reactivated: i64 = updates.iter().map(|u| u.reactivated).sum();
+        let mut lines = vec![format!(
+            "  sparse from scratch: {kept} of {total} prunable weights active ({:.2}%); {} mask \
+             updates moved {grown} weights ({reactivated} of them active before)",
+            100.0 * kept as f64 / total.max(1) as f64,
+            steps.len()
+        )];
+        if let Some(f) = &summary.flops {
+            lines.push(format!(
+                "  FLOPs against dense (as the RigL paper counts them): training {:.3}× ({:.3e} \
+                 of {:.3e}; {} of {} steps with a dense gradient), inference {:.3}×",
+                f.training_relative,
+                f.training,
+                f.dense_training,
+                f.dense_gradient_steps,
+                f.steps,
+                f.inference_relative
+            ));
+        }
+        lines.push(
+            "  files: distribution.csv (sparsity per layer), updates.csv (churn per update and \
+             layer), mask.safetensors (the final mask)"
+                .into(),
+        );
+        lines
+    }
 }

@@ -42,8 +42,11 @@ use tch::{Device, Kind, Tensor};
 use lth_models::{Model, Named};
 use lth_prune::Mask;
 use lth_rng::Stream;
-use lth_store::RunDir;
+use lth_store::{RunDir, RunKind};
 
+#[cfg(feature = "clap")]
+use crate::flags::set;
+use crate::method::Method;
 use crate::{
     Hook, Hooks, Optimizer, Progress, Result, RunSummary, Schedule, Setup, StepContext, TrainError,
     TrainHparams, TrainingHparams, Update, run_resumable,
@@ -852,6 +855,128 @@ pub fn evaluate_supermask(
         let _ = tch::no_grad(|| f.mul_out(w, &m));
     }
     crate::evaluate(&setup.model, &data.eval.test)
+}
+
+// The method's flags and its place in the registry.
+
+#[cfg(feature = "clap")]
+/// Flags of a learned supermask (`lth train --supermask`): the weights stay frozen and only a
+/// score per prunable weight trains, with the run's optimiser (`--lr`, `--weight-decay` on the
+/// scores, the schedule).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SupermaskFlags {
+    /// Learn a supermask: bernoulli (Zhou et al.: a Bernoulli(σ(s)) sample per step,
+    /// straight-through) or edge-popup (Ramanujan et al.: each layer's top --keep of |s|).
+    #[arg(long, value_name = "METHOD")]
+    pub supermask: Option<SupermaskMethod>,
+    /// edge-popup: the fraction of each layer's weights kept (default 0.5).
+    #[arg(long, value_name = "K")]
+    pub keep: Option<f64>,
+    /// The frozen weights: init (W0; Bernoulli's default) or signed-constant (sign(W0) × the
+    /// layer's init std; edge-popup's default).
+    #[arg(long, value_name = "W")]
+    pub supermask_weights: Option<FrozenWeights>,
+}
+
+#[cfg(feature = "clap")]
+impl SupermaskFlags {
+    /// The supermask these flags ask for (`None`: none), checked.
+    pub fn resolve(&self) -> Result<Option<SupermaskHparams>> {
+        let Some(method) = self.supermask else {
+            if self.keep.is_some() || self.supermask_weights.is_some() {
+                return Err(TrainError::Invalid(
+                    "--keep and --supermask-weights need --supermask bernoulli|edge-popup".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut hp = SupermaskHparams::new(method);
+        if self.keep.is_some() {
+            hp.keep = self.keep;
+        }
+        set(&mut hp.weights, self.supermask_weights);
+        hp.validate()?;
+        Ok(Some(hp))
+    }
+}
+
+#[cfg(feature = "clap")]
+impl crate::method::MethodFlags for SupermaskFlags {
+    fn asked(&self) -> Option<String> {
+        self.supermask.map(|m| format!("--supermask {m}"))
+    }
+
+    fn takes_sparsity(&self) -> bool {
+        false
+    }
+
+    fn takes_spread(&self) -> bool {
+        false
+    }
+
+    fn method(
+        &self,
+        _shared: crate::method::Shared,
+        hp: &TrainHparams,
+    ) -> Result<Option<Box<dyn Method>>> {
+        Ok(self.resolve()?.map(|supermask| {
+            Box::new(SupermaskRun {
+                train: hp.clone(),
+                supermask,
+            }) as Box<dyn Method>
+        }))
+    }
+}
+
+impl Method for SupermaskRun {
+    fn flag(&self) -> String {
+        format!("--supermask {}", self.supermask.method)
+    }
+
+    fn kind(&self) -> RunKind {
+        RunKind::Supermask
+    }
+
+    fn train_hparams(&self) -> &TrainHparams {
+        &self.train
+    }
+
+    fn describe(&self) -> String {
+        let sm = &self.supermask;
+        let keep = sm
+            .keep
+            .map_or(String::new(), |k| format!(", keeping {k} of each layer"));
+        format!(
+            ", learning a {} supermask over frozen {} weights{keep}",
+            sm.method, sm.weights
+        )
+    }
+
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &crate::Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)> {
+        train_supermask(dir, self, replicate, data, progress).map(|(s, m)| (s, Some(m)))
+    }
+
+    fn report(&self, dir: &RunDir, _summary: &RunSummary) -> Vec<String> {
+        let Ok(mask) = Mask::load(&dir.join(lth_prune::MASK_FILE)) else {
+            return Vec::new();
+        };
+        vec![
+            format!(
+                "  learned supermask: {} of {} prunable weights kept ({:.2}%); the weights never \
+                 trained",
+                mask.kept(),
+                mask.total(),
+                100.0 * mask.density()
+            ),
+            "  files: mask.safetensors (the final mask; final.safetensors holds w ⊙ m)".into(),
+        ]
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,424 @@
+//! Methods: the ways of training one run. A method is one file: its run's hyperparameters (what
+//! `hparams.json` holds and its folder's hash is taken of), its flags, its checks, what it does to
+//! the run (a mask before the first step, hooks during training, files at the end), and what a
+//! person is told about a finished run. The registry ([`MethodArgs`], behind the `clap` feature)
+//! lists the methods, one line each; `lth train` and the store know them only through [`Method`].
+//!
+//! | Method | File | Flag | Run folder |
+//! |---|---|---|---|
+//! | dense training | this one ([`Dense`]) | none | `train_<hash>` |
+//! | pruning at initialisation | `pai.rs` ([`crate::PrunedRun`]) | `--prune-at-init` | `pai_<hash>` |
+//! | sparse training from scratch | `sparse.rs` ([`crate::SparseRun`]) | `--sparse` | `sparse_<hash>` |
+//! | gradual magnitude pruning | `gmp.rs` ([`crate::GmpRun`]) | `--gmp` | `gmp_<hash>` |
+//! | learned supermask | `supermask.rs` ([`crate::SupermaskRun`]) | `--supermask` | `supermask_<hash>` |
+//!
+//! Adversarial training is not a method but a part of the step (`--adversarial` changes the
+//! batch the loss sees), so it is a training hyperparameter that dense training takes.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use lth_prune::Mask;
+use lth_store::{RunDir, RunKind, Store};
+
+use crate::{Data, Hooks, Progress, Result, RunSummary, Setup, TrainHparams, run_resumable};
+
+/// The store's side of a run's hyperparameters, given by every type that serialises: where its
+/// folder is and how `hparams.json` is bound to it. (A supertrait of [`Method`], so that a
+/// `dyn Method` has them.)
+pub trait Stored {
+    /// The folder `<kind>_<hash of these hyperparameters>` in `store`.
+    fn home_in(&self, kind: RunKind, store: &Store) -> RunDir;
+    /// Writes these hyperparameters to `run`'s `hparams.json`, or refuses a folder that holds
+    /// other ones.
+    fn bind_to(&self, run: &RunDir) -> Result<()>;
+}
+
+impl<T: Serialize + DeserializeOwned + Default> Stored for T {
+    fn home_in(&self, kind: RunKind, store: &Store) -> RunDir {
+        store.run(kind, self)
+    }
+
+    fn bind_to(&self, run: &RunDir) -> Result<()> {
+        Ok(run.bind_hparams(self)?)
+    }
+}
+
+/// A way of training one run (see the module's documentation).
+pub trait Method: Stored + std::fmt::Debug {
+    /// The flag, with its value, that asks for the method (`--sparse rigl`); empty for dense
+    /// training.
+    fn flag(&self) -> String;
+    /// The kind of run it trains: the first part of its folder's name.
+    fn kind(&self) -> RunKind;
+    /// The run's training hyperparameters.
+    fn train_hparams(&self) -> &TrainHparams;
+    /// What the method does, for the line that announces a run (`, sparse from scratch (…)`).
+    fn describe(&self) -> String;
+    /// Checks the method against its model's layers (built on the CPU, no data read): a bad layer
+    /// name or budget is an error before any training.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Checks the method against the run's data (its length), before anything is written.
+    fn check_data(&self, _data: &Data) -> Result<()> {
+        Ok(())
+    }
+    /// Trains replicate `replicate` in `dir`, resumably: a finished replicate trains nothing and
+    /// gives its summary again. Returns the summary and the final mask of a sparse run.
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)>;
+    /// Lines about a finished replicate's own files, for a person (none by default).
+    fn report(&self, _dir: &RunDir, _summary: &RunSummary) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether several replicates may train at once, packed into one network (`lth train
+    /// --replicates`): only runs without hooks or masks (dense training) can.
+    fn packs(&self) -> bool {
+        false
+    }
+    /// The run's folder in `store`.
+    fn home(&self, store: &Store) -> RunDir {
+        self.home_in(self.kind(), store)
+    }
+}
+
+/// Dense training: the plain loop, what `lth train` without a method's flag stores (folder
+/// `train_<hash>`; `hparams.json` holds the [`TrainHparams`] themselves).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Dense(pub TrainHparams);
+
+impl Method for Dense {
+    fn flag(&self) -> String {
+        String::new()
+    }
+
+    fn kind(&self) -> RunKind {
+        RunKind::Train
+    }
+
+    fn train_hparams(&self) -> &TrainHparams {
+        &self.0
+    }
+
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)> {
+        let mut setup = Setup::new(&self.0, replicate, data)?;
+        let plan = setup.plan(&self.0);
+        let summary = run_resumable(dir, &mut setup, &plan, &mut Hooks::none(), progress)?;
+        Ok((summary, None))
+    }
+
+    fn packs(&self) -> bool {
+        true
+    }
+}
+
+/// The network of `hp` on the CPU (replicate 0's initialisation, `--bn-init` applied), for checks
+/// of its layers before any data is read.
+pub fn outline(hp: &TrainHparams) -> Result<lth_models::Model> {
+    let info = lth_data::info(&hp.dataset.dataset)?;
+    crate::initial_model(hp, 0, info, tch::Device::Cpu)
+}
+
+#[cfg(feature = "clap")]
+pub use registry::{MethodArgs, MethodFlags, Shared};
+
+#[cfg(feature = "clap")]
+mod registry {
+    use super::{Dense, Method};
+    use crate::flags::DistributionFlags;
+    use crate::{Result, TrainError, TrainHparams};
+
+    /// The flags every method may share: `--sparsity` (declared with pruning at initialisation,
+    /// whose group `lth lottery` also takes for its level 1) and the layerwise spread.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Shared<'a> {
+        pub sparsity: Option<f64>,
+        pub spread: &'a DistributionFlags,
+    }
+
+    /// A method's group of flags: one clap group, which `lth train` and spec rows parse alike.
+    pub trait MethodFlags {
+        /// The flag and value that ask for the method (`--sparse rigl`), if given.
+        fn asked(&self) -> Option<String>;
+        /// Whether the method takes `--sparsity`.
+        fn takes_sparsity(&self) -> bool;
+        /// Whether the method takes the layerwise spread (`--distribution` and its flags).
+        fn takes_spread(&self) -> bool;
+        /// The method the flags ask for, checked (`None` when not asked); refuses the group's
+        /// other flags given without the one that asks for it.
+        fn method(&self, shared: Shared, hp: &TrainHparams) -> Result<Option<Box<dyn Method>>>;
+    }
+
+    /// Lists the methods: one line per method, its field and its flags' type. Gives the clap
+    /// group of them all ([`MethodArgs`]) and the list [`MethodArgs::groups`] that resolves it.
+    macro_rules! registry {
+        ($($(#[$doc:meta])* $field:ident: $flags:ty,)*) => {
+            /// The flags of every method `lth train` runs, with the spread they share.
+            #[derive(clap::Args, Debug, Clone, Default)]
+            pub struct MethodArgs {
+                #[command(flatten)]
+                pub spread: DistributionFlags,
+                $(#[command(flatten)] $(#[$doc])* pub $field: $flags,)*
+            }
+
+            impl MethodArgs {
+                /// Every method's group of flags, in the registry's order.
+                pub fn groups(&self) -> Vec<&dyn MethodFlags> {
+                    vec![$(&self.$field),*]
+                }
+            }
+        };
+    }
+
+    registry! {
+        pai: crate::pai::PaiFlags,
+        sparse: crate::sparse::SparseFlags,
+        gmp: crate::gmp::GmpFlags,
+        supermask: crate::supermask::SupermaskFlags,
+    }
+
+    impl MethodArgs {
+        /// `--sparsity`, which every method that prunes reads from pruning at initialisation's
+        /// group.
+        pub fn shared(&self) -> Shared<'_> {
+            Shared {
+                sparsity: self.pai.sparsity,
+                spread: &self.spread,
+            }
+        }
+
+        /// The one method these flags ask for, checked against `hp` (dense training when none
+        /// is asked for). Two methods' flags are refused, naming both, before either is checked;
+        /// so are the shared flags when the method does not take them.
+        pub fn resolve(&self, hp: &TrainHparams) -> Result<Box<dyn Method>> {
+            let groups = self.groups();
+            let asked: Vec<String> = groups.iter().filter_map(|g| g.asked()).collect();
+            if let [a, b, ..] = asked.as_slice() {
+                return Err(TrainError::Invalid(format!(
+                    "{a} and {b} exclude each other (a run trains by one method)"
+                )));
+            }
+            let shared = self.shared();
+            let mut chosen = None;
+            for g in &groups {
+                if let Some(m) = g.method(shared, hp)? {
+                    chosen = Some((m, *g));
+                }
+            }
+            let takes =
+                |f: fn(&dyn MethodFlags) -> bool| chosen.as_ref().is_some_and(|(_, g)| f(*g));
+            self.spread.refuse_unused(takes(|g| g.takes_spread()))?;
+            if shared.sparsity.is_some() && !takes(|g| g.takes_sparsity()) {
+                return Err(TrainError::Invalid(
+                    "--sparsity needs --prune-at-init or --sparse (static|set|rigl) or --gmp: \
+                     it is the fraction of prunable weights they remove"
+                        .into(),
+                ));
+            }
+            Ok(chosen.map_or_else(
+                || Box::new(Dense(hp.clone())) as Box<dyn Method>,
+                |(m, _)| m,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Dense training keeps the folder and `hparams.json` that `lth train` always gave it: the
+    /// hash of the training hyperparameters themselves, so stores written before methods had a
+    /// trait are found.
+    #[test]
+    fn dense_training_keeps_the_folder_of_its_hyperparameters() {
+        let mut hp = TrainHparams::recipe("lenet_300_100").unwrap();
+        hp.training.lr = 0.05;
+        let store = Store::new("runs");
+        let dense = Dense(hp.clone());
+        assert_eq!(
+            dense.home(&store).path(),
+            store.run(RunKind::Train, &hp).path()
+        );
+        // The `hparams.json` it binds is the one a dense run always bound: a folder bound by
+        // either accepts the other, and refuses other hyperparameters.
+        let tmp = tempfile::tempdir().unwrap();
+        let run = Store::new(tmp.path()).run(RunKind::Train, &hp);
+        run.create().unwrap();
+        dense.bind_to(&run).unwrap();
+        run.bind_hparams(&hp).unwrap();
+        let mut other = hp.clone();
+        other.training.lr = 0.1;
+        assert!(Dense(other).bind_to(&run).is_err());
+        assert!(dense.packs() && dense.flag().is_empty() && dense.describe().is_empty());
+    }
+
+    #[cfg(feature = "clap")]
+    mod registry {
+        use clap::Parser;
+
+        use super::*;
+        use crate::flags::MethodArgs;
+
+        #[derive(Parser, Debug)]
+        #[command(no_binary_name = true)]
+        struct Cli {
+            #[command(flatten)]
+            methods: MethodArgs,
+        }
+
+        /// The flags that ask for each registered method, in the registry's order, with the
+        /// kind of run each gives. A method added to the registry without a line here fails
+        /// `every_method_in_the_registry_is_asked_for_by_its_flags`.
+        const ASKED: [(&str, &[&str], RunKind); 4] = [
+            (
+                "--prune-at-init snip",
+                &["--sparsity", "0.5"],
+                RunKind::PruneAtInit,
+            ),
+            ("--sparse rigl", &["--sparsity", "0.5"], RunKind::Sparse),
+            ("--gmp", &["--sparsity", "0.5"], RunKind::Gmp),
+            ("--supermask edge-popup", &[], RunKind::Supermask),
+        ];
+
+        /// The flags that ask for a method, with what else it needs.
+        fn args<'a>(asked: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+            asked.split(' ').chain(rest.iter().copied()).collect()
+        }
+
+        fn resolve(args: &[&str]) -> Result<Box<dyn Method>> {
+            let hp = TrainHparams::recipe("lenet_300_100").unwrap();
+            Cli::try_parse_from(args).unwrap().methods.resolve(&hp)
+        }
+
+        fn refusal(args: &[&str]) -> String {
+            resolve(args).unwrap_err().to_string()
+        }
+
+        /// Each method's flags give that method: its run kind, its flag in errors, and a folder
+        /// named by its kind and the hash of its whole run (so two methods never share one).
+        #[test]
+        fn every_method_in_the_registry_is_asked_for_by_its_flags() {
+            let cli = Cli::try_parse_from(["--sparsity", "0.5"]).unwrap();
+            assert_eq!(cli.methods.groups().len(), ASKED.len());
+            let store = Store::new("runs");
+            let mut folders = std::collections::BTreeSet::new();
+            for (asked, rest, kind) in ASKED {
+                let m = resolve(&args(asked, rest)).unwrap();
+                assert_eq!(m.kind(), kind, "{asked}");
+                assert_eq!(m.flag(), asked);
+                assert!(!m.describe().is_empty() && !m.packs(), "{asked}");
+                m.check().unwrap();
+                let home = m.home(&store);
+                let name = home
+                    .path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                assert!(name.starts_with(&format!("{}_", kind.name())), "{name}");
+                assert!(folders.insert(name));
+            }
+            let dense = resolve(&[]).unwrap();
+            assert_eq!(dense.kind(), RunKind::Train);
+        }
+
+        /// Any two methods' flags are refused, naming both, before either is checked.
+        #[test]
+        fn two_methods_exclude_each_other_whichever_they_are() {
+            for (i, (a, _, _)) in ASKED.iter().enumerate() {
+                for (b, _, _) in &ASKED[i + 1..] {
+                    let both = args(a, &args(b, &[]));
+                    let e = refusal(&both);
+                    assert!(e.contains("exclude each other"), "{both:?}: {e}");
+                    assert!(e.contains(a) && e.contains(b), "{e}");
+                }
+            }
+        }
+
+        /// The shared flags are refused where the method does not take them, and a group's own
+        /// flags without the one that asks for it are refused by name.
+        #[test]
+        fn shared_and_stray_flags_are_refused_by_name() {
+            for (args, expected) in [
+                (
+                    &["--sparsity", "0.5"][..],
+                    "--sparsity needs --prune-at-init",
+                ),
+                (
+                    &["--supermask", "bernoulli", "--sparsity", "0.5"][..],
+                    "--sparsity needs --prune-at-init",
+                ),
+                (
+                    &["--distribution", "erk"][..],
+                    "--distribution and the mask-update flags",
+                ),
+                (
+                    &[
+                        "--prune-at-init",
+                        "snip",
+                        "--sparsity",
+                        "0.5",
+                        "--distribution",
+                        "er",
+                    ][..],
+                    "--distribution and the mask-update flags",
+                ),
+                (
+                    &["--prune-rounds", "3"][..],
+                    "--prune-rounds need --prune-at-init",
+                ),
+                (&["--update-every", "3"][..], "need --sparse"),
+                (&["--gmp-every", "10it"][..], "need --gmp"),
+                (&["--keep", "0.3"][..], "need --supermask"),
+                (&["--sparse", "set"][..], "--sparse set needs --sparsity"),
+                (&["--gmp"][..], "--gmp needs --sparsity"),
+            ] {
+                let e = refusal(args);
+                assert!(e.contains(expected), "{args:?}: {e}");
+            }
+            // The spread fits both methods that spread a sparsity.
+            for m in [&["--sparse", "static"][..], &["--gmp"][..]] {
+                let mut args = m.to_vec();
+                args.extend(["--sparsity", "0.5", "--distribution", "uniform"]);
+                resolve(&args).unwrap();
+            }
+        }
+
+        /// A method's check reads its model's layers before any data: a layer the model does
+        /// not have is refused.
+        #[test]
+        fn a_method_checks_its_layers_before_any_data() {
+            let e = resolve(&[
+                "--sparse",
+                "rigl",
+                "--sparsity",
+                "0.9",
+                "--dense-layers",
+                "fc9",
+            ])
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("fc9"), "{e}");
+        }
+    }
+}
