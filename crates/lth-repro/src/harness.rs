@@ -24,7 +24,7 @@ use lth_train::flags::{
 };
 use lth_train::{Data, Progress};
 
-use crate::experiment::replicate_means;
+use crate::experiment::{Measured, replicate_means};
 use crate::provenance;
 use crate::{Experiment, MethodFlags, Provenance, ReproError, Result, Unit, experiment};
 
@@ -984,20 +984,19 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
             Err(_) => 0,
         })
         .sum();
-    let mut pace = crate::pace::Pace::new("stages", stages as f64);
-    let name = target.clone();
-    let worked = |pace: &mut crate::pace::Pace, began: std::time::Instant| {
-        pace.worked(1.0, began);
-        say(format!("progress: {name} {}", pace.line()));
+    let pace = crate::pace::Pace::new("stages", stages as f64);
+    let mut stages = Stages {
+        o,
+        exp: exp.as_ref(),
+        store: &store,
+        pack: pack_of(o),
+        replicates,
+        points: scale.points.unwrap_or(30),
+        target: target.clone(),
+        pace,
     };
     for (row, placed) in rows {
-        let Placed {
-            dataset,
-            variant,
-            flags,
-            level,
-            needs_data,
-        } = match placed {
+        let placed = match placed {
             Ok(placed) => placed,
             Err(reason) => {
                 if let Some(u) = &o.unit {
@@ -1016,203 +1015,76 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
                 continue;
             }
         };
-        let Resolved { hp, methods } = flags.resolve(level)?;
+        let Resolved { hp, methods } = placed.flags.resolve(placed.level)?;
         let d = &hp.train.dataset;
         let info = lth_data::info(&d.dataset).map_err(lth_train::TrainError::from)?;
         let target = methods.transplant.as_ref().map(|t| t.target().dataset);
         let key =
             |d: &lth_train::DatasetHparams| format!("{}|{}|{}", d.dataset, d.validation, d.subset);
         for d in std::iter::once(d).chain(&target) {
-            if needs_data {
+            if placed.needs_data {
                 used.insert(d.dataset.clone());
             }
-            if needs_data && !datasets.contains_key(&key(d)) {
+            if placed.needs_data && !datasets.contains_key(&key(d)) {
                 let mut data = Data::load(d, &root, o.device)?;
                 data.channels_last = o.channels_last;
                 datasets.insert(key(d), data);
             }
         }
-        let data = datasets.get(&key(d)).filter(|_| needs_data);
+        let data = datasets.get(&key(d)).filter(|_| placed.needs_data);
         let target_data = target
             .as_ref()
             .and_then(|t| datasets.get(&key(t)))
-            .filter(|_| needs_data);
-        say(format!(
-            "{}: {} on {dataset}{} at level {level}",
+            .filter(|_| placed.needs_data);
+        stages.say(format!(
+            "{}: {} on {}{} at level {}",
             row.id,
             row.model,
-            if variant.is_some() {
+            placed.dataset,
+            if placed.variant.is_some() {
                 " (a labelled variant: the paper's dataset is absent)"
             } else {
                 ""
-            }
+            },
+            placed.level
         ));
-        let mut run = RowRun {
-            dataset: dataset.clone(),
-            replicates: Vec::new(),
-            measured: BTreeMap::new(),
-        };
-        let pack = pack_of(o);
-        let part = o.unit.as_ref().and_then(|u| u.part);
-        // Every replicate of the row this process trains: its flags and its lottery.
-        let mut reps: Vec<(u64, Resolved, Option<Lottery>)> = Vec::new();
-        for r in 1..=replicates {
-            if o.only_replicates
-                .as_ref()
-                .is_some_and(|only| !only.contains(&r))
-                || o.unit.as_ref().is_some_and(|u| u.replicate != r)
-            {
-                continue;
-            }
-            let mut f = flags.clone();
-            f.lottery.replicate = r;
-            let res = f.resolve(level)?;
-            let lottery = match data {
-                Some(data) if exp.trains() => Some(Lottery::new(&store, res.hp.clone(), r, data)?),
-                _ => None,
-            };
-            reps.push((r, res, lottery));
-        }
-        // The levels, level by level across replicates, up to `pack` of them in one network.
-        let lotteries: Vec<&Lottery> = reps.iter().filter_map(|(_, _, l)| l.as_ref()).collect();
-        for l in 0..=level {
-            let mut todo: Vec<&Lottery> = Vec::new();
-            for &lottery in &lotteries {
-                if !lottery.level_done(l)? {
-                    todo.push(lottery);
-                }
-            }
-            let Some(first) = todo.first() else {
-                if !lotteries.is_empty() {
-                    pace.reused(1.0);
-                }
-                continue;
-            };
-            if let Some(p) = part {
-                return Err(ReproError::Invalid(format!(
-                    "unit {}/{r}/{p}: level {l} of replicate {r} is not trained (in {}); the \
-                     unit {}/{r} must finish first",
-                    row.id,
-                    first.level_dir(l).path().display(),
-                    row.id,
-                    r = first.replicate(),
-                )));
-            }
-            let which: Vec<u64> = todo.iter().map(|t| t.replicate()).collect();
-            say(format!(
-                "{}: level {l} of {} {} of {replicates}{}",
-                row.id,
-                if which.len() == 1 {
-                    "replicate"
-                } else {
-                    "replicates"
-                },
-                list(&which),
-                if pack > 1 && todo.len() > 1 {
-                    format!(", up to {pack} in one packed network")
-                } else {
-                    String::new()
-                }
-            ));
-            let began = std::time::Instant::now();
-            Lottery::run_levels(&todo, l, pack, progress)?;
-            worked(&mut pace, began);
-        }
+        let reps = stages.replicates_of(&placed, data)?;
+        stages.levels(&row.id, &reps, placed.level, progress)?;
         let units: Vec<Unit> = reps
             .iter()
             .map(|(r, res, lottery)| Unit {
                 lottery: lottery.as_ref(),
                 hp: &res.hp,
                 methods: &res.methods,
-                pack,
+                pack: stages.pack,
                 target_data,
                 store: &store,
                 replicate: *r,
                 data,
                 info,
-                level,
+                level: placed.level,
                 samples,
-                points: scale.points.unwrap_or(30),
+                points: stages.points,
             })
             .collect();
-        match (&o.unit, part) {
+        let measured = match (&o.unit, o.unit.as_ref().and_then(|u| u.part)) {
             (None, _) => {
-                // The measurement's plain runs, across replicates, up to `pack` in one network.
                 if let Some(data) = data {
-                    let mut jobs = Vec::new();
-                    for unit in &units {
-                        jobs.extend(exp.jobs(unit)?);
-                    }
-                    if !jobs.is_empty() {
-                        say(format!(
-                            "{}: {} of the measurement{}",
-                            row.id,
-                            lth_report::count(jobs.len(), "run"),
-                            if pack > 1 && jobs.len() > 1 {
-                                format!(", up to {pack} in one packed network")
-                            } else {
-                                String::new()
-                            }
-                        ));
-                        let began = std::time::Instant::now();
-                        lth_train::train_jobs(&units[0].hp.train, data, &jobs, pack, progress)?;
-                        worked(&mut pace, began);
-                    } else {
-                        pace.reused(1.0);
-                    }
+                    stages.jobs(&row.id, &units, data, progress)?;
                 }
-                let began = std::time::Instant::now();
-                for unit in &units {
-                    say(format!(
-                        "{}: replicate {}/{replicates}",
-                        row.id, unit.replicate
-                    ));
-                    let measured = exp.measure(unit, progress)?;
-                    run.replicates.push((unit.replicate, measured));
-                }
-                worked(&mut pace, began);
+                stages.measure(&row.id, &units, progress)?
             }
             (Some(_), Some(part)) => {
                 for unit in &units {
                     exp.train_part(unit, part, progress)?;
                 }
+                Vec::new()
             }
             // A lottery unit trains the levels only.
-            (Some(_), None) => {}
-        }
-        let mut per_metric: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
-        for (r, m) in &run.replicates {
-            for (k, v) in replicate_means(m) {
-                per_metric.entry(k).or_default().push((*r, v));
-            }
-        }
-        let mut measured: BTreeMap<String, Measurement> = per_metric
-            .into_iter()
-            .map(|(k, v)| (k, Measurement::of(v)))
-            .collect();
-        let summaries: BTreeMap<String, Summary> = measured
-            .iter()
-            .map(|(k, m)| (k.clone(), m.summary))
-            .collect();
-        for (k, v) in exp.derived(&summaries) {
-            measured.insert(k, Measurement::derived(v));
-        }
-        let metrics: BTreeMap<String, Summary> = measured
-            .iter()
-            .map(|(k, m)| (k.clone(), m.summary))
-            .collect();
-        run.measured = measured;
-        results.push(RowResult {
-            row: row.id.clone(),
-            label: if variant.is_some() {
-                format!("{} · {dataset} variant", row.label)
-            } else {
-                row.label.clone()
-            },
-            dataset,
-            variant_of: variant,
-            status: RowStatus::Ran { metrics },
-        });
+            (Some(_), None) => Vec::new(),
+        };
+        let (result, run) = summarise(exp.as_ref(), row, placed, measured);
+        results.push(result);
         runs.insert(row.id.clone(), run);
     }
 
@@ -1260,52 +1132,11 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
         });
     }
 
-    // Judge every cell of the scale (and every paper cell) of every row: snapshots of this
-    // device class only, claims and the paper's numbers on every device.
     let class = o
         .device_class
         .clone()
         .unwrap_or_else(|| device_label.to_owned());
-    let snapshot_here = |c: &Cell| c.source != Source::Measured || c.device == class;
-    let mut found: Vec<(Cell, Finding)> = Vec::new();
-    for r in &results {
-        for cell in cells.iter().filter(|c| c.row == r.row) {
-            if !(cell.scale == o.scale || cell.source == Source::Paper) || !snapshot_here(cell) {
-                continue;
-            }
-            let finding = match measured_for(r, cell, &runs, &o.scale) {
-                Ok(measured) => assess(cell, measured),
-                Err(not_judged) => not_judged,
-            };
-            found.push((cell.clone(), finding));
-        }
-    }
-    // Trend claims, over several rows: judged where every row ran on the cell's data.
-    for cell in cells
-        .iter()
-        .filter(|c| c.check.is_trend() && c.scale == o.scale)
-    {
-        let rows: std::result::Result<Vec<_>, Finding> = cell
-            .rows()
-            .into_iter()
-            .map(|name| {
-                let r = results
-                    .iter()
-                    .find(|r| r.row == name)
-                    .ok_or_else(|| Finding::Broken(format!("row `{name}` did not run")))?;
-                measured_for(r, cell, &runs, &o.scale).map_err(|f| match f {
-                    Finding::Skipped(why) => Finding::Skipped(format!("row `{name}`: {why}")),
-                    other => other,
-                })
-            })
-            .collect();
-        let finding = match rows {
-            Ok(rows) => assess_trend(cell, &rows),
-            Err(not_judged) => not_judged,
-        };
-        found.push((cell.clone(), finding));
-    }
-    let verdicts: Vec<Verdict> = decide(found);
+    let verdicts = judge(cells, &results, &runs, &o.scale, &class);
     // A scale with measured snapshots, none of them for this device class: said once.
     let ran_any = results
         .iter()
@@ -1323,23 +1154,447 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
     });
 
     let out = o.out.join(target).join(&o.scale);
-    std::fs::create_dir_all(&out).map_err(|e| ReproError::Io {
-        path: out.clone(),
+    write_reports(
+        &out,
+        spec,
+        &o.scale,
+        device_label,
+        &results,
+        &runs,
+        &verdicts,
+        cells,
+    )?;
+
+    let provenance_path = o.target.join("provenance.csv");
+    let data_sums = provenance::data_checksums(&root, &used.iter().cloned().collect::<Vec<_>>());
+    // This run's own provenance, beside its reports.
+    let this_run = Provenance::of_run(
+        &o.scale,
+        &class,
+        replicates,
+        samples,
+        &full_command(pack_of(o)),
+        data_sums,
+    );
+    CsvLog::new(out.join("provenance.csv")).save(std::slice::from_ref(&this_run))?;
+    // Finished units this check reused that another commit trained.
+    let reused = lth_store::verify::take_other_commit_units().len();
+    let reused_line = (reused > 0).then(|| {
+        format!(
+            "REUSED {target} {}: {} of the run store trained by another commit than {} (or \
+             before commits were recorded), judged as they are; --retrain trains them afresh\n",
+            o.scale,
+            lth_report::count(reused, "finished unit"),
+            lth_store::verify::commit().unwrap_or_else(|| this_run.commit.clone())
+        )
+    });
+    let record_lines = if o.record {
+        let command = record_command(target, o, replicates, samples, &class, pack_of(o));
+        let lines = record(
+            spec,
+            expected_path,
+            &o.scale,
+            &class,
+            &command,
+            &results,
+            &runs,
+        )?;
+        // This run's provenance, with the command that records it (git, the CPU and the data's
+        // digests are read once).
+        Provenance {
+            command,
+            ..this_run.clone()
+        }
+        .record(&provenance_path)?;
+        say(format!(
+            "recorded the measured cells of this run in {}",
+            expected_path.display()
+        ));
+        lines
+    } else {
+        String::new()
+    };
+    let snapshot = Provenance::load(&provenance_path)?
+        .into_iter()
+        .find(|p| p.scale == o.scale && p.device == class);
+    let absent: Vec<String> = absent.into_iter().collect();
+    Ok(Report {
+        table: render_table(spec, &o.scale, device_label, &results, cells, false),
+        verdict_lines: render_verdicts(&verdicts),
+        skipped_lines: render_skipped(&results, &verdicts)
+            + &unchecked_lines(&verdicts)
+            + not_checked.as_deref().unwrap_or_default()
+            + reused_line.as_deref().unwrap_or_default()
+            + &record_lines,
+        summary: summary_line(target, &o.scale, &verdicts, &absent),
+        verdicts,
+        out,
+        snapshot,
+        wall: std::time::Duration::ZERO,
+        spent: lth_store::ledger::Spent::default(),
+    })
+}
+
+/// What the training stages of one run of a target share: the options, the experiment, the
+/// store, how many runs pack into one network, the scale's sizes, and the progress line.
+struct Stages<'a> {
+    o: &'a Options,
+    exp: &'a dyn Experiment,
+    store: &'a Store,
+    pack: usize,
+    replicates: u64,
+    points: u64,
+    target: String,
+    pace: crate::pace::Pace,
+}
+
+/// One replicate of a row this process trains: its number, its flags, and its lottery (for
+/// experiments that train).
+type Replicate<'d> = (u64, Resolved, Option<Lottery<'d>>);
+
+impl<'a> Stages<'a> {
+    fn say(&self, line: String) {
+        if !self.o.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// A stage done: the progress line with its estimate of the time left.
+    fn worked(&mut self, began: std::time::Instant) {
+        self.pace.worked(1.0, began);
+        self.say(format!("progress: {} {}", self.target, self.pace.line()));
+    }
+
+    /// Stage "plan": the replicates of a placed row this process trains (all, or those
+    /// `--only-replicates` or `--unit` name), each with its flags and lottery.
+    fn replicates_of<'d>(
+        &self,
+        placed: &Placed,
+        data: Option<&'d Data>,
+    ) -> Result<Vec<Replicate<'d>>> {
+        let mut reps = Vec::new();
+        for r in 1..=self.replicates {
+            if self
+                .o
+                .only_replicates
+                .as_ref()
+                .is_some_and(|only| !only.contains(&r))
+                || self.o.unit.as_ref().is_some_and(|u| u.replicate != r)
+            {
+                continue;
+            }
+            let mut f = placed.flags.clone();
+            f.lottery.replicate = r;
+            let res = f.resolve(placed.level)?;
+            let lottery = match data {
+                Some(data) if self.exp.trains() => {
+                    Some(Lottery::new(self.store, res.hp.clone(), r, data)?)
+                }
+                _ => None,
+            };
+            reps.push((r, res, lottery));
+        }
+        Ok(reps)
+    }
+
+    /// Stage "levels": levels `0..=level` of the replicates' lotteries, level by level across
+    /// replicates, up to `pack` of them in one network. A `--unit` part refuses to train a
+    /// level: its lottery unit must finish first.
+    fn levels(
+        &mut self,
+        row: &str,
+        reps: &[Replicate],
+        level: u64,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let lotteries: Vec<&Lottery> = reps.iter().filter_map(|(_, _, l)| l.as_ref()).collect();
+        let part = self.o.unit.as_ref().and_then(|u| u.part);
+        let (pack, replicates) = (self.pack, self.replicates);
+        for l in 0..=level {
+            let mut todo: Vec<&Lottery> = Vec::new();
+            for &lottery in &lotteries {
+                if !lottery.level_done(l)? {
+                    todo.push(lottery);
+                }
+            }
+            let Some(first) = todo.first() else {
+                if !lotteries.is_empty() {
+                    self.pace.reused(1.0);
+                }
+                continue;
+            };
+            if let Some(p) = part {
+                return Err(ReproError::Invalid(format!(
+                    "unit {row}/{r}/{p}: level {l} of replicate {r} is not trained (in {}); the \
+                     unit {row}/{r} must finish first",
+                    first.level_dir(l).path().display(),
+                    r = first.replicate(),
+                )));
+            }
+            let which: Vec<u64> = todo.iter().map(|t| t.replicate()).collect();
+            self.say(format!(
+                "{row}: level {l} of {} {} of {replicates}{}",
+                if which.len() == 1 {
+                    "replicate"
+                } else {
+                    "replicates"
+                },
+                list(&which),
+                if pack > 1 && todo.len() > 1 {
+                    format!(", up to {pack} in one packed network")
+                } else {
+                    String::new()
+                }
+            ));
+            let began = std::time::Instant::now();
+            Lottery::run_levels(&todo, l, pack, progress)?;
+            self.worked(began);
+        }
+        Ok(())
+    }
+
+    /// Stage "jobs": the measurement's plain runs across replicates, up to `pack` in one
+    /// network, before anything is measured.
+    fn jobs(
+        &mut self,
+        row: &str,
+        units: &[Unit],
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<()> {
+        let mut jobs = Vec::new();
+        for unit in units {
+            jobs.extend(self.exp.jobs(unit)?);
+        }
+        let Some(first) = units.first().filter(|_| !jobs.is_empty()) else {
+            self.pace.reused(1.0);
+            return Ok(());
+        };
+        let pack = self.pack;
+        self.say(format!(
+            "{row}: {} of the measurement{}",
+            lth_report::count(jobs.len(), "run"),
+            if pack > 1 && jobs.len() > 1 {
+                format!(", up to {pack} in one packed network")
+            } else {
+                String::new()
+            }
+        ));
+        let began = std::time::Instant::now();
+        lth_train::train_jobs(&first.hp.train, data, &jobs, pack, progress)?;
+        self.worked(began);
+        Ok(())
+    }
+
+    /// Stage "measure": each replicate's measurement (training through the store whatever else
+    /// it needs).
+    fn measure(
+        &mut self,
+        row: &str,
+        units: &[Unit],
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<(u64, Measured)>> {
+        let began = std::time::Instant::now();
+        let mut measured = Vec::new();
+        for unit in units {
+            self.say(format!(
+                "{row}: replicate {}/{}",
+                unit.replicate, self.replicates
+            ));
+            measured.push((unit.replicate, self.exp.measure(unit, progress)?));
+        }
+        self.worked(began);
+        Ok(measured)
+    }
+}
+
+/// Stage "summarise": a row's replicates' measurements by metric (each replicate's mean over
+/// its samples, summarised over replicates, then the experiment's derived metrics), as the row's
+/// result and its run.
+fn summarise(
+    exp: &dyn Experiment,
+    row: &Row,
+    placed: Placed,
+    replicates: Vec<(u64, Measured)>,
+) -> (RowResult, RowRun) {
+    let mut per_metric: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+    for (r, m) in &replicates {
+        for (k, v) in replicate_means(m) {
+            per_metric.entry(k).or_default().push((*r, v));
+        }
+    }
+    let mut measured: BTreeMap<String, Measurement> = per_metric
+        .into_iter()
+        .map(|(k, v)| (k, Measurement::of(v)))
+        .collect();
+    let summaries: BTreeMap<String, Summary> = measured
+        .iter()
+        .map(|(k, m)| (k.clone(), m.summary))
+        .collect();
+    for (k, v) in exp.derived(&summaries) {
+        measured.insert(k, Measurement::derived(v));
+    }
+    let metrics: BTreeMap<String, Summary> = measured
+        .iter()
+        .map(|(k, m)| (k.clone(), m.summary))
+        .collect();
+    let result = RowResult {
+        row: row.id.clone(),
+        label: if placed.variant.is_some() {
+            format!("{} · {} variant", row.label, placed.dataset)
+        } else {
+            row.label.clone()
+        },
+        dataset: placed.dataset.clone(),
+        variant_of: placed.variant,
+        status: RowStatus::Ran { metrics },
+    };
+    let run = RowRun {
+        dataset: placed.dataset,
+        replicates,
+        measured,
+    };
+    (result, run)
+}
+
+/// Stage "judge": every cell of `scale` (and every paper cell) of every row, the measured
+/// snapshots of device class `class` only, claims and the paper's numbers on every device; then
+/// the trend claims over several rows, judged where every row ran on the cell's data.
+fn judge(
+    cells: &[Cell],
+    results: &[RowResult],
+    runs: &BTreeMap<String, RowRun>,
+    scale: &str,
+    class: &str,
+) -> Vec<Verdict> {
+    let snapshot_here = |c: &Cell| c.source != Source::Measured || c.device == class;
+    let mut found: Vec<(Cell, Finding)> = Vec::new();
+    for r in results {
+        for cell in cells.iter().filter(|c| c.row == r.row) {
+            if !(cell.scale == scale || cell.source == Source::Paper) || !snapshot_here(cell) {
+                continue;
+            }
+            let finding = match measured_for(r, cell, runs, scale) {
+                Ok(measured) => assess(cell, measured),
+                Err(not_judged) => not_judged,
+            };
+            found.push((cell.clone(), finding));
+        }
+    }
+    for cell in cells
+        .iter()
+        .filter(|c| c.check.is_trend() && c.scale == scale)
+    {
+        let rows: std::result::Result<Vec<_>, Finding> = cell
+            .rows()
+            .into_iter()
+            .map(|name| {
+                let r = results
+                    .iter()
+                    .find(|r| r.row == name)
+                    .ok_or_else(|| Finding::Broken(format!("row `{name}` did not run")))?;
+                measured_for(r, cell, runs, scale).map_err(|f| match f {
+                    Finding::Skipped(why) => Finding::Skipped(format!("row `{name}`: {why}")),
+                    other => other,
+                })
+            })
+            .collect();
+        let finding = match rows {
+            Ok(rows) => assess_trend(cell, &rows),
+            Err(not_judged) => not_judged,
+        };
+        found.push((cell.clone(), finding));
+    }
+    decide(found)
+}
+
+/// Stage "record" (`--record`): the rows' measured cells of `scale` on device class `class`
+/// written into the snapshot table at `expected_path` (read again first: another run may have
+/// recorded another scale meanwhile), refused where a margin is narrower than its recorded
+/// spread can hold. Returns the lines that say what each recorded cell can detect.
+fn record(
+    spec: &Spec,
+    expected_path: &Path,
+    scale: &str,
+    class: &str,
+    command: &str,
+    results: &[RowResult],
+    runs: &BTreeMap<String, RowRun>,
+) -> Result<String> {
+    let mut latest = load_cells(expected_path)?;
+    let mut widened = String::new();
+    for r in results {
+        if let (RowStatus::Ran { .. }, Some(run)) = (&r.status, runs.get(&r.row)) {
+            let measured: Vec<(String, Measurement)> = run
+                .measured
+                .iter()
+                .map(|(k, m)| (k.clone(), m.clone()))
+                .collect();
+            let new = record_measured(
+                &mut latest,
+                &r.row,
+                &r.dataset,
+                scale,
+                class,
+                command,
+                &measured,
+            );
+            for i in new {
+                if let Some(line) = latest[i].widen_first_record() {
+                    widened.push_str(&line);
+                    widened.push('\n');
+                }
+            }
+        }
+    }
+    let (lines, refused) = snapshot_power(&latest, scale, class, |row, metric| {
+        spec.regression(row, metric)
+    });
+    if !refused.is_empty() {
+        return Err(ReproError::Invalid(format!(
+            "{}: not recorded: {} margin(s) narrower than 2·t·SE of the recorded spread, \
+             which a rerun could not pass: {}; widen them (with the reason in the rationale) \
+             or add replicates",
+            expected_path.display(),
+            refused.len(),
+            refused.join("; ")
+        )));
+    }
+    save_cells(expected_path, &latest)?;
+    Ok(widened + &lines)
+}
+
+/// Stage "write": `table.md`, `samples.csv` and `replicates.csv` (every value the rows
+/// measured), `results.csv` (every verdict with our summary beside the reference) and the plot,
+/// in `out`.
+#[allow(clippy::too_many_arguments)]
+fn write_reports(
+    out: &Path,
+    spec: &Spec,
+    scale: &str,
+    device_label: &str,
+    results: &[RowResult],
+    runs: &BTreeMap<String, RowRun>,
+    verdicts: &[Verdict],
+    cells: &[Cell],
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| ReproError::Io {
+        path: out.to_owned(),
         source: e,
     })?;
     write_text(
         &out.join("table.md"),
-        &render_table(spec, &o.scale, device_label, &results, cells, true),
+        &render_table(spec, scale, device_label, results, cells, true),
     )?;
     let mut sample_lines = Vec::new();
     let mut replicate_lines = Vec::new();
-    for (row, run) in &runs {
+    for (row, run) in runs {
         for (r, m) in &run.replicates {
             for (metric, values) in m {
                 sample_lines.extend(values.iter().enumerate().map(|(i, &value)| SampleLine {
                     row: row.clone(),
                     dataset: run.dataset.clone(),
-                    scale: o.scale.clone(),
+                    scale: scale.to_owned(),
                     replicate: *r,
                     sample: i,
                     metric: metric.clone(),
@@ -1350,7 +1605,7 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
                 ReplicateLine {
                     row: row.clone(),
                     dataset: run.dataset.clone(),
-                    scale: o.scale.clone(),
+                    scale: scale.to_owned(),
                     replicate: *r,
                     metric,
                     value,
@@ -1391,107 +1646,229 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
         })
         .collect();
     CsvLog::new(out.join("results.csv")).save(&lines)?;
-    plot_svg(spec, &results, cells, &out.join(format!("{target}.svg")))?;
+    plot_svg(
+        spec,
+        results,
+        cells,
+        &out.join(format!("{}.svg", spec.target())),
+    )?;
+    Ok(())
+}
 
-    let provenance_path = o.target.join("provenance.csv");
-    let data_sums = provenance::data_checksums(&root, &used.iter().cloned().collect::<Vec<_>>());
-    // This run's own provenance, beside its reports.
-    let this_run = Provenance::of_run(
-        &o.scale,
-        &class,
-        replicates,
-        samples,
-        &full_command(pack_of(o)),
-        data_sums,
-    );
-    CsvLog::new(out.join("provenance.csv")).save(std::slice::from_ref(&this_run))?;
-    // Finished units this check reused that another commit trained.
-    let reused = lth_store::verify::take_other_commit_units().len();
-    let reused_line = (reused > 0).then(|| {
-        format!(
-            "REUSED {target} {}: {} of the run store trained by another commit than {} (or \
-             before commits were recorded), judged as they are; --retrain trains them afresh\n",
-            o.scale,
-            lth_report::count(reused, "finished unit"),
-            lth_store::verify::commit().unwrap_or_else(|| this_run.commit.clone())
-        )
-    });
-    let mut record_lines = String::new();
-    if o.record {
-        let command = record_command(target, o, replicates, samples, &class, pack_of(o));
-        // Read the table again: another run may have recorded another scale meanwhile.
-        let mut latest = load_cells(expected_path)?;
-        let mut widened = String::new();
-        for r in &results {
-            if let (RowStatus::Ran { .. }, Some(run)) = (&r.status, runs.get(&r.row)) {
-                let measured: Vec<(String, Measurement)> = run
-                    .measured
-                    .iter()
-                    .map(|(k, m)| (k.clone(), m.clone()))
-                    .collect();
-                let new = record_measured(
-                    &mut latest,
-                    &r.row,
-                    &r.dataset,
-                    &o.scale,
-                    &class,
-                    &command,
-                    &measured,
-                );
-                for i in new {
-                    if let Some(line) = latest[i].widen_first_record() {
-                        widened.push_str(&line);
-                        widened.push('\n');
-                    }
-                }
-            }
+/// The stages after training, on a synthetic kind of experiment that needs no data: a row's
+/// replicates summarised with its derived metric, every kind of cell judged (or left out for
+/// another device), and the reports written, without training anything.
+#[cfg(test)]
+mod stages {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A kind that measures `acc` and `base` and derives their ratio; it never trains.
+    struct Synthetic;
+
+    impl Experiment for Synthetic {
+        fn kind(&self) -> &'static str {
+            "synthetic"
         }
-        let (lines, refused) = snapshot_power(&latest, &o.scale, &class, |row, metric| {
-            spec.regression(row, metric)
-        });
-        if !refused.is_empty() {
-            return Err(ReproError::Invalid(format!(
-                "{}: not recorded: {} margin(s) narrower than 2·t·SE of the recorded spread, \
-                 which a rerun could not pass: {}; widen them (with the reason in the rationale) \
-                 or add replicates",
-                expected_path.display(),
-                refused.len(),
-                refused.join("; ")
-            )));
+        fn metrics(&self) -> &'static [&'static str] {
+            &["acc", "base", "ratio"]
         }
-        record_lines = widened + &lines;
-        save_cells(expected_path, &latest)?;
-        // This run's provenance, with the command that records it (git, the CPU and the data's
-        // digests are read once).
-        Provenance {
-            command,
-            ..this_run.clone()
+        fn trains(&self) -> bool {
+            false
         }
-        .record(&provenance_path)?;
-        say(format!(
-            "recorded the measured cells of this run in {}",
-            expected_path.display()
-        ));
+        fn needs_data(&self, _hp: &LotteryHparams) -> bool {
+            false
+        }
+        fn measure(&self, _unit: &Unit, _progress: &mut dyn Progress) -> Result<Measured> {
+            Err(ReproError::Invalid(
+                "the synthetic kind measures nothing".into(),
+            ))
+        }
+        fn derived(&self, s: &BTreeMap<String, Summary>) -> Vec<(String, f64)> {
+            vec![("ratio".into(), s["acc"].mean / s["base"].mean)]
+        }
     }
-    let snapshot = Provenance::load(&provenance_path)?
-        .into_iter()
-        .find(|p| p.scale == o.scale && p.device == class);
-    let absent: Vec<String> = absent.into_iter().collect();
-    Ok(Report {
-        table: render_table(spec, &o.scale, device_label, &results, cells, false),
-        verdict_lines: render_verdicts(&verdicts),
-        skipped_lines: render_skipped(&results, &verdicts)
-            + &unchecked_lines(&verdicts)
-            + not_checked.as_deref().unwrap_or_default()
-            + reused_line.as_deref().unwrap_or_default()
-            + &record_lines,
-        summary: summary_line(target, &o.scale, &verdicts, &absent),
-        verdicts,
-        out,
-        snapshot,
-        wall: std::time::Duration::ZERO,
-        spent: lth_store::ledger::Spent::default(),
-    })
+
+    const SPEC: &str = r#"
+title = "synthetic"
+paper = "none"
+experiment = "synthetic"
+columns = [{ header = "Accuracy", metric = "acc" }, { header = "Base", metric = "base" }]
+plot = [{ title = "acc", metrics = ["acc"], y_label = "accuracy" }]
+
+[scales.smoke]
+description = "a test"
+replicates = 2
+cpu_minutes = 1
+
+[scales.quick]
+description = "a test"
+replicates = 2
+cpu_minutes = 1
+
+[scales.paper]
+description = "a test"
+replicates = 2
+cpu_minutes = 1
+
+[[rows]]
+id = "a"
+label = "A"
+model = "lenet_300_100"
+dataset = "fashion-mnist"
+level = 0
+
+[[rows]]
+id = "b"
+label = "B"
+model = "lenet_300_100"
+dataset = "mnist"
+level = 0
+"#;
+
+    const CELLS: &str = "row,dataset,metric,source,scale,device,command,mean,spread,n,replicates,check,alpha,margin,expect,rationale
+a,fashion-mnist,acc,measured,smoke,cpu,c,0.925,0.001,2,,equivalent,0.05,0.05,,as recorded
+a,fashion-mnist,base,measured,smoke,cpu,c,0.7,0.01,2,,equivalent,0.05,0.05,,a regression
+a,fashion-mnist,acc,measured,smoke,cuda,c,0.1,0.01,2,,equivalent,0.05,0.05,,another device
+a,fashion-mnist,acc,claim,smoke,,,,,,,greater:base,0.05,,holds,acc above base
+b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
+";
+
+    fn setup() -> (tempfile::TempDir, Spec, Vec<Cell>) {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec::parse(SPEC, &dir.path().join("spec.toml")).unwrap();
+        let path = dir.path().join("expected.csv");
+        std::fs::write(&path, CELLS).unwrap();
+        let cells = load_cells(&path).unwrap();
+        (dir, spec, cells)
+    }
+
+    fn measured(pairs: &[(&str, &[f64])]) -> Measured {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect()
+    }
+
+    /// Row `a` ran (two replicates, one with two samples), row `b` was skipped.
+    fn ran(spec: &Spec) -> (Vec<RowResult>, BTreeMap<String, RowRun>) {
+        let row = &spec.rows[0];
+        let placed = Placed {
+            dataset: row.dataset.clone(),
+            variant: None,
+            flags: parse(spec, row, "smoke", &row.dataset).unwrap(),
+            level: 0,
+            needs_data: false,
+        };
+        let replicates = vec![
+            (1, measured(&[("acc", &[0.923, 0.925]), ("base", &[0.5])])),
+            (2, measured(&[("acc", &[0.926]), ("base", &[0.5])])),
+        ];
+        let (result, run) = summarise(&Synthetic, row, placed, replicates);
+        let skipped = RowResult {
+            row: "b".into(),
+            label: "B".into(),
+            dataset: "mnist".into(),
+            variant_of: None,
+            status: RowStatus::Skipped {
+                reason: "mnist is absent".into(),
+            },
+        };
+        (
+            vec![result, skipped],
+            BTreeMap::from([("a".to_owned(), run)]),
+        )
+    }
+
+    /// Each replicate counts once, as the mean of its samples; the derived metric comes from
+    /// the summaries over replicates.
+    #[test]
+    fn summarise_takes_one_value_per_replicate_and_derives_from_the_means() {
+        let (_dir, spec, _) = setup();
+        let (results, runs) = ran(&spec);
+        let m = &runs["a"].measured;
+        assert!((m["acc"].summary.mean - 0.925).abs() < 1e-12);
+        assert_eq!(m["acc"].summary.n, 2);
+        assert!((m["ratio"].summary.mean - 1.85).abs() < 1e-12);
+        let RowStatus::Ran { metrics } = &results[0].status else {
+            panic!("row a ran")
+        };
+        assert_eq!(metrics.len(), 3);
+    }
+
+    /// This device's snapshot is judged (a pass and a regression), another device's is not, a
+    /// claim is a test over replicates, and a skipped row's cell says why.
+    #[test]
+    fn judge_decides_each_cell_once_for_this_device() {
+        let (_dir, spec, cells) = setup();
+        let (results, runs) = ran(&spec);
+        let verdicts = judge(&cells, &results, &runs, "smoke", "cpu");
+        let outcome = |row: &str, metric: &str, source: Source| {
+            verdicts
+                .iter()
+                .find(|v| v.cell.row == row && v.cell.metric == metric && v.cell.source == source)
+                .map(|v| (v.outcome, v.detail.clone()))
+        };
+        assert_eq!(
+            outcome("a", "acc", Source::Measured).unwrap().0,
+            Outcome::Pass
+        );
+        assert_eq!(
+            outcome("a", "base", Source::Measured).unwrap().0,
+            Outcome::Fail
+        );
+        assert_eq!(outcome("a", "acc", Source::Claim).unwrap().0, Outcome::Pass);
+        let (b, why) = outcome("b", "acc", Source::Measured).unwrap();
+        assert_eq!(b, Outcome::Skipped);
+        assert!(why.contains("mnist is absent"), "{why}");
+        // The cuda snapshot is not this device's: not judged, not listed.
+        assert_eq!(verdicts.len(), 4, "{verdicts:?}");
+        assert!(verdicts.iter().all(|v| v.cell.device != "cuda"));
+        // On cuda, that snapshot (a regression there) and the claim are judged for row a, and
+        // the cpu snapshots are not.
+        let on_cuda = judge(&cells, &results, &runs, "smoke", "cuda");
+        assert_eq!(on_cuda.iter().filter(|v| v.cell.row == "a").count(), 2);
+        assert_eq!(
+            on_cuda
+                .iter()
+                .filter(|v| v.cell.row == "a" && v.outcome == Outcome::Fail)
+                .count(),
+            1
+        );
+    }
+
+    /// The reports hold every sample, one mean per replicate, and one line per verdict.
+    #[test]
+    fn write_reports_every_sample_replicate_and_verdict() {
+        let (dir, spec, cells) = setup();
+        let (results, runs) = ran(&spec);
+        let verdicts = judge(&cells, &results, &runs, "smoke", "cpu");
+        let out = dir.path().join("out");
+        write_reports(
+            &out, &spec, "smoke", "cpu", &results, &runs, &verdicts, &cells,
+        )
+        .unwrap();
+        let lines = |f: &str| {
+            std::fs::read_to_string(out.join(f))
+                .unwrap()
+                .lines()
+                .count()
+                - 1
+        };
+        assert_eq!(lines("samples.csv"), 5);
+        assert_eq!(lines("replicates.csv"), 4);
+        assert_eq!(lines("results.csv"), verdicts.len());
+        let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+        assert!(
+            table.contains("| A | fashion-mnist | 0.925 ± 0.001 | 0.500 ± 0.000 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("B: not run at this scale: mnist is absent"),
+            "{table}"
+        );
+        assert!(out.join(format!("{}.svg", spec.target())).is_file());
+    }
 }
 
 #[cfg(test)]
