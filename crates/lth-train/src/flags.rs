@@ -8,11 +8,11 @@ use lth_models::Init;
 
 use crate::{OptimizerKind, Precision, Result, StepList, Steps, TrainError, TrainHparams};
 
-pub use crate::gmp::GmpFlags;
+pub use crate::method::gmp::GmpFlags;
+pub use crate::method::pai::PaiFlags;
+pub use crate::method::sparse::SparseFlags;
+pub use crate::method::supermask::SupermaskFlags;
 pub use crate::method::{MethodArgs, MethodFlags, Shared};
-pub use crate::pai::PaiFlags;
-pub use crate::sparse::SparseFlags;
-pub use crate::supermask::SupermaskFlags;
 
 /// Flags for the hyperparameters of a training run; unset flags keep the model's recipe, which
 /// `lth models <model>` prints.

@@ -36,21 +36,17 @@ pub mod early_bird;
 mod error;
 #[cfg(feature = "clap")]
 pub mod flags;
-pub mod gmp;
 mod hooks;
 pub mod hparams;
 pub mod jobs;
 pub mod method;
 mod optim;
 pub mod packed;
-mod pai;
 mod run;
 mod schedule;
 mod session;
-mod sparse;
 pub mod speed;
 mod steps;
-pub mod supermask;
 #[cfg(feature = "test-util")]
 pub mod testutil;
 
@@ -65,19 +61,19 @@ pub use hparams::{
 };
 pub use jobs::{Job, Start, train_jobs};
 pub use lth_models::{load_tensors, save_tensors};
-pub use method::{Dense, Method};
+pub use method::pai::{PaiHparams, PrunedRun, train_pruned};
+pub use method::sparse::{
+    DISTRIBUTION_FILE, DistributionRow, DropSchedule, Rewiring, SparseHparams, SparseMode,
+    SparseRun, UPDATES_FILE, UpdateEnd, UpdateRow, train_sparse,
+};
+pub use method::{Dense, Method, gmp, supermask};
 pub use optim::Optimizer;
-pub use pai::{PaiHparams, PrunedRun, train_pruned};
 pub use run::{
     Data, FINAL, METRICS, Progress, RunPlan, RunSummary, Setup, initial_model, run_resumable,
     step_checkpoint, summary_disagrees,
 };
 pub use schedule::Schedule;
 pub use session::{EvalSets, Evaluation, MetricsRow, Observer, STOPPED, Session, evaluate};
-pub use sparse::{
-    DISTRIBUTION_FILE, DistributionRow, DropSchedule, Rewiring, SparseHparams, SparseMode,
-    SparseRun, UPDATES_FILE, UpdateEnd, UpdateRow, train_sparse,
-};
 pub use steps::{StepList, Steps};
 pub use supermask::{
     FrozenWeights, LearnedMask, SupermaskHparams, SupermaskMethod, SupermaskRun, train_supermask,

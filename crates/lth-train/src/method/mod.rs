@@ -1,16 +1,16 @@
 //! Methods: the ways of training one run. A method is one file: its run's hyperparameters (what
 //! `hparams.json` holds and its folder's hash is taken of), its flags, its checks, what it does to
 //! the run (a mask before the first step, hooks during training, files at the end), and what a
-//! person is told about a finished run. The registry ([`MethodArgs`], behind the `clap` feature)
-//! lists the methods, one line each; `lth train` and the store know them only through [`Method`].
+//! person is told about a finished run. The registry (`methods!` below) lists the methods, one
+//! line each, declaring their modules; `lth train` and the store know them only through [`Method`].
 //!
 //! | Method | File | Flag | Run folder |
 //! |---|---|---|---|
-//! | dense training | this one ([`Dense`]) | none | `train_<hash>` |
-//! | pruning at initialisation | `pai.rs` ([`crate::PrunedRun`]) | `--prune-at-init` | `pai_<hash>` |
-//! | sparse training from scratch | `sparse.rs` ([`crate::SparseRun`]) | `--sparse` | `sparse_<hash>` |
-//! | gradual magnitude pruning | `gmp.rs` ([`crate::GmpRun`]) | `--gmp` | `gmp_<hash>` |
-//! | learned supermask | `supermask.rs` ([`crate::SupermaskRun`]) | `--supermask` | `supermask_<hash>` |
+//! | dense training | `method/mod.rs` ([`Dense`]) | none | `train_<hash>` |
+//! | pruning at initialisation | `method/pai.rs` ([`crate::PrunedRun`]) | `--prune-at-init` | `pai_<hash>` |
+//! | sparse training from scratch | `method/sparse.rs` ([`crate::SparseRun`]) | `--sparse` | `sparse_<hash>` |
+//! | gradual magnitude pruning | `method/gmp.rs` ([`crate::GmpRun`]) | `--gmp` | `gmp_<hash>` |
+//! | learned supermask | `method/supermask.rs` ([`crate::SupermaskRun`]) | `--supermask` | `supermask_<hash>` |
 //!
 //! Adversarial training is not a method but a part of the step (`--adversarial` changes the
 //! batch the loss sees), so it is a training hyperparameter that dense training takes.
@@ -135,12 +135,45 @@ pub fn outline(hp: &TrainHparams) -> Result<lth_models::Model> {
     crate::initial_model(hp, 0, info, tch::Device::Cpu)
 }
 
+/// The registry: one line per method, its file (a module of this one) and its flags' type.
+/// Declares the module and gives the clap group of every method's flags ([`MethodArgs`], with the
+/// spread they share) and the list [`MethodArgs::groups`] that resolves it.
+macro_rules! methods {
+    ($($module:ident: $flags:ident,)*) => {
+        $(pub mod $module;)*
+
+        /// The flags of every method `lth train` runs, with the spread they share.
+        #[cfg(feature = "clap")]
+        #[derive(clap::Args, Debug, Clone, Default)]
+        pub struct MethodArgs {
+            $(#[command(flatten)] pub $module: $module::$flags,)*
+            #[command(flatten)]
+            pub spread: crate::flags::DistributionFlags,
+        }
+
+        #[cfg(feature = "clap")]
+        impl MethodArgs {
+            /// Every method's group of flags, in the registry's order.
+            pub fn groups(&self) -> Vec<&dyn MethodFlags> {
+                vec![$(&self.$module),*]
+            }
+        }
+    };
+}
+
+methods! {
+    pai: PaiFlags,
+    sparse: SparseFlags,
+    gmp: GmpFlags,
+    supermask: SupermaskFlags,
+}
+
 #[cfg(feature = "clap")]
-pub use registry::{MethodArgs, MethodFlags, Shared};
+pub use registry::{MethodFlags, Shared};
 
 #[cfg(feature = "clap")]
 mod registry {
-    use super::{Dense, Method};
+    use super::{Dense, Method, MethodArgs};
     use crate::flags::DistributionFlags;
     use crate::{Result, TrainError, TrainHparams};
 
@@ -163,34 +196,6 @@ mod registry {
         /// The method the flags ask for, checked (`None` when not asked); refuses the group's
         /// other flags given without the one that asks for it.
         fn method(&self, shared: Shared, hp: &TrainHparams) -> Result<Option<Box<dyn Method>>>;
-    }
-
-    /// Lists the methods: one line per method, its field and its flags' type. Gives the clap
-    /// group of them all ([`MethodArgs`]) and the list [`MethodArgs::groups`] that resolves it.
-    macro_rules! registry {
-        ($($(#[$doc:meta])* $field:ident: $flags:ty,)*) => {
-            /// The flags of every method `lth train` runs, with the spread they share.
-            #[derive(clap::Args, Debug, Clone, Default)]
-            pub struct MethodArgs {
-                #[command(flatten)]
-                pub spread: DistributionFlags,
-                $(#[command(flatten)] $(#[$doc])* pub $field: $flags,)*
-            }
-
-            impl MethodArgs {
-                /// Every method's group of flags, in the registry's order.
-                pub fn groups(&self) -> Vec<&dyn MethodFlags> {
-                    vec![$(&self.$field),*]
-                }
-            }
-        };
-    }
-
-    registry! {
-        pai: crate::pai::PaiFlags,
-        sparse: crate::sparse::SparseFlags,
-        gmp: crate::gmp::GmpFlags,
-        supermask: crate::supermask::SupermaskFlags,
     }
 
     impl MethodArgs {

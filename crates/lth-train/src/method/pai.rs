@@ -239,7 +239,8 @@ pub struct PaiFlags {
     /// Prune once at initialisation: snip, grasp, synflow, magnitude or random.
     #[arg(long)]
     pub prune_at_init: Option<lth_prune::Method>,
-    /// Fraction of the prunable weights --prune-at-init removes, in [0, 1).
+    /// Fraction of the prunable weights removed, in [0, 1): by --prune-at-init, by --sparse from
+    /// the start, or by --gmp at its end.
     #[arg(long)]
     pub sparsity: Option<f64>,
     /// Examples in the scoring batch of snip (default: the batch size) and grasp (default: 10 per
