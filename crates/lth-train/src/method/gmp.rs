@@ -690,12 +690,8 @@ impl crate::method::MethodFlags for GmpFlags {
         self.given().then(|| "--gmp".to_owned())
     }
 
-    fn takes_sparsity(&self) -> bool {
-        true
-    }
-
-    fn takes_spread(&self) -> bool {
-        true
+    fn takes(&self) -> crate::method::Takes {
+        crate::method::Takes::SparsityAndSpread
     }
 
     fn method(
@@ -785,15 +781,11 @@ impl Method for GmpRun {
                 "  {regrown} pruned weights came back at later pruning steps (--gmp-regrow)"
             ));
         }
-        for r in &at_end {
-            lines.push(format!(
-                "    {:<28} {:>9} of {:>9} ({:6.2}%)",
-                r.layer,
-                r.kept,
-                r.total,
-                100.0 * r.kept as f64 / r.total.max(1) as f64
-            ));
-        }
+        lines.extend(
+            at_end
+                .iter()
+                .map(|r| crate::method::layer_line(&r.layer, r.kept, r.total)),
+        );
         if let Some(f) = &summary.flops {
             lines.push(format!(
                 "  FLOPs against dense (as the RigL paper counts them: dense until the first \

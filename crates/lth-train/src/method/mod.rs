@@ -128,6 +128,14 @@ impl Method for Dense {
     }
 }
 
+/// A report's line for one layer of a mask: its name, kept and total counts, and the share kept.
+pub(crate) fn layer_line(name: &str, kept: i64, total: i64) -> String {
+    format!(
+        "    {name:<28} {kept:>9} of {total:>9} ({:6.2}%)",
+        100.0 * kept as f64 / total.max(1) as f64
+    )
+}
+
 /// The network of `hp` on the CPU (replicate 0's initialisation, `--bn-init` applied), for checks
 /// of its layers before any data is read.
 pub fn outline(hp: &TrainHparams) -> Result<lth_models::Model> {
@@ -169,7 +177,7 @@ methods! {
 }
 
 #[cfg(feature = "clap")]
-pub use registry::{MethodFlags, Shared};
+pub use registry::{MethodFlags, Shared, Takes};
 
 #[cfg(feature = "clap")]
 mod registry {
@@ -185,14 +193,24 @@ mod registry {
         pub spread: &'a DistributionFlags,
     }
 
+    /// The shared flags a method reads.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Takes {
+        Nothing,
+        /// `--sparsity`.
+        Sparsity,
+        /// `--sparsity` and the layerwise spread (`--distribution` and its flags).
+        SparsityAndSpread,
+    }
+
     /// A method's group of flags: one clap group, which `lth train` and spec rows parse alike.
     pub trait MethodFlags {
         /// The flag and value that ask for the method (`--sparse rigl`), if given.
         fn asked(&self) -> Option<String>;
-        /// Whether the method takes `--sparsity`.
-        fn takes_sparsity(&self) -> bool;
-        /// Whether the method takes the layerwise spread (`--distribution` and its flags).
-        fn takes_spread(&self) -> bool;
+        /// The shared flags the method reads (none by default).
+        fn takes(&self) -> Takes {
+            Takes::Nothing
+        }
         /// The method the flags ask for, checked (`None` when not asked); refuses the group's
         /// other flags given without the one that asks for it.
         fn method(&self, shared: Shared, hp: &TrainHparams) -> Result<Option<Box<dyn Method>>>;
@@ -226,10 +244,10 @@ mod registry {
                     chosen = Some((m, *g));
                 }
             }
-            let takes =
-                |f: fn(&dyn MethodFlags) -> bool| chosen.as_ref().is_some_and(|(_, g)| f(*g));
-            self.spread.refuse_unused(takes(|g| g.takes_spread()))?;
-            if shared.sparsity.is_some() && !takes(|g| g.takes_sparsity()) {
+            let takes = chosen.as_ref().map_or(Takes::Nothing, |(_, g)| g.takes());
+            self.spread
+                .refuse_unused(takes == Takes::SparsityAndSpread)?;
+            if shared.sparsity.is_some() && takes == Takes::Nothing {
                 return Err(TrainError::Invalid(
                     "--sparsity needs --prune-at-init or --sparse (static|set|rigl) or --gmp: \
                      it is the fraction of prunable weights they remove"

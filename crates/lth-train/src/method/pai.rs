@@ -289,12 +289,8 @@ impl crate::method::MethodFlags for PaiFlags {
         self.prune_at_init.map(|m| format!("--prune-at-init {m}"))
     }
 
-    fn takes_sparsity(&self) -> bool {
-        true
-    }
-
-    fn takes_spread(&self) -> bool {
-        false
+    fn takes(&self) -> crate::method::Takes {
+        crate::method::Takes::Sparsity
     }
 
     /// `--sparsity` alone is judged by the registry, which knows whether another method took it.
@@ -374,15 +370,11 @@ impl crate::Method for PrunedRun {
             "  pruned at initialisation: {kept} of {total} prunable weights kept ({:.2}%)",
             100.0 * kept as f64 / total.max(1) as f64
         )];
-        lines.extend(counts.iter().map(|c| {
-            format!(
-                "    {:<28} {:>9} of {:>9} ({:6.2}%)",
-                c.name,
-                c.kept,
-                c.total,
-                100.0 * c.density()
-            )
-        }));
+        lines.extend(
+            counts
+                .iter()
+                .map(|c| crate::method::layer_line(&c.name, c.kept, c.total)),
+        );
         lines.push("  files: mask.safetensors, layers.csv (kept per layer)".into());
         lines
     }

@@ -676,12 +676,8 @@ impl crate::method::MethodFlags for SparseFlags {
         self.sparse.map(|m| format!("--sparse {m}"))
     }
 
-    fn takes_sparsity(&self) -> bool {
-        true
-    }
-
-    fn takes_spread(&self) -> bool {
-        true
+    fn takes(&self) -> crate::method::Takes {
+        crate::method::Takes::SparsityAndSpread
     }
 
     fn method(

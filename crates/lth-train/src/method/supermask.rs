@@ -906,14 +906,6 @@ impl crate::method::MethodFlags for SupermaskFlags {
         self.supermask.map(|m| format!("--supermask {m}"))
     }
 
-    fn takes_sparsity(&self) -> bool {
-        false
-    }
-
-    fn takes_spread(&self) -> bool {
-        false
-    }
-
     fn method(
         &self,
         _shared: crate::method::Shared,
