@@ -299,39 +299,57 @@ fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
     v
 }
 
-/// Parses a row's flags at a scale on `dataset`. Each flag is tried on its own first, so an error
-/// points at its line of the spec; then the whole set is resolved into hyperparameters, which
-/// checks values that only make sense together.
+/// Parses a row's flags at a scale on `dataset`, once; only when that fails is each flag tried on
+/// its own, so the error points at its line of the spec. Then the whole set is resolved into
+/// hyperparameters, which checks values that only make sense together.
 fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags> {
     let (level, flags) = spec.resolve(row, scale);
-    for flag in &flags {
-        if let Err(e) = RowFlags::try_parse_from(argv(row, std::slice::from_ref(flag))) {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
-            return Err(spec
-                .error_at(
-                    flag.2,
-                    format!("row `{}`: flag `{}`: {first}", row.id, flag.0),
-                )
-                .into());
-        }
-    }
     let mut v = argv(row, &flags);
     v.extend(["--dataset".into(), dataset.to_owned()]);
-    let parsed = RowFlags::try_parse_from(&v)
-        .map_err(|e| spec.error(format!("row `{}` at scale `{scale}`: {e}", row.id)))?;
-    parsed.resolve(level).map_err(|e| {
+    let parsed = match RowFlags::try_parse_from(&v) {
+        Ok(parsed) => parsed,
+        Err(whole) => {
+            for flag in &flags {
+                if let Err(e) = RowFlags::try_parse_from(argv(row, std::slice::from_ref(flag))) {
+                    let text = e.to_string();
+                    let first = text
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ");
+                    return Err(spec
+                        .error_at(
+                            flag.2,
+                            format!("row `{}`: flag `{}`: {first}", row.id, flag.0),
+                        )
+                        .into());
+                }
+            }
+            return Err(spec
+                .error(format!("row `{}` at scale `{scale}`: {whole}", row.id))
+                .into());
+        }
+    };
+    resolve_at(spec, row, scale, &parsed, level)?;
+    Ok(parsed)
+}
+
+/// A parsed row's hyperparameters at a scale, with an error that names the row and the scale.
+fn resolve_at(
+    spec: &Spec,
+    row: &Row,
+    scale: &str,
+    flags: &RowFlags,
+    level: u64,
+) -> Result<Resolved> {
+    flags.resolve(level).map_err(|e| {
         spec.error(format!(
             "row `{}` at scale `{scale}`: {}",
             row.id,
             e.to_string().trim_start_matches("error: ")
         ))
-    })?;
-    Ok(parsed)
+        .into()
+    })
 }
 
 /// The dataset a row runs on here (and, for a labelled variant, why the paper's dataset was not
@@ -636,6 +654,9 @@ struct Prepared {
     samples: u64,
     expected_path: PathBuf,
     cells: Vec<Cell>,
+    /// Every row's flags at every scale, parsed once on the row's own dataset: by row id and
+    /// scale, with the row's level there.
+    flags: BTreeMap<(String, String), (u64, RowFlags)>,
 }
 
 /// Checks every input of a run before anything trains: the spec, every row's flags at every
@@ -789,13 +810,16 @@ fn prepare(o: &Options) -> Result<Prepared> {
     let cells = load_cells(&expected_path)?;
     check_cells(&expected_path, &spec, exp.as_ref(), &cells)?;
     // Every row's flags at every scale, so a bad flag of the paper scale is found by a smoke run.
+    let mut flags = BTreeMap::new();
     for row in &spec.rows {
         for s in spec.scales.keys() {
             let (level, _) = spec.resolve(row, s);
-            let r = parse(&spec, row, s, &row.dataset)?.resolve(level)?;
+            let parsed = parse(&spec, row, s, &row.dataset)?;
+            let r = resolve_at(&spec, row, s, &parsed, level)?;
             exp.check_row(&r.hp, level)
                 .and_then(|()| r.methods.check(exp.as_ref()))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
+            flags.insert((row.id.clone(), s.clone()), (level, parsed));
         }
     }
     Ok(Prepared {
@@ -807,6 +831,7 @@ fn prepare(o: &Options) -> Result<Prepared> {
         samples,
         expected_path,
         cells,
+        flags,
     })
 }
 
@@ -850,12 +875,16 @@ fn place(
     root: &Path,
     absent: &mut BTreeSet<String>,
 ) -> Result<std::result::Result<Placed, String>> {
-    let (level, _) = p.spec.resolve(row, &o.scale);
-    let needs_data = p.exp.needs_data(
-        &parse(&p.spec, row, &o.scale, &row.dataset)?
-            .resolve(level)?
-            .hp,
-    );
+    let Some((level, parsed)) = p.flags.get(&(row.id.clone(), o.scale.clone())) else {
+        return Err(ReproError::Invalid(format!(
+            "row `{}` has no flags at scale `{}`",
+            row.id, o.scale
+        )));
+    };
+    let level = *level;
+    let needs_data = p
+        .exp
+        .needs_data(&resolve_at(&p.spec, row, &o.scale, parsed, level)?.hp);
     let chosen = if needs_data {
         choose(row, root, absent)
     } else {
@@ -866,8 +895,10 @@ fn place(
         Ok(choice) => choice,
         Err(reason) => return Ok(Err(reason)),
     };
-    let flags = parse(&p.spec, row, &o.scale, &dataset)?;
-    let Resolved { hp, methods } = flags.resolve(level)?;
+    // The flags parsed on the row's dataset, moved to the one it runs on.
+    let mut flags = parsed.clone();
+    flags.lottery.train.dataset = Some(dataset.clone());
+    let Resolved { hp, methods } = resolve_at(&p.spec, row, &o.scale, &flags, level)?;
     // A ticket moved to another dataset needs that one's files too.
     if let Some(t) = methods
         .transplant
@@ -947,6 +978,7 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
         samples,
         expected_path,
         cells,
+        flags: _,
     } = &p;
     let (replicates, samples) = (*replicates, *samples);
     let device_label = if o.device.is_cuda() { "cuda" } else { "cpu" };
