@@ -39,9 +39,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             .path()
             .file_name()
             .map_or_else(|| "lottery".into(), |n| n.to_string_lossy().into_owned());
+        let stem = format!("ticket_{name}_{}", lth_store::layout::replicate(replicate));
         PathBuf::from(format!(
-            "ticket_{name}_replicate_{replicate}_level_{}.safetensors",
-            args.level
+            "{}.safetensors",
+            lth_store::layout::at_level(&stem, args.level)
         ))
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -235,7 +235,10 @@ fn stability_grid(args: &StabilityArgs) -> anyhow::Result<()> {
     }
     let csv = g.save(
         &args.lottery,
-        &format!("stability_level_{}.csv", args.level),
+        &format!(
+            "{}.csv",
+            lth_store::layout::at_level("stability", args.level)
+        ),
         &rows,
     )?;
     println!("rewind grid: {}", csv.display());
@@ -294,8 +297,8 @@ fn interpolate_grid(args: &InterpolateArgs) -> anyhow::Result<()> {
     let csv = g.save(
         &args.lottery,
         &format!(
-            "interpolation_level_{}_{}_{split}.csv",
-            args.level,
+            "{}_{}_{split}.csv",
+            lth_store::layout::at_level("interpolation", args.level),
             args.subnetwork.label()
         ),
         &rows,

@@ -84,8 +84,8 @@ fn jobs(unit: &Unit, hp: &TrainHparams) -> Result<Vec<Job>> {
     let job = |name: String| Job::new(dir.child(name), hp, unit.replicate, plan.clone());
     Ok(vec![
         job("dense".into()),
-        job(format!("ticket_level_{level}")).masked(Some(mask.clone())),
-        job(format!("reinit_level_{level}"))
+        job(lth_store::layout::at_level("ticket", level)).masked(Some(mask.clone())),
+        job(lth_store::layout::at_level("reinit", level))
             .starting(Start::Init(reinit_seed(unit.replicate)))
             .masked(Some(mask)),
     ])

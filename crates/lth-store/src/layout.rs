@@ -83,6 +83,11 @@ pub fn level(level: u64) -> String {
     format!("{LEVEL}{level}")
 }
 
+/// The name of something of level `level` (a run, a file's stem): `<stem>_level_<level>`.
+pub fn at_level(stem: &str, level: u64) -> String {
+    format!("{stem}_{}", self::level(level))
+}
+
 /// The replicate a folder name stands for (`replicate_7` → 7), if it is one.
 pub fn replicate_of(name: &str) -> Option<u64> {
     name.strip_prefix(REPLICATE_PREFIX)?.parse().ok()
@@ -122,6 +127,7 @@ mod tests {
             assert_eq!(replicate_of(name), None, "{name}");
         }
         assert_eq!(level(3), "level_3");
+        assert_eq!(at_level("ticket", 3), "ticket_level_3");
     }
 
     #[test]
