@@ -10,16 +10,10 @@ use lth_train::{Method, RunSummary, TrainHparams};
 use super::progress::Bar;
 use super::{CommonArgs, TrainFlags};
 
+/// `lth train`'s own options and the run store's first; then the groups, each under its heading
+/// (a heading holds for the options after it, so the groups come last).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    #[command(flatten)]
-    pub hp: TrainFlags,
-    /// The method's flags: --prune-at-init, --sparse, --gmp or --supermask with theirs (none:
-    /// dense training).
-    #[command(flatten)]
-    pub methods: MethodArgs,
-    #[command(flatten)]
-    pub adversarial: AdversarialFlags,
     /// Replicate number; seeds that are not given default to it.
     #[arg(long, default_value_t = 1)]
     pub replicate: u64,
@@ -38,6 +32,20 @@ pub struct TrainArgs {
     pub pack: Option<usize>,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Training (unset flags keep the model's recipe: lth models <model>)"
+    )]
+    pub hp: TrainFlags,
+    /// The method's flags: --prune-at-init, --sparse, --gmp or --supermask with theirs (none:
+    /// dense training).
+    #[command(flatten)]
+    pub methods: MethodArgs,
+    #[command(
+        flatten,
+        next_help_heading = "Adversarial training (--adversarial; dense training only)"
+    )]
+    pub adversarial: AdversarialFlags,
 }
 
 /// Resolves the one method the flags ask for (the registry refuses two), checks it against the

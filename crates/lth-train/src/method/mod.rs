@@ -2,7 +2,7 @@
 //! `hparams.json` holds and its folder's hash is taken of), its flags, its checks, what it does to
 //! the run (a mask before the first step, hooks during training, files at the end), and what a
 //! person is told about a finished run. The registry (`methods!` below) lists the methods, one
-//! line each, declaring their modules; `lth train` and the store know them only through [`Method`].
+//! line each, declaring their modules; `lth train` knows them only through [`Method`].
 //!
 //! | Method | File | Flag | Run folder |
 //! |---|---|---|---|
@@ -143,19 +143,21 @@ pub fn outline(hp: &TrainHparams) -> Result<lth_models::Model> {
     crate::initial_model(hp, 0, info, tch::Device::Cpu)
 }
 
-/// The registry: one line per method, its file (a module of this one) and its flags' type.
+/// The registry: one line per method, its file (a module of this one), its flags' type and their
+/// heading in `lth train --help`.
 /// Declares the module and gives the clap group of every method's flags ([`MethodArgs`], with the
 /// spread they share) and the list [`MethodArgs::groups`] that resolves it.
 macro_rules! methods {
-    ($($module:ident: $flags:ident,)*) => {
+    ($($module:ident: $flags:ident, $heading:literal;)*) => {
         $(pub mod $module;)*
 
-        /// The flags of every method `lth train` runs, with the spread they share.
+        /// The flags of every method `lth train` runs, each group under its heading in `--help`,
+        /// with the spread they share.
         #[cfg(feature = "clap")]
         #[derive(clap::Args, Debug, Clone, Default)]
         pub struct MethodArgs {
-            $(#[command(flatten)] pub $module: $module::$flags,)*
-            #[command(flatten)]
+            $(#[command(flatten, next_help_heading = $heading)] pub $module: $module::$flags,)*
+            #[command(flatten, next_help_heading = "Layerwise sparsity (--sparse and --gmp)")]
             pub spread: crate::flags::DistributionFlags,
         }
 
@@ -170,10 +172,10 @@ macro_rules! methods {
 }
 
 methods! {
-    pai: PaiFlags,
-    sparse: SparseFlags,
-    gmp: GmpFlags,
-    supermask: SupermaskFlags,
+    pai: PaiFlags, "Pruning at initialisation (--prune-at-init)";
+    sparse: SparseFlags, "Sparse training from scratch (--sparse)";
+    gmp: GmpFlags, "Gradual magnitude pruning (--gmp)";
+    supermask: SupermaskFlags, "Learned supermask (--supermask)";
 }
 
 #[cfg(feature = "clap")]
