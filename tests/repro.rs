@@ -1111,6 +1111,47 @@ fn state_of_sparsity_smoke_prunes_gradually_and_retrains_the_mask() {
         .path()
         .join("out/state-of-sparsity/smoke/replicates.csv"));
     erk_rows_keep_their_share(&results);
+    // One run, one folder: lth train --gmp with lenet_erk_98's training flags and the smoke
+    // scale's (the row's validation over the scale's) finds the target's GMP run done.
+    let (d, r) = (data.to_str().unwrap(), tmp.path().join("runs"));
+    let mut by_hand = vec![
+        "train",
+        "--model",
+        "lenet_300_100",
+        "--dataset",
+        "fashion-mnist",
+    ];
+    by_hand.extend(["--data-dir", d, "--runs-dir", r.to_str().unwrap()]);
+    by_hand.extend(["--gmp", "--distribution", "erk", "--sparsity", "0.98"]);
+    by_hand.extend(["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9"]);
+    by_hand.extend(["--nesterov", "true", "--weight-decay", "0.0001"]);
+    by_hand.extend([
+        "--batch-size",
+        "100",
+        "--steps",
+        "150it",
+        "--subset",
+        "3000",
+    ]);
+    by_hand.extend([
+        "--validation",
+        "5000",
+        "--eval-every",
+        "50it",
+        "--gmp-every",
+        "20it",
+    ]);
+    by_hand.extend(["--replicate", "2", "--quiet"]);
+    let out = ok(&lth(&by_hand, root()));
+    assert!(
+        out.contains("already finished; nothing to train.") && out.contains("pruned gradually"),
+        "the target's GMP run of replicate 2 was not found by lth train --gmp: {out}"
+    );
+    assert_eq!(
+        finished(&r).len(),
+        runs.len(),
+        "lth train trained something"
+    );
 }
 
 /// `repro --all` runs every target of the repro folder, skips what this machine cannot run once per
