@@ -1695,8 +1695,11 @@ mod stages {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// A kind that measures `acc` and `base` and derives their ratio; it never trains.
-    struct Synthetic;
+    /// A kind that measures `acc` and `base` and derives their ratio; it never trains, and reads
+    /// its rows' data only when `data` says so.
+    struct Synthetic {
+        data: bool,
+    }
 
     impl Experiment for Synthetic {
         fn kind(&self) -> &'static str {
@@ -1709,7 +1712,7 @@ mod stages {
             false
         }
         fn needs_data(&self, _hp: &LotteryHparams) -> bool {
-            false
+            self.data
         }
         fn measure(&self, _unit: &Unit, _progress: &mut dyn Progress) -> Result<Measured> {
             Err(ReproError::Invalid(
@@ -1756,6 +1759,14 @@ label = "B"
 model = "lenet_300_100"
 dataset = "mnist"
 level = 0
+
+[[rows]]
+id = "c"
+label = "C"
+model = "lenet_300_100"
+dataset = "mnist"
+variants = ["fashion-mnist"]
+level = 0
 "#;
 
     const CELLS: &str = "row,dataset,metric,source,scale,device,command,mean,spread,n,replicates,check,alpha,margin,expect,rationale
@@ -1796,7 +1807,7 @@ b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
             (1, measured(&[("acc", &[0.923, 0.925]), ("base", &[0.5])])),
             (2, measured(&[("acc", &[0.926]), ("base", &[0.5])])),
         ];
-        let (result, run) = summarise(&Synthetic, row, placed, replicates);
+        let (result, run) = summarise(&Synthetic { data: false }, row, placed, replicates);
         let skipped = RowResult {
             row: "b".into(),
             label: "B".into(),
@@ -1810,6 +1821,70 @@ b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
             vec![result, skipped],
             BTreeMap::from([("a".to_owned(), run)]),
         )
+    }
+
+    /// Placing: a row runs on its dataset where the files are, on a declared variant (labelled,
+    /// with why) where only the variant's are, and is skipped with the reason where neither is;
+    /// a kind that reads no data places every row on its own dataset.
+    #[test]
+    fn place_runs_a_row_where_its_data_is_and_says_why_not_elsewhere() {
+        let (dir, spec, cells) = setup();
+        let root = dir.path().join("data");
+        let fashion = lth_data::info("fashion-mnist").unwrap();
+        lth_data::testutil::write_mnist_like(&root.join(fashion.dir), 20, 10, false).unwrap();
+        let prepared = |data: bool| {
+            let mut flags = BTreeMap::new();
+            for row in &spec.rows {
+                for s in spec.scales.keys() {
+                    let level = spec.resolve(row, s).0;
+                    let parsed = parse(&spec, row, s, &row.dataset).unwrap();
+                    flags.insert((row.id.clone(), s.clone()), (level, parsed));
+                }
+            }
+            Prepared {
+                spec: spec.clone(),
+                target: spec.target(),
+                exp: Box::new(Synthetic { data }),
+                scale: spec.scales["smoke"].clone(),
+                replicates: 2,
+                samples: 1,
+                expected_path: dir.path().join("expected.csv"),
+                cells: cells.clone(),
+                flags,
+            }
+        };
+        let o = Options::new(dir.path(), "smoke");
+        let p = prepared(true);
+        let mut absent = BTreeSet::new();
+        let mut at = |id: &str| {
+            let row = spec.rows.iter().find(|r| r.id == id).unwrap();
+            place(&p, &o, row, &root, &mut absent).unwrap()
+        };
+        let a = at("a").unwrap();
+        assert_eq!(
+            (a.dataset.as_str(), a.variant.is_none()),
+            ("fashion-mnist", true)
+        );
+        assert!(a.needs_data);
+        let skipped = at("b").map(|_| ()).unwrap_err();
+        assert!(skipped.contains("mnist is absent"), "{skipped}");
+        let c = at("c").unwrap();
+        assert_eq!(c.dataset, "fashion-mnist");
+        assert!(c.variant.unwrap().contains("mnist is absent"));
+        assert_eq!(
+            c.flags.lottery.train.dataset.as_deref(),
+            Some("fashion-mnist")
+        );
+        assert_eq!(absent, BTreeSet::from(["mnist".to_owned()]));
+        // Without data, every row is placed on its own dataset, files or not.
+        let p = prepared(false);
+        let mut none = BTreeSet::new();
+        for row in &spec.rows {
+            let placed = place(&p, &o, row, &root, &mut none).unwrap().unwrap();
+            assert_eq!(placed.dataset, row.dataset);
+            assert!(!placed.needs_data && placed.variant.is_none());
+        }
+        assert!(none.is_empty());
     }
 
     /// Each replicate counts once, as the mean of its samples; the derived metric comes from
