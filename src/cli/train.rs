@@ -4,7 +4,6 @@ use clap::Args;
 
 use lth_store::{RunDir, Store};
 use lth_train::flags::{AdversarialFlags, MethodArgs};
-use lth_train::method::Stored;
 use lth_train::{Method, RunSummary, TrainHparams};
 
 use super::progress::Bar;
@@ -73,7 +72,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 method.flag()
             );
         }
-        return train_replicates(args, &hp, replicates);
+        return train_replicates(args, method.as_ref(), replicates);
     }
     train_one(args, method.as_ref())
 }
@@ -84,19 +83,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 /// only then does the run get its folder.
 fn train_one(args: &TrainArgs, method: &dyn Method) -> anyhow::Result<()> {
     let hp = method.train_hparams();
-    let run = method.home(&Store::new(&args.common.runs_dir));
+    let run = home(args, method)?;
     let dir = run.replicate(args.replicate);
-    if run.path().exists() {
-        method.bind_to(&run)?;
-    }
     if let Some(summary) = dir.done_summary::<RunSummary>()? {
         println!("already finished; nothing to train.");
         report(&dir, method, &summary);
         return Ok(());
     }
-    let data = args.common.data(&hp.dataset)?;
-    hp.check_data(data.train.len() as u64)?;
-    method.check_data(&data)?;
+    let data = load(args, method)?;
     run.create()?;
     method.bind_to(&run)?;
     announce(hp, &data, &method.describe());
@@ -107,25 +101,47 @@ fn train_one(args: &TrainArgs, method: &dyn Method) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Several replicates of a dense run, each in its own folder, packed in groups of up to `--pack`.
-fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> anyhow::Result<()> {
+/// The folder of `method`'s run. A folder already there must hold this run (its `hparams.json` is
+/// checked) before its results are trusted.
+fn home(args: &TrainArgs, method: &dyn Method) -> anyhow::Result<RunDir> {
+    let run = method.home(&Store::new(&args.common.runs_dir));
+    if run.path().exists() {
+        method.bind_to(&run)?;
+    }
+    Ok(run)
+}
+
+/// The data of `method`'s run, checked against the run and the method before anything is
+/// written.
+fn load(args: &TrainArgs, method: &dyn Method) -> anyhow::Result<lth_train::Data> {
+    let hp = method.train_hparams();
+    let data = args.common.data(&hp.dataset)?;
+    hp.check_data(data.train.len() as u64)?;
+    method.check_data(&data)?;
+    Ok(data)
+}
+
+/// Several replicates of a run that packs (dense training), each in its own folder, packed in
+/// groups of up to `--pack`.
+fn train_replicates(
+    args: &TrainArgs,
+    dense: &dyn Method,
+    replicates: &[u64],
+) -> anyhow::Result<()> {
     use lth_train::packed::default_pack;
     let mut seen = std::collections::BTreeSet::new();
     if let Some(r) = replicates.iter().find(|&&r| r == 0 || !seen.insert(r)) {
         anyhow::bail!("--replicates: replicate {r} is 0 or listed twice");
     }
-    let dense = lth_train::Dense(hp.clone());
-    let run = dense.home(&Store::new(&args.common.runs_dir));
-    if run.path().exists() {
-        dense.bind_to(&run)?;
-    }
+    let hp = dense.train_hparams();
+    let run = home(args, dense)?;
     let dir = |r: u64| run.replicate(r);
     let mut todo = Vec::new();
     for &r in replicates {
         match dir(r).done_summary::<RunSummary>()? {
             Some(s) => {
                 println!("replicate {r}: already finished");
-                report(&dir(r), &dense, &s);
+                report(&dir(r), dense, &s);
             }
             None => todo.push(r),
         }
@@ -133,8 +149,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
     if todo.is_empty() {
         return Ok(());
     }
-    let data = args.common.data(&hp.dataset)?;
-    hp.check_data(data.train.len() as u64)?;
+    let data = load(args, dense)?;
     let pack = args
         .pack
         .unwrap_or_else(|| default_pack(data.train.device()));
@@ -159,7 +174,7 @@ fn train_replicates(args: &TrainArgs, hp: &TrainHparams, replicates: &[u64]) -> 
     let mut bar = Bar::new(args.common.quiet);
     let summaries = lth_train::train_jobs(hp, &data, &jobs, pack, &mut bar)?;
     for (job, s) in jobs.iter().zip(&summaries) {
-        report(&job.dir, &dense, s);
+        report(&job.dir, dense, s);
     }
     Ok(())
 }

@@ -300,10 +300,10 @@ fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
 }
 
 /// Parses a row's flags at a scale on `dataset`, once; only when that fails is each flag tried on
-/// its own, so the error points at its line of the spec. Then the whole set is resolved into
-/// hyperparameters, which checks values that only make sense together.
+/// its own, so the error points at its line of the spec. [`resolve_at`] then checks the values
+/// that only make sense together.
 fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags> {
-    let (level, flags) = spec.resolve(row, scale);
+    let (_, flags) = spec.resolve(row, scale);
     let mut v = argv(row, &flags);
     v.extend(["--dataset".into(), dataset.to_owned()]);
     let parsed = match RowFlags::try_parse_from(&v) {
@@ -330,7 +330,6 @@ fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags>
                 .into());
         }
     };
-    resolve_at(spec, row, scale, &parsed, level)?;
     Ok(parsed)
 }
 
