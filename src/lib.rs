@@ -16,11 +16,11 @@
 //! - [`store`]: the run store (hashed run folders, atomic writes).
 
 pub use lth_data as data;
+pub use lth_lottery as rewind;
 pub use lth_models as models;
 pub use lth_prune as prune;
 pub use lth_report as report;
 pub use lth_repro as repro;
-pub use lth_rewind as rewind;
 pub use lth_rng as rng;
 pub use lth_stability as stability;
 pub use lth_store as store;

@@ -30,7 +30,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let (hp, replicate, store) =
         super::transplant::from_folder("--sparse", &args.sparse, args.replicate)?;
     let model = &hp.train.model.model;
-    let weights = lth_rewind::level_ticket(&store, &hp, replicate, args.level)
+    let weights = lth_lottery::level_ticket(&store, &hp, replicate, args.level)
         .with_context(|| format!("--sparse {}", args.sparse.display()))?;
     let sparse = SparseMlp::from_named(model, &weights)?;
     let out = args.out.clone().unwrap_or_else(|| {

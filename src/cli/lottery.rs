@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use lth_rewind::flags::LotteryFlags;
-use lth_rewind::{
+use lth_lottery::flags::LotteryFlags;
+use lth_lottery::{
     BranchHparams, BranchKind, GridHparams, GridRow, Lottery, LotteryHparams, ResultRow,
     rewind_points,
 };
@@ -167,9 +167,9 @@ pub fn open<'a>(
         lottery.hparams().train.dataset.dataset,
         lottery.hparams().pruning.strategy,
         match lottery.hparams().retrain {
-            lth_rewind::Retrain::WeightRewinding => "weight rewinding",
-            lth_rewind::Retrain::LrRewinding => "learning-rate rewinding",
-            lth_rewind::Retrain::FineTuning => "fine-tuning",
+            lth_lottery::Retrain::WeightRewinding => "weight rewinding",
+            lth_lottery::Retrain::LrRewinding => "learning-rate rewinding",
+            lth_lottery::Retrain::FineTuning => "fine-tuning",
         },
         lottery.dir().path().display()
     );

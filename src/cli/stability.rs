@@ -63,7 +63,7 @@ fn parse_bn(s: &str) -> Result<BnStats, String> {
 /// first if missing.
 fn measure(
     args: &StabilityArgs,
-    lottery: &lth_rewind::Lottery,
+    lottery: &lth_lottery::Lottery,
     bar: &mut Bar,
 ) -> anyhow::Result<Vec<lth_stability::StabilityRow>> {
     train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), bar)?;
@@ -123,7 +123,7 @@ pub fn run_stability(args: &StabilityArgs) -> anyhow::Result<()> {
 /// first if missing.
 fn curve(
     args: &InterpolateArgs,
-    lottery: &lth_rewind::Lottery,
+    lottery: &lth_lottery::Lottery,
     bar: &mut Bar,
 ) -> anyhow::Result<lth_stability::InterpolationSummary> {
     train_levels(lottery, &(0..=args.level).collect::<Vec<_>>(), bar)?;

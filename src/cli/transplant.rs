@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use lth_rewind::{
+use lth_lottery::{
     Lottery, LotteryHparams, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
 };
 use lth_store::{RunDir, RunKind, Store, layout};

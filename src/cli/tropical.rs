@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use lth_rewind::Lottery;
+use lth_lottery::Lottery;
 use lth_train::Data;
 use lth_tropical::{Panel, shape_distance};
 

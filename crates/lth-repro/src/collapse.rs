@@ -2,9 +2,9 @@
 //! leaves every prunable layer at least one weight (Tanaka et al., NeurIPS 2020, Figure 1 and
 //! Section 3). No training.
 
+use lth_lottery::LotteryHparams;
 use lth_models::Model;
 use lth_prune::Method;
-use lth_rewind::LotteryHparams;
 use lth_train::{PaiHparams, Progress};
 
 use crate::{Experiment, Measured, ReproError, Result, Unit};

@@ -2,7 +2,7 @@
 //! against weights remaining, for the IMP ticket and its random reinitialisation (Frankle & Carbin,
 //! ICLR 2019, Figures 1 and 3).
 
-use lth_rewind::{BranchHparams, BranchKind};
+use lth_lottery::{BranchHparams, BranchKind};
 use lth_store::RunDir;
 use lth_train::{Progress, RunSummary};
 

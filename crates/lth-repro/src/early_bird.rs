@@ -74,7 +74,7 @@ impl Experiment for EarlyBirdTickets {
 
     fn check_row(
         &self,
-        _hp: &lth_rewind::LotteryHparams,
+        _hp: &lth_lottery::LotteryHparams,
         level: u64,
     ) -> std::result::Result<(), String> {
         if level != 0 {

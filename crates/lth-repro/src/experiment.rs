@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use lth_data::DatasetInfo;
+use lth_lottery::{Lottery, LotteryHparams, TransplantHparams};
 use lth_report::Summary;
-use lth_rewind::{Lottery, LotteryHparams, TransplantHparams};
 use lth_store::Store;
 use lth_train::{
     AdversarialHparams, Data, EarlyBirdHparams, GmpHparams, Progress, SparseHparams,

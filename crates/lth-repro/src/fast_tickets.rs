@@ -4,7 +4,7 @@
 //! converges faster under PGD adversarial training than the dense network does, and is as robust
 //! at the end.
 
-use lth_rewind::{Lottery, reinit_seed};
+use lth_lottery::{Lottery, reinit_seed};
 use lth_store::{CsvLog, RunDir};
 use lth_train::{
     AdversarialHparams, Job, MetricsRow, Progress, RunPlan, Start, TrainHparams, train_jobs,
@@ -134,7 +134,7 @@ impl Experiment for FastTickets {
 
     fn check_row(
         &self,
-        hp: &lth_rewind::LotteryHparams,
+        hp: &lth_lottery::LotteryHparams,
         level: u64,
     ) -> std::result::Result<(), String> {
         if level == 0 {

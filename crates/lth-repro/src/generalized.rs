@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+use lth_lottery::{Lottery, LotteryHparams, reinit_seed};
 use lth_prune::basis::{Basis, Grouping, LayerBasis};
 use lth_prune::{Count, Keep, Mask, PruningHparams, select_layerwise};
-use lth_rewind::{Lottery, LotteryHparams, reinit_seed};
 use lth_store::RunDir;
 use lth_train::basis::InBasis;
 use lth_train::{Hooks, Job, OptimizerKind, Progress, RunPlan, RunSummary, Start, run_resumable};

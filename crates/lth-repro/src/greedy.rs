@@ -6,8 +6,8 @@
 //! pre-training allows, and beyond a threshold in t (logarithmic in the training set's size) the
 //! subnetwork's loss stops improving.
 
+use lth_lottery::{Lottery, LotteryHparams};
 use lth_prune::greedy::{TwoLayer, greedy_forward_selection};
-use lth_rewind::{Lottery, LotteryHparams};
 use lth_train::{Data, Progress};
 use tch::{Kind, Tensor};
 

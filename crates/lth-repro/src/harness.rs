@@ -9,14 +9,14 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use lth_lottery::flags::{LotteryFlags, TransplantFlags};
+use lth_lottery::{Lottery, LotteryHparams};
 use lth_report::spec::Row;
 use lth_report::{
     Cell, Finding, Measurement, Outcome, RowResult, RowStatus, Source, Spec, Summary, Verdict,
     assess, assess_trend, decide, load_cells, plot_svg, record_measured, render_skipped,
     render_table, render_verdicts, save_cells, summary_line,
 };
-use lth_rewind::flags::{LotteryFlags, TransplantFlags};
-use lth_rewind::{Lottery, LotteryHparams};
 use lth_store::{CsvLog, Store};
 use lth_train::flags::{
     AdversarialFlags, BasisFlags, DistributionFlags, EarlyBirdFlags, GmpFlags, SparseFlags,

@@ -69,7 +69,7 @@ pub enum ReproError {
     #[error(transparent)]
     Report(#[from] lth_report::ReportError),
     #[error(transparent)]
-    Rewind(#[from] lth_rewind::RewindError),
+    Lottery(#[from] lth_lottery::LotteryError),
     #[error(transparent)]
     Stability(#[from] lth_stability::StabilityError),
     #[error(transparent)]

@@ -5,7 +5,7 @@
 //! network, the IMP subnetwork and a randomly pruned one at the row's level, beside the IMP
 //! subnetwork's barrier when the same lottery is rewound to k = 0.
 
-use lth_rewind::{Lottery, LotteryHparams};
+use lth_lottery::{Lottery, LotteryHparams};
 use lth_stability::{BnStats, InterpolationSummary, Split, Subnetwork, interpolation};
 use lth_train::Progress;
 

@@ -2,7 +2,7 @@
 //! magnitude or random) and trained, against the dense network and uniform random pruning at the
 //! same sparsity, all from the same W0 and data order.
 
-use lth_rewind::{BranchHparams, BranchKind, LotteryHparams};
+use lth_lottery::{BranchHparams, BranchKind, LotteryHparams};
 use lth_train::Progress;
 
 use crate::curve::{metric_names, record, summary};

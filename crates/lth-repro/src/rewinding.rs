@@ -3,7 +3,7 @@
 //! row reports, at its level L, the IMP subnetwork, its random reinitialisation and the dense
 //! network, beside the same lottery rewound to k = 0, with the data-order stability of both.
 
-use lth_rewind::{Lottery, LotteryHparams};
+use lth_lottery::{Lottery, LotteryHparams};
 use lth_stability::experiment::copy_seed;
 use lth_stability::{CopySpec, Subnetwork, l2_distance, train_copies};
 use lth_train::{Progress, Steps};
@@ -57,7 +57,7 @@ pub(crate) fn check_rewound_row(
             "{kind} row measures a pruned level: give level >= 1"
         ));
     }
-    if hp.retrain != lth_rewind::Retrain::WeightRewinding {
+    if hp.retrain != lth_lottery::Retrain::WeightRewinding {
         return Err(format!(
             "{kind} row rewinds the weights: drop --retrain (weight rewinding is the default)"
         ));

@@ -57,7 +57,7 @@ impl Scratch {
     fn hparams(self, hp: &TrainHparams, replicate: u64) -> TrainHparams {
         let mut hp = hp.clone();
         if !matches!(self, Scratch::Ticket) {
-            hp.model.init_seed = Some(lth_rewind::reinit_seed(hp.init_seed(replicate)));
+            hp.model.init_seed = Some(lth_lottery::reinit_seed(hp.init_seed(replicate)));
         }
         if matches!(self, Scratch::FreshTwice) {
             let t = &mut hp.training;

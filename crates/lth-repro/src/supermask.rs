@@ -2,7 +2,7 @@
 //! NeurIPS 2019): a lottery level's mask applied to the *untrained* network W0 already classifies
 //! far above chance, and more so with the kept weights set to signed constants.
 
-use lth_rewind::{BranchHparams, BranchKind};
+use lth_lottery::{BranchHparams, BranchKind};
 use lth_train::Progress;
 
 use crate::curve::{metric_names, record, summary};
@@ -37,7 +37,7 @@ impl Experiment for Supermask {
 
     fn check_row(
         &self,
-        _hp: &lth_rewind::LotteryHparams,
+        _hp: &lth_lottery::LotteryHparams,
         level: u64,
     ) -> std::result::Result<(), String> {
         if level == 0 {

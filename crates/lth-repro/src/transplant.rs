@@ -4,7 +4,7 @@
 //! per-layer counts on the target and against the target's own IMP ticket (on an optimiser move:
 //! the ticket IMP finds with the target optimiser).
 
-use lth_rewind::{Destination, Lottery, Planted, Transplant, TransplantHparams};
+use lth_lottery::{Destination, Lottery, Planted, Transplant, TransplantHparams};
 use lth_train::Progress;
 
 use crate::curve::{record, summary};
@@ -58,7 +58,7 @@ fn measure(unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
             .unit_dir(Planted::Ticket)
             .join(lth_prune::MASK_FILE),
     )
-    .map_err(lth_rewind::RewindError::from)?;
+    .map_err(lth_lottery::LotteryError::from)?;
     m.insert("weights_remaining".into(), vec![ticket.density()]);
     record(&mut m, "source_imp", &summary(&source.level_dir(level))?);
     record(&mut m, "target_imp", &summary(&target.level_dir(level))?);
@@ -150,7 +150,7 @@ impl Experiment for Transplanted {
     }
     fn check_row(
         &self,
-        _hp: &lth_rewind::LotteryHparams,
+        _hp: &lth_lottery::LotteryHparams,
         level: u64,
     ) -> std::result::Result<(), String> {
         check_level(level)

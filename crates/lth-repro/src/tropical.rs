@@ -4,7 +4,7 @@
 //! trained network's decision-boundary polygon, and a random reinitialisation under the same mask
 //! does not.
 
-use lth_rewind::{Lottery, LotteryHparams};
+use lth_lottery::{Lottery, LotteryHparams};
 use lth_store::RunDir;
 use lth_train::Progress;
 use lth_tropical::{OneHidden, Polygon, shape_distance};

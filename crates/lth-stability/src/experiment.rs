@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use lth_data::Source;
+use lth_lottery::Lottery;
 use lth_prune::{Mask, random_like};
-use lth_rewind::Lottery;
 use lth_store::{CsvLog, RunDir};
 use lth_train::{Job, Progress, RunSummary};
 

@@ -41,7 +41,7 @@ pub use metrics::{
 #[derive(Debug, thiserror::Error)]
 pub enum StabilityError {
     #[error(transparent)]
-    Rewind(#[from] lth_rewind::RewindError),
+    Lottery(#[from] lth_lottery::LotteryError),
     #[error(transparent)]
     Prune(#[from] lth_prune::PruneError),
     #[error(transparent)]

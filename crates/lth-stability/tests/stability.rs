@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use lth_lottery::{Lottery, LotteryHparams};
 use lth_models::Model;
 use lth_prune::{Mask, magnitude_layerwise};
-use lth_rewind::{Lottery, LotteryHparams};
 use lth_stability::{
     BnStats, Split, Subnetwork, angle, barrier, interpolate, interpolation, interpolation_curve,
     l2_distance, stability, summarize,

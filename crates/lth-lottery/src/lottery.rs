@@ -13,7 +13,7 @@ use lth_train::{
 };
 
 use crate::{
-    BranchHparams, BranchKind, LayerRow, LotteryHparams, Result, ResultRow, Retrain, RewindError,
+    BranchHparams, BranchKind, LayerRow, LotteryError, LotteryHparams, Result, ResultRow, Retrain,
     reinit_seed,
 };
 
@@ -35,7 +35,7 @@ pub fn level_ticket(
 ) -> Result<Vec<(String, Tensor)>> {
     let unit = level_unit(&store.run(RunKind::Lottery, hp).replicate(replicate), level);
     if !unit.is_done()? {
-        return Err(RewindError::Invalid(format!(
+        return Err(LotteryError::Invalid(format!(
             "level {level} of {} is not finished; train it with `lth lottery` first",
             unit.path()
                 .parent()
@@ -78,7 +78,7 @@ impl<'a> Lottery<'a> {
         let total = hp.train.training.steps.iterations(per_epoch);
         let rewind = hp.rewind.iterations(per_epoch);
         if rewind >= total {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "the rewind point {} ({rewind} iterations) must come before the end of training \
                  {} ({total} iterations)",
                 hp.rewind, hp.train.training.steps
@@ -168,7 +168,7 @@ impl<'a> Lottery<'a> {
         self.level_dir(level).is_done()?;
         let path = self.level_dir(level).join(MASK_FILE);
         if !path.exists() {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "level {level} has no mask yet ({} is absent); train the levels before it first",
                 path.display()
             )));
@@ -203,7 +203,7 @@ impl<'a> Lottery<'a> {
     /// are level 0's at `t`.
     pub fn trajectory_job(&self, keep: &[u64]) -> Result<Job> {
         if let Some(&t) = keep.iter().find(|&&t| t > self.total) {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "a trajectory checkpoint at step {t} is beyond the training's {} steps",
                 self.total
             )));
@@ -219,7 +219,7 @@ impl<'a> Lottery<'a> {
     pub fn trajectory_weights(&self, keep: &[u64], step: u64) -> Result<Vec<(String, Tensor)>> {
         let dir = self.trajectory_dir(keep);
         if !dir.is_done()? {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "{} is not finished; train its trajectory job first",
                 dir.path().display()
             )));
@@ -251,7 +251,7 @@ impl<'a> Lottery<'a> {
         data_order_seed: u64,
     ) -> Result<Job> {
         if !self.level_done(0)? {
-            return Err(RewindError::Invalid(
+            return Err(LotteryError::Invalid(
                 "level 0 is not finished, so its rewind point cannot be copied".into(),
             ));
         }
@@ -330,7 +330,7 @@ impl<'a> Lottery<'a> {
             .iter()
             .find(|l| l.hp != first.hp || !std::ptr::eq(l.data, first.data))
         {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "replicates {} and {} are not of one lottery on the same data, so they cannot \
                  train together",
                 first.replicate, other.replicate
@@ -370,7 +370,7 @@ impl<'a> Lottery<'a> {
         }
         let before = self.level_dir(level - 1);
         if !before.is_done()? {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "level {} is not finished, so level {level} cannot be pruned from it",
                 level - 1
             )));
@@ -419,7 +419,7 @@ impl<'a> Lottery<'a> {
                     .find(|(n, _)| n == name)
                     .map(|(n, t)| (n.clone(), t.shallow_clone()))
                     .ok_or_else(|| {
-                        RewindError::Invalid(format!(
+                        LotteryError::Invalid(format!(
                             "trained weights of level {} lack {name}",
                             level - 1
                         ))
@@ -485,7 +485,7 @@ impl<'a> Lottery<'a> {
     /// from its level (which must be done).
     pub fn branch_job(&self, level: u64, branch: &BranchHparams) -> Result<Job> {
         if !self.level_done(level)? {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "level {level} is not finished, so no branch can be run off it"
             )));
         }
@@ -569,7 +569,7 @@ impl<'a> Lottery<'a> {
             let (_, original) = w0
                 .iter()
                 .find(|(n, _)| *n == name)
-                .ok_or_else(|| RewindError::Invalid(format!("W0 lacks {name}")))?;
+                .ok_or_else(|| LotteryError::Invalid(format!("W0 lacks {name}")))?;
             let value = init.signed_constant(&original.to_device(kernel.device()));
             tch::no_grad(|| kernel.copy_(&value));
         }
@@ -579,7 +579,7 @@ impl<'a> Lottery<'a> {
     /// Every finished unit of this replicate, in order of level, IMP first.
     pub fn results(&self) -> Result<(Vec<ResultRow>, Vec<LayerRow>)> {
         let info = lth_data::info(&self.hp.train.dataset.dataset)
-            .map_err(|e| RewindError::Invalid(e.to_string()))?;
+            .map_err(|e| LotteryError::Invalid(e.to_string()))?;
         let order = lth_models::kernels(&self.hp.train.model.model, info.shape, info.num_classes)?;
         let mut rows = Vec::new();
         let mut layers = Vec::new();
@@ -591,7 +591,7 @@ impl<'a> Lottery<'a> {
             let mut units: Vec<(String, Option<u64>, RunDir)> =
                 vec![("imp".into(), None, self.level_dir(level))];
             let mut branches: Vec<PathBuf> = std::fs::read_dir(&level_folder)
-                .map_err(|e| RewindError::Invalid(format!("{}: {e}", level_folder.display())))?
+                .map_err(|e| LotteryError::Invalid(format!("{}: {e}", level_folder.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.file_name()
@@ -657,7 +657,7 @@ fn merge(done: Vec<Option<RunSummary>>, trained: Vec<RunSummary>) -> Result<Vec<
     done.into_iter()
         .map(|d| {
             d.or_else(|| trained.next())
-                .ok_or_else(|| RewindError::Invalid("a unit was left untrained".into()))
+                .ok_or_else(|| LotteryError::Invalid("a unit was left untrained".into()))
         })
         .collect()
 }

@@ -2,7 +2,7 @@
 
 /// What can go wrong running a lottery.
 #[derive(Debug, thiserror::Error)]
-pub enum RewindError {
+pub enum LotteryError {
     #[error(transparent)]
     Train(#[from] lth_train::TrainError),
     #[error(transparent)]

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use lth_lottery::{BranchHparams, BranchKind, Lottery, LotteryHparams, Retrain};
 use lth_models::rounding::Trajectory;
 use lth_models::{Named, load_tensors};
 use lth_prune::{Mask, prune_count};
-use lth_rewind::{BranchHparams, BranchKind, Lottery, LotteryHparams, Retrain};
 use lth_store::{CsvLog, Store};
 use lth_train::testutil::{mnist_like, small_lenet};
 use lth_train::{Data, MetricsRow, Steps, evaluate};

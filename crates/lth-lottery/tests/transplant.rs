@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use lth_prune::Mask;
-use lth_rewind::{
+use lth_lottery::{
     Lottery, LotteryHparams, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,
 };
+use lth_prune::Mask;
 use lth_store::Store;
 use lth_train::{Data, DatasetHparams, OptimizerKind, Steps};
 use tch::{Device, Kind, Tensor};
@@ -167,7 +167,7 @@ fn an_optimizer_move_trains_the_whole_ticket_with_the_target_recipe() {
     };
 
     // Refused: no rate, a momentum for Adam, the ticket's own recipe, a rate out of range.
-    let e = |r: lth_rewind::Result<OptimizerRecipe>| r.unwrap_err().to_string();
+    let e = |r: lth_lottery::Result<OptimizerRecipe>| r.unwrap_err().to_string();
     assert!(
         e(OptimizerRecipe::from_flags(
             OptimizerKind::Sgd,
@@ -323,7 +323,7 @@ fn elastic_stretches_a_resnet_ticket_and_trains_it() {
     let ehp = TransplantHparams::elastic(hp.clone(), 1, "cifar_resnet_20", "appending").unwrap();
     assert_eq!(
         ehp.to,
-        lth_rewind::Destination::Elastic {
+        lth_lottery::Destination::Elastic {
             model: "cifar_resnet_20".into(),
             map: "0:0;1:1,2".into()
         }

@@ -28,7 +28,7 @@ use lth_train::{
     TrainingHparams, run_resumable,
 };
 
-use crate::{Lottery, LotteryHparams, Result, RewindError};
+use crate::{Lottery, LotteryError, LotteryHparams, Result};
 
 /// What happens to the classifier (the output layer's weight and bias) on a data move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -91,7 +91,7 @@ impl OptimizerRecipe {
         flag: &str,
     ) -> Result<Self> {
         let Some(lr) = lr else {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "{flag}lr is required with {flag}optimizer: the ticket's rate was tuned for its own \
                  optimiser"
             )));
@@ -108,7 +108,7 @@ impl OptimizerRecipe {
         recipe.apply(&mut training);
         training
             .check_optimizer(flag)
-            .map_err(RewindError::Invalid)?;
+            .map_err(LotteryError::Invalid)?;
         Ok(recipe)
     }
 
@@ -221,7 +221,7 @@ impl TransplantHparams {
         // The classifier's rows are classes: copied onto other classes, row i of the source
         // classifies class i of the target. Done only when asked for by name.
         if output.is_none() && dataset != hp.source.train.dataset.dataset {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "`{dataset}` does not have the classes of the ticket's `{}`, so copying its \
                  classifier would map each class onto another: say --output copy to do it \
                  anyway, or --output reinit (a dense, re-initialised classifier) or keep-mask",
@@ -235,7 +235,7 @@ impl TransplantHparams {
     /// `recipe` from the rewind step.
     pub fn optimizer(source: LotteryHparams, level: u64, recipe: OptimizerRecipe) -> Result<Self> {
         if OptimizerRecipe::of(&source.train.training) == recipe {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "the ticket was found with {recipe} already: an optimiser move trains it with \
                  another optimiser or rate"
             )));
@@ -278,14 +278,14 @@ impl TransplantHparams {
     pub fn validate(&self) -> Result<()> {
         self.source.validate()?;
         if self.level == 0 {
-            return Err(RewindError::Invalid(
+            return Err(LotteryError::Invalid(
                 "--level must be 1 or more: level 0 is the dense network, not a ticket".into(),
             ));
         }
         let target = self.target();
         target.validate()?;
         let info =
-            |name: &str| lth_data::info(name).map_err(|e| RewindError::Invalid(e.to_string()));
+            |name: &str| lth_data::info(name).map_err(|e| LotteryError::Invalid(e.to_string()));
         // The shapes, before any data is read: both networks built at their W0.
         let build = |model: &str, info: &lth_data::DatasetInfo| {
             lth_models::Model::new(
@@ -302,7 +302,7 @@ impl TransplantHparams {
                 let from = Depth::of(&self.source.train.model.model)?;
                 let to = Depth::of(model)?;
                 if !from.same_family(&to) {
-                    return Err(RewindError::Invalid(format!(
+                    return Err(LotteryError::Invalid(format!(
                         "`{model}` is not of the family of `{}`: a ticket moves between depths \
                          of one family",
                         self.source.train.model.model
@@ -323,7 +323,7 @@ impl TransplantHparams {
                         .filter(|w| w.windows(2).any(|p| p[0] != p[1]))
                     {
                         let widths: Vec<String> = widths.iter().map(i64::to_string).collect();
-                        return Err(RewindError::Invalid(format!(
+                        return Err(LotteryError::Invalid(format!(
                             "`{}` has hidden layers of unequal widths ({}), and a deeper LeNet \
                              copies a hidden layer where another of the same shape must go: \
                              deepen a LeNet whose copied layers share one width (e.g. \
@@ -347,7 +347,7 @@ impl TransplantHparams {
                     .collect();
                 check_shapes(&state, &built)?;
                 if source.num_classes != target.num_classes && *output != Output::Reinit {
-                    return Err(RewindError::Invalid(format!(
+                    return Err(LotteryError::Invalid(format!(
                         "`{dataset}` has {} classes and the ticket's `{}` {}: its classifier \
                          cannot be {}; say --output reinit (a dense, re-initialised classifier)",
                         target.num_classes,
@@ -417,7 +417,7 @@ impl<'a> Transplant<'a> {
     ) -> Result<Self> {
         hp.validate()?;
         if hp.source != *source.hparams() {
-            return Err(RewindError::Invalid(
+            return Err(LotteryError::Invalid(
                 "the transplant's source is not the lottery given".into(),
             ));
         }
@@ -427,7 +427,7 @@ impl<'a> Transplant<'a> {
         let total = target.training.steps.iterations(per_epoch);
         let (rewind, _) = source.steps();
         if rewind >= total {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "the ticket's rewind step {rewind} is not before the end of the target's training \
                  ({total} iterations)"
             )));
@@ -583,7 +583,7 @@ fn check_shapes(state: &[(String, Tensor)], target: &lth_models::Model) -> Resul
         if let Some((_, t)) = state.iter().find(|(n, _)| *n == name)
             && t.size() != var.size()
         {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "the ticket does not fit `{}` on this data: {name} is {:?} in the ticket and \
                  {:?} in the target (an input of another shape?)",
                 target.name(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use lth_prune::{PruningHparams, Strategy};
 use lth_train::{PaiHparams, Steps, TrainHparams};
 
-use crate::{Result, RewindError};
+use crate::{LotteryError, Result};
 
 /// How a pruned network is retrained at each level after the first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -58,14 +58,14 @@ impl LotteryHparams {
     pub fn validate(&self) -> Result<()> {
         self.train.validate()?;
         let info = lth_data::info(&self.train.dataset.dataset)
-            .map_err(|e| RewindError::Invalid(e.to_string()))?;
+            .map_err(|e| LotteryError::Invalid(e.to_string()))?;
         let kernels = lth_models::kernels(&self.train.model.model, info.shape, info.num_classes)?;
         self.pruning.validate(kernels.names())?;
         // A flag that changes nothing would still change the run's hash: refused.
         if let Some(r) = self.pruning.conv_rate
             && !kernels.has_convolutions()
         {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "--conv-rate {r}: {} has no convolutions to prune (drop --conv-rate)",
                 self.train.model.model
             )));
@@ -107,7 +107,7 @@ impl LotteryHparams {
         {
             global(&[])
         } else {
-            return Err(RewindError::Invalid(format!(
+            return Err(LotteryError::Invalid(format!(
                 "no pruning recipe for model `{model}`"
             )));
         };

@@ -21,14 +21,14 @@
 //! `runs/lottery_<hash>/replicate_<n>/level_<L>/{main,branch_<kind>_<hash>}/`.
 //!
 //! ```
-//! use lth_rewind::{LotteryHparams, Retrain};
+//! use lth_lottery::{LotteryHparams, Retrain};
 //! // The LTH paper's LeNet recipe: layerwise IMP, 20% of the hidden layers' remaining weights per
 //! // level and 10% of the output layer's, rewinding to initialisation.
 //! let hp = LotteryHparams::recipe("lenet_300_100")?;
 //! assert_eq!((hp.pruning.rate, hp.pruning.output_rate), (0.2, Some(0.1)));
 //! assert!(hp.rewind.is_zero());
 //! assert_eq!(hp.retrain, Retrain::WeightRewinding);
-//! # Ok::<(), lth_rewind::RewindError>(())
+//! # Ok::<(), lth_lottery::LotteryError>(())
 //! ```
 
 mod error;
@@ -40,7 +40,7 @@ mod lottery;
 mod results;
 mod transplant;
 
-pub use error::RewindError;
+pub use error::LotteryError;
 pub use grid::{GridHparams, GridRow, rewind_points};
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
 pub use lottery::{Lottery, level_ticket};
@@ -50,4 +50,4 @@ pub use transplant::{
 };
 
 /// Result alias for this crate.
-pub type Result<T, E = RewindError> = std::result::Result<T, E>;
+pub type Result<T, E = LotteryError> = std::result::Result<T, E>;

@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use lth_train::Steps;
 
-use crate::{LotteryHparams, Result, RewindError};
+use crate::{LotteryError, LotteryHparams, Result};
 
 /// The iterations of each point of `grid` for a training of `total` iterations of `per_epoch`
 /// each, checked before anything trains: the points must increase strictly (no duplicates, in
 /// order) and come before the end of training. Errors name `flag`.
 pub fn rewind_points(flag: &str, grid: &[Steps], per_epoch: u64, total: u64) -> Result<Vec<u64>> {
-    let bad = |m: String| Err(RewindError::Invalid(format!("{flag}: {m}")));
+    let bad = |m: String| Err(LotteryError::Invalid(format!("{flag}: {m}")));
     if grid.is_empty() {
         return bad("give at least one rewind point (0,50it,100it)".into());
     }

@@ -9,7 +9,7 @@ use lth_train::Steps;
 use lth_train::flags::{PaiFlags, TrainFlags};
 
 use crate::{
-    LotteryHparams, OptimizerRecipe, Output, Result, Retrain, RewindError, TransplantHparams,
+    LotteryError, LotteryHparams, OptimizerRecipe, Output, Result, Retrain, TransplantHparams,
 };
 
 /// Flags that determine a lottery; unset flags keep the model's recipe.
@@ -125,7 +125,7 @@ impl TransplantFlags {
         source: &LotteryHparams,
         level: u64,
     ) -> Result<Option<TransplantHparams>> {
-        let invalid = |m: &str| Err(RewindError::Invalid(m.to_owned()));
+        let invalid = |m: &str| Err(LotteryError::Invalid(m.to_owned()));
         let recipe_flags = self.target_lr.is_some()
             || self.target_momentum.is_some()
             || self.target_nesterov.is_some()
