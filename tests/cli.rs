@@ -823,7 +823,7 @@ fn a_lottery_killed_during_training_resumes_to_the_same_results() {
     ok(&again);
     for suffix in [
         "results.csv",
-        "layers.csv",
+        "layers_by_level.csv",
         "metrics.csv",
         "mask.safetensors",
         "final.safetensors",

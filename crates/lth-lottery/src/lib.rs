@@ -43,7 +43,7 @@ mod transplant;
 pub use error::LotteryError;
 pub use grid::{GridHparams, GridRow, rewind_points};
 pub use hparams::{BranchHparams, BranchKind, LotteryHparams, Retrain, reinit_seed};
-pub use lottery::{Lottery, level_ticket};
+pub use lottery::{LAYER_TABLE, Lottery, level_ticket};
 pub use results::{LayerRow, ResultRow};
 pub use transplant::{
     Destination, OptimizerRecipe, Output, Planted, Transplant, TransplantHparams,

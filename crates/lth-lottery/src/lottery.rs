@@ -18,7 +18,12 @@ use crate::{
 };
 
 const RESULTS: &str = "results.csv";
-const LAYERS: &str = "layers.csv";
+/// The replicate's per-layer table over levels and branches ([`LayerRow`]s). A unit's own
+/// `layers.csv` ([`lth_prune::LAYERS_FILE`]) is another schema, so this table has another name.
+pub const LAYER_TABLE: &str = "layers_by_level.csv";
+/// The name this table had before it got its own (a `layers.csv` beside `results.csv`), removed
+/// when the table is next written so that no store keeps two schemas under one name.
+const OLD_LAYER_TABLE: &str = "layers.csv";
 
 /// The folder of level `level`'s IMP subnetwork in a replicate's folder.
 fn level_unit(replicate: &RunDir, level: u64) -> RunDir {
@@ -639,13 +644,20 @@ impl<'a> Lottery<'a> {
         Ok((rows, layers))
     }
 
-    /// Rewrites `results.csv` and `layers.csv` of the replicate from the finished units.
+    /// Rewrites `results.csv` and `layers_by_level.csv` of the replicate from the finished units
+    /// (and removes the table's old name, `layers.csv`, that an older version wrote here).
     pub fn write_tables(&self) -> Result<(PathBuf, PathBuf)> {
         let (rows, layers) = self.results()?;
         let results = CsvLog::<ResultRow>::new(self.dir.join(RESULTS));
         results.save(&rows)?;
-        let per_layer = CsvLog::<LayerRow>::new(self.dir.join(LAYERS));
+        let per_layer = CsvLog::<LayerRow>::new(self.dir.join(LAYER_TABLE));
         per_layer.save(&layers)?;
+        let old = self.dir.join(OLD_LAYER_TABLE);
+        if old.is_file() {
+            std::fs::remove_file(&old).map_err(|e| {
+                LotteryError::Invalid(format!("removing the old table {}: {e}", old.display()))
+            })?;
+        }
         Ok((results.path().to_owned(), per_layer.path().to_owned()))
     }
 }

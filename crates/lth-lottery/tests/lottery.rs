@@ -93,6 +93,15 @@ fn imp_levels_prune_the_recipe_fractions_and_rewind_to_k() {
     );
     assert_eq!(layers.len(), 3 * 3);
     assert!(lottery.dir().join("results.csv").is_file());
+    // The per-layer table has its own name, and the old name (which a unit's `layers.csv` of
+    // kept counts also has, in another schema) is removed from a store an older version wrote.
+    let old = lottery.dir().join("layers.csv");
+    std::fs::write(&old, "level,branch,seed,layer,kept,total,density\n").unwrap();
+    let (_, table) = lottery.write_tables().unwrap();
+    assert_eq!(table, lottery.dir().join(lth_lottery::LAYER_TABLE));
+    let written = std::fs::read_to_string(&table).unwrap();
+    assert_eq!(written.lines().count(), 1 + 3 * 3, "{written}");
+    assert!(!old.exists(), "the old table is left beside the new one");
 }
 
 #[test]
