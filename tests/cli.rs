@@ -2187,3 +2187,85 @@ fn adversarial_training_logs_robust_accuracy_and_refuses_bad_attacks() {
     ok(&lth(SMALL, cwd));
     assert_eq!(std::fs::read_dir(cwd.join("runs")).unwrap().count(), 2);
 }
+
+/// An Early-Bird search is a method of `lth train` (`--early-bird`): checked before any data is
+/// read, and trained into the folder `lth early-bird` uses for the same flags, which then finds
+/// it done and only retrains its ticket; the reverse order trains nothing either.
+#[test]
+fn an_early_bird_search_is_one_run_whether_lth_train_or_lth_early_bird_starts_it() {
+    const SEARCH: &[&str] = &[
+        "--model",
+        "cifar_vgg_11:channels=4,4,8,8,8,8,8,8",
+        "--dataset",
+        "mnist",
+        "--augment",
+        "false",
+        "--steps",
+        "3ep",
+        "--eb-epsilon",
+        "1",
+        "--eb-ratios",
+        "0.5",
+        "--validation",
+        "50",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--quiet",
+    ];
+    let w = workspace();
+    let train = |window: &'static str| {
+        [&["train", "--early-bird"], SEARCH, &["--eb-window", window]].concat()
+    };
+    // Refused before any data is read or anything written: a network without BatchNorm scales,
+    // a FIFO longer than the run, the search's flags without --early-bird.
+    assert_refused(
+        &[
+            "train",
+            "--early-bird",
+            "--model",
+            "lenet_300_100",
+            "--dataset",
+            "mnist",
+        ],
+        w.path(),
+        "cannot take channel pruning",
+    );
+    assert_refused(&train("4"), w.path(), "--eb-window 4: longer than the run");
+    assert_refused(
+        &[&["train"], SEARCH, &["--eb-window", "2"]].concat(),
+        w.path(),
+        "need --early-bird",
+    );
+    let out = ok(&lth(&train("2"), w.path()));
+    assert!(out.contains("p = 0.5: ticket emerged at epoch 1"), "{out}");
+    let metrics = files_ending(&w.path().join("runs"), "metrics.csv");
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    assert!(
+        metrics[0].0.to_string_lossy().starts_with("earlybird_"),
+        "{:?}",
+        metrics[0].0
+    );
+    // `lth early-bird` finds the search done in the same folder and only retrains the ticket.
+    let out = ok(&lth(
+        &[&["early-bird"], SEARCH, &["--eb-window", "2"]].concat(),
+        w.path(),
+    ));
+    assert!(out.contains("retrained (EB Train"), "{out}");
+    let after = files_ending(&w.path().join("runs"), "metrics.csv");
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.contains(&metrics[0]), "the search was trained again");
+    assert!(
+        after
+            .iter()
+            .any(|(p, _)| p.starts_with(metrics[0].0.parent().unwrap()))
+    );
+    assert_eq!(std::fs::read_dir(w.path().join("runs")).unwrap().count(), 1);
+    // And `lth train --early-bird` finds it done too.
+    let again = ok(&lth(&train("2"), w.path()));
+    assert!(
+        again.contains("already finished; nothing to train."),
+        "{again}"
+    );
+}

@@ -7,7 +7,8 @@ use clap::Args;
 use lth_store::Store;
 use lth_train::early_bird::{Footprint, Retrain, narrow_ticket, retrain, search};
 use lth_train::flags::EarlyBirdFlags;
-use lth_train::{EarlyBirdRun, RunSummary};
+use lth_train::method::Stored;
+use lth_train::{EarlyBirdRun, Method, RunSummary};
 
 use super::progress::Bar;
 use super::{CommonArgs, TrainFlags};
@@ -54,23 +55,22 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
         train: hp.clone(),
         early_bird: args.eb.resolve()?,
     };
-    // The model must have channels to prune: checked on its shapes before any data is read.
-    let info = lth_data::info(&hp.dataset.dataset)?;
-    run.validate(info.shape, info.num_classes)?;
-    let store = Store::new(&args.common.runs_dir);
-    let folder = store.run(lth_store::RunKind::EarlyBird, &run);
+    // The search is the method `lth train --early-bird` trains, in the same folder: checked the
+    // same way (channels to prune, on the model's shapes, before any data is read; the FIFO
+    // against the run's epochs before anything is written).
+    run.check()?;
+    let folder = run.home(&Store::new(&args.common.runs_dir));
     if folder.path().exists() {
-        folder.bind_hparams(&run)?;
+        run.bind_to(&folder)?;
     }
     let dir = folder.replicate(args.replicate);
     let data = args.common.data(&hp.dataset)?;
     hp.check_data(data.train.len() as u64)?;
+    run.check_data(&data)?;
     let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
-    let total = hp.training.steps.iterations(per_epoch);
-    let epochs = total.div_ceil(per_epoch);
-    run.early_bird.check_epochs(epochs)?;
+    let epochs = hp.training.steps.iterations(per_epoch).div_ceil(per_epoch);
     folder.create()?;
-    folder.bind_hparams(&run)?;
+    run.bind_to(&folder)?;
     eprintln!(
         "Early-Bird search: {} on {} ({epochs} epochs of {per_epoch} steps), slimming s = {}, \
          ratios {}, FIFO of {}, ε = {}",

@@ -8,6 +8,7 @@ use lth_models::Init;
 
 use crate::{OptimizerKind, Precision, Result, StepList, Steps, TrainError, TrainHparams};
 
+pub use crate::method::early_bird::{EarlyBirdFlags, EarlyBirdMethodFlags};
 pub use crate::method::gmp::GmpFlags;
 pub use crate::method::pai::PaiFlags;
 pub use crate::method::sparse::SparseFlags;
@@ -229,50 +230,6 @@ impl DistributionFlags {
             ));
         }
         Ok(())
-    }
-}
-
-/// Flags of an Early-Bird search (`lth early-bird`); defaults are the paper's.
-#[derive(Args, Debug, Clone, Default)]
-pub struct EarlyBirdFlags {
-    /// Channel pruning ratios tracked together, each with its own FIFO and ticket (default
-    /// 0.3,0.5,0.7).
-    #[arg(long, value_delimiter = ',', value_name = "P,...")]
-    pub eb_ratios: Option<Vec<f64>>,
-    /// Masks in the FIFO: the newest is compared with the ones before it (default 5).
-    #[arg(long, value_name = "N")]
-    pub eb_window: Option<u64>,
-    /// The Hamming distance every comparison must stay below (default 0.1).
-    #[arg(long, value_name = "EPS")]
-    pub eb_epsilon: Option<f64>,
-    /// Network slimming's L1 coefficient on BatchNorm scales (default 1e-4; 0 for none).
-    #[arg(long, value_name = "S")]
-    pub slimming: Option<f64>,
-    /// Stop training once every ratio's ticket has emerged (the reference trains on to the end).
-    #[arg(long)]
-    pub eb_stop: bool,
-}
-
-impl EarlyBirdFlags {
-    /// Whether any of these flags was given.
-    pub fn given(&self) -> bool {
-        self.eb_ratios.is_some()
-            || self.eb_window.is_some()
-            || self.eb_epsilon.is_some()
-            || self.slimming.is_some()
-            || self.eb_stop
-    }
-
-    /// The search these flags ask for, checked.
-    pub fn resolve(&self) -> Result<crate::EarlyBirdHparams> {
-        let mut hp = crate::EarlyBirdHparams::default();
-        set(&mut hp.ratios, self.eb_ratios.clone());
-        set(&mut hp.window, self.eb_window);
-        set(&mut hp.epsilon, self.eb_epsilon);
-        set(&mut hp.slimming, self.slimming);
-        hp.stop = self.eb_stop;
-        hp.validate()?;
-        Ok(hp)
     }
 }
 

@@ -32,7 +32,6 @@
 pub mod adversarial;
 pub mod basis;
 mod device;
-pub mod early_bird;
 mod error;
 #[cfg(feature = "clap")]
 pub mod flags;
@@ -66,7 +65,7 @@ pub use method::sparse::{
     DISTRIBUTION_FILE, DistributionRow, DropSchedule, Rewiring, SparseHparams, SparseMode,
     SparseRun, UPDATES_FILE, UpdateEnd, UpdateRow, train_sparse,
 };
-pub use method::{Dense, Method, gmp, supermask};
+pub use method::{Dense, Method, early_bird, gmp, supermask};
 pub use optim::Optimizer;
 pub use run::{
     Data, FINAL, METRICS, Progress, RunPlan, RunSummary, Setup, initial_model, run_resumable,

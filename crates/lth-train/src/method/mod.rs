@@ -11,6 +11,7 @@
 //! | sparse training from scratch | `method/sparse.rs` ([`crate::SparseRun`]) | `--sparse` | `sparse_<hash>` |
 //! | gradual magnitude pruning | `method/gmp.rs` ([`crate::GmpRun`]) | `--gmp` | `gmp_<hash>` |
 //! | learned supermask | `method/supermask.rs` ([`crate::SupermaskRun`]) | `--supermask` | `supermask_<hash>` |
+//! | Early-Bird search | `method/early_bird.rs` ([`crate::EarlyBirdRun`]) | `--early-bird` | `earlybird_<hash>` |
 //!
 //! Adversarial training is not a method but a part of the step (`--adversarial` changes the
 //! batch the loss sees), so it is a training hyperparameter that dense training takes.
@@ -176,6 +177,7 @@ methods! {
     sparse: SparseFlags, "Sparse training from scratch (--sparse)";
     gmp: GmpFlags, "Gradual magnitude pruning (--gmp)";
     supermask: SupermaskFlags, "Learned supermask (--supermask)";
+    early_bird: EarlyBirdMethodFlags, "Early-Bird search (--early-bird)";
 }
 
 #[cfg(feature = "clap")]
@@ -310,27 +312,41 @@ mod tests {
         }
 
         /// The flags that ask for each registered method, in the registry's order, with the
-        /// kind of run each gives. A method added to the registry without a line here fails
-        /// `every_method_in_the_registry_is_asked_for_by_its_flags`.
-        const ASKED: [(&str, &[&str], RunKind); 4] = [
+        /// kind of run each gives and a model it fits. A method added to the registry without a
+        /// line here fails `every_method_in_the_registry_is_asked_for_by_its_flags`.
+        const ASKED: [(&str, &[&str], RunKind, &str); 5] = [
             (
                 "--prune-at-init snip",
                 &["--sparsity", "0.5"],
                 RunKind::PruneAtInit,
+                LENET,
             ),
-            ("--sparse rigl", &["--sparsity", "0.5"], RunKind::Sparse),
-            ("--gmp", &["--sparsity", "0.5"], RunKind::Gmp),
-            ("--supermask edge-popup", &[], RunKind::Supermask),
+            (
+                "--sparse rigl",
+                &["--sparsity", "0.5"],
+                RunKind::Sparse,
+                LENET,
+            ),
+            ("--gmp", &["--sparsity", "0.5"], RunKind::Gmp, LENET),
+            ("--supermask edge-popup", &[], RunKind::Supermask, LENET),
+            // Early-Bird prunes channels: a network with BatchNorm scales.
+            ("--early-bird", &[], RunKind::EarlyBird, SMALL_VGG),
         ];
+        const LENET: &str = "lenet_300_100";
+        const SMALL_VGG: &str = "cifar_vgg_11:channels=4,4,8,8,8,8,8,8";
 
         /// The flags that ask for a method, with what else it needs.
         fn args<'a>(asked: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
             asked.split(' ').chain(rest.iter().copied()).collect()
         }
 
-        fn resolve(args: &[&str]) -> Result<Box<dyn Method>> {
-            let hp = TrainHparams::recipe("lenet_300_100").unwrap();
+        fn resolve_for(model: &str, args: &[&str]) -> Result<Box<dyn Method>> {
+            let hp = TrainHparams::recipe(model).unwrap();
             Cli::try_parse_from(args).unwrap().methods.resolve(&hp)
+        }
+
+        fn resolve(args: &[&str]) -> Result<Box<dyn Method>> {
+            resolve_for(LENET, args)
         }
 
         fn refusal(args: &[&str]) -> String {
@@ -345,8 +361,8 @@ mod tests {
             assert_eq!(cli.methods.groups().len(), ASKED.len());
             let store = Store::new("runs");
             let mut folders = std::collections::BTreeSet::new();
-            for (asked, rest, kind) in ASKED {
-                let m = resolve(&args(asked, rest)).unwrap();
+            for (asked, rest, kind, model) in ASKED {
+                let m = resolve_for(model, &args(asked, rest)).unwrap();
                 assert_eq!(m.kind(), kind, "{asked}");
                 assert_eq!(m.flag(), asked);
                 assert!(!m.describe().is_empty() && !m.packs(), "{asked}");
@@ -368,8 +384,8 @@ mod tests {
         /// Any two methods' flags are refused, naming both, before either is checked.
         #[test]
         fn two_methods_exclude_each_other_whichever_they_are() {
-            for (i, (a, _, _)) in ASKED.iter().enumerate() {
-                for (b, _, _) in &ASKED[i + 1..] {
+            for (i, (a, ..)) in ASKED.iter().enumerate() {
+                for (b, ..) in &ASKED[i + 1..] {
                     let both = args(a, &args(b, &[]));
                     let e = refusal(&both);
                     assert!(e.contains("exclude each other"), "{both:?}: {e}");
@@ -413,6 +429,11 @@ mod tests {
                 (&["--update-every", "3"][..], "need --sparse"),
                 (&["--gmp-every", "10it"][..], "need --gmp"),
                 (&["--keep", "0.3"][..], "need --supermask"),
+                (&["--eb-window", "3"][..], "need --early-bird"),
+                (
+                    &["--early-bird", "--sparsity", "0.5"][..],
+                    "--sparsity needs --prune-at-init",
+                ),
                 (&["--sparse", "set"][..], "--sparse set needs --sparsity"),
                 (&["--gmp"][..], "--gmp needs --sparsity"),
             ] {
@@ -444,6 +465,13 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(e.contains("fc9"), "{e}");
+            // Early-Bird prunes channels: a network without BatchNorm scales has none.
+            let e = resolve(&["--early-bird"])
+                .unwrap()
+                .check()
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("lenet_300_100"), "{e}");
         }
     }
 }

@@ -17,6 +17,10 @@
 //!
 //! Host synchronisation: once per epoch, to read the distances (the masks themselves stay on the
 //! device); never inside other steps.
+//!
+//! The search is a [`Method`] (`lth train --early-bird`, folder `earlybird_<hash>`): its run is
+//! the dense training with the hook, and `lth early-bird` trains the same run in the same folder
+//! before it retrains the tickets ([`retrain`]), which are runs of their own inside it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -28,10 +32,14 @@ use lth_models::{Model, Named, load_tensors};
 use lth_prune::Mask;
 use lth_store::{CsvLog, RunDir};
 
+#[cfg(feature = "clap")]
+use crate::flags::set;
+use crate::method::Method;
 use crate::{
     Control, Data, Hook, Hooks, MetricsRow, Progress, Result, RunSummary, Setup, StepContext,
     TrainError, TrainHparams, Update, run_resumable,
 };
+use lth_store::RunKind;
 
 /// Every epoch's largest distance per ratio, once its FIFO is full.
 pub const DISTANCES_FILE: &str = "early_bird.csv";
@@ -478,6 +486,94 @@ impl EarlyBirdRun {
     }
 }
 
+/// The epochs of `hp`'s run on `data`: one channel mask each.
+fn epochs(hp: &TrainHparams, data: &Data) -> u64 {
+    let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
+    hp.training.steps.iterations(per_epoch).div_ceil(per_epoch)
+}
+
+impl Method for EarlyBirdRun {
+    fn flag(&self) -> String {
+        "--early-bird".into()
+    }
+
+    fn kind(&self) -> RunKind {
+        RunKind::EarlyBird
+    }
+
+    fn train_hparams(&self) -> &TrainHparams {
+        &self.train
+    }
+
+    fn describe(&self) -> String {
+        let e = &self.early_bird;
+        format!(
+            ", an Early-Bird search (slimming s = {}, ratios {}, FIFO of {}, ε = {}{})",
+            e.slimming,
+            e.ratios
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.window,
+            e.epsilon,
+            if e.stop {
+                ", stopping once every ticket emerged"
+            } else {
+                ""
+            }
+        )
+    }
+
+    /// The search's settings, and channels to prune in the model (its shapes, no data read).
+    fn check(&self) -> Result<()> {
+        let info = lth_data::info(&self.train.dataset.dataset)?;
+        self.validate(info.shape, info.num_classes)
+    }
+
+    /// The FIFO against the run's epochs: a window longer than the run could never fill.
+    fn check_data(&self, data: &Data) -> Result<()> {
+        self.early_bird.check_epochs(epochs(&self.train, data))
+    }
+
+    fn train(
+        &self,
+        dir: &RunDir,
+        replicate: u64,
+        data: &Data,
+        progress: &mut dyn Progress,
+    ) -> Result<(RunSummary, Option<Mask>)> {
+        search(dir, self, replicate, data, progress).map(|(s, _)| (s, None))
+    }
+
+    fn report(&self, dir: &RunDir, _summary: &RunSummary) -> Vec<String> {
+        let Ok(emerged) = CsvLog::<EmergenceRow>::new(dir.join(EMERGENCE_FILE)).load() else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = emerged
+            .iter()
+            .map(|e| match (e.epoch, e.channels_kept) {
+                (Some(epoch), Some(kept)) => format!(
+                    "  p = {}: ticket emerged at epoch {epoch}, {:.1}% of the slimmable channels \
+                     kept",
+                    e.ratio,
+                    100.0 * kept
+                ),
+                _ => format!(
+                    "  p = {}: no ticket emerged (distances in {DISTANCES_FILE})",
+                    e.ratio
+                ),
+            })
+            .collect();
+        lines.push(format!(
+            "  files: {DISTANCES_FILE}, {EMERGENCE_FILE}, eb_<p>.safetensors and \
+             eb_<p>_channels.safetensors (each ticket); `lth early-bird` with the same flags \
+             retrains the tickets from this run"
+        ));
+        lines
+    }
+}
+
 /// Trains replicate `replicate` of the search in `dir` (resumably), writing `early_bird.csv`,
 /// `emergence.csv` and each emerged ticket; returns the summary and the emergence per ratio.
 pub fn search(
@@ -658,6 +754,94 @@ pub fn retrain(
         progress,
     )?;
     Ok((summary, hp.model.model))
+}
+
+/// Flags of an Early-Bird search (`lth early-bird`, and `lth train --early-bird`); defaults are
+/// the paper's.
+#[cfg(feature = "clap")]
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EarlyBirdFlags {
+    /// Channel pruning ratios tracked together, each with its own FIFO and ticket (default
+    /// 0.3,0.5,0.7).
+    #[arg(long, value_delimiter = ',', value_name = "P,...")]
+    pub eb_ratios: Option<Vec<f64>>,
+    /// Masks in the FIFO: the newest is compared with the ones before it (default 5).
+    #[arg(long, value_name = "N")]
+    pub eb_window: Option<u64>,
+    /// The Hamming distance every comparison must stay below (default 0.1).
+    #[arg(long, value_name = "EPS")]
+    pub eb_epsilon: Option<f64>,
+    /// Network slimming's L1 coefficient on BatchNorm scales (default 1e-4; 0 for none).
+    #[arg(long, value_name = "S")]
+    pub slimming: Option<f64>,
+    /// Stop training once every ratio's ticket has emerged (the reference trains on to the end).
+    #[arg(long)]
+    pub eb_stop: bool,
+}
+
+#[cfg(feature = "clap")]
+impl EarlyBirdFlags {
+    /// Whether any of these flags was given.
+    pub fn given(&self) -> bool {
+        self.eb_ratios.is_some()
+            || self.eb_window.is_some()
+            || self.eb_epsilon.is_some()
+            || self.slimming.is_some()
+            || self.eb_stop
+    }
+
+    /// The search these flags ask for, checked.
+    pub fn resolve(&self) -> Result<EarlyBirdHparams> {
+        let mut hp = EarlyBirdHparams::default();
+        set(&mut hp.ratios, self.eb_ratios.clone());
+        set(&mut hp.window, self.eb_window);
+        set(&mut hp.epsilon, self.eb_epsilon);
+        set(&mut hp.slimming, self.slimming);
+        hp.stop = self.eb_stop;
+        hp.validate()?;
+        Ok(hp)
+    }
+}
+
+/// The search as `lth train` asks for it: `--early-bird`, with the search's flags.
+#[cfg(feature = "clap")]
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EarlyBirdMethodFlags {
+    /// Search for Early-Bird tickets while training (You et al.): channel masks from the
+    /// BatchNorm scales each epoch, a ticket where they settle. `lth early-bird` with the same
+    /// flags retrains the tickets from this run.
+    #[arg(long)]
+    pub early_bird: bool,
+    #[command(flatten)]
+    pub search: EarlyBirdFlags,
+}
+
+#[cfg(feature = "clap")]
+impl crate::method::MethodFlags for EarlyBirdMethodFlags {
+    fn asked(&self) -> Option<String> {
+        self.early_bird.then(|| "--early-bird".to_owned())
+    }
+
+    fn method(
+        &self,
+        _shared: crate::method::Shared,
+        hp: &TrainHparams,
+    ) -> Result<Option<Box<dyn Method>>> {
+        if !self.early_bird {
+            if self.search.given() {
+                return Err(TrainError::Invalid(
+                    "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop need \
+                     --early-bird"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        Ok(Some(Box::new(EarlyBirdRun {
+            train: hp.clone(),
+            early_bird: self.search.resolve()?,
+        })))
+    }
 }
 
 #[cfg(test)]
