@@ -582,7 +582,8 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         )),
         "{e}"
     );
-    // Destination flags belong to elastic and transfer rows.
+    // Destination flags belong to elastic and transfer rows: a row's flags are those of its
+    // kind's command, and the parser refuses another kind's by name, at its line.
     std::fs::write(
         target.join("spec.toml"),
         spec.replacen(
@@ -597,7 +598,10 @@ fn repro_errors_name_the_spec_line_the_target_and_the_scale() {
         root(),
     ));
     assert!(
-        e.contains("row `lenet` at scale `paper`: --target-model, --target-dataset, --target-optimizer (and its --target-*), --map and --output belong to elastic and transfer rows, not stability"),
+        e.contains(
+            "row `lenet`: flag `target-dataset`: unexpected argument '--target-dataset' found (a \
+             `stability` row takes lth lottery's flags)"
+        ),
         "{e}"
     );
     // An optimiser move without its rate, or with a momentum Adam does not have, is refused with

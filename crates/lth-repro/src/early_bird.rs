@@ -63,6 +63,23 @@ fn prefix(ratio: f64) -> Option<&'static str> {
 const SPEED_STEPS: u64 = 5;
 const SPEED_ROUNDS: usize = 5;
 
+impl crate::experiment::RowGroup for lth_train::flags::EarlyBirdFlags {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        _level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        let early_bird = lth_train::flags::EarlyBirdFlags::resolve(self)?;
+        Ok(crate::experiment::Resolved {
+            hp: lottery.resolve()?,
+            methods: crate::MethodFlags {
+                early_bird: self.given().then_some(early_bird),
+                ..crate::MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for EarlyBirdTickets {
     fn kind(&self) -> &'static str {
         "early_bird"
@@ -85,8 +102,15 @@ impl Experiment for EarlyBirdTickets {
         Ok(())
     }
 
-    fn flag_group(&self) -> Option<crate::FlagGroup> {
-        Some(crate::FlagGroup::EarlyBird)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<lth_train::flags::EarlyBirdFlags>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and lth early-bird's search flags"
     }
 
     /// Any search the row's flags ask for (the paper's defaults where none is given) tracks the

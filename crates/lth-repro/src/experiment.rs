@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use lth_data::DatasetInfo;
+use lth_lottery::flags::LotteryFlags;
 use lth_lottery::{Lottery, LotteryHparams, TransplantHparams};
 use lth_report::Summary;
 use lth_store::Store;
@@ -20,60 +21,8 @@ use crate::{
 /// What one replicate of a row measured: values by metric, one per sample of the replicate.
 pub type Measured = BTreeMap<String, Vec<f64>>;
 
-/// A group of row flags beyond `lth lottery`'s, which one kind of experiment takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlagGroup {
-    /// `lth train --sparse` flags: sparse training from scratch.
-    Sparse,
-    /// A ticket's destination: another depth or another dataset.
-    Transplant,
-    /// The Early-Bird search.
-    EarlyBird,
-    /// A learned supermask.
-    Supermask,
-    /// `lth train --gmp` flags: gradual magnitude pruning.
-    Gmp,
-    /// `lth train --adversarial` flags: the attack of adversarial training.
-    Adversarial,
-    /// `--basis`: the basis a generalized ticket is sparse in.
-    Basis,
-}
-
-impl FlagGroup {
-    /// The group's flags, as an error names them.
-    pub fn flags(self) -> &'static str {
-        match self {
-            FlagGroup::Sparse => "--sparse flags",
-            FlagGroup::Transplant => {
-                "--target-model, --target-dataset, --target-optimizer (and its --target-*), --map \
-                 and --output"
-            }
-            FlagGroup::EarlyBird => {
-                "--eb-ratios, --eb-window, --eb-epsilon, --slimming and --eb-stop"
-            }
-            FlagGroup::Supermask => "--supermask, --keep and --supermask-weights",
-            FlagGroup::Gmp => "--gmp flags",
-            FlagGroup::Adversarial => "--adversarial and --adv-* flags",
-            FlagGroup::Basis => "--basis",
-        }
-    }
-
-    /// The kinds whose rows take the group.
-    pub fn kinds(self) -> &'static str {
-        match self {
-            FlagGroup::Sparse => "sparse_training",
-            FlagGroup::Transplant => "elastic and transfer",
-            FlagGroup::EarlyBird => "early_bird",
-            FlagGroup::Supermask => "learned_supermask",
-            FlagGroup::Gmp => "state_of_sparsity",
-            FlagGroup::Adversarial => "fast_tickets",
-            FlagGroup::Basis => "generalized",
-        }
-    }
-}
-
-/// A row's flags beyond `lth lottery`'s, resolved: each group is `Some` only where the row gives
-/// one of its flags.
+/// A row's flags beyond `lth lottery`'s, resolved: each is `Some` only where the row's kind takes
+/// it and the row gives it.
 #[derive(Debug, Clone, Default)]
 pub struct MethodFlags {
     pub sparse: Option<SparseHparams>,
@@ -85,39 +34,98 @@ pub struct MethodFlags {
     pub basis: Option<lth_train::flags::BasisKind>,
 }
 
-impl MethodFlags {
-    /// The groups the row gives.
-    pub fn given(&self) -> Vec<FlagGroup> {
-        [
-            (self.sparse.is_some(), FlagGroup::Sparse),
-            (self.transplant.is_some(), FlagGroup::Transplant),
-            (self.early_bird.is_some(), FlagGroup::EarlyBird),
-            (self.supermask.is_some(), FlagGroup::Supermask),
-            (self.gmp.is_some(), FlagGroup::Gmp),
-            (self.adversarial.is_some(), FlagGroup::Adversarial),
-            (self.basis.is_some(), FlagGroup::Basis),
-        ]
-        .into_iter()
-        .filter_map(|(given, g)| given.then_some(g))
-        .collect()
+/// A row's hyperparameters: its lottery and its flags beyond `lth lottery`'s.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub hp: LotteryHparams,
+    pub methods: MethodFlags,
+}
+
+/// The group of flags a kind's rows take beyond `lth lottery`'s (one clap group, declared in the
+/// kind's file), and how it resolves.
+pub trait RowGroup: clap::Args + clap::FromArgMatches + Clone + std::fmt::Debug + 'static {
+    /// The row's hyperparameters from `lth lottery`'s flags and this group's, at the level the
+    /// row reports (a group may take `--sparsity` from the lottery's level 1).
+    fn resolve(&self, lottery: &LotteryFlags, level: u64) -> Result<Resolved>;
+}
+
+/// No flags beyond `lth lottery`'s: the rows of most kinds.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LotteryOnly {}
+
+impl RowGroup for LotteryOnly {
+    fn resolve(&self, lottery: &LotteryFlags, _level: u64) -> Result<Resolved> {
+        Ok(Resolved {
+            hp: lottery.resolve()?,
+            methods: MethodFlags::default(),
+        })
+    }
+}
+
+/// The lottery of a row whose method reads `--sparsity` (when it asked for one): the flag is the
+/// method's, not a level 1 pruned at initialisation.
+pub(crate) fn lottery_without_sparsity(
+    lottery: &LotteryFlags,
+    taken: bool,
+) -> Result<LotteryHparams> {
+    let mut lottery = lottery.clone();
+    if taken {
+        lottery.level1.sparsity = None;
+    }
+    Ok(lottery.resolve()?)
+}
+
+/// A kind's row command: `lth lottery`'s flags and the kind's own group, parsed at once, so a flag
+/// that only another kind takes is refused by the parser, by name.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(no_binary_name = true)]
+pub struct RowCommand<G: RowGroup> {
+    #[command(flatten)]
+    pub lottery: LotteryFlags,
+    #[command(flatten)]
+    pub group: G,
+}
+
+/// A row's parsed flags, whatever its kind's group.
+pub trait RowFlags: std::fmt::Debug {
+    /// The row's hyperparameters at `level`.
+    fn resolve(&self, level: u64) -> Result<Resolved>;
+    /// The same flags on another dataset.
+    fn on(&self, dataset: &str) -> Box<dyn RowFlags>;
+    /// The same flags for replicate `r` (`--replicate`, which seeds default to).
+    fn for_replicate(&self, r: u64) -> Box<dyn RowFlags>;
+    /// The dataset the flags name.
+    fn dataset(&self) -> Option<&str>;
+}
+
+impl<G: RowGroup> RowFlags for RowCommand<G> {
+    fn resolve(&self, level: u64) -> Result<Resolved> {
+        self.group.resolve(&self.lottery, level)
     }
 
-    /// Whether these flags fit `exp`: no group but its own, and its own check.
-    pub fn check(&self, exp: &dyn Experiment) -> std::result::Result<(), String> {
-        if let Some(g) = self
-            .given()
-            .into_iter()
-            .find(|&g| Some(g) != exp.flag_group())
-        {
-            return Err(format!(
-                "{} belong to {} rows, not {}",
-                g.flags(),
-                g.kinds(),
-                exp.kind()
-            ));
-        }
-        exp.check_methods(self)
+    fn on(&self, dataset: &str) -> Box<dyn RowFlags> {
+        let mut moved = self.clone();
+        moved.lottery.train.dataset = Some(dataset.to_owned());
+        Box::new(moved)
     }
+
+    fn for_replicate(&self, r: u64) -> Box<dyn RowFlags> {
+        let mut moved = self.clone();
+        moved.lottery.replicate = r;
+        Box::new(moved)
+    }
+
+    fn dataset(&self) -> Option<&str> {
+        self.lottery.train.dataset.as_deref()
+    }
+}
+
+/// Parses a row's argument vector as `lth lottery`'s flags and the group `G`.
+pub fn parse_row<G: RowGroup>(
+    argv: &[String],
+) -> std::result::Result<Box<dyn RowFlags>, clap::Error> {
+    use clap::Parser as _;
+    RowCommand::<G>::try_parse_from(argv).map(|c| Box::new(c) as Box<dyn RowFlags>)
 }
 
 /// One replicate of a row: its hyperparameters and lottery (levels `0..=level` are trained
@@ -197,10 +205,14 @@ pub trait Experiment {
     fn check_row(&self, _hp: &LotteryHparams, _level: u64) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// The group of row flags beyond `lth lottery`'s that this kind takes, if any: a row that
-    /// gives another group is refused, naming its flags and the kinds that take them.
-    fn flag_group(&self) -> Option<FlagGroup> {
-        None
+    /// Parses a row's flags as this kind's rows take them: `lth lottery`'s, and the group of its
+    /// own it declares ([`RowGroup`]; none by default).
+    fn parse_row(&self, argv: &[String]) -> std::result::Result<Box<dyn RowFlags>, clap::Error> {
+        parse_row::<LotteryOnly>(argv)
+    }
+    /// The flags its rows take, for an error that refuses another kind's.
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags"
     }
     /// Whether a row's flags of its group make sense for this kind (a kind that needs them says
     /// so here); checked for every row at every scale, after the groups.
@@ -279,67 +291,65 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// A group of method flags is refused by every kind but its own, naming its flags and the
-    /// kinds that take it; the kind that takes it checks it itself.
+    fn parse(kind: &str, flags: &[&str]) -> std::result::Result<Box<dyn RowFlags>, String> {
+        let argv: Vec<String> = ["--model", "lenet_300_100"]
+            .iter()
+            .chain(flags)
+            .map(|s| (*s).to_owned())
+            .collect();
+        experiment(kind)
+            .unwrap()
+            .parse_row(&argv)
+            .map_err(|e| e.to_string())
+    }
+
+    fn checked(kind: &str, flags: &[&str]) -> std::result::Result<(), String> {
+        let exp = experiment(kind).unwrap();
+        let r = parse(kind, flags)?.resolve(1).map_err(|e| e.to_string())?;
+        exp.check_methods(&r.methods)
+    }
+
+    /// A kind's rows take `lth lottery`'s flags and its own group only: another kind's flags are
+    /// refused by the parser, by name; the kind that takes them checks them itself.
     #[test]
     fn method_flags_belong_to_their_kinds_only() {
-        let supermask = MethodFlags {
-            supermask: Some(SupermaskHparams::default()),
-            ..MethodFlags::default()
-        };
-        assert_eq!(supermask.given(), vec![FlagGroup::Supermask]);
-        let e = supermask.check(experiment("stability").unwrap().as_ref());
-        assert_eq!(
-            e.unwrap_err(),
-            "--supermask, --keep and --supermask-weights belong to learned_supermask rows, not \
-             stability"
-        );
-        supermask
-            .check(experiment("learned_supermask").unwrap().as_ref())
+        let e = parse("stability", &["--supermask", "bernoulli"]).unwrap_err();
+        assert!(e.contains("unexpected argument '--supermask'"), "{e}");
+        checked("learned_supermask", &["--supermask", "bernoulli"]).unwrap();
+        let e = parse("learned_supermask", &["--eb-window", "3"]).unwrap_err();
+        assert!(e.contains("unexpected argument '--eb-window'"), "{e}");
+        checked("early_bird", &["--eb-window", "3"]).unwrap();
+        let e = parse("sparse_training", &["--gmp"]).unwrap_err();
+        assert!(e.contains("unexpected argument '--gmp'"), "{e}");
+        // The groups resolve to their kind's field and nothing else.
+        let r = parse("state_of_sparsity", &["--gmp", "--sparsity", "0.9"])
+            .unwrap()
+            .resolve(1)
             .unwrap();
-        let early_bird = MethodFlags {
-            early_bird: Some(EarlyBirdHparams::default()),
-            ..MethodFlags::default()
-        };
-        assert!(
-            early_bird
-                .check(experiment("learned_supermask").unwrap().as_ref())
-                .unwrap_err()
-                .contains("belong to early_bird rows, not learned_supermask")
-        );
-        early_bird
-            .check(experiment("early_bird").unwrap().as_ref())
-            .unwrap();
+        assert!(r.methods.gmp.is_some() && r.methods.sparse.is_none());
+        // --sparsity is the method's, not a level 1 pruned at initialisation.
+        assert!(r.hp.level1.is_none());
         // No flags: fine where none are needed, refused where the kind needs its own.
-        let none = MethodFlags::default();
-        assert!(none.given().is_empty());
-        none.check(experiment("stability").unwrap().as_ref())
-            .unwrap();
+        checked("stability", &[]).unwrap();
         assert!(
-            none.check(experiment("sparse_training").unwrap().as_ref())
+            checked("sparse_training", &[])
                 .unwrap_err()
                 .contains("needs the sparse and sparsity flags")
         );
         assert!(
-            none.check(experiment("learned_supermask").unwrap().as_ref())
+            checked("learned_supermask", &[])
                 .unwrap_err()
                 .contains("needs --supermask")
         );
-        none.check(experiment("early_bird").unwrap().as_ref())
-            .unwrap();
+        checked("early_bird", &[]).unwrap();
         assert!(
-            none.check(experiment("state_of_sparsity").unwrap().as_ref())
+            checked("state_of_sparsity", &[])
                 .unwrap_err()
                 .contains("needs the gmp and sparsity flags")
         );
-        let gmp = MethodFlags {
-            gmp: Some(GmpHparams::new(0.9)),
-            ..MethodFlags::default()
-        };
-        assert!(
-            gmp.check(experiment("sparse_training").unwrap().as_ref())
-                .unwrap_err()
-                .contains("--gmp flags belong to state_of_sparsity rows, not sparse_training")
-        );
+        // Every kind's row command is a valid clap command (no two groups share a flag).
+        for kind in kinds() {
+            parse(kind, &[]).unwrap();
+        }
     }
 }

@@ -10,7 +10,6 @@ use lth_train::{
     AdversarialHparams, Job, MetricsRow, Progress, RunPlan, Start, TrainHparams, train_jobs,
 };
 
-use crate::experiment::FlagGroup;
 use crate::{Experiment, Measured, MethodFlags, ReproError, Result, Unit};
 
 /// A robust accuracy counts as reached at the first evaluation where it is at least this fraction
@@ -110,6 +109,22 @@ fn metrics(dir: &RunDir) -> Result<Vec<MetricsRow>> {
     Ok(rows)
 }
 
+impl crate::experiment::RowGroup for lth_train::flags::AdversarialFlags {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        _level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        Ok(crate::experiment::Resolved {
+            hp: lottery.resolve()?,
+            methods: MethodFlags {
+                adversarial: lth_train::flags::AdversarialFlags::resolve(self)?,
+                ..MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for FastTickets {
     fn kind(&self) -> &'static str {
         "fast_tickets"
@@ -154,8 +169,15 @@ impl Experiment for FastTickets {
         Ok(())
     }
 
-    fn flag_group(&self) -> Option<FlagGroup> {
-        Some(FlagGroup::Adversarial)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<lth_train::flags::AdversarialFlags>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and lth train --adversarial's"
     }
 
     fn check_methods(&self, methods: &MethodFlags) -> std::result::Result<(), String> {

@@ -15,7 +15,6 @@ use lth_train::basis::InBasis;
 use lth_train::{Hooks, Job, OptimizerKind, Progress, RunPlan, RunSummary, Start, run_resumable};
 
 use crate::curve::{metric_names, record, summary};
-use crate::experiment::FlagGroup;
 use crate::{Experiment, Measured, MethodFlags, ReproError, Result, Unit};
 
 /// The kept coefficients of a level, in its folder.
@@ -253,6 +252,22 @@ fn level_keep(dir: &RunDir, make: impl FnOnce() -> Result<Mask>) -> Result<Mask>
     Ok(keep)
 }
 
+impl crate::experiment::RowGroup for lth_train::flags::BasisFlags {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        _level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        Ok(crate::experiment::Resolved {
+            hp: lottery.resolve()?,
+            methods: MethodFlags {
+                basis: self.basis,
+                ..MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for Generalized {
     fn kind(&self) -> &'static str {
         "generalized"
@@ -303,8 +318,15 @@ impl Experiment for Generalized {
         Ok(())
     }
 
-    fn flag_group(&self) -> Option<FlagGroup> {
-        Some(FlagGroup::Basis)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<lth_train::flags::BasisFlags>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and --basis"
     }
 
     fn check_methods(&self, methods: &MethodFlags) -> std::result::Result<(), String> {

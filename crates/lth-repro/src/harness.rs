@@ -5,12 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use lth_lottery::flags::{LotteryFlags, TransplantFlags};
-use lth_lottery::{Lottery, LotteryHparams};
+use lth_lottery::Lottery;
 use lth_report::spec::Row;
 use lth_report::{
     Cell, Finding, Measurement, Outcome, RowResult, RowStatus, Source, Spec, Summary, Verdict,
@@ -18,15 +16,11 @@ use lth_report::{
     render_table, render_verdicts, save_cells, summary_line,
 };
 use lth_store::{CsvLog, Store};
-use lth_train::flags::{
-    AdversarialFlags, BasisFlags, DistributionFlags, EarlyBirdFlags, GmpFlags, SparseFlags,
-    SupermaskFlags,
-};
 use lth_train::{Data, Progress};
 
-use crate::experiment::{Measured, replicate_means};
+use crate::experiment::{Measured, Resolved, RowFlags, replicate_means};
 use crate::provenance;
-use crate::{Experiment, MethodFlags, Provenance, ReproError, Result, Unit, experiment};
+use crate::{Experiment, Provenance, ReproError, Result, Unit, experiment};
 
 /// What to run and where.
 #[derive(Debug, Clone)]
@@ -224,71 +218,6 @@ impl Report {
     }
 }
 
-/// A spec row's flags, parsed as `lth lottery` flags plus the sparse-training flags of
-/// `lth train --sparse` (whose `--sparsity` is the same flag) and, for rows that move a ticket,
-/// its destination.
-#[derive(Parser, Debug, Clone)]
-#[command(no_binary_name = true)]
-struct RowFlags {
-    #[command(flatten)]
-    lottery: LotteryFlags,
-    #[command(flatten)]
-    spread: DistributionFlags,
-    #[command(flatten)]
-    sparse: SparseFlags,
-    #[command(flatten)]
-    gmp: GmpFlags,
-    #[command(flatten)]
-    transplant: TransplantFlags,
-    #[command(flatten)]
-    early_bird: EarlyBirdFlags,
-    #[command(flatten)]
-    supermask: SupermaskFlags,
-    #[command(flatten)]
-    adversarial: AdversarialFlags,
-    #[command(flatten)]
-    basis: BasisFlags,
-}
-
-/// A row's hyperparameters.
-struct Resolved {
-    hp: LotteryHparams,
-    methods: MethodFlags,
-}
-
-impl RowFlags {
-    /// The lottery of the row and its flags beyond `lth lottery`'s (how it trains sparse from
-    /// scratch, moves its ticket of level `level`, searches for Early-Bird tickets or learns a
-    /// supermask).
-    fn resolve(&self, level: u64) -> Result<Resolved> {
-        let sparsity = self.lottery.level1.sparsity;
-        let sparse = self.sparse.resolve(sparsity, &self.spread)?;
-        let gmp = self.gmp.resolve(sparsity, &self.spread)?;
-        self.spread
-            .refuse_unused(sparse.is_some() || gmp.is_some())?;
-        let mut lottery = self.lottery.clone();
-        if sparse.is_some() || gmp.is_some() {
-            // --sparsity belongs to the sparse training or GMP, not to a level 1 pruned at init.
-            lottery.level1.sparsity = None;
-        }
-        let hp = lottery.resolve()?;
-        let transplant = self.transplant.resolve(&hp, level)?;
-        let early_bird = self.early_bird.resolve()?;
-        Ok(Resolved {
-            hp,
-            methods: MethodFlags {
-                sparse,
-                transplant,
-                early_bird: self.early_bird.given().then_some(early_bird),
-                supermask: self.supermask.resolve()?,
-                gmp,
-                adversarial: self.adversarial.resolve()?,
-                basis: self.basis.basis,
-            },
-        })
-    }
-}
-
 /// The argument vector of a row's flags.
 fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
     let mut v = vec!["--model".to_owned(), row.model.clone()];
@@ -299,18 +228,25 @@ fn argv(row: &Row, flags: &[(String, String, usize)]) -> Vec<String> {
     v
 }
 
-/// Parses a row's flags at a scale on `dataset`, once; only when that fails is each flag tried on
-/// its own, so the error points at its line of the spec. [`resolve_at`] then checks the values
-/// that only make sense together.
-fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags> {
+/// Parses a row's flags at a scale on `dataset`, once, as its kind's rows take them (`lth
+/// lottery`'s and the kind's own group); only when that fails is each flag tried on its own, so
+/// the error points at its line of the spec. [`resolve_at`] then checks the values that only make
+/// sense together.
+fn parse(
+    spec: &Spec,
+    exp: &dyn Experiment,
+    row: &Row,
+    scale: &str,
+    dataset: &str,
+) -> Result<Box<dyn RowFlags>> {
     let (_, flags) = spec.resolve(row, scale);
     let mut v = argv(row, &flags);
     v.extend(["--dataset".into(), dataset.to_owned()]);
-    let parsed = match RowFlags::try_parse_from(&v) {
+    let parsed = match exp.parse_row(&v) {
         Ok(parsed) => parsed,
         Err(whole) => {
             for flag in &flags {
-                if let Err(e) = RowFlags::try_parse_from(argv(row, std::slice::from_ref(flag))) {
+                if let Err(e) = exp.parse_row(&argv(row, std::slice::from_ref(flag))) {
                     let text = e.to_string();
                     let first = text
                         .lines()
@@ -320,7 +256,13 @@ fn parse(spec: &Spec, row: &Row, scale: &str, dataset: &str) -> Result<RowFlags>
                     return Err(spec
                         .error_at(
                             flag.2,
-                            format!("row `{}`: flag `{}`: {first}", row.id, flag.0),
+                            format!(
+                                "row `{}`: flag `{}`: {first} (a `{}` row takes {})",
+                                row.id,
+                                flag.0,
+                                exp.kind(),
+                                exp.row_flags()
+                            ),
                         )
                         .into());
                 }
@@ -338,7 +280,7 @@ fn resolve_at(
     spec: &Spec,
     row: &Row,
     scale: &str,
-    flags: &RowFlags,
+    flags: &dyn RowFlags,
     level: u64,
 ) -> Result<Resolved> {
     flags.resolve(level).map_err(|e| {
@@ -655,7 +597,7 @@ struct Prepared {
     cells: Vec<Cell>,
     /// Every row's flags at every scale, parsed once on the row's own dataset: by row id and
     /// scale, with the row's level there.
-    flags: BTreeMap<(String, String), (u64, RowFlags)>,
+    flags: BTreeMap<(String, String), (u64, Box<dyn RowFlags>)>,
 }
 
 /// Checks every input of a run before anything trains: the spec, every row's flags at every
@@ -813,10 +755,10 @@ fn prepare(o: &Options) -> Result<Prepared> {
     for row in &spec.rows {
         for s in spec.scales.keys() {
             let (level, _) = spec.resolve(row, s);
-            let parsed = parse(&spec, row, s, &row.dataset)?;
-            let r = resolve_at(&spec, row, s, &parsed, level)?;
+            let parsed = parse(&spec, exp.as_ref(), row, s, &row.dataset)?;
+            let r = resolve_at(&spec, row, s, parsed.as_ref(), level)?;
             exp.check_row(&r.hp, level)
-                .and_then(|()| r.methods.check(exp.as_ref()))
+                .and_then(|()| exp.check_methods(&r.methods))
                 .map_err(|e| spec.error(format!("row `{}` at scale `{s}`: {e}", row.id)))?;
             flags.insert((row.id.clone(), s.clone()), (level, parsed));
         }
@@ -860,7 +802,7 @@ pub fn plan(o: &Options) -> Result<Plan> {
 struct Placed {
     dataset: String,
     variant: Option<String>,
-    flags: RowFlags,
+    flags: Box<dyn RowFlags>,
     level: u64,
     needs_data: bool,
 }
@@ -883,7 +825,7 @@ fn place(
     let level = *level;
     let needs_data = p
         .exp
-        .needs_data(&resolve_at(&p.spec, row, &o.scale, parsed, level)?.hp);
+        .needs_data(&resolve_at(&p.spec, row, &o.scale, parsed.as_ref(), level)?.hp);
     let chosen = if needs_data {
         choose(row, root, absent)
     } else {
@@ -895,9 +837,8 @@ fn place(
         Err(reason) => return Ok(Err(reason)),
     };
     // The flags parsed on the row's dataset, moved to the one it runs on.
-    let mut flags = parsed.clone();
-    flags.lottery.train.dataset = Some(dataset.clone());
-    let Resolved { hp, methods } = resolve_at(&p.spec, row, &o.scale, &flags, level)?;
+    let flags = parsed.on(&dataset);
+    let Resolved { hp, methods } = resolve_at(&p.spec, row, &o.scale, flags.as_ref(), level)?;
     // A ticket moved to another dataset needs that one's files too.
     if let Some(t) = methods
         .transplant
@@ -1314,9 +1255,7 @@ impl<'a> Stages<'a> {
             {
                 continue;
             }
-            let mut f = placed.flags.clone();
-            f.lottery.replicate = r;
-            let res = f.resolve(placed.level)?;
+            let res = placed.flags.for_replicate(r).resolve(placed.level)?;
             let lottery = match data {
                 Some(data) if self.exp.trains() => {
                     Some(Lottery::new(self.store, res.hp.clone(), r, data)?)
@@ -1710,7 +1649,7 @@ mod stages {
         fn trains(&self) -> bool {
             false
         }
-        fn needs_data(&self, _hp: &LotteryHparams) -> bool {
+        fn needs_data(&self, _hp: &lth_lottery::LotteryHparams) -> bool {
             self.data
         }
         fn measure(&self, _unit: &Unit, _progress: &mut dyn Progress) -> Result<Measured> {
@@ -1798,7 +1737,7 @@ b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
         let placed = Placed {
             dataset: row.dataset.clone(),
             variant: None,
-            flags: parse(spec, row, "smoke", &row.dataset).unwrap(),
+            flags: parse(spec, &Synthetic { data: false }, row, "smoke", &row.dataset).unwrap(),
             level: 0,
             needs_data: false,
         };
@@ -1836,7 +1775,7 @@ b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
             for row in &spec.rows {
                 for s in spec.scales.keys() {
                     let level = spec.resolve(row, s).0;
-                    let parsed = parse(&spec, row, s, &row.dataset).unwrap();
+                    let parsed = parse(&spec, &Synthetic { data }, row, s, &row.dataset).unwrap();
                     flags.insert((row.id.clone(), s.clone()), (level, parsed));
                 }
             }
@@ -1870,10 +1809,7 @@ b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
         let c = at("c").unwrap();
         assert_eq!(c.dataset, "fashion-mnist");
         assert!(c.variant.unwrap().contains("mnist is absent"));
-        assert_eq!(
-            c.flags.lottery.train.dataset.as_deref(),
-            Some("fashion-mnist")
-        );
+        assert_eq!(c.flags.dataset(), Some("fashion-mnist"));
         assert_eq!(absent, BTreeSet::from(["mnist".to_owned()]));
         // Without data, every row is placed on its own dataset, files or not.
         let p = prepared(false);

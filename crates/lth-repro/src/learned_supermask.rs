@@ -17,6 +17,22 @@ use crate::{Experiment, Measured, ReproError, Result, Unit};
 #[derive(Debug, Clone, Copy)]
 pub struct LearnedSupermask;
 
+impl crate::experiment::RowGroup for lth_train::flags::SupermaskFlags {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        _level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        Ok(crate::experiment::Resolved {
+            hp: lottery.resolve()?,
+            methods: crate::MethodFlags {
+                supermask: lth_train::flags::SupermaskFlags::resolve(self)?,
+                ..crate::MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for LearnedSupermask {
     fn kind(&self) -> &'static str {
         "learned_supermask"
@@ -44,8 +60,15 @@ impl Experiment for LearnedSupermask {
         Ok(())
     }
 
-    fn flag_group(&self) -> Option<crate::FlagGroup> {
-        Some(crate::FlagGroup::Supermask)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<lth_train::flags::SupermaskFlags>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and lth train --supermask's"
     }
 
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {

@@ -45,7 +45,9 @@ mod tropical;
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
 pub use early_bird::EarlyBirdTickets;
-pub use experiment::{Experiment, FlagGroup, Measured, MethodFlags, Unit, experiment, kinds};
+pub use experiment::{
+    Experiment, Measured, MethodFlags, Resolved, RowFlags, RowGroup, Unit, experiment, kinds,
+};
 pub use fast_tickets::{FastTickets, TARGET_FRACTION, steps_to};
 pub use generalized::{Generalized, prune_coefficients};
 pub use greedy::{GreedySelection, hinge_changepoint, points};

@@ -43,6 +43,33 @@ pub(crate) fn train_mode(
     Ok((dir, s, mask))
 }
 
+/// A sparse_training row's own flags: `lth train --sparse`'s, with the layerwise spread.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SparseGroup {
+    #[command(flatten)]
+    sparse: lth_train::flags::SparseFlags,
+    #[command(flatten)]
+    spread: lth_train::flags::DistributionFlags,
+}
+
+impl crate::experiment::RowGroup for SparseGroup {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        _level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        let sparse = self.sparse.resolve(lottery.level1.sparsity, &self.spread)?;
+        self.spread.refuse_unused(sparse.is_some())?;
+        Ok(crate::experiment::Resolved {
+            hp: crate::experiment::lottery_without_sparsity(lottery, sparse.is_some())?,
+            methods: crate::MethodFlags {
+                sparse,
+                ..crate::MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for SparseTraining {
     fn kind(&self) -> &'static str {
         "sparse_training"
@@ -62,8 +89,15 @@ impl Experiment for SparseTraining {
         )
     }
 
-    fn flag_group(&self) -> Option<crate::FlagGroup> {
-        Some(crate::FlagGroup::Sparse)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<SparseGroup>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and lth train --sparse's"
     }
 
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {

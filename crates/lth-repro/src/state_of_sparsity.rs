@@ -95,6 +95,33 @@ fn train_masked(
     )?)
 }
 
+/// A state_of_sparsity row's own flags: `lth train --gmp`'s, with the layerwise spread.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GmpGroup {
+    #[command(flatten)]
+    gmp: lth_train::flags::GmpFlags,
+    #[command(flatten)]
+    spread: lth_train::flags::DistributionFlags,
+}
+
+impl crate::experiment::RowGroup for GmpGroup {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        _level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        let gmp = self.gmp.resolve(lottery.level1.sparsity, &self.spread)?;
+        self.spread.refuse_unused(gmp.is_some())?;
+        Ok(crate::experiment::Resolved {
+            hp: crate::experiment::lottery_without_sparsity(lottery, gmp.is_some())?,
+            methods: crate::MethodFlags {
+                gmp,
+                ..crate::MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for StateOfSparsity {
     fn kind(&self) -> &'static str {
         "state_of_sparsity"
@@ -122,8 +149,15 @@ impl Experiment for StateOfSparsity {
         )
     }
 
-    fn flag_group(&self) -> Option<crate::FlagGroup> {
-        Some(crate::FlagGroup::Gmp)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<GmpGroup>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and lth train --gmp's"
     }
 
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {

@@ -141,6 +141,24 @@ impl Transplanted {
     pub const TRANSFER: Transplanted = Transplanted { elastic: false };
 }
 
+impl crate::experiment::RowGroup for lth_lottery::flags::TransplantFlags {
+    fn resolve(
+        &self,
+        lottery: &lth_lottery::flags::LotteryFlags,
+        level: u64,
+    ) -> Result<crate::experiment::Resolved> {
+        let hp = lottery.resolve()?;
+        let transplant = lth_lottery::flags::TransplantFlags::resolve(self, &hp, level)?;
+        Ok(crate::experiment::Resolved {
+            hp,
+            methods: crate::MethodFlags {
+                transplant,
+                ..crate::MethodFlags::default()
+            },
+        })
+    }
+}
+
 impl Experiment for Transplanted {
     fn kind(&self) -> &'static str {
         if self.elastic { "elastic" } else { "transfer" }
@@ -155,8 +173,15 @@ impl Experiment for Transplanted {
     ) -> std::result::Result<(), String> {
         check_level(level)
     }
-    fn flag_group(&self) -> Option<crate::FlagGroup> {
-        Some(crate::FlagGroup::Transplant)
+    fn parse_row(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
+        crate::experiment::parse_row::<lth_lottery::flags::TransplantFlags>(argv)
+    }
+
+    fn row_flags(&self) -> &'static str {
+        "lth lottery's flags and the destination's (--target-model, --target-dataset, --target-optimizer and its --target-*, --map, --output)"
     }
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
         check(self.kind(), m.transplant.as_ref(), self.elastic)
