@@ -119,7 +119,7 @@ impl Experiment for LayerCollapse {
         let mut m = Measured::new();
         for method in [Method::Magnitude, Method::Synflow] {
             let cc = critical(&model, unit, pai, method, top)?;
-            m.insert(format!("{method}_cc"), vec![cc]);
+            m.set(format!("{method}_cc"), cc);
         }
         // Random pruning's collapse depends on the draw, not on W0: each sample is another draw
         // (its own seed from the replicate's stream), averaged into the replicate's value.
@@ -131,12 +131,12 @@ impl Experiment for LayerCollapse {
             let draw = Unit { hp: &hp, ..*unit };
             random.push(critical(&model, &draw, pai, Method::Random, top)?);
         }
-        m.insert("random_cc".into(), random);
+        m.samples("random_cc", random);
         let own = match m.get(&format!("{}_cc", pai.method)) {
-            Some(v) => v.clone(),
+            Some(v) => v.to_vec(),
             None => vec![critical(&model, unit, pai, pai.method, top)?],
         };
-        m.insert("method_cc".into(), own);
+        m.samples("method_cc", own);
         Ok(m)
     }
 }

@@ -44,15 +44,6 @@ macro_rules! metric_names {
 }
 pub(crate) use metric_names;
 
-/// Writes a finished run's accuracies under `prefix` (the names [`metric_names`] declares).
-pub(crate) fn record(m: &mut Measured, prefix: &str, s: &RunSummary) {
-    m.insert(format!("{prefix}_final"), vec![s.final_test_accuracy]);
-    if let (Some(acc), Some(step)) = (s.test_accuracy_at_min_val_loss, s.min_val_loss_step) {
-        m.insert(format!("{prefix}_early_stop"), vec![acc]);
-        m.insert(format!("{prefix}_stop_iteration"), vec![step as f64]);
-    }
-}
-
 impl Experiment for LotteryCurve {
     fn kind(&self) -> &'static str {
         "lottery_curve"
@@ -69,19 +60,15 @@ impl Experiment for LotteryCurve {
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let lottery = unit.lottery()?;
         let mut m = Measured::new();
-        m.insert(
-            "weights_remaining".into(),
-            vec![lottery.mask(unit.level)?.density()],
-        );
-        record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
-        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        m.set("weights_remaining", lottery.mask(unit.level)?.density());
+        m.run("imp", &summary(&lottery.level_dir(unit.level))?);
+        m.run("dense", &summary(&lottery.level_dir(0))?);
         if unit.level >= 1 {
             let branch = reinit();
             if !lottery.branch_dir(unit.level, &branch).is_done()? {
                 lottery.run_branch(unit.level, &branch, progress)?;
             }
-            record(
-                &mut m,
+            m.run(
                 "reinit",
                 &summary(&lottery.branch_dir(unit.level, &branch))?,
             );
@@ -143,9 +130,9 @@ mod tests {
             flops: None,
         };
         let mut m = Measured::new();
-        record(&mut m, "a", &s);
-        record(&mut m, "b", &s);
-        let mut written: Vec<&str> = m.keys().map(String::as_str).collect();
+        m.run("a", &s);
+        m.run("b", &s);
+        let mut written: Vec<&str> = m.iter().map(|(k, _)| k).collect();
         let mut declared: Vec<&str> = names[1..7].to_vec();
         written.sort_unstable();
         declared.sort_unstable();

@@ -70,13 +70,13 @@ impl crate::experiment::RowGroup for lth_train::flags::EarlyBirdFlags {
         _level: u64,
     ) -> Result<crate::experiment::Resolved> {
         let early_bird = lth_train::flags::EarlyBirdFlags::resolve(self)?;
-        Ok(crate::experiment::Resolved {
-            hp: lottery.resolve()?,
-            methods: crate::MethodFlags {
+        crate::experiment::Resolved::of(
+            lottery,
+            crate::MethodFlags {
                 early_bird: self.given().then_some(early_bird),
                 ..crate::MethodFlags::default()
             },
-        })
+        )
     }
 }
 
@@ -102,15 +102,10 @@ impl Experiment for EarlyBirdTickets {
         Ok(())
     }
 
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<lth_train::flags::EarlyBirdFlags>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and lth early-bird's search flags"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<lth_train::flags::EarlyBirdFlags>(
+            "lth lottery's flags and lth early-bird's search flags",
+        )
     }
 
     /// Any search the row's flags ask for (the paper's defaults where none is given) tracks the
@@ -138,11 +133,11 @@ impl Experiment for EarlyBirdTickets {
         let dir = unit.run_home(lth_store::RunKind::EarlyBird, &run)?;
         let (searched, emerged) = search(&dir, &run, unit.replicate, data, progress)?;
         let mut m = Measured::new();
-        m.insert(
-            "dense_final".into(),
-            vec![summary(&lottery.level_dir(0))?.final_test_accuracy],
+        m.set(
+            "dense_final",
+            summary(&lottery.level_dir(0))?.final_test_accuracy,
         );
-        m.insert("slimmed_final".into(), vec![searched.final_test_accuracy]);
+        m.set("slimmed_final", searched.final_test_accuracy);
         let (_, total) = lottery.steps();
         let per_epoch = data.iterations_per_epoch(run.train.dataset.batch_size);
         let epochs = total.div_ceil(per_epoch) as f64;
@@ -152,17 +147,17 @@ impl Experiment for EarlyBirdTickets {
             let p = prefix(e.ratio)
                 .ok_or_else(|| ReproError::Invalid(format!("ratio {} has no metrics", e.ratio)))?;
             let Some(epoch) = e.epoch else {
-                m.insert(format!("{p}_epoch_fraction"), vec![1.0]);
+                m.set(format!("{p}_epoch_fraction"), 1.0);
                 continue;
             };
-            m.insert(format!("{p}_epoch_fraction"), vec![epoch as f64 / epochs]);
+            m.set(format!("{p}_epoch_fraction"), epoch as f64 / epochs);
             if let Some(kept) = e.channels_kept {
-                m.insert(format!("{p}_channels"), vec![kept]);
+                m.set(format!("{p}_channels"), kept);
             }
             let narrow = narrow_ticket(&dir, &run, e.ratio, unit.replicate, data)?;
             let (params, flops) = dense.reduction(&Footprint::of(&narrow));
-            m.insert(format!("{p}_params_reduction"), vec![params]);
-            m.insert(format!("{p}_flops_reduction"), vec![flops]);
+            m.set(format!("{p}_params_reduction"), params);
+            m.set(format!("{p}_flops_reduction"), flops);
             let (s, name) = retrain(
                 &dir,
                 &run,
@@ -172,7 +167,7 @@ impl Experiment for EarlyBirdTickets {
                 data,
                 progress,
             )?;
-            m.insert(format!("{p}_final"), vec![s.final_test_accuracy]);
+            m.set(format!("{p}_final"), s.final_test_accuracy);
             narrow_names.push((p, name));
         }
         if unit.replicate == 1 && !narrow_names.is_empty() {
@@ -187,8 +182,8 @@ impl Experiment for EarlyBirdTickets {
                 SPEED_ROUNDS,
             )?;
             for ((p, _), (_, ratio)) in narrow_names.iter().zip(speeds.iter().skip(1)) {
-                m.insert(format!("{p}_train_speedup"), vec![ratio.train]);
-                m.insert(format!("{p}_infer_speedup"), vec![ratio.infer]);
+                m.set(format!("{p}_train_speedup"), ratio.train);
+                m.set(format!("{p}_infer_speedup"), ratio.infer);
             }
         }
         Ok(m)

@@ -18,8 +18,63 @@ use crate::{
     Stability, StateOfSparsity, Supermask, Transplanted, Tropical,
 };
 
-/// What one replicate of a row measured: values by metric, one per sample of the replicate.
-pub type Measured = BTreeMap<String, Vec<f64>>;
+/// What one replicate of a row measured: each metric's values, one per sample of the replicate,
+/// under the names its kind declares ([`Experiment::metrics`]); the harness refuses a replicate
+/// that measured a name its kind does not declare, so a misspelt metric is an error, never a cell
+/// that silently never runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured(BTreeMap<String, Vec<f64>>);
+
+impl Measured {
+    pub fn new() -> Measured {
+        Measured::default()
+    }
+
+    /// The one value of `metric` in this replicate.
+    pub fn set(&mut self, metric: impl Into<String>, value: f64) {
+        self.0.insert(metric.into(), vec![value]);
+    }
+
+    /// Every sample's value of `metric` in this replicate.
+    pub fn samples(&mut self, metric: impl Into<String>, values: Vec<f64>) {
+        self.0.insert(metric.into(), values);
+    }
+
+    /// A finished run's accuracies under `prefix`: `<prefix>_final`, and where the run kept a
+    /// validation split `<prefix>_early_stop` (the test accuracy at the minimum validation loss)
+    /// and `<prefix>_stop_iteration` (its step): the names `metric_names!` declares.
+    pub fn run(&mut self, prefix: &str, s: &lth_train::RunSummary) {
+        self.set(format!("{prefix}_final"), s.final_test_accuracy);
+        if let (Some(acc), Some(step)) = (s.test_accuracy_at_min_val_loss, s.min_val_loss_step) {
+            self.set(format!("{prefix}_early_stop"), acc);
+            self.set(format!("{prefix}_stop_iteration"), step as f64);
+        }
+    }
+
+    /// The values of `metric`, if measured.
+    pub fn get(&self, metric: &str) -> Option<&[f64]> {
+        self.0.get(metric).map(Vec::as_slice)
+    }
+
+    /// Every metric with its values, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[f64])> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// The first metric not among `declared`, if any.
+    pub fn undeclared(&self, declared: &[&str]) -> Option<&str> {
+        self.0
+            .keys()
+            .map(String::as_str)
+            .find(|k| !declared.contains(k))
+    }
+}
+
+impl<K: Into<String>> FromIterator<(K, Vec<f64>)> for Measured {
+    fn from_iter<I: IntoIterator<Item = (K, Vec<f64>)>>(iter: I) -> Measured {
+        Measured(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+}
 
 /// A row's flags beyond `lth lottery`'s, resolved: each is `Some` only where the row's kind takes
 /// it and the row gives it.
@@ -41,6 +96,16 @@ pub struct Resolved {
     pub methods: MethodFlags,
 }
 
+impl Resolved {
+    /// The lottery of `lottery`'s flags with `methods`.
+    pub fn of(lottery: &LotteryFlags, methods: MethodFlags) -> Result<Resolved> {
+        Ok(Resolved {
+            hp: lottery.resolve()?,
+            methods,
+        })
+    }
+}
+
 /// The group of flags a kind's rows take beyond `lth lottery`'s (one clap group, declared in the
 /// kind's file), and how it resolves.
 pub trait RowGroup: clap::Args + clap::FromArgMatches + Clone + std::fmt::Debug + 'static {
@@ -55,10 +120,7 @@ pub struct LotteryOnly {}
 
 impl RowGroup for LotteryOnly {
     fn resolve(&self, lottery: &LotteryFlags, _level: u64) -> Result<Resolved> {
-        Ok(Resolved {
-            hp: lottery.resolve()?,
-            methods: MethodFlags::default(),
-        })
+        Resolved::of(lottery, MethodFlags::default())
     }
 }
 
@@ -121,11 +183,36 @@ impl<G: RowGroup> RowFlags for RowCommand<G> {
 }
 
 /// Parses a row's argument vector as `lth lottery`'s flags and the group `G`.
-pub fn parse_row<G: RowGroup>(
-    argv: &[String],
-) -> std::result::Result<Box<dyn RowFlags>, clap::Error> {
+fn parse_row<G: RowGroup>(argv: &[String]) -> std::result::Result<Box<dyn RowFlags>, clap::Error> {
     use clap::Parser as _;
     RowCommand::<G>::try_parse_from(argv).map(|c| Box::new(c) as Box<dyn RowFlags>)
+}
+
+/// A parser of rows' argument vectors.
+type ParseRow = fn(&[String]) -> std::result::Result<Box<dyn RowFlags>, clap::Error>;
+
+/// How a kind's rows are parsed: `lth lottery`'s flags and the kind's group, and what they are in
+/// words (for an error that refuses another kind's flag).
+#[derive(Debug, Clone, Copy)]
+pub struct Rows {
+    parse: ParseRow,
+    /// The flags the rows take, in words.
+    pub takes: &'static str,
+}
+
+impl Rows {
+    /// Rows of `lth lottery`'s flags and the group `G`, which `takes` says in words.
+    pub fn of<G: RowGroup>(takes: &'static str) -> Rows {
+        Rows {
+            parse: parse_row::<G>,
+            takes,
+        }
+    }
+
+    /// Parses a row's argument vector.
+    pub fn parse(&self, argv: &[String]) -> std::result::Result<Box<dyn RowFlags>, clap::Error> {
+        (self.parse)(argv)
+    }
 }
 
 /// One replicate of a row: its hyperparameters and lottery (levels `0..=level` are trained
@@ -205,14 +292,10 @@ pub trait Experiment {
     fn check_row(&self, _hp: &LotteryHparams, _level: u64) -> std::result::Result<(), String> {
         Ok(())
     }
-    /// Parses a row's flags as this kind's rows take them: `lth lottery`'s, and the group of its
-    /// own it declares ([`RowGroup`]; none by default).
-    fn parse_row(&self, argv: &[String]) -> std::result::Result<Box<dyn RowFlags>, clap::Error> {
-        parse_row::<LotteryOnly>(argv)
-    }
-    /// The flags its rows take, for an error that refuses another kind's.
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags"
+    /// How its rows' flags are parsed: `lth lottery`'s, and the group of its own it declares
+    /// ([`RowGroup`]; none by default).
+    fn rows(&self) -> Rows {
+        Rows::of::<LotteryOnly>("lth lottery's flags")
     }
     /// Whether a row's flags of its group make sense for this kind (a kind that needs them says
     /// so here); checked for every row at every scale, after the groups.
@@ -282,7 +365,7 @@ pub fn experiment(kind: &str) -> Option<Box<dyn Experiment>> {
 pub(crate) fn replicate_means(m: &Measured) -> BTreeMap<String, f64> {
     m.iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.clone(), v.iter().sum::<f64>() / v.len() as f64))
+        .map(|(k, v)| (k.to_owned(), v.iter().sum::<f64>() / v.len() as f64))
         .collect()
 }
 
@@ -299,7 +382,8 @@ mod tests {
             .collect();
         experiment(kind)
             .unwrap()
-            .parse_row(&argv)
+            .rows()
+            .parse(&argv)
             .map_err(|e| e.to_string())
     }
 
@@ -350,6 +434,25 @@ mod tests {
         // Every kind's row command is a valid clap command (no two groups share a flag).
         for kind in kinds() {
             parse(kind, &[]).unwrap();
+        }
+    }
+
+    /// A replicate's measurement holds each metric's samples under its name, and names the
+    /// first metric its kind does not declare (what the harness refuses).
+    #[test]
+    fn a_measurement_names_the_metric_its_kind_does_not_declare() {
+        let mut m = Measured::new();
+        m.set("imp_final", 0.9);
+        m.samples("barrier", vec![0.1, 0.3]);
+        assert_eq!(m.get("imp_final"), Some(&[0.9][..]));
+        assert_eq!(replicate_means(&m)["barrier"], 0.2);
+        assert_eq!(m.undeclared(&["imp_final", "barrier"]), None);
+        m.set("imp_finale", 0.9);
+        assert_eq!(m.undeclared(&["imp_final", "barrier"]), Some("imp_finale"));
+        // Every kind declares the names its rows' cells may use, so the spec checks can refuse
+        // the rest.
+        for kind in kinds() {
+            assert!(!experiment(kind).unwrap().metrics().is_empty(), "{kind}");
         }
     }
 }

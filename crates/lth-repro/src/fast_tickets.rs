@@ -115,13 +115,13 @@ impl crate::experiment::RowGroup for lth_train::flags::AdversarialFlags {
         lottery: &lth_lottery::flags::LotteryFlags,
         _level: u64,
     ) -> Result<crate::experiment::Resolved> {
-        Ok(crate::experiment::Resolved {
-            hp: lottery.resolve()?,
-            methods: MethodFlags {
+        crate::experiment::Resolved::of(
+            lottery,
+            crate::MethodFlags {
                 adversarial: lth_train::flags::AdversarialFlags::resolve(self)?,
-                ..MethodFlags::default()
+                ..crate::MethodFlags::default()
             },
-        })
+        )
     }
 }
 
@@ -169,15 +169,10 @@ impl Experiment for FastTickets {
         Ok(())
     }
 
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<lth_train::flags::AdversarialFlags>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and lth train --adversarial's"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<lth_train::flags::AdversarialFlags>(
+            "lth lottery's flags and lth train --adversarial's",
+        )
     }
 
     fn check_methods(&self, methods: &MethodFlags) -> std::result::Result<(), String> {
@@ -203,21 +198,15 @@ impl Experiment for FastTickets {
         let mut steps = Vec::new();
         for (name, rows) in ["dense", "ticket", "reinit"].iter().zip(&runs) {
             let (robust, clean) = last(rows);
-            m.insert(format!("{name}_robust"), vec![robust]);
-            m.insert(format!("{name}_clean"), vec![clean]);
+            m.set(format!("{name}_robust"), robust);
+            m.set(format!("{name}_clean"), clean);
             let s = steps_to(rows, target).unwrap_or(0) as f64;
-            m.insert(format!("{name}_steps_to_target"), vec![s]);
+            m.set(format!("{name}_steps_to_target"), s);
             steps.push(s);
         }
-        m.insert("target_robust".into(), vec![target]);
-        m.insert(
-            "time_saved".into(),
-            vec![1.0 - steps[1] / steps[0].max(1.0)],
-        );
-        m.insert(
-            "weights_remaining".into(),
-            vec![lottery.mask(unit.level)?.density()],
-        );
+        m.set("target_robust", target);
+        m.set("time_saved", 1.0 - steps[1] / steps[0].max(1.0));
+        m.set("weights_remaining", lottery.mask(unit.level)?.density());
         Ok(m)
     }
 }

@@ -14,7 +14,7 @@ use lth_store::RunDir;
 use lth_train::basis::InBasis;
 use lth_train::{Hooks, Job, OptimizerKind, Progress, RunPlan, RunSummary, Start, run_resumable};
 
-use crate::curve::{metric_names, record, summary};
+use crate::curve::{metric_names, summary};
 use crate::{Experiment, Measured, MethodFlags, ReproError, Result, Unit};
 
 /// The kept coefficients of a level, in its folder.
@@ -258,13 +258,13 @@ impl crate::experiment::RowGroup for lth_train::flags::BasisFlags {
         lottery: &lth_lottery::flags::LotteryFlags,
         _level: u64,
     ) -> Result<crate::experiment::Resolved> {
-        Ok(crate::experiment::Resolved {
-            hp: lottery.resolve()?,
-            methods: MethodFlags {
+        crate::experiment::Resolved::of(
+            lottery,
+            crate::MethodFlags {
                 basis: self.basis,
-                ..MethodFlags::default()
+                ..crate::MethodFlags::default()
             },
-        })
+        )
     }
 }
 
@@ -318,15 +318,10 @@ impl Experiment for Generalized {
         Ok(())
     }
 
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<lth_train::flags::BasisFlags>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and --basis"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<lth_train::flags::BasisFlags>(
+            "lth lottery's flags and --basis",
+        )
     }
 
     fn check_methods(&self, methods: &MethodFlags) -> std::result::Result<(), String> {
@@ -348,15 +343,12 @@ impl Experiment for Generalized {
         let basis = kind.basis(unit.replicate);
         let level = unit.level;
         let mut m = Measured::new();
-        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
-        record(&mut m, "canonical", &summary(&lottery.level_dir(level))?);
+        m.run("dense", &summary(&lottery.level_dir(0))?);
+        m.run("canonical", &summary(&lottery.level_dir(level))?);
         if basis == Basis::Canonical {
             // The canonical basis is the lottery itself: its levels are the tickets.
-            m.insert(
-                "coefficients_remaining".into(),
-                vec![lottery.mask(level)?.density()],
-            );
-            record(&mut m, "ticket", &summary(&lottery.level_dir(level))?);
+            m.set("coefficients_remaining", lottery.mask(level)?.density());
+            m.run("ticket", &summary(&lottery.level_dir(level))?);
             return Ok(m);
         }
         let root = lottery
@@ -442,10 +434,10 @@ impl Experiment for Generalized {
             progress,
         )?;
         let ticket = ticket.ok_or_else(|| ReproError::Invalid("no level trained".into()))?;
-        record(&mut m, "ticket", &ticket);
-        record(&mut m, "reinit", &reinit);
-        record(&mut m, "signs", &signs);
-        m.insert("coefficients_remaining".into(), vec![previous.density()]);
+        m.run("ticket", &ticket);
+        m.run("reinit", &reinit);
+        m.run("signs", &signs);
+        m.set("coefficients_remaining", previous.density());
         Ok(m)
     }
 }

@@ -251,7 +251,7 @@ impl Experiment for GreedySelection {
             let subnetworks: [&[i64]; 3] = [&greedy, &random, &dense];
             let losses = evaluate(&net, train, &measured_on, &subnetworks)?;
             for (prefix, (loss, _)) in ["greedy", "random", "dense"].iter().zip(&losses) {
-                m.insert(Self::metric(prefix, i), vec![*loss]);
+                m.samples(Self::metric(prefix, i), vec![*loss]);
             }
             if step > 0 {
                 greedy_curve.push(((step as f64).log2(), losses[0].0));
@@ -259,13 +259,13 @@ impl Experiment for GreedySelection {
             if i + 1 == keep.len() {
                 let accuracies = evaluate(&net, &data.eval.test, &test, &subnetworks)?;
                 for (prefix, (_, acc)) in ["greedy", "random", "dense"].iter().zip(&accuracies) {
-                    m.insert(format!("{prefix}_accuracy"), vec![*acc]);
+                    m.set(format!("{prefix}_accuracy"), *acc);
                 }
             }
         }
         let (x, y): (Vec<f64>, Vec<f64>) = greedy_curve.into_iter().unzip();
         if let Some(b) = hinge_changepoint(&x, &y) {
-            m.insert("knee_log2_step".into(), vec![x[b]]);
+            m.set("knee_log2_step", x[b]);
         }
         Ok(m)
     }

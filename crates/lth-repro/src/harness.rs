@@ -242,11 +242,11 @@ fn parse(
     let (_, flags) = spec.resolve(row, scale);
     let mut v = argv(row, &flags);
     v.extend(["--dataset".into(), dataset.to_owned()]);
-    let parsed = match exp.parse_row(&v) {
+    let parsed = match exp.rows().parse(&v) {
         Ok(parsed) => parsed,
         Err(whole) => {
             for flag in &flags {
-                if let Err(e) = exp.parse_row(&argv(row, std::slice::from_ref(flag))) {
+                if let Err(e) = exp.rows().parse(&argv(row, std::slice::from_ref(flag))) {
                     let text = e.to_string();
                     let first = text
                         .lines()
@@ -261,7 +261,7 @@ fn parse(
                                 row.id,
                                 flag.0,
                                 exp.kind(),
-                                exp.row_flags()
+                                exp.rows().takes
                             ),
                         )
                         .into());
@@ -580,7 +580,7 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 /// replicate's value (what the cells are judged on).
 struct RowRun {
     dataset: String,
-    replicates: Vec<(u64, BTreeMap<String, Vec<f64>>)>,
+    replicates: Vec<(u64, Measured)>,
     measured: BTreeMap<String, Measurement>,
 }
 
@@ -1371,7 +1371,16 @@ impl<'a> Stages<'a> {
                 "{row}: replicate {}/{}",
                 unit.replicate, self.replicates
             ));
-            measured.push((unit.replicate, self.exp.measure(unit, progress)?));
+            let m = self.exp.measure(unit, progress)?;
+            if let Some(name) = m.undeclared(self.exp.metrics()) {
+                return Err(ReproError::Invalid(format!(
+                    "a `{}` experiment measured `{name}`, which is not among the metrics it \
+                     declares ({})",
+                    self.exp.kind(),
+                    self.exp.metrics().join(", ")
+                )));
+            }
+            measured.push((unit.replicate, m));
         }
         self.worked(began);
         Ok(measured)
@@ -1560,14 +1569,14 @@ fn write_reports(
     let mut replicate_lines = Vec::new();
     for (row, run) in runs {
         for (r, m) in &run.replicates {
-            for (metric, values) in m {
+            for (metric, values) in m.iter() {
                 sample_lines.extend(values.iter().enumerate().map(|(i, &value)| SampleLine {
                     row: row.clone(),
                     dataset: run.dataset.clone(),
                     scale: scale.to_owned(),
                     replicate: *r,
                     sample: i,
-                    metric: metric.clone(),
+                    metric: metric.to_owned(),
                     value,
                 }));
             }

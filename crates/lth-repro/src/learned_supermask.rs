@@ -23,13 +23,13 @@ impl crate::experiment::RowGroup for lth_train::flags::SupermaskFlags {
         lottery: &lth_lottery::flags::LotteryFlags,
         _level: u64,
     ) -> Result<crate::experiment::Resolved> {
-        Ok(crate::experiment::Resolved {
-            hp: lottery.resolve()?,
-            methods: crate::MethodFlags {
+        crate::experiment::Resolved::of(
+            lottery,
+            crate::MethodFlags {
                 supermask: lth_train::flags::SupermaskFlags::resolve(self)?,
                 ..crate::MethodFlags::default()
             },
-        })
+        )
     }
 }
 
@@ -60,15 +60,10 @@ impl Experiment for LearnedSupermask {
         Ok(())
     }
 
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<lth_train::flags::SupermaskFlags>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and lth train --supermask's"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<lth_train::flags::SupermaskFlags>(
+            "lth lottery's flags and lth train --supermask's",
+        )
     }
 
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
@@ -93,9 +88,9 @@ impl Experiment for LearnedSupermask {
         let random = lth_prune::random_like(&mask, unit.replicate);
         let at_random = evaluate_supermask(&run, unit.replicate, data, &random)?;
         let mut m = Measured::new();
-        m.insert("learned_final".into(), vec![summary.final_test_accuracy]);
-        m.insert("mask_density".into(), vec![mask.density()]);
-        m.insert("random_mask".into(), vec![at_random.accuracy]);
+        m.set("learned_final", summary.final_test_accuracy);
+        m.set("mask_density", mask.density());
+        m.set("random_mask", at_random.accuracy);
         Ok(m)
     }
 }

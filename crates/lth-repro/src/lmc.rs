@@ -92,17 +92,17 @@ impl Experiment for LinearModeConnectivity {
         let dense = line(lottery, level, Subnetwork::Dense, unit.points, progress)?;
         let imp = line(lottery, level, Subnetwork::Imp, unit.points, progress)?;
         let random = line(lottery, level, Subnetwork::Random(0), unit.points, progress)?;
-        m.insert("barrier_dense".into(), vec![dense.barrier]);
-        m.insert("barrier_imp".into(), vec![imp.barrier]);
-        m.insert("barrier_random".into(), vec![random.barrier]);
-        m.insert("random_final".into(), vec![ends_accuracy(&random)]);
+        m.set("barrier_dense", dense.barrier);
+        m.set("barrier_imp", imp.barrier);
+        m.set("barrier_random", random.barrier);
+        m.set("random_final", ends_accuracy(&random));
         let k0 = if k == 0 {
             imp.barrier
         } else {
             let sibling = k0_sibling(unit, lottery, progress)?;
             line(&sibling, level, Subnetwork::Imp, unit.points, progress)?.barrier
         };
-        m.insert("barrier_imp_k0".into(), vec![k0]);
+        m.set("barrier_imp_k0", k0);
         Ok(m)
     }
 }

@@ -5,7 +5,7 @@
 use lth_lottery::{BranchHparams, BranchKind, LotteryHparams};
 use lth_train::Progress;
 
-use crate::curve::{metric_names, record, summary};
+use crate::curve::{metric_names, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// A row is a lottery whose level 1 is pruned at initialisation (`prune-at-init` and `sparsity`
@@ -55,14 +55,14 @@ impl Experiment for PruneAtInit {
     fn measure(&self, unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
         let lottery = unit.lottery()?;
         let mut m = Measured::new();
-        m.insert("weights_remaining".into(), vec![lottery.mask(1)?.density()]);
-        record(&mut m, "pruned", &summary(&lottery.level_dir(1))?);
-        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        m.set("weights_remaining", lottery.mask(1)?.density());
+        m.run("pruned", &summary(&lottery.level_dir(1))?);
+        m.run("dense", &summary(&lottery.level_dir(0))?);
         let branch = uniform();
         if !lottery.branch_dir(1, &branch).is_done()? {
             lottery.run_branch(1, &branch, progress)?;
         }
-        record(&mut m, "random", &summary(&lottery.branch_dir(1, &branch))?);
+        m.run("random", &summary(&lottery.branch_dir(1, &branch))?);
         Ok(m)
     }
 }

@@ -8,7 +8,7 @@ use lth_stability::experiment::copy_seed;
 use lth_stability::{CopySpec, Subnetwork, l2_distance, train_copies};
 use lth_train::{Progress, Steps};
 
-use crate::curve::{record, reinit, summary};
+use crate::curve::{reinit, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// Per replicate, at the row's level L of the lottery rewound to its k:
@@ -70,13 +70,10 @@ pub(crate) fn check_rewound_row(
 /// accuracies.
 pub(crate) fn rewound_level(lottery: &Lottery, level: u64) -> Result<Measured> {
     let mut m = Measured::new();
-    m.insert(
-        "weights_remaining".into(),
-        vec![lottery.mask(level)?.density()],
-    );
-    m.insert("rewind_iteration".into(), vec![lottery.steps().0 as f64]);
-    record(&mut m, "imp", &summary(&lottery.level_dir(level))?);
-    record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+    m.set("weights_remaining", lottery.mask(level)?.density());
+    m.set("rewind_iteration", lottery.steps().0 as f64);
+    m.run("imp", &summary(&lottery.level_dir(level))?);
+    m.run("dense", &summary(&lottery.level_dir(0))?);
     Ok(m)
 }
 
@@ -143,18 +140,14 @@ impl Experiment for Rewinding {
         let level = unit.level;
         let (k, t) = lottery.steps();
         let mut m = rewound_level(lottery, level)?;
-        m.insert("rewind_fraction".into(), vec![k as f64 / t as f64]);
+        m.set("rewind_fraction", k as f64 / t as f64);
         let branch = reinit();
         if !lottery.branch_dir(level, &branch).is_done()? {
             lottery.run_branch(level, &branch, progress)?;
         }
-        record(
-            &mut m,
-            "reinit",
-            &summary(&lottery.branch_dir(level, &branch))?,
-        );
-        m.insert(
-            "data_order_imp".into(),
+        m.run("reinit", &summary(&lottery.branch_dir(level, &branch))?);
+        m.samples(
+            "data_order_imp",
             data_order(lottery, level, unit.samples, unit.pack, progress)?,
         );
         // The k = 0 lottery: this one when the row is k = 0, else its sibling in the store.
@@ -165,9 +158,9 @@ impl Experiment for Rewinding {
             sibling = k0_sibling(unit, lottery, progress)?;
             &sibling
         };
-        record(&mut m, "k0", &summary(&k0.level_dir(level))?);
-        m.insert(
-            "data_order_k0".into(),
+        m.run("k0", &summary(&k0.level_dir(level))?);
+        m.samples(
+            "data_order_k0",
             data_order(k0, level, unit.samples, unit.pack, progress)?,
         );
         Ok(m)

@@ -3,7 +3,7 @@
 
 use lth_train::{Method, Progress, SparseHparams, SparseMode, SparseRun};
 
-use crate::curve::{metric_names, record, summary};
+use crate::curve::{metric_names, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// A row gives `sparse = "rigl"`, a `distribution` and a `sparsity` (and any mask-update flags);
@@ -89,15 +89,8 @@ impl Experiment for SparseTraining {
         )
     }
 
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<SparseGroup>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and lth train --sparse's"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<SparseGroup>("lth lottery's flags and lth train --sparse's")
     }
 
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
@@ -120,17 +113,14 @@ impl Experiment for SparseTraining {
         let mut m = Measured::new();
         for mode in SparseMode::ALL {
             let (dir, s, mask) = train_mode(unit, SparseHparams { mode, ..sp.clone() }, progress)?;
-            record(&mut m, mode.name(), &s);
+            m.run(mode.name(), &s);
             if let Some(f) = &s.flops {
-                m.insert(
-                    format!("{}_train_flops", mode.name()),
-                    vec![f.training_relative],
-                );
-                m.insert("inference_flops".into(), vec![f.inference_relative]);
+                m.set(format!("{}_train_flops", mode.name()), f.training_relative);
+                m.set("inference_flops", f.inference_relative);
             }
             if mode == SparseMode::Rigl {
                 if let Some(mask) = mask {
-                    m.insert("weights_remaining".into(), vec![mask.density()]);
+                    m.set("weights_remaining", mask.density());
                 }
                 let rows = lth_store::CsvLog::<lth_train::UpdateRow>::new(
                     dir.join(lth_train::UPDATES_FILE),
@@ -139,17 +129,14 @@ impl Experiment for SparseTraining {
                 let grown: i64 = rows.iter().map(|r| r.grown).sum();
                 let again: i64 = rows.iter().map(|r| r.reactivated).sum();
                 if grown > 0 {
-                    m.insert("rigl_reactivated".into(), vec![again as f64 / grown as f64]);
+                    m.set("rigl_reactivated", again as f64 / grown as f64);
                 }
             }
         }
-        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        m.run("dense", &summary(&lottery.level_dir(0))?);
         if unit.level >= 1 {
-            record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
-            m.insert(
-                "imp_weights_remaining".into(),
-                vec![lottery.mask(unit.level)?.density()],
-            );
+            m.run("imp", &summary(&lottery.level_dir(unit.level))?);
+            m.set("imp_weights_remaining", lottery.mask(unit.level)?.density());
         }
         Ok(m)
     }

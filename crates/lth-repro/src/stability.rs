@@ -64,10 +64,10 @@ impl Experiment for Stability {
                     }
                 })
                 .collect();
-            m.insert(metric.to_owned(), values);
+            m.samples(metric.to_owned(), values);
         }
         if let Some(r) = rows.first() {
-            m.insert("weights_remaining".into(), vec![r.weights_remaining]);
+            m.set("weights_remaining", r.weights_remaining);
         }
         Ok(m)
     }

@@ -25,7 +25,7 @@ use lth_train::{
     TrainHparams, run_resumable, train_gmp,
 };
 
-use crate::curve::{metric_names, record, summary};
+use crate::curve::{metric_names, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 #[derive(Debug, Clone, Copy)]
@@ -149,15 +149,8 @@ impl Experiment for StateOfSparsity {
         )
     }
 
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<GmpGroup>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and lth train --gmp's"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<GmpGroup>("lth lottery's flags and lth train --gmp's")
     }
 
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
@@ -188,32 +181,29 @@ impl Experiment for StateOfSparsity {
             gmp.child(how.name()).take_over(&old)?;
         }
         let (s, mask) = train_gmp(&gmp, &run, unit.replicate, data, progress)?;
-        record(&mut m, "gmp", &s);
-        m.insert("weights_remaining".into(), vec![mask.density()]);
+        m.run("gmp", &s);
+        m.set("weights_remaining", mask.density());
         if let Some(f) = &s.flops {
-            m.insert("gmp_train_flops".into(), vec![f.training_relative]);
-            m.insert("inference_flops".into(), vec![f.inference_relative]);
+            m.set("gmp_train_flops", f.training_relative);
+            m.set("inference_flops", f.inference_relative);
         }
         for how in Scratch::ALL {
             let hp = how.hparams(&unit.hp.train, unit.replicate);
             let dir = gmp.child(how.name());
             let s = train_masked(&dir, &hp, unit.replicate, &mask, data, progress)?;
-            record(&mut m, how.name(), &s);
+            m.run(how.name(), &s);
         }
         for mode in SparseMode::ALL {
             let mut sp = SparseHparams::new(mode, g.distribution, g.sparsity);
             sp.erk_power = g.erk_power;
             sp.first_layer_dense = g.first_layer_dense;
             let (_, s, _) = crate::sparse::train_mode(unit, sp, progress)?;
-            record(&mut m, mode.name(), &s);
+            m.run(mode.name(), &s);
         }
-        record(&mut m, "dense", &summary(&lottery.level_dir(0))?);
+        m.run("dense", &summary(&lottery.level_dir(0))?);
         if unit.level >= 1 {
-            record(&mut m, "imp", &summary(&lottery.level_dir(unit.level))?);
-            m.insert(
-                "imp_weights_remaining".into(),
-                vec![lottery.mask(unit.level)?.density()],
-            );
+            m.run("imp", &summary(&lottery.level_dir(unit.level))?);
+            m.set("imp_weights_remaining", lottery.mask(unit.level)?.density());
         }
         Ok(m)
     }

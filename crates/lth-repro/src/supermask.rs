@@ -5,7 +5,7 @@
 use lth_lottery::{BranchHparams, BranchKind};
 use lth_train::Progress;
 
-use crate::curve::{metric_names, record, summary};
+use crate::curve::{metric_names, summary};
 use crate::{Experiment, Measured, Result, Unit};
 
 /// A row is a level L of a lottery whose `--criterion` chose the masks. Per replicate it measures,
@@ -56,7 +56,7 @@ impl Experiment for Supermask {
         ] {
             let b = BranchHparams { kind, seed: None };
             let s = lottery.run_branch(level, &b, progress)?;
-            m.insert(metric.into(), vec![s.final_test_accuracy]);
+            m.set(metric, s.final_test_accuracy);
         }
         let mask = lottery.mask(level)?;
         let random = lth_prune::random_like(&mask, unit.replicate);
@@ -65,10 +65,10 @@ impl Experiment for Supermask {
             (true, "random_supermask_signed"),
         ] {
             let e = lottery.evaluate_at_init(&random, signed)?;
-            m.insert(metric.into(), vec![e.accuracy]);
+            m.set(metric, e.accuracy);
         }
-        m.insert("weights_remaining".into(), vec![mask.density()]);
-        record(&mut m, "ticket", &summary(&lottery.level_dir(level))?);
+        m.set("weights_remaining", mask.density());
+        m.run("ticket", &summary(&lottery.level_dir(level))?);
         Ok(m)
     }
 }

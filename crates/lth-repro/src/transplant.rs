@@ -7,7 +7,7 @@
 use lth_lottery::{Destination, Lottery, Planted, Transplant, TransplantHparams};
 use lth_train::Progress;
 
-use crate::curve::{record, summary};
+use crate::curve::summary;
 use crate::{Experiment, Measured, ReproError, Result, Unit};
 
 /// The measurements both kinds share. A row is a source lottery (its flags) and a level L; per
@@ -51,7 +51,7 @@ fn measure(unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
     ];
     for (p, prefix) in planted {
         let s = transplant.run(p, progress)?;
-        record(&mut m, prefix, &s);
+        m.run(prefix, &s);
     }
     let ticket = lth_prune::Mask::load(
         &transplant
@@ -59,19 +59,19 @@ fn measure(unit: &Unit, progress: &mut dyn Progress) -> Result<Measured> {
             .join(lth_prune::MASK_FILE),
     )
     .map_err(lth_lottery::LotteryError::from)?;
-    m.insert("weights_remaining".into(), vec![ticket.density()]);
-    record(&mut m, "source_imp", &summary(&source.level_dir(level))?);
-    record(&mut m, "target_imp", &summary(&target.level_dir(level))?);
-    m.insert(
-        "target_imp_weights_remaining".into(),
-        vec![target.mask(level)?.density()],
+    m.set("weights_remaining", ticket.density());
+    m.run("source_imp", &summary(&source.level_dir(level))?);
+    m.run("target_imp", &summary(&target.level_dir(level))?);
+    m.set(
+        "target_imp_weights_remaining",
+        target.mask(level)?.density(),
     );
     let dense = summary(&target.level_dir(0))?;
-    record(&mut m, "target_dense", &dense);
+    m.run("target_dense", &dense);
     for prefix in ["ticket", "target_imp"] {
         if let Some(v) = m.get(&format!("{prefix}_final")).and_then(|v| v.first()) {
             let drop = v - dense.final_test_accuracy;
-            m.insert(format!("{prefix}_drop"), vec![drop]);
+            m.set(format!("{prefix}_drop"), drop);
         }
     }
     Ok(m)
@@ -173,15 +173,10 @@ impl Experiment for Transplanted {
     ) -> std::result::Result<(), String> {
         check_level(level)
     }
-    fn parse_row(
-        &self,
-        argv: &[String],
-    ) -> std::result::Result<Box<dyn crate::experiment::RowFlags>, clap::Error> {
-        crate::experiment::parse_row::<lth_lottery::flags::TransplantFlags>(argv)
-    }
-
-    fn row_flags(&self) -> &'static str {
-        "lth lottery's flags and the destination's (--target-model, --target-dataset, --target-optimizer and its --target-*, --map, --output)"
+    fn rows(&self) -> crate::experiment::Rows {
+        crate::experiment::Rows::of::<lth_lottery::flags::TransplantFlags>(
+            "lth lottery's flags and the destination's (--target-model, --target-dataset, --target-optimizer and its --target-*, --map, --output)",
+        )
     }
     fn check_methods(&self, m: &crate::MethodFlags) -> std::result::Result<(), String> {
         check(self.kind(), m.transplant.as_ref(), self.elastic)

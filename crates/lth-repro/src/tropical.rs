@@ -9,7 +9,7 @@ use lth_store::RunDir;
 use lth_train::Progress;
 use lth_tropical::{OneHidden, Polygon, shape_distance};
 
-use crate::curve::{metric_names, record, reinit, reinit_jobs, summary};
+use crate::curve::{metric_names, reinit, reinit_jobs, summary};
 use crate::{Experiment, Measured, ReproError, Result, Unit};
 
 /// A row is a level L ≥ 1 of a lottery of a one-hidden-layer network (`lenet_<width>`) on a 2-D
@@ -183,12 +183,12 @@ impl Experiment for Tropical {
                 &reinit_dir,
             ),
         ] {
-            m.insert(metric.into(), vec![distance(p, &trained, what, dir)?]);
+            m.set(metric, distance(p, &trained, what, dir)?);
         }
-        m.insert("weights_remaining".into(), vec![nets.mask.density()]);
-        record(&mut m, "imp", &summary(&ticket_dir)?);
-        record(&mut m, "dense", &summary(&dense_dir)?);
-        record(&mut m, "reinit", &summary(&reinit_dir)?);
+        m.set("weights_remaining", nets.mask.density());
+        m.run("imp", &summary(&ticket_dir)?);
+        m.run("dense", &summary(&dense_dir)?);
+        m.run("reinit", &summary(&reinit_dir)?);
         Ok(m)
     }
 }
