@@ -80,8 +80,9 @@ pub fn run(args: &TropicalArgs) -> anyhow::Result<()> {
             .and_then(|p| p.file_name())
             .map_or_else(|| "lottery".into(), |n| n.to_string_lossy().into_owned());
         PathBuf::from(format!(
-            "tropical_{name}_replicate_{replicate}_level_{}.svg",
-            args.level
+            "tropical_{name}_{}_{}.svg",
+            lth_store::layout::replicate(replicate),
+            lth_store::layout::level(args.level)
         ))
     });
     // The test points, where the dataset is drawn by lth; none over another 2-D dataset.
