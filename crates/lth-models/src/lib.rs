@@ -27,6 +27,7 @@ pub mod lenet;
 mod model;
 pub mod morph;
 mod named;
+mod network;
 pub mod norm;
 mod packed;
 pub mod registry;
@@ -44,6 +45,7 @@ pub use model::{
     Built, Kernels, Model, ModelError, Outline, channels_last, conv_output, kernels, outline,
 };
 pub use named::Named;
+pub use network::Network;
 pub use norm::BnControl;
 pub use packed::PackedModel;
 pub use registry::{Family, families, family};

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use lth_models::rounding::{Reductions, relative};
-use lth_models::{Model, PackedModel};
+use lth_models::{Model, Network, PackedModel};
 use tch::{Device, Kind, Tensor};
 
 #[test]
@@ -25,12 +25,10 @@ fn every_family_packs_to_the_same_function() {
             .iter()
             .map(|&s| Model::new(name, input, 10, None, s, Device::Cpu).unwrap())
             .collect();
-        // Copy i's variables are exactly its own model's W0, under the same names and shapes.
+        // Copy i's variables are exactly its own model's W0, under the same names and shapes,
+        // and the two answer the API they share alike.
         for (i, m) in singles.iter().enumerate() {
-            let view = packed.copy_state(i as i64);
-            for (n, t) in m.state() {
-                assert!(view.get(&n).unwrap().equal(&t), "{name}: copy {i} {n}");
-            }
+            same_network(&packed, i as i64, m);
         }
         tch::manual_seed(1);
         let [c, h, w] = input;
@@ -60,5 +58,34 @@ fn every_family_packs_to_the_same_function() {
                 );
             }
         }
+    }
+}
+
+/// Copy `i` of `pack` is `single` as far as [`Network`] tells: name, prunable kernels, BatchNorm,
+/// device, and every variable (exactly); the pack has one variable per copy's, with the copies
+/// first.
+fn same_network(pack: &impl Network, i: i64, single: &impl Network) {
+    let name = single.name();
+    assert_eq!(single.copies(), 1);
+    assert!(i < pack.copies());
+    assert_eq!(pack.name(), name);
+    assert_eq!(pack.prunable(), single.prunable(), "{name}");
+    assert_eq!(pack.has_batchnorm(), single.has_batchnorm(), "{name}");
+    assert_eq!(pack.device(), single.device(), "{name}");
+    assert_eq!(
+        pack.batchnorm_scales().len(),
+        single.batchnorm_scales().len(),
+        "{name}"
+    );
+    assert_eq!(pack.parameters().len(), single.parameters().len(), "{name}");
+    let (view, own) = (pack.copy_state(i), single.copy_state(0));
+    assert_eq!(view.len(), own.len(), "{name}");
+    for ((n, t), (p, packed)) in own.iter().zip(pack.state().iter()) {
+        assert_eq!(
+            n, p,
+            "{name}: the pack's variables are the copy's, in order"
+        );
+        assert_eq!(packed.size()[0], pack.copies(), "{name}: {p}");
+        assert!(view.get(n).unwrap().equal(t), "{name}: copy {i} {n}");
     }
 }
