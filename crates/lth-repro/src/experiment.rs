@@ -12,11 +12,7 @@ use lth_train::{
     SupermaskHparams,
 };
 
-use crate::{
-    EarlyBirdTickets, FastTickets, Generalized, GreedySelection, LayerCollapse, LearnedSupermask,
-    LinearModeConnectivity, LotteryCurve, PruneAtInit, Result, Rewinding, SparseTraining,
-    Stability, StateOfSparsity, Supermask, Transplanted, Tropical,
-};
+use crate::Result;
 
 /// What one replicate of a row measured: each metric's values, one per sample of the replicate,
 /// under the names its kind declares ([`Experiment::metrics`]); the harness refuses a replicate
@@ -328,39 +324,6 @@ pub trait Experiment {
     }
 }
 
-/// Every kind of experiment: the one list a spec's `experiment` is looked up in.
-fn all() -> Vec<Box<dyn Experiment>> {
-    vec![
-        Box::new(Stability),
-        Box::new(LotteryCurve),
-        Box::new(PruneAtInit),
-        Box::new(LayerCollapse),
-        Box::new(SparseTraining),
-        Box::new(Transplanted::ELASTIC),
-        Box::new(Transplanted::TRANSFER),
-        Box::new(Supermask),
-        Box::new(EarlyBirdTickets),
-        Box::new(LearnedSupermask),
-        Box::new(StateOfSparsity),
-        Box::new(Rewinding),
-        Box::new(LinearModeConnectivity),
-        Box::new(Tropical),
-        Box::new(GreedySelection),
-        Box::new(FastTickets),
-        Box::new(Generalized),
-    ]
-}
-
-/// The names of every kind.
-pub fn kinds() -> Vec<&'static str> {
-    all().iter().map(|e| e.kind()).collect()
-}
-
-/// The experiment of a kind.
-pub fn experiment(kind: &str) -> Option<Box<dyn Experiment>> {
-    all().into_iter().find(|e| e.kind() == kind)
-}
-
 /// The mean of each metric's samples: one value per metric for the replicate.
 pub(crate) fn replicate_means(m: &Measured) -> BTreeMap<String, f64> {
     m.iter()
@@ -373,6 +336,7 @@ pub(crate) fn replicate_means(m: &Measured) -> BTreeMap<String, f64> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::{experiment, kinds};
 
     fn parse(kind: &str, flags: &[&str]) -> std::result::Result<Box<dyn RowFlags>, String> {
         let argv: Vec<String> = ["--model", "lenet_300_100"]

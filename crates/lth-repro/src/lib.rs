@@ -29,6 +29,7 @@ mod fast_tickets;
 mod generalized;
 mod greedy;
 mod harness;
+mod kinds;
 mod learned_supermask;
 mod lmc;
 mod pace;
@@ -45,13 +46,12 @@ mod tropical;
 pub use collapse::LayerCollapse;
 pub use curve::LotteryCurve;
 pub use early_bird::EarlyBirdTickets;
-pub use experiment::{
-    Experiment, Measured, MethodFlags, Resolved, RowFlags, RowGroup, Unit, experiment, kinds,
-};
+pub use experiment::{Experiment, Measured, MethodFlags, Resolved, RowFlags, RowGroup, Unit};
 pub use fast_tickets::{FastTickets, TARGET_FRACTION, steps_to};
 pub use generalized::{Generalized, prune_coefficients};
 pub use greedy::{GreedySelection, hinge_changepoint, points};
 pub use harness::{GridUnit, Options, Plan, Report, plan, run_target};
+pub use kinds::{experiment, kinds};
 pub use learned_supermask::LearnedSupermask;
 pub use lmc::LinearModeConnectivity;
 pub use pace::{Pace, duration};

@@ -14,7 +14,7 @@
 
 use serde::Serialize;
 
-use crate::{RunDir, hparams_hash};
+use crate::hparams_hash;
 
 /// The kinds of run a store holds. A run's folder is `<kind>_<hash>`, the hash of its
 /// hyperparameters' non-default fields ([`crate::Store::run`]).
@@ -95,18 +95,6 @@ pub fn replicate_of(name: &str) -> Option<u64> {
 
 /// How a replicate's folder is written in messages: `replicate_<r>`.
 pub const REPLICATE_PATTERN: &str = "replicate_<r>";
-
-impl RunDir {
-    /// Replicate `r`'s folder in this run's folder.
-    pub fn replicate(&self, r: u64) -> RunDir {
-        self.child(replicate(r))
-    }
-
-    /// Level `level`'s folder in this replicate's folder.
-    pub fn level(&self, level: u64) -> RunDir {
-        self.child(self::level(level))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -40,6 +40,16 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// Replicate `r`'s folder in this run's folder (its name: [`crate::layout::replicate`]).
+    pub fn replicate(&self, r: u64) -> RunDir {
+        self.child(crate::layout::replicate(r))
+    }
+
+    /// Level `level`'s folder in this replicate's folder (its name: [`crate::layout::level`]).
+    pub fn level(&self, level: u64) -> RunDir {
+        self.child(crate::layout::level(level))
+    }
+
     /// The run folder at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         RunDir { path: path.into() }

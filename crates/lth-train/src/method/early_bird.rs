@@ -33,7 +33,7 @@ use lth_prune::Mask;
 use lth_store::{CsvLog, RunDir};
 
 #[cfg(feature = "clap")]
-use crate::flags::set;
+use crate::method::set;
 use crate::method::Method;
 use crate::{
     Control, Data, Hook, Hooks, MetricsRow, Progress, Result, RunSummary, Setup, StepContext,

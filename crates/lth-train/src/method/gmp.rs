@@ -54,7 +54,7 @@ use lth_prune::{
 use lth_store::{CsvLog, RunDir, RunKind};
 
 #[cfg(feature = "clap")]
-use crate::flags::{DistributionFlags, set};
+use crate::method::{DistributionFlags, set};
 use crate::method::Method;
 use crate::{
     Data, Hook, Hooks, Progress, Result, RunSummary, Setup, StepContext, Steps, TrainError,

@@ -144,6 +144,96 @@ pub fn outline(hp: &TrainHparams) -> Result<lth_models::Model> {
     crate::initial_model(hp, 0, info, tch::Device::Cpu)
 }
 
+#[cfg(feature = "clap")]
+/// Sets `field` to `value` where one was given (a flag overriding a default).
+pub(crate) fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+#[cfg(feature = "clap")]
+/// How a sparsity is spread over the layers (`lth train --sparse`, `lth sparsity`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DistributionFlags {
+    /// uniform, er or erk (Erdős–Rényi-kernel; the default).
+    #[arg(long)]
+    pub distribution: Option<lth_prune::Spread>,
+    /// ERK's power on the raw density (default 1; below 1 is closer to uniform).
+    #[arg(long)]
+    pub erk_power: Option<f64>,
+    /// Leave the first prunable layer dense, outside the budget (rigl's uniform variant).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub first_layer_dense: Option<bool>,
+    /// Layers left dense, comma-separated; they count against the budget, so the others get
+    /// sparser and the network's total stays at --sparsity.
+    #[arg(long, value_delimiter = ',', value_name = "LAYER")]
+    pub dense_layers: Vec<String>,
+    /// Per-layer sparsities, comma-separated LAYER=S; these layers are outside the budget (the
+    /// others meet --sparsity among themselves).
+    #[arg(long, value_delimiter = ',', value_name = "LAYER=S")]
+    pub layer_sparsity: Vec<String>,
+}
+
+#[cfg(feature = "clap")]
+impl DistributionFlags {
+    /// The per-layer sparsity map of `--layer-sparsity`.
+    pub fn layer_sparsity(&self) -> Result<std::collections::BTreeMap<String, f64>> {
+        self.layer_sparsity
+            .iter()
+            .map(|item| {
+                let bad = || {
+                    crate::TrainError::Invalid(format!(
+                        "--layer-sparsity: `{item}` is not LAYER=S with S in [0, 1]"
+                    ))
+                };
+                let (name, s) = item.split_once('=').ok_or_else(bad)?;
+                let s: f64 = s.trim().parse().map_err(|_| bad())?;
+                if !(0.0..=1.0).contains(&s) {
+                    return Err(bad());
+                }
+                Ok((name.trim().to_owned(), s))
+            })
+            .collect()
+    }
+
+    /// `mode` at `sparsity` spread as these flags say.
+    pub fn hparams(&self, mode: crate::SparseMode, sparsity: f64) -> Result<crate::SparseHparams> {
+        let mut sp = crate::SparseHparams::new(
+            mode,
+            self.distribution
+                .unwrap_or(lth_prune::Spread::ErdosRenyiKernel),
+            sparsity,
+        );
+        set(&mut sp.erk_power, self.erk_power);
+        sp.first_layer_dense = self.first_layer_dense.unwrap_or(false);
+        sp.dense_layers = self.dense_layers.clone();
+        sp.layer_sparsity = self.layer_sparsity()?;
+        Ok(sp)
+    }
+
+    /// Whether any of these flags was given.
+    pub fn given(&self) -> bool {
+        self.distribution.is_some()
+            || self.erk_power.is_some()
+            || self.first_layer_dense.is_some()
+            || !self.dense_layers.is_empty()
+            || !self.layer_sparsity.is_empty()
+    }
+
+    /// Refuses these flags when the run's method does not spread a sparsity (`used`: it does).
+    pub fn refuse_unused(&self, used: bool) -> Result<()> {
+        if self.given() && !used {
+            return Err(crate::TrainError::Invalid(
+                "--distribution and the mask-update flags need --sparse static|set|rigl (the \
+                 spread flags also fit --gmp)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The registry: one line per method, its file (a module of this one), its flags' type and their
 /// heading in `lth train --help`.
 /// Declares the module and gives the clap group of every method's flags ([`MethodArgs`], with the
@@ -159,7 +249,7 @@ macro_rules! methods {
         pub struct MethodArgs {
             $(#[command(flatten, next_help_heading = $heading)] pub $module: $module::$flags,)*
             #[command(flatten, next_help_heading = "Layerwise sparsity (--sparse and --gmp)")]
-            pub spread: crate::flags::DistributionFlags,
+            pub spread: DistributionFlags,
         }
 
         #[cfg(feature = "clap")]
@@ -185,8 +275,7 @@ pub use registry::{MethodFlags, Shared, Takes};
 
 #[cfg(feature = "clap")]
 mod registry {
-    use super::{Dense, Method, MethodArgs};
-    use crate::flags::DistributionFlags;
+    use super::{Dense, DistributionFlags, Method, MethodArgs};
     use crate::{Result, TrainError, TrainHparams};
 
     /// The flags every method may share: `--sparsity` (declared with pruning at initialisation,

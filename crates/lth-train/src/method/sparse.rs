@@ -31,7 +31,7 @@ use lth_store::{CsvLog, RunDir};
 use lth_store::RunKind;
 
 #[cfg(feature = "clap")]
-use crate::flags::{DistributionFlags, set};
+use crate::method::{DistributionFlags, set};
 use crate::method::Method;
 use crate::{
     Data, Hook, Hooks, Progress, Result, RunPlan, RunSummary, Setup, StepContext, Steps,

@@ -45,7 +45,7 @@ use lth_rng::Stream;
 use lth_store::{RunDir, RunKind};
 
 #[cfg(feature = "clap")]
-use crate::flags::set;
+use crate::method::set;
 use crate::method::Method;
 use crate::{
     Hook, Hooks, Optimizer, Progress, Result, RunSummary, Schedule, Setup, StepContext, TrainError,
