@@ -22,6 +22,7 @@
 
 pub mod augment;
 pub mod cifar;
+mod dataset;
 pub mod error;
 pub mod folder;
 pub mod generated;
@@ -29,15 +30,16 @@ pub mod idx;
 pub mod loader;
 pub mod mnist;
 pub mod registry;
+mod split;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testutil;
 
 pub use augment::Augment;
+pub use dataset::{Dataset, Prepared, prepare};
 pub use error::DataError;
 pub use loader::{Batch, DeviceSplit, FolderSplit, Loader, Source};
-pub use registry::{
-    Dataset, DatasetInfo, Derived, Format, Prepared, Split, data_root, info, prepare, registry,
-};
+pub use registry::{DatasetInfo, Derived, Format, data_root, info, registry};
+pub use split::Split;
 
 /// Result alias for this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
