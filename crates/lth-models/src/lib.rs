@@ -19,6 +19,7 @@
 //! # Ok::<(), lth_models::ModelError>(())
 //! ```
 
+mod built;
 pub mod conv;
 pub mod init;
 mod io;
@@ -38,12 +39,11 @@ pub mod sparse;
 pub mod vgg;
 pub mod wrn;
 
+pub use built::{Built, Kernels, ModelError, conv_output};
 pub use init::Init;
 pub use io::{load_tensors, save_tensors};
 pub use layers::{BatchNorm, Conv2d, Linear, Pack, Window, batch_norm, conv2d, linear};
-pub use model::{
-    Built, Kernels, Model, ModelError, Outline, channels_last, conv_output, kernels, outline,
-};
+pub use model::{Model, Outline, channels_last, kernels, outline};
 pub use named::Named;
 pub use network::Network;
 pub use norm::BnControl;

@@ -192,7 +192,7 @@ pub(crate) fn build_cifar(
     classes: i64,
     pack: Pack,
 ) -> Result<Built> {
-    let (base, inner) = crate::slim::split_channels(name)?;
+    let (base, inner) = crate::built::split_channels(name)?;
     let (n, w) = parse_cifar(base).ok_or_else(|| ModelError::BadName {
         name: name.into(),
         expected:
@@ -202,7 +202,7 @@ pub(crate) fn build_cifar(
     })?;
     // A narrow member (crate::slim) gives each block's inner width (conv1's output).
     if let Some(inner) = &inner {
-        crate::slim::check_count(name, inner, 3 * n as usize, "block")?;
+        crate::built::check_count(name, inner, 3 * n as usize, "block")?;
     }
     let control = BnControl::default();
     let mut kernels = Kernels::default();

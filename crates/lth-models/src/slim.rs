@@ -18,39 +18,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::built::SUFFIX;
 use crate::{Model, ModelError, Result};
-
-const SUFFIX: &str = ":channels=";
-
-/// Splits `<base>:channels=<w>,<w>,…` into the base name and the widths (`None` without the
-/// suffix).
-pub(crate) fn split_channels(name: &str) -> Result<(&str, Option<Vec<i64>>)> {
-    let Some((base, list)) = name.split_once(SUFFIX) else {
-        return Ok((name, None));
-    };
-    let widths: Option<Vec<i64>> = list
-        .split(',')
-        .map(|w| w.trim().parse::<i64>().ok().filter(|&w| w > 0))
-        .collect();
-    match widths {
-        Some(w) if !w.is_empty() => Ok((base, Some(w))),
-        _ => Err(ModelError::BadName {
-            name: name.into(),
-            expected: format!("{base}{SUFFIX}<w>,<w>,… with every width a positive integer"),
-        }),
-    }
-}
-
-/// Checks that a narrow member gives one width per slimmable layer.
-pub(crate) fn check_count(name: &str, widths: &[i64], expected: usize, what: &str) -> Result<()> {
-    if widths.len() != expected {
-        return Err(ModelError::BadName {
-            name: name.into(),
-            expected: format!("{expected} widths (one per {what}), not {}", widths.len()),
-        });
-    }
-    Ok(())
-}
 
 /// The family a model's channels are pruned as.
 enum Layout {

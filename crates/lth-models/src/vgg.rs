@@ -68,7 +68,7 @@ pub(crate) fn build(
     classes: i64,
     pack: Pack,
 ) -> Result<Built> {
-    let (base, widths) = crate::slim::split_channels(name)?;
+    let (base, widths) = crate::built::split_channels(name)?;
     let depth = base.strip_prefix("cifar_vgg_").and_then(|d| d.parse().ok());
     let plan = depth.and_then(plan).ok_or_else(|| ModelError::BadName {
         name: name.into(),
@@ -80,7 +80,7 @@ pub(crate) fn build(
     let mut plan = plan.to_vec();
     if let Some(w) = widths {
         let convs = plan.iter().filter(|&&f| f != 0).count();
-        crate::slim::check_count(name, &w, convs, "convolution")?;
+        crate::built::check_count(name, &w, convs, "convolution")?;
         let mut w = w.into_iter();
         for f in plan.iter_mut().filter(|f| **f != 0) {
             *f = w.next().unwrap_or(*f);
