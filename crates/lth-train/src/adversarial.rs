@@ -262,7 +262,7 @@ impl Adversary {
         let total = (self.hp.eval_examples as i64).min(data.len());
         let mut correct = Tensor::zeros([], (Kind::Int64, data.device()));
         let mut seen = 0i64;
-        for b in data.sequential(crate::session::EVAL_BATCH) {
+        for b in data.sequential(crate::evaluation::EVAL_BATCH) {
             if seen >= total {
                 break;
             }

@@ -33,6 +33,7 @@ pub mod adversarial;
 pub mod basis;
 mod device;
 mod error;
+mod evaluation;
 #[cfg(feature = "clap")]
 pub mod flags;
 mod hooks;
@@ -53,6 +54,7 @@ pub use adversarial::{AdversarialHparams, Adversary};
 pub use device::{DeviceChoice, busy_processors, resolve_device, threads_for_load};
 pub use early_bird::{EarlyBird, EarlyBirdHparams, EarlyBirdRun, Retrain};
 pub use error::TrainError;
+pub use evaluation::{EvalSets, Evaluation, MetricsRow, evaluate};
 pub use gmp::{GmpHparams, GmpRun, train_gmp};
 pub use hooks::{Control, Hook, Hooks, StepContext, Update};
 pub use hparams::{
@@ -72,7 +74,7 @@ pub use run::{
     step_checkpoint, summary_disagrees,
 };
 pub use schedule::Schedule;
-pub use session::{EvalSets, Evaluation, MetricsRow, Observer, STOPPED, Session, evaluate};
+pub use session::{Observer, STOPPED, Session};
 pub use steps::{StepList, Steps};
 pub use supermask::{
     FrozenWeights, LearnedMask, SupermaskHparams, SupermaskMethod, SupermaskRun, train_supermask,

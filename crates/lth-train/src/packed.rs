@@ -15,8 +15,8 @@ use lth_data::{Loader, Source};
 use lth_models::{Named, PackedModel, load_tensors, save_tensors};
 use lth_store::{CsvLog, RunDir};
 
+use crate::evaluation::EVAL_BATCH;
 use crate::run::{replicate_loader, resume_checkpoint, resume_checkpoints};
-use crate::session::EVAL_BATCH;
 use crate::{
     Data, EvalSets, Evaluation, FINAL, METRICS, MetricsRow, Optimizer, Progress, Result, RunPlan,
     RunSummary, Schedule, TrainError, TrainHparams, step_checkpoint,
