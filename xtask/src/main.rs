@@ -1,5 +1,6 @@
 //! Project automation: `cargo xtask setup|test|lth|bench`. Builds without libtorch, on a bare machine.
 
+mod modules;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -207,6 +208,17 @@ fn lint(root: &Path) -> Result<()> {
             "warnings",
         ],
     )?;
+    let loops = modules::check(root)?;
+    if !loops.is_empty() {
+        for l in &loops {
+            eprintln!("{l}");
+        }
+        bail!(
+            "{} module loop(s) (above): within a crate no two modules may import each other, \
+             directly or in a loop",
+            loops.len()
+        );
+    }
     // The binary alone, as the README's main job builds it: the workspace's checks above unify
     // the test-only features of the tests' dependencies, which can hide a library that needs one.
     cargo(root, &["check", "--quiet", "--package", "lth"])?;
