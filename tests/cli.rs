@@ -6,7 +6,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{SMALL, err, fashion_root, lth, lth_env, ok};
+use common::{SMALL, SMALL_SEARCH, err, fashion_root, lth, lth_env, ok};
 
 /// A temporary folder holding generated MNIST-format data under `data/mnist`.
 fn workspace() -> tempfile::TempDir {
@@ -2193,30 +2193,15 @@ fn adversarial_training_logs_robust_accuracy_and_refuses_bad_attacks() {
 /// it done and only retrains its ticket; the reverse order trains nothing either.
 #[test]
 fn an_early_bird_search_is_one_run_whether_lth_train_or_lth_early_bird_starts_it() {
-    const SEARCH: &[&str] = &[
-        "--model",
-        "cifar_vgg_11:channels=4,4,8,8,8,8,8,8",
-        "--dataset",
-        "mnist",
-        "--augment",
-        "false",
-        "--steps",
-        "3ep",
-        "--eb-epsilon",
-        "1",
-        "--eb-ratios",
-        "0.5",
-        "--validation",
-        "50",
-        "--batch-size",
-        "50",
-        "--device",
-        "cpu",
-        "--quiet",
-    ];
+    let search = [SMALL_SEARCH, &["--device", "cpu", "--quiet"]].concat();
     let w = workspace();
     let train = |window: &'static str| {
-        [&["train", "--early-bird"], SEARCH, &["--eb-window", window]].concat()
+        [
+            &["train", "--early-bird"],
+            search.as_slice(),
+            &["--eb-window", window],
+        ]
+        .concat()
     };
     // Refused before any data is read or anything written: a network without BatchNorm scales,
     // a FIFO longer than the run, the search's flags without --early-bird.
@@ -2234,7 +2219,7 @@ fn an_early_bird_search_is_one_run_whether_lth_train_or_lth_early_bird_starts_it
     );
     assert_refused(&train("4"), w.path(), "--eb-window 4: longer than the run");
     assert_refused(
-        &[&["train"], SEARCH, &["--eb-window", "2"]].concat(),
+        &[&["train"], search.as_slice(), &["--eb-window", "2"]].concat(),
         w.path(),
         "need --early-bird",
     );
@@ -2249,7 +2234,7 @@ fn an_early_bird_search_is_one_run_whether_lth_train_or_lth_early_bird_starts_it
     );
     // `lth early-bird` finds the search done in the same folder and only retrains the ticket.
     let out = ok(&lth(
-        &[&["early-bird"], SEARCH, &["--eb-window", "2"]].concat(),
+        &[&["early-bird"], search.as_slice(), &["--eb-window", "2"]].concat(),
         w.path(),
     ));
     assert!(out.contains("retrained (EB Train"), "{out}");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{err, lth, ok};
+use common::{SMALL_SEARCH, err, lth, ok};
 
 #[derive(Debug, Clone, Copy)]
 enum Damage {
@@ -270,30 +270,7 @@ fn a_damaged_transferred_ticket_is_moved_and_trained_again() {
 
 #[test]
 fn a_damaged_early_bird_search_and_retraining_are_made_again() {
-    let command = args(&[
-        &[
-            "early-bird",
-            "--model",
-            "cifar_vgg_11:channels=4,4,8,8,8,8,8,8",
-            "--dataset",
-            "mnist",
-            "--augment",
-            "false",
-            "--steps",
-            "3ep",
-            "--eb-window",
-            "2",
-            "--eb-epsilon",
-            "1",
-            "--eb-ratios",
-            "0.5",
-            "--validation",
-            "50",
-            "--batch-size",
-            "50",
-        ],
-        CPU,
-    ]);
+    let command = args(&[&["early-bird"], SMALL_SEARCH, &["--eb-window", "2"], CPU]);
     // The search (its ticket's files and the shared ones) and the ticket's retraining.
     matrix(
         &[],

@@ -87,3 +87,26 @@ pub const SMALL: &[&str] = &[
     "--device",
     "cpu",
 ];
+
+/// A small Early-Bird search on generated MNIST (a VGG-11 of 4-8 channels, 3 epochs, one ratio,
+/// ε = 1 so its ticket emerges as soon as the FIFO fills), without `--eb-window`: the flags that
+/// `lth early-bird` and `lth train --early-bird` share in the tests.
+#[allow(dead_code, reason = "not every test binary runs an Early-Bird search")]
+pub const SMALL_SEARCH: &[&str] = &[
+    "--model",
+    "cifar_vgg_11:channels=4,4,8,8,8,8,8,8",
+    "--dataset",
+    "mnist",
+    "--augment",
+    "false",
+    "--steps",
+    "3ep",
+    "--eb-epsilon",
+    "1",
+    "--eb-ratios",
+    "0.5",
+    "--validation",
+    "50",
+    "--batch-size",
+    "50",
+];
