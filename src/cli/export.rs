@@ -35,10 +35,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let sparse = SparseMlp::from_named(model, &weights)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let folder = store.run(lth_store::RunKind::Lottery, &hp);
-        let name = folder
-            .path()
-            .file_name()
-            .map_or_else(|| "lottery".into(), |n| n.to_string_lossy().into_owned());
+        let name = folder.path().file_name().map_or_else(
+            || lth_store::RunKind::Lottery.name().into(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let stem = format!("ticket_{name}_{}", lth_store::layout::replicate(replicate));
         PathBuf::from(format!(
             "{}.safetensors",
