@@ -68,7 +68,7 @@ pub fn run(args: &EarlyBirdArgs) -> anyhow::Result<()> {
     hp.check_data(data.train.len() as u64)?;
     run.check_data(&data)?;
     let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
-    let epochs = hp.training.steps.iterations(per_epoch).div_ceil(per_epoch);
+    let epochs = lth_train::early_bird::epochs(&hp, &data);
     folder.create()?;
     run.bind_to(&folder)?;
     eprintln!(

@@ -467,27 +467,8 @@ pub struct EarlyBirdRun {
     pub early_bird: EarlyBirdHparams,
 }
 
-impl EarlyBirdRun {
-    /// Checks what needs no data: the hook's settings, and that the model has channels to prune
-    /// (built at W0, before anything is read or written).
-    pub fn validate(&self, shape: [i64; 3], classes: i64) -> Result<()> {
-        self.train.validate()?;
-        self.early_bird.validate()?;
-        let m = Model::new(
-            &self.train.model.model,
-            shape,
-            classes,
-            None,
-            0,
-            tch::Device::Cpu,
-        )?;
-        lth_models::slim::slimmable(&m)?;
-        Ok(())
-    }
-}
-
 /// The epochs of `hp`'s run on `data`: one channel mask each.
-fn epochs(hp: &TrainHparams, data: &Data) -> u64 {
+pub fn epochs(hp: &TrainHparams, data: &Data) -> u64 {
     let per_epoch = data.iterations_per_epoch(hp.dataset.batch_size);
     hp.training.steps.iterations(per_epoch).div_ceil(per_epoch)
 }
@@ -525,10 +506,13 @@ impl Method for EarlyBirdRun {
         )
     }
 
-    /// The search's settings, and channels to prune in the model (its shapes, no data read).
+    /// What needs no data: the run's and the hook's settings, and channels to prune in the model
+    /// (its outline at W0, before anything is read or written).
     fn check(&self) -> Result<()> {
-        let info = lth_data::info(&self.train.dataset.dataset)?;
-        self.validate(info.shape, info.num_classes)
+        self.train.validate()?;
+        self.early_bird.validate()?;
+        lth_models::slim::slimmable(&crate::method::outline(&self.train)?)?;
+        Ok(())
     }
 
     /// The FIFO against the run's epochs: a window longer than the run could never fill.
@@ -583,7 +567,7 @@ pub fn search(
     data: &Data,
     progress: &mut dyn Progress,
 ) -> Result<(RunSummary, Vec<EmergenceRow>)> {
-    run.validate(data.info.shape, data.info.num_classes)?;
+    run.check()?;
     let hp = &run.train;
     let mut setup = Setup::new(hp, replicate, data)?;
     let plan = setup.plan(hp);
