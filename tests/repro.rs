@@ -1161,6 +1161,26 @@ fn state_of_sparsity_smoke_prunes_gradually_and_retrains_the_mask() {
 /// `repro --all` runs every target of the repro folder, skips what this machine cannot run once per
 /// target with the reason, writes one combined report with each target's time and its shares, and
 /// ends with one line of counts and the whole time.
+/// synflow-collapse's row of a `summary.md`: it neither trains nor evaluates; it prunes at
+/// initialisation (bisections over SynFlow's rounds) more than it reads and writes.
+fn assert_prunes_most(summary: &str) {
+    let row: Vec<&str> = summary
+        .lines()
+        .find(|l| l.starts_with("| synflow-collapse |"))
+        .unwrap()
+        .split(" | ")
+        .collect();
+    let share = |i: usize| row[i].trim_end_matches('%').parse::<f64>().unwrap();
+    assert!(
+        share(8) == 0.0
+            && share(9) == 0.0
+            && share(10) > share(11)
+            && (8..12).map(share).sum::<f64>() <= 102.0,
+        "time, training, evaluation, pruning, I/O: {:?}",
+        &row[7..12]
+    );
+}
+
 #[test]
 fn repro_all_runs_every_target_and_writes_one_summary() {
     let Some(data) = fashion_root() else { return };
@@ -1221,21 +1241,29 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
             && summary.contains("| 0% | 0% | 0% | 0% | ERROR broken: "),
         "{summary}"
     );
-    let row: Vec<&str> = summary
-        .lines()
-        .find(|l| l.starts_with("| synflow-collapse |"))
-        .unwrap()
-        .split(" | ")
-        .collect();
-    let share = |i: usize| row[i].trim_end_matches('%').parse::<f64>().unwrap();
+    assert_prunes_most(&summary);
+    // The same under --jobs 2: the broken target still fails alone (before any process starts),
+    // and synflow-collapse's replicates, pruned in two processes, give the same counts and a time
+    // whose shares are the processes' (pruning first, as above).
+    let pooled = tempfile::tempdir().unwrap();
+    let mut jobs = smoke_args("--all", &data, pooled.path(), &["--jobs", "2"]);
+    jobs.extend(["--repro-dir".into(), repro.to_str().unwrap().to_owned()]);
+    let out = lth(&strs(&jobs), root());
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        share(8) == 0.0
-            && share(9) == 0.0
-            && share(10) > share(11)
-            && (8..12).map(share).sum::<f64>() <= 102.0,
-        "time, training, evaluation, pruning, I/O: {:?}",
-        &row[7..12]
+        stdout.contains("synflow-collapse smoke: 4 PASS, 0 FAIL")
+            && stdout.matches("ERROR broken: ").count() == 1,
+        "{stdout}"
     );
+    assert!(
+        pooled
+            .path()
+            .join("out/synflow-collapse/smoke/jobs/process_2.log")
+            .is_file()
+    );
+    let summary = std::fs::read_to_string(pooled.path().join("out/summary.md")).unwrap();
+    assert_prunes_most(&summary);
     std::fs::remove_dir_all(repro.join("broken")).unwrap();
     assert!(
         tmp.path()
@@ -1845,4 +1873,79 @@ fn generalized_smoke_trains_tickets_inside_their_coefficients_subspace() {
             }
         }
     }
+}
+
+/// `--jobs 2` deals fig3's smoke replicates to two one-thread processes (1 and 3, then 2), each
+/// measuring its own, and the judging run reads their measurements instead of measuring again:
+/// every replicate's value is the one a single one-thread process gives, to the last bit, and the
+/// verdicts are the same. The pool's logs are kept; a process that fails names its replicates
+/// and its log.
+#[test]
+fn a_pool_of_processes_gives_the_numbers_of_one_process() {
+    let Some(data) = fashion_root() else { return };
+    let _two = slots(2);
+    let alone = tempfile::tempdir().unwrap();
+    let args = smoke_args("fig3", &data, alone.path(), &[]);
+    let one = ok(&lth(&strs(&args), root()));
+    assert_no_failure(&one, "fig3");
+    let pooled = tempfile::tempdir().unwrap();
+    let mut args = smoke_args("fig3", &data, pooled.path(), &["--jobs", "2"]);
+    args.retain(|a| a != "--quiet");
+    let out = lth(&strs(&args), root());
+    let two = ok(&out);
+    assert_no_failure(&two, "fig3");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("fig3 smoke: its replicates in 2 processes at once (1 thread each; --jobs 2)")
+            && e.contains("fig3 process 1 (replicates 1, 3): trained, ")
+            && e.contains("fig3 process 2 (replicates 2): trained, "),
+        "{e}"
+    );
+    let report = |dir: &Path| csv(&dir.join("out/fig3/smoke/replicates.csv"));
+    assert_eq!(report(alone.path()), report(pooled.path()));
+    assert_eq!(
+        one.lines().last().unwrap(),
+        two.lines().last().unwrap(),
+        "the same verdicts"
+    );
+    let jobs = pooled.path().join("out/fig3/smoke/jobs");
+    for f in [
+        "process_1.log",
+        "process_2.log",
+        "measured/lenet/replicate_1.txt",
+        "measured/lenet/replicate_3.txt",
+        "measured/lenet/replicate_2.txt",
+    ] {
+        assert!(jobs.join(f).is_file(), "{f}");
+    }
+    // The judging run reads the pool's measurements: one edited is what the report shows.
+    let handed = jobs.join("measured/lenet/replicate_2.txt");
+    let text = std::fs::read_to_string(&handed).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("accuracy_imp\t"))
+        .unwrap();
+    std::fs::write(&handed, text.replace(line, "accuracy_imp\t0.125")).unwrap();
+    let mut judge = smoke_args("fig3", &data, pooled.path(), &["--handoff"]);
+    judge.push(jobs.join("measured").to_str().unwrap().to_owned());
+    judge.retain(|a| a != "--check");
+    ok(&lth(&strs(&judge), root()));
+    assert_eq!(
+        replicate_value(&report(pooled.path()), "lenet", 2, "accuracy_imp"),
+        0.125
+    );
+    // A process that fails: its replicates, its exit and its log, and exit 2.
+    let mut args = smoke_args("fig3", &data, pooled.path(), &["--jobs", "2"]);
+    let runs = pooled.path().join("runs");
+    std::fs::remove_dir_all(&runs).unwrap();
+    std::fs::write(&runs, "a file where the run store goes").unwrap();
+    args.retain(|a| a != "--quiet");
+    let out = lth(&strs(&args), root());
+    assert_eq!(out.status.code(), Some(2));
+    let e = err(&out);
+    assert!(
+        e.contains("training replicates 1, 3 of fig3 failed (exit status: 2); its log ")
+            && e.contains("process_1.log ends: "),
+        "{e}"
+    );
 }

@@ -5,6 +5,7 @@ mod early_bird;
 mod export;
 mod grid;
 mod info;
+mod jobs;
 mod lottery;
 mod progress;
 mod repro;

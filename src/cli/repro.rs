@@ -104,8 +104,90 @@ pub struct ReproArgs {
     /// CUDA. Results equal unpacked runs' to float tolerance.
     #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pub pack: Option<usize>,
+    /// Train each target's replicates in up to N processes at once on this machine, dealt in
+    /// turn (1, 1+N, …), each with the intra-op threads divided among them (at least one; with
+    /// --threads, that many each), then judge as without it. On a CPU where one small network
+    /// cannot keep every core busy (LeNet on 2 cores), N = the cores trains more per minute; each
+    /// unit's numbers are those of its process's thread count. Logs go to
+    /// <out>/<target>/<scale>/jobs/ [default: 1, one process]
+    #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>, conflicts_with_all = ["only_replicates", "unit"])]
+    pub jobs: Option<usize>,
+    /// Where a process of a `--jobs` pool writes its wall time and its shares (JSON).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub spent_to: Option<PathBuf>,
+    /// The folder through which a `--jobs` pool hands its measurements to the judging run.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub handoff: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// The `lth` arguments every process of a `--jobs` pool of `target` runs with (before its threads,
+/// `--only-replicates` and hand-off): this command's scale, store, data, device and training
+/// options, and `--quiet` off, so that its log has its progress.
+fn child_args(args: &ReproArgs, target: &std::path::Path) -> Vec<String> {
+    let c = &args.common;
+    let mut v = vec![
+        "repro".to_owned(),
+        target.display().to_string(),
+        "--repro-dir".into(),
+        args.at.repro_dir.display().to_string(),
+        "--scale".into(),
+        args.at.scale.clone(),
+        "--out".into(),
+        args.at.out.display().to_string(),
+        "--runs-dir".into(),
+        c.runs_dir.display().to_string(),
+        "--device".into(),
+        c.device.to_string(),
+        "--cudnn-benchmark".into(),
+        c.cudnn_benchmark.to_string(),
+    ];
+    if let Some(dir) = &c.data.data_dir {
+        v.extend(["--data-dir".into(), dir.display().to_string()]);
+    }
+    for (flag, value) in [
+        ("--replicates", args.at.replicates),
+        ("--samples", args.at.samples),
+        ("--pack", args.pack.map(|n| n as u64)),
+    ] {
+        if let Some(n) = value {
+            v.extend([flag.to_owned(), n.to_string()]);
+        }
+    }
+    for (flag, on) in [
+        ("--channels-last", c.channels_last),
+        ("--retrain", args.retrain),
+        ("--retrain-damaged", c.retrain_damaged),
+        ("--no-wait", c.no_wait),
+    ] {
+        if on {
+            v.push(flag.to_owned());
+        }
+    }
+    v
+}
+
+/// `--jobs N`: the target's replicates trained by a pool of processes ([`super::jobs`]) before
+/// it is judged; `None` without `--jobs`, or when the pool would have one process.
+fn pool(
+    args: &ReproArgs,
+    target: &std::path::Path,
+    device: tch::Device,
+) -> anyhow::Result<Option<super::jobs::Pooled>> {
+    let Some(jobs) = args.jobs.filter(|&j| j > 1) else {
+        return Ok(None);
+    };
+    let plan = lth_repro::plan(&options(args, target.to_owned(), device))?;
+    super::jobs::train(
+        &plan,
+        &args.at.scale,
+        &args.at.out,
+        child_args(args, target),
+        jobs,
+        args.common.threads,
+        args.common.quiet,
+    )
 }
 
 /// The options of a run of `target` on `device`.
@@ -116,6 +198,7 @@ pub(super) fn options(args: &ReproArgs, target: PathBuf, device: tch::Device) ->
         record: args.record,
         pack: args.pack,
         device_class: args.device_class.clone(),
+        handoff: args.handoff.clone(),
         ..args.at.options(target, device, &args.common)
     }
 }
@@ -147,9 +230,25 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
         return run_all(args);
     };
     let target = target_dir(&args.at.repro_dir, name);
-    let options = options(args, target, args.common.device()?);
+    let device = args.common.device()?;
+    let pooled = pool(args, &target, device)?;
+    let mut options = options(args, target, device);
+    if let Some(p) = &pooled {
+        options.handoff = Some(p.handoff.clone());
+    }
     let mut bar = Bar::new(args.common.quiet);
-    let report = run_target(&options, &mut bar)?;
+    let mut report = run_target(&options, &mut bar)?;
+    if let Some(path) = &args.spent_to {
+        super::jobs::Timing {
+            wall: report.wall,
+            spent: report.spent,
+        }
+        .write(path)?;
+    }
+    if let Some(p) = pooled {
+        report.wall += p.timing.wall;
+        report.spent = super::jobs::add(report.spent, p.timing.spent);
+    }
     print_report(&report);
     if let Some(prev) = &args.previous {
         let name = report_name(&report.out);
@@ -267,6 +366,8 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let targets = specs.len();
     let suite_began = std::time::Instant::now();
     let suite_before = lth_store::ledger::spent();
+    // What `--jobs` processes spent, which this process's ledger does not see.
+    let mut pooled_spent = lth_store::ledger::Spent::default();
     for (i, (spec_path, weight)) in specs.into_iter().zip(weights).enumerate() {
         let began = std::time::Instant::now();
         let before = lth_store::ledger::spent();
@@ -293,9 +394,29 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("== {name} ({} scale)", args.at.scale);
+        let pooled = match pool(args, &folder, device) {
+            Ok(p) => p,
+            Err(e) => {
+                outcomes.push(broken(format!("{e:#}")));
+                pace.worked(weight, began);
+                progress_line(args, i + 1, targets, &pace);
+                continue;
+            }
+        };
+        if let Some(p) = &pooled {
+            pooled_spent = super::jobs::add(pooled_spent, p.timing.spent);
+        }
         let mut bar = Bar::new(args.common.quiet);
-        match run_target(&options(args, folder, device), &mut bar) {
-            Ok(report) => {
+        let options = lth_repro::Options {
+            handoff: pooled.as_ref().map(|p| p.handoff.clone()),
+            ..options(args, folder, device)
+        };
+        match run_target(&options, &mut bar) {
+            Ok(mut report) => {
+                if let Some(p) = pooled {
+                    report.wall += p.timing.wall;
+                    report.spent = super::jobs::add(report.spent, p.timing.spent);
+                }
                 print_report(&report);
                 if let Some(prev) = &args.previous {
                     let found = changes(prev, &args.at.out, &name, &args.at.scale)?;
@@ -351,7 +472,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         args.at.scale,
         outcomes.len(),
         lth_repro::duration(wall),
-        (lth_store::ledger::spent() - suite_before).shares(wall),
+        super::jobs::add(lth_store::ledger::spent() - suite_before, pooled_spent).shares(wall),
     );
     let mut summary = summary_markdown(args, &outcomes, &closing);
     if args.previous.is_some() {

@@ -64,6 +64,42 @@ impl Measured {
             .map(String::as_str)
             .find(|k| !declared.contains(k))
     }
+
+    /// One line per metric, its name and its values separated by tabs, each value in the
+    /// shortest form that reads back to the same bits (`NaN` and `inf` included).
+    pub fn to_text(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                std::iter::once(k.clone())
+                    .chain(v.iter().map(|x| format!("{x:?}")))
+                    .collect::<Vec<_>>()
+                    .join("\t")
+                    + "\n"
+            })
+            .collect()
+    }
+
+    /// Reads what [`Measured::to_text`] wrote; a line that is not a name and numbers is an error
+    /// naming it.
+    pub fn from_text(text: &str) -> std::result::Result<Measured, String> {
+        let mut m = Measured::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+            let mut fields = line.split('\t');
+            let name = fields.next().unwrap_or_default();
+            let values = fields
+                .map(|f| {
+                    f.parse::<f64>()
+                        .map_err(|_| format!("line {}: `{f}` is not a number", i + 1))
+                })
+                .collect::<std::result::Result<Vec<f64>, String>>()?;
+            if name.is_empty() {
+                return Err(format!("line {}: no metric name", i + 1));
+            }
+            m.samples(name, values);
+        }
+        Ok(m)
+    }
 }
 
 impl<K: Into<String>> FromIterator<(K, Vec<f64>)> for Measured {
@@ -418,5 +454,40 @@ mod tests {
         for kind in kinds() {
             assert!(!experiment(kind).unwrap().metrics().is_empty(), "{kind}");
         }
+    }
+
+    /// A measurement written as text for a `--jobs` pool's judging run reads back to the same
+    /// bits, NaN and infinities included; a value that is not a number is named with its line.
+    #[test]
+    fn a_measurement_reads_back_from_its_text_to_the_bit() {
+        let mut m = Measured::new();
+        m.samples(
+            "barrier",
+            vec![
+                0.1,
+                -0.0,
+                1.0 / 3.0,
+                f64::MIN_POSITIVE,
+                1e300,
+                f64::INFINITY,
+            ],
+        );
+        m.set("imp_final", f64::NAN);
+        m.samples("none", Vec::new());
+        let back = Measured::from_text(&m.to_text()).unwrap();
+        let bits = |m: &Measured| -> Vec<(String, Vec<u64>)> {
+            m.iter()
+                .map(|(k, v)| (k.to_owned(), v.iter().map(|x| x.to_bits()).collect()))
+                .collect()
+        };
+        assert_eq!(bits(&back), bits(&m));
+        assert_eq!(
+            Measured::from_text("barrier\t0.1\nimp_final\tmost").unwrap_err(),
+            "line 2: `most` is not a number"
+        );
+        assert_eq!(
+            Measured::from_text("\t0.5").unwrap_err(),
+            "line 1: no metric name"
+        );
     }
 }
