@@ -39,28 +39,6 @@ struct TimingFile {
     io: f64,
 }
 
-/// `a + b`, activity by activity.
-pub(super) fn add(a: Spent, b: Spent) -> Spent {
-    Spent {
-        training: a.training + b.training,
-        evaluation: a.evaluation + b.evaluation,
-        pruning: a.pruning + b.pruning,
-        io: a.io + b.io,
-    }
-}
-
-/// Each activity's time multiplied by `factor` (not below zero): several processes' summed time
-/// brought to one wall time, so that its shares are their average.
-fn scaled(s: Spent, factor: f64) -> Spent {
-    let f = |d: Duration| d.mul_f64(factor.max(0.0));
-    Spent {
-        training: f(s.training),
-        evaluation: f(s.evaluation),
-        pruning: f(s.pruning),
-        io: f(s.io),
-    }
-}
-
 /// What a pool did for one target: its time, and the folder of its measurements for the
 /// judging run (`lth_repro::Options::handoff`).
 pub(super) struct Pooled {
@@ -123,14 +101,22 @@ struct Running {
     log: PathBuf,
     timing: PathBuf,
     child: Child,
-    /// The last progress line of its log that was repeated here.
-    said: String,
+    /// Bytes of its log read so far (whole lines only).
+    read: u64,
 }
 
-/// The last line of `log` that starts with `progress: `, without that word.
-fn last_progress(log: &Path) -> Option<String> {
-    let text = fs::read_to_string(log).ok()?;
-    text.lines()
+/// The last line starting with `progress: ` (without that word) among the whole lines `log` has
+/// gained since byte `*read`, which it moves past them: each poll reads only what is new.
+fn new_progress(log: &Path, read: &mut u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = fs::File::open(log).ok()?;
+    file.seek(SeekFrom::Start(*read)).ok()?;
+    let mut new = Vec::new();
+    file.read_to_end(&mut new).ok()?;
+    let whole = new.iter().rposition(|&b| b == b'\n')? + 1;
+    *read += whole as u64;
+    String::from_utf8_lossy(&new[..whole])
+        .lines()
         .rev()
         .find_map(|l| l.strip_prefix("progress: "))
         .map(str::to_owned)
@@ -240,7 +226,7 @@ pub(super) fn train(
             log,
             timing,
             child,
-            said: String::new(),
+            read: 0,
         });
     }
     let mut finished = Vec::new();
@@ -251,11 +237,10 @@ pub(super) fn train(
         for mut r in running {
             match r.child.try_wait()? {
                 None => {
-                    if let Some(p) = last_progress(&r.log).filter(|p| *p != r.said) {
-                        if !quiet {
-                            eprintln!("progress: process {} of {}: {p}", r.number, plan.target);
-                        }
-                        r.said = p;
+                    if let Some(p) = new_progress(&r.log, &mut r.read)
+                        && !quiet
+                    {
+                        eprintln!("progress: process {} of {}: {p}", r.number, plan.target);
                     }
                     still.push(r);
                 }
@@ -288,7 +273,7 @@ pub(super) fn train(
     let wall = began.elapsed();
     let summed = finished
         .iter()
-        .fold(Spent::default(), |acc, t| add(acc, t.spent));
+        .fold(Spent::default(), |acc, t| acc + t.spent);
     let process_time: f64 = finished.iter().map(|t| t.wall.as_secs_f64()).sum();
     let factor = if process_time > 0.0 {
         wall.as_secs_f64() / process_time
@@ -298,7 +283,7 @@ pub(super) fn train(
     Ok(Some(Pooled {
         timing: Timing {
             wall,
-            spent: scaled(summed, factor),
+            spent: summed.scaled(factor),
         },
         handoff,
     }))
@@ -324,6 +309,33 @@ mod tests {
             let sizes: Vec<usize> = d.iter().map(Vec::len).collect();
             assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
         }
+    }
+
+    #[test]
+    fn progress_is_read_from_whole_new_lines_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("process_1.log");
+        let mut read = 0;
+        assert_eq!(new_progress(&log, &mut read), None, "no log yet");
+        fs::write(
+            &log,
+            "step 1\nprogress: fig3 1/5 stages\nstep 2\nprogress: fig3 2/5",
+        )
+        .unwrap();
+        assert_eq!(
+            new_progress(&log, &mut read).as_deref(),
+            Some("fig3 1/5 stages"),
+            "the unfinished last line waits"
+        );
+        assert_eq!(new_progress(&log, &mut read), None, "nothing new");
+        let mut text = fs::read_to_string(&log).unwrap();
+        text.push_str(" stages\nstep 3\n");
+        fs::write(&log, text).unwrap();
+        assert_eq!(
+            new_progress(&log, &mut read).as_deref(),
+            Some("fig3 2/5 stages")
+        );
+        assert_eq!(new_progress(&log, &mut read), None);
     }
 
     #[test]

@@ -190,6 +190,27 @@ fn pool(
     )
 }
 
+/// The run of `target` that judges it: after a pool, from the pool's measurements
+/// (`Options::handoff`), its time counting the pool's.
+fn judge(
+    args: &ReproArgs,
+    target: PathBuf,
+    device: tch::Device,
+    pooled: Option<super::jobs::Pooled>,
+    progress: &mut Bar,
+) -> lth_repro::Result<lth_repro::Report> {
+    let mut options = options(args, target, device);
+    if let Some(p) = &pooled {
+        options.handoff = Some(p.handoff.clone());
+    }
+    let mut report = run_target(&options, progress)?;
+    if let Some(p) = pooled {
+        report.wall += p.timing.wall;
+        report.spent = report.spent + p.timing.spent;
+    }
+    Ok(report)
+}
+
 /// The options of a run of `target` on `device`.
 pub(super) fn options(args: &ReproArgs, target: PathBuf, device: tch::Device) -> Options {
     Options {
@@ -232,22 +253,14 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
     let target = target_dir(&args.at.repro_dir, name);
     let device = args.common.device()?;
     let pooled = pool(args, &target, device)?;
-    let mut options = options(args, target, device);
-    if let Some(p) = &pooled {
-        options.handoff = Some(p.handoff.clone());
-    }
     let mut bar = Bar::new(args.common.quiet);
-    let mut report = run_target(&options, &mut bar)?;
+    let report = judge(args, target, device, pooled, &mut bar)?;
     if let Some(path) = &args.spent_to {
         super::jobs::Timing {
             wall: report.wall,
             spent: report.spent,
         }
         .write(path)?;
-    }
-    if let Some(p) = pooled {
-        report.wall += p.timing.wall;
-        report.spent = super::jobs::add(report.spent, p.timing.spent);
     }
     print_report(&report);
     if let Some(prev) = &args.previous {
@@ -404,19 +417,11 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
             }
         };
         if let Some(p) = &pooled {
-            pooled_spent = super::jobs::add(pooled_spent, p.timing.spent);
+            pooled_spent = pooled_spent + p.timing.spent;
         }
         let mut bar = Bar::new(args.common.quiet);
-        let options = lth_repro::Options {
-            handoff: pooled.as_ref().map(|p| p.handoff.clone()),
-            ..options(args, folder, device)
-        };
-        match run_target(&options, &mut bar) {
-            Ok(mut report) => {
-                if let Some(p) = pooled {
-                    report.wall += p.timing.wall;
-                    report.spent = super::jobs::add(report.spent, p.timing.spent);
-                }
+        match judge(args, folder, device, pooled, &mut bar) {
+            Ok(report) => {
                 print_report(&report);
                 if let Some(prev) = &args.previous {
                     let found = changes(prev, &args.at.out, &name, &args.at.scale)?;
@@ -472,7 +477,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
         args.at.scale,
         outcomes.len(),
         lth_repro::duration(wall),
-        super::jobs::add(lth_store::ledger::spent() - suite_before, pooled_spent).shares(wall),
+        (lth_store::ledger::spent() - suite_before + pooled_spent).shares(wall),
     );
     let mut summary = summary_markdown(args, &outcomes, &closing);
     if args.previous.is_some() {

@@ -112,6 +112,18 @@ impl Spent {
         self.training + self.evaluation + self.pruning + self.io
     }
 
+    /// Each activity's time multiplied by `factor` (not below zero): several processes' summed
+    /// time brought to one wall time, so that its shares are their average.
+    pub fn scaled(&self, factor: f64) -> Spent {
+        let f = |d: Duration| d.mul_f64(factor.max(0.0));
+        Spent {
+            training: f(self.training),
+            evaluation: f(self.evaluation),
+            pruning: f(self.pruning),
+            io: f(self.io),
+        }
+    }
+
     /// `training 71%, evaluation 18%, pruning 2%, I/O 3%, other 6%` of `wall` (other: what no span
     /// counted, such as planning, building networks, and measuring distances and angles).
     pub fn shares(&self, wall: Duration) -> String {
@@ -134,6 +146,19 @@ pub fn percent(part: Duration, wall: Duration) -> f64 {
         0.0
     } else {
         100.0 * part.as_secs_f64() / wall.as_secs_f64()
+    }
+}
+
+/// What two processes (or two stretches) spent, activity by activity.
+impl std::ops::Add for Spent {
+    type Output = Spent;
+    fn add(self, rhs: Spent) -> Spent {
+        Spent {
+            training: self.training + rhs.training,
+            evaluation: self.evaluation + rhs.evaluation,
+            pruning: self.pruning + rhs.pruning,
+            io: self.io + rhs.io,
+        }
     }
 }
 
