@@ -1242,26 +1242,40 @@ fn repro_all_runs_every_target_and_writes_one_summary() {
         "{summary}"
     );
     assert_prunes_most(&summary);
-    // The same under --jobs 2: the broken target still fails alone (before any process starts),
-    // and synflow-collapse's replicates, pruned in two processes, give the same counts and a time
-    // whose shares are the processes' (pruning first, as above).
+    // The same under --jobs 2, with a second target: the broken target still fails alone
+    // (before any process starts); both targets' replicates go through one pool (their smoke
+    // scales declare one CPU minute each, so they start in the folder's order), and
+    // synflow-collapse's give the same counts and a time whose shares are the processes'
+    // (pruning first, as above).
+    copy_target("learned-supermask", &repro);
     let pooled = tempfile::tempdir().unwrap();
     let mut jobs = smoke_args("--all", &data, pooled.path(), &["--jobs", "2"]);
     jobs.extend(["--repro-dir".into(), repro.to_str().unwrap().to_owned()]);
+    jobs.retain(|a| a != "--quiet");
     let out = lth(&strs(&jobs), root());
     assert_eq!(out.status.code(), Some(2), "{}", err(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         stdout.contains("synflow-collapse smoke: 4 PASS, 0 FAIL")
-            && stdout.matches("ERROR broken: ").count() == 1,
+            && stdout.contains("learned-supermask smoke: ")
+            && !stdout.contains("learned-supermask smoke: 0 PASS")
+            && stdout.matches("ERROR broken: ").count() == 1
+            && stdout.matches(" FAIL").count() == stdout.matches(" 0 FAIL").count(),
         "{stdout}"
     );
+    let e = err(&out);
+    let first = |target: &str| e.find(&format!("{target} process 1 (")).unwrap();
     assert!(
-        pooled
-            .path()
-            .join("out/synflow-collapse/smoke/jobs/process_2.log")
-            .is_file()
+        e.contains("the targets' replicates in 4 processes, 2 at once (1 thread each; --jobs 2)")
+            && first("learned-supermask") < first("synflow-collapse"),
+        "{e}"
     );
+    for f in [
+        "synflow-collapse/smoke/jobs/process_2.log",
+        "learned-supermask/smoke/jobs/process_2.log",
+    ] {
+        assert!(pooled.path().join("out").join(f).is_file(), "{f}");
+    }
     let summary = std::fs::read_to_string(pooled.path().join("out/summary.md")).unwrap();
     assert_prunes_most(&summary);
     std::fs::remove_dir_all(repro.join("broken")).unwrap();
@@ -1896,9 +1910,10 @@ fn a_pool_of_processes_gives_the_numbers_of_one_process() {
     assert_no_failure(&two, "fig3");
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
-        e.contains("fig3 smoke: its replicates in 2 processes at once (1 thread each; --jobs 2)")
-            && e.contains("fig3 process 1 (replicates 1, 3): trained, ")
-            && e.contains("fig3 process 2 (replicates 2): trained, "),
+        e.contains(
+            "fig3 smoke: its replicates in 3 processes, 2 at once (1 thread each; --jobs 2)"
+        ) && (1..=3)
+            .all(|k| e.contains(&format!("fig3 process {k} (replicate {k}): trained; pool "))),
         "{e}"
     );
     let report = |dir: &Path| csv(&dir.join("out/fig3/smoke/replicates.csv"));
@@ -1912,6 +1927,7 @@ fn a_pool_of_processes_gives_the_numbers_of_one_process() {
     for f in [
         "process_1.log",
         "process_2.log",
+        "process_3.log",
         "measured/lenet/replicate_1.txt",
         "measured/lenet/replicate_3.txt",
         "measured/lenet/replicate_2.txt",
@@ -1944,7 +1960,7 @@ fn a_pool_of_processes_gives_the_numbers_of_one_process() {
     assert_eq!(out.status.code(), Some(2));
     let e = err(&out);
     assert!(
-        e.contains("training replicates 1, 3 of fig3 failed (exit status: 2); its log ")
+        e.contains("training replicate 1 of fig3 failed (exit status: 2); its log ")
             && e.contains("process_1.log ends: "),
         "{e}"
     );

@@ -1,15 +1,22 @@
-//! `lth repro --jobs N`: a target's replicates trained by up to N `lth repro --only-replicates`
-//! processes at once on this machine, each with its share of the intra-op threads, before this
-//! process judges the target from the run store exactly as a run without `--jobs` does.
+//! `lth repro --jobs N`: the replicates of a target, or of every target under `--all`, trained by
+//! up to N `lth repro --only-replicates` processes at once on this machine, each with its share of
+//! the intra-op threads, before this process judges each target from the run store exactly as a
+//! run without `--jobs` does.
 //!
 //! Why: on a CPU a LeNet-sized network cannot keep every core busy (its matrix products are too
 //! small for libtorch's intra-op threads to pay), so two one-thread processes train more per
-//! minute than one two-thread process (`lth bench --suite loop` at `--threads 1` and 2 measures
-//! it). The replicates are independent experiments, so dealing them among processes changes no
-//! result: a unit's numbers are those of the thread count its process ran at (one-thread
-//! processes give a `--threads 1` run's bits), and the run store's locks and hashes train a unit
-//! that two rows, or two targets, share once. Each process writes its log (with its progress
-//! lines) to `<out>/<target>/<scale>/jobs/process_<k>.log`.
+//! minute than one two-thread process (`bench/jobs.sh` measures it). The replicates are
+//! independent experiments, so dealing them among processes changes no result: a unit's numbers
+//! are those of the thread count its process ran at (one-thread processes give a `--threads 1`
+//! run's bits), and the run store's locks and hashes train a unit that two rows, or two targets,
+//! share once (a process that reaches a unit another is training waits for it and finds it done).
+//!
+//! The processes come from one queue: each target's replicates cut into processes of one replicate
+//! ([`processes`] caps their number), heaviest target first by its scale's `cpu_minutes`; a slot
+//! that frees starts the next. Under `--all` the queue holds every target, so the pool stays full
+//! until the end of the suite instead of waiting at the end of each target for its last
+//! replicate. Each process writes its log (with its progress lines) to
+//! `<out>/<target>/<scale>/jobs/process_<k>.log`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -94,13 +101,47 @@ pub(super) fn deal(replicates: u64, jobs: usize) -> Vec<Vec<u64>> {
     chunks
 }
 
-/// One process of the pool while it runs.
-struct Running {
+/// The processes a pool makes of a target's replicates: one per replicate, at most `8 × jobs`
+/// (tropical's 200 one-second replicates would otherwise spend as long starting processes, each
+/// checking the spec and reading the data, as training).
+pub(super) fn processes(replicates: u64, jobs: usize) -> usize {
+    usize::try_from(replicates)
+        .unwrap_or(usize::MAX)
+        .min(8 * jobs.max(1))
+}
+
+/// One target's share of a pool.
+pub(super) struct Work {
+    pub plan: lth_repro::Plan,
+    pub scale: String,
+    /// The report folder's root (`--out`): its processes' logs go to
+    /// `<out>/<target>/<scale>/jobs/`.
+    pub out: PathBuf,
+    /// Its `repro` command for a process, without threads, replicates and hand-off.
+    pub args: Vec<String>,
+    /// Its scale's estimated CPU minutes: the pool starts the heaviest targets first, so that
+    /// the small ones fill in at the end.
+    pub weight: f64,
+}
+
+/// One process of a pool: some replicates of one target.
+struct Item {
+    /// Its target, an index into the works.
+    work: usize,
+    /// Its number among its target's processes, from 1.
     number: usize,
     replicates: Vec<u64>,
+    /// Its share of its target's weight.
+    weight: f64,
+}
+
+/// One process of the pool while it runs.
+struct Running {
+    item: Item,
     log: PathBuf,
     timing: PathBuf,
     child: Child,
+    began: Instant,
     /// Bytes of its log read so far (whole lines only).
     read: u64,
 }
@@ -135,17 +176,20 @@ fn last_line(log: &Path) -> String {
         .unwrap_or_else(|| "(its log is empty)".into())
 }
 
-/// `1, 3, 5` (or `1, 3, …, 199` for a long list).
+/// `replicate 4`, `replicates 1, 3, 5` (or `replicates 1, 3, …, 199` for a long list).
 fn list(replicates: &[u64]) -> String {
-    if replicates.len() <= 8 {
-        replicates
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+    if let [one] = replicates {
+        format!("replicate {one}")
+    } else if replicates.len() <= 8 {
+        "replicates ".to_owned()
+            + &replicates
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
     } else {
         format!(
-            "{}, {}, …, {} ({} replicates)",
+            "replicates {}, {}, …, {} ({} replicates)",
             replicates[0],
             replicates[1],
             replicates[replicates.len() - 1],
@@ -154,139 +198,214 @@ fn list(replicates: &[u64]) -> String {
     }
 }
 
-/// Trains the replicates of `plan`'s target in up to `jobs` processes at once (module docs), each
-/// running `lth` with `args` (its `repro` command without `--threads`) and `threads` intra-op
-/// threads (default: this command's divided among the processes, at least one), and returns what
-/// they took; `None` when fewer than two processes would run (one replicate, or no row that runs
-/// here), and the caller trains as it would without `--jobs`. A process that fails is an error
-/// naming its replicates, its exit status, its log and the log's last line; the others are let
-/// finish first, so that their units are kept.
+/// The pool's processes in the order they start: the works' targets heaviest first (ties in the
+/// given order), each target's replicates cut into [`processes`] dealt in turn; none for a
+/// target with no row that runs here.
+fn queue(works: &[Work], jobs: usize) -> std::collections::VecDeque<Item> {
+    let mut order: Vec<usize> = (0..works.len()).collect();
+    order.sort_by(|&a, &b| works[b].weight.total_cmp(&works[a].weight));
+    let mut queue = std::collections::VecDeque::new();
+    for &w in &order {
+        let work = &works[w];
+        if work.plan.rows.is_empty() {
+            continue;
+        }
+        let chunks = deal(work.plan.replicates, processes(work.plan.replicates, jobs));
+        let share = work.weight / chunks.len().max(1) as f64;
+        for (i, replicates) in chunks.into_iter().enumerate() {
+            queue.push_back(Item {
+                work: w,
+                number: i + 1,
+                replicates,
+                weight: share,
+            });
+        }
+    }
+    queue
+}
+
+/// What became of each target of a pool, in the order of the works given: what its processes
+/// took (`None` when none of its rows runs here), or why one of them failed.
+pub(super) type Results = Vec<Result<Option<Pooled>, String>>;
+
+/// Trains the replicates of every work's target in up to `jobs` processes at once (module docs),
+/// each running `lth` with its work's `args` and `threads` intra-op threads (default: this
+/// command's divided among the processes, at least one). The processes are taken from one queue,
+/// heaviest target first, and each free slot starts the next, so that a pool over several targets
+/// keeps every slot busy until the queue runs dry. Returns `None` when fewer than two processes
+/// would run (one replicate, or no row that runs here), and the caller trains as it would without
+/// `--jobs`. A process that fails makes its target's result an error naming its replicates, its
+/// exit status, its log and the log's last line; every other process still runs, so that their
+/// units are kept and the other targets are judged.
 pub(super) fn train(
-    plan: &lth_repro::Plan,
-    scale: &str,
-    out: &Path,
-    args: Vec<String>,
+    works: &[Work],
     jobs: usize,
     threads: Option<i32>,
     quiet: bool,
-) -> anyhow::Result<Option<Pooled>> {
-    let chunks = deal(plan.replicates, jobs);
-    if plan.rows.is_empty() || chunks.len() < 2 {
+) -> anyhow::Result<Option<Results>> {
+    let mut queue = queue(works, jobs);
+    if queue.len() < 2 {
         return Ok(None);
     }
-    let count = i32::try_from(chunks.len()).unwrap_or(i32::MAX);
+    let slots = jobs.max(1).min(queue.len());
+    let count = i32::try_from(slots).unwrap_or(i32::MAX);
     let threads = threads.unwrap_or_else(|| (super::default_threads(quiet) / count).max(1));
-    let logs = out.join(&plan.target).join(scale).join("jobs");
-    fs::create_dir_all(&logs).with_context(|| logs.display().to_string())?;
-    // Measurements of an earlier pool must not be read as this one's.
-    let handoff = logs.join("measured");
-    if handoff.exists() {
-        fs::remove_dir_all(&handoff).with_context(|| handoff.display().to_string())?;
-    }
     let lth = std::env::current_exe().context("finding the lth binary")?;
-    let mut common = args;
-    common.extend([
-        "--threads".to_owned(),
-        threads.to_string(),
-        "--handoff".to_owned(),
-        handoff.display().to_string(),
-    ]);
-    if !quiet {
+    let folder = |w: &Work| w.out.join(&w.plan.target).join(&w.scale).join("jobs");
+    let mut per_target = vec![0usize; works.len()];
+    for item in &queue {
+        per_target[item.work] += 1;
+    }
+    for (w, work) in works.iter().enumerate().filter(|&(w, _)| per_target[w] > 0) {
+        let logs = folder(work);
+        fs::create_dir_all(&logs).with_context(|| logs.display().to_string())?;
+        // Measurements of an earlier pool must not be read as this one's.
+        let handoff = logs.join("measured");
+        if handoff.exists() {
+            fs::remove_dir_all(&handoff).with_context(|| handoff.display().to_string())?;
+        }
+        if !quiet && works.len() == 1 {
+            eprintln!(
+                "{} {}: its replicates in {} processes, {slots} at once ({} each; --jobs {jobs}), \
+                 logs in {}",
+                work.plan.target,
+                work.scale,
+                per_target[w],
+                lth_report::count(threads, "thread"),
+                logs.display()
+            );
+        }
+    }
+    if !quiet && works.len() > 1 {
         eprintln!(
-            "{} {scale}: its replicates in {} processes at once ({} each; --jobs {jobs}), logs in {}",
-            plan.target,
-            chunks.len(),
+            "the targets' replicates in {} processes, {slots} at once ({} each; --jobs {jobs}), \
+             heaviest target first; logs in <out>/<target>/{}/jobs/",
+            queue.len(),
             lth_report::count(threads, "thread"),
-            logs.display()
+            works[0].scale
         );
     }
+    let total: f64 = queue.iter().map(|i| i.weight).sum();
+    let mut pace = lth_repro::Pace::new(
+        "estimated minutes of work (the targets' cpu_minutes)",
+        total,
+    );
     let began = Instant::now();
-    let mut running = Vec::new();
-    for (i, replicates) in chunks.into_iter().enumerate() {
-        let number = i + 1;
-        let log = logs.join(format!("process_{number}.log"));
-        let timing = logs.join(format!("process_{number}.timing.json"));
-        let _ = fs::remove_file(&timing);
-        let file = fs::File::create(&log).with_context(|| log.display().to_string())?;
-        let only: Vec<String> = replicates.iter().map(u64::to_string).collect();
-        let child = Command::new(&lth)
-            .args(&common)
-            .arg("--only-replicates")
-            .arg(only.join(","))
-            .arg("--spent-to")
-            .arg(&timing)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("starting {}", lth.display()))?;
-        running.push(Running {
-            number,
-            replicates,
-            log,
-            timing,
-            child,
-            read: 0,
-        });
-    }
-    let mut finished = Vec::new();
-    let mut failures = Vec::new();
-    while !running.is_empty() {
+    let mut running: Vec<Running> = Vec::new();
+    // Per work: its processes' timings, and its failures.
+    let mut finished: Vec<Vec<Timing>> = (0..works.len()).map(|_| Vec::new()).collect();
+    let mut failures: Vec<Vec<String>> = (0..works.len()).map(|_| Vec::new()).collect();
+    while !running.is_empty() || !queue.is_empty() {
+        while running.len() < slots
+            && let Some(item) = queue.pop_front()
+        {
+            let work = &works[item.work];
+            let logs = folder(work);
+            let log = logs.join(format!("process_{}.log", item.number));
+            let timing = logs.join(format!("process_{}.timing.json", item.number));
+            let _ = fs::remove_file(&timing);
+            let file = fs::File::create(&log).with_context(|| log.display().to_string())?;
+            let only: Vec<String> = item.replicates.iter().map(u64::to_string).collect();
+            let child = Command::new(&lth)
+                .args(&work.args)
+                .args(["--threads", &threads.to_string(), "--handoff"])
+                .arg(logs.join("measured"))
+                .arg("--only-replicates")
+                .arg(only.join(","))
+                .arg("--spent-to")
+                .arg(&timing)
+                .stdin(Stdio::null())
+                .stdout(file.try_clone()?)
+                .stderr(file)
+                .spawn()
+                .with_context(|| format!("starting {}", lth.display()))?;
+            running.push(Running {
+                item,
+                log,
+                timing,
+                child,
+                began: Instant::now(),
+                read: 0,
+            });
+        }
         std::thread::sleep(Duration::from_millis(250));
         let mut still = Vec::new();
         for mut r in running {
-            match r.child.try_wait()? {
+            let target = &works[r.item.work].plan.target;
+            let status = match r.child.try_wait()? {
                 None => {
                     if let Some(p) = new_progress(&r.log, &mut r.read)
                         && !quiet
                     {
-                        eprintln!("progress: process {} of {}: {p}", r.number, plan.target);
+                        eprintln!("progress: {target} process {}: {p}", r.item.number);
                     }
                     still.push(r);
+                    continue;
                 }
-                Some(status) if status.success() => {
-                    if !quiet {
-                        eprintln!(
-                            "{} process {} (replicates {}): trained, {} elapsed",
-                            plan.target,
-                            r.number,
-                            list(&r.replicates),
-                            lth_repro::duration(began.elapsed())
-                        );
-                    }
-                    finished.push(Timing::read(&r.timing)?);
+                Some(status) => status,
+            };
+            // Each of `slots` processes had a share of the machine while it ran.
+            pace.worked_for(
+                r.item.weight,
+                r.began.elapsed() / u32::try_from(slots).unwrap_or(1),
+            );
+            if status.success() {
+                finished[r.item.work].push(Timing::read(&r.timing)?);
+                if !quiet {
+                    eprintln!(
+                        "{target} process {} ({}): trained; pool {}",
+                        r.item.number,
+                        list(&r.item.replicates),
+                        pace.line()
+                    );
                 }
-                Some(status) => failures.push(format!(
-                    "training replicates {} of {} failed ({status}); its log {} ends: {}",
-                    list(&r.replicates),
-                    plan.target,
+            } else {
+                failures[r.item.work].push(format!(
+                    "training {} of {target} failed ({status}); its log {} ends: {}",
+                    list(&r.item.replicates),
                     r.log.display(),
                     last_line(&r.log)
-                )),
+                ));
             }
         }
         running = still;
     }
-    if !failures.is_empty() {
-        anyhow::bail!("{}", failures.join("; "));
-    }
+    // Each target is charged its share of the pool's time, in proportion to its processes' time.
     let wall = began.elapsed();
-    let summed = finished
+    let process_time: f64 = finished
         .iter()
-        .fold(Spent::default(), |acc, t| acc + t.spent);
-    let process_time: f64 = finished.iter().map(|t| t.wall.as_secs_f64()).sum();
+        .flatten()
+        .map(|t| t.wall.as_secs_f64())
+        .sum();
     let factor = if process_time > 0.0 {
         wall.as_secs_f64() / process_time
     } else {
         0.0
     };
-    Ok(Some(Pooled {
-        timing: Timing {
-            wall,
-            spent: summed.scaled(factor),
-        },
-        handoff,
-    }))
+    let results = works
+        .iter()
+        .enumerate()
+        .map(|(w, work)| {
+            if !failures[w].is_empty() {
+                return Err(failures[w].join("; "));
+            }
+            if per_target[w] == 0 {
+                return Ok(None);
+            }
+            let own: f64 = finished[w].iter().map(|t| t.wall.as_secs_f64()).sum();
+            let summed = finished[w]
+                .iter()
+                .fold(Spent::default(), |acc, t| acc + t.spent);
+            Ok(Some(Pooled {
+                timing: Timing {
+                    wall: Duration::from_secs_f64(own * factor),
+                    spent: summed.scaled(factor),
+                },
+                handoff: folder(work).join("measured"),
+            }))
+        })
+        .collect();
+    Ok(Some(results))
 }
 
 #[cfg(test)]
@@ -309,6 +428,64 @@ mod tests {
             let sizes: Vec<usize> = d.iter().map(Vec::len).collect();
             assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
         }
+    }
+
+    fn work(target: &str, replicates: u64, weight: f64, runs: bool) -> Work {
+        Work {
+            plan: lth_repro::Plan {
+                target: target.into(),
+                replicates,
+                rows: if runs {
+                    vec![("row".into(), 1)]
+                } else {
+                    Vec::new()
+                },
+                skipped: Vec::new(),
+            },
+            scale: "quick".into(),
+            out: "out".into(),
+            args: Vec::new(),
+            weight,
+        }
+    }
+
+    #[test]
+    fn the_queue_starts_with_the_heaviest_target_and_caps_small_replicates() {
+        let works = [
+            work("light", 3, 2.0, true),
+            work("absent", 5, 50.0, false),
+            work("heavy", 2, 15.0, true),
+            work("many", 200, 3.0, true),
+        ];
+        let q: Vec<(usize, usize, Vec<u64>)> = queue(&works, 2)
+            .into_iter()
+            .map(|i| (i.work, i.number, i.replicates))
+            .collect();
+        assert_eq!(q[0], (2, 1, vec![1]));
+        assert_eq!(q[1], (2, 2, vec![2]));
+        // `many`: 200 replicates in 16 processes of 12 or 13, dealt in turn.
+        let many: Vec<_> = q.iter().filter(|(w, _, _)| *w == 3).collect();
+        assert_eq!(many.len(), 16);
+        assert_eq!(many[0].2[..3], [1, 17, 33]);
+        assert_eq!(many.iter().map(|m| m.2.len()).sum::<usize>(), 200);
+        assert_eq!(q[2].0, 3, "3 cpu minutes before 2");
+        assert_eq!(
+            q[18..].iter().map(|m| m.2.clone()).collect::<Vec<_>>(),
+            vec![vec![1], vec![2], vec![3]]
+        );
+        assert_eq!(
+            q.len(),
+            2 + 16 + 3,
+            "no process for a target that does not run here"
+        );
+        let weights: f64 = queue(&works, 2)
+            .iter()
+            .filter(|i| i.work == 3)
+            .map(|i| i.weight)
+            .sum();
+        assert!((weights - 3.0).abs() < 1e-9, "a target's weight is shared");
+        assert_eq!(processes(5, 1), 5);
+        assert_eq!(processes(200, 4), 32);
     }
 
     #[test]
@@ -340,8 +517,9 @@ mod tests {
 
     #[test]
     fn a_long_replicate_list_is_shortened() {
-        assert_eq!(list(&[1, 3, 5]), "1, 3, 5");
+        assert_eq!(list(&[4]), "replicate 4");
+        assert_eq!(list(&[1, 3, 5]), "replicates 1, 3, 5");
         let long: Vec<u64> = (1..=199).step_by(2).collect();
-        assert_eq!(list(&long), "1, 3, …, 199 (100 replicates)");
+        assert_eq!(list(&long), "replicates 1, 3, …, 199 (100 replicates)");
     }
 }

@@ -104,9 +104,10 @@ pub struct ReproArgs {
     /// CUDA. Results equal unpacked runs' to float tolerance.
     #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>)]
     pub pack: Option<usize>,
-    /// Train each target's replicates in up to N processes at once on this machine, dealt in
-    /// turn (1, 1+N, …), each with the intra-op threads divided among them (at least one; with
-    /// --threads, that many each), then judge as without it. On a CPU where one small network
+    /// Train the replicates in up to N processes at once on this machine, each with the intra-op
+    /// threads divided among them (at least one; with --threads, that many each), then judge as
+    /// without it. A process trains one replicate (at most 8·N processes per target); under --all
+    /// one queue holds every target's, heaviest first, so no slot idles between targets. On a CPU where one small network
     /// cannot keep every core busy (LeNet on 2 cores), N = the cores trains more per minute; each
     /// unit's numbers are those of its process's thread count. Logs go to
     /// <out>/<target>/<scale>/jobs/ [default: 1, one process]
@@ -178,16 +179,69 @@ fn pool(
     let Some(jobs) = args.jobs.filter(|&j| j > 1) else {
         return Ok(None);
     };
+    let work = work(args, target, device)?;
+    match super::jobs::train(&[work], jobs, args.common.threads, args.common.quiet)? {
+        None => Ok(None),
+        Some(mut results) => results.remove(0).map_err(|e| anyhow::anyhow!(e)),
+    }
+}
+
+/// A target's share of a `--jobs` pool: its plan (every input checked) and its processes' command.
+fn work(
+    args: &ReproArgs,
+    target: &std::path::Path,
+    device: tch::Device,
+) -> anyhow::Result<super::jobs::Work> {
     let plan = lth_repro::plan(&options(args, target.to_owned(), device))?;
-    super::jobs::train(
-        &plan,
-        &args.at.scale,
-        &args.at.out,
-        child_args(args, target),
-        jobs,
-        args.common.threads,
-        args.common.quiet,
-    )
+    Ok(super::jobs::Work {
+        plan,
+        scale: args.at.scale.clone(),
+        out: args.at.out.clone(),
+        args: child_args(args, target),
+        weight: cpu_minutes(args, &target.join("spec.toml")),
+    })
+}
+
+/// A target's estimated CPU minutes at this command's scale (its spec's `cpu_minutes`; 1 when it
+/// declares none or does not load).
+fn cpu_minutes(args: &ReproArgs, spec_path: &std::path::Path) -> f64 {
+    lth_report::Spec::load(spec_path)
+        .ok()
+        .and_then(|s| s.scales.get(&args.at.scale).and_then(|s| s.cpu_minutes))
+        .unwrap_or(1.0)
+}
+
+/// `repro --all --jobs N`: every target's replicates trained by one pool ([`super::jobs`]) before
+/// the targets are judged one by one; per target folder, what its processes took or why one
+/// failed (a target whose plan fails is not in it: judging it says why). Empty without `--jobs`,
+/// or when the pool would have one process.
+fn pool_all(
+    args: &ReproArgs,
+    specs: &[std::path::PathBuf],
+    device: tch::Device,
+) -> anyhow::Result<std::collections::BTreeMap<PathBuf, Result<Option<super::jobs::Pooled>, String>>>
+{
+    let mut pooled = std::collections::BTreeMap::new();
+    let Some(jobs) = args.jobs.filter(|&j| j > 1) else {
+        return Ok(pooled);
+    };
+    let mut folders = Vec::new();
+    let mut works = Vec::new();
+    for spec_path in specs {
+        let folder = spec_path.parent().unwrap_or(&args.at.repro_dir).to_owned();
+        if lth_report::Spec::load(spec_path).is_err() {
+            continue;
+        }
+        if let Ok(w) = work(args, &folder, device) {
+            works.push(w);
+            folders.push(folder);
+        }
+    }
+    if let Some(results) = super::jobs::train(&works, jobs, args.common.threads, args.common.quiet)?
+    {
+        pooled.extend(folders.into_iter().zip(results));
+    }
+    Ok(pooled)
 }
 
 /// The run of `target` that judges it: after a pool, from the pool's measurements
@@ -365,13 +419,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let mut outcomes = Vec::new();
     let mut since: Vec<(String, Change)> = Vec::new();
     // The whole run's progress, each target weighted by its scale's estimated CPU minutes.
-    let weight = |spec_path: &std::path::Path| {
-        lth_report::Spec::load(spec_path)
-            .ok()
-            .and_then(|s| s.scales.get(&args.at.scale).and_then(|s| s.cpu_minutes))
-            .unwrap_or(1.0)
-    };
-    let weights: Vec<f64> = specs.iter().map(|p| weight(p)).collect();
+    let weights: Vec<f64> = specs.iter().map(|p| cpu_minutes(args, p)).collect();
     let mut pace = lth_repro::Pace::new(
         "estimated minutes of work (the targets' cpu_minutes)",
         weights.iter().sum(),
@@ -381,6 +429,7 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
     let suite_before = lth_store::ledger::spent();
     // What `--jobs` processes spent, which this process's ledger does not see.
     let mut pooled_spent = lth_store::ledger::Spent::default();
+    let mut pools = pool_all(args, &specs, device)?;
     for (i, (spec_path, weight)) in specs.into_iter().zip(weights).enumerate() {
         let began = std::time::Instant::now();
         let before = lth_store::ledger::spent();
@@ -407,10 +456,10 @@ fn run_all(args: &ReproArgs) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("== {name} ({} scale)", args.at.scale);
-        let pooled = match pool(args, &folder, device) {
+        let pooled = match pools.remove(&folder).unwrap_or(Ok(None)) {
             Ok(p) => p,
             Err(e) => {
-                outcomes.push(broken(format!("{e:#}")));
+                outcomes.push(broken(e));
                 pace.worked(weight, began);
                 progress_line(args, i + 1, targets, &pace);
                 continue;

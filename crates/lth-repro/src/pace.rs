@@ -37,8 +37,14 @@ impl Pace {
 
     /// A unit of `weight` that worked since `began` is finished.
     pub fn worked(&mut self, weight: f64, began: Instant) {
+        self.worked_for(weight, began.elapsed());
+    }
+
+    /// A unit of `weight` that took `spent` of the machine is finished: with `n` units side by
+    /// side, each is charged its time divided by `n`, so that the estimate is of wall time.
+    pub fn worked_for(&mut self, weight: f64, spent: Duration) {
         self.done += weight;
-        self.worked += began.elapsed();
+        self.worked += spent;
         self.worked_weight += weight;
     }
 
