@@ -104,7 +104,7 @@ pub(super) fn deal(replicates: u64, jobs: usize) -> Vec<Vec<u64>> {
 /// The processes a pool makes of a target's replicates: one per replicate, at most `8 × jobs`
 /// (tropical's 200 one-second replicates would otherwise spend as long starting processes, each
 /// checking the spec and reading the data, as training).
-pub(super) fn processes(replicates: u64, jobs: usize) -> usize {
+fn processes(replicates: u64, jobs: usize) -> usize {
     usize::try_from(replicates)
         .unwrap_or(usize::MAX)
         .min(8 * jobs.max(1))
@@ -224,9 +224,9 @@ fn queue(works: &[Work], jobs: usize) -> std::collections::VecDeque<Item> {
     queue
 }
 
-/// What became of each target of a pool, in the order of the works given: what its processes
-/// took (`None` when none of its rows runs here), or why one of them failed.
-pub(super) type Results = Vec<Result<Option<Pooled>, String>>;
+/// What became of one target of a pool: what its processes took (`None` when none of its rows
+/// runs here), or why one of them failed.
+pub(super) type Trained = Result<Option<Pooled>, String>;
 
 /// Trains the replicates of every work's target in up to `jobs` processes at once (module docs),
 /// each running `lth` with its work's `args` and `threads` intra-op threads (default: this
@@ -234,15 +234,16 @@ pub(super) type Results = Vec<Result<Option<Pooled>, String>>;
 /// heaviest target first, and each free slot starts the next, so that a pool over several targets
 /// keeps every slot busy until the queue runs dry. Returns `None` when fewer than two processes
 /// would run (one replicate, or no row that runs here), and the caller trains as it would without
-/// `--jobs`. A process that fails makes its target's result an error naming its replicates, its
-/// exit status, its log and the log's last line; every other process still runs, so that their
-/// units are kept and the other targets are judged.
+/// `--jobs`; else what became of each work's target, in the order given. A process that fails
+/// makes its target's result an error naming its replicates, its exit status, its log and the
+/// log's last line; every other process still runs, so that their units are kept and the other
+/// targets are judged.
 pub(super) fn train(
     works: &[Work],
     jobs: usize,
     threads: Option<i32>,
     quiet: bool,
-) -> anyhow::Result<Option<Results>> {
+) -> anyhow::Result<Option<Vec<Trained>>> {
     let mut queue = queue(works, jobs);
     if queue.len() < 2 {
         return Ok(None);

@@ -107,10 +107,10 @@ pub struct ReproArgs {
     /// Train the replicates in up to N processes at once on this machine, each with the intra-op
     /// threads divided among them (at least one; with --threads, that many each), then judge as
     /// without it. A process trains one replicate (at most 8·N processes per target); under --all
-    /// one queue holds every target's, heaviest first, so no slot idles between targets. On a CPU where one small network
-    /// cannot keep every core busy (LeNet on 2 cores), N = the cores trains more per minute; each
-    /// unit's numbers are those of its process's thread count. Logs go to
-    /// <out>/<target>/<scale>/jobs/ [default: 1, one process]
+    /// one queue holds every target's, heaviest first, so no slot idles between targets. On a
+    /// CPU where one small network cannot keep every core busy (LeNet on 2 cores), N = the cores
+    /// trains more per minute; each unit's numbers are those of its process's thread count. Logs
+    /// go to <out>/<target>/<scale>/jobs/ [default: 1, one process]
     #[arg(long, value_name = "N", value_parser = super::at_least::<1, usize>, conflicts_with_all = ["only_replicates", "unit"])]
     pub jobs: Option<usize>,
     /// Where a process of a `--jobs` pool writes its wall time and its shares (JSON).
@@ -213,14 +213,13 @@ fn cpu_minutes(args: &ReproArgs, spec_path: &std::path::Path) -> f64 {
 
 /// `repro --all --jobs N`: every target's replicates trained by one pool ([`super::jobs`]) before
 /// the targets are judged one by one; per target folder, what its processes took or why one
-/// failed (a target whose plan fails is not in it: judging it says why). Empty without `--jobs`,
-/// or when the pool would have one process.
+/// failed (a target whose spec or plan fails is not in it: judging it says why). Empty without
+/// `--jobs`, or when the pool would have one process.
 fn pool_all(
     args: &ReproArgs,
     specs: &[std::path::PathBuf],
     device: tch::Device,
-) -> anyhow::Result<std::collections::BTreeMap<PathBuf, Result<Option<super::jobs::Pooled>, String>>>
-{
+) -> anyhow::Result<std::collections::BTreeMap<PathBuf, super::jobs::Trained>> {
     let mut pooled = std::collections::BTreeMap::new();
     let Some(jobs) = args.jobs.filter(|&j| j > 1) else {
         return Ok(pooled);
@@ -229,9 +228,7 @@ fn pool_all(
     let mut works = Vec::new();
     for spec_path in specs {
         let folder = spec_path.parent().unwrap_or(&args.at.repro_dir).to_owned();
-        if lth_report::Spec::load(spec_path).is_err() {
-            continue;
-        }
+        // A spec that does not load fails its plan too.
         if let Ok(w) = work(args, &folder, device) {
             works.push(w);
             folders.push(folder);
