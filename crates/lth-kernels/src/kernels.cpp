@@ -3,6 +3,7 @@
 // results equal the chain's bit for bit. Loops run on libtorch's intra-op threads (at::parallel_for).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -158,6 +159,119 @@ void score_sgd_range(const ScoreSgd& k, int64_t b, int64_t e) {
     k.p[i] = s - u * k.lr;
   }
 }
+
+
+// The operands of lth_sgd_step and lth_adam_step: a model's flat parameters p and gradients g, the
+// flat mask (null without one), and the optimiser's flat buffers (b1: SGD's momentum or Adam's
+// exp_avg; b2: Adam's exp_avg_sq). The scalars are float, as ATen's CPU kernels convert a scalar
+// operand of a float tensor.
+struct Step {
+  float *p, *g, *b1, *b2;
+  const float* mask;
+  float weight_decay, lr, momentum;
+  float lerp_weight, beta2, one_minus_beta2, bias2_sqrt, eps, step_size;
+};
+
+// The gradient as lth_train::Optimizer::step leaves it in its buffer: g ⊙ mask, then + p·wd.
+template <bool Mask, bool Decay>
+inline float masked_decayed(const Step& k, int64_t i) {
+  float g = k.g[i];
+  if constexpr (Mask) g = g * k.mask[i];
+  if constexpr (Decay) g = g + k.p[i] * k.weight_decay;
+  k.g[i] = g;
+  return g;
+}
+
+// lth_sgd_step over positions [b, e), one loop per combination of the switches (vectorised by the
+// compiler, no contraction): buf = buf·μ + g; u = buf·μ + g (Nesterov), buf, or g without
+// momentum; p = (p − u·lr) ⊙ mask.
+template <bool Mask, bool Decay, bool Momentum, bool Nesterov>
+void sgd_range(const Step& k, int64_t b, int64_t e) {
+  for (int64_t i = b; i < e; ++i) {
+    const float g = masked_decayed<Mask, Decay>(k, i);
+    float u = g;
+    if constexpr (Momentum) {
+      const float v = k.b1[i] * k.momentum + g;
+      k.b1[i] = v;
+      u = Nesterov ? v * k.momentum + g : v;
+    }
+    float p = k.p[i] - u * k.lr;
+    if constexpr (Mask) p = p * k.mask[i];
+    k.p[i] = p;
+  }
+}
+
+#if defined(__x86_64__)
+// One element of lth_adam_step's first pass: ATen's lerp with a weight below 0.5 is one fused
+// multiply-add in its AVX2 and AVX-512 kernels, fma(w, g − m, m); the rest rounds operation by
+// operation.
+template <bool Mask, bool Decay>
+__attribute__((target("avx2,fma"))) inline void moments_one(const Step& k, int64_t i) {
+  const float g = masked_decayed<Mask, Decay>(k, i);
+  const float m = __builtin_fmaf(k.lerp_weight, g - k.b1[i], k.b1[i]);
+  k.b1[i] = m;
+  k.b2[i] = k.b2[i] * k.beta2 + (g * g) * k.one_minus_beta2;
+}
+
+// lth_adam_step's first pass over positions [b, e): the gradient, m and v; eight at a time with
+// AVX2 and FMA, the rest one by one, every element the same operations.
+template <bool Mask, bool Decay>
+__attribute__((target("avx2,fma"))) void moments_range(const Step& k, int64_t b, int64_t e) {
+  int64_t i = b;
+  const __m256 w = _mm256_set1_ps(k.lerp_weight), b2 = _mm256_set1_ps(k.beta2),
+               c2 = _mm256_set1_ps(k.one_minus_beta2), wd = _mm256_set1_ps(k.weight_decay);
+  for (; i + 8 <= e; i += 8) {
+    __m256 g = _mm256_loadu_ps(k.g + i);
+    if constexpr (Mask) g = _mm256_mul_ps(g, _mm256_loadu_ps(k.mask + i));
+    if constexpr (Decay) g = _mm256_add_ps(g, _mm256_mul_ps(_mm256_loadu_ps(k.p + i), wd));
+    _mm256_storeu_ps(k.g + i, g);
+    const __m256 m0 = _mm256_loadu_ps(k.b1 + i);
+    _mm256_storeu_ps(k.b1 + i, _mm256_fmadd_ps(w, _mm256_sub_ps(g, m0), m0));
+    _mm256_storeu_ps(k.b2 + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(k.b2 + i), b2),
+                                             _mm256_mul_ps(_mm256_mul_ps(g, g), c2)));
+  }
+  for (; i < e; ++i) moments_one<Mask, Decay>(k, i);
+}
+#endif
+
+#if defined(__x86_64__)
+// lth_adam_step's last pass over [b, e), given r = √v (ATen's): d = r / √(1 − β2^t) + ε;
+// p = (p − (m / d)·step_size) ⊙ mask; eight at a time with AVX2 (its divisions correctly rounded,
+// as ATen's), the rest one by one.
+template <bool Mask>
+__attribute__((target("avx2,fma"))) void adam_update_range(const Step& k, const float* r,
+                                                           int64_t b, int64_t e) {
+  int64_t i = b;
+  const __m256 s2 = _mm256_set1_ps(k.bias2_sqrt), eps = _mm256_set1_ps(k.eps),
+               ss = _mm256_set1_ps(k.step_size);
+  for (; i + 8 <= e; i += 8) {
+    const __m256 d = _mm256_add_ps(_mm256_div_ps(_mm256_loadu_ps(r + i), s2), eps);
+    __m256 p = _mm256_sub_ps(_mm256_loadu_ps(k.p + i),
+                             _mm256_mul_ps(_mm256_div_ps(_mm256_loadu_ps(k.b1 + i), d), ss));
+    if constexpr (Mask) p = _mm256_mul_ps(p, _mm256_loadu_ps(k.mask + i));
+    _mm256_storeu_ps(k.p + i, p);
+  }
+  for (; i < e; ++i) {
+    const float d = r[i] / k.bias2_sqrt + k.eps;
+    float p = k.p[i] - (k.b1[i] / d) * k.step_size;
+    if constexpr (Mask) p = p * k.mask[i];
+    k.p[i] = p;
+  }
+}
+
+// Whether lth_adam_step gives ATen's bits here: this CPU has AVX2 and FMA, and ATen dispatches its
+// element-wise kernels to AVX2 or AVX-512 (whose lerp is the fused multiply-add above; with
+// ATEN_CPU_CAPABILITY=default it rounds twice).
+bool adam_exact() {
+  static const bool exact = [] {
+    const std::string cap = at::get_cpu_capability();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           (cap == "AVX2" || cap == "AVX512");
+  }();
+  return exact;
+}
+#endif
+
 
 }  // namespace
 
@@ -337,6 +451,113 @@ int lth_score_sgd(int edge_popup, const void* g, const void* w, const void* y, c
     } else {
       with_momentum(std::false_type{});
     }
+  });
+}
+
+
+// One SGD step of lth_train::Optimizer over flat float tensors of one size, operation by operation
+// as its chain of ATen operations (PyTorch's torch.optim.SGD, dampening 0), in one pass: g = g ⊙ mask
+// (with a mask), g = g + p·wd (with `decay`), both left in g as the chain leaves them; then
+// buf = buf·μ + g and u = buf·μ + g (Nesterov) or buf (with a momentum buffer), else u = g;
+// p = p − u·lr, then p ⊙ mask. `mask` and `buf` may be null.
+int lth_sgd_step(const void* p, const void* g, const void* mask, const void* buf, float lr,
+                 float momentum, int decay, float weight_decay, int nesterov) {
+  return guarded([&] {
+    const int64_t n = static_cast<const at::Tensor*>(p)->numel();
+    const Step k{out(p), out(g), buf ? out(buf) : nullptr, nullptr, mask ? in(mask) : nullptr,
+                 weight_decay, lr, momentum, 0, 0, 0, 0, 0, 0};
+    const auto run = [&](auto ms, auto dec, auto mom, auto nes) {
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        sgd_range<decltype(ms)::value, decltype(dec)::value, decltype(mom)::value,
+                  decltype(nes)::value>(k, b, e);
+      });
+    };
+    const auto with_nesterov = [&](auto ms, auto dec, auto mom) {
+      if (nesterov) {
+        run(ms, dec, mom, std::true_type{});
+      } else {
+        run(ms, dec, mom, std::false_type{});
+      }
+    };
+    const auto with_momentum = [&](auto ms, auto dec) {
+      if (buf) {
+        with_nesterov(ms, dec, std::true_type{});
+      } else {
+        with_nesterov(ms, dec, std::false_type{});
+      }
+    };
+    const auto with_decay = [&](auto ms) {
+      if (decay) {
+        with_momentum(ms, std::true_type{});
+      } else {
+        with_momentum(ms, std::false_type{});
+      }
+    };
+    if (mask) {
+      with_decay(std::true_type{});
+    } else {
+      with_decay(std::false_type{});
+    }
+  });
+}
+
+// Whether lth_adam_step runs here (see adam_exact): 1 or 0.
+int lth_adam_available() {
+#if defined(__x86_64__)
+  return adam_exact() ? 1 : 0;
+#else
+  return 0;
+#endif
+}
+
+// One Adam step of lth_train::Optimizer (PyTorch's torch.optim.Adam without amsgrad) over flat float
+// tensors of one size, operation by operation as its chain of ATen operations, in three passes
+// instead of a dozen: (1) g = g ⊙ mask, g = g + p·wd (left in g); m = lerp(m, g, 1 − β1);
+// v = v·β2 + (g·g)·(1 − β2); (2) r = √v by ATen's own sqrt into `scratch` (MKL's, which is not
+// always correctly rounded, so it is ATen's call that gives the chain's bits); (3) d = r / √(1 − β2^t)
+// + ε; p = (p − (m / d)·(lr / (1 − β1^t))) ⊙ mask. `mask` may be null. Fails where
+// lth_adam_available() is 0.
+int lth_adam_step(const void* p, const void* g, const void* mask, const void* exp_avg,
+                  const void* exp_avg_sq, const void* scratch, int decay, float weight_decay,
+                  float lerp_weight, float beta2, float one_minus_beta2, float bias2_sqrt, float eps,
+                  float step_size) {
+  return guarded([&] {
+#if defined(__x86_64__)
+    TORCH_CHECK(adam_exact(), "the fused Adam step needs AVX2 and FMA, and ATen's AVX2 kernels");
+    const int64_t n = static_cast<const at::Tensor*>(p)->numel();
+    const Step k{out(p),       out(g),          out(exp_avg), out(exp_avg_sq),
+                 mask ? in(mask) : nullptr,      weight_decay, 0, 0, lerp_weight, beta2,
+                 one_minus_beta2, bias2_sqrt,    eps,          step_size};
+    const auto moments = [&](auto ms, auto dec) {
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        moments_range<decltype(ms)::value, decltype(dec)::value>(k, b, e);
+      });
+    };
+    const auto with_decay = [&](auto ms) {
+      if (decay) {
+        moments(ms, std::true_type{});
+      } else {
+        moments(ms, std::false_type{});
+      }
+    };
+    if (mask) {
+      with_decay(std::true_type{});
+    } else {
+      with_decay(std::false_type{});
+    }
+    const at::Tensor& r = *static_cast<const at::Tensor*>(scratch);
+    at::sqrt_out(const_cast<at::Tensor&>(r), *static_cast<const at::Tensor*>(exp_avg_sq));
+    const float* rp = in(scratch);
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+      if (mask) {
+        adam_update_range<true>(k, rp, b, e);
+      } else {
+        adam_update_range<false>(k, rp, b, e);
+      }
+    });
+#else
+    TORCH_CHECK(false, "the fused Adam step runs on x86-64 only");
+#endif
   });
 }
 

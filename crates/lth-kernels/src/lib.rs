@@ -67,6 +67,36 @@ unsafe extern "C" {
         weight_decay: f32,
         nesterov: i32,
     ) -> i32;
+    #[allow(clippy::too_many_arguments, reason = "a C signature")]
+    fn lth_sgd_step(
+        p: *const c_void,
+        g: *const c_void,
+        mask: *const c_void,
+        buf: *const c_void,
+        lr: f32,
+        momentum: f32,
+        decay: i32,
+        weight_decay: f32,
+        nesterov: i32,
+    ) -> i32;
+    fn lth_adam_available() -> i32;
+    #[allow(clippy::too_many_arguments, reason = "a C signature")]
+    fn lth_adam_step(
+        p: *const c_void,
+        g: *const c_void,
+        mask: *const c_void,
+        exp_avg: *const c_void,
+        exp_avg_sq: *const c_void,
+        scratch: *const c_void,
+        decay: i32,
+        weight_decay: f32,
+        lerp_weight: f32,
+        beta2: f32,
+        one_minus_beta2: f32,
+        bias2_sqrt: f32,
+        eps: f32,
+        step_size: f32,
+    ) -> i32;
 }
 
 /// Why a kernel was not run, or failed.
@@ -296,6 +326,118 @@ pub fn score_sgd(
             i32::from(sgd.weight_decay != 0.0),
             sgd.weight_decay as f32,
             i32::from(sgd.nesterov),
+        )
+    })
+}
+
+/// A model's flat parameters and gradients for [`sgd_step`] and [`adam_step`], with the flat mask
+/// (1.0 where a weight is kept, 0.0 where pruned) and the weight decay.
+#[derive(Debug, Clone, Copy)]
+pub struct Flat<'a> {
+    pub params: &'a Tensor,
+    pub grads: &'a Tensor,
+    pub mask: Option<&'a Tensor>,
+    pub weight_decay: f64,
+}
+
+impl Flat<'_> {
+    /// The pointers of params, grads and mask (null for none), checked.
+    fn args(&self) -> Result<(usize, *const c_void, *const c_void, *const c_void)> {
+        let n = self.params.numel();
+        let p = arg("parameters", self.params, n)?;
+        let g = arg("gradients", self.grads, n)?;
+        let m = match self.mask {
+            Some(m) => arg("mask", m, n)?,
+            None => std::ptr::null(),
+        };
+        Ok((n, p, g, m))
+    }
+}
+
+/// `lth_train::Optimizer`'s SGD step (PyTorch's `torch.optim.SGD`, dampening 0) in one pass over
+/// the flat buffers, with the operations of its chain in the same order: `g = g ⊙ mask`,
+/// `g = g + p·wd` (both left in `grads`, as the chain leaves them); `buf = buf·μ + g`,
+/// `u = buf·μ + g` (Nesterov) or `buf`, else `u = g`; `p = (p − u·lr) ⊙ mask`. Scalars are rounded
+/// to float32 as libtorch's CPU kernels round a scalar operand, so the results are the chain's bit
+/// for bit.
+pub fn sgd_step(flat: &Flat<'_>, sgd: &Sgd<'_>) -> Result<()> {
+    let (n, p, g, m) = flat.args()?;
+    let buf = match sgd.momentum_buffer {
+        Some(b) => arg("momentum buffer", b, n)?,
+        None => std::ptr::null(),
+    };
+    // SAFETY: contiguous float CPU tensors of n elements (checked), alive for the call; mask and
+    // buf may be null.
+    status(unsafe {
+        lth_sgd_step(
+            p,
+            g,
+            m,
+            buf,
+            sgd.lr as f32,
+            sgd.momentum as f32,
+            i32::from(flat.weight_decay != 0.0),
+            flat.weight_decay as f32,
+            i32::from(sgd.nesterov),
+        )
+    })
+}
+
+/// An Adam step's terms (PyTorch's `torch.optim.Adam` without amsgrad), as `lth_train::Optimizer`
+/// computes them in float64 before libtorch rounds each to float32.
+#[derive(Debug, Clone, Copy)]
+pub struct Adam<'a> {
+    /// The step size, lr / (1 − β1^t).
+    pub step_size: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// √(1 − β2^t).
+    pub bias2_sqrt: f64,
+    pub exp_avg: &'a Tensor,
+    pub exp_avg_sq: &'a Tensor,
+    /// A buffer of the same size for √v.
+    pub scratch: &'a Tensor,
+}
+
+/// Whether [`adam_step`] runs on this machine: an x86-64 CPU with AVX2 and FMA, on which libtorch
+/// dispatches its element-wise kernels to AVX2 or AVX-512 (there, its `lerp` is one fused
+/// multiply-add, which the kernel must repeat). Elsewhere the caller keeps the chain of operations.
+pub fn adam_available() -> bool {
+    // SAFETY: no arguments.
+    unsafe { lth_adam_available() != 0 }
+}
+
+/// `lth_train::Optimizer`'s Adam step in three passes over the flat buffers instead of a dozen,
+/// with the operations of its chain in the same order: `g = g ⊙ mask`, `g = g + p·wd` (left in
+/// `grads`); `m = lerp(m, g, 1 − β1)` (one fused multiply-add, as libtorch's);
+/// `v = v·β2 + (g·g)·(1 − β2)`; then libtorch's own `sqrt` of v into `scratch` (MKL's square root
+/// is not always correctly rounded, so only the same call gives the same bits); then
+/// `d = √v / bias2_sqrt + ε`, `p = (p − (m / d)·step_size) ⊙ mask`. Its results are the chain's bit
+/// for bit where [`adam_available`]; elsewhere it fails.
+pub fn adam_step(flat: &Flat<'_>, adam: &Adam<'_>) -> Result<()> {
+    let (n, p, g, m) = flat.args()?;
+    let m1 = arg("exp_avg", adam.exp_avg, n)?;
+    let m2 = arg("exp_avg_sq", adam.exp_avg_sq, n)?;
+    let r = arg("scratch", adam.scratch, n)?;
+    // SAFETY: contiguous float CPU tensors of n elements (checked), alive for the call; the mask
+    // may be null.
+    status(unsafe {
+        lth_adam_step(
+            p,
+            g,
+            m,
+            m1,
+            m2,
+            r,
+            i32::from(flat.weight_decay != 0.0),
+            flat.weight_decay as f32,
+            (1.0 - adam.beta1) as f32,
+            adam.beta2 as f32,
+            (1.0 - adam.beta2) as f32,
+            adam.bias2_sqrt as f32,
+            adam.eps as f32,
+            adam.step_size as f32,
         )
     })
 }
