@@ -80,6 +80,10 @@ void bernoulli_grad_range(const float* g, const float* w, const float* y, float*
 // positions can have a different mask under t. With SSE2 (every x86-64), four values at a time:
 // |s| by clearing the sign bit (what fabs does), the tests as bit masks, and the scalar gather only
 // where the window's mask is not empty (for a narrow window, rarely).
+// The number of bits set in each 4-bit value (a table: without -mpopcnt, __builtin_popcount is a
+// call into libgcc, which cost edge-popup's step as much as the scan's own arithmetic).
+constexpr int8_t kBitsOf4[16] = {0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4};
+
 int64_t scan(const float* sp, const float* wp, float* mp, float* kp, int64_t b, int64_t e, float l,
              float h, float tp, std::vector<int64_t>& out) {
   int64_t count = 0, i = b;
@@ -92,7 +96,7 @@ int64_t scan(const float* sp, const float* wp, float* mp, float* kp, int64_t b, 
     const __m128 m = _mm_and_ps(_mm_cmpge_ps(a, vt), one);
     _mm_storeu_ps(mp + i, m);
     if (kp) _mm_storeu_ps(kp + i, _mm_mul_ps(_mm_loadu_ps(wp + i), m));
-    count += __builtin_popcount(_mm_movemask_ps(_mm_cmpgt_ps(a, vh)));
+    count += kBitsOf4[_mm_movemask_ps(_mm_cmpgt_ps(a, vh))];
     int inside = _mm_movemask_ps(_mm_and_ps(_mm_cmpge_ps(a, vl), _mm_cmple_ps(a, vh)));
     for (int j = 0; inside != 0; ++j, inside >>= 1) {
       if (inside & 1) out.push_back(i + j);
