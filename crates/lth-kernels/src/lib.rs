@@ -135,6 +135,11 @@ fn arg(name: &str, t: &Tensor, numel: usize) -> Result<*const c_void> {
     Ok(t.as_ptr().cast())
 }
 
+/// The pointer of an optional tensor, checked as [`arg`]; null for none.
+fn optional(name: &str, t: Option<&Tensor>, numel: usize) -> Result<*const c_void> {
+    t.map_or(Ok(std::ptr::null()), |t| arg(name, t, numel))
+}
+
 /// The pointers of an optional (weights, kernel) pair, null for none.
 fn applied(apply: Option<(&Tensor, &Tensor)>, n: usize) -> Result<(*const c_void, *const c_void)> {
     match apply {
@@ -307,10 +312,7 @@ pub fn score_sgd(
         ScoreGrad::Bernoulli { sigma } => (0, arg("sigma", sigma, n)?),
         ScoreGrad::EdgePopup => (1, std::ptr::null()),
     };
-    let buf = match sgd.momentum_buffer {
-        Some(b) => arg("momentum buffer", b, n)?,
-        None => std::ptr::null(),
-    };
+    let buf = optional("momentum buffer", sgd.momentum_buffer, n)?;
     // SAFETY: contiguous float CPU tensors of n elements (checked), alive for the call; y is null
     // only for edge-popup, buf only without momentum.
     status(unsafe {
@@ -331,13 +333,12 @@ pub fn score_sgd(
 }
 
 /// A model's flat parameters and gradients for [`sgd_step`] and [`adam_step`], with the flat mask
-/// (1.0 where a weight is kept, 0.0 where pruned) and the weight decay.
+/// (1.0 where a weight is kept, 0.0 where pruned).
 #[derive(Debug, Clone, Copy)]
 pub struct Flat<'a> {
     pub params: &'a Tensor,
     pub grads: &'a Tensor,
     pub mask: Option<&'a Tensor>,
-    pub weight_decay: f64,
 }
 
 impl Flat<'_> {
@@ -346,11 +347,7 @@ impl Flat<'_> {
         let n = self.params.numel();
         let p = arg("parameters", self.params, n)?;
         let g = arg("gradients", self.grads, n)?;
-        let m = match self.mask {
-            Some(m) => arg("mask", m, n)?,
-            None => std::ptr::null(),
-        };
-        Ok((n, p, g, m))
+        Ok((n, p, g, optional("mask", self.mask, n)?))
     }
 }
 
@@ -362,10 +359,7 @@ impl Flat<'_> {
 /// for bit.
 pub fn sgd_step(flat: &Flat<'_>, sgd: &Sgd<'_>) -> Result<()> {
     let (n, p, g, m) = flat.args()?;
-    let buf = match sgd.momentum_buffer {
-        Some(b) => arg("momentum buffer", b, n)?,
-        None => std::ptr::null(),
-    };
+    let buf = optional("momentum buffer", sgd.momentum_buffer, n)?;
     // SAFETY: contiguous float CPU tensors of n elements (checked), alive for the call; mask and
     // buf may be null.
     status(unsafe {
@@ -376,8 +370,8 @@ pub fn sgd_step(flat: &Flat<'_>, sgd: &Sgd<'_>) -> Result<()> {
             buf,
             sgd.lr as f32,
             sgd.momentum as f32,
-            i32::from(flat.weight_decay != 0.0),
-            flat.weight_decay as f32,
+            i32::from(sgd.weight_decay != 0.0),
+            sgd.weight_decay as f32,
             i32::from(sgd.nesterov),
         )
     })
@@ -392,6 +386,7 @@ pub struct Adam<'a> {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    pub weight_decay: f64,
     /// √(1 − β2^t).
     pub bias2_sqrt: f64,
     pub exp_avg: &'a Tensor,
@@ -430,8 +425,8 @@ pub fn adam_step(flat: &Flat<'_>, adam: &Adam<'_>) -> Result<()> {
             m1,
             m2,
             r,
-            i32::from(flat.weight_decay != 0.0),
-            flat.weight_decay as f32,
+            i32::from(adam.weight_decay != 0.0),
+            adam.weight_decay as f32,
             (1.0 - adam.beta1) as f32,
             adam.beta2 as f32,
             (1.0 - adam.beta2) as f32,

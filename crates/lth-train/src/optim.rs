@@ -332,7 +332,6 @@ impl Optimizer {
                 params: &self.flat,
                 grads: &grads,
                 mask: self.mask.as_ref().map(|(_, m)| m),
-                weight_decay: self.weight_decay,
             };
             let done = tch::no_grad(|| match self.kind {
                 OptimizerKind::Sgd => lth_kernels::sgd_step(
@@ -354,6 +353,7 @@ impl Optimizer {
                             beta1: BETA1,
                             beta2: BETA2,
                             eps: EPS,
+                            weight_decay: self.weight_decay,
                             bias2_sqrt: (1.0 - BETA2.powi(t)).sqrt(),
                             exp_avg: &self.buffers[0].1,
                             exp_avg_sq: &self.buffers[1].1,
