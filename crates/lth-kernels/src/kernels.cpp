@@ -24,6 +24,35 @@ thread_local std::string last_error;
 // Elements per task of the parallel loops: below it, one thread does the work.
 constexpr int64_t kGrain = 32768;
 
+// Calls f with one std::true_type or std::false_type per run-time switch, in order, so that each
+// combination of the switches is its own instantiation: a loop without branches, which the compiler
+// vectorises.
+template <typename F>
+void with_switches(F&& f) {
+  f();
+}
+template <typename F, typename... Rest>
+void with_switches(F&& f, bool first, Rest... rest) {
+  if (first) {
+    with_switches([&](auto... t) { f(std::true_type{}, t...); }, rest...);
+  } else {
+    with_switches([&](auto... t) { f(std::false_type{}, t...); }, rest...);
+  }
+}
+
+// SGD's direction from the step's gradient d, as torch.optim.SGD (dampening 0): with momentum,
+// buf = buf·μ + d and then buf·μ + d (Nesterov) or buf; without, d.
+template <bool Momentum, bool Nesterov>
+inline float sgd_direction(float* buf, int64_t i, float momentum, float d) {
+  if constexpr (Momentum) {
+    const float v = buf[i] * momentum + d;
+    buf[i] = v;
+    return Nesterov ? v * momentum + d : v;
+  } else {
+    return d;
+  }
+}
+
 // Wellons' lowbias32 in signed 32-bit arithmetic with wrapping products and arithmetic shifts:
 // lth_train::supermask::hash32.
 inline int32_t hash32(int32_t x) {
@@ -154,13 +183,7 @@ void score_sgd_range(const ScoreSgd& k, int64_t b, int64_t e) {
       d = gw * (1.0f - k.y[i]) * k.y[i];
     }
     if constexpr (Decay) d = d + s * k.weight_decay;
-    float u = d;
-    if constexpr (Momentum) {
-      const float v = k.buf[i] * k.momentum + d;
-      k.buf[i] = v;
-      u = Nesterov ? v * k.momentum + d : v;
-    }
-    k.p[i] = s - u * k.lr;
+    k.p[i] = s - sgd_direction<Momentum, Nesterov>(k.buf, i, k.momentum, d) * k.lr;
   }
 }
 
@@ -193,13 +216,7 @@ template <bool Mask, bool Decay, bool Momentum, bool Nesterov>
 void sgd_range(const Step& k, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
     const float g = masked_decayed<Mask, Decay>(k, i);
-    float u = g;
-    if constexpr (Momentum) {
-      const float v = k.b1[i] * k.momentum + g;
-      k.b1[i] = v;
-      u = Nesterov ? v * k.momentum + g : v;
-    }
-    float p = k.p[i] - u * k.lr;
+    float p = k.p[i] - sgd_direction<Momentum, Nesterov>(k.b1, i, k.momentum, g) * k.lr;
     if constexpr (Mask) p = p * k.mask[i];
     k.p[i] = p;
   }
@@ -422,39 +439,14 @@ int lth_score_sgd(int edge_popup, const void* g, const void* w, const void* y, c
     const int64_t n = static_cast<const at::Tensor*>(g)->numel();
     TORCH_CHECK(edge_popup || yp, "Bernoulli's gradient needs σ(s)");
     const ScoreSgd k{gp, wp, yp, pp, bp, lr, momentum, weight_decay};
-    // Each combination of the switches is its own loop, without branches (vectorised).
-    const auto run = [&](auto ep, auto mom, auto dec, auto nes) {
-      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-        score_sgd_range<decltype(ep)::value, decltype(mom)::value, decltype(dec)::value,
-                        decltype(nes)::value>(k, b, e);
-      });
-    };
-    const auto with_nesterov = [&](auto ep, auto mom, auto dec) {
-      if (nesterov) {
-        run(ep, mom, dec, std::true_type{});
-      } else {
-        run(ep, mom, dec, std::false_type{});
-      }
-    };
-    const auto with_decay = [&](auto ep, auto mom) {
-      if (decay) {
-        with_nesterov(ep, mom, std::true_type{});
-      } else {
-        with_nesterov(ep, mom, std::false_type{});
-      }
-    };
-    const auto with_momentum = [&](auto ep) {
-      if (bp) {
-        with_decay(ep, std::true_type{});
-      } else {
-        with_decay(ep, std::false_type{});
-      }
-    };
-    if (edge_popup) {
-      with_momentum(std::true_type{});
-    } else {
-      with_momentum(std::false_type{});
-    }
+    with_switches(
+        [&](auto ep, auto mom, auto dec, auto nes) {
+          at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+            score_sgd_range<decltype(ep)::value, decltype(mom)::value, decltype(dec)::value,
+                            decltype(nes)::value>(k, b, e);
+          });
+        },
+        edge_popup != 0, bp != nullptr, decay != 0, nesterov != 0);
   });
 }
 
@@ -470,38 +462,14 @@ int lth_sgd_step(const void* p, const void* g, const void* mask, const void* buf
     const int64_t n = static_cast<const at::Tensor*>(p)->numel();
     const Step k{out(p), out(g), buf ? out(buf) : nullptr, nullptr, mask ? in(mask) : nullptr,
                  weight_decay, lr, momentum, 0, 0, 0, 0, 0, 0};
-    const auto run = [&](auto ms, auto dec, auto mom, auto nes) {
-      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-        sgd_range<decltype(ms)::value, decltype(dec)::value, decltype(mom)::value,
-                  decltype(nes)::value>(k, b, e);
-      });
-    };
-    const auto with_nesterov = [&](auto ms, auto dec, auto mom) {
-      if (nesterov) {
-        run(ms, dec, mom, std::true_type{});
-      } else {
-        run(ms, dec, mom, std::false_type{});
-      }
-    };
-    const auto with_momentum = [&](auto ms, auto dec) {
-      if (buf) {
-        with_nesterov(ms, dec, std::true_type{});
-      } else {
-        with_nesterov(ms, dec, std::false_type{});
-      }
-    };
-    const auto with_decay = [&](auto ms) {
-      if (decay) {
-        with_momentum(ms, std::true_type{});
-      } else {
-        with_momentum(ms, std::false_type{});
-      }
-    };
-    if (mask) {
-      with_decay(std::true_type{});
-    } else {
-      with_decay(std::false_type{});
-    }
+    with_switches(
+        [&](auto ms, auto dec, auto mom, auto nes) {
+          at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+            sgd_range<decltype(ms)::value, decltype(dec)::value, decltype(mom)::value,
+                      decltype(nes)::value>(k, b, e);
+          });
+        },
+        mask != nullptr, decay != 0, buf != nullptr, nesterov != 0);
   });
 }
 
@@ -532,23 +500,13 @@ int lth_adam_step(const void* p, const void* g, const void* mask, const void* ex
     const Step k{out(p),       out(g),          out(exp_avg), out(exp_avg_sq),
                  mask ? in(mask) : nullptr,      weight_decay, 0, 0, lerp_weight, beta2,
                  one_minus_beta2, bias2_sqrt,    eps,          step_size};
-    const auto moments = [&](auto ms, auto dec) {
-      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
-        moments_range<decltype(ms)::value, decltype(dec)::value>(k, b, e);
-      });
-    };
-    const auto with_decay = [&](auto ms) {
-      if (decay) {
-        moments(ms, std::true_type{});
-      } else {
-        moments(ms, std::false_type{});
-      }
-    };
-    if (mask) {
-      with_decay(std::true_type{});
-    } else {
-      with_decay(std::false_type{});
-    }
+    with_switches(
+        [&](auto ms, auto dec) {
+          at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+            moments_range<decltype(ms)::value, decltype(dec)::value>(k, b, e);
+          });
+        },
+        mask != nullptr, decay != 0);
     const at::Tensor& r = *static_cast<const at::Tensor*>(scratch);
     at::sqrt_out(const_cast<at::Tensor&>(r), *static_cast<const at::Tensor*>(exp_avg_sq));
     const float* rp = in(scratch);
