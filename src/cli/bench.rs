@@ -572,6 +572,27 @@ fn early_bird_suite(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One epoch of `lth train`'s loop (the loader, the reporting, with or without an idle hook) over
+/// `setup`, in seconds.
+fn time_epoch(
+    setup: &mut Setup,
+    steps: u64,
+    with_hook: bool,
+    sync: &dyn Fn(),
+) -> anyhow::Result<f64> {
+    let mut idle = Idle;
+    let mut hooks = if with_hook {
+        Hooks::new(vec![&mut idle])?
+    } else {
+        Hooks::none()
+    };
+    let mut session = setup.session();
+    let t = Instant::now();
+    session.train(0, steps, 0, &[], &mut hooks, &mut Counter(0))?;
+    sync();
+    Ok(t.elapsed().as_secs_f64())
+}
+
 fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let device = resolve_device(args.device)?;
     let on = super::on_device(device);
@@ -639,34 +660,18 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
         // machine's speed (a shared host, frequency changes) cancels rather than biasing one side.
         let mut paired = Vec::new();
         for round in 0..=args.repeats {
-            let mut time_full = |with_hook: bool| -> anyhow::Result<f64> {
-                let mut idle = Idle;
-                let mut hooks = if with_hook {
-                    Hooks::new(vec![&mut idle])?
-                } else {
-                    Hooks::none()
-                };
-                let mut session = setup.session();
-                let t = Instant::now();
-                session.train(0, spe, 0, &[], &mut hooks, &mut Counter(0))?;
-                sync();
-                Ok(t.elapsed().as_secs_f64())
-            };
             let (f, h) = if round % 2 == 0 {
-                let f = time_full(false)?;
-                (f, time_full(true)?)
+                let f = time_epoch(&mut setup, spe, false, &sync)?;
+                (f, time_epoch(&mut setup, spe, true, &sync)?)
             } else {
-                let h = time_full(true)?;
-                (time_full(false)?, h)
+                let h = time_epoch(&mut setup, spe, true, &sync)?;
+                (time_epoch(&mut setup, spe, false, &sync)?, h)
             };
             if fusable {
                 setup.optimizer.set_fused(false)?;
-                let mut session = setup.session();
-                let t = Instant::now();
-                session.train(0, spe, 0, &[], &mut Hooks::none(), &mut Counter(0))?;
-                sync();
-                let c = t.elapsed().as_secs_f64();
+                let c = time_epoch(&mut setup, spe, false, &sync);
                 setup.optimizer.set_fused(true)?;
+                let c = c?;
                 if round > 0 {
                     chained.push(c);
                     fused_ratio.push(c / f);

@@ -1134,16 +1134,16 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
     });
 
     let out = o.out.join(target).join(&o.scale);
-    write_reports(
-        &out,
+    Reports {
         spec,
-        &o.scale,
+        scale: &o.scale,
         device_label,
-        &results,
-        &runs,
-        &verdicts,
+        results: &results,
+        runs: &runs,
+        verdicts: &verdicts,
         cells,
-    )?;
+    }
+    .write(&out)?;
 
     let provenance_path = o.target.join("provenance.csv");
     let data_sums = provenance::data_checksums(&root, &used.iter().cloned().collect::<Vec<_>>());
@@ -1578,95 +1578,108 @@ fn record(
     Ok(widened + &lines)
 }
 
-/// Stage "write": `table.md`, `samples.csv` and `replicates.csv` (every value the rows
-/// measured), `results.csv` (every verdict with our summary beside the reference) and the plot,
-/// in `out`.
-#[allow(clippy::too_many_arguments)]
-fn write_reports(
-    out: &Path,
-    spec: &Spec,
-    scale: &str,
-    device_label: &str,
-    results: &[RowResult],
-    runs: &BTreeMap<String, RowRun>,
-    verdicts: &[Verdict],
-    cells: &[Cell],
-) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| ReproError::Io {
-        path: out.to_owned(),
-        source: e,
-    })?;
-    write_text(
-        &out.join("table.md"),
-        &render_table(spec, scale, device_label, results, cells, true),
-    )?;
-    let mut sample_lines = Vec::new();
-    let mut replicate_lines = Vec::new();
-    for (row, run) in runs {
-        for (r, m) in &run.replicates {
-            for (metric, values) in m.iter() {
-                sample_lines.extend(values.iter().enumerate().map(|(i, &value)| SampleLine {
-                    row: row.clone(),
-                    dataset: run.dataset.clone(),
-                    scale: scale.to_owned(),
-                    replicate: *r,
-                    sample: i,
-                    metric: metric.to_owned(),
-                    value,
+/// What a judged target's reports are written from: its spec, the scale and device it ran at,
+/// each row's summary and replicates, and the verdicts on its cells.
+struct Reports<'a> {
+    spec: &'a Spec,
+    scale: &'a str,
+    device_label: &'a str,
+    results: &'a [RowResult],
+    runs: &'a BTreeMap<String, RowRun>,
+    verdicts: &'a [Verdict],
+    cells: &'a [Cell],
+}
+
+impl Reports<'_> {
+    /// Stage "write": `table.md`, `samples.csv` and `replicates.csv` (every value the rows
+    /// measured), `results.csv` (every verdict with our summary beside the reference) and the
+    /// plot, in `out`.
+    fn write(&self, out: &Path) -> Result<()> {
+        let Reports {
+            spec,
+            scale,
+            device_label,
+            results,
+            runs,
+            verdicts,
+            cells,
+        } = *self;
+        std::fs::create_dir_all(out).map_err(|e| ReproError::Io {
+            path: out.to_owned(),
+            source: e,
+        })?;
+        write_text(
+            &out.join("table.md"),
+            &render_table(spec, scale, device_label, results, cells, true),
+        )?;
+        let mut sample_lines = Vec::new();
+        let mut replicate_lines = Vec::new();
+        for (row, run) in runs {
+            for (r, m) in &run.replicates {
+                for (metric, values) in m.iter() {
+                    sample_lines.extend(values.iter().enumerate().map(|(i, &value)| SampleLine {
+                        row: row.clone(),
+                        dataset: run.dataset.clone(),
+                        scale: scale.to_owned(),
+                        replicate: *r,
+                        sample: i,
+                        metric: metric.to_owned(),
+                        value,
+                    }));
+                }
+                replicate_lines.extend(replicate_means(m).into_iter().map(|(metric, value)| {
+                    ReplicateLine {
+                        row: row.clone(),
+                        dataset: run.dataset.clone(),
+                        scale: scale.to_owned(),
+                        replicate: *r,
+                        metric,
+                        value,
+                    }
                 }));
             }
-            replicate_lines.extend(replicate_means(m).into_iter().map(|(metric, value)| {
-                ReplicateLine {
-                    row: row.clone(),
-                    dataset: run.dataset.clone(),
-                    scale: scale.to_owned(),
-                    replicate: *r,
-                    metric,
-                    value,
-                }
-            }));
         }
-    }
-    CsvLog::new(out.join("samples.csv")).save(&sample_lines)?;
-    CsvLog::new(out.join("replicates.csv")).save(&replicate_lines)?;
-    let lines: Vec<ResultLine> = verdicts
-        .iter()
-        .map(|v| {
-            let ours = results.iter().find_map(|r| match &r.status {
-                RowStatus::Ran { metrics }
-                    if r.row == v.cell.row && r.dataset == v.cell.dataset =>
-                {
-                    metrics.get(&v.cell.metric).copied()
+        CsvLog::new(out.join("samples.csv")).save(&sample_lines)?;
+        CsvLog::new(out.join("replicates.csv")).save(&replicate_lines)?;
+        let lines: Vec<ResultLine> = verdicts
+            .iter()
+            .map(|v| {
+                let ours = results.iter().find_map(|r| match &r.status {
+                    RowStatus::Ran { metrics }
+                        if r.row == v.cell.row && r.dataset == v.cell.dataset =>
+                    {
+                        metrics.get(&v.cell.metric).copied()
+                    }
+                    _ => None,
+                });
+                ResultLine {
+                    row: v.cell.row.clone(),
+                    dataset: v.cell.dataset.clone(),
+                    metric: v.cell.metric.clone(),
+                    source: v.cell.source,
+                    scale: v.cell.scale.clone(),
+                    check: v.cell.check.to_string(),
+                    outcome: v.outcome.to_string(),
+                    ours_mean: ours.map(|s| s.mean),
+                    ours_sd: ours.map(|s| s.sd),
+                    ours_n: ours.map(|s| s.n),
+                    reference_mean: v.cell.mean,
+                    reference_spread: v.cell.spread,
+                    reference_n: v.cell.n,
+                    margin: v.cell.margin.map_or(String::new(), |m| m.to_string()),
+                    detail: v.detail.clone(),
                 }
-                _ => None,
-            });
-            ResultLine {
-                row: v.cell.row.clone(),
-                dataset: v.cell.dataset.clone(),
-                metric: v.cell.metric.clone(),
-                source: v.cell.source,
-                scale: v.cell.scale.clone(),
-                check: v.cell.check.to_string(),
-                outcome: v.outcome.to_string(),
-                ours_mean: ours.map(|s| s.mean),
-                ours_sd: ours.map(|s| s.sd),
-                ours_n: ours.map(|s| s.n),
-                reference_mean: v.cell.mean,
-                reference_spread: v.cell.spread,
-                reference_n: v.cell.n,
-                margin: v.cell.margin.map_or(String::new(), |m| m.to_string()),
-                detail: v.detail.clone(),
-            }
-        })
-        .collect();
-    CsvLog::new(out.join("results.csv")).save(&lines)?;
-    plot_svg(
-        spec,
-        results,
-        cells,
-        &out.join(format!("{}.svg", spec.target())),
-    )?;
-    Ok(())
+            })
+            .collect();
+        CsvLog::new(out.join("results.csv")).save(&lines)?;
+        plot_svg(
+            spec,
+            results,
+            cells,
+            &out.join(format!("{}.svg", spec.target())),
+        )?;
+        Ok(())
+    }
 }
 
 /// The stages after training, on a synthetic kind of experiment that needs no data: a row's
@@ -1930,9 +1943,16 @@ b,mnist,acc,measured,smoke,cpu,c,0.9,0.01,2,,equivalent,0.05,0.05,,a skipped row
         let (results, runs) = ran(&spec);
         let verdicts = judge(&cells, &results, &runs, "smoke", "cpu");
         let out = dir.path().join("out");
-        write_reports(
-            &out, &spec, "smoke", "cpu", &results, &runs, &verdicts, &cells,
-        )
+        Reports {
+            spec: &spec,
+            scale: "smoke",
+            device_label: "cpu",
+            results: &results,
+            runs: &runs,
+            verdicts: &verdicts,
+            cells: &cells,
+        }
+        .write(&out)
         .unwrap();
         let lines = |f: &str| {
             std::fs::read_to_string(out.join(f))
