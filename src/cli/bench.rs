@@ -572,8 +572,28 @@ fn early_bird_suite(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One epoch of `lth train`'s loop (the loader, the reporting, with or without an idle hook) over
-/// `setup`, in seconds.
+/// `steps` steps of `lth train`'s loop over `setup` (the loader, the reporting, and `hook` if
+/// any), in seconds, synchronised with the device by `sync`. Every suite that times the loop
+/// times it here.
+fn time_steps(
+    setup: &mut Setup,
+    steps: u64,
+    hook: Option<&mut dyn lth_train::Hook>,
+    sync: &dyn Fn(),
+) -> anyhow::Result<f64> {
+    let mut hooks = match hook {
+        Some(h) => Hooks::new(vec![h])?,
+        None => Hooks::none(),
+    };
+    let mut session = setup.session();
+    let t = Instant::now();
+    session.train(0, steps, 0, &[], &mut hooks, &mut Counter(0))?;
+    sync();
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// One epoch of the loop over `setup`, with or without a hook that does nothing (what the loop
+/// costs a method on the steps where it does nothing).
 fn time_epoch(
     setup: &mut Setup,
     steps: u64,
@@ -581,16 +601,7 @@ fn time_epoch(
     sync: &dyn Fn(),
 ) -> anyhow::Result<f64> {
     let mut idle = Idle;
-    let mut hooks = if with_hook {
-        Hooks::new(vec![&mut idle])?
-    } else {
-        Hooks::none()
-    };
-    let mut session = setup.session();
-    let t = Instant::now();
-    session.train(0, steps, 0, &[], &mut hooks, &mut Counter(0))?;
-    sync();
-    Ok(t.elapsed().as_secs_f64())
+    time_steps(setup, steps, with_hook.then_some(&mut idle as _), sync)
 }
 
 fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
@@ -1095,16 +1106,7 @@ fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
         };
         let mut time = |rigl: bool| -> anyhow::Result<f64> {
             let mut rewiring = Rewiring::new(&sp, &mask, steps, 1, None);
-            let mut hooks = if rigl {
-                Hooks::new(vec![&mut rewiring])?
-            } else {
-                Hooks::none()
-            };
-            let mut session = setup.session();
-            let t = Instant::now();
-            session.train(0, steps, 0, &[], &mut hooks, &mut ())?;
-            sync();
-            Ok(t.elapsed().as_secs_f64())
+            time_steps(&mut setup, steps, rigl.then_some(&mut rewiring as _), &sync)
         };
         // One untimed round of each warms caches and allocators.
         time(false)?;
