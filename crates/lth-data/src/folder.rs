@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::U8x3;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use rayon::prelude::*;
 use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
@@ -197,25 +198,28 @@ impl Files {
                 ((left as f64, top as f64, cw as f64, ch as f64), size, flip)
             }
         };
-        let src = Image::from_vec_u8(w, h, rgb, PixelType::U8x3).map_err(|e| {
+        // The typed entry point: `Resizer::resize` is generic over the image and instantiates
+        // every pixel type's kernels here (a 65 MB library and a minute and a half of compiling
+        // for this crate), where only RGB bytes are ever resized.
+        let src = TypedImageRef::<U8x3>::from_buffer(w, h, &rgb).map_err(|e| {
             DataError::malformed(path, format!("decoded image does not fit its size ({e})"))
         })?;
-        let mut dst = Image::new(out, out, PixelType::U8x3);
+        let mut dst = TypedImage::<U8x3>::new(out, out);
         let options = ResizeOptions::new()
             .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
             .crop(crop.0, crop.1, crop.2, crop.3);
         Resizer::new()
-            .resize(&src, &mut dst, &options)
+            .resize_typed(&src, &mut dst, &options)
             .map_err(|e| DataError::malformed(path, format!("cannot resize ({e})")))?;
-        let hwc = dst.buffer();
+        let hwc = dst.pixels();
         let n = (out * out) as usize;
         let mut chw = vec![0u8; 3 * n];
         for y in 0..out as usize {
             for x in 0..out as usize {
                 let from = if flip { out as usize - 1 - x } else { x };
-                let p = (y * out as usize + from) * 3;
-                for c in 0..3 {
-                    chw[c * n + y * out as usize + x] = hwc[p + c];
+                let p = hwc[y * out as usize + from].0;
+                for (c, v) in p.into_iter().enumerate() {
+                    chw[c * n + y * out as usize + x] = v;
                 }
             }
         }
