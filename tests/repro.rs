@@ -1524,12 +1524,14 @@ fn fig3_smoke_passes_with_packed_stability_copies() {
 #[test]
 fn the_stabilizing_targets_share_their_lotteries() {
     let Some(data) = fashion_root() else { return };
-    let _one = serial();
+    // The suite's longest test, last but one in libtest's order: two processes (a replicate
+    // each), so that it does not run alone on one processor while the other idles.
+    let _two = slots(2);
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path().join("runs");
     let run = |target: &str| {
         let stdout = ok(&lth(
-            &strs(&smoke_args(target, &data, tmp.path(), &[])),
+            &strs(&smoke_args(target, &data, tmp.path(), &["--jobs", "2"])),
             root(),
         ));
         let last = stdout.lines().last().unwrap();
