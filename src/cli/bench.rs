@@ -653,11 +653,7 @@ fn loop_suite(args: &BenchArgs) -> anyhow::Result<()> {
         let batches: Vec<_> = (0..spe)
             .map(|s| setup.loader.batch(s))
             .collect::<Result<_, _>>()?;
-        let sync = || {
-            if let tch::Device::Cuda(i) = device {
-                tch::Cuda::synchronize(i as i64);
-            }
-        };
+        let sync = || lth_train::speed::sync_device(device);
         let mut full = Vec::new();
         let mut hooked = Vec::new();
         let mut bare = Vec::new();
@@ -915,11 +911,7 @@ fn synflow_suite(args: &BenchArgs) -> anyhow::Result<()> {
     let mut opts = PaiOptions::new(&[3, 32, 32], 0);
     opts.rounds = args.rounds;
     let mask = Mask::ones(&model.prunable_tensors());
-    let sync = || {
-        if let tch::Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
-    };
+    let sync = || lth_train::speed::sync_device(device);
     sync();
     let start = Instant::now();
     let pruned = Method::Synflow.prune(&model, &mask, 1.0 - args.density, None, &opts)?;
@@ -1000,11 +992,7 @@ fn models_suite(args: &BenchArgs) -> anyhow::Result<()> {
         }
         let data = lth_train::speed::synthetic(info, device, args.channels_last, args.batch_size)?;
         let mut setup = Setup::new(&hp, 1, &data)?;
-        let sync = || {
-            if let tch::Device::Cuda(i) = device {
-                tch::Cuda::synchronize(i as i64);
-            }
-        };
+        let sync = || lth_train::speed::sync_device(device);
         let mut session = setup.session();
         session.train(0, args.warmup, 0, &[], &mut Hooks::none(), &mut ())?;
         sync();
@@ -1099,11 +1087,7 @@ fn sparse_suite(args: &BenchArgs) -> anyhow::Result<()> {
         let layers = sp.layer_sparsities(&setup.model.prunable_tensors())?;
         let mask = lth_prune::distribution::random_mask(&layers, 1, device);
         setup.optimizer.set_mask(&mask)?;
-        let sync = || {
-            if let tch::Device::Cuda(i) = device {
-                tch::Cuda::synchronize(i as i64);
-            }
-        };
+        let sync = || lth_train::speed::sync_device(device);
         let mut time = |rigl: bool| -> anyhow::Result<f64> {
             let mut rewiring = Rewiring::new(&sp, &mask, steps, 1, None);
             time_steps(&mut setup, steps, rigl.then_some(&mut rewiring as _), &sync)

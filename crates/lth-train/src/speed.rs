@@ -6,6 +6,14 @@ use std::time::Instant;
 
 use crate::{Data, Hooks, Result, Setup, Steps, TrainHparams};
 
+/// Waits for the work queued on `device`, so that a clock read next counts it; nothing on the CPU,
+/// where every operation has finished when it returns.
+pub fn sync_device(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
 /// The median (the upper one of an even count); sorts `v`.
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -136,11 +144,7 @@ pub fn compare_nets(
     let batch = hp.dataset.batch_size as i64;
     let [c, h, w] = info.shape;
     let x = tch::Tensor::randn([batch, c, h, w], (tch::Kind::Float, device));
-    let sync = || {
-        if let tch::Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
-    };
+    let sync = || sync_device(device);
     let mut done = vec![0u64; nets.len()];
     let mut time = |i: usize, setups: &mut Vec<Setup>| -> Result<(f64, f64)> {
         let setup = &mut setups[i];
@@ -226,11 +230,7 @@ pub fn packed_against_separate(
         .map(|&r| Setup::new(&hp, r, &data))
         .collect::<Result<_>>()?;
     let mut packed = crate::packed::PackedSetup::new(&hp, &replicates, &data)?;
-    let sync = || {
-        if let tch::Device::Cuda(i) = device {
-            tch::Cuda::synchronize(i as i64);
-        }
-    };
+    let sync = || sync_device(device);
     let mut done = [0u64; 2];
     let mut time = |side: usize,
                     separate: &mut Vec<Setup>,
