@@ -1524,7 +1524,7 @@ fn fig3_smoke_passes_with_packed_stability_copies() {
 #[test]
 fn the_stabilizing_targets_share_their_lotteries() {
     let Some(data) = fashion_root() else { return };
-    // The suite's longest test, last but one in libtest's order: two processes (a replicate
+    // This file's longest test, last but one in libtest's order: two processes (a replicate
     // each), so that it does not run alone on one processor while the other idles.
     let _two = slots(2);
     let tmp = tempfile::tempdir().unwrap();
