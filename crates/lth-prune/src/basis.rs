@@ -219,6 +219,16 @@ impl LayerBasis {
         self.grouping
     }
 
+    /// The same basis on `device` (sharing its matrices when they are there already).
+    pub fn to_device(&self, device: tch::Device) -> LayerBasis {
+        LayerBasis {
+            out: self.out.to_device(device),
+            inp: self.inp.to_device(device),
+            identity: self.identity,
+            grouping: self.grouping,
+        }
+    }
+
     /// The same basis, sharing its matrices.
     pub fn shallow_clone(&self) -> LayerBasis {
         LayerBasis {

@@ -196,14 +196,22 @@ fn train(
     dir.create()?;
     let hp = &lottery.hparams().train;
     let data = lottery.data();
+    // The bases and kept coefficients come from weights read from the store (on the CPU); the
+    // network trains on the data's device.
+    let device = data.train.device();
+    let bases: Vec<(String, LayerBasis)> = bases
+        .iter()
+        .map(|(n, l)| (n.clone(), l.to_device(device)))
+        .collect();
+    let keep = keep.to_device(device);
     let plan = RunPlan::whole(hp, data.iterations_per_epoch(hp.dataset.batch_size));
     let job = Job::new(dir.clone(), hp, lottery.replicate(), plan.clone()).starting(start);
     let mut setup = job.setup(hp, data)?;
     // SGD (check_row): the update stays in the subspace, projected at each evaluation.
-    let mut hook = InBasis::new(hook_layers(bases, keep)?, false)?;
+    let mut hook = InBasis::new(hook_layers(&bases, &keep)?, false)?;
     hook.project_weights(&setup.optimizer.weights())?;
     if let Some(seed) = signs {
-        random_signs(&setup.optimizer.weights(), bases, seed)?;
+        random_signs(&setup.optimizer.weights(), &bases, seed)?;
     }
     progress.unit(&format!("{}", dir.path().display()));
     let mut hooks = Hooks::new(vec![&mut hook])?;

@@ -239,7 +239,12 @@ impl Experiment for GreedySelection {
         let mut m = Measured::new();
         let mut greedy_curve = Vec::new();
         for (i, &step) in keep.iter().enumerate() {
-            let weights = lottery.trajectory_weights(&keep, step)?;
+            // Read from the store on the CPU; selected and evaluated on the data's device.
+            let weights: Vec<(String, Tensor)> = lottery
+                .trajectory_weights(&keep, step)?
+                .into_iter()
+                .map(|(n, t)| (n, t.to_device(train.device())))
+                .collect();
             let net =
                 TwoLayer::from_named(&weights).map_err(|e| ReproError::Invalid(e.to_string()))?;
             let width = net.width() as usize;
