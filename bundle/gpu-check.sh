@@ -17,20 +17,24 @@
 #   bench-models  lth against a PyTorch eager loop of the same networks (LeNet, ResNet-20, VGG-16),
 #                 5 paired rounds
 #   bench-packed  N copies packed against N separate runs, N = 1, 8, 16 (5 rounds)
-#   smoke-check   every target at the smoke scale, --check: claims and the paper's ranges judged;
-#                 the cells against the committed cuda smoke snapshot where the target has one
-#                 (an independent rerun on another GPU: cuda training is not bit-reproducible);
-#                 without one, the target says once that its cells were not checked
-#   smoke-record  the cuda smoke snapshots, written into RESULTS/repro/<target>/expected.csv for a
-#                 maintainer to commit (from the units smoke-check trained: no training again)
+#   smoke         every target at the smoke scale, --check, in up to 4 processes at once (one
+#                 target each, sharing one run store; output in RESULTS/smoke/<target>.txt):
+#                 claims and the paper's ranges judged; the cells against the committed cuda smoke
+#                 snapshot where the target has one (an independent rerun on another GPU: cuda
+#                 training is not bit-reproducible). A target without one is also recorded
+#                 (--record, in the same run: no training again), into
+#                 RESULTS/repro/<target>/expected.csv for a maintainer to commit
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 results=${1:?usage: gpu-check.sh RESULTS [cuda|cpu]}
 device=${2:-cuda}
 # On the CPU the benchmark times fewer steps: the rehearsal shows the script works, not speeds.
+# Smoke targets run `parallel` at once, each process at `threads` intra-op threads.
 case "$device" in
-  cuda) slack=1; light=(--repeats 5); light_packed=(--repeats 5) ;;
-  cpu) slack=4; light=(--steps 30 --warmup 5 --repeats 2); light_packed=(--steps 20 --repeats 1) ;;
+  cuda) slack=1; light=(--repeats 5); light_packed=(--repeats 5); parallel=4
+        threads=$(( $(nproc) / 4 > 0 ? $(nproc) / 4 : 1 )) ;;
+  cpu) slack=4; light=(--steps 30 --warmup 5 --repeats 2); light_packed=(--steps 20 --repeats 1)
+       parallel=$(nproc); threads=1 ;;
   *) echo "gpu-check.sh: device must be cuda or cpu, not $device" >&2; exit 2 ;;
 esac
 mkdir -p "$results"
@@ -63,22 +67,33 @@ common=(--scale smoke --device "$device" --repro-dir "$results/repro" --data-dir
 # Limits (×1 on cuda) sum to 480 s: the whole check ends within 8 minutes. They are sized from
 # two runs on an H200 (2026-12-04, 16 cores): info 5-8 s, bench-models 54-62 s with one round
 # (mostly each reference's start; 5 paired rounds add about 30 s), bench-packed 158 s at
-# N = 1, 2, 4, 8, 16 and 9 rounds, 74 s at N = 1, 8, 16 and 5 rounds, smoke-check 123-128 s,
-# smoke-record 85 s (about 8 s a target: each starts CUDA and reads its units again).
+# N = 1, 2, 4, 8, 16 and 9 rounds, 74 s at N = 1, 8, 16 and 5 rounds. The smoke of the ten
+# targets of then took 123-128 s in one process and their records 85 s more (about 8 s a target:
+# each starts CUDA and reads its units again). Eighteen targets take 2.4 times the ten's CPU time
+# at smoke (397 s against 159 s, one process of 2 threads on a 2-core CPU), hence one run per
+# target that also records, four at a time.
 step info 15 "${lth[@]}" info
 step bench-models 110 "${lth[@]}" bench --suite models --device "$device" \
   --pytorch-script "$here/pytorch_eager.py" ${light[@]+"${light[@]}"}
 step bench-packed 95 "${lth[@]}" bench --suite packed --copies 1,8,16 --device "$device" \
   ${light_packed[@]+"${light_packed[@]}"}
-step smoke-check 160 "${lth[@]}" repro --all --check --out "$results/reports" "${common[@]}"
-record() {
-  local status=0 t
-  for t in $targets; do
-    echo "== $t"
-    "${lth[@]}" repro "$t" --record --out "$results/record" "${common[@]}" || status=1
-  done
-  return "$status"
+# One target: --check, and --record where the target has no cuda smoke snapshot yet (on the
+# rehearsal too, so that it records the same targets, into the results' copy); its output in
+# RESULTS/smoke/<target>.txt and one line (exit status, closing line) on stdout.
+smoke_one() {
+  local t=$1 record=() code
+  grep -q ',measured,smoke,cuda,' "$results/repro/$t/expected.csv" 2>/dev/null || record=(--record)
+  "${lth[@]}" repro "$t" --check ${record[@]+"${record[@]}"} --threads "$threads" \
+    --out "$results/reports" "${common[@]}" > "$results/smoke/$t.txt" 2>&1
+  code=$?
+  printf '%-18s exit %d%s: %s\n' "$t" "$code" "${record:+ (recorded)}" \
+    "$(tail -n 1 "$results/smoke/$t.txt")"
+  return "$code"
 }
-step smoke-record 100 bash -c "$(declare -p lth common results targets); $(declare -f record); record"
+mkdir -p "$results/smoke"
+# xargs exits 123 when any target's run did not exit 0.
+step smoke 260 xargs -P "$parallel" -n 1 bash -c \
+  "$(declare -p lth common results threads); $(declare -f smoke_one); smoke_one \"\$1\"" _ \
+  <<< "$targets"
 echo "gpu-check on $device: $(( $(date +%s) - started )) s in all; results in $results" \
   | tee -a "$results/steps.txt"
