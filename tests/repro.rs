@@ -419,7 +419,7 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
         "{cell}"
     );
     // A re-record judges the margins now declared: one the spread cannot hold is refused, the
-    // run exits 2 naming it, and the table is left as it was.
+    // run exits 2 naming it after its verdicts, and the table is left as it was.
     let (head, tail) = cell.split_once(",equivalent,0.05,").unwrap();
     let (_, tail) = tail.split_once(',').unwrap();
     let tight = written.replace(cell, &format!("{head},equivalent,0.05,0.001,{tail}"));
@@ -431,6 +431,14 @@ fn fig3_smoke_passes_and_still_passes_under_a_rounding_perturbation() {
         stderr.contains("not recorded: 1 margin(s) narrower than 2·t·SE")
             && stderr.contains("lenet · fashion-mnist · accuracy_imp: margin 0.001"),
         "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        stdout.contains("PASS    lenet · fashion-mnist · data_order_random [claim ")
+            && stdout
+                .lines()
+                .any(|l| l.contains(" smoke: ") && l.contains(" PASS, ")),
+        "{stdout}"
     );
     assert_eq!(
         std::fs::read_to_string(rec.join("expected.csv")).unwrap(),

@@ -322,6 +322,9 @@ pub fn run(args: &ReproArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(why) = report.record_refused {
+        return Err(lth_repro::ReproError::Refused(why).into());
+    }
     if args.check {
         report.check()?;
     }

@@ -194,6 +194,9 @@ pub struct Report {
     /// What that time was spent on, as the training, evaluation and I/O spans counted it
     /// ([`lth_store::ledger`]).
     pub spent: lth_store::ledger::Spent,
+    /// Why `--record` wrote nothing (margins the recorded spread cannot hold): the verdicts
+    /// stand, and the command prints them before this and exits 2.
+    pub record_refused: Option<String>,
 }
 
 impl Report {
@@ -1086,6 +1089,7 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
             snapshot: None,
             wall: std::time::Duration::ZERO,
             spent: lth_store::ledger::Spent::default(),
+            record_refused: None,
         });
     }
     if let Some(only) = &o.only_replicates {
@@ -1109,6 +1113,7 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
             snapshot: None,
             wall: std::time::Duration::ZERO,
             spent: lth_store::ledger::Spent::default(),
+            record_refused: None,
         });
     }
 
@@ -1168,9 +1173,10 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
             lth_store::verify::commit().unwrap_or_else(|| this_run.commit.clone())
         )
     });
+    let mut record_refused = None;
     let record_lines = if o.record {
         let command = record_command(target, o, replicates, samples, &class, pack_of(o));
-        let lines = record(
+        match record(
             spec,
             expected_path,
             &o.scale,
@@ -1178,19 +1184,28 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
             &command,
             &results,
             &runs,
-        )?;
-        // This run's provenance, with the command that records it (git, the CPU and the data's
-        // digests are read once).
-        Provenance {
-            command,
-            ..this_run.clone()
+        ) {
+            Ok(lines) => {
+                // This run's provenance, with the command that records it (git, the CPU and
+                // the data's digests are read once).
+                Provenance {
+                    command,
+                    ..this_run.clone()
+                }
+                .record(&provenance_path)?;
+                say(format!(
+                    "recorded the measured cells of this run in {}",
+                    expected_path.display()
+                ));
+                lines
+            }
+            // Refused: nothing written, and the verdicts of the run still reported.
+            Err(ReproError::Refused(why)) => {
+                record_refused = Some(why);
+                String::new()
+            }
+            Err(e) => return Err(e),
         }
-        .record(&provenance_path)?;
-        say(format!(
-            "recorded the measured cells of this run in {}",
-            expected_path.display()
-        ));
-        lines
     } else {
         String::new()
     };
@@ -1212,6 +1227,7 @@ fn run_target_timed(o: &Options, progress: &mut dyn Progress) -> Result<Report> 
         snapshot,
         wall: std::time::Duration::ZERO,
         spent: lth_store::ledger::Spent::default(),
+        record_refused,
     })
 }
 
@@ -1565,7 +1581,7 @@ fn record(
         spec.regression(row, metric)
     });
     if !refused.is_empty() {
-        return Err(ReproError::Invalid(format!(
+        return Err(ReproError::Refused(format!(
             "{}: not recorded: {} margin(s) narrower than 2·t·SE of the recorded spread, \
              which a rerun could not pass: {}; widen them (with the reason in the rationale) \
              or add replicates",

@@ -89,6 +89,9 @@ pub enum ReproError {
     /// An input that cannot work (a flag, a scale, a target), with what was expected.
     #[error("{0}")]
     Invalid(String),
+    /// `--record` wrote nothing: a margin narrower than its recorded spread can hold, named.
+    #[error("{0}")]
+    Refused(String),
     /// The run finished and some outcomes were not the expected ones (FAIL or XPASS).
     #[error("{} (FAIL or XPASS; see {})", lth_report::count(count, "unexpected outcome"), results.display())]
     Unexpected {
