@@ -57,15 +57,14 @@ step() {
     | tee -a "$results/steps.txt"
 }
 
+# Whether the target folder $1 has a cuda smoke snapshot (measured cells of smoke on cuda).
+has_cuda_snapshot() { grep -q ',measured,smoke,cuda,' "$1/expected.csv" 2>/dev/null; }
 # The targets, those without a cuda smoke snapshot first: their record is what a check adds,
 # so they start first should the smoke step run out of time.
-targets=$(cd "$here/repro" && for covered in false true; do
-  for d in */; do
-    [ -f "$d/spec.toml" ] || continue
-    if grep -q ',measured,smoke,cuda,' "$d/expected.csv" 2>/dev/null; then has=true; else has=false; fi
-    [ "$has" = "$covered" ] && printf '%s ' "${d%/}"
-  done
-done)
+targets=$(cd "$here/repro" && {
+  for d in */; do [ -f "$d/spec.toml" ] && ! has_cuda_snapshot "$d" && printf '%s ' "${d%/}"; done
+  for d in */; do [ -f "$d/spec.toml" ] && has_cuda_snapshot "$d" && printf '%s ' "${d%/}"; done
+})
 # The snapshots --record writes go into the results' copy of the targets.
 rm -rf "$results/repro"
 cp -r "$here/repro" "$results/repro"
@@ -90,7 +89,7 @@ step bench-packed 95 "${lth[@]}" bench --suite packed --copies 1,8,16 --device "
 # RESULTS/smoke/<target>.txt and one line (exit status, closing line) on stdout.
 smoke_one() {
   local t=$1 record=() code
-  grep -q ',measured,smoke,cuda,' "$results/repro/$t/expected.csv" 2>/dev/null || record=(--record)
+  has_cuda_snapshot "$results/repro/$t" || record=(--record)
   "${lth[@]}" repro "$t" --check ${record[@]+"${record[@]}"} --threads "$threads" \
     --out "$results/reports" "${common[@]}" > "$results/smoke/$t.txt" 2>&1
   code=$?
@@ -101,7 +100,7 @@ smoke_one() {
 mkdir -p "$results/smoke"
 # xargs exits 123 when any target's run did not exit 0.
 step smoke 260 xargs -P "$parallel" -n 1 bash -c \
-  "$(declare -p lth common results threads); $(declare -f smoke_one); smoke_one \"\$1\"" _ \
+  "$(declare -p lth common results threads); $(declare -f has_cuda_snapshot smoke_one); smoke_one \"\$1\"" _ \
   <<< "$targets"
 echo "gpu-check on $device: $(( $(date +%s) - started )) s in all; results in $results" \
   | tee -a "$results/steps.txt"
